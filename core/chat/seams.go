@@ -1,0 +1,128 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// This file holds the seams between the chat server and the packages that
+// plug into it. The chat server (this package) owns rooms, members and
+// fan-out; it depends only on these interfaces. Package scripting implements
+// Hooks, package store implements History, and cmd/moonchat wires them
+// together from config.toml. Neither implementation is imported here.
+
+// Message is one chat message as it flows through hooks, history and
+// fan-out. A Message is immutable once History.Append has returned.
+type Message struct {
+	// ID is the room's sequence number, assigned by History.Append. IDs of a
+	// room increase strictly, across restarts too; 0 means "not stored yet".
+	ID   uint64
+	Room string
+	User string
+	Text string
+	// Time is when the server accepted the message (UTC).
+	Time time.Time
+}
+
+// User identifies one connected member. SessionID is unique for the life of
+// the process and stable across renames; Name is unique within Room.
+type User struct {
+	SessionID uint64
+	Name      string
+	Room      string
+	// Addr is the remote address (host:port) of the connection.
+	Addr string
+}
+
+// JoinResult is what Hooks.Join decides about a newcomer.
+type JoinResult struct {
+	// Name replaces the requested name when non-empty. The chat server still
+	// makes it unique in the room (numeric suffix) and validates it.
+	Name string
+	// Refuse turns the newcomer away before anyone sees them; Reason is
+	// shown to them and sent as the close reason (close code 1008).
+	Refuse bool
+	Reason string
+}
+
+// MessageResult is what Hooks.Message decides about one message.
+type MessageResult struct {
+	// Text replaces the message text when Replace is true.
+	Text    string
+	Replace bool
+	// Drop keeps the message out of the room and out of history. A non-empty
+	// Reason is sent to the sender alone as a notice.
+	Drop   bool
+	Reason string
+}
+
+// Hooks lets scripts see and change what happens in rooms. The chat server
+// calls them on the room's ordering goroutine, one call at a time per room;
+// an implementation serving several rooms must serialise itself.
+//
+// An implementation enforces its own time limit; the chat server passes a
+// context that is cancelled when the server shuts down. A hook that fails
+// must behave as if it had returned the zero result.
+type Hooks interface {
+	// Join runs before anyone sees the newcomer.
+	Join(ctx context.Context, u User) JoinResult
+	// Message runs for every chat message (including "/command" texts)
+	// before it is stored and broadcast.
+	Message(ctx context.Context, u User, m *Message) MessageResult
+	// Leave runs after the member has left the room.
+	Leave(ctx context.Context, u User)
+	// Rename runs after a member's name changed from old to u.Name.
+	Rename(ctx context.Context, u User, old string)
+}
+
+// Host is what the chat server offers to hooks: the functions behind the
+// Lua chat.* API. Every method is safe to call from inside a hook call (on a
+// room's goroutine) and from any other goroutine; none of them waits for a
+// room's goroutine, so a hook can never deadlock the server through them.
+// Methods that act on a member take its SessionID and return ErrNoSuchUser
+// when that member has gone.
+type Host interface {
+	// Send delivers a notice ("* TEXT" in plain text, a "system" event in
+	// JSON) to one member only.
+	Send(sessionID uint64, text string) error
+	// Broadcast delivers a system notice to every member of room. It is not
+	// stored in history.
+	Broadcast(room, text string) error
+	// Rename changes a member's name (validated and made unique in the
+	// room) and announces it; it returns the name actually given.
+	Rename(sessionID uint64, newName string) (string, error)
+	// Kick closes a member's connection with close code 1000 after sending
+	// reason as a notice (when non-empty).
+	Kick(sessionID uint64, reason string) error
+	// Users lists the members of room, in join order.
+	Users(room string) []User
+	// Rooms lists the rooms that have at least one member, sorted by name.
+	Rooms() []string
+	// History returns up to n of room's most recent stored messages, oldest
+	// first. It returns ErrNoHistory when the server runs without a store.
+	History(room string, n int) ([]Message, error)
+	// Redact deletes a stored message for good and tells the room's live
+	// members so that pages can hide it.
+	Redact(room string, id uint64) error
+}
+
+// History stores every message before it is broadcast and serves it back.
+// Implementations must be safe for concurrent use.
+type History interface {
+	// Append stores msgs durably, assigning each its room's next ID (in
+	// slice order), and returns only once they are on disk. Concurrent
+	// calls should be grouped into one commit.
+	Append(ctx context.Context, msgs []*Message) error
+	// Recent returns up to n of room's newest messages, oldest first.
+	Recent(room string, n int) ([]Message, error)
+	// Before returns up to n messages of room with ID < before, oldest
+	// first (the n newest of them).
+	Before(room string, before uint64, n int) ([]Message, error)
+	// After returns up to n messages of room with ID > after, oldest first.
+	// Complete is false when retention or redaction already removed some of
+	// the messages right after `after` (the caller must report a gap), and
+	// More is true when further messages exist beyond the n returned.
+	After(room string, after uint64, n int) (msgs []Message, complete, more bool, err error)
+	// Redact deletes one message for good; it reports whether it existed.
+	Redact(room string, id uint64) (bool, error)
+}
