@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// documentedDefaults is the table of BRIEF.md / config.toml comments. The
+// test below proves that the embedded config.toml says exactly this, so the
+// shipped file, the built-in defaults and the docs cannot drift apart.
+func documentedDefaults() *Config {
+	return &Config{
+		Server: ServerConfig{
+			Listen:           "127.0.0.1:8080",
+			AllowedOrigins:   []string{},
+			MaxMessageBytes:  65536,
+			MaxConnections:   10000,
+			HandshakeTimeout: Duration(10 * time.Second),
+			PingInterval:     Duration(30 * time.Second),
+			PingTimeout:      Duration(10 * time.Second),
+			IdleTimeout:      0,
+			WriteTimeout:     Duration(10 * time.Second),
+			MaxQueueBytes:    1048576,
+			CloseTimeout:     Duration(5 * time.Second),
+			ShutdownTimeout:  Duration(5 * time.Second),
+			LegacyHixie76:    false,
+			Pprof:            "",
+		},
+		Chat: ChatConfig{
+			DefaultRoom:   "lobby",
+			MaxNameLength: 24,
+			MaxRooms:      1000,
+			FloodRate:     10,
+			FloodBurst:    20,
+			MaxTextBytes:  4096,
+		},
+		Store: StoreConfig{
+			Path:          "data/moonchat.db",
+			Replay:        50,
+			MaxPerRoom:    0,
+			MaxAge:        0,
+			PruneInterval: Duration(time.Minute),
+			APILimit:      500,
+		},
+		Scripting: ScriptingConfig{
+			Dir:         "scripts",
+			HookTimeout: Duration(100 * time.Millisecond),
+			Enabled:     true,
+		},
+		Source: builtinSource,
+	}
+}
+
+func TestEmbeddedDefaultsAreDocumented(t *testing.T) {
+	got, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := documentedDefaults(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("embedded config.toml:\n got %+v\nwant %+v", got, want)
+	}
+	if err := validateConfig(got, "config.toml"); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+// TestShippedConfigIsEmbedded checks that the repository's config.toml is
+// the one embedded (go:embed reads it at build time; this catches a build
+// from a stale cache or a second copy).
+func TestShippedConfigIsEmbedded(t *testing.T) {
+	onDisk, err := os.ReadFile("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := documentedDefaults()
+	want.Source = "../../config.toml"
+	want.Store.Path = "../../data/moonchat.db"
+	want.Scripting.Dir = "../../scripts"
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("shipped config.toml (%d bytes):\n got %+v\nwant %+v", len(onDisk), cfg, want)
+	}
+}
+
+// TestEveryKeyDocumented: each key line of the shipped file is preceded by
+// a comment line (or belongs to a group under one comment).
+func TestEveryKeyDocumented(t *testing.T) {
+	data, err := os.ReadFile("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	keys := 0
+	for i, l := range lines {
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "[") {
+			continue
+		}
+		keys++
+		prev := ""
+		if i > 0 {
+			prev = lines[i-1]
+		}
+		if !strings.HasPrefix(prev, "#") && !strings.Contains(prev, " = ") {
+			t.Errorf("line %d %q: no comment above it", i+1, l)
+		}
+	}
+	if keys != 29 {
+		t.Errorf("%d keys in config.toml, BRIEF.md documents 29", keys)
+	}
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigOverlay(t *testing.T) {
+	p := writeConfig(t, `
+[server]
+listen = "127.0.0.1:0"
+allowed_origins = ["https://chat.example.com", "http://*.example.org:8080"]
+ping_interval = "0s"
+[chat]
+flood_rate = 0.5
+[store]
+path = "hist.db"
+`)
+	cfg, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := documentedDefaults()
+	want.Source = p
+	want.Server.Listen = "127.0.0.1:0"
+	want.Server.AllowedOrigins = []string{"https://chat.example.com", "http://*.example.org:8080"}
+	want.Server.PingInterval = 0
+	want.Chat.FloodRate = 0.5
+	want.Store.Path = filepath.Join(filepath.Dir(p), "hist.db")
+	want.Scripting.Dir = filepath.Join(filepath.Dir(p), "scripts")
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	// An explicit -config that does not exist is an error...
+	_, err := loadConfig(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing explicit file: err = %v", err)
+	}
+	// ...while no ./config.toml means the built-in defaults.
+	t.Chdir(t.TempDir())
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source != builtinSource || !reflect.DeepEqual(cfg, documentedDefaults()) {
+		t.Fatalf("no config.toml: got %+v", cfg)
+	}
+	// A ./config.toml in the working directory is picked up.
+	if err := os.WriteFile("config.toml", []byte("[chat]\ndefault_room = \"hall\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source != "config.toml" || cfg.Chat.DefaultRoom != "hall" || cfg.Store.Path != "data/moonchat.db" {
+		t.Fatalf("./config.toml: got %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		want       []string // each must appear in the error text
+	}{
+		{"unknown key", "[chat]\nflod_rate = 3\n",
+			[]string{"config.toml: unknown key [chat] flod_rate", "did you mean flood_rate?"}},
+		{"unknown key no suggestion", "[store]\ncompression = true\n",
+			[]string{"config.toml: unknown key [store] compression"}},
+		{"unknown section", "[servre]\nlisten = \":1\"\n",
+			[]string{"config.toml: unknown section [servre]", "did you mean server?"}},
+		{"key outside a section", "listen = \":1\"\n",
+			[]string{"config.toml: unknown section [listen]"}},
+		{"section not a table", "server = 3\n",
+			[]string{"config.toml: [server]: must be a table, got integer 3"}},
+		{"case matters", "[server]\nListen = \":1\"\n",
+			[]string{"unknown key [server] Listen", "did you mean listen?"}},
+		{"nested table", "[server.tls]\ncert = \"x\"\n",
+			[]string{"unknown key [server] tls"}},
+		{"bad duration", "[server]\nping_interval = \"3x\"\n",
+			[]string{`config.toml: [server] ping_interval: invalid duration "3x"`}},
+		{"duration as number", "[server]\nping_interval = 30\n",
+			[]string{`config.toml: [server] ping_interval: want a duration string such as "30s", got integer 30`}},
+		{"negative duration", "[store]\nmax_age = \"-1h\"\n",
+			[]string{`config.toml: [store] max_age: must not be negative, got "-1h0m0s"`}},
+		{"zero timeout", "[scripting]\nhook_timeout = \"0s\"\n",
+			[]string{`config.toml: [scripting] hook_timeout: must be positive`}},
+		{"bad number", "[server]\nmax_connections = \"many\"\n",
+			[]string{`config.toml: [server] max_connections: want an integer, got string "many"`}},
+		{"float for int", "[chat]\nmax_rooms = 1.5\n",
+			[]string{`config.toml: [chat] max_rooms: want an integer, got float 1.5`}},
+		{"negative number", "[store]\nmax_per_room = -1\n",
+			[]string{`config.toml: [store] max_per_room: must be at least 0, got -1`}},
+		{"zero connections", "[server]\nmax_connections = 0\n",
+			[]string{`[server] max_connections: must be at least 1, got 0`}},
+		{"replay over cap", "[store]\nreplay = 501\n",
+			[]string{`config.toml: [store] replay: must be between 0 and 500, got 501`}},
+		{"api_limit cap", "[store]\napi_limit = 100000\n",
+			[]string{`[store] api_limit: must be between 1 and 10000, got 100000`}},
+		{"bool as string", "[scripting]\nenabled = \"yes\"\n",
+			[]string{`config.toml: [scripting] enabled: want true or false, got string "yes"`}},
+		{"bad port", "[server]\nlisten = \"127.0.0.1:70000\"\n",
+			[]string{`config.toml: [server] listen: invalid port "70000"`}},
+		{"no port", "[server]\nlisten = \"localhost\"\n",
+			[]string{`config.toml: [server] listen: invalid address "localhost"`}},
+		{"bad pprof", "[server]\npprof = \"6060\"\n",
+			[]string{`config.toml: [server] pprof: invalid address "6060"`}},
+		{"bad origin", "[server]\nallowed_origins = [\"chat.example.com\"]\n",
+			[]string{`config.toml: [server] allowed_origins: invalid origin "chat.example.com"`}},
+		{"origin with path", "[server]\nallowed_origins = [\"https://x.com/chat\"]\n",
+			[]string{`[server] allowed_origins: invalid origin "https://x.com/chat"`}},
+		{"star not alone", "[server]\nallowed_origins = [\"*\", \"https://x.com\"]\n",
+			[]string{`[server] allowed_origins: "*" allows every origin: it must be the only entry`}},
+		{"origins not strings", "[server]\nallowed_origins = [1]\n",
+			[]string{`[server] allowed_origins: want an array of strings, got an array`}},
+		{"bad default_room", "[chat]\ndefault_room = \"the lobby\"\n",
+			[]string{`config.toml: [chat] default_room: invalid room name "the lobby"`}},
+		{"empty default_room", "[chat]\ndefault_room = \"\"\n",
+			[]string{`config.toml: [chat] default_room: invalid room name ""`}},
+		{"long default_room", "[chat]\ndefault_room = \"" + strings.Repeat("a", 33) + "\"\n",
+			[]string{`[chat] default_room: invalid room name`}},
+		{"negative flood", "[chat]\nflood_rate = -1\n",
+			[]string{`[chat] flood_rate: must be 0 (off) or a positive number, got -1`}},
+		{"text over message", "[chat]\nmax_text_bytes = 70000\n",
+			[]string{`[chat] max_text_bytes: must be between 1 and 65536, got 70000`}},
+		{"syntax error", "[server\nlisten = 1\n",
+			[]string{"config.toml: line 2: expected"}},
+		{"every problem reported", "[server]\nping_interval = \"3x\"\nmax_connections = -2\n[chat]\nflod_rate = 1\n",
+			[]string{`[server] ping_interval: invalid duration "3x"`, "[server] max_connections: must be at least 1",
+				"unknown key [chat] flod_rate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			if err := os.WriteFile("config.toml", []byte(tt.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig("")
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.toml)
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Errorf("error is not ErrConfig: %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	var d Duration
+	if err := d.UnmarshalText([]byte("1m30s")); err != nil || d.D() != 90*time.Second {
+		t.Fatalf("got %v, %v", d.D(), err)
+	}
+	b, _ := d.MarshalText()
+	if string(b) != "1m30s" {
+		t.Fatalf("MarshalText = %q", b)
+	}
+	if err := d.UnmarshalText([]byte("soon")); err == nil || !strings.Contains(err.Error(), `invalid duration "soon"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
