@@ -1,0 +1,638 @@
+// moonchat chat page: speaks the JSON subprotocol "moonchat.v1" (see
+// docs/protocol.md). Plain modern JS, no framework, no build step.
+//
+// Safety rule for this file: user-supplied data (names, texts, reasons) only
+// ever reaches the DOM through textContent / Text nodes / validated hrefs;
+// it is never parsed as HTML.
+(() => {
+  'use strict';
+
+  const PROTOCOL = 'moonchat.v1';
+  const HISTORY_PAGE = 50; // messages asked for per scroll-up page
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  const NAME_MAX = 24; // [chat] max_name_length default; the server has the last word
+  const ROOM_RE = /^[A-Za-z0-9._-]{1,32}$/;
+  // Mirrors the server's rule: no control characters, no white space, no ':',
+  // not starting with '*'.
+  const NAME_BAD_RE = /[\p{Cc}\s:]/u;
+  const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
+  const KEY_NAME = 'moonchat.name';
+  const KEY_ROOM = 'moonchat.room';
+  const KEY_JOINED = 'moonchat.joined'; // sessionStorage: this tab was in a room
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    app: $('app'),
+    status: $('status'),
+    roomTitle: $('room-title'),
+    me: $('me'),
+    meName: $('me-name'),
+    leave: $('leave'),
+    joinView: $('join-view'),
+    joinForm: $('join-form'),
+    joinName: $('join-name'),
+    joinRoom: $('join-room'),
+    joinError: $('join-error'),
+    chatView: $('chat-view'),
+    scroller: $('scroller'),
+    older: $('older'),
+    messages: $('messages'),
+    composer: $('composer'),
+    text: $('text'),
+    send: $('send'),
+    presence: $('presence'),
+    peopleCount: $('people-count'),
+  };
+
+  // All mutable page state lives here, in one place.
+  const S = {
+    ws: null,          // the current WebSocket, or null
+    joined: false,     // the user wants to be in S.room (reconnect while true)
+    online: false,     // welcome received on the current socket
+    room: '',
+    wantName: '',      // the name we ask for when (re)connecting
+    myName: '',        // the name the server gave us
+    ownNames: new Set(), // every name this tab had, to mark own messages
+    byId: new Map(),   // message id -> <li>, for de-duplication and redaction
+    lastId: 0,         // newest message id seen (resume point)
+    oldestId: 0,       // oldest message id shown (scroll-up point)
+    moreOlder: false,  // the server said older messages exist
+    loadingOlder: false,
+    lastError: '',     // text of the last error event, used as a close reason
+    attempt: 0,        // reconnect attempts since the last welcome
+    retryTimer: 0,
+    countdownTimer: 0,
+    retryAt: 0,
+    unread: 0,
+  };
+
+  // ---- small helpers -------------------------------------------------------
+
+  function store(kind, key, value) {
+    try {
+      const s = kind === 'session' ? sessionStorage : localStorage;
+      if (value === null) s.removeItem(key); else s.setItem(key, value);
+    } catch { /* storage disabled: defaults just are not remembered */ }
+  }
+
+  function load(kind, key) {
+    try {
+      return (kind === 'session' ? sessionStorage : localStorage).getItem(key) || '';
+    } catch {
+      return '';
+    }
+  }
+
+  function pad2(n) {
+    return String(n).padStart(2, '0');
+  }
+
+  function parseTime(ts) {
+    const d = ts ? new Date(ts) : new Date();
+    return Number.isNaN(d.getTime()) ? new Date() : d;
+  }
+
+  function timeEl(ts) {
+    const d = parseTime(ts);
+    const t = document.createElement('time');
+    t.dateTime = d.toISOString();
+    t.textContent = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    t.title = d.toLocaleString();
+    return t;
+  }
+
+  // A stable hue per name, so people are easy to tell apart.
+  function hue(name) {
+    let h = 0;
+    for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+    return h % 360;
+  }
+
+  // fillText appends text to node, turning http(s) URLs into links. Only
+  // Text nodes and anchors with a checked scheme are created.
+  function fillText(node, text) {
+    let last = 0;
+    for (const m of text.matchAll(URL_RE)) {
+      const url = m[0].replace(/[.,;:!?)\]}]+$/, '');
+      if (m.index > last) node.append(text.slice(last, m.index));
+      const a = document.createElement('a');
+      a.href = url;
+      a.textContent = url;
+      a.rel = 'noopener noreferrer nofollow ugc';
+      a.target = '_blank';
+      node.append(a);
+      last = m.index + url.length;
+    }
+    if (last < text.length) node.append(text.slice(last));
+  }
+
+  function nearBottom() {
+    const s = el.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    el.scroller.scrollTop = el.scroller.scrollHeight;
+  }
+
+  // ---- rendering -----------------------------------------------------------
+
+  function messageEl(m) {
+    const li = document.createElement('li');
+    li.className = 'msg';
+    if (m.id) li.dataset.id = String(m.id);
+    const user = String(m.user ?? '');
+    li.dataset.user = user;
+    if (S.ownNames.has(user)) li.classList.add('own');
+    const who = document.createElement('span');
+    who.className = 'user';
+    who.textContent = user;
+    who.style.setProperty('--hue', String(hue(user)));
+    const text = document.createElement('span');
+    text.className = 'text';
+    fillText(text, String(m.text ?? ''));
+    li.append(timeEl(m.ts), who, text);
+    return li;
+  }
+
+  function noticeEl(kind, text, ts) {
+    const li = document.createElement('li');
+    li.className = `notice ${kind}`;
+    const span = document.createElement('span');
+    span.className = 'text';
+    span.textContent = text;
+    li.append(timeEl(ts), span);
+    return li;
+  }
+
+  function track(m, li) {
+    const id = Number(m.id) || 0;
+    if (id <= 0) return;
+    S.byId.set(id, li);
+    if (id > S.lastId) S.lastId = id;
+    if (S.oldestId === 0 || id < S.oldestId) S.oldestId = id;
+  }
+
+  // known reports whether message m is already on the page (ids are unique
+  // within a room; 0 means "not stored", which we never de-duplicate).
+  function known(m) {
+    const id = Number(m.id) || 0;
+    return id > 0 && S.byId.has(id);
+  }
+
+  function appendItems(items, forceScroll) {
+    if (items.length === 0) return;
+    const stick = forceScroll || nearBottom();
+    el.messages.append(...items);
+    if (stick) scrollToBottom();
+    if (document.hidden) {
+      S.unread += items.filter((li) => li.classList.contains('msg')).length;
+      updateTitle();
+    }
+  }
+
+  function appendMessages(list) {
+    const items = [];
+    let own = false;
+    for (const m of list) {
+      if (known(m)) continue;
+      const li = messageEl(m);
+      track(m, li);
+      if (li.classList.contains('own')) own = true;
+      items.push(li);
+    }
+    appendItems(items, own);
+  }
+
+  function notice(kind, text, ts) {
+    appendItems([noticeEl(kind, text, ts)], false);
+  }
+
+  // prependMessages inserts an older page above what is shown, keeping the
+  // messages the user is looking at in place.
+  function prependMessages(list) {
+    const frag = document.createDocumentFragment();
+    for (const m of list) {
+      if (known(m)) continue;
+      const li = messageEl(m);
+      track(m, li);
+      frag.append(li);
+    }
+    const s = el.scroller;
+    const fromBottom = s.scrollHeight - s.scrollTop;
+    el.messages.prepend(frag);
+    s.scrollTop = s.scrollHeight - fromBottom;
+  }
+
+  function renderPresence(users) {
+    const items = users.map((name) => {
+      const li = document.createElement('li');
+      const dot = document.createElement('span');
+      dot.className = 'dot';
+      dot.style.setProperty('--hue', String(hue(name)));
+      dot.setAttribute('aria-hidden', 'true');
+      const n = document.createElement('span');
+      n.className = 'name';
+      n.textContent = name;
+      li.append(dot, n);
+      if (name === S.myName) {
+        li.classList.add('self');
+        const you = document.createElement('span');
+        you.className = 'you';
+        you.textContent = '(you)';
+        li.append(you);
+      }
+      return li;
+    });
+    el.presence.replaceChildren(...items);
+    el.peopleCount.textContent = `(${users.length})`;
+  }
+
+  function updateOlder() {
+    el.older.hidden = !S.moreOlder;
+    el.older.disabled = S.loadingOlder || !S.online;
+    el.older.textContent = S.loadingOlder ? 'Loading older messages…' : 'Load older messages';
+  }
+
+  function updateMe() {
+    el.me.hidden = !S.myName;
+    el.meName.textContent = S.myName;
+    el.roomTitle.hidden = !S.room;
+    el.roomTitle.textContent = S.room ? `#${S.room}` : '';
+    // Re-mark: a rename may have made earlier messages "own".
+    for (const li of el.messages.querySelectorAll('li.msg')) {
+      li.classList.toggle('own', S.ownNames.has(li.dataset.user));
+    }
+    for (const li of el.presence.children) {
+      const name = li.querySelector('.name')?.textContent;
+      li.classList.toggle('self', name === S.myName);
+    }
+  }
+
+  function updateTitle() {
+    const base = S.room ? `#${S.room} — moonchat` : 'moonchat';
+    document.title = S.unread > 0 ? `(${S.unread}) ${base}` : base;
+  }
+
+  function setStatus(state, text) {
+    el.status.dataset.state = state;
+    el.status.textContent = text;
+    el.app.dataset.conn = state;
+    const usable = state === 'online';
+    el.send.disabled = !usable;
+    updateOlder();
+  }
+
+  function showView(view) {
+    el.app.dataset.view = view;
+    el.joinView.hidden = view !== 'join';
+    el.chatView.hidden = view !== 'chat';
+    el.leave.hidden = view !== 'chat';
+  }
+
+  // ---- connection ----------------------------------------------------------
+
+  function wsURL() {
+    const params = new URLSearchParams();
+    params.set('name', S.wantName);
+    if (S.lastId > 0) params.set('since', String(S.lastId));
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}/chat/${encodeURIComponent(S.room)}?${params}`;
+  }
+
+  function connect() {
+    clearRetry();
+    S.online = false;
+    S.lastError = '';
+    setStatus('connecting', 'connecting…');
+    let ws;
+    try {
+      ws = new WebSocket(wsURL(), PROTOCOL);
+    } catch (err) {
+      notice('error', `cannot connect: ${err.message}`);
+      scheduleRetry();
+      return;
+    }
+    S.ws = ws;
+    ws.onopen = () => {
+      if (S.ws !== ws) return;
+      if (ws.protocol !== PROTOCOL) {
+        notice('error', 'the server does not speak moonchat.v1');
+        ws.close(1000, 'protocol');
+      }
+    };
+    ws.onmessage = (ev) => {
+      if (S.ws === ws) handleFrame(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (S.ws !== ws) return;
+      S.ws = null;
+      onClosed(ev);
+    };
+  }
+
+  function sendJSON(obj) {
+    if (!S.ws || S.ws.readyState !== WebSocket.OPEN || !S.online) return false;
+    S.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  function onClosed(ev) {
+    const wasOnline = S.online;
+    S.online = false;
+    S.loadingOlder = false;
+    if (!S.joined) {
+      setStatus('idle', 'not connected');
+      return;
+    }
+    if (ev.code === 1000 || ev.code === 1008) {
+      // Quit, kicked or refused: reconnecting would only repeat it.
+      const reason = ev.reason || S.lastError ||
+        (ev.code === 1000 ? 'the server closed the connection' : 'refused by the server');
+      S.joined = false;
+      store('session', KEY_JOINED, null);
+      setStatus('closed', `disconnected: ${reason}`);
+      notice('local', `Disconnected: ${reason}`);
+      el.joinError.textContent = reason;
+      showView('join');
+      el.joinName.focus();
+      return;
+    }
+    if (wasOnline) {
+      notice('local', `Connection lost${ev.code && ev.code !== 1006 ? ` (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})` : ''}. Reconnecting…`);
+    }
+    scheduleRetry();
+  }
+
+  // backoff gives the delay before reconnect attempt n (0-based): doubling
+  // from BACKOFF_MIN_MS up to BACKOFF_MAX_MS, with "equal jitter" so that a
+  // restarted server is not hit by every page at the same instant.
+  function backoff(n) {
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(n, 10));
+    return cap / 2 + Math.random() * (cap / 2);
+  }
+
+  function scheduleRetry() {
+    clearRetry();
+    const delay = backoff(S.attempt++);
+    S.retryAt = Date.now() + delay;
+    const tick = () => {
+      const secs = Math.max(1, Math.ceil((S.retryAt - Date.now()) / 1000));
+      setStatus('reconnecting', `reconnecting in ${secs}s`);
+    };
+    tick();
+    S.countdownTimer = setInterval(tick, 1000);
+    S.retryTimer = setTimeout(connect, delay);
+  }
+
+  function clearRetry() {
+    clearTimeout(S.retryTimer);
+    clearInterval(S.countdownTimer);
+    S.retryTimer = 0;
+    S.countdownTimer = 0;
+  }
+
+  // ---- protocol events -----------------------------------------------------
+
+  function handleFrame(data) {
+    if (typeof data !== 'string') return;
+    let ev;
+    try {
+      ev = JSON.parse(data);
+    } catch {
+      return; // not ours to render; the server only sends JSON on moonchat.v1
+    }
+    if (!ev || typeof ev !== 'object') return;
+    switch (ev.type) {
+      case 'welcome': onWelcome(ev); break;
+      case 'history': onHistory(ev); break;
+      case 'message': appendMessages([ev]); break;
+      case 'system': notice('system', String(ev.text ?? ''), ev.ts); break;
+      case 'presence': renderPresence(Array.isArray(ev.users) ? ev.users.map(String) : []); break;
+      case 'rename': onRename(ev); break;
+      case 'redact': onRedact(ev); break;
+      case 'gap': onGap(ev); break;
+      case 'error': onError(ev); break;
+      default: break; // newer server, older page: ignore what we do not know
+    }
+  }
+
+  function onWelcome(ev) {
+    S.online = true;
+    S.attempt = 0;
+    if (ev.room) S.room = String(ev.room);
+    S.myName = String(ev.user ?? '');
+    S.ownNames.add(S.myName);
+    el.joinError.textContent = '';
+    setStatus('online', 'online');
+    updateMe();
+    updateTitle();
+  }
+
+  function onHistory(ev) {
+    const msgs = Array.isArray(ev.messages) ? ev.messages : [];
+    if (ev.reason === 'before') {
+      prependMessages(msgs);
+      S.moreOlder = Boolean(ev.more);
+      S.loadingOlder = false;
+    } else {
+      // "join" or "since": these follow what is shown. The first join of a
+      // room also tells us whether there is older history to page through.
+      const first = S.oldestId === 0;
+      appendMessages(msgs);
+      if (ev.reason === 'join' && first) S.moreOlder = Boolean(ev.more);
+      if (ev.reason === 'join') scrollToBottom();
+    }
+    updateOlder();
+    fillIfShort();
+  }
+
+  function onRename(ev) {
+    const oldName = String(ev.old ?? '');
+    const newName = String(ev.new ?? '');
+    if (oldName && oldName === S.myName) {
+      S.myName = newName;
+      S.wantName = newName;
+      S.ownNames.add(newName);
+      store('local', KEY_NAME, newName);
+      if (S.joined) store('session', KEY_JOINED, JSON.stringify({ name: newName, room: S.room }));
+      updateMe();
+    }
+  }
+
+  function onRedact(ev) {
+    const li = S.byId.get(Number(ev.id));
+    if (li) {
+      li.hidden = true;
+      li.classList.add('redacted');
+    }
+  }
+
+  function onGap(ev) {
+    const after = Number(ev.after) || 0;
+    const first = Number(ev.first) || 0;
+    const n = first - after - 1;
+    const what = n > 0 ? `${n} message${n === 1 ? '' : 's'}` : 'Some messages';
+    notice('gap', `${what} sent while you were away expired and cannot be shown.`);
+  }
+
+  function onError(ev) {
+    const text = String(ev.text ?? ev.code ?? 'error');
+    S.lastError = text;
+    const li = noticeEl('error', text);
+    if (ev.code) li.dataset.code = String(ev.code);
+    appendItems([li], true);
+  }
+
+  // ---- history paging --------------------------------------------------------
+
+  function requestOlder() {
+    if (!S.moreOlder || S.loadingOlder || S.oldestId <= 0) return;
+    if (sendJSON({ type: 'history', before: S.oldestId, limit: HISTORY_PAGE })) {
+      S.loadingOlder = true;
+      updateOlder();
+    }
+  }
+
+  // fillIfShort pages in older history while the list does not fill the
+  // screen (there is no scrollbar to pull in that case). It stops as soon as
+  // the server says there is nothing older.
+  function fillIfShort() {
+    const s = el.scroller;
+    if (S.moreOlder && s.scrollHeight <= s.clientHeight + 4) requestOlder();
+  }
+
+  // ---- user actions ------------------------------------------------------------
+
+  function validName(name) {
+    if (!name) return 'Pick a name.';
+    if ([...name].length > NAME_MAX) return `Names have at most ${NAME_MAX} characters.`;
+    if (NAME_BAD_RE.test(name)) return 'Names cannot contain spaces or ":".';
+    if (name.startsWith('*')) return 'Names cannot start with "*".';
+    return '';
+  }
+
+  function join(name, room) {
+    if (room !== S.room) {
+      // A different room: start from a clean slate.
+      el.messages.replaceChildren();
+      el.presence.replaceChildren();
+      S.byId.clear();
+      S.lastId = 0;
+      S.oldestId = 0;
+      S.moreOlder = false;
+    }
+    S.room = room;
+    S.wantName = name;
+    S.joined = true;
+    S.attempt = 0;
+    S.unread = 0;
+    store('local', KEY_NAME, name);
+    store('local', KEY_ROOM, room);
+    // Per tab, so that two tabs of one browser each rejoin as themselves.
+    store('session', KEY_JOINED, JSON.stringify({ name, room }));
+    history.replaceState(null, '', `${location.pathname}${location.search}#${room}`);
+    el.joinError.textContent = '';
+    updateMe();
+    updateTitle();
+    showView('chat');
+    connect();
+    el.text.focus();
+  }
+
+  function leave() {
+    S.joined = false;
+    store('session', KEY_JOINED, null);
+    clearRetry();
+    const ws = S.ws;
+    S.ws = null;
+    S.online = false;
+    if (ws) ws.close(1000, 'leaving');
+    S.myName = '';
+    updateMe();
+    setStatus('idle', 'not connected');
+    showView('join');
+    el.joinName.focus();
+  }
+
+  el.joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = el.joinName.value.trim();
+    const room = el.joinRoom.value.trim() || 'lobby';
+    const bad = validName(name) || (ROOM_RE.test(room) ? '' : 'Rooms use 1–32 letters, digits, "-", "_" or ".".');
+    if (bad) {
+      el.joinError.textContent = bad;
+      (validName(name) ? el.joinName : el.joinRoom).focus();
+      return;
+    }
+    join(name, room);
+  });
+
+  el.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = el.text.value;
+    if (!text.trim()) return;
+    if (sendJSON({ type: 'message', text })) {
+      el.text.value = '';
+    } else {
+      notice('local', 'Not connected: your message was not sent (it is still in the box).');
+    }
+  });
+
+  el.leave.addEventListener('click', leave);
+  el.older.addEventListener('click', requestOlder);
+  el.scroller.addEventListener('scroll', () => {
+    if (el.scroller.scrollTop < 48) requestOlder();
+  }, { passive: true });
+
+  // Back online after a network outage: do not wait for the backoff.
+  window.addEventListener('online', () => {
+    if (S.joined && !S.ws) connect();
+  });
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && S.unread) {
+      S.unread = 0;
+      updateTitle();
+    }
+  });
+
+  // ---- start -------------------------------------------------------------------
+
+  // Defaults: "#ROOM" (or "#room=R&name=N") in the hash, ?room=&name= in the
+  // query, then what this browser used last time.
+  function defaults() {
+    const q = new URLSearchParams(location.search);
+    const rawHash = decodeURIComponent(location.hash.slice(1));
+    const h = rawHash.includes('=') ? new URLSearchParams(rawHash) : new URLSearchParams();
+    const hashRoom = rawHash && !rawHash.includes('=') ? rawHash : '';
+    return {
+      name: h.get('name') || q.get('name') || load('local', KEY_NAME),
+      room: h.get('room') || hashRoom || q.get('room') || load('local', KEY_ROOM) || 'lobby',
+    };
+  }
+
+  function rejoinTarget() {
+    try {
+      const t = JSON.parse(load('session', KEY_JOINED) || 'null');
+      if (t && typeof t.name === 'string' && typeof t.room === 'string' &&
+          !validName(t.name) && ROOM_RE.test(t.room)) return t;
+    } catch { /* ignore a damaged entry */ }
+    return null;
+  }
+
+  const d = defaults();
+  el.joinName.value = d.name;
+  el.joinRoom.value = d.room;
+  showView('join');
+  setStatus('idle', 'not connected');
+  // A reload of a tab that was in a room goes straight back in.
+  const again = rejoinTarget();
+  if (again) {
+    el.joinName.value = again.name;
+    el.joinRoom.value = again.room;
+    join(again.name, again.room);
+  } else {
+    (d.name ? el.joinRoom : el.joinName).focus();
+  }
+})();
