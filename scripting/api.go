@@ -1,0 +1,392 @@
+package scripting
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// chatTable builds the chat table of one script. Every function is a Go
+// closure over the script's name, which is how chat.kv finds its namespace
+// and chat.log its label, whoever later calls the function.
+func (st *state) chatTable(script string) *lua.LTable {
+	L := st.L
+	t := L.CreateTable(0, 20)
+	fns := map[string]lua.LGFunction{
+		"on":        func(L *lua.LState) int { return st.apiOn(L, script) },
+		"command":   func(L *lua.LState) int { return st.apiCommand(L, script) },
+		"every":     func(L *lua.LState) int { return st.apiEvery(L, script) },
+		"send":      st.apiSend,
+		"broadcast": st.apiBroadcast,
+		"rename":    st.apiRename,
+		"kick":      st.apiKick,
+		"users":     st.apiUsers,
+		"rooms":     st.apiRooms,
+		"history":   st.apiHistory,
+		"redact":    st.apiRedact,
+		"commands":  st.apiCommands,
+		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
+	}
+	for name, fn := range fns {
+		t.RawSetString(name, L.NewFunction(fn))
+	}
+	kv := L.CreateTable(0, 4)
+	kvFns := map[string]lua.LGFunction{
+		"get":    func(L *lua.LState) int { return st.apiKVGet(L, script) },
+		"set":    func(L *lua.LState) int { return st.apiKVSet(L, script) },
+		"delete": func(L *lua.LState) int { return st.apiKVDelete(L, script) },
+		"keys":   func(L *lua.LState) int { return st.apiKVKeys(L, script) },
+	}
+	for name, fn := range kvFns {
+		kv.RawSetString(name, L.NewFunction(fn))
+	}
+	t.RawSetString("kv", kv)
+	return t
+}
+
+// apiFuncs lists every function of the chat table, for the documentation
+// test (docs/lua.md must describe each of them).
+var apiFuncs = []string{
+	"on", "command", "every", "send", "broadcast", "rename", "kick", "users",
+	"rooms", "history", "redact", "commands", "log",
+	"kv.get", "kv.set", "kv.delete", "kv.keys",
+}
+
+// --- registration (only while scripts load) ---
+
+func (st *state) mustBeLoading(L *lua.LState, fname string) {
+	if !st.loading {
+		L.RaiseError("%s: can only be called while the script loads (at its top level)", fname)
+	}
+}
+
+// chat.on(event, fn [, priority])
+func (st *state) apiOn(L *lua.LState, script string) int {
+	st.mustBeLoading(L, "chat.on")
+	name := L.CheckString(1)
+	fn := L.CheckFunction(2)
+	prio := L.OptInt(3, 0)
+	for ev, n := range eventNames {
+		if n == name {
+			st.handlers[ev] = append(st.handlers[ev], handler{fn: fn, script: script, where: where(fn, script), prio: prio})
+			return 0
+		}
+	}
+	L.RaiseError("chat.on: unknown event %q (want join, message, leave or rename)", name)
+	return 0
+}
+
+// chat.command(name, fn [, help])
+func (st *state) apiCommand(L *lua.LState, script string) int {
+	st.mustBeLoading(L, "chat.command")
+	name := strings.ToLower(strings.TrimPrefix(L.CheckString(1), "/"))
+	fn := L.CheckFunction(2)
+	help := L.OptString(3, "")
+	if !validCommandName(name) {
+		L.RaiseError("chat.command: bad command name %q (a letter, then letters, digits, - or _)", name)
+	}
+	if old, ok := st.commands[name]; ok {
+		L.RaiseError("chat.command: /%s is already registered by %s", name, old.where)
+	}
+	st.commands[name] = &command{Command: Command{Name: name, Help: help, Script: script}, fn: fn, where: where(fn, script)}
+	return 0
+}
+
+func validCommandName(s string) bool {
+	if s == "" || len(s) > 32 || !isLetter(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !isLetter(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// chat.every(seconds, fn)
+func (st *state) apiEvery(L *lua.LState, script string) int {
+	st.mustBeLoading(L, "chat.every")
+	secs := float64(L.CheckNumber(1))
+	fn := L.CheckFunction(2)
+	if math.IsNaN(secs) || secs < minEvery || secs > 365*24*3600 {
+		L.RaiseError("chat.every: interval must be between %g seconds and a year, got %g", minEvery, secs)
+	}
+	st.timers = append(st.timers, timer{interval: time.Duration(secs * float64(time.Second)), fn: fn, script: script, where: where(fn, script)})
+	return 0
+}
+
+// --- arguments ---
+
+// checkSession accepts a user table (or any table with a session field,
+// such as a message) or a session number.
+func checkSession(L *lua.LState, n int, fname string) uint64 {
+	v := L.Get(n)
+	if t, ok := v.(*lua.LTable); ok {
+		v = t.RawGetString("session")
+	}
+	if num, ok := v.(lua.LNumber); ok && num >= 0 && float64(num) == math.Trunc(float64(num)) {
+		return uint64(num)
+	}
+	L.RaiseError("%s: argument #%d must be a user table or a session number, got %s", fname, n, L.Get(n).Type())
+	return 0
+}
+
+// checkText accepts a string or a number (converted) of at most max bytes.
+func checkText(L *lua.LState, n int, fname, what string, max int) string {
+	var s string
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		s = string(v)
+	case lua.LNumber:
+		s = v.String()
+	default:
+		L.RaiseError("%s: %s must be a string, got %s", fname, what, v.Type())
+	}
+	if len(s) > max {
+		L.RaiseError("%s: %s too long (%d bytes, at most %d)", fname, what, len(s), max)
+	}
+	return s
+}
+
+func raiseHost(L *lua.LState, fname string, err error) {
+	L.RaiseError("%s: %v", fname, err)
+}
+
+// --- chat functions ---
+
+// chat.send(user, text)
+func (st *state) apiSend(L *lua.LState) int {
+	id := checkSession(L, 1, "chat.send")
+	text := checkText(L, 2, "chat.send", "text", maxNoticeBytes)
+	if err := st.sh.hostOf().Send(id, text); err != nil {
+		raiseHost(L, "chat.send", err)
+	}
+	return 0
+}
+
+// chat.broadcast(room, text)
+func (st *state) apiBroadcast(L *lua.LState) int {
+	room := L.CheckString(1)
+	text := checkText(L, 2, "chat.broadcast", "text", maxNoticeBytes)
+	if err := st.sh.hostOf().Broadcast(room, text); err != nil {
+		raiseHost(L, "chat.broadcast", err)
+	}
+	return 0
+}
+
+// chat.rename(user, newname) -> name given
+func (st *state) apiRename(L *lua.LState) int {
+	id := checkSession(L, 1, "chat.rename")
+	name := checkText(L, 2, "chat.rename", "name", maxNameBytes)
+	got, err := st.sh.hostOf().Rename(id, name)
+	if err != nil {
+		raiseHost(L, "chat.rename", err)
+	}
+	L.Push(lua.LString(got))
+	return 1
+}
+
+// chat.kick(user [, reason])
+func (st *state) apiKick(L *lua.LState) int {
+	id := checkSession(L, 1, "chat.kick")
+	reason := ""
+	if L.Get(2) != lua.LNil {
+		reason = checkText(L, 2, "chat.kick", "reason", maxNoticeBytes)
+	}
+	if err := st.sh.hostOf().Kick(id, reason); err != nil {
+		raiseHost(L, "chat.kick", err)
+	}
+	return 0
+}
+
+// chat.users(room) -> array of user tables
+func (st *state) apiUsers(L *lua.LState) int {
+	room := L.CheckString(1)
+	users := st.sh.hostOf().Users(room)
+	t := L.CreateTable(len(users), 0)
+	for i, u := range users {
+		t.RawSetInt(i+1, userTable(L, u))
+	}
+	L.Push(t)
+	return 1
+}
+
+// chat.rooms() -> array of names
+func (st *state) apiRooms(L *lua.LState) int {
+	rooms := st.sh.hostOf().Rooms()
+	t := L.CreateTable(len(rooms), 0)
+	for i, r := range rooms {
+		t.RawSetInt(i+1, lua.LString(r))
+	}
+	L.Push(t)
+	return 1
+}
+
+// chat.history(room [, n]) -> array of {id, room, user, text, ts}
+func (st *state) apiHistory(L *lua.LState) int {
+	room := L.CheckString(1)
+	n := L.OptInt(2, 20)
+	if n < 0 {
+		n = 0
+	}
+	if n > maxHistory {
+		n = maxHistory
+	}
+	msgs, err := st.sh.hostOf().History(room, n)
+	if err != nil {
+		raiseHost(L, "chat.history", err)
+	}
+	t := L.CreateTable(len(msgs), 0)
+	for i, m := range msgs {
+		mt := L.CreateTable(0, 5)
+		mt.RawSetString("id", lua.LNumber(m.ID))
+		mt.RawSetString("room", lua.LString(m.Room))
+		mt.RawSetString("user", lua.LString(m.User))
+		mt.RawSetString("text", lua.LString(m.Text))
+		mt.RawSetString("ts", lua.LNumber(float64(m.Time.UnixMilli())/1000))
+		t.RawSetInt(i+1, mt)
+	}
+	L.Push(t)
+	return 1
+}
+
+// chat.redact(room, id)
+func (st *state) apiRedact(L *lua.LState) int {
+	room := L.CheckString(1)
+	id := L.CheckNumber(2)
+	if id < 1 || float64(id) != math.Trunc(float64(id)) {
+		L.RaiseError("chat.redact: bad message id %v", id)
+	}
+	if err := st.sh.hostOf().Redact(room, uint64(id)); err != nil {
+		raiseHost(L, "chat.redact", err)
+	}
+	return 0
+}
+
+// chat.commands() -> array of {name, help, script}, sorted by name
+func (st *state) apiCommands(L *lua.LState) int {
+	list := st.commandList()
+	t := L.CreateTable(len(list), 0)
+	for i, c := range list {
+		ct := L.CreateTable(0, 3)
+		ct.RawSetString("name", lua.LString(c.Name))
+		ct.RawSetString("help", lua.LString(c.Help))
+		ct.RawSetString("script", lua.LString(c.Script))
+		t.RawSetInt(i+1, ct)
+	}
+	L.Push(t)
+	return 1
+}
+
+// chat.log(...) and print(...): one info line, values joined by spaces.
+func (st *state) apiLog(L *lua.LState, script string) int {
+	var b strings.Builder
+	for i := 1; i <= L.GetTop(); i++ {
+		if i > 1 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(L.ToStringMeta(L.Get(i)).String())
+		if b.Len() > maxNoticeBytes {
+			break
+		}
+	}
+	s := b.String()
+	if len(s) > maxNoticeBytes {
+		s = s[:maxNoticeBytes]
+	}
+	st.sh.log.Info(s, "script", script)
+	return 0
+}
+
+// --- chat.kv ---
+
+func checkKey(L *lua.LState, fname string) string {
+	k := checkText(L, 1, fname, "key", maxKeyBytes)
+	if k == "" {
+		L.RaiseError("%s: empty key", fname)
+	}
+	return k
+}
+
+func (st *state) apiKVGet(L *lua.LState, script string) int {
+	k := checkKey(L, "chat.kv.get")
+	v, ok, err := st.sh.kv.Get(script, k)
+	if err != nil {
+		raiseHost(L, "chat.kv.get", err)
+	}
+	if !ok {
+		L.Push(lua.LNil)
+	} else {
+		L.Push(lua.LString(v))
+	}
+	return 1
+}
+
+func (st *state) apiKVSet(L *lua.LState, script string) int {
+	k := checkKey(L, "chat.kv.set")
+	if L.Get(2) == lua.LNil {
+		return st.apiKVDelete(L, script)
+	}
+	v := checkText(L, 2, "chat.kv.set", "value", maxValueBytes)
+	if err := st.sh.kv.Set(script, k, v); err != nil {
+		raiseHost(L, "chat.kv.set", err)
+	}
+	return 0
+}
+
+func (st *state) apiKVDelete(L *lua.LState, script string) int {
+	k := checkKey(L, "chat.kv.delete")
+	if err := st.sh.kv.Delete(script, k); err != nil {
+		raiseHost(L, "chat.kv.delete", err)
+	}
+	return 0
+}
+
+func (st *state) apiKVKeys(L *lua.LState, script string) int {
+	keys, err := st.sh.kv.Keys(script)
+	if err != nil {
+		raiseHost(L, "chat.kv.keys", err)
+	}
+	t := L.CreateTable(len(keys), 0)
+	for i, k := range keys {
+		t.RawSetInt(i+1, lua.LString(k))
+	}
+	L.Push(t)
+	return 1
+}
+
+// userTable is the Lua view of a member: {name, room, session, addr}.
+func userTable(L *lua.LState, u chat.User) *lua.LTable {
+	t := L.CreateTable(0, 4)
+	t.RawSetString("name", lua.LString(u.Name))
+	t.RawSetString("room", lua.LString(u.Room))
+	t.RawSetString("session", lua.LNumber(u.SessionID))
+	t.RawSetString("addr", lua.LString(u.Addr))
+	return t
+}
+
+// noopHost is the host before Bind and in Check: it accepts everything and
+// reports an empty server.
+type noopHost struct{}
+
+func (noopHost) Send(uint64, string) error                  { return nil }
+func (noopHost) Broadcast(string, string) error             { return nil }
+func (noopHost) Rename(_ uint64, n string) (string, error)  { return n, nil }
+func (noopHost) Kick(uint64, string) error                  { return nil }
+func (noopHost) Users(string) []chat.User                   { return nil }
+func (noopHost) Rooms() []string                            { return nil }
+func (noopHost) History(string, int) ([]chat.Message, error) { return nil, nil }
+func (noopHost) Redact(string, uint64) error                { return nil }
+
+var _ chat.Host = noopHost{}
+
+// errString formats an error for a Lua message without a trailing newline.
+func errString(err error) string { return strings.TrimSpace(fmt.Sprint(err)) }

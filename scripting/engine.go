@@ -1,0 +1,285 @@
+package scripting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultHookTimeout  = 100 * time.Millisecond
+	DefaultPollInterval = 250 * time.Millisecond
+)
+
+// ErrClosed is returned by Reload after Close.
+var ErrClosed = errors.New("scripting engine closed")
+
+// ErrNoScripts is returned by New when Options has neither FS nor Dir.
+var ErrNoScripts = errors.New("scripting: no scripts (Options.FS and Options.Dir are both empty)")
+
+// Options configures an Engine.
+type Options struct {
+	// FS holds the scripts (*.lua at its top level). When nil, Dir is used
+	// through os.DirFS. cmd/moonchat passes the embedded default scripts
+	// here when the configured directory does not exist.
+	FS fs.FS
+	// Dir is the scripts directory on disk, watched for changes (names,
+	// sizes, modification times) every PollInterval. "" = no watching.
+	Dir string
+	// HookTimeout bounds each hook, command and timer call (0 → 100ms).
+	// Loading a script's top level gets max(1s, 10×HookTimeout).
+	HookTimeout time.Duration
+	// KV stores chat.kv. nil → an in-memory store (lost on exit).
+	KV KV
+	// Logger receives script logs (chat.log, print) and failures
+	// (nil → slog.Default()).
+	Logger *slog.Logger
+	// PollInterval is how often Dir is checked for changes (0 → 250ms).
+	PollInterval time.Duration
+	// MaxTextBytes bounds a text a message hook puts in place of the
+	// original (0 → 64 KiB); cmd/moonchat passes [chat] max_text_bytes.
+	MaxTextBytes int
+	// LockWait bounds how long a hook waits for the Lua state while other
+	// hook calls hold it (0 → max(1s, 10×HookTimeout)). A hook that waits
+	// longer is skipped (logged) so that rooms never stall behind scripts.
+	LockWait time.Duration
+}
+
+// Engine runs the Lua scripts and implements chat.Hooks. All Lua code —
+// hooks, commands, timers — runs in one Lua state, one call at a time.
+//
+// Concurrency: sem (a one-slot channel) serialises every use of the current
+// Lua state; cur is swapped only while holding sem, so a hook never sees a
+// state change under it. mu guards the start/close lifecycle and the
+// timers of the current state. reloadMu serialises Reload and Close.
+type Engine struct {
+	sh       *shared
+	fsys     fs.FS
+	dir      string
+	poll     time.Duration
+	lockWait time.Duration
+
+	sem chan struct{}
+	cur atomic.Pointer[state]
+
+	reloadMu sync.Mutex
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	runCtx  context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the watcher goroutine
+
+	// snap is the scripts directory as it was just before New loaded it,
+	// so that a change between New and Start is not missed.
+	snap map[string]fileStamp
+}
+
+var _ chat.Hooks = (*Engine)(nil)
+
+// New loads every script and returns the engine. A script that fails to
+// compile or to run is an error naming its file and line (a *ScriptError,
+// joined with the others). Hooks work at once (with a no-op host until
+// Bind); Start begins watching and timers.
+func New(opts Options) (*Engine, error) {
+	fsys := opts.FS
+	if fsys == nil {
+		if opts.Dir == "" {
+			return nil, ErrNoScripts
+		}
+		fsys = os.DirFS(opts.Dir)
+	}
+	sh := newShared(opts.Logger, opts.KV, opts.HookTimeout, opts.MaxTextBytes)
+	e := &Engine{
+		sh:       sh,
+		fsys:     fsys,
+		dir:      opts.Dir,
+		poll:     opts.PollInterval,
+		lockWait: opts.LockWait,
+		sem:      make(chan struct{}, 1),
+	}
+	if e.poll <= 0 {
+		e.poll = DefaultPollInterval
+	}
+	if e.lockWait <= 0 {
+		e.lockWait = max(time.Second, 10*sh.hookTimeout)
+	}
+	if e.dir != "" {
+		e.snap = snapshotOf(fsys)
+	}
+	st, err := buildState(sh, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load scripts: %w", err)
+	}
+	e.cur.Store(st)
+	return e, nil
+}
+
+func newShared(log *slog.Logger, kv KV, hookTimeout time.Duration, maxText int) *shared {
+	if log == nil {
+		log = slog.Default()
+	}
+	if kv == nil {
+		kv = NewMemKV()
+	}
+	if hookTimeout <= 0 {
+		hookTimeout = DefaultHookTimeout
+	}
+	if maxText <= 0 {
+		maxText = maxNoticeBytes
+	}
+	sh := &shared{kv: kv, log: log, hookTimeout: hookTimeout, loadTimeout: max(time.Second, 10*hookTimeout), maxText: maxText}
+	sh.host.Store(&hostBox{noopHost{}})
+	return sh
+}
+
+// Bind connects the engine to the chat server, which is created after the
+// engine because it needs the engine as its Hooks. Calls before Bind see a
+// host that does nothing.
+func (e *Engine) Bind(h chat.Host) {
+	if h == nil {
+		h = noopHost{}
+	}
+	e.sh.host.Store(&hostBox{h})
+}
+
+// Start starts the directory watcher (when Options.Dir is set) and the
+// scripts' chat.every timers. They stop when ctx is done or on Close.
+func (e *Engine) Start(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started || e.closed {
+		return
+	}
+	e.started = true
+	e.runCtx, e.cancel = context.WithCancel(ctx)
+	if e.dir != "" {
+		snap, ctx := e.snap, e.runCtx
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watch(ctx, snap)
+		}()
+	}
+	if st := e.cur.Load(); st != nil {
+		e.startTimers(st)
+	}
+}
+
+// Reload loads every script again into a fresh Lua state and, only if all
+// of them compile and run, swaps it in between two hook calls; the old
+// state's timers stop. On failure the running scripts stay and the error
+// (file:line) is logged and returned.
+func (e *Engine) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.cur.Load() == nil {
+		return ErrClosed
+	}
+	st, err := buildState(e.sh, e.fsys)
+	if err != nil {
+		e.sh.log.Error("lua reload failed; previous scripts keep running", "error", err)
+		return fmt.Errorf("reload scripts: %w", err)
+	}
+	e.sem <- struct{}{}
+	old := e.cur.Swap(st)
+	<-e.sem
+
+	e.mu.Lock()
+	if e.started && !e.closed {
+		e.startTimers(st)
+	}
+	e.stopTimers(old)
+	e.mu.Unlock()
+	// Nobody can reach old any more: hooks load cur after taking sem, and
+	// its timer goroutine has exited.
+	old.close()
+	e.sh.log.Info("lua scripts reloaded", "scripts", st.scripts)
+	return nil
+}
+
+// Close stops the watcher and the timers and releases the Lua state; hooks
+// called afterwards do nothing. It waits for the goroutines it stops.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.mu.Unlock()
+	e.wg.Wait() // the watcher may be in Reload; let it finish
+
+	e.reloadMu.Lock()
+	e.sem <- struct{}{}
+	st := e.cur.Swap(nil)
+	<-e.sem
+	e.reloadMu.Unlock()
+
+	if st != nil {
+		e.mu.Lock()
+		e.stopTimers(st)
+		e.mu.Unlock()
+		st.close()
+	}
+	return nil
+}
+
+// Commands lists the chat commands the current scripts registered, sorted
+// by name.
+func (e *Engine) Commands() []Command {
+	st := e.cur.Load()
+	if st == nil {
+		return nil
+	}
+	return st.commandList()
+}
+
+// Check compiles and runs every script of fsys in a throwaway sandbox with
+// a host that does nothing, for `moonchat check`. It reports all failures
+// (each a *ScriptError with file:line), not just the first.
+func Check(fsys fs.FS, logger *slog.Logger) error {
+	sh := newShared(logger, nil, 0, 0)
+	st, err := buildState(sh, fsys)
+	if err != nil {
+		return err
+	}
+	st.close()
+	return nil
+}
+
+// acquire takes the Lua state for one call. It waits at most lockWait (or
+// until ctx is done), so that a room whose hook waits behind slow scripts
+// — or, through a misbehaving Host, behind itself — carries on without it.
+func (e *Engine) acquire(ctx context.Context) bool {
+	select {
+	case e.sem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(e.lockWait)
+	defer t.Stop()
+	select {
+	case e.sem <- struct{}{}:
+		return true
+	case <-t.C:
+		e.sh.log.Warn("lua scripts busy; hook skipped", "waited", e.lockWait)
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (e *Engine) release() { <-e.sem }

@@ -1,0 +1,238 @@
+package scripting
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// hostCall is one call the fake host received.
+type hostCall struct {
+	Method string
+	ID     uint64
+	Room   string
+	Text   string // text, name or reason
+	N      int
+}
+
+func (c hostCall) String() string {
+	return fmt.Sprintf("%s(%d,%q,%q,%d)", c.Method, c.ID, c.Room, c.Text, c.N)
+}
+
+var errFakeNoUser = errors.New("no such user")
+
+// fakeHost is a chat.Host that records calls and serves a fixed set of
+// members and messages.
+type fakeHost struct {
+	mu      sync.Mutex
+	calls   []hostCall
+	users   []chat.User
+	history []chat.Message
+	histErr error
+}
+
+func (h *fakeHost) record(c hostCall) {
+	h.mu.Lock()
+	h.calls = append(h.calls, c)
+	h.mu.Unlock()
+}
+
+func (h *fakeHost) known(id uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range h.users {
+		if u.SessionID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *fakeHost) Send(id uint64, text string) error {
+	if !h.known(id) {
+		return errFakeNoUser
+	}
+	h.record(hostCall{Method: "Send", ID: id, Text: text})
+	return nil
+}
+
+func (h *fakeHost) Broadcast(room, text string) error {
+	h.record(hostCall{Method: "Broadcast", Room: room, Text: text})
+	return nil
+}
+
+func (h *fakeHost) Rename(id uint64, name string) (string, error) {
+	if !h.known(id) {
+		return "", errFakeNoUser
+	}
+	if strings.ContainsAny(name, ": ") {
+		return "", errors.New("bad name")
+	}
+	h.mu.Lock()
+	given := name
+	for _, u := range h.users {
+		if u.Name == name && u.SessionID != id {
+			given = name + "-2"
+		}
+	}
+	for i := range h.users {
+		if h.users[i].SessionID == id {
+			h.users[i].Name = given
+		}
+	}
+	h.mu.Unlock()
+	h.record(hostCall{Method: "Rename", ID: id, Text: name})
+	return given, nil
+}
+
+func (h *fakeHost) Kick(id uint64, reason string) error {
+	if !h.known(id) {
+		return errFakeNoUser
+	}
+	h.record(hostCall{Method: "Kick", ID: id, Text: reason})
+	return nil
+}
+
+func (h *fakeHost) Users(room string) []chat.User {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []chat.User
+	for _, u := range h.users {
+		if u.Room == room {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (h *fakeHost) Rooms() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, u := range h.users {
+		if !seen[u.Room] {
+			seen[u.Room] = true
+			out = append(out, u.Room)
+		}
+	}
+	return out
+}
+
+func (h *fakeHost) History(room string, n int) ([]chat.Message, error) {
+	h.record(hostCall{Method: "History", Room: room, N: n})
+	if h.histErr != nil {
+		return nil, h.histErr
+	}
+	var out []chat.Message
+	for _, m := range h.history {
+		if m.Room == room {
+			out = append(out, m)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+func (h *fakeHost) Redact(room string, id uint64) error {
+	h.record(hostCall{Method: "Redact", Room: room, N: int(id)})
+	return nil
+}
+
+// take returns and forgets the calls recorded so far.
+func (h *fakeHost) take() []hostCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.calls
+	h.calls = nil
+	return c
+}
+
+// logBuf is a concurrency-safe buffer for a test logger.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var (
+	alice = chat.User{SessionID: 1, Name: "alice", Room: "lobby", Addr: "127.0.0.1:5001"}
+	bob   = chat.User{SessionID: 2, Name: "bob", Room: "lobby", Addr: "127.0.0.1:5002"}
+	carol = chat.User{SessionID: 3, Name: "carol", Room: "dev", Addr: "127.0.0.1:5003"}
+)
+
+// rig is an engine with a fake host, an in-memory KV and a captured log.
+type rig struct {
+	e    *Engine
+	host *fakeHost
+	kv   *MemKV
+	log  *logBuf
+}
+
+func scriptFS(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, src := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(src), ModTime: time.Now()}
+	}
+	return fsys
+}
+
+func newRig(t testing.TB, files map[string]string) *rig {
+	t.Helper()
+	return newRigOpts(t, Options{FS: scriptFS(files)})
+}
+
+func newRigOpts(t testing.TB, opts Options) *rig {
+	t.Helper()
+	r := &rig{host: &fakeHost{users: []chat.User{alice, bob, carol}}, kv: NewMemKV(), log: &logBuf{}}
+	if opts.KV == nil {
+		opts.KV = r.kv
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.Bind(r.host)
+	t.Cleanup(func() { e.Close() })
+	r.e = e
+	return r
+}
+
+// say runs the message hook for u and text.
+func (r *rig) say(u chat.User, text string) chat.MessageResult {
+	return r.e.Message(context.Background(), u, &chat.Message{Room: u.Room, User: u.Name, Text: text, Time: time.Now()})
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,228 @@
+package scripting
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/moonchat/moonchat/core/chat"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Join implements chat.Hooks. Handlers run in priority order; a handler
+// returning a string renames the newcomer (later handlers see the new
+// name), one returning false (and a reason) refuses them and ends the chain.
+func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
+	var res chat.JoinResult
+	if st := e.cur.Load(); st == nil || len(st.handlers[evJoin]) == 0 {
+		return res
+	}
+	if !e.acquire(ctx) {
+		return res
+	}
+	defer e.release()
+	st := e.cur.Load()
+	if st == nil {
+		return res
+	}
+	L := st.L
+	ut := userTable(L, u)
+	for _, h := range st.handlers[evJoin] {
+		L.Push(h.fn)
+		L.Push(ut)
+		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
+			st.fail("join", h.script, h.where, err)
+			continue
+		}
+		r1, r2 := L.Get(-2), L.Get(-1)
+		L.Pop(2)
+		switch v := r1.(type) {
+		case lua.LString:
+			if v == "" || len(v) > maxNameBytes {
+				st.fail("join", h.script, h.where, fmt.Errorf("returned name of %d bytes (want 1 to %d)", len(v), maxNameBytes))
+				continue
+			}
+			res.Name = string(v)
+			ut.RawSetString("name", v)
+		case lua.LBool:
+			if !v {
+				return chat.JoinResult{Refuse: true, Reason: reasonOf(r2)}
+			}
+		}
+	}
+	return res
+}
+
+// Message implements chat.Hooks. A text that is a command ("/name args")
+// goes to the command's function and never to the room; any other text
+// goes through the message handlers in priority order.
+func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat.MessageResult {
+	st := e.cur.Load()
+	if st == nil {
+		return chat.MessageResult{}
+	}
+	name, args, isCmd := parseCommand(m.Text)
+	if !isCmd && len(st.handlers[evMessage]) == 0 {
+		return chat.MessageResult{}
+	}
+	if !e.acquire(ctx) {
+		if isCmd {
+			return chat.MessageResult{Drop: true, Reason: "commands are busy, try again"}
+		}
+		return chat.MessageResult{}
+	}
+	defer e.release()
+	if st = e.cur.Load(); st == nil {
+		return chat.MessageResult{}
+	}
+	if isCmd {
+		return st.runCommand(u, name, args)
+	}
+	return st.runMessage(u, m)
+}
+
+// parseCommand splits "/name args". A command starts with a slash followed
+// by a letter, so "/" alone, "// note" or "/ :)" are ordinary text.
+func parseCommand(text string) (name, args string, ok bool) {
+	if len(text) < 2 || text[0] != '/' || !isLetter(text[1]) {
+		return "", "", false
+	}
+	rest := text[1:]
+	if i := strings.IndexFunc(rest, unicode.IsSpace); i >= 0 {
+		return rest[:i], strings.TrimSpace(rest[i:]), true
+	}
+	return rest, "", true
+}
+
+func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
+	L := st.L
+	text := lua.LString(m.Text)
+	msg := L.CreateTable(0, 5)
+	msg.RawSetString("user", lua.LString(u.Name))
+	msg.RawSetString("room", lua.LString(m.Room))
+	msg.RawSetString("session", lua.LNumber(u.SessionID))
+	for _, h := range st.handlers[evMessage] {
+		// Reset every time: only returned texts count, not in-place edits.
+		msg.RawSetString("text", text)
+		L.Push(h.fn)
+		L.Push(msg)
+		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
+			st.fail("message", h.script, h.where, err)
+			continue
+		}
+		r1, r2 := L.Get(-2), L.Get(-1)
+		L.Pop(2)
+		switch v := r1.(type) {
+		case lua.LString:
+			if len(v) > st.sh.maxText {
+				st.fail("message", h.script, h.where, fmt.Errorf("replacement text too long (%d bytes, at most %d); ignored", len(v), st.sh.maxText))
+				continue
+			}
+			text = v
+		case lua.LBool:
+			if !v {
+				return chat.MessageResult{Drop: true, Reason: reasonOf(r2)}
+			}
+		}
+	}
+	if string(text) != m.Text {
+		return chat.MessageResult{Text: string(text), Replace: true}
+	}
+	return chat.MessageResult{}
+}
+
+func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
+	c := st.commands[strings.ToLower(name)]
+	if c == nil {
+		reason := "unknown command /" + name
+		if st.commands["help"] != nil {
+			reason += " — try /help"
+		}
+		return chat.MessageResult{Drop: true, Reason: reason}
+	}
+	L := st.L
+	L.Push(c.fn)
+	L.Push(userTable(L, u))
+	L.Push(lua.LString(args))
+	if err := st.pcall(st.sh.hookTimeout, 2, 2); err != nil {
+		st.fail("command /"+c.Name, c.Script, c.where, err)
+		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed"}
+	}
+	r1, r2 := L.Get(-2), L.Get(-1)
+	L.Pop(2)
+	switch v := r1.(type) {
+	case lua.LString:
+		// An answer for the sender alone, as a notice.
+		if err := st.sh.hostOf().Send(u.SessionID, truncate(string(v), maxNoticeBytes)); err != nil {
+			st.sh.log.Debug("lua command answer not delivered", "command", c.Name, "error", err)
+		}
+	case lua.LBool:
+		if !v {
+			return chat.MessageResult{Drop: true, Reason: reasonOf(r2)}
+		}
+	}
+	return chat.MessageResult{Drop: true}
+}
+
+// Leave implements chat.Hooks; results are ignored.
+func (e *Engine) Leave(ctx context.Context, u chat.User) {
+	e.notify(ctx, evLeave, u, "")
+}
+
+// Rename implements chat.Hooks: handlers get (user, old, new); results are
+// ignored.
+func (e *Engine) Rename(ctx context.Context, u chat.User, old string) {
+	e.notify(ctx, evRename, u, old)
+}
+
+func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) {
+	if st := e.cur.Load(); st == nil || len(st.handlers[ev]) == 0 {
+		return
+	}
+	if !e.acquire(ctx) {
+		return
+	}
+	defer e.release()
+	st := e.cur.Load()
+	if st == nil {
+		return
+	}
+	L := st.L
+	ut := userTable(L, u)
+	for _, h := range st.handlers[ev] {
+		L.Push(h.fn)
+		L.Push(ut)
+		nargs := 1
+		if ev == evRename {
+			L.Push(lua.LString(old))
+			L.Push(lua.LString(u.Name))
+			nargs = 3
+		}
+		if err := st.pcall(st.sh.hookTimeout, nargs, 0); err != nil {
+			st.fail(eventNames[ev], h.script, h.where, err)
+		}
+	}
+}
+
+// reasonOf is the optional reason that follows a false.
+func reasonOf(v lua.LValue) string {
+	switch r := v.(type) {
+	case lua.LString:
+		return truncate(string(r), maxNoticeBytes)
+	case lua.LNumber:
+		return r.String()
+	}
+	return ""
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

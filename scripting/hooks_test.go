@@ -1,0 +1,238 @@
+package scripting
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+func TestMessageReturnConventions(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  if msg.text == "replace" then return "replaced" end
+  if msg.text == "drop" then return false end
+  if msg.text == "why" then return false, "not here" end
+  if msg.text == "true" then return true end
+  if msg.text == "number" then return 42 end
+  if msg.text == "same" then return "same" end
+end)`})
+	tests := []struct {
+		in   string
+		want chat.MessageResult
+	}{
+		{"hello", chat.MessageResult{}},
+		{"replace", chat.MessageResult{Text: "replaced", Replace: true}},
+		{"drop", chat.MessageResult{Drop: true}},
+		{"why", chat.MessageResult{Drop: true, Reason: "not here"}},
+		{"true", chat.MessageResult{}},
+		{"number", chat.MessageResult{}},
+		{"same", chat.MessageResult{}},
+	}
+	for _, tt := range tests {
+		if got := r.say(alice, tt.in); got != tt.want {
+			t.Errorf("Message(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMessageFields(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  return msg.user .. "|" .. msg.room .. "|" .. msg.session .. "|" .. msg.text
+end)`})
+	got := r.say(bob, "hi")
+	if want := "bob|lobby|2|hi"; got.Text != want {
+		t.Fatalf("text = %q, want %q", got.Text, want)
+	}
+}
+
+func TestMessagePriorityAndChain(t *testing.T) {
+	// Load order a.lua, b.lua; priorities decide; equal ones keep load order.
+	r := newRig(t, map[string]string{
+		"a.lua": `
+chat.on("message", function(msg) return msg.text .. ">a0" end)
+chat.on("message", function(msg) return msg.text .. ">a5" end, 5)`,
+		"b.lua": `
+chat.on("message", function(msg) return msg.text .. ">b0" end)
+chat.on("message", function(msg)
+  if msg.text == "stop>a5" then return false, "stopped" end
+  return msg.text .. ">b10"
+end, 10)
+chat.on("message", function(msg) msg.text = "ignored in-place edit" end, 7)`,
+	})
+	if got := r.say(alice, "x"); got.Text != "x>b10>a5>a0>b0" || !got.Replace {
+		t.Fatalf("chain = %+v, want x>b10>a5>a0>b0", got)
+	}
+	// A drop stops the chain: the a5 handler would have changed the text.
+	if got := r.say(alice, "stop>a5"); got != (chat.MessageResult{Drop: true, Reason: "stopped"}) {
+		t.Fatalf("drop = %+v", got)
+	}
+}
+
+func TestDropStopsLaterHandlers(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg) return false end, 1)
+chat.on("message", function(msg) chat.kv.set("ran", "yes") end)`})
+	r.say(alice, "x")
+	if _, ok, _ := r.kv.Get("a.lua", "ran"); ok {
+		t.Fatal("handler after a drop ran")
+	}
+}
+
+func TestJoinConventions(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("join", function(u)
+  if u.name == "mallory" then return false, "go away" end
+  if u.name == "silent" then return false end
+  if u.name == "Alice" then return "alice_" end
+end, 1)
+chat.on("join", function(u)
+  -- sees the name given by the handler before it
+  if u.name == "alice_" then return u.name .. u.session .. u.room .. u.addr end
+end)`})
+	tests := []struct {
+		name string
+		want chat.JoinResult
+	}{
+		{"bob", chat.JoinResult{}},
+		{"mallory", chat.JoinResult{Refuse: true, Reason: "go away"}},
+		{"silent", chat.JoinResult{Refuse: true}},
+		{"Alice", chat.JoinResult{Name: "alice_7lobby10.0.0.1:9"}},
+	}
+	for _, tt := range tests {
+		got := r.e.Join(context.Background(), chat.User{SessionID: 7, Name: tt.name, Room: "lobby", Addr: "10.0.0.1:9"})
+		if got != tt.want {
+			t.Errorf("Join(%s) = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLeaveAndRename(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("leave", function(u) chat.broadcast(u.room, "bye " .. u.name) end)
+chat.on("rename", function(u, old, new)
+  chat.broadcast(u.room, old .. "->" .. new .. "=" .. u.name)
+end)`})
+	r.e.Leave(context.Background(), alice)
+	r.e.Rename(context.Background(), chat.User{SessionID: 2, Name: "robert", Room: "lobby"}, "bob")
+	want := []hostCall{
+		{Method: "Broadcast", Room: "lobby", Text: "bye alice"},
+		{Method: "Broadcast", Room: "lobby", Text: "bob->robert=robert"},
+	}
+	if got := r.host.take(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls = %v, want %v", got, want)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.command("echo", function(u, args) return u.name .. " said " .. args end, "/echo TEXT")
+chat.command("Deny", function(u, args) return false, "no: " .. args end)
+chat.command("quiet", function(u, args) end)
+chat.command("boom", function(u, args) error("kaput") end)
+chat.command("help", function(u) end)
+chat.on("message", function(msg) chat.kv.set("seen", msg.text) end)`})
+	tests := []struct {
+		in    string
+		want  chat.MessageResult
+		calls []hostCall
+	}{
+		{"/echo  hi there ", chat.MessageResult{Drop: true}, []hostCall{{Method: "Send", ID: 1, Text: "alice said hi there"}}},
+		{"/ECHO x", chat.MessageResult{Drop: true}, []hostCall{{Method: "Send", ID: 1, Text: "alice said x"}}},
+		{"/deny it", chat.MessageResult{Drop: true, Reason: "no: it"}, nil},
+		{"/quiet", chat.MessageResult{Drop: true}, nil},
+		{"/boom", chat.MessageResult{Drop: true, Reason: "command /boom failed"}, nil},
+		{"/nope a b", chat.MessageResult{Drop: true, Reason: "unknown command /nope — try /help"}, nil},
+		// Not commands: they go through the message handlers.
+		{"/ smile", chat.MessageResult{}, nil},
+		{"//x", chat.MessageResult{}, nil},
+		{"/", chat.MessageResult{}, nil},
+	}
+	for _, tt := range tests {
+		got := r.say(alice, tt.in)
+		if got != tt.want {
+			t.Errorf("%q: result %+v, want %+v", tt.in, got, tt.want)
+		}
+		if calls := r.host.take(); !reflect.DeepEqual(calls, tt.calls) {
+			t.Errorf("%q: calls %v, want %v", tt.in, calls, tt.calls)
+		}
+	}
+	if v, _, _ := r.kv.Get("a.lua", "seen"); v != "/" {
+		t.Errorf("message handler saw %q last, want %q (commands must not reach it)", v, "/")
+	}
+	if !strings.Contains(r.log.String(), "a.lua:5") || !strings.Contains(r.log.String(), "kaput") {
+		t.Errorf("failed command not logged with file:line:\n%s", r.log.String())
+	}
+	want := []Command{{Name: "boom", Script: "a.lua"}, {Name: "deny", Script: "a.lua"}, {Name: "echo", Help: "/echo TEXT", Script: "a.lua"}, {Name: "help", Script: "a.lua"}, {Name: "quiet", Script: "a.lua"}}
+	if got := r.e.Commands(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Commands() = %+v\nwant %+v", got, want)
+	}
+}
+
+func TestUnknownCommandWithoutHelp(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `-- no commands`})
+	if got := r.say(alice, "/foo"); got != (chat.MessageResult{Drop: true, Reason: "unknown command /foo"}) {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestRegistrationErrors(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"event", `chat.on("mesage", function() end)`, `a.lua:1: chat.on: unknown event "mesage"`},
+		{"not a function", `chat.on("message", 42)`, `a.lua:1:`},
+		{"duplicate command", "chat.command('x', function() end)\nchat.command('x', function() end)", `a.lua:2: chat.command: /x is already registered by a.lua:1`},
+		{"bad command name", `chat.command("9lives", function() end)`, `bad command name`},
+		{"every too fast", `chat.every(0, function() end)`, `chat.every: interval must be`},
+		{"late registration", `chat.on("message", function() chat.on("join", function() end) end)`, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLateRegistrationFails(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function() chat.on("join", function() end) end)`})
+	r.say(alice, "x")
+	if !strings.Contains(r.log.String(), "can only be called while the script loads") {
+		t.Fatalf("log:\n%s", r.log.String())
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		in, name, args string
+		ok             bool
+	}{
+		{"/nick bob", "nick", "bob", true},
+		{"/who", "who", "", true},
+		{"/me  waves  hello ", "me", "waves  hello", true},
+		{"/me\twaves", "me", "waves", true},
+		{"hello", "", "", false},
+		{"/", "", "", false},
+		{"/1", "", "", false},
+		{"/ x", "", "", false},
+	}
+	for _, tt := range tests {
+		name, args, ok := parseCommand(tt.in)
+		if name != tt.name || args != tt.args || ok != tt.ok {
+			t.Errorf("parseCommand(%q) = %q, %q, %v", tt.in, name, args, ok)
+		}
+	}
+}

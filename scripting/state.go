@@ -1,0 +1,302 @@
+package scripting
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// event is one of the hook events a script can register for.
+type event int
+
+const (
+	evJoin event = iota
+	evMessage
+	evLeave
+	evRename
+	numEvents
+)
+
+var eventNames = [numEvents]string{"join", "message", "leave", "rename"}
+
+// Command describes one chat command a script registered with
+// chat.command.
+type Command struct {
+	Name   string // without the slash, lower case
+	Help   string
+	Script string // file name of the script that registered it
+}
+
+// handler is one registered hook function.
+type handler struct {
+	fn     *lua.LFunction
+	script string
+	where  string // file:line of the function's definition, for logs
+	prio   int
+}
+
+type command struct {
+	Command
+	fn    *lua.LFunction
+	where string
+}
+
+type timer struct {
+	interval time.Duration
+	fn       *lua.LFunction
+	script   string
+	where    string
+}
+
+// shared is what every state of an engine (and Check's throwaway state)
+// reads: the host, the KV store, the logger and the limits. It never
+// changes after construction except for the host, which Bind swaps
+// atomically.
+type shared struct {
+	host        atomic.Pointer[hostBox]
+	kv          KV
+	log         *slog.Logger
+	hookTimeout time.Duration
+	loadTimeout time.Duration
+	maxText     int
+}
+
+type hostBox struct{ h chat.Host }
+
+func (sh *shared) hostOf() chat.Host { return sh.host.Load().h }
+
+// state is one generation of loaded scripts: one Lua state, the handlers
+// and commands its scripts registered, and their timers. Reload builds a
+// new state aside and swaps it in; the handler lists never change after
+// loading, so they may be read without the engine's semaphore.
+//
+// Invariant: the Lua state is used by one goroutine at a time — the one
+// building it, then whoever holds the engine's semaphore.
+type state struct {
+	sh       *shared
+	L        *lua.LState
+	wd       *watchdog
+	tmpl     *lua.LTable
+	loading  bool
+	handlers [numEvents][]handler
+	commands map[string]*command
+	timers   []timer
+	scripts  []string
+
+	// Timer goroutine control; guarded by Engine.mu.
+	timerStop chan struct{}
+	timerDone chan struct{}
+}
+
+// ScriptError is a script that failed to compile or to run while loading,
+// with the position of the failure when Lua reported one.
+type ScriptError struct {
+	Script string // file name
+	Line   int    // 0 when unknown
+	Msg    string
+}
+
+// Error implements error as "file:line: message".
+func (e *ScriptError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Script, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Script, e.Msg)
+}
+
+// scriptNames lists the *.lua files at the top of fsys in name order.
+// Hidden files (editor locks and backups such as .#x.lua) are skipped.
+func scriptNames(fsys fs.FS) ([]string, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("list scripts: %w", err)
+	}
+	var names []string
+	for _, de := range entries {
+		n := de.Name()
+		if de.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".lua") {
+			continue
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// buildState loads every script of fsys into a fresh state. It keeps going
+// after a failing script so that all errors are reported at once; any error
+// discards the state.
+func buildState(sh *shared, fsys fs.FS) (*state, error) {
+	names, err := scriptNames(fsys)
+	if err != nil {
+		return nil, err
+	}
+	L, tmpl := newSandbox()
+	st := &state{sh: sh, L: L, wd: newWatchdog(), tmpl: tmpl, loading: true, commands: map[string]*command{}}
+	L.SetContext(st.wd)
+	var errs []error
+	for _, name := range names {
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read script %s: %w", name, err))
+			continue
+		}
+		if err := st.loadScript(name, src); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	st.loading = false
+	if len(errs) > 0 {
+		st.close()
+		return nil, errors.Join(errs...)
+	}
+	for ev := range st.handlers {
+		// Higher priority first; equal priorities keep load order.
+		sort.SliceStable(st.handlers[ev], func(i, j int) bool {
+			return st.handlers[ev][i].prio > st.handlers[ev][j].prio
+		})
+	}
+	return st, nil
+}
+
+// loadScript compiles one script and runs its top level in its own
+// environment (see newEnv) with the load time limit.
+func (st *state) loadScript(name string, src []byte) error {
+	fn, err := st.L.Load(bytes.NewReader(src), name)
+	if err != nil {
+		return syntaxError(name, err)
+	}
+	env := newEnv(st.L, st.tmpl)
+	chatTbl := st.chatTable(name)
+	env.RawSetString("chat", chatTbl)
+	env.RawSetString("print", chatTbl.RawGetString("log"))
+	fn.Env = env
+	st.scripts = append(st.scripts, name)
+	st.L.Push(fn)
+	if err := st.pcall(st.sh.loadTimeout, 0, 0); err != nil {
+		pos, msg := errorPos(err)
+		se := &ScriptError{Script: name, Msg: msg}
+		if file, line, ok := splitPos(pos); ok && file == name {
+			se.Line = line
+		} else if pos != "" {
+			se.Msg = pos + ": " + msg
+		}
+		return se
+	}
+	return nil
+}
+
+// syntaxError turns gopher-lua's compile error into a ScriptError.
+func syntaxError(name string, err error) error {
+	var pe *parse.Error
+	var ae *lua.ApiError
+	if errors.As(err, &ae) && ae.Cause != nil && errors.As(ae.Cause, &pe) {
+		msg := strings.TrimSpace(pe.Message)
+		if pe.Token != "" {
+			msg = fmt.Sprintf("%s near '%s'", msg, pe.Token)
+		}
+		line := pe.Pos.Line
+		if line < 0 { // at EOF
+			line = 0
+			msg += " at end of file"
+		}
+		return &ScriptError{Script: name, Line: line, Msg: msg}
+	}
+	return &ScriptError{Script: name, Msg: strings.TrimSpace(err.Error())}
+}
+
+// errorPos splits a Lua error into its "file:line" prefix (possibly empty)
+// and the message.
+func errorPos(err error) (pos, msg string) {
+	var ae *lua.ApiError
+	if errors.As(err, &ae) && ae.Object != nil {
+		msg = ae.Object.String()
+	} else {
+		msg = err.Error()
+	}
+	// "file.lua:12: message"
+	if i := strings.Index(msg, ": "); i > 0 {
+		if _, _, ok := splitPos(msg[:i]); ok {
+			return msg[:i], msg[i+2:]
+		}
+	}
+	return "", msg
+}
+
+// splitPos parses "file:line".
+func splitPos(pos string) (file string, line int, ok bool) {
+	i := strings.LastIndexByte(pos, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(pos[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return pos[:i], n, true
+}
+
+// where names a function's definition for logs: "file:line".
+func where(fn *lua.LFunction, script string) string {
+	if fn.Proto != nil {
+		return fmt.Sprintf("%s:%d", fn.Proto.SourceName, fn.Proto.LineDefined)
+	}
+	return script
+}
+
+// pcall calls the function and nargs arguments on top of the stack with
+// time limit d, leaving nret results. It never panics: gopher-lua's PCall
+// recovers Lua errors and Go panics alike, and a panic outside it is
+// recovered here too.
+func (st *state) pcall(d time.Duration, nargs, nret int) (err error) {
+	st.wd.begin(d)
+	defer func() {
+		st.wd.end()
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in script call: %v", r)
+			st.L.SetTop(0)
+		}
+	}()
+	return st.L.PCall(nargs, nret, nil)
+}
+
+// fail logs a failed hook, command or timer call with the position of the
+// failure and of the function.
+func (st *state) fail(kind string, script, fnWhere string, err error) {
+	pos, msg := errorPos(err)
+	if pos == "" {
+		pos = fnWhere
+	}
+	text := "lua hook failed"
+	if strings.Contains(msg, ErrTimeLimit.Error()) {
+		text = "lua hook stopped: time limit exceeded"
+	}
+	st.sh.log.Warn(text, "hook", kind, "script", script, "at", pos, "function", fnWhere, "error", msg)
+}
+
+// close releases the Lua state. The state must no longer be in use.
+func (st *state) close() {
+	st.wd.stop()
+	st.L.Close()
+}
+
+// commandList returns the registered commands sorted by name.
+func (st *state) commandList() []Command {
+	out := make([]Command, 0, len(st.commands))
+	for _, c := range st.commands {
+		out = append(out, c.Command)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,83 @@
+package scripting
+
+import (
+	"context"
+	"time"
+)
+
+// startTimers starts st's timer goroutine if it has timers and none runs.
+// Caller holds e.mu and e.started is true.
+func (e *Engine) startTimers(st *state) {
+	if len(st.timers) == 0 || st.timerStop != nil {
+		return
+	}
+	st.timerStop = make(chan struct{})
+	st.timerDone = make(chan struct{})
+	go e.runTimers(e.runCtx, st, st.timerStop, st.timerDone)
+}
+
+// stopTimers stops st's timer goroutine and waits for it. Caller holds
+// e.mu. The goroutine never takes e.mu, so this cannot deadlock.
+func (e *Engine) stopTimers(st *state) {
+	if st == nil || st.timerStop == nil {
+		return
+	}
+	close(st.timerStop)
+	<-st.timerDone
+	st.timerStop, st.timerDone = nil, nil
+}
+
+// runTimers is the one goroutine that fires st's chat.every functions. It
+// takes the engine's semaphore for each call, like a hook, so timers are
+// serialised with hooks; it does nothing once st is no longer current.
+// A timer that falls behind skips the missed ticks instead of bursting.
+func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	now := time.Now()
+	next := make([]time.Time, len(st.timers))
+	for i := range next {
+		next[i] = now.Add(st.timers[i].interval)
+	}
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		i := 0
+		for j := range next {
+			if next[j].Before(next[i]) {
+				i = j
+			}
+		}
+		t.Reset(time.Until(next[i]))
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case e.sem <- struct{}{}:
+		}
+		if e.cur.Load() == st {
+			st.runTimer(&st.timers[i])
+		}
+		e.release()
+		now := time.Now()
+		next[i] = next[i].Add(st.timers[i].interval)
+		if next[i].Before(now) {
+			next[i] = now.Add(st.timers[i].interval)
+		}
+	}
+}
+
+// runTimer calls one timer function. Caller holds the semaphore.
+func (st *state) runTimer(tm *timer) {
+	st.L.Push(tm.fn)
+	if err := st.pcall(st.sh.hookTimeout, 0, 0); err != nil {
+		st.fail("every", tm.script, tm.where, err)
+	}
+}

@@ -1,0 +1,26 @@
+-- quit.lua: leave the chat by typing "quit" (as in the classic chat
+-- servers) or "/quit [message]". The room gets a goodbye notice, then the
+-- connection is closed with code 1000.
+
+local function quit(user, why)
+  local text = user.name .. " has quit"
+  if why and why ~= "" then
+    text = text .. " (" .. why .. ")"
+  end
+  chat.broadcast(user.room, text)
+  chat.kick(user, "goodbye")
+end
+
+-- A bare "quit" is an ordinary message, not a command: catch it before the
+-- other message handlers (priority 100) and drop it, so the room never
+-- sees it as chat.
+chat.on("message", function(msg)
+  if msg.text:lower():match("^%s*quit%s*$") then
+    quit({ name = msg.user, room = msg.room, session = msg.session })
+    return false
+  end
+end, 100)
+
+chat.command("quit", function(user, args)
+  quit(user, args)
+end, "/quit [message]: leave the chat")
