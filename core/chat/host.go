@@ -1,0 +1,167 @@
+package chat
+
+import (
+	"fmt"
+	"slices"
+)
+
+// This file implements Host, the scripts' API. None of these methods waits
+// for a room goroutine: they read under short locks or queue an operation
+// that the room performs in order with its other work. That is what makes
+// them safe to call from inside a hook, which runs on the room goroutine.
+
+// session returns the member with sessionID, or nil.
+func (s *Server) session(sessionID uint64) *member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sessionID]
+}
+
+// Send delivers a notice ("* TEXT" in plain text, a "system" event in JSON)
+// to one member only, after anything the room already queued.
+func (s *Server) Send(sessionID uint64, text string) error {
+	m := s.session(sessionID)
+	if m == nil {
+		return ErrNoSuchUser
+	}
+	if !m.room.enqueue(op{kind: opSend, m: m, text: text}) {
+		return ErrServerClosed
+	}
+	return nil
+}
+
+// Broadcast delivers a system notice to every member of room. It is not
+// stored in history.
+func (s *Server) Broadcast(room, text string) error {
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("broadcast to %q: %w", room, ErrNoSuchRoom)
+	}
+	if !r.enqueue(op{kind: opBroadcast, text: text}) {
+		return ErrServerClosed
+	}
+	return nil
+}
+
+// Rename changes a member's name at once (validated, made unique in the
+// room) and queues its announcement; it returns the name actually given.
+// Renaming to the current name changes nothing and announces nothing.
+func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
+	m := s.session(sessionID)
+	if m == nil {
+		return "", ErrNoSuchUser
+	}
+	if err := validName(newName, s.cfg.MaxNameLength); err != nil {
+		return "", err
+	}
+	r := m.room
+	r.mu.Lock()
+	if !m.joined.Load() {
+		r.mu.Unlock()
+		return "", ErrNoSuchUser
+	}
+	old := m.currentName()
+	if old == newName {
+		r.mu.Unlock()
+		return old, nil
+	}
+	delete(r.names, foldName(old))
+	given := uniqueName(newName, s.cfg.MaxNameLength, r.taken)
+	r.names[foldName(given)] = m
+	m.name.Store(&given)
+	r.mu.Unlock()
+	if given != old {
+		r.enqueue(op{kind: opRenamed, m: m, text: old})
+	}
+	return given, nil
+}
+
+// Kick closes a member's connection with code 1000, after sending reason
+// as a notice when it is not empty.
+func (s *Server) Kick(sessionID uint64, reason string) error {
+	m := s.session(sessionID)
+	if m == nil {
+		return ErrNoSuchUser
+	}
+	if !m.room.enqueue(op{kind: opKick, m: m, text: reason}) {
+		return ErrServerClosed
+	}
+	return nil
+}
+
+// Users lists the members of room, in join order.
+func (s *Server) Users(room string) []User {
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	users := make([]User, len(r.members))
+	for i, m := range r.members {
+		users[i] = m.user()
+	}
+	return users
+}
+
+// Rooms lists the rooms that have at least one member, sorted by name.
+func (s *Server) Rooms() []string {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	var names []string
+	for _, r := range rooms {
+		r.mu.Lock()
+		if len(r.members) > 0 {
+			names = append(names, r.name)
+		}
+		r.mu.Unlock()
+	}
+	slices.Sort(names)
+	return names
+}
+
+// History returns up to n of room's most recent stored messages, oldest
+// first (n is capped at Config.APILimit).
+func (s *Server) History(room string, n int) ([]Message, error) {
+	if s.history == nil {
+		return nil, ErrNoHistory
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	msgs, err := s.history.Recent(room, min(n, s.cfg.APILimit))
+	if err != nil {
+		return nil, fmt.Errorf("history of %q: %w", room, err)
+	}
+	return msgs, nil
+}
+
+// Redact deletes a stored message for good and tells the room's live
+// members (JSON "redact" event).
+func (s *Server) Redact(room string, id uint64) error {
+	if s.history == nil {
+		return ErrNoHistory
+	}
+	ok, err := s.history.Redact(room, id)
+	if err != nil {
+		return fmt.Errorf("redact %s/%d: %w", room, id, err)
+	}
+	if !ok {
+		return fmt.Errorf("redact %s/%d: %w", room, id, ErrNoSuchMessage)
+	}
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r != nil {
+		r.enqueue(op{kind: opRedact, id: id})
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package chat
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// serveMetrics writes the Prometheus text exposition.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	rooms := len(s.rooms)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = s.metrics.write(w, int(max(s.conns.Load(), 0)), rooms)
+}
+
+// serveHistory answers GET /api/history?room=R&before=ID&after=ID&limit=N
+// with {"room":R,"messages":[...],"complete":B,"more":B}; see
+// docs/protocol.md.
+func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		return
+	}
+	q := r.URL.Query()
+	room := q.Get("room")
+	if !q.Has("room") {
+		room = s.cfg.DefaultRoom
+	}
+	if err := ValidRoomName(room); err != nil {
+		jsonError(w, http.StatusBadRequest, reasonOf(err))
+		return
+	}
+	parseID := func(key string) (uint64, bool, bool) {
+		if !q.Has(key) {
+			return 0, false, true
+		}
+		v, err := strconv.ParseUint(q.Get(key), 10, 64)
+		return v, true, err == nil
+	}
+	before, hasBefore, ok1 := parseID("before")
+	after, hasAfter, ok2 := parseID("after")
+	if !ok1 || !ok2 {
+		jsonError(w, http.StatusBadRequest, "before and after must be message ids (unsigned integers)")
+		return
+	}
+	if hasBefore && hasAfter {
+		jsonError(w, http.StatusBadRequest, "give before or after, not both")
+		return
+	}
+	limit := min(DefaultReplay, s.cfg.APILimit)
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n <= 0 {
+			jsonError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return
+		}
+		limit = min(n, s.cfg.APILimit)
+	}
+	if s.history == nil {
+		jsonError(w, http.StatusNotFound, "no history: the server runs without a store")
+		return
+	}
+	var (
+		msgs     []Message
+		complete = true
+		more     bool
+		err      error
+	)
+	switch {
+	case hasAfter:
+		msgs, complete, more, err = s.history.After(room, after, limit)
+	case hasBefore:
+		msgs, err = s.history.Before(room, before, limit+1)
+	default:
+		msgs, err = s.history.Recent(room, limit+1)
+	}
+	if err != nil {
+		s.log.Error("chat: /api/history failed", "room", room, "err", err)
+		jsonError(w, http.StatusInternalServerError, "reading history failed")
+		return
+	}
+	if !hasAfter && len(msgs) > limit {
+		msgs, more = msgs[len(msgs)-limit:], true
+	}
+	b := []byte(`{"room":`)
+	b = appendJSONString(b, room)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, complete)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	b = append(b, `,"messages":[`...)
+	for i := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendJSONMessageFields(b, &msgs[i])
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+// jsonError writes {"error":TEXT} with status.
+func jsonError(w http.ResponseWriter, status int, text string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b := appendJSONString([]byte(`{"error":`), text)
+	_, _ = w.Write(append(b, "}\n"...))
+}

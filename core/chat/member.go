@@ -1,0 +1,141 @@
+package chat
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// member is one connection of the chat server. It is created by the HTTP
+// upgrade (before the engine's OnOpen) and lives until OnClose.
+//
+// Ownership: the fields in the first group are written before the
+// connection is handed to the engine or in OnOpen and only read afterwards;
+// bucket belongs to the connection's OnMessage calls (serialised by the
+// engine); name is changed under room.mu and read atomically anywhere;
+// joined is set and cleared by the room goroutine under room.mu.
+type member struct {
+	srv    *Server
+	id     uint64
+	conn   *ws.Conn
+	format format
+	addr   string
+	// from the request
+	roomName  string
+	requested string
+	since     uint64
+	hasSince  bool
+	// refuseCode != 0: the connection is refused right after the upgrade.
+	refuseCode   ws.StatusCode
+	refuseReason string
+	room         *room // nil for a refused connection
+
+	bucket bucket
+
+	name   atomic.Pointer[string]
+	joined atomic.Bool // in the room's member list
+	gone   atomic.Bool // OnClose has run
+	slow   atomic.Bool // closed as a slow consumer (logged once)
+
+	// Backpressure: inflight counts this member's operations in the room
+	// pipeline; past srv.cfg.MaxPending reading is paused until the room
+	// has worked it down to half.
+	inflight atomic.Int32
+	pauseMu  sync.Mutex
+	paused   bool
+}
+
+// user returns the seam view of m.
+func (m *member) user() User {
+	return User{SessionID: m.id, Name: m.currentName(), Room: m.roomName, Addr: m.addr}
+}
+
+func (m *member) currentName() string {
+	if p := m.name.Load(); p != nil {
+		return *p
+	}
+	return m.requested
+}
+
+// acquire counts one more operation in the pipeline; called from OnMessage.
+func (m *member) acquire() {
+	limit := int32(m.srv.cfg.MaxPending)
+	if m.inflight.Add(1) < limit {
+		return
+	}
+	m.pauseMu.Lock()
+	// Re-check under the lock: the room may have drained meanwhile, and
+	// release only resumes a member it sees paused.
+	if !m.paused && m.inflight.Load() >= limit {
+		m.paused = true
+		m.conn.PauseReading()
+	}
+	m.pauseMu.Unlock()
+}
+
+// release ends one operation; called by the room goroutine once the
+// operation's results were handed to the engine.
+func (m *member) release() {
+	n := m.inflight.Add(-1)
+	if n > int32(m.srv.cfg.MaxPending)/2 {
+		return
+	}
+	m.pauseMu.Lock()
+	if m.paused && m.inflight.Load() < int32(m.srv.cfg.MaxPending) {
+		m.paused = false
+		m.conn.ResumeReading()
+	}
+	m.pauseMu.Unlock()
+}
+
+// notice encodes a system notice for m's format.
+func (m *member) appendNotice(b []byte, room, text string) []byte {
+	if m.format == formatJSON {
+		return appendJSONSystem(b, room, text, nowUTC())
+	}
+	return appendPlainNotice(b, text)
+}
+
+// appendError encodes an error for m's format: an "error" event in JSON, a
+// "* TEXT" notice in plain text.
+func (m *member) appendError(b []byte, code, text string) []byte {
+	if m.format == formatJSON {
+		return appendJSONError(b, code, text)
+	}
+	return appendPlainNotice(b, text)
+}
+
+// sendError writes an error to m at once (used from OnMessage, outside any
+// room ordering: it concerns what m itself just sent).
+func (m *member) sendError(code, text string) {
+	m.write(m.appendError(nil, code, text))
+}
+
+// write hands one frame to the engine.
+func (m *member) write(frame []byte) {
+	m.srv.metrics.framesOut.Add(1)
+	m.check(m.conn.WriteMessage(ws.OpText, frame))
+}
+
+// writePrepared hands an encoded batch to the engine.
+func (m *member) writePrepared(p *ws.Prepared) {
+	m.srv.metrics.framesOut.Add(uint64(p.Len()))
+	m.check(m.conn.WritePrepared(p))
+}
+
+// check handles a write error. A slow consumer has already been closed by
+// the engine (its OnClose will follow); it is logged once and counted. A
+// closed connection is simply leaving.
+func (m *member) check(err error) {
+	if err == nil || !errors.Is(err, ws.ErrSlowConsumer) {
+		return
+	}
+	if m.slow.CompareAndSwap(false, true) {
+		m.srv.metrics.slowConsumers.Add(1)
+		m.srv.log.Warn("chat: slow consumer dropped",
+			"room", m.roomName, "user", m.currentName(), "session", m.id,
+			"queued_bytes", m.conn.Buffered(), "max_queue_bytes", m.srv.cfg.WS.MaxQueueBytes)
+	}
+}

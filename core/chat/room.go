@@ -1,0 +1,605 @@
+package chat
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// opKind is what a room operation does.
+type opKind uint8
+
+const (
+	opMessage   opKind = iota // a chat message from m
+	opJoin                    // m joins
+	opLeave                   // m's connection closed
+	opHistory                 // m pages backwards (JSON)
+	opRenamed                 // m was renamed by Host.Rename: announce it
+	opSend                    // Host.Send: a notice to m alone
+	opBroadcast               // Host.Broadcast: a notice to the room
+	opKick                    // Host.Kick
+	opRedact                  // Host.Redact: tell the room
+)
+
+// op is one entry of a room's queue.
+type op struct {
+	kind opKind
+	m    *member
+	text string // message text, notice, kick reason, old name (opRenamed)
+	t    time.Time
+	id   uint64 // opHistory: before; opRedact: id
+	n    int    // opHistory: limit
+}
+
+// room is one chat room and its ordering goroutine (see the package doc).
+//
+// Invariants:
+//   - only the room goroutine adds or removes members, writes to members'
+//     connections for room events, and calls Hooks/History.Append for the
+//     room;
+//   - members and names are written under mu (by the goroutine, and by
+//     Host.Rename for names) so Host methods can read them without waiting
+//     for the goroutine;
+//   - a message is encoded and written only after History.Append returned.
+type room struct {
+	srv  *Server
+	name string
+	// prev is the previous incarnation of this room (it emptied and is
+	// finishing its last batch); run waits for it so that history reads
+	// and message order carry over.
+	prev *room
+	done chan struct{} // closed when run returns
+	refs int           // connections assigned to the room; guarded by srv.mu
+
+	qmu      sync.Mutex
+	queue    []op
+	spare    []op
+	stopping bool // no more enqueues; run exits once the queue is empty
+	wake     chan struct{}
+
+	mu      sync.Mutex
+	members []*member          // join order
+	names   map[string]*member // foldName(name) → member
+
+	// Owned by the goroutine.
+	plain, json []*member // fan-out lists per format
+	arena       []byte    // encoded frames of the current outbox
+	spansPlain  []span
+	spansJSON   []span
+	outMsgs     int // chat messages in the outbox (for messages_out)
+	lines       [][]byte
+	msgs        []*Message
+	senders     []*member // sender of msgs[i]
+	release     []*member // one entry per finished message/history op
+	notices     []directFrame
+}
+
+// span is one encoded frame inside room.arena.
+type span struct{ start, end int }
+
+// directFrame is a frame for one member, sent after the outbox.
+type directFrame struct {
+	m     *member
+	frame []byte
+}
+
+func newRoom(s *Server, name string, prev *room) *room {
+	return &room{
+		srv:   s,
+		name:  name,
+		prev:  prev,
+		done:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
+		names: make(map[string]*member),
+	}
+}
+
+// enqueue adds o to the queue; it never blocks. It reports false when the
+// room has stopped.
+func (r *room) enqueue(o op) bool {
+	r.qmu.Lock()
+	if r.stopping {
+		r.qmu.Unlock()
+		return false
+	}
+	r.queue = append(r.queue, o)
+	first := len(r.queue) == 1
+	r.qmu.Unlock()
+	if first {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// stop makes run return after it has processed everything already queued.
+func (r *room) stop() {
+	r.qmu.Lock()
+	r.stopping = true
+	r.qmu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the room goroutine.
+func (r *room) run() {
+	defer r.srv.roomExited(r)
+	if r.prev != nil {
+		<-r.prev.done
+		r.prev = nil
+	}
+	for {
+		<-r.wake
+		for {
+			r.qmu.Lock()
+			batch := r.queue
+			r.queue = r.spare[:0]
+			r.spare = nil
+			stopping := r.stopping
+			r.qmu.Unlock()
+			if len(batch) == 0 {
+				r.qmu.Lock()
+				r.spare = batch
+				r.qmu.Unlock()
+				if stopping {
+					return
+				}
+				break
+			}
+			r.process(batch)
+			clear(batch) // drop references to members and texts
+			r.qmu.Lock()
+			r.spare = batch[:0]
+			r.qmu.Unlock()
+		}
+	}
+}
+
+// process handles one drained batch: runs of messages are hooked, stored
+// and encoded together; control operations run between them in order.
+func (r *room) process(batch []op) {
+	for i := 0; i < len(batch); {
+		if batch[i].kind == opMessage {
+			j := i + 1
+			for j < len(batch) && batch[j].kind == opMessage {
+				j++
+			}
+			r.messages(batch[i:j])
+			i = j
+			continue
+		}
+		r.control(&batch[i])
+		i++
+	}
+	r.flush()
+	for i, m := range r.release {
+		m.release()
+		r.release[i] = nil
+	}
+	r.release = r.release[:0]
+}
+
+// messages runs hooks over a run of chat messages, appends the survivors to
+// history in one call, and puts them in the outbox.
+func (r *room) messages(ops []op) {
+	s := r.srv
+	msgs := r.msgs[:0]
+	senders := r.senders[:0]
+	for i := range ops {
+		o := &ops[i]
+		m := o.m
+		r.release = append(r.release, m)
+		if !m.joined.Load() {
+			continue // refused, or left before its message came up
+		}
+		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.t}
+		if s.hooks != nil {
+			start := time.Now()
+			res := s.hooks.Message(s.ctx, m.user(), msg)
+			s.metrics.hookMessage.observeSince(start)
+			if res.Replace {
+				msg.Text = res.Text
+			}
+			if res.Drop || msg.Text == "" {
+				s.metrics.dropHook.Add(1)
+				if res.Reason != "" {
+					r.notices = append(r.notices, directFrame{m, m.appendError(nil, codeDropped, res.Reason)})
+				}
+				continue
+			}
+		}
+		msgs = append(msgs, msg)
+		senders = append(senders, m)
+	}
+	if len(msgs) > 0 && s.history != nil {
+		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
+		start := time.Now()
+		err := s.history.Append(s.ctx, msgs)
+		s.metrics.appendTime.observeSince(start)
+		if err != nil {
+			// Not stored means not broadcast: the senders learn it, nobody
+			// else saw anything.
+			s.metrics.appendErrors.Add(uint64(len(msgs)))
+			s.log.Error("chat: storing messages failed", "room", r.name, "messages", len(msgs), "err", err)
+			for _, m := range senders {
+				r.notices = append(r.notices, directFrame{m, m.appendError(nil, codeDropped, "message not sent: the server could not store it")})
+			}
+			msgs = msgs[:0]
+		}
+	} else if len(msgs) > 0 {
+		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
+	}
+	for _, msg := range msgs {
+		r.outMessage(msg)
+	}
+	clear(msgs)
+	r.msgs = msgs[:0]
+	clear(senders)
+	r.senders = senders[:0]
+	r.flush()
+}
+
+// control handles one non-message operation.
+func (r *room) control(o *op) {
+	switch o.kind {
+	case opJoin:
+		r.join(o.m)
+	case opLeave:
+		r.leave(o.m)
+	case opHistory:
+		r.release = append(r.release, o.m)
+		r.historyBefore(o.m, o.id, o.n)
+	case opRenamed:
+		r.renamed(o.m, o.text)
+	case opSend:
+		if o.m.joined.Load() {
+			r.flush()
+			o.m.write(o.m.appendNotice(nil, r.name, o.text))
+		}
+	case opBroadcast:
+		r.outSystem(o.text)
+	case opKick:
+		if o.m.joined.Load() {
+			r.flush()
+			if o.text != "" {
+				o.m.write(o.m.appendNotice(nil, r.name, o.text))
+			}
+			_ = o.m.conn.Close(ws.StatusNormalClosure, closeReason(o.text))
+		}
+	case opRedact:
+		if len(r.json) > 0 {
+			start := len(r.arena)
+			r.arena = appendJSONRedact(r.arena, r.name, o.id)
+			r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+		}
+	}
+}
+
+// join admits m: the join hook, a unique name, the replay, then
+// membership. The outbox is flushed first, so everything broadcast so far
+// is in history (and in the replay) and everything after reaches m live.
+func (r *room) join(m *member) {
+	s := r.srv
+	if m.gone.Load() {
+		return
+	}
+	name := m.requested
+	if name == "" {
+		name = "guest-" + strconv.FormatUint(s.guestSeq.Add(1), 10)
+	}
+	if s.hooks != nil {
+		u := m.user()
+		u.Name = name
+		start := time.Now()
+		res := s.hooks.Join(s.ctx, u)
+		s.metrics.hookJoin.observeSince(start)
+		if res.Refuse {
+			reason := res.Reason
+			if reason == "" {
+				reason = "refused by the server"
+			}
+			s.refuse(m, ws.StatusPolicyViolation, reason)
+			return
+		}
+		if res.Name != "" {
+			if err := validName(res.Name, s.cfg.MaxNameLength); err != nil {
+				s.log.Warn("chat: join hook returned an invalid name; keeping the requested one",
+					"room", r.name, "name", res.Name, "err", err)
+			} else {
+				name = res.Name
+			}
+		}
+	}
+	r.flush()
+
+	r.mu.Lock()
+	name = uniqueName(name, s.cfg.MaxNameLength, r.taken)
+	m.name.Store(&name)
+	r.names[foldName(name)] = m
+	r.members = append(r.members, m)
+	m.joined.Store(true)
+	r.mu.Unlock()
+
+	// Welcome and replay (or resume), as one write.
+	var frames [][]byte
+	if m.format == formatJSON {
+		frames = append(frames, appendJSONWelcome(nil, r.name, name))
+	}
+	frames = append(frames, r.replay(m)...)
+	if len(frames) > 0 {
+		m.writePrepared(ws.NewPrepared(ws.OpText, frames...))
+	}
+
+	if m.format == formatJSON {
+		r.json = append(r.json, m)
+	} else {
+		r.plain = append(r.plain, m)
+	}
+	r.outPresence()
+	r.outSystem(name + " joined")
+}
+
+// taken reports whether name is used in the room; r.mu must be held.
+func (r *room) taken(name string) bool {
+	_, ok := r.names[foldName(name)]
+	return ok
+}
+
+// replay returns the frames m gets from history on joining: the recent
+// messages, or with ?since=ID everything after ID (and a gap notice).
+func (r *room) replay(m *member) [][]byte {
+	s := r.srv
+	json := m.format == formatJSON
+	if s.history == nil {
+		if json {
+			return [][]byte{appendJSONHistory(nil, r.name, "join", nil, true, false)}
+		}
+		return nil
+	}
+	var (
+		msgs           []Message
+		complete, more bool
+		reason         = "join"
+		err            error
+	)
+	if m.hasSince {
+		reason = "since"
+		msgs, complete, more, err = s.history.After(r.name, m.since, s.cfg.APILimit)
+	} else if s.cfg.Replay > 0 {
+		complete = true
+		msgs, err = s.history.Recent(r.name, s.cfg.Replay+1)
+		if len(msgs) > s.cfg.Replay {
+			msgs, more = msgs[len(msgs)-s.cfg.Replay:], true
+		}
+	} else {
+		complete = true
+	}
+	if err != nil {
+		s.log.Error("chat: reading history for a newcomer failed", "room", r.name, "err", err)
+		return [][]byte{m.appendError(nil, codeNoHistory, "history is unavailable right now")}
+	}
+	var frames [][]byte
+	if json {
+		if !complete {
+			first := m.since + 1
+			if len(msgs) > 0 {
+				first = msgs[0].ID
+			}
+			frames = append(frames, appendJSONGap(nil, r.name, m.since, first))
+		}
+		return append(frames, appendJSONHistory(nil, r.name, reason, msgs, complete, more))
+	}
+	if !complete {
+		frames = append(frames, appendPlainNotice(nil, "some messages were lost"))
+	}
+	var b []byte
+	for i := range msgs {
+		start := len(b)
+		b = appendPlainMessage(b, msgs[i].User, msgs[i].Text)
+		frames = append(frames, b[start:len(b):len(b)])
+	}
+	if more && m.hasSince {
+		frames = append(frames, appendPlainNotice(nil, "more messages were missed than shown"))
+	}
+	return frames
+}
+
+// historyBefore answers a JSON history request.
+func (r *room) historyBefore(m *member, before uint64, limit int) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
+	r.flush()
+	if s.history == nil {
+		m.write(appendJSONError(nil, codeNoHistory, "this server keeps no history"))
+		return
+	}
+	if limit <= 0 {
+		limit = max(s.cfg.Replay, 1)
+	}
+	limit = min(limit, s.cfg.APILimit)
+	var msgs []Message
+	var err error
+	if before == 0 {
+		msgs, err = s.history.Recent(r.name, limit+1)
+	} else {
+		msgs, err = s.history.Before(r.name, before, limit+1)
+	}
+	if err != nil {
+		s.log.Error("chat: reading history failed", "room", r.name, "err", err)
+		m.write(appendJSONError(nil, codeNoHistory, "history is unavailable right now"))
+		return
+	}
+	more := false
+	if len(msgs) > limit {
+		msgs, more = msgs[len(msgs)-limit:], true
+	}
+	m.write(appendJSONHistory(nil, r.name, "before", msgs, true, more))
+}
+
+// leave removes m (if it had joined) and announces it.
+func (r *room) leave(m *member) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
+	r.flush()
+	r.mu.Lock()
+	name := m.currentName()
+	if r.names[foldName(name)] == m {
+		delete(r.names, foldName(name))
+	}
+	r.members = removeMember(r.members, m)
+	m.joined.Store(false)
+	r.mu.Unlock()
+	if m.format == formatJSON {
+		r.json = removeMember(r.json, m)
+	} else {
+		r.plain = removeMember(r.plain, m)
+	}
+	r.outSystem(name + " left")
+	r.outPresence()
+	if s.hooks != nil {
+		u := m.user()
+		start := time.Now()
+		s.hooks.Leave(s.ctx, u)
+		s.metrics.hookLeave.observeSince(start)
+	}
+}
+
+// renamed announces a rename already made by Host.Rename.
+func (r *room) renamed(m *member, old string) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
+	name := m.currentName()
+	if len(r.json) > 0 {
+		start := len(r.arena)
+		r.arena = appendJSONRename(r.arena, r.name, old, name)
+		r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+	}
+	r.outSystem(old + " is now known as " + name)
+	r.outPresence()
+	if s.hooks != nil {
+		start := time.Now()
+		s.hooks.Rename(s.ctx, m.user(), old)
+		s.metrics.hookRename.observeSince(start)
+	}
+}
+
+func removeMember(list []*member, m *member) []*member {
+	for i, x := range list {
+		if x == m {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			return list[:len(list)-1]
+		}
+	}
+	return list
+}
+
+// outMessage puts a stored chat message in the outbox.
+func (r *room) outMessage(msg *Message) {
+	r.outMsgs++
+	if len(r.plain) > 0 {
+		start := len(r.arena)
+		r.arena = appendPlainMessage(r.arena, msg.User, msg.Text)
+		r.spansPlain = append(r.spansPlain, span{start, len(r.arena)})
+	}
+	if len(r.json) > 0 {
+		start := len(r.arena)
+		r.arena = appendJSONMessage(r.arena, msg)
+		r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+	}
+}
+
+// outSystem puts a system notice in the outbox.
+func (r *room) outSystem(text string) {
+	if len(r.plain) > 0 {
+		start := len(r.arena)
+		r.arena = appendPlainNotice(r.arena, text)
+		r.spansPlain = append(r.spansPlain, span{start, len(r.arena)})
+	}
+	if len(r.json) > 0 {
+		start := len(r.arena)
+		r.arena = appendJSONSystem(r.arena, r.name, text, nowUTC())
+		r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+	}
+}
+
+// outPresence puts a presence event (JSON only) in the outbox.
+func (r *room) outPresence() {
+	if len(r.json) == 0 {
+		return
+	}
+	names := make([]string, len(r.members))
+	for i, m := range r.members {
+		names[i] = m.currentName()
+	}
+	start := len(r.arena)
+	r.arena = appendJSONPresence(r.arena, r.name, names)
+	r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+}
+
+// flush writes the outbox: each format's frames are encoded once into one
+// Prepared and the same Prepared goes to every member of that format (one
+// write per member per batch). Then the queued per-member notices follow.
+func (r *room) flush() {
+	s := r.srv
+	if len(r.spansPlain) > 0 {
+		r.writeAll(r.plain, r.spansPlain)
+		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.plain)))
+	}
+	if len(r.spansJSON) > 0 {
+		r.writeAll(r.json, r.spansJSON)
+		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.json)))
+	}
+	r.arena = r.arena[:0]
+	r.spansPlain = r.spansPlain[:0]
+	r.spansJSON = r.spansJSON[:0]
+	r.outMsgs = 0
+	for i, n := range r.notices {
+		n.m.write(n.frame)
+		r.notices[i] = directFrame{}
+	}
+	r.notices = r.notices[:0]
+}
+
+func (r *room) writeAll(members []*member, spans []span) {
+	if len(members) == 0 {
+		return
+	}
+	lines := r.lines[:0]
+	for _, sp := range spans {
+		lines = append(lines, r.arena[sp.start:sp.end])
+	}
+	p := ws.NewPrepared(ws.OpText, lines...)
+	clear(lines)
+	r.lines = lines[:0]
+	for _, m := range members {
+		m.writePrepared(p)
+	}
+}
+
+// closeReason fits text into a close frame's reason (at most 123 bytes,
+// RFC 6455 section 5.5), cutting at a character boundary.
+func closeReason(text string) string {
+	if len(text) <= 123 {
+		return text
+	}
+	i := 123
+	for i > 0 && text[i]&0xC0 == 0x80 {
+		i--
+	}
+	return text[:i]
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }

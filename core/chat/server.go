@@ -1,0 +1,351 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// Server is the chat server. It is an http.Handler serving the chat page,
+// the WebSocket endpoints, /api/history, /healthz and /metrics, and it
+// implements Host for the scripts.
+type Server struct {
+	cfg     Config
+	hooks   Hooks
+	history History
+	log     *slog.Logger
+	engine  *ws.Server
+	page    http.Handler
+	metrics metrics
+
+	// ctx is passed to hooks and History.Append; cancelled by Shutdown
+	// once the rooms are done (or its deadline passed).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	nextSession atomic.Uint64
+	guestSeq    atomic.Uint64
+	conns       atomic.Int64 // connections counted against MaxConnections
+
+	mu       sync.Mutex
+	closing  bool
+	rooms    map[string]*room   // rooms with connections assigned
+	retired  map[string]*room   // emptied rooms still finishing their queue
+	sessions map[uint64]*member // joined or joining members by SessionID
+	roomWG   sync.WaitGroup
+}
+
+var _ Host = (*Server)(nil)
+
+// New returns a chat server. hooks and history may be nil: no scripting,
+// no history (nothing is replayed, ids are 0).
+func New(cfg Config, hooks Hooks, history History) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("chat config: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		hooks:    hooks,
+		history:  history,
+		log:      cfg.Logger,
+		page:     pageHandler(),
+		rooms:    make(map[string]*room),
+		retired:  make(map[string]*room),
+		sessions: make(map[uint64]*member),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.engine, err = ws.NewServer(handler{s}, cfg.WS)
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("chat: websocket engine: %w", err)
+	}
+	return s, nil
+}
+
+// ServeHTTP routes a request: WebSocket upgrades at /, /chat and
+// /chat/ROOM; /healthz; /metrics; /api/history; everything else is the chat
+// page and its files.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch path {
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	case "/metrics":
+		s.serveMetrics(w, r)
+		return
+	case "/api/history":
+		s.serveHistory(w, r)
+		return
+	}
+	if ws.IsUpgradeRequest(r) {
+		room, ok := roomFromPath(path, s.cfg.DefaultRoom)
+		if !ok {
+			http.Error(w, "no WebSocket endpoint here; use / or /chat/ROOM", http.StatusNotFound)
+			return
+		}
+		s.upgrade(w, r, room)
+		return
+	}
+	s.page.ServeHTTP(w, r)
+}
+
+// roomFromPath maps a WebSocket path to its room name (not yet validated).
+func roomFromPath(path, def string) (string, bool) {
+	switch {
+	case path == "/" || path == "/chat":
+		return def, true
+	case strings.HasPrefix(path, "/chat/"):
+		return path[len("/chat/"):], true
+	}
+	return "", false
+}
+
+// upgrade validates what the request asks for, counts the connection and
+// hands it to the engine. Invalid requests are still upgraded so that the
+// client learns why it was refused (docs/protocol.md): OnOpen refuses them.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	q := r.URL.Query()
+	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: q.Get("name")}
+	m.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
+	if err := ValidRoomName(room); err != nil {
+		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
+	} else if err := validName(m.requested, s.cfg.MaxNameLength); m.requested != "" && err != nil {
+		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
+	} else if q.Has("name") && m.requested == "" {
+		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, "invalid name: empty"
+	} else if q.Has("since") {
+		since, err := strconv.ParseUint(q.Get("since"), 10, 64)
+		if err != nil {
+			m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, "invalid since: want a message id"
+		}
+		m.since, m.hasSince = since, true
+	}
+	if n := s.conns.Add(1); n > int64(s.cfg.MaxConnections) {
+		m.refuseCode, m.refuseReason = ws.StatusTryAgainLater, "server full"
+	}
+	if _, err := s.engine.Upgrade(w, r, m); err != nil {
+		s.conns.Add(-1)
+		var he *ws.HandshakeError
+		if !errors.As(err, &he) && !errors.Is(err, ws.ErrServerClosed) {
+			s.log.Debug("chat: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		}
+	}
+}
+
+// reasonOf turns one of our validation errors into a client-facing reason.
+func reasonOf(err error) string { return strings.TrimPrefix(err.Error(), "chat: ") }
+
+// refuse tells m why it is turned away and closes its connection.
+func (s *Server) refuse(m *member, code ws.StatusCode, reason string) {
+	s.metrics.refused.Add(1)
+	m.write(m.appendError(nil, codeRefused, reason))
+	_ = m.conn.Close(code, closeReason(reason))
+}
+
+// handler adapts Server to ws.Handler without exporting the callbacks.
+type handler struct{ s *Server }
+
+// OnOpen assigns the connection to its room (creating the room and its
+// goroutine if needed) and queues the join.
+func (h handler) OnOpen(c *ws.Conn) {
+	s := h.s
+	m, ok := c.UserData().(*member)
+	if !ok {
+		_ = c.Close(ws.StatusInternalError, "internal error")
+		return
+	}
+	m.conn = c
+	m.addr = c.RemoteAddr()
+	if c.Subprotocol() == SubprotocolJSON {
+		m.format = formatJSON
+	}
+	if m.refuseCode != 0 {
+		s.refuse(m, m.refuseCode, m.refuseReason)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.refuse(m, ws.StatusGoingAway, "server shutting down")
+		return
+	}
+	r := s.rooms[m.roomName]
+	if r == nil {
+		if len(s.rooms) >= s.cfg.MaxRooms {
+			s.mu.Unlock()
+			s.refuse(m, ws.StatusTryAgainLater, "too many rooms")
+			return
+		}
+		prev := s.retired[m.roomName]
+		delete(s.retired, m.roomName)
+		r = newRoom(s, m.roomName, prev)
+		s.rooms[m.roomName] = r
+		s.roomWG.Add(1)
+		go r.run()
+	}
+	r.refs++
+	m.room = r
+	s.sessions[m.id] = m
+	r.enqueue(op{kind: opJoin, m: m})
+	s.mu.Unlock()
+}
+
+// OnMessage decodes one frame and applies the per-connection limits; what
+// passes is queued to the room. It never blocks.
+func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
+	s := h.s
+	m, ok := c.UserData().(*member)
+	if !ok || m.room == nil {
+		return // refused: the close is under way
+	}
+	if opcode != ws.OpText {
+		s.metrics.dropBinary.Add(1)
+		m.sendError(codeBinary, "binary messages are not supported: send text")
+		return
+	}
+	var text string
+	if m.format == formatJSON {
+		ev, err := decodeClientEvent(data)
+		if err != nil {
+			s.metrics.dropBadRequest.Add(1)
+			m.sendError(codeBadRequest, "bad request: "+err.Error())
+			return
+		}
+		if ev.Type == "history" {
+			m.acquire()
+			if !m.room.enqueue(op{kind: opHistory, m: m, id: ev.Before, n: ev.Limit}) {
+				m.inflight.Add(-1)
+			}
+			return
+		}
+		text = *ev.Text
+	} else {
+		text = trimNewline(data)
+	}
+	if len(text) > s.cfg.MaxTextBytes {
+		s.metrics.dropTooLong.Add(1)
+		m.sendError(codeTooLong, "message too long: at most "+strconv.Itoa(s.cfg.MaxTextBytes)+" bytes")
+		return
+	}
+	if text == "" {
+		return // nothing to say
+	}
+	now := time.Now()
+	if !m.bucket.take(now) {
+		s.metrics.dropFlood.Add(1)
+		if m.bucket.shouldNotify(now) {
+			m.sendError(codeFlood, "you are sending too fast; messages were dropped")
+		}
+		return
+	}
+	s.metrics.messagesIn.Add(1)
+	m.acquire()
+	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, t: now.UTC()}) {
+		m.inflight.Add(-1)
+	}
+}
+
+// trimNewline copies a plain-text frame, without one trailing line ending
+// (line-oriented tools such as websocat may send it).
+func trimNewline(data []byte) string {
+	n := len(data)
+	if n > 0 && data[n-1] == '\n' {
+		n--
+		if n > 0 && data[n-1] == '\r' {
+			n--
+		}
+	}
+	return string(data[:n])
+}
+
+// OnClose queues the leave; the last member out retires the room.
+func (h handler) OnClose(c *ws.Conn, _ error) {
+	s := h.s
+	m, ok := c.UserData().(*member)
+	if !ok {
+		return
+	}
+	s.conns.Add(-1)
+	m.gone.Store(true)
+	if m.room == nil {
+		return
+	}
+	s.mu.Lock()
+	delete(s.sessions, m.id)
+	r := m.room
+	r.enqueue(op{kind: opLeave, m: m})
+	r.refs--
+	if r.refs == 0 && s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+		s.retired[r.name] = r
+		r.stop()
+	}
+	s.mu.Unlock()
+}
+
+// roomExited is called by a room goroutine as it returns.
+func (s *Server) roomExited(r *room) {
+	s.mu.Lock()
+	if s.retired[r.name] == r {
+		delete(s.retired, r.name)
+	}
+	s.mu.Unlock()
+	close(r.done)
+	s.roomWG.Done()
+}
+
+// Shutdown stops the server gracefully: no new upgrades; every room
+// finishes what it has queued (so every message a client was told about is
+// stored and delivered); then every connection is closed with 1001 and the
+// engine is stopped. When ctx ends first, hooks and History.Append get a
+// cancelled context and the engine is closed without waiting further.
+// Shutdown does not close the History; the caller does that afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, r := range s.rooms {
+		r.stop()
+	}
+	for _, r := range s.retired {
+		r.stop()
+	}
+	s.mu.Unlock()
+
+	roomsDone := make(chan struct{})
+	go func() {
+		s.roomWG.Wait()
+		close(roomsDone)
+	}()
+	select {
+	case <-roomsDone:
+	case <-ctx.Done():
+		s.cancel() // hurry hooks and Append along
+	}
+	err := s.engine.Shutdown(ctx, ws.StatusGoingAway, "server shutting down")
+	s.cancel()
+	<-roomsDone
+	if err != nil {
+		return fmt.Errorf("chat shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidRoomName(t *testing.T) {
+	for _, tc := range []struct {
+		room string
+		ok   bool
+	}{
+		{"lobby", true}, {"a", true}, {"Go-dev_2.0", true}, {strings.Repeat("r", 32), true},
+		{"", false}, {strings.Repeat("r", 33), false}, {"a b", false}, {"a/b", false},
+		{"café", false}, {"a%20", false},
+	} {
+		err := ValidRoomName(tc.room)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidRoomName(%q) = %v, want ok=%v", tc.room, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidRoom) {
+			t.Errorf("ValidRoomName(%q) = %v, not ErrInvalidRoom", tc.room, err)
+		}
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+		why  string
+	}{
+		{"alice", true, ""},
+		{"Zoë", true, ""},
+		{"日本語", true, ""},
+		{strings.Repeat("x", 24), true, ""},
+		{strings.Repeat("é", 24), true, ""}, // characters, not bytes
+		{strings.Repeat("x", 25), false, "longer than 24"},
+		{"", false, "empty"},
+		{"a b", false, "white space"},
+		{"a\tb", false, "control"},
+		{"a\x00b", false, "control"},
+		{"bell\a", false, "control"},
+		{"a\u200bb", false, "control"}, // zero width space: a format character (Cf)
+		{"a\u202eb", false, "control"},
+		{"a:b", false, "':'"},
+		{"*bot", false, "'*'"},
+		{"b*t", true, ""},
+		{"\xff", false, "UTF-8"},
+	} {
+		err := validName(tc.name, 24)
+		if (err == nil) != tc.ok {
+			t.Errorf("validName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+			continue
+		}
+		if err != nil && (!errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), tc.why)) {
+			t.Errorf("validName(%q) = %v, want ErrInvalidName mentioning %q", tc.name, err, tc.why)
+		}
+	}
+}
+
+func TestUniqueName(t *testing.T) {
+	used := map[string]bool{}
+	taken := func(n string) bool { return used[foldName(n)] }
+	for _, tc := range []struct{ want, got string }{
+		{"alice", "alice"}, {"alice", "alice-2"}, {"Alice", "Alice-3"}, {"alice-2", "alice-2-2"},
+	} {
+		got := uniqueName(tc.want, 24, taken)
+		if got != tc.got {
+			t.Fatalf("uniqueName(%q) = %q, want %q", tc.want, got, tc.got)
+		}
+		used[foldName(got)] = true
+	}
+	// The suffix must fit into the length limit, counted in characters.
+	long := strings.Repeat("é", 10)
+	used = map[string]bool{foldName(long): true}
+	got := uniqueName(long, 10, taken)
+	if got != strings.Repeat("é", 8)+"-2" {
+		t.Fatalf("uniqueName(long) = %q", got)
+	}
+	if err := validName(got, 10); err != nil {
+		t.Fatalf("suffixed name invalid: %v", err)
+	}
+}
+
+func TestJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", `quote " and \ backslash`, "nl\nret\rtab\t", "ctl\x00\x01\x1f\x7f",
+		"<script>&amp;</script>", "line\u2028sep\u2029", "emoji 😀 é", "bad \xff utf8 \xc3",
+	} {
+		got := appendJSONString(nil, s)
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("appendJSONString(%q) = %s, encoding/json gives %s", s, got, want)
+		}
+	}
+}
+
+func TestJSONEvents(t *testing.T) {
+	ts := time.Date(2026, 11, 22, 10, 0, 6, 2_000_000, time.UTC)
+	m := &Message{ID: 42, Room: "lobby", User: "alice", Text: "hello", Time: ts}
+	for _, tc := range []struct {
+		got  []byte
+		want string
+	}{
+		{appendJSONMessage(nil, m), `{"type":"message","id":42,"room":"lobby","user":"alice","text":"hello","ts":"2026-11-22T10:00:06.002Z"}`},
+		{appendJSONWelcome(nil, "lobby", "alice"), `{"type":"welcome","room":"lobby","user":"alice"}`},
+		{appendJSONSystem(nil, "lobby", "alice joined", ts.In(time.FixedZone("X", 3600))), `{"type":"system","room":"lobby","text":"alice joined","ts":"2026-11-22T10:00:06.002Z"}`},
+		{appendJSONPresence(nil, "lobby", []string{"bob", "alice"}), `{"type":"presence","room":"lobby","users":["bob","alice"]}`},
+		{appendJSONPresence(nil, "lobby", nil), `{"type":"presence","room":"lobby","users":[]}`},
+		{appendJSONRename(nil, "lobby", "a", "b"), `{"type":"rename","room":"lobby","old":"a","new":"b"}`},
+		{appendJSONRedact(nil, "lobby", 7), `{"type":"redact","room":"lobby","id":7}`},
+		{appendJSONGap(nil, "lobby", 3, 9), `{"type":"gap","room":"lobby","after":3,"first":9}`},
+		{appendJSONError(nil, codeTooLong, "too long"), `{"type":"error","code":"too_long","text":"too long"}`},
+		{appendJSONHistory(nil, "lobby", "join", []Message{*m}, true, false), `{"type":"history","room":"lobby","reason":"join","complete":true,"more":false,"messages":[{"id":42,"room":"lobby","user":"alice","text":"hello","ts":"2026-11-22T10:00:06.002Z"}]}`},
+		{appendJSONHistory(nil, "lobby", "before", nil, true, true), `{"type":"history","room":"lobby","reason":"before","complete":true,"more":true,"messages":[]}`},
+		{appendPlainMessage(nil, "alice", "hello"), "alice: hello"},
+		{appendPlainNotice(nil, "alice joined"), "* alice joined"},
+	} {
+		if string(tc.got) != tc.want {
+			t.Errorf("got  %s\nwant %s", tc.got, tc.want)
+		}
+		if tc.want[0] == '{' && !json.Valid(tc.got) {
+			t.Errorf("invalid JSON: %s", tc.got)
+		}
+	}
+}
+
+func TestDecodeClientEvent(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		ok      bool
+		typ     string
+		text    string
+		before  uint64
+		limitIn int
+	}{
+		{`{"type":"message","text":"hi"}`, true, "message", "hi", 0, 0},
+		{`{"type":"message","text":""}`, true, "message", "", 0, 0},
+		{`{"type":"history","before":41,"limit":10}`, true, "history", "", 41, 10},
+		{`{"type":"history"}`, true, "history", "", 0, 0},
+		{`{"type":"message"}`, false, "", "", 0, 0},
+		{`{"type":"history","limit":-1}`, false, "", "", 0, 0},
+		{`{"type":"dance"}`, false, "", "", 0, 0},
+		{`{"text":"hi"}`, false, "", "", 0, 0},
+		{`hello`, false, "", "", 0, 0},
+		{`["message"]`, false, "", "", 0, 0},
+		{`{"type":"history","before":-3}`, false, "", "", 0, 0},
+	} {
+		ev, err := decodeClientEvent([]byte(tc.in))
+		if (err == nil) != tc.ok {
+			t.Errorf("decode(%s) err = %v, want ok=%v", tc.in, err, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		if ev.Type != tc.typ || ev.Before != tc.before || ev.Limit != tc.limitIn || (ev.Text != nil && *ev.Text != tc.text) {
+			t.Errorf("decode(%s) = %+v", tc.in, ev)
+		}
+	}
+}
+
+func TestBucket(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := newBucket(10, 3)
+	for i := range 3 {
+		if !b.take(t0) {
+			t.Fatalf("burst token %d refused", i)
+		}
+	}
+	if b.take(t0) {
+		t.Fatal("4th message in the same instant accepted with burst 3")
+	}
+	if !b.take(t0.Add(100 * time.Millisecond)) {
+		t.Fatal("no token after 1/rate")
+	}
+	if b.take(t0.Add(150 * time.Millisecond)) {
+		t.Fatal("half a token accepted")
+	}
+	// Long idle refills to burst only.
+	t1 := t0.Add(time.Hour)
+	for i := range 3 {
+		if !b.take(t1) {
+			t.Fatalf("refilled token %d refused", i)
+		}
+	}
+	if b.take(t1) {
+		t.Fatal("bucket refilled beyond burst")
+	}
+	if !b.shouldNotify(t1) || b.shouldNotify(t1.Add(500*time.Millisecond)) || !b.shouldNotify(t1.Add(1100*time.Millisecond)) {
+		t.Fatal("notices not limited to one per second")
+	}
+	off := newBucket(-1, 1)
+	for range 1000 {
+		if !off.take(t0) {
+			t.Fatal("disabled flood control refused a message")
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnections != 10000 || cfg.DefaultRoom != "lobby" || cfg.MaxNameLength != 24 ||
+		cfg.MaxRooms != 1000 || cfg.FloodRate != 10 || cfg.FloodBurst != 20 || cfg.MaxTextBytes != 4096 ||
+		cfg.Replay != 50 || cfg.APILimit != 500 || cfg.MaxPending != 32 || cfg.Logger == nil ||
+		cfg.WS.MaxMessageBytes != 65536 || cfg.WS.CheckOrigin == nil ||
+		strings.Join(cfg.WS.Subprotocols, ",") != "moonchat.v1,chat" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	cfg, _ = Config{Replay: -1, FloodRate: -1, APILimit: 20}.withDefaults()
+	if cfg.Replay != 0 || cfg.FloodRate >= 0 {
+		t.Fatalf("negative = off not kept: replay %d rate %v", cfg.Replay, cfg.FloodRate)
+	}
+	cfg, _ = Config{Replay: 100, APILimit: 20}.withDefaults()
+	if cfg.Replay != 20 {
+		t.Fatalf("replay not capped at api limit: %d", cfg.Replay)
+	}
+	for _, bad := range []Config{
+		{DefaultRoom: "no spaces"},
+		{MaxNameLength: 3},
+		{AllowedOrigins: []string{"example.com"}},
+		{AllowedOrigins: []string{"https://example.com/path"}},
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("withDefaults(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestOriginChecker(t *testing.T) {
+	for _, tc := range []struct {
+		allowed []string
+		origin  string
+		host    string
+		ok      bool
+	}{
+		{nil, "", "chat.example.com", true},
+		{nil, "https://chat.example.com", "chat.example.com", true},
+		{nil, "https://evil.example", "chat.example.com", false},
+		{nil, "null", "chat.example.com", false},
+		{[]string{"*"}, "https://evil.example", "chat.example.com", true},
+		{[]string{"https://app.example.org"}, "https://app.example.org", "chat.example.com", true},
+		{[]string{"https://app.example.org"}, "https://APP.example.org", "chat.example.com", true},
+		{[]string{"https://app.example.org"}, "http://app.example.org", "chat.example.com", false},
+		{[]string{"https://app.example.org"}, "https://app.example.org:8443", "chat.example.com", false},
+		{[]string{"http://localhost:3000"}, "http://localhost:3000", "127.0.0.1:8080", true},
+		{[]string{"https://*.example.org"}, "https://a.b.example.org", "chat.example.com", true},
+		{[]string{"https://*.example.org"}, "https://example.org", "chat.example.com", false},
+		{[]string{"https://*.example.org"}, "https://evilexample.org", "chat.example.com", false},
+	} {
+		check := originChecker(tc.allowed)
+		r := httptest.NewRequest("GET", "http://"+tc.host+"/chat", nil)
+		r.Host = tc.host
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if got := check(r); got != tc.ok {
+			t.Errorf("allowed %v, Origin %q, Host %q: got %v, want %v", tc.allowed, tc.origin, tc.host, got, tc.ok)
+		}
+	}
+}
+
+func TestMetricsText(t *testing.T) {
+	var m metrics
+	m.messagesIn.Add(3)
+	m.hookMessage.observe(durationBuckets, 0.0003)
+	m.hookMessage.observe(durationBuckets, 2)
+	m.appendTime.observe(durationBuckets, 0.004)
+	var b bytes.Buffer
+	if err := m.write(&b, 7, 2); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE moonchat_connections gauge\nmoonchat_connections 7\n",
+		"moonchat_rooms 2\n",
+		"moonchat_messages_in_total 3\n",
+		"moonchat_messages_out_total 0\n",
+		`moonchat_messages_dropped_total{reason="flood"} 0`,
+		"moonchat_slow_consumers_total 0\n",
+		`moonchat_hook_duration_seconds_bucket{hook="message",le="0.00025"} 0`,
+		`moonchat_hook_duration_seconds_bucket{hook="message",le="0.0005"} 1`,
+		`moonchat_hook_duration_seconds_bucket{hook="message",le="1"} 1`,
+		`moonchat_hook_duration_seconds_bucket{hook="message",le="+Inf"} 2`,
+		`moonchat_hook_duration_seconds_sum{hook="message"} 2.0003`,
+		`moonchat_hook_duration_seconds_count{hook="message"} 2`,
+		`moonchat_history_append_duration_seconds_bucket{le="0.005"} 1`,
+		"moonchat_history_append_duration_seconds_count 1\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// Every non-comment line is "name[{labels}] value".
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if f := strings.Fields(line); len(f) != 2 || !strings.HasPrefix(f[0], "moonchat_") {
+			t.Errorf("malformed sample line %q", line)
+		}
+	}
+}
+
+func TestCloseReason(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	got := closeReason(long)
+	if len(got) > 123 || !strings.HasPrefix(long, got) || len(got) < 121 {
+		t.Fatalf("closeReason cut to %d bytes", len(got))
+	}
+	if closeReason("short") != "short" {
+		t.Fatal("short reason changed")
+	}
+}
+
+func TestTrimNewline(t *testing.T) {
+	for in, want := range map[string]string{"hi\n": "hi", "hi\r\n": "hi", "hi": "hi", "\n": "", "a\n\n": "a\n", "": ""} {
+		if got := trimNewline([]byte(in)); got != want {
+			t.Errorf("trimNewline(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package chat
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// This file is the wire contract of docs/protocol.md in code: how events are
+// encoded for the two formats and how JSON client events are decoded. The
+// encoders append to a caller's buffer so a room can encode a whole batch
+// into one reused arena.
+
+// format is a connection's wire format, chosen by the subprotocol.
+type format uint8
+
+const (
+	formatPlain format = iota
+	formatJSON
+)
+
+// Error codes of the JSON "error" event (docs/protocol.md).
+const (
+	codeBadRequest = "bad_request"
+	codeBinary     = "binary"
+	codeTooLong    = "too_long"
+	codeFlood      = "flood"
+	codeDropped    = "dropped"
+	codeRefused    = "refused"
+	codeNoHistory  = "no_history"
+)
+
+// tsLayout is RFC 3339 with milliseconds; times are always UTC.
+const tsLayout = "2006-01-02T15:04:05.000Z"
+
+// appendPlainMessage appends "NICK: TEXT".
+func appendPlainMessage(b []byte, user, text string) []byte {
+	b = append(b, user...)
+	b = append(b, ": "...)
+	return append(b, text...)
+}
+
+// appendPlainNotice appends "* TEXT".
+func appendPlainNotice(b []byte, text string) []byte {
+	b = append(b, "* "...)
+	return append(b, text...)
+}
+
+// appendJSONMessageFields appends the fields of a message object, without
+// braces or type, so the same code serves "message" events and the entries
+// of "history" events.
+func appendJSONMessageFields(b []byte, m *Message) []byte {
+	b = append(b, `"id":`...)
+	b = strconv.AppendUint(b, m.ID, 10)
+	b = append(b, `,"room":`...)
+	b = appendJSONString(b, m.Room)
+	b = append(b, `,"user":`...)
+	b = appendJSONString(b, m.User)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, m.Text)
+	b = append(b, `,"ts":"`...)
+	b = m.Time.UTC().AppendFormat(b, tsLayout)
+	return append(b, '"')
+}
+
+// appendJSONMessage appends a "message" event.
+func appendJSONMessage(b []byte, m *Message) []byte {
+	b = append(b, `{"type":"message",`...)
+	b = appendJSONMessageFields(b, m)
+	return append(b, '}')
+}
+
+// appendJSONSystem appends a "system" event.
+func appendJSONSystem(b []byte, room, text string, t time.Time) []byte {
+	b = append(b, `{"type":"system","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, text)
+	b = append(b, `,"ts":"`...)
+	b = t.UTC().AppendFormat(b, tsLayout)
+	return append(b, `"}`...)
+}
+
+// appendJSONError appends an "error" event.
+func appendJSONError(b []byte, code, text string) []byte {
+	b = append(b, `{"type":"error","code":`...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, text)
+	return append(b, '}')
+}
+
+// appendJSONWelcome appends a "welcome" event.
+func appendJSONWelcome(b []byte, room, user string) []byte {
+	b = append(b, `{"type":"welcome","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"user":`...)
+	b = appendJSONString(b, user)
+	return append(b, '}')
+}
+
+// appendJSONPresence appends a "presence" event.
+func appendJSONPresence(b []byte, room string, users []string) []byte {
+	b = append(b, `{"type":"presence","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"users":[`...)
+	for i, u := range users {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, u)
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONRename appends a "rename" event.
+func appendJSONRename(b []byte, room, old, new string) []byte {
+	b = append(b, `{"type":"rename","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"old":`...)
+	b = appendJSONString(b, old)
+	b = append(b, `,"new":`...)
+	b = appendJSONString(b, new)
+	return append(b, '}')
+}
+
+// appendJSONRedact appends a "redact" event.
+func appendJSONRedact(b []byte, room string, id uint64) []byte {
+	b = append(b, `{"type":"redact","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	return append(b, '}')
+}
+
+// appendJSONGap appends a "gap" event.
+func appendJSONGap(b []byte, room string, after, first uint64) []byte {
+	b = append(b, `{"type":"gap","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"after":`...)
+	b = strconv.AppendUint(b, after, 10)
+	b = append(b, `,"first":`...)
+	b = strconv.AppendUint(b, first, 10)
+	return append(b, '}')
+}
+
+// appendJSONHistory appends a "history" event.
+func appendJSONHistory(b []byte, room, reason string, msgs []Message, complete, more bool) []byte {
+	b = append(b, `{"type":"history","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, reason)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, complete)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	b = append(b, `,"messages":[`...)
+	for i := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendJSONMessageFields(b, &msgs[i])
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Like encoding/json it
+// escapes <, > and & (so a page can embed events in HTML safely) and
+// U+2028/U+2029 (line terminators to JavaScript), and replaces invalid
+// UTF-8 with U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// clientEvent is a decoded JSON event from a client.
+type clientEvent struct {
+	Type   string  `json:"type"`
+	Text   *string `json:"text"`
+	Before uint64  `json:"before"`
+	Limit  int     `json:"limit"`
+}
+
+// decodeClientEvent parses one JSON client frame. Only "message" (with a
+// text) and "history" are valid.
+func decodeClientEvent(data []byte) (clientEvent, error) {
+	var ev clientEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, fmt.Errorf("not a JSON object: %w", err)
+	}
+	switch ev.Type {
+	case "message":
+		if ev.Text == nil {
+			return ev, fmt.Errorf("message without text")
+		}
+	case "history":
+		if ev.Limit < 0 {
+			return ev, fmt.Errorf("negative limit")
+		}
+	case "":
+		return ev, fmt.Errorf("missing type")
+	default:
+		return ev, fmt.Errorf("unknown event type %q", ev.Type)
+	}
+	return ev, nil
+}
