@@ -17,6 +17,7 @@
   // not starting with '*'.
   const NAME_BAD_RE = /[\p{Cc}\s:]/u;
   const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
+  const GROUP_MS = 5 * 60 * 1000; // one sender's messages closer than this share a header
   const KEY_NAME = 'moonchat.name';
   const KEY_ROOM = 'moonchat.room';
   const KEY_JOINED = 'moonchat.joined'; // sessionStorage: this tab was in a room
@@ -144,6 +145,7 @@
     if (m.id) li.dataset.id = String(m.id);
     const user = String(m.user ?? '');
     li.dataset.user = user;
+    li.dataset.t = String(parseTime(m.ts).getTime());
     if (S.ownNames.has(user)) li.classList.add('own');
     const who = document.createElement('span');
     who.className = 'user';
@@ -166,6 +168,23 @@
     return li;
   }
 
+  // visiblePrev returns the shown list item before li, skipping redacted ones.
+  function visiblePrev(li) {
+    let p = li.previousElementSibling;
+    while (p && p.hidden) p = p.previousElementSibling;
+    return p;
+  }
+
+  // regroup marks li as a continuation ("cont": no name header) when the
+  // message right above it is from the same sender, shortly before.
+  function regroup(li) {
+    if (!li || !li.classList.contains('msg')) return;
+    const p = visiblePrev(li);
+    const cont = Boolean(p && p.classList.contains('msg') && p.dataset.user === li.dataset.user &&
+      Math.abs(Number(li.dataset.t) - Number(p.dataset.t)) < GROUP_MS);
+    li.classList.toggle('cont', cont);
+  }
+
   function track(m, li) {
     const id = Number(m.id) || 0;
     if (id <= 0) return;
@@ -185,6 +204,7 @@
     if (items.length === 0) return;
     const stick = forceScroll || nearBottom();
     el.messages.append(...items);
+    for (const li of items) regroup(li);
     if (stick) scrollToBottom();
     if (document.hidden) {
       S.unread += items.filter((li) => li.classList.contains('msg')).length;
@@ -210,18 +230,26 @@
   }
 
   // prependMessages inserts an older page above what is shown, keeping the
-  // messages the user is looking at in place.
-  function prependMessages(list) {
-    const frag = document.createDocumentFragment();
+  // messages the user is looking at in place. more is whether the server
+  // has still older ones (it changes the "load older" control above the
+  // list, so it is applied before the scroll position is restored).
+  function prependMessages(list, more) {
+    const items = [];
     for (const m of list) {
       if (known(m)) continue;
       const li = messageEl(m);
       track(m, li);
-      frag.append(li);
+      items.push(li);
     }
     const s = el.scroller;
     const fromBottom = s.scrollHeight - s.scrollTop;
-    el.messages.prepend(frag);
+    S.moreOlder = more;
+    S.loadingOlder = false;
+    updateOlder();
+    const oldFirst = el.messages.firstElementChild;
+    el.messages.prepend(...items);
+    for (const li of items) regroup(li);
+    regroup(oldFirst);
     s.scrollTop = s.scrollHeight - fromBottom;
   }
 
@@ -433,9 +461,7 @@
   function onHistory(ev) {
     const msgs = Array.isArray(ev.messages) ? ev.messages : [];
     if (ev.reason === 'before') {
-      prependMessages(msgs);
-      S.moreOlder = Boolean(ev.more);
-      S.loadingOlder = false;
+      prependMessages(msgs, Boolean(ev.more));
     } else {
       // "join" or "since": these follow what is shown. The first join of a
       // room also tells us whether there is older history to page through.
@@ -443,6 +469,11 @@
       appendMessages(msgs);
       if (ev.reason === 'join' && first) S.moreOlder = Boolean(ev.more);
       if (ev.reason === 'join') scrollToBottom();
+      if (ev.reason === 'since' && ev.more) {
+        // The server caps one resume batch; the protocol has no way to page
+        // forwards, so say so rather than pretend nothing is missing.
+        notice('gap', 'More messages were sent while you were away than could be shown.');
+      }
     }
     updateOlder();
     fillIfShort();
@@ -466,6 +497,9 @@
     if (li) {
       li.hidden = true;
       li.classList.add('redacted');
+      let next = li.nextElementSibling;
+      while (next && next.hidden) next = next.nextElementSibling;
+      regroup(next);
     }
   }
 
@@ -585,6 +619,17 @@
   el.scroller.addEventListener('scroll', () => {
     if (el.scroller.scrollTop < 48) requestOlder();
   }, { passive: true });
+
+  // Editing the room in the address bar moves this tab to that room.
+  window.addEventListener('hashchange', () => {
+    const raw = decodeURIComponent(location.hash.slice(1));
+    if (!S.joined || raw.includes('=') || raw === S.room || !ROOM_RE.test(raw)) return;
+    const ws = S.ws;
+    S.ws = null;
+    if (ws) ws.close(1000, 'changing room');
+    el.joinRoom.value = raw;
+    join(S.wantName, raw);
+  });
 
   // Back online after a network outage: do not wait for the backoff.
   window.addEventListener('online', () => {
