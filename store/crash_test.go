@@ -1,0 +1,249 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// The tests here re-execute the test binary as a child process running
+// TestHelperProcess, selected by environment variables:
+//
+//	STORE_HELPER=crash    append under load, print "ack ROOM ID TEXT" per acknowledged message
+//	STORE_HELPER=hold     Open the file, print "ready", hold it until stdin closes
+//	STORE_HELPER=holdro   the same with OpenReadOnly
+//
+// STORE_HELPER_PATH names the database file.
+
+const (
+	helperEnv     = "STORE_HELPER"
+	helperPathEnv = "STORE_HELPER_PATH"
+	// crashChildLimit bounds a crash child that is never killed.
+	crashChildLimit = 60 * time.Second
+)
+
+func TestHelperProcess(t *testing.T) {
+	mode := os.Getenv(helperEnv)
+	if mode == "" {
+		t.Skip("only runs as a child process of other tests")
+	}
+	path := os.Getenv(helperPathEnv)
+	if err := runHelper(mode, path); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+func runHelper(mode, path string) error {
+	switch mode {
+	case "hold", "holdro":
+		open := Open
+		if mode == "holdro" {
+			open = OpenReadOnly
+		}
+		db, err := open(path, Options{})
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes stdin
+		return db.Close()
+	case "crash":
+		db, err := Open(path, Options{})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), crashChildLimit)
+		defer cancel()
+		var mu sync.Mutex // one write(2) per line, lines never interleave
+		var wg sync.WaitGroup
+		errc := make(chan error, 8)
+		for w := range 8 {
+			wg.Go(func() {
+				for i := 0; ctx.Err() == nil; i++ {
+					m := &chat.Message{Room: fmt.Sprint("r", w%3), User: fmt.Sprint("w", w), Text: fmt.Sprintf("w%d-%d-%d", w, i, time.Now().UnixNano())}
+					if err := db.Append(ctx, []*chat.Message{m}); err != nil {
+						if ctx.Err() == nil {
+							errc <- err
+						}
+						return
+					}
+					mu.Lock()
+					_, err := fmt.Fprintf(os.Stdout, "ack %s %d %s\n", m.Room, m.ID, m.Text)
+					mu.Unlock()
+					if err != nil {
+						errc <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			return err
+		}
+		return db.Close()
+	}
+	return fmt.Errorf("unknown helper mode %q", mode)
+}
+
+// startHelper starts the test binary as a helper child. The child is killed
+// when the test ends, whatever happened.
+func startHelper(t *testing.T, mode, path string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout *bufio.Reader, stderr *strings.Builder) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperPathEnv+"="+path)
+	stderr = new(strings.Builder)
+	cmd.Stderr = stderr
+	var err error
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd, stdin, bufio.NewReader(out), stderr
+}
+
+// readLine reads one line from r, failing the test after timeout.
+func readLine(t *testing.T, r *bufio.Reader, timeout time.Duration, stderr *strings.Builder) string {
+	t.Helper()
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		line, err := r.ReadString('\n')
+		ch <- result{line, err}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			t.Fatalf("child: %v (stderr: %s)", res.err, stderr)
+		}
+		return strings.TrimSuffix(res.line, "\n")
+	case <-time.After(timeout):
+		t.Fatalf("no line from the child within %v (stderr: %s)", timeout, stderr)
+		return ""
+	}
+}
+
+type ack struct {
+	room string
+	id   uint64
+	text string
+}
+
+func parseAck(t *testing.T, line string) ack {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != "ack" {
+		t.Fatalf("child printed %q", line)
+	}
+	id, err := strconv.ParseUint(f[2], 10, 64)
+	if err != nil {
+		t.Fatalf("child printed %q: %v", line, err)
+	}
+	return ack{f[1], id, f[3]}
+}
+
+// TestCrashLosesNoAcknowledgedMessage SIGKILLs a child appending under load
+// after 50, 500 and 2000 acknowledgements, reopening the same file each
+// time: every acknowledged message must be there, every room's IDs must be
+// gap-free (a commit is all or nothing), and the file must pass Check.
+func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	path := tempPath(t)
+	var all []ack
+	for _, killAt := range []int{50, 500, 2000} {
+		cmd, _, out, stderr := startHelper(t, "crash", path)
+		var acks []ack
+		for len(acks) < killAt {
+			acks = append(acks, parseAck(t, readLine(t, out, 30*time.Second, stderr)))
+		}
+		// SIGKILL now, then collect the acks the child printed before dying.
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			line, err := out.ReadString('\n')
+			if err != nil {
+				break // EOF: the child is dead
+			}
+			acks = append(acks, parseAck(t, strings.TrimSuffix(line, "\n")))
+		}
+		all = append(all, acks...)
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("child exited cleanly before the kill (stderr: %s)", stderr)
+		}
+
+		db, err := Open(path, Options{LockTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("reopen after kill at %d acks: %v", killAt, err)
+		}
+		stored := map[string]map[uint64]string{}
+		rooms, err := db.Rooms()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rooms {
+			msgs, err := db.Recent(r.Name, r.Count+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored[r.Name] = map[uint64]string{}
+			for i, m := range msgs {
+				stored[r.Name][m.ID] = m.Text
+				if m.ID != uint64(i+1) {
+					t.Errorf("room %s: id %d at position %d: a committed group was torn", r.Name, m.ID, i)
+					break
+				}
+			}
+			if r.Count != len(msgs) || r.LastID != uint64(len(msgs)) {
+				t.Errorf("room %+v holds %d messages", r, len(msgs))
+			}
+		}
+		lost := 0
+		for _, a := range all {
+			if stored[a.room][a.id] != a.text {
+				lost++
+				if lost <= 5 {
+					t.Errorf("acknowledged %s/%d %q: stored %q", a.room, a.id, a.text, stored[a.room][a.id])
+				}
+			}
+		}
+		if lost > 0 {
+			t.Fatalf("kill at %d: %d of %d acknowledged messages lost", killAt, lost, len(all))
+		}
+		if err := db.Check(); err != nil {
+			t.Errorf("Check after kill: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kill after %d acks: %d acknowledged so far, all present", killAt, len(all))
+	}
+}

@@ -1,0 +1,97 @@
+// Package store keeps moonchat's chat history and the Lua scripts' key-value
+// data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
+// the chat server and scripting.KV for the Lua layer; cmd/moonchat opens it
+// and uses the query API below for `moonchat history` and the HTTP API.
+//
+// # Durability
+//
+// Append returns only after the messages are committed and fsynced, so a
+// message the chat server broadcasts survives kill -9 and power loss.
+// Commits are grouped: a committer goroutine owned by the DB writes every
+// request that arrived while the previous commit was running in ONE bbolt
+// transaction with ONE fsync, so throughput grows with the number of
+// concurrent senders instead of being capped at one fsync per message.
+// KV Set and Delete go through the same committer.
+//
+// # Opening
+//
+//	db, err := store.Open("data/moonchat.db", store.Options{MaxPerRoom: 10000})
+//	defer db.Close() // flushes pending appends, stops the committer and pruner
+//
+// Open creates the directory (0700) and file (0600) on first run. The CLI
+// inspects a stopped server's file with OpenReadOnly (which never creates
+// anything). Open errors name the file and wrap a named error value:
+// ErrLocked (another process, normally the running server, holds the file),
+// ErrCorrupt (not a readable bbolt/moonchat file: garbage, truncated, bbolt
+// panicked while reading it), ErrFormat (written by a newer moonchat),
+// ErrUnwritable (permission denied, read-only file system, a path under a
+// regular file) and ErrNotExist (OpenReadOnly of a missing file). Test with
+// errors.Is.
+//
+// # Queries for the CLI and the HTTP API
+//
+// Every result slice is ordered oldest first (ascending ID within a room).
+//
+//	db.Recent(room, n)             // the n newest messages (join replay)
+//	db.Before(room, id, n)         // the n newest with ID < id (paging back)
+//	db.After(room, id, n)          // the n oldest with ID > id (resume);
+//	                               // complete=false → report a gap
+//	db.Query(store.Query{Room: "lobby", User: "bob", Grep: "deploy",
+//	        Since: t, Before: id, Limit: 100}) // filtered; more=true when
+//	                               // further matches exist beyond Limit
+//	db.Rooms()                     // every room: message count, first/last ID
+//	db.Redact(room, id)            // delete one message; reports whether it existed
+//	db.DeleteUser(name)            // delete every message of a user; returns the count
+//	db.Prune(now)                  // apply retention now; returns the count
+//	db.Check()                     // full consistency check (slow: reads everything)
+//
+// Recent, Before and After seek with a cursor and touch only the pages they
+// return, whatever the room's size. Query scans one room backwards (or
+// forwards from After) and stops as soon as Limit+1 matches are found, or at
+// the first message older than Since.
+//
+// # File layout (format 1)
+//
+// The bbolt file holds four top-level buckets:
+//
+//	"meta"                      "format" → uint32 big-endian, the layout version (1)
+//	"rooms"/<room>              one nested bucket per room:
+//	                            8-byte big-endian ID → message record
+//	"roommeta"                  <room> → room meta record
+//	"kv"/<script>               one nested bucket per script (e.g. "karma.lua"):
+//	                            key → value, both raw bytes
+//
+// Message record, version 1 (all integers big-endian; uvarint as in
+// encoding/binary):
+//
+//	offset  size    field
+//	0       1       record version = 1
+//	1       8       ID (equals the key)
+//	9       8       Time: Unix nanoseconds (int64), UTC
+//	17      uvarint len(Room), then Room (equals the bucket name)
+//	...     uvarint len(User), then User
+//	...     uvarint len(Text), then Text; nothing may follow
+//
+// Room meta record, version 1:
+//
+//	0       1       meta version = 1
+//	1       8       LastID: the highest ID ever assigned in the room
+//	9       8       Pruned: the highest ID removed by retention (0 = none)
+//	17      8       Count: the number of records in the room's bucket
+//
+// Invariants (Check verifies them; every write transaction keeps them):
+//
+//  1. "rooms"/R exists if and only if "roommeta"/R exists.
+//  2. Every key k in "rooms"/R is 8 bytes and Pruned < k <= LastID; its
+//     record's ID is k and its Room is R.
+//  3. Count is the number of keys in "rooms"/R.
+//  4. LastID never decreases: Append assigns LastID+1, LastID+2, ... in the
+//     same transaction that stores the records, so IDs keep increasing across
+//     restarts even after the newest messages were redacted or pruned.
+//  5. Pruned never decreases; retention removes records only from the oldest
+//     end, so every ID <= Pruned is gone for good.
+//
+// Readers accept every record version they know and reject others with
+// ErrCorrupt; a writer only ever writes the newest version. A new field means
+// a new record version, never a reinterpretation of an old one.
+package store

@@ -1,0 +1,30 @@
+package store
+
+import "errors"
+
+// Errors returned (wrapped, with the file name and cause) by this package.
+// Test for them with errors.Is.
+var (
+	// ErrLocked means another process holds the database file, normally a
+	// running moonchat server. bbolt allows one writer process, or any
+	// number of read-only ones.
+	ErrLocked = errors.New("history database is locked by another process")
+	// ErrCorrupt means the file is not a readable moonchat database: not a
+	// bbolt file, truncated, damaged pages, or records that do not decode.
+	ErrCorrupt = errors.New("history database is corrupt")
+	// ErrFormat means the file was written by a newer moonchat whose layout
+	// this build does not know.
+	ErrFormat = errors.New("history database has an unknown format version")
+	// ErrUnwritable means the file or its directory cannot be created or
+	// written (permissions, read-only file system, a path under a file).
+	ErrUnwritable = errors.New("history database is not writable")
+	// ErrNotExist means OpenReadOnly found no database file.
+	ErrNotExist = errors.New("history database does not exist")
+	// ErrReadOnly is returned by writes to a database opened read-only.
+	ErrReadOnly = errors.New("history database is open read-only")
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("history database is closed")
+	// ErrInvalid is returned for arguments the database cannot store or
+	// answer (an empty room name, an empty KV key, a negative limit, ...).
+	ErrInvalid = errors.New("invalid argument")
+)

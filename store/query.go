@@ -1,0 +1,281 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// DefaultQueryLimit is the page size of a Query with Limit 0.
+const DefaultQueryLimit = 100
+
+// Query selects messages for the `moonchat history` CLI and the HTTP API.
+// Zero fields do not filter. Results are oldest first.
+type Query struct {
+	// Room limits the query to one room. Empty means every room; Before and
+	// After then must be 0 (IDs are per room) and the result is ordered by
+	// Time (then room, then ID).
+	Room string
+	// User keeps only messages whose sender is exactly User.
+	User string
+	// Grep keeps only messages whose Text contains Grep (case-sensitive).
+	Grep string
+	// Since keeps only messages with Time >= Since.
+	Since time.Time
+	// Before keeps only IDs < Before; After keeps only IDs > After.
+	Before, After uint64
+	// Limit caps the result (0 → DefaultQueryLimit). Without After the
+	// newest Limit matches are returned (paging backwards with Before);
+	// with After the oldest Limit matches after it (paging forwards).
+	Limit int
+}
+
+func (q *Query) match(m *chat.Message) bool {
+	return (q.User == "" || m.User == q.User) &&
+		(q.Grep == "" || strings.Contains(m.Text, q.Grep)) &&
+		(q.Since.IsZero() || !m.Time.Before(q.Since))
+}
+
+// Query returns the messages q selects, oldest first, and whether further
+// matches exist beyond q.Limit (in the paging direction).
+//
+// One room is scanned from its newest message (or from Before) backwards,
+// or from After forwards, stopping after Limit+1 matches. A backward scan
+// with Since also stops at the first message older than Since: IDs follow
+// arrival order, so older messages can only have older times (unless the
+// server's clock was set back).
+func (db *DB) Query(q Query) (msgs []chat.Message, more bool, err error) {
+	if q.Limit < 0 {
+		return nil, false, fmt.Errorf("query history: %w: negative limit", ErrInvalid)
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultQueryLimit
+	}
+	if q.Room == "" && (q.Before != 0 || q.After != 0) {
+		return nil, false, fmt.Errorf("query history: %w: Before/After need a Room", ErrInvalid)
+	}
+	err = db.view(func(tx *bolt.Tx) error {
+		if q.Room != "" {
+			msgs, err = queryRoom(tx, q.Room, &q)
+			return err
+		}
+		// Every room: the newest Limit+1 matches of each, merged by time.
+		rooms := tx.Bucket(bucketRooms)
+		if rooms == nil {
+			return nil
+		}
+		return rooms.ForEachBucket(func(name []byte) error {
+			part, err := queryRoom(tx, string(name), &q)
+			msgs = append(msgs, part...)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("query history %s: %w", db.path, err)
+	}
+	if q.Room == "" {
+		slices.SortFunc(msgs, func(a, b chat.Message) int {
+			return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Room, b.Room), cmp.Compare(a.ID, b.ID))
+		})
+	}
+	if len(msgs) > q.Limit {
+		more = true
+		if q.After != 0 {
+			msgs = msgs[:q.Limit]
+		} else {
+			msgs = msgs[len(msgs)-q.Limit:]
+		}
+	}
+	return msgs, more, nil
+}
+
+// queryRoom returns up to q.Limit+1 matches in room, oldest first.
+func queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
+	b, _, err := roomBuckets(tx, room)
+	if b == nil || err != nil {
+		return nil, err
+	}
+	want := q.Limit + 1
+	var out []chat.Message
+	c := b.Cursor()
+	if q.After != 0 {
+		for k, v := c.Seek(idKey(q.After + 1)); k != nil && len(out) < want; k, v = c.Next() {
+			m, err := decodeAt(room, k, v)
+			if err != nil {
+				return nil, err
+			}
+			if q.Before != 0 && m.ID >= q.Before {
+				break
+			}
+			if q.match(&m) {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	var k, v []byte
+	if q.Before == 0 {
+		k, v = c.Last()
+	} else if k, _ = c.Seek(idKey(q.Before)); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	userB := []byte(q.User)
+	for ; k != nil && len(out) < want; k, v = c.Prev() {
+		if q.User != "" { // cheap pre-filter: skip decoding others' messages
+			u, err := recordUser(v)
+			if err != nil {
+				return nil, decodeErr(room, k, err)
+			}
+			if !bytes.Equal(u, userB) {
+				if !q.Since.IsZero() {
+					if t, err := recordTime(v); err == nil && t.Before(q.Since) {
+						break
+					}
+				}
+				continue
+			}
+		}
+		m, err := decodeAt(room, k, v)
+		if err != nil {
+			return nil, err
+		}
+		if !q.Since.IsZero() && m.Time.Before(q.Since) {
+			break
+		}
+		if q.match(&m) {
+			out = append(out, m)
+		}
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+func decodeErr(room string, k []byte, err error) error {
+	id, _ := keyID(k)
+	return fmt.Errorf("room %q id %d: %w", room, id, err)
+}
+
+// RoomInfo describes one room's stored history.
+type RoomInfo struct {
+	Name string
+	// Count is the number of messages stored.
+	Count int
+	// FirstID and LastID are the oldest stored and the newest ever
+	// assigned ID (LastID stays when the newest message is redacted).
+	// FirstID is 0 when Count is 0.
+	FirstID, LastID uint64
+	// Pruned is the highest ID removed by retention (0 = none).
+	Pruned uint64
+}
+
+// Rooms lists every room that has ever stored a message, sorted by name.
+// It reads each room's meta record and first key only.
+func (db *DB) Rooms() ([]RoomInfo, error) {
+	var out []RoomInfo
+	err := db.view(func(tx *bolt.Tx) error {
+		metas := tx.Bucket(bucketRoomMeta)
+		if metas == nil {
+			return nil
+		}
+		return metas.ForEach(func(name, _ []byte) error {
+			room := string(name)
+			b, meta, err := roomBuckets(tx, room)
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				return fmt.Errorf("%w: room %q has meta but no bucket", ErrCorrupt, room)
+			}
+			info := RoomInfo{Name: room, Count: int(meta.Count), LastID: meta.LastID, Pruned: meta.Pruned}
+			if k, _ := b.Cursor().First(); k != nil {
+				info.FirstID, _ = keyID(k)
+			}
+			out = append(out, info)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rooms in history %s: %w", db.path, err)
+	}
+	return out, nil
+}
+
+// scanChunk bounds the records one maintenance transaction (DeleteUser,
+// Prune) visits, so that it holds bbolt's writer lock — and delays the
+// committer's next group — for a few milliseconds at most.
+const scanChunk = 2000
+
+// DeleteUser deletes every message sent by name in every room and returns
+// how many it deleted (for `moonchat history -delete-user NAME`). It scans
+// everything, in small transactions; messages appended meanwhile may
+// survive. Room IDs are not reused.
+func (db *DB) DeleteUser(name string) (int, error) {
+	if db.readOnly {
+		return 0, fmt.Errorf("delete user %q in history %s: %w", name, db.path, ErrReadOnly)
+	}
+	rooms, err := db.Rooms()
+	if err != nil {
+		return 0, err
+	}
+	user := []byte(name)
+	total := 0
+	for _, r := range rooms {
+		next := uint64(1)
+		for done := false; !done; {
+			if db.isClosing() {
+				return total, fmt.Errorf("delete user %q in history %s: %w", name, db.path, ErrClosed)
+			}
+			deleted := 0
+			err := db.update(func(tx *bolt.Tx) error {
+				b, meta, err := roomBuckets(tx, r.Name)
+				if b == nil || err != nil {
+					done = true
+					return err
+				}
+				var del [][]byte
+				c := b.Cursor()
+				k, v := c.Seek(idKey(next))
+				for i := 0; k != nil && i < scanChunk; i++ {
+					u, err := recordUser(v)
+					if err != nil {
+						return decodeErr(r.Name, k, err)
+					}
+					if bytes.Equal(u, user) {
+						del = append(del, bytes.Clone(k))
+					}
+					k, v = c.Next()
+				}
+				if k == nil {
+					done = true
+				} else {
+					next, _ = keyID(k)
+				}
+				for _, dk := range del {
+					if err := b.Delete(dk); err != nil {
+						return err
+					}
+				}
+				if len(del) == 0 {
+					return nil
+				}
+				meta.Count -= uint64(len(del))
+				deleted = len(del)
+				return tx.Bucket(bucketRoomMeta).Put([]byte(r.Name), meta.encode())
+			})
+			if err != nil {
+				return total, fmt.Errorf("delete user %q in history %s: %w", name, db.path, err)
+			}
+			total += deleted
+		}
+	}
+	return total, nil
+}
