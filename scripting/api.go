@@ -377,14 +377,14 @@ func userTable(L *lua.LState, u chat.User) *lua.LTable {
 // reports an empty server.
 type noopHost struct{}
 
-func (noopHost) Send(uint64, string) error                  { return nil }
-func (noopHost) Broadcast(string, string) error             { return nil }
-func (noopHost) Rename(_ uint64, n string) (string, error)  { return n, nil }
-func (noopHost) Kick(uint64, string) error                  { return nil }
-func (noopHost) Users(string) []chat.User                   { return nil }
-func (noopHost) Rooms() []string                            { return nil }
+func (noopHost) Send(uint64, string) error                   { return nil }
+func (noopHost) Broadcast(string, string) error              { return nil }
+func (noopHost) Rename(_ uint64, n string) (string, error)   { return n, nil }
+func (noopHost) Kick(uint64, string) error                   { return nil }
+func (noopHost) Users(string) []chat.User                    { return nil }
+func (noopHost) Rooms() []string                             { return nil }
 func (noopHost) History(string, int) ([]chat.Message, error) { return nil, nil }
-func (noopHost) Redact(string, uint64) error                { return nil }
+func (noopHost) Redact(string, uint64) error                 { return nil }
 
 var _ chat.Host = noopHost{}
 

@@ -50,7 +50,7 @@ func newSandbox() (*lua.LState, *lua.LTable) {
 		CallStackSize:       callStackSize,
 		RegistrySize:        registrySize,
 		RegistryMaxSize:     registryMaxSize,
-		MinimizeStackMemory: true,
+		MinimizeStackMemory: false, // a fixed call stack reports "stack overflow" with a position
 	})
 	for _, open := range []lua.LGFunction{lua.OpenBase, lua.OpenTable, lua.OpenString, lua.OpenMath, lua.OpenOs} {
 		L.Push(L.NewFunction(open))

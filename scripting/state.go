@@ -231,6 +231,18 @@ func errorPos(err error) (pos, msg string) {
 			return msg[:i], msg[i+2:]
 		}
 	}
+	// An error value without a position (error({}), error("x", 0)): take
+	// the innermost Lua frame of the traceback, "\tfile.lua:12: in ...".
+	if ae != nil {
+		for _, line := range strings.Split(ae.StackTrace, "\n") {
+			line = strings.TrimSpace(line)
+			if i := strings.Index(line, ": "); i > 0 && !strings.HasPrefix(line, "[G]") {
+				if _, _, ok := splitPos(line[:i]); ok {
+					return line[:i], msg
+				}
+			}
+		}
+	}
 	return "", msg
 }
 

@@ -35,11 +35,15 @@ func snapshotOf(fsys fs.FS) map[string]fileStamp {
 
 // watch polls the scripts directory with the standard library (no
 // fsnotify: it works the same on every OS and on network file systems)
-// and reloads when something changed. A failed reload is logged by Reload
-// and retried only after the next change.
+// and reloads when something changed. A change is acted on once two
+// consecutive polls agree, so a file caught half-written (truncated, not
+// yet filled) is not loaded; a reload thus follows a save within two poll
+// intervals. A failed reload is logged by Reload and retried only after
+// the next change.
 func (e *Engine) watch(ctx context.Context, last map[string]fileStamp) {
 	tick := time.NewTicker(e.poll)
 	defer tick.Stop()
+	prev := last
 	for {
 		select {
 		case <-ctx.Done():
@@ -47,13 +51,19 @@ func (e *Engine) watch(ctx context.Context, last map[string]fileStamp) {
 		case <-tick.C:
 		}
 		snap := snapshotOf(e.fsys)
-		if maps.EqualFunc(snap, last, func(a, b fileStamp) bool {
-			return a.size == b.size && a.modTime.Equal(b.modTime)
-		}) {
+		settled := sameSnapshot(snap, prev)
+		prev = snap
+		if !settled || sameSnapshot(snap, last) {
 			continue
 		}
 		last = snap
 		e.sh.log.Info("lua scripts changed; reloading", "dir", e.dir)
 		_ = e.Reload() // logged inside
 	}
+}
+
+func sameSnapshot(a, b map[string]fileStamp) bool {
+	return maps.EqualFunc(a, b, func(x, y fileStamp) bool {
+		return x.size == y.size && x.modTime.Equal(y.modTime)
+	})
 }

@@ -1,0 +1,161 @@
+package scripting
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+func TestEveryFiresAndStopsOnClose(t *testing.T) {
+	r := newRig(t, map[string]string{"tick.lua": `
+local n = 0
+chat.every(0.02, function()
+  n = n + 1
+  chat.broadcast("lobby", "tick " .. n)
+end)
+chat.every(0.02, function() error("timer oops") end)`})
+	// Not before Start: the host must be bound first.
+	time.Sleep(60 * time.Millisecond)
+	if calls := r.host.take(); len(calls) != 0 {
+		t.Fatalf("timer fired before Start: %v", calls)
+	}
+	r.e.Start(t.Context())
+	eventually(t, "three ticks", func() bool {
+		r.host.mu.Lock()
+		defer r.host.mu.Unlock()
+		return len(r.host.calls) >= 3
+	})
+	if err := r.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := r.host.take()
+	for i, c := range got[:3] {
+		if want := "tick " + string(rune('1'+i)); c.Text != want {
+			t.Fatalf("call %d = %v, want %q", i, c, want)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if calls := r.host.take(); len(calls) != 0 {
+		t.Fatalf("timer fired after Close: %v", calls)
+	}
+	if !strings.Contains(r.log.String(), "hook=every script=tick.lua at=tick.lua:7") {
+		t.Fatalf("timer error not logged:\n%s", r.log.String())
+	}
+	// Hooks after Close do nothing and do not fail.
+	if got := r.say(alice, "x"); got != (chat.MessageResult{}) {
+		t.Fatal(got)
+	}
+	if err := r.e.Reload(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Reload after Close = %v", err)
+	}
+}
+
+func TestEveryStopsOnReload(t *testing.T) {
+	dir := t.TempDir()
+	writeScript(t, dir, "tick.lua", `chat.every(0.01, function() chat.broadcast("old", "x") end)`)
+	r := newRigOpts(t, Options{FS: os.DirFS(dir)})
+	r.e.Start(t.Context())
+	eventually(t, "old timer", func() bool { return len(r.host.take()) > 0 })
+	writeScript(t, dir, "tick.lua", `chat.every(0.01, function() chat.broadcast("new", "x") end)`)
+	if err := r.e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r.host.take()
+	eventually(t, "new timer", func() bool {
+		for _, c := range r.host.take() {
+			if c.Room == "old" {
+				t.Fatal("old timer still firing after reload")
+			}
+			if c.Room == "new" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestEveryStopsWithContext(t *testing.T) {
+	r := newRig(t, map[string]string{"tick.lua": `chat.every(0.01, function() chat.broadcast("r", "x") end)`})
+	ctx, cancel := contextWithCancel(t)
+	r.e.Start(ctx)
+	eventually(t, "tick", func() bool { return len(r.host.take()) > 0 })
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	r.host.take()
+	time.Sleep(50 * time.Millisecond)
+	if calls := r.host.take(); len(calls) != 0 {
+		t.Fatalf("timer fired after ctx cancelled: %v", calls)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Options{}); !errors.Is(err, ErrNoScripts) {
+		t.Fatalf("New(no FS) = %v", err)
+	}
+	_, err := New(Options{FS: scriptFS(map[string]string{
+		"a.lua": "x = = 1",
+		"b.lua": "chat.on('join', function() end)\nlocal t = nil\nt.x = 1",
+		"c.lua": "if true then",
+	})})
+	var se *ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("New = %v, want a *ScriptError", err)
+	}
+	for _, want := range []string{"a.lua:1: ", "b.lua:3: attempt to index a non-table object(nil) with key 'x'", "c.lua: ", "at end of file"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	if err := Check(os.DirFS("../scripts"), nil); err != nil {
+		t.Fatalf("Check(default scripts) = %v", err)
+	}
+	fsys := fstest.MapFS{
+		"good.lua":       {Data: []byte(`chat.on("message", function() end)`)},
+		"bad.lua":        {Data: []byte("\n\nchat.on('nope', print)")},
+		"worse.lua":      {Data: []byte("local = 1")},
+		".#lock.lua":     {Data: []byte("garbage (editor lock file, skipped)")},
+		"readme.txt":     {Data: []byte("not lua")},
+		"sub/nested.lua": {Data: []byte("garbage (not at the top level, skipped)")},
+	}
+	err := Check(fsys, nil)
+	if err == nil {
+		t.Fatal("Check passed bad scripts")
+	}
+	msg := err.Error()
+	for _, want := range []string{`bad.lua:3: chat.on: unknown event "nope"`, "worse.lua:1: "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Check error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, notWant := range []string{"lock", "nested", "readme"} {
+		if strings.Contains(msg, notWant) {
+			t.Errorf("Check looked at %s:\n%s", notWant, msg)
+		}
+	}
+}
+
+func TestBusyEngineSkipsHook(t *testing.T) {
+	r := newRigOpts(t, Options{LockWait: 20 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
+chat.on("message", function(msg) return "changed" end)`})})
+	r.e.sem <- struct{}{} // as if another call held the state
+	got := r.say(alice, "x")
+	cmd := r.say(alice, "/who")
+	<-r.e.sem
+	if got != (chat.MessageResult{}) {
+		t.Fatalf("busy message = %+v, want unchanged", got)
+	}
+	if !cmd.Drop {
+		t.Fatalf("busy command = %+v, want dropped", cmd)
+	}
+	if !strings.Contains(r.log.String(), "lua scripts busy") {
+		t.Fatal(r.log.String())
+	}
+}

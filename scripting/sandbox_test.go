@@ -1,0 +1,206 @@
+package scripting
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// TestSandboxAbsent checks that every dangerous global or library function
+// is missing from a script's environment.
+func TestSandboxAbsent(t *testing.T) {
+	absent := []string{
+		"io", "os.execute", "os.exit", "os.getenv", "os.setenv", "os.remove", "os.rename",
+		"os.tmpname", "os.setlocale", "loadfile", "dofile", "load", "loadstring", "require",
+		"module", "package", "debug", "coroutine", "channel", "getfenv", "setfenv",
+		"collectgarbage", "newproxy", "_printregs", "xpcall", "string.dump",
+		"_GOPHER_LUA_VERSION",
+	}
+	var b strings.Builder
+	b.WriteString("local found = {}\n")
+	for _, name := range absent {
+		// Look the name up without erroring on a missing parent table.
+		parts := strings.Split(name, ".")
+		expr := parts[0]
+		if len(parts) == 2 {
+			expr = "(" + parts[0] + " or {})." + parts[1]
+		}
+		b.WriteString("if " + expr + " ~= nil then found[#found + 1] = \"" + name + "\" end\n")
+	}
+	b.WriteString(`chat.command("t", function() return "present: " .. table.concat(found, ",") end)`)
+	r := newRig(t, map[string]string{"a.lua": b.String()})
+	r.say(alice, "/t")
+	calls := r.host.take()
+	if len(calls) != 1 || calls[0].Text != "present: " {
+		t.Fatalf("forbidden names reachable: %v", calls)
+	}
+}
+
+// TestSandboxPresent checks the functions scripts are promised.
+func TestSandboxPresent(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+local names = {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
+  "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring",
+  "type", "unpack"}
+for _, n in ipairs(names) do assert(type(_G[n]) == "function", n) end
+for _, lib in ipairs({"string", "table", "math"}) do assert(type(_G[lib]) == "table", lib) end
+assert(os.time() > 0 and os.date("%Y") and os.clock() >= 0 and os.difftime(2, 1) == 1)
+assert(("abc"):upper() == "ABC" and string.format("%d", 3) == "3")
+assert(rawlen({1, 2}) == 2 and rawlen("abc") == 3)
+assert(select("#", unpack({1, 2, 3})) == 3)
+assert(math.floor(2.5) == 2 and table.concat({1, 2}, "-") == "1-2")
+`})
+	if strings.Contains(r.log.String(), "ERROR") {
+		t.Fatal(r.log.String())
+	}
+}
+
+// TestSandboxLimits checks the guards on things one call could blow up.
+func TestSandboxLimits(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"string.rep", `local s = string.rep("x", 1e9)`, "string.rep: result too long"},
+		{"method rep", `local s = ("xy"):rep(1e9)`, "string.rep: result too long"},
+		{"unpack", `local t = {} unpack(t, 1, 1e8)`, "unpack: too many results"},
+		{"recursion", `local function f() return 1 + f() end f()`, "stack overflow"},
+		{"setmetatable on string", `setmetatable("x", {})`, "table expected"},
+		{"string metatable", `getmetatable("").__index = {}`, "attempt to index"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "a.lua:1:") {
+				t.Fatalf("error %v, want a.lua:1: ...%q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestScriptIsolation: globals and library patches of one script are
+// invisible to the others, and the string methods cannot be hijacked.
+func TestScriptIsolation(t *testing.T) {
+	r := newRig(t, map[string]string{
+		"a.lua": `counter = 1; string.upper = function() return "hacked" end; table.concat = nil`,
+		"b.lua": `
+chat.command("t", function()
+  return tostring(counter) .. " " .. string.upper("x") .. " " .. ("y"):upper() .. " " .. table.concat({"z"})
+end)`,
+	})
+	r.say(alice, "/t")
+	if calls := r.host.take(); len(calls) != 1 || calls[0].Text != "nil X Y z" {
+		t.Fatalf("calls %v", calls)
+	}
+}
+
+func TestRunawayHookIsStopped(t *testing.T) {
+	loops := map[string]string{
+		"while":        `while true do end`,
+		"pcall escape": `while true do pcall(function() while true do end end) end`,
+		"error escape": `while true do pcall(error, "x") end`,
+		"gsub":         `while true do ("aaaa"):gsub("a", function() while true do end end) end`,
+		"sort":         `local t = {3, 2, 1} table.sort(t, function(a, b) while true do end end)`,
+	}
+	for name, loop := range loops {
+		t.Run(name, func(t *testing.T) {
+			r := newRigOpts(t, Options{HookTimeout: 50 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  if msg.text == "loop" then
+    ` + loop + `
+  end
+  return msg.text .. "!"
+end)
+chat.on("message", function(msg) return msg.text .. "?" end, -1)`})})
+			start := time.Now()
+			got := r.say(alice, "loop")
+			elapsed := time.Since(start)
+			// The looping handler is abandoned as if it returned nothing;
+			// the next handler still runs.
+			if got != (chat.MessageResult{Text: "loop?", Replace: true}) {
+				t.Fatalf("result %+v", got)
+			}
+			// Generous: only proves the call was stopped, not how fast.
+			if elapsed > 5*time.Second {
+				t.Fatalf("runaway hook took %v", elapsed)
+			}
+			log := r.log.String()
+			if !strings.Contains(log, "time limit exceeded") || !strings.Contains(log, "at=a.lua:") {
+				t.Fatalf("log:\n%s", log)
+			}
+			// The engine still works.
+			if got := r.say(alice, "hi"); got.Text != "hi!?" {
+				t.Fatalf("after the runaway: %+v", got)
+			}
+		})
+	}
+}
+
+func TestRunawayTopLevelFailsLoad(t *testing.T) {
+	_, err := New(Options{HookTimeout: 10 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": "local x = 1\nwhile true do end"})})
+	if err == nil || !strings.Contains(err.Error(), "a.lua:2: script time limit exceeded") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestErroringHookLogsPosition(t *testing.T) {
+	r := newRig(t, map[string]string{"bad.lua": `
+chat.on("message", function(msg)
+  local t = nil
+  return t.field
+end)
+chat.on("join", function(u) error({}) end)`})
+	if got := r.say(alice, "x"); got != (chat.MessageResult{}) {
+		t.Fatalf("result %+v, want the message unchanged", got)
+	}
+	if got := r.e.Join(t.Context(), alice); got != (chat.JoinResult{}) {
+		t.Fatalf("join %+v", got)
+	}
+	log := r.log.String()
+	for _, want := range []string{
+		`msg="lua hook failed" hook=message script=bad.lua at=bad.lua:4 function=bad.lua:2`,
+		`hook=join script=bad.lua at=bad.lua:6 function=bad.lua:6`, // error value without position
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestOversizedReplacementIgnored(t *testing.T) {
+	r := newRigOpts(t, Options{MaxTextBytes: 10, FS: scriptFS(map[string]string{"a.lua": `
+chat.on("message", function(msg) return string.rep("x", 11) end)`})})
+	if got := r.say(alice, "hi"); got != (chat.MessageResult{}) {
+		t.Fatalf("result %+v", got)
+	}
+	if !strings.Contains(r.log.String(), "replacement text too long") {
+		t.Fatal(r.log.String())
+	}
+}
+
+// TestConcurrentHooks: many rooms' goroutines calling hooks at once are
+// serialised onto the one Lua state (run with -race).
+func TestConcurrentHooks(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+local n = 0
+chat.on("message", function(msg) n = n + 1 return msg.text .. n end)
+chat.command("n", function() return tostring(n) end)`})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := chat.User{SessionID: uint64(g + 1), Name: "u", Room: "r"}
+			for range 200 {
+				r.e.Message(t.Context(), u, &chat.Message{Room: "r", Text: "m"})
+				r.e.Join(t.Context(), u)
+				r.e.Leave(t.Context(), u)
+			}
+		}()
+	}
+	wg.Wait()
+	r.say(alice, "/n")
+	if calls := r.host.take(); len(calls) != 1 || calls[0].Text != "1600" {
+		t.Fatalf("calls %v", calls)
+	}
+}
