@@ -10,7 +10,6 @@ import (
 	"github.com/moonchat/moonchat/core/chat"
 )
 
-
 func TestAPIFunctions(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 250e6, time.UTC)
 	tests := []struct {
@@ -128,9 +127,9 @@ type failingKV struct{}
 var errDisk = errors.New("disk on fire")
 
 func (failingKV) Get(string, string) (string, bool, error) { return "", false, errDisk }
-func (failingKV) Set(string, string, string) error        { return errDisk }
-func (failingKV) Delete(string, string) error             { return errDisk }
-func (failingKV) Keys(string) ([]string, error)           { return nil, errDisk }
+func (failingKV) Set(string, string, string) error         { return errDisk }
+func (failingKV) Delete(string, string) error              { return errDisk }
+func (failingKV) Keys(string) ([]string, error)            { return nil, errDisk }
 
 func TestKV(t *testing.T) {
 	kv := NewMemKV()
