@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -86,6 +87,11 @@ func (db *DB) commitLoop() {
 	for r := range db.reqs {
 		batch = append(batch[:0], r)
 		n := r.size()
+		// Senders woken by the previous commit are runnable but may not
+		// have queued their next request yet; yielding once lets them, so
+		// they join this group instead of waiting a whole fsync for the
+		// next one. With nothing else runnable this returns at once.
+		runtime.Gosched()
 	drain:
 		for n < maxBatchMessages {
 			select {
@@ -204,6 +210,9 @@ func (db *DB) Append(ctx context.Context, msgs []*chat.Message) error {
 	r := &request{msgs: make([]chat.Message, len(msgs)), ids: make([]uint64, 0, len(msgs))}
 	now := db.now()
 	for i, m := range msgs {
+		if m == nil {
+			return fmt.Errorf("append to history %s: %w: nil message", db.path, ErrInvalid)
+		}
 		if m.Room == "" || len(m.Room) > maxRoomLen {
 			return fmt.Errorf("append to history %s: %w: room name of %d bytes", db.path, ErrInvalid, len(m.Room))
 		}

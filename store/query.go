@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -103,10 +104,20 @@ func queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
 		return nil, err
 	}
 	want := q.Limit + 1
+	grepB := []byte(q.Grep)
 	var out []chat.Message
 	c := b.Cursor()
+	if q.After == math.MaxUint64 {
+		return nil, nil
+	}
 	if q.After != 0 {
 		for k, v := c.Seek(idKey(q.After + 1)); k != nil && len(out) < want; k, v = c.Next() {
+			if q.Grep != "" && !bytes.Contains(v, grepB) {
+				if id, _ := keyID(k); q.Before != 0 && id >= q.Before {
+					break
+				}
+				continue
+			}
 			m, err := decodeAt(room, k, v)
 			if err != nil {
 				return nil, err
@@ -130,26 +141,32 @@ func queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
 	}
 	userB := []byte(q.User)
 	for ; k != nil && len(out) < want; k, v = c.Prev() {
-		if q.User != "" { // cheap pre-filter: skip decoding others' messages
+		// Cheap checks on the raw record first: most records of a
+		// filtered scan are rejected without being decoded.
+		if !q.Since.IsZero() {
+			t, err := recordTime(v)
+			if err != nil {
+				return nil, decodeErr(room, k, err)
+			}
+			if t.Before(q.Since) {
+				break
+			}
+		}
+		if q.Grep != "" && !bytes.Contains(v, grepB) {
+			continue // the text cannot contain it if the whole record does not
+		}
+		if q.User != "" {
 			u, err := recordUser(v)
 			if err != nil {
 				return nil, decodeErr(room, k, err)
 			}
 			if !bytes.Equal(u, userB) {
-				if !q.Since.IsZero() {
-					if t, err := recordTime(v); err == nil && t.Before(q.Since) {
-						break
-					}
-				}
 				continue
 			}
 		}
 		m, err := decodeAt(room, k, v)
 		if err != nil {
 			return nil, err
-		}
-		if !q.Since.IsZero() && m.Time.Before(q.Since) {
-			break
 		}
 		if q.match(&m) {
 			out = append(out, m)
