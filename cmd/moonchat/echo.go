@@ -3,10 +3,86 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
 )
 
-// runEcho is being written; this placeholder keeps the package building.
+// echoHandler sends every message back with its opcode.
+type echoHandler struct{}
+
+func (echoHandler) OnOpen(*ws.Conn) {}
+
+func (echoHandler) OnMessage(c *ws.Conn, op ws.Opcode, data []byte) {
+	_ = c.WriteMessage(op, data)
+}
+
+func (echoHandler) OnClose(*ws.Conn, error) {}
+
+// runEcho runs the bare WebSocket engine as an echo server on every path:
+// the harness that the Autobahn TestSuite runs against.
 func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9001", "address to listen on")
+	maxMessage := fs.Int64("max-message", 64<<20, "largest message accepted, in bytes (larger ones close with 1009)")
+	hixie := fs.Bool("hixie76", false, "also accept the legacy hixie-76 handshake")
+	verbose := fs.Bool("v", false, "log debug messages (handshake refusals, protocol errors)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := ws.NewServer(echoHandler{}, ws.Config{
+		MaxMessageBytes: *maxMessage,
+		Hixie76:         *hixie,
+		// Autobahn's clients send an Origin header naming their own
+		// host; the echo server serves no pages, so any origin is fine.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("echo server: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("echo server listening", "addr", ln.Addr().String(), "max_message", *maxMessage)
+
+	select {
+	case err := <-serveErr:
+		_ = srv.Close()
+		return fmt.Errorf("serve %s: %w", *listen, err)
+	case <-ctx.Done():
+	}
+	log.Info("echo server shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := srv.Shutdown(sctx, ws.StatusGoingAway, "server shutting down"); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("websocket shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", *listen, err)
+	}
+	return nil
 }

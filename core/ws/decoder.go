@@ -1,0 +1,437 @@
+package ws
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+
+	"github.com/moonchat/moonchat/core/ws/internal/mask"
+	"github.com/moonchat/moonchat/core/ws/internal/utf8"
+)
+
+// frameSink receives what a decoder recognises. Each method returns false to
+// make feed stop right after the event (PauseReading, or the connection
+// ending); feed then reports how many bytes it consumed.
+type frameSink interface {
+	// onMessage delivers a complete data message. data is only valid
+	// during the call.
+	onMessage(op Opcode, data []byte) bool
+	onPing(payload []byte) bool
+	onPong(payload []byte) bool
+	// onClose delivers a valid close frame; code is StatusNoStatusRcvd when
+	// the frame had no body. Nothing is decoded after it.
+	onClose(code StatusCode, reason []byte)
+}
+
+// Decoder states.
+const (
+	decHeader  uint8 = iota // reading a frame header (hdr holds hdrN bytes)
+	decPayload              // reading remain more payload bytes
+	decDone                 // after a close frame or an error: input is ignored
+	hixType                 // hixie-76: expecting a frame type byte
+	hixText                 // hixie-76: inside a 0x00 … 0xFF text frame
+	hixClose                // hixie-76: got 0xFF, expecting 0x00
+)
+
+// decoder is a push-style frame parser (RFC 6455 section 5, or the hixie-76
+// draft): feed takes whatever bytes arrived, split anywhere, and reports
+// complete messages and control frames to a frameSink.
+//
+// Invariants:
+//   - Between calls it keeps only a partial header (at most 14 bytes), the
+//     current frame's key/length and the message's running length and
+//     UTF-8 state.
+//   - A message that lies whole inside one feed call is delivered as a slice
+//     of the caller's buffer (zero copy). Only a message split across frames
+//     or reads is copied into buf, which exists while the message is
+//     incomplete and goes back to the pool once it has been delivered, so an
+//     idle connection holds no buffer.
+//   - Limits are checked on the frame header, before the payload is read:
+//     a message over max fails with 1009 without being buffered.
+//   - Text is validated as bytes arrive, so invalid UTF-8 fails (1007) at
+//     the first impossible byte, even in the middle of a frame.
+//   - Payload length encodings must be minimal (section 5.2: "the minimal
+//     number of bytes MUST be used"); a non-minimal one fails with 1002.
+//     Browsers and the common client libraries always encode minimally.
+type decoder struct {
+	state  uint8
+	hdrN   uint8
+	keyPos uint8
+	fin    bool
+	op     Opcode // opcode of the current frame
+	msgOp  Opcode // OpText/OpBinary while a message is in progress, else 0
+	utf8   utf8.Validator
+	hdr    [maxHeaderLen]byte
+	key    [4]byte
+	remain int64 // payload bytes of the current frame still to come
+	frame  int64 // payload length of the current frame
+	msgLen int64 // payload bytes of the current message so far
+	max    int64
+	buf    *[]byte // message bytes, while a message is incomplete
+	ctrl   []byte  // control payload split across reads
+	pool   *bufPool
+}
+
+func newDecoder(max int64, hixie bool, pool *bufPool) decoder {
+	d := decoder{max: max, pool: pool}
+	if hixie {
+		d.state = hixType
+	}
+	return d
+}
+
+func protoErr(reason string) *CloseError {
+	return &CloseError{Code: StatusProtocolError, Reason: reason}
+}
+
+var (
+	errTooBig  = &CloseError{Code: StatusMessageTooBig, Reason: "message too big"}
+	errBadUTF8 = &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8"}
+)
+
+// feed consumes p. It returns the number of bytes consumed, which is less
+// than len(p) only when the sink asked to stop, and a non-nil error when the
+// peer broke the protocol; the error's code is the one to close with. After
+// an error or a close frame, the decoder ignores all further input.
+func (d *decoder) feed(p []byte, s frameSink) (int, *CloseError) {
+	if d.state >= decDone {
+		if d.state == decDone {
+			return len(p), nil
+		}
+		return d.feedHixie(p, s)
+	}
+	i := 0
+	for {
+		if d.state == decHeader {
+			if i == len(p) {
+				return i, nil
+			}
+			var h []byte
+			if rest := p[i:]; d.hdrN == 0 && len(rest) >= 2 && len(rest) >= headerLen(rest[1]) {
+				h = rest[:headerLen(rest[1])]
+				i += len(h)
+			} else {
+				for {
+					need := 2
+					if d.hdrN >= 2 {
+						need = headerLen(d.hdr[1])
+					}
+					if int(d.hdrN) == need {
+						break
+					}
+					if i == len(p) {
+						return i, nil
+					}
+					c := copy(d.hdr[d.hdrN:need], p[i:])
+					d.hdrN += uint8(c)
+					i += c
+				}
+				h = d.hdr[:d.hdrN]
+				d.hdrN = 0
+			}
+			if err := d.header(h); err != nil {
+				d.fail()
+				return i, err
+			}
+		}
+		// decPayload; a zero-length payload completes at once.
+		n := len(p) - i
+		if int64(n) > d.remain {
+			n = int(d.remain)
+		}
+		chunk := p[i : i+n]
+		i += n
+		d.remain -= int64(n)
+		d.keyPos = uint8(mask.Apply(d.key, int(d.keyPos), chunk))
+		more, err := d.payload(chunk, s)
+		if err != nil {
+			d.fail()
+			return i, err
+		}
+		if !more {
+			return i, nil
+		}
+		if d.state == decDone {
+			return len(p), nil
+		}
+		if d.state == decPayload && i == len(p) {
+			return i, nil
+		}
+	}
+}
+
+// header validates a complete frame header and sets up the frame.
+func (d *decoder) header(h []byte) *CloseError {
+	b0, b1 := h[0], h[1]
+	if b0&rsvBits != 0 {
+		return protoErr("reserved bits set without a negotiated extension")
+	}
+	op := Opcode(b0 & opBits)
+	switch op {
+	case OpContinuation, OpText, OpBinary, OpClose, OpPing, OpPong:
+	default:
+		return protoErr("reserved opcode")
+	}
+	if b1&maskBit == 0 {
+		return protoErr("client frame not masked")
+	}
+	var n uint64
+	switch l := b1 & lenBits; l {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(h[2:]))
+		if n < 126 {
+			return protoErr("non-minimal payload length")
+		}
+	case 127:
+		n = binary.BigEndian.Uint64(h[2:])
+		if n>>63 != 0 {
+			return protoErr("payload length has its most significant bit set")
+		}
+		if n <= 0xffff {
+			return protoErr("non-minimal payload length")
+		}
+	default:
+		n = uint64(l)
+	}
+	fin := b0&finBit != 0
+	if op.isControl() {
+		if !fin {
+			return protoErr("fragmented control frame")
+		}
+		if n > maxControlPayload {
+			return protoErr("control frame payload over 125 bytes")
+		}
+	} else {
+		if op == OpContinuation {
+			if d.msgOp == 0 {
+				return protoErr("continuation frame without a message")
+			}
+		} else if d.msgOp != 0 {
+			return protoErr("new data frame inside a fragmented message")
+		}
+		if n > uint64(d.max-d.msgLenIf(op)) {
+			return errTooBig
+		}
+		if op != OpContinuation {
+			d.msgOp = op
+			d.msgLen = 0
+			d.utf8.Reset()
+		}
+		d.msgLen += int64(n)
+	}
+	copy(d.key[:], h[len(h)-4:])
+	d.keyPos = 0
+	d.op = op
+	d.fin = fin
+	d.remain = int64(n)
+	d.frame = int64(n)
+	d.state = decPayload
+	return nil
+}
+
+// msgLenIf returns the bytes already counted toward the message that a data
+// frame with opcode op belongs to.
+func (d *decoder) msgLenIf(op Opcode) int64 {
+	if op == OpContinuation {
+		return d.msgLen
+	}
+	return 0
+}
+
+// payload handles unmasked payload bytes of the current frame.
+func (d *decoder) payload(chunk []byte, s frameSink) (bool, *CloseError) {
+	if d.op.isControl() {
+		payload := chunk
+		if d.remain > 0 || len(d.ctrl) > 0 {
+			if d.ctrl == nil {
+				d.ctrl = make([]byte, 0, maxControlPayload)
+			}
+			d.ctrl = append(d.ctrl, chunk...)
+			if d.remain > 0 {
+				return true, nil
+			}
+			payload = d.ctrl
+		}
+		d.state = decHeader
+		more, err := d.control(payload, s)
+		d.ctrl = nil // idle connections hold no buffers
+		return more, err
+	}
+	if d.msgOp == OpText && !d.utf8.Write(chunk) {
+		return false, errBadUTF8
+	}
+	whole := d.fin && d.op != OpContinuation && int64(len(chunk)) == d.frame
+	if !whole && len(chunk) > 0 {
+		if d.buf == nil {
+			d.buf = d.pool.get()
+		}
+		*d.buf = append(*d.buf, chunk...)
+	}
+	if d.remain > 0 {
+		return true, nil
+	}
+	d.state = decHeader
+	if !d.fin {
+		return true, nil
+	}
+	if d.msgOp == OpText && !d.utf8.Complete() {
+		return false, errBadUTF8
+	}
+	op := d.msgOp
+	d.msgOp = 0
+	d.msgLen = 0
+	data := chunk
+	if !whole && d.buf != nil {
+		data = *d.buf
+	}
+	more := s.onMessage(op, data)
+	d.release()
+	return more, nil
+}
+
+// control handles a complete control frame (section 5.5).
+func (d *decoder) control(payload []byte, s frameSink) (bool, *CloseError) {
+	switch d.op {
+	case OpPing:
+		return s.onPing(payload), nil
+	case OpPong:
+		return s.onPong(payload), nil
+	}
+	// OpClose, section 5.5.1 and 7.4.
+	d.state = decDone
+	switch {
+	case len(payload) == 0:
+		s.onClose(StatusNoStatusRcvd, nil)
+		return false, nil
+	case len(payload) == 1:
+		return false, protoErr("close frame with a 1-byte payload")
+	}
+	code := StatusCode(binary.BigEndian.Uint16(payload))
+	if !validWireCode(code) {
+		return false, protoErr("invalid close code")
+	}
+	reason := payload[2:]
+	if !utf8.Valid(reason) {
+		return false, &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in close reason"}
+	}
+	s.onClose(code, reason)
+	return false, nil
+}
+
+// fail stops decoding for good and drops buffers.
+func (d *decoder) fail() {
+	d.state = decDone
+	d.release()
+	d.ctrl = nil
+}
+
+// release returns the message buffer to the pool.
+func (d *decoder) release() {
+	if d.buf != nil {
+		d.pool.put(d.buf)
+		d.buf = nil
+	}
+}
+
+// feedHixie decodes hixie-76 framing: text frames are 0x00, UTF-8 bytes,
+// 0xFF; the closing frame is 0xFF 0x00. The draft's length-prefixed binary
+// frames were never used by browsers and are refused.
+func (d *decoder) feedHixie(p []byte, s frameSink) (int, *CloseError) {
+	i := 0
+	for i < len(p) {
+		switch d.state {
+		case hixType:
+			switch p[i] {
+			case 0x00:
+				d.state = hixText
+				d.msgLen = 0
+				d.utf8.Reset()
+			case 0xFF:
+				d.state = hixClose
+			default:
+				d.fail()
+				return i + 1, protoErr("unsupported hixie-76 frame type")
+			}
+			i++
+		case hixText:
+			rest := p[i:]
+			end := bytes.IndexByte(rest, 0xFF)
+			chunk := rest
+			if end >= 0 {
+				chunk = rest[:end]
+			}
+			if int64(len(chunk)) > d.max-d.msgLen {
+				d.fail()
+				return i + len(chunk), errTooBig
+			}
+			d.msgLen += int64(len(chunk))
+			if !d.utf8.Write(chunk) {
+				d.fail()
+				return i + len(chunk), errBadUTF8
+			}
+			if end < 0 {
+				if len(chunk) > 0 {
+					if d.buf == nil {
+						d.buf = d.pool.get()
+					}
+					*d.buf = append(*d.buf, chunk...)
+				}
+				return len(p), nil
+			}
+			i += end + 1
+			d.state = hixType
+			if !d.utf8.Complete() {
+				d.fail()
+				return i, errBadUTF8
+			}
+			data := chunk
+			if d.buf != nil {
+				*d.buf = append(*d.buf, chunk...)
+				data = *d.buf
+			}
+			more := s.onMessage(OpText, data)
+			d.release()
+			if !more {
+				return i, nil
+			}
+		case hixClose:
+			if p[i] != 0x00 {
+				d.fail()
+				return i + 1, protoErr("unsupported hixie-76 frame type")
+			}
+			d.state = decDone
+			s.onClose(StatusNoStatusRcvd, nil)
+			return len(p), nil
+		default: // decDone
+			return len(p), nil
+		}
+	}
+	return i, nil
+}
+
+// bufPool recycles message buffers. Buffers that grew large are left to the
+// garbage collector so that one huge message does not pin memory.
+type bufPool struct{ p sync.Pool }
+
+const (
+	poolBufSize = 4 << 10
+	poolMaxKeep = 64 << 10
+)
+
+func (bp *bufPool) get() *[]byte {
+	if bp != nil {
+		if v, ok := bp.p.Get().(*[]byte); ok {
+			return v
+		}
+	}
+	b := make([]byte, 0, poolBufSize)
+	return &b
+}
+
+func (bp *bufPool) put(b *[]byte) {
+	if bp == nil || cap(*b) > poolMaxKeep {
+		return
+	}
+	*b = (*b)[:0]
+	bp.p.Put(b)
+}

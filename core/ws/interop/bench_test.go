@@ -1,0 +1,305 @@
+package interop
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// Environment variables that turn the test binary into the idle-client child
+// process of BenchmarkIdleConnMemory.
+const (
+	envIdleAddr = "INTEROP_IDLE_CLIENT_ADDR"
+	envIdleN    = "INTEROP_IDLE_CLIENT_N"
+)
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(envIdleAddr); addr != "" {
+		n, _ := strconv.Atoi(os.Getenv(envIdleN))
+		if err := runIdleClients(addr, n); err != nil {
+			fmt.Fprintln(os.Stderr, "idle clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// echoHandler is the leanest echo Handler (the recorder's bookkeeping would
+// be measured along with the engine otherwise).
+type echoHandler struct{}
+
+func (echoHandler) OnOpen(*ws.Conn)                                 {}
+func (echoHandler) OnMessage(c *ws.Conn, op ws.Opcode, data []byte) { _ = c.WriteMessage(op, data) }
+func (echoHandler) OnClose(*ws.Conn, error)                         {}
+
+// benchServer is an echo server under benchmark: its address and a count of
+// open WebSocket connections as the server sees them.
+type benchServer struct {
+	addr string
+	open func() int
+}
+
+func startMoonchat(b *testing.B) benchServer {
+	srv, err := ws.NewServer(echoHandler{}, ws.Config{Logger: quietLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	b.Cleanup(func() {
+		_ = srv.Close()
+		hs.Close()
+	})
+	return benchServer{addr: hs.Listener.Addr().String(), open: srv.Len}
+}
+
+func startGorilla(b *testing.B) benchServer {
+	var open atomic.Int64
+	up := websocket.Upgrader{} // defaults, as most gorilla servers run
+	var wg sync.WaitGroup
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		open.Add(1)
+		defer open.Add(-1)
+		defer c.Close()
+		for {
+			op, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(op, p); err != nil {
+				return
+			}
+		}
+	}))
+	b.Cleanup(func() {
+		hs.Close()
+		wg.Wait()
+	})
+	return benchServer{addr: hs.Listener.Addr().String(), open: func() int { return int(open.Load()) }}
+}
+
+var benchServers = []struct {
+	name  string
+	start func(*testing.B) benchServer
+}{
+	{"moonchat", startMoonchat},
+	{"gorilla", startGorilla},
+}
+
+// BenchmarkEcho: one gorilla client, one op = one message round trip.
+func BenchmarkEcho(b *testing.B) {
+	for _, s := range benchServers {
+		b.Run(s.name, func(b *testing.B) {
+			srv := s.start(b)
+			for _, size := range []int{64, 16 << 10} {
+				b.Run(sizeName(size), func(b *testing.B) {
+					c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.addr+"/", nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					msg := payload(size, false, 1)
+					b.SetBytes(int64(size))
+					b.ResetTimer()
+					for range b.N {
+						if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+							b.Fatal(err)
+						}
+						if _, p, err := c.ReadMessage(); err != nil || len(p) != size {
+							b.Fatalf("echo: %d bytes, %v", len(p), err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1<<10 {
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// BenchmarkIdleConnMemory measures what one idle upgraded connection costs
+// the SERVER: heap in use plus goroutine stacks, after GC, divided by the
+// number of connections.
+//
+// Method: the clients live in a child process (this test binary re-executed
+// with envIdleAddr set, see TestMain) so that nothing they allocate is
+// counted. Each child connection does the opening handshake by hand and then
+// stays silent. The parent reads runtime.MemStats (HeapInuse+StackInuse)
+// after GC before the child starts and again once the server reports every
+// connection open and they have been idle for a moment; the difference over N
+// is reported as bytes/conn (goroutines/conn likewise). The HTTP server's
+// accept loop and the engine's event loops exist before the baseline, so only
+// per-connection cost is counted.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const n = 2000
+	for _, s := range benchServers {
+		b.Run(s.name, func(b *testing.B) {
+			srv := s.start(b)
+			var perConn, gPerConn float64
+			for range b.N {
+				perConn, gPerConn = measureIdle(b, srv, n)
+			}
+			b.ReportMetric(perConn, "bytes/conn")
+			b.ReportMetric(gPerConn, "goroutines/conn")
+		})
+	}
+}
+
+func settledMem() (uint64, int) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
+}
+
+func measureIdle(b *testing.B, srv benchServer, n int) (bytesPerConn, goroutinesPerConn float64) {
+	b.StopTimer()
+	defer b.StartTimer()
+	mem0, g0 := settledMem()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envIdleAddr+"="+srv.addr, envIdleN+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stdin.Close() // the child closes its connections and exits on EOF
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("idle client process: %v", err)
+		}
+		waitFor(b, "server to see the idle clients go", func() bool { return srv.open() == 0 })
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		b.Fatalf("idle clients: %q %v", line, err)
+	}
+	waitFor(b, fmt.Sprintf("server to see %d connections", n), func() bool { return srv.open() == n })
+	time.Sleep(200 * time.Millisecond) // idle: let any post-handshake work finish
+	mem1, g1 := settledMem()
+	return float64(int64(mem1)-int64(mem0)) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// runIdleClients (child process) opens n WebSocket connections to addr with
+// a hand-written handshake, reports "ready", and holds them until stdin ends.
+func runIdleClients(addr string, n int) error {
+	conns := make([]net.Conn, n)
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := dialRaw(addr)
+				if err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return firstErr
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
+}
+
+func dialRaw(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, eventually)
+	if err != nil {
+		return nil, err
+	}
+	key := base64.StdEncoding.EncodeToString([]byte("idle-client-key!"))
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	_ = c.SetDeadline(time.Now().Add(eventually))
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	// Read exactly the response header so no frame bytes are consumed.
+	var hdr strings.Builder
+	one := make([]byte, 1)
+	for !strings.HasSuffix(hdr.String(), "\r\n\r\n") {
+		if _, err := c.Read(one); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("handshake response: %w", err)
+		}
+		hdr.WriteByte(one[0])
+		if hdr.Len() > 4096 {
+			c.Close()
+			return nil, fmt.Errorf("handshake response too long")
+		}
+	}
+	if !strings.HasPrefix(hdr.String(), "HTTP/1.1 101") {
+		c.Close()
+		return nil, fmt.Errorf("handshake refused: %q", strings.SplitN(hdr.String(), "\r\n", 2)[0])
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
+}
