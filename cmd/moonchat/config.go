@@ -453,7 +453,7 @@ func validateConfig(cfg *Config, file string) error {
 	if err := checkRoomName(c.DefaultRoom); err != nil {
 		fail("[chat] default_room", "%v", err)
 	}
-	between("[chat] max_name_length", c.MaxNameLength, 1, 256)
+	between("[chat] max_name_length", c.MaxNameLength, 8, 256) // guest-N plus a suffix must fit
 	atLeast("[chat] max_rooms", c.MaxRooms, 1)
 	if c.FloodRate < 0 || math.IsNaN(c.FloodRate) || math.IsInf(c.FloodRate, 0) {
 		fail("[chat] flood_rate", "must be 0 (off) or a positive number, got %v", c.FloodRate)

@@ -2,11 +2,298 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/store"
 )
 
-// runHistory is being written; this placeholder keeps the package building.
+// historyFlags are the flags of "moonchat history".
+type historyFlags struct {
+	config     string
+	room       string
+	limit      int
+	before     uint64
+	since      string
+	user       string
+	grep       string
+	json       bool
+	ids        bool
+	rooms      bool
+	deleteID   uint64
+	deleteUser string
+	server     string
+}
+
+// runHistory is "moonchat history": print, list or delete stored history.
+//
+// It reads the store file directly (read-only) when no server runs. While a
+// server runs, the file is locked, so reads go through the server's HTTP API
+// (GET /api/history) and deletions are refused with advice.
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	var f historyFlags
+	fset := newFlagSet("history", "[flags]", stderr)
+	fset.StringVar(&f.config, "config", "", "config file (default: ./config.toml if it exists, else the built-in defaults)")
+	fset.StringVar(&f.room, "room", "", "only this room (default: every room; -before and -delete use [chat] default_room)")
+	fset.IntVar(&f.limit, "limit", 100, "print at most this many messages (the newest ones)")
+	fset.Uint64Var(&f.before, "before", 0, "only messages with an id below this (paging back; needs a room)")
+	fset.StringVar(&f.since, "since", "", `only messages from this time on: RFC 3339 ("2026-11-22T10:00:00Z"), a date ("2026-11-22"), or a duration ago ("2h")`)
+	fset.StringVar(&f.user, "user", "", "only messages sent by this nickname")
+	fset.StringVar(&f.grep, "grep", "", "only messages whose text contains this (case-sensitive)")
+	fset.BoolVar(&f.json, "json", false, "print one JSON object per line (as in the moonchat.v1 protocol)")
+	fset.BoolVar(&f.ids, "ids", false, "also print each message's id (for -delete)")
+	fset.BoolVar(&f.rooms, "rooms", false, "list the rooms with their message counts instead")
+	fset.Uint64Var(&f.deleteID, "delete", 0, "delete the message with this id from -room, for good (server must be stopped)")
+	fset.StringVar(&f.deleteUser, "delete-user", "", "delete every message of this nickname in every room, for good (server must be stopped)")
+	fset.StringVar(&f.server, "server", "", "address (host:port) of the running server's HTTP API (default: [server] listen)")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		fset.Usage()
+		return err
+	}
+	cfg, err := loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	if f.room == "" && (f.before != 0 || f.deleteID != 0) {
+		f.room = cfg.Chat.DefaultRoom
+	}
+	if f.room != "" {
+		if err := checkRoomName(f.room); err != nil {
+			return fmt.Errorf("-room: %w", err)
+		}
+	}
+	if cfg.Store.Path == "" {
+		return errors.New("[store] path is empty: this configuration keeps no history")
+	}
+	if f.deleteID != 0 || f.deleteUser != "" {
+		return historyDelete(cfg, &f, stdout)
+	}
+	q, err := f.query(time.Now())
+	if err != nil {
+		return err
+	}
+
+	db, err := store.OpenReadOnly(cfg.Store.Path, storeOptions(cfg, nil, true))
+	switch {
+	case err == nil:
+		defer db.Close()
+		if f.rooms {
+			rooms, err := db.Rooms()
+			if err != nil {
+				return err
+			}
+			return printRooms(stdout, rooms, f.json)
+		}
+		msgs, more, err := db.Query(q)
+		if err != nil {
+			return err
+		}
+		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
+	case errors.Is(err, store.ErrLocked):
+		// A server runs with the file: ask it instead.
+		base, err := apiBase(cfg, f.server)
+		if err != nil {
+			return err
+		}
+		if f.rooms {
+			return fmt.Errorf("%s is in use by a running server: %w", cfg.Store.Path, errNoRoomListAPI)
+		}
+		fmt.Fprintf(stderr, "history: %s is in use by a running server; reading through its HTTP API at %s\n", cfg.Store.Path, base)
+		if q.Room == "" {
+			q.Room = cfg.Chat.DefaultRoom
+			fmt.Fprintf(stderr, "history: the HTTP API serves one room at a time: showing %s (choose with -room)\n", q.Room)
+		}
+		c := &apiClient{base: base}
+		msgs, more, err := c.query(ctx, q)
+		if err != nil {
+			return err
+		}
+		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
+	case errors.Is(err, store.ErrNotExist):
+		return fmt.Errorf("%w (no message has been stored yet, or [store] path points elsewhere)", err)
+	default:
+		return explainStoreError(err)
+	}
+}
+
+// validate refuses contradictory flags.
+func (f *historyFlags) validate() error {
+	modes := 0
+	for _, on := range []bool{f.rooms, f.deleteID != 0, f.deleteUser != ""} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("-rooms, -delete and -delete-user are separate actions: give one")
+	}
+	if f.limit < 1 {
+		return fmt.Errorf("-limit %d: must be at least 1", f.limit)
+	}
+	if modes == 1 && (f.before != 0 || f.since != "" || f.user != "" || f.grep != "") {
+		return errors.New("-before, -since, -user and -grep filter printed messages: they do not apply to -rooms or deletions")
+	}
+	return nil
+}
+
+// query turns the filter flags into a store.Query.
+func (f *historyFlags) query(now time.Time) (store.Query, error) {
+	q := store.Query{Room: f.room, User: f.user, Grep: f.grep, Before: f.before, Limit: f.limit}
+	if f.since != "" {
+		t, err := parseSince(f.since, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = t
+	}
+	return q, nil
+}
+
+// parseSince accepts RFC 3339, a date or date and time (UTC), or a
+// duration meaning "that long ago".
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf(`-since %q: want RFC 3339 ("2026-11-22T10:00:00Z"), a date ("2026-11-22", UTC) or a duration ago ("2h")`, s)
+}
+
+// historyDelete removes messages for good. It needs the store file to
+// itself: a running server holds it, and deleting under its feet would
+// also leave its clients showing the message.
+func historyDelete(cfg *Config, f *historyFlags, stdout io.Writer) error {
+	db, err := store.Open(cfg.Store.Path, storeOptions(cfg, nil, false))
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%s is in use by a running server: deleting needs the server stopped "+
+			"(stop it, run this again, start it), or delete live from a Lua script with chat.redact(room, id), "+
+			"which also hides the message in open pages", cfg.Store.Path)
+	}
+	if err != nil {
+		return explainStoreError(err)
+	}
+	defer db.Close()
+	if f.deleteUser != "" {
+		n, err := db.DeleteUser(f.deleteUser)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %d message(s) of %s\n", n, f.deleteUser)
+		return db.Close()
+	}
+	found, err := db.Redact(f.room, f.deleteID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("no message %d in room %s", f.deleteID, f.room)
+	}
+	fmt.Fprintf(stdout, "deleted message %d from %s\n", f.deleteID, f.room)
+	return db.Close()
+}
+
+// timeLayout is how times are printed: the protocol's RFC 3339 with
+// milliseconds, in UTC.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// lineEscaper keeps one message on one line.
+var lineEscaper = strings.NewReplacer("\n", `\n`, "\r", `\r`)
+
+// jsonMessage is a message as printed by -json: the moonchat.v1 "message"
+// object without "type".
+type jsonMessage struct {
+	ID   uint64 `json:"id"`
+	Room string `json:"room"`
+	User string `json:"user"`
+	Text string `json:"text"`
+	TS   string `json:"ts"`
+}
+
+func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, ids bool) error {
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	for _, m := range msgs {
+		ts := m.Time.UTC().Format(timeLayout)
+		if asJSON {
+			if err := enc.Encode(jsonMessage{m.ID, m.Room, m.User, m.Text, ts}); err != nil {
+				return err
+			}
+			continue
+		}
+		var err error
+		if ids {
+			_, err = fmt.Fprintf(stdout, "%s %s #%d %s: %s\n", ts, m.Room, m.ID, m.User, lineEscaper.Replace(m.Text))
+		} else {
+			_, err = fmt.Fprintf(stdout, "%s %s %s: %s\n", ts, m.Room, m.User, lineEscaper.Replace(m.Text))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if more {
+		fmt.Fprintln(stderr, "history: older matches exist; raise -limit or page back with -before")
+	}
+	return nil
+}
+
+// jsonRoom is a room as printed by -rooms -json.
+type jsonRoom struct {
+	Room    string `json:"room"`
+	Count   int    `json:"count"`
+	FirstID uint64 `json:"first_id"`
+	LastID  uint64 `json:"last_id"`
+}
+
+func printRooms(stdout io.Writer, rooms []store.RoomInfo, asJSON bool) error {
+	enc := json.NewEncoder(stdout)
+	for _, r := range rooms {
+		var err error
+		if asJSON {
+			err = enc.Encode(jsonRoom{r.Name, r.Count, r.FirstID, r.LastID})
+		} else {
+			_, err = fmt.Fprintf(stdout, "%s %d\n", r.Name, r.Count)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apiBase returns the base URL of the running server's HTTP API: the
+// -server flag, else [server] listen with a wildcard host made loopback.
+func apiBase(cfg *Config, override string) (string, error) {
+	addr := override
+	if addr == "" {
+		addr = cfg.Server.Listen
+	}
+	addr = strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
+	addr = strings.TrimSuffix(addr, "/")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("server address %q: want host:port", addr)
+	}
+	if port == "0" {
+		return "", fmt.Errorf("[server] listen %q has port 0, so the running server's port is unknown: give it with -server HOST:PORT", cfg.Server.Listen)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }

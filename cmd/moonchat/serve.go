@@ -3,10 +3,438 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moonchat/moonchat"
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/scripting"
+	"github.com/moonchat/moonchat/store"
 )
 
-// runServe is being written; this placeholder keeps the package building.
+// HTTP server limits for the plain-HTTP side (chat page, API). WebSocket
+// connections are hijacked and then governed by the engine's own timeouts;
+// there is deliberately no WriteTimeout, because net/http would set a write
+// deadline on the connection before the hijack and kill it later.
+const (
+	httpIdleTimeout    = 2 * time.Minute
+	httpMaxHeaderBytes = 64 << 10
+)
+
+// runServe is "moonchat serve": run the chat server until ctx is cancelled
+// (SIGINT/SIGTERM), reloading the scripts on SIGHUP.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fset := newFlagSet("serve", "[-config FILE]", stderr)
+	configPath := fset.String("config", "", "config file (default: ./config.toml if it exists, else the built-in defaults)")
+	readyFile := fset.String("ready-file", "", hiddenFlag+"write the bound address to this file once listening")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, logger, *readyFile)
+}
+
+// server is one running moonchat: everything serve opens, in the order it
+// must be closed in reverse.
+type server struct {
+	cfg    *Config
+	log    *slog.Logger
+	db     *store.DB         // nil without history
+	lua    *scripting.Engine // nil when scripting is disabled
+	chat   *chat.Server
+	http   *http.Server
+	ln     net.Listener
+	pprof  *http.Server // nil unless [server] pprof is set
+	pprofL net.Listener
+}
+
+// serve runs the server described by cfg until ctx is cancelled, then
+// shuts it down within shutdown_timeout. readyFile, when not empty,
+// receives the bound address once the server accepts connections.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string) error {
+	log.Info("config", "source", cfg.Source)
+	s := &server{cfg: cfg, log: log}
+	if err := s.open(); err != nil {
+		s.close()
+		return err
+	}
+
+	// SIGHUP reloads the scripts. Registered before announcing readiness so
+	// that a supervisor's first SIGHUP cannot kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		serveErr <- s.http.Serve(s.ln)
+	}()
+	if s.pprof != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveErr <- s.pprof.Serve(s.pprofL)
+		}()
+	}
+	addr := s.ln.Addr().String()
+	log.Info("listening", "addr", addr, "url", "http://"+addr+"/")
+	if readyFile != "" {
+		if err := writeFileAtomic(readyFile, []byte(addr+"\n")); err != nil {
+			log.Error("write ready file", "err", err)
+		}
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.D())
+			break loop
+		case <-hup:
+			s.reload()
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				runErr = fmt.Errorf("serve: %w", err)
+				log.Error("serve", "err", err)
+				break loop
+			}
+		}
+	}
+	s.shutdown()
+	wg.Wait()
+	s.close()
+	log.Info("stopped")
+	return runErr
+}
+
+// open opens the store, the scripts, the chat server and the listeners.
+// On error the caller calls close for whatever was opened.
+func (s *server) open() error {
+	cfg, log := s.cfg, s.log
+
+	var history chat.History // an untyped nil without a store
+	if cfg.Store.Path == "" {
+		log.Info("history off ([store] path is empty)")
+	} else {
+		db, err := store.Open(cfg.Store.Path, storeOptions(cfg, log, false))
+		if err != nil {
+			return explainStoreError(err)
+		}
+		s.db, history = db, db
+		log.Info("history", "path", cfg.Store.Path, "max_per_room", cfg.Store.MaxPerRoom, "max_age", cfg.Store.MaxAge.D())
+	}
+
+	var hooks chat.Hooks // an untyped nil without scripts
+	if !cfg.Scripting.Enabled {
+		log.Info("scripting off ([scripting] enabled = false)")
+	} else {
+		fsys, dir := scriptsFS(cfg, log)
+		opts := scripting.Options{
+			FS:           fsys,
+			Dir:          dir,
+			HookTimeout:  cfg.Scripting.HookTimeout.D(),
+			Logger:       log,
+			MaxTextBytes: cfg.Chat.MaxTextBytes,
+		}
+		if s.db != nil {
+			opts.KV = s.db
+		}
+		eng, err := scripting.New(opts)
+		if err != nil {
+			return fmt.Errorf("load scripts: %w", err)
+		}
+		s.lua, hooks = eng, eng
+		log.Info("scripts loaded", "scripts", strings.Join(scriptNames(fsys), ","))
+	}
+
+	srv, err := chat.New(chatConfig(cfg, log), hooks, history)
+	if err != nil {
+		return fmt.Errorf("chat server: %w", err)
+	}
+	s.chat = srv
+	if s.lua != nil {
+		s.lua.Bind(srv)
+		// Timers (chat.every) and the directory watcher; Close stops them.
+		s.lua.Start(context.Background())
+	}
+
+	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s ([server] listen): %w", cfg.Server.Listen, err)
+	}
+	s.http = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.Server.Pprof != "" {
+		s.pprofL, err = net.Listen("tcp", cfg.Server.Pprof)
+		if err != nil {
+			return fmt.Errorf("listen on %s ([server] pprof): %w", cfg.Server.Pprof, err)
+		}
+		s.pprof = &http.Server{
+			Handler:           pprofMux(),
+			ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		log.Warn("pprof listening (no authentication: keep it on loopback)", "addr", s.pprofL.Addr().String())
+	}
+	return nil
+}
+
+// reload re-reads the scripts (SIGHUP). A broken script keeps the old
+// ones running; the scripting engine logs which.
+func (s *server) reload() {
+	if s.lua == nil {
+		s.log.Info("SIGHUP: scripting is off, nothing to reload")
+		return
+	}
+	if err := s.lua.Reload(); err != nil {
+		s.log.Error("SIGHUP: reload scripts failed, the previous scripts keep running", "err", err)
+		return
+	}
+	s.log.Info("SIGHUP: scripts reloaded")
+}
+
+// shutdown stops accepting, closes every client with 1001 and waits for
+// them, all within shutdown_timeout.
+func (s *server) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Closes the listener at once, then waits for plain HTTP requests.
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("http shutdown", "err", err)
+			_ = s.http.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.chat.Shutdown(ctx); err != nil {
+			s.log.Warn("chat shutdown", "err", err)
+		}
+	}()
+	if s.pprof != nil {
+		_ = s.pprof.Close()
+	}
+	wg.Wait()
+}
+
+// close releases what open acquired, in reverse order. The store is
+// closed last so that everything the chat server appended is flushed.
+func (s *server) close() {
+	if s.chat != nil && s.http == nil {
+		// open failed after chat.New: nothing was served, stop it at once.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
+		_ = s.chat.Shutdown(ctx)
+		cancel()
+	}
+	if s.ln != nil && s.http == nil {
+		_ = s.ln.Close()
+	}
+	if s.pprofL != nil && s.pprof == nil {
+		_ = s.pprofL.Close()
+	}
+	if s.lua != nil {
+		if err := s.lua.Close(); err != nil {
+			s.log.Warn("close scripts", "err", err)
+		}
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.log.Error("close history", "path", s.cfg.Store.Path, "err", err)
+		} else {
+			s.log.Info("history closed", "path", s.cfg.Store.Path)
+		}
+	}
+}
+
+// chatConfig maps config.toml onto chat.Config. config.toml says 0 for
+// "off" where chat.Config says negative (its zero means "default").
+func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
+	c := chat.Config{
+		AllowedOrigins: cfg.Server.AllowedOrigins,
+		MaxConnections: cfg.Server.MaxConnections,
+		DefaultRoom:    cfg.Chat.DefaultRoom,
+		MaxNameLength:  cfg.Chat.MaxNameLength,
+		MaxRooms:       cfg.Chat.MaxRooms,
+		FloodRate:      cfg.Chat.FloodRate,
+		FloodBurst:     cfg.Chat.FloodBurst,
+		MaxTextBytes:   cfg.Chat.MaxTextBytes,
+		Replay:         cfg.Store.Replay,
+		APILimit:       cfg.Store.APILimit,
+		Logger:         log,
+	}
+	if c.FloodRate == 0 {
+		c.FloodRate = -1
+	}
+	if c.Replay == 0 {
+		c.Replay = -1
+	}
+	c.WS.MaxMessageBytes = int64(cfg.Server.MaxMessageBytes)
+	c.WS.HandshakeTimeout = cfg.Server.HandshakeTimeout.D()
+	c.WS.PingInterval = cfg.Server.PingInterval.D()
+	c.WS.PingTimeout = cfg.Server.PingTimeout.D()
+	c.WS.IdleTimeout = cfg.Server.IdleTimeout.D()
+	c.WS.WriteTimeout = cfg.Server.WriteTimeout.D()
+	c.WS.MaxQueueBytes = cfg.Server.MaxQueueBytes
+	c.WS.CloseTimeout = cfg.Server.CloseTimeout.D()
+	c.WS.Hixie76 = cfg.Server.LegacyHixie76
+	c.WS.Logger = log
+	return c
+}
+
+// storeOptions maps [store] onto store.Options.
+func storeOptions(cfg *Config, log *slog.Logger, readOnly bool) store.Options {
+	return store.Options{
+		MaxPerRoom:    cfg.Store.MaxPerRoom,
+		MaxAge:        cfg.Store.MaxAge.D(),
+		PruneInterval: cfg.Store.PruneInterval.D(),
+		ReadOnly:      readOnly,
+		Logger:        log,
+	}
+}
+
+// explainStoreError adds what the user should do to a store.Open error.
+func explainStoreError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("%w\nis another moonchat running? Stop it, or give this one another [store] path", err)
+	case errors.Is(err, store.ErrCorrupt):
+		return fmt.Errorf("%w\nthe file is damaged: move it away (the server then starts with empty history) or restore a backup", err)
+	case errors.Is(err, store.ErrFormat):
+		return fmt.Errorf("%w\nit was written by a newer moonchat: run that version", err)
+	default:
+		return err
+	}
+}
+
+// scriptsFS picks where the scripts come from: [scripting] dir when it
+// exists (returned as dir too, so the engine can reload from it), else the
+// scripts built into the binary (dir "", nothing to watch).
+func scriptsFS(cfg *Config, log *slog.Logger) (fsys fs.FS, dir string) {
+	if scriptsDirExists(cfg) {
+		log.Info("scripts", "dir", cfg.Scripting.Dir, "reload", "on file change and SIGHUP")
+		return os.DirFS(cfg.Scripting.Dir), cfg.Scripting.Dir
+	}
+	log.Info("scripts: directory not found, running the built-in default scripts (SIGHUP reloads nothing)",
+		"dir", cfg.Scripting.Dir)
+	return moonchat.DefaultScripts(), ""
+}
+
+func scriptsDirExists(cfg *Config) bool {
+	info, err := os.Stat(cfg.Scripting.Dir)
+	return err == nil && info.IsDir()
+}
+
+// scriptsSource names where the scripts come from, for messages.
+func scriptsSource(cfg *Config) string {
+	if scriptsDirExists(cfg) {
+		return cfg.Scripting.Dir
+	}
+	return "built-in defaults"
+}
+
+// scriptNames lists the *.lua files at the top of fsys, for the log.
+func scriptNames(fsys fs.FS) []string {
+	names, _ := fs.Glob(fsys, "*.lua")
+	return names
+}
+
+// pprofMux serves net/http/pprof on its own mux: importing the package
+// also registers on http.DefaultServeMux, which moonchat never serves.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so a reader polling for path never sees it half-written.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".moonchat-ready-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// hiddenFlag prefixes the usage of flags left out of -h (test hooks).
+const hiddenFlag = "\x00hidden:"
+
+// newFlagSet makes a subcommand's flag set whose -h output lists every
+// flag except the hidden ones.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprintf(stderr, "usage: moonchat %s %s\n", name, synopsis)
+		fset.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Usage, hiddenFlag) {
+				return
+			}
+			name, usage := flag.UnquoteUsage(f)
+			if name != "" {
+				name = " " + name
+			}
+			fmt.Fprintf(stderr, "  -%s%s\n    \t%s", f.Name, name, usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+	}
+	return fset
+}
+
+// parseFlags parses args and refuses stray arguments.
+func parseFlags(fset *flag.FlagSet, args []string) error {
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	if fset.NArg() > 0 {
+		fset.Usage()
+		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+	return nil
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCmd runs the CLI in-process and returns exit code, stdout and stderr.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		config  string            // config.toml content ("" = none written)
+		scripts map[string]string // files in the scripts dir (nil = no dir)
+		code    int
+		stdout  string
+		stderr  []string
+	}{
+		{name: "built-in defaults", code: 0, stdout: "ok\n"},
+		{name: "good config and scripts",
+			config:  "[chat]\ndefault_room = \"hall\"\n",
+			scripts: map[string]string{"a.lua": "local n = 1\nchat.log('loaded', n)\n"},
+			code:    0, stdout: "ok\n"},
+		{name: "scripting disabled skips scripts",
+			config:  "[scripting]\nenabled = false\n",
+			scripts: map[string]string{"bad.lua": "this is not lua"},
+			code:    0, stdout: "ok\n"},
+		{name: "bad config",
+			config: "[server]\nping_interval = \"3x\"\n[chat]\nflod_rate = 2\n",
+			code:   1,
+			stderr: []string{`moonchat check: config.toml: [server] ping_interval: invalid duration "3x"`,
+				"config.toml: unknown key [chat] flod_rate"}},
+		{name: "syntax error in a script",
+			scripts: map[string]string{"good.lua": "local x = 1\n", "broken.lua": "local x = 1\nif x then\n"},
+			code:    1,
+			stderr:  []string{"moonchat check: scripts (", "broken.lua:"}},
+		{name: "script failing at load",
+			scripts: map[string]string{"boom.lua": "local t = nil\nlocal y = t.field\n"},
+			code:    1,
+			stderr:  []string{"boom.lua:2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			if tt.config != "" {
+				if err := os.WriteFile("config.toml", []byte(tt.config), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.scripts != nil {
+				if err := os.Mkdir("scripts", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for name, src := range tt.scripts {
+					if err := os.WriteFile(filepath.Join("scripts", name), []byte(src), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			code, stdout, stderr := runCmd(t, "check")
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if tt.code == 0 && stdout != tt.stdout {
+				t.Errorf("stdout %q, want %q", stdout, tt.stdout)
+			}
+			if tt.code != 0 && stdout != "" {
+				t.Errorf("stdout %q on failure, want nothing", stdout)
+			}
+			for _, w := range tt.stderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q\ndoes not contain %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckExplicitConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "my.toml")
+	if err := os.WriteFile(p, []byte("[store]\nreplay = -3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "check", "-config", p)
+	if code != 1 || !strings.Contains(stderr, p+": [store] replay: must be between 0 and 500, got -3") {
+		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "check", "-config", filepath.Join(dir, "missing.toml"))
+	if code != 1 || !strings.Contains(stderr, "missing.toml") {
+		t.Fatalf("missing file: code %d stderr %q", code, stderr)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	code, stdout, _ := runCmd(t, "help")
+	if code != 0 || !strings.Contains(stdout, "history") {
+		t.Fatalf("help: code %d stdout %q", code, stdout)
+	}
+	code, _, stderr := runCmd(t, "frobnicate")
+	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: code %d stderr %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "check", "-nope")
+	if code == 0 || !strings.Contains(stderr, "-nope") {
+		t.Fatalf("bad flag: code %d stderr %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "serve", "-h")
+	if code != 0 || !strings.Contains(stderr, "-config") || strings.Contains(stderr, "ready-file") {
+		t.Fatalf("serve -h: code %d stderr %q (hidden flags must stay hidden)", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "check", "extra")
+	if code == 0 || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Fatalf("stray argument: code %d stderr %q", code, stderr)
+	}
+}
