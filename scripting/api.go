@@ -1,7 +1,6 @@
 package scripting
 
 import (
-	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -387,6 +386,3 @@ func (noopHost) History(string, int) ([]chat.Message, error) { return nil, nil }
 func (noopHost) Redact(string, uint64) error                 { return nil }
 
 var _ chat.Host = noopHost{}
-
-// errString formats an error for a Lua message without a trailing newline.
-func errString(err error) string { return strings.TrimSpace(fmt.Sprint(err)) }

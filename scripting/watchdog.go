@@ -2,7 +2,6 @@ package scripting
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -103,6 +102,3 @@ func (w *watchdog) Err() error {
 func (w *watchdog) Value(any) any { return nil }
 
 var _ context.Context = (*watchdog)(nil)
-
-// isTimeLimit reports whether err is (or wraps) ErrTimeLimit.
-func isTimeLimit(err error) bool { return errors.Is(err, ErrTimeLimit) }
