@@ -134,25 +134,12 @@ func (db *DB) After(room string, after uint64, n int) (msgs []chat.Message, comp
 // Redact deletes one message for good and reports whether it existed. The
 // room's last ID is kept, so IDs are never reused.
 func (db *DB) Redact(room string, id uint64) (bool, error) {
-	var found bool
-	err := db.update(func(tx *bolt.Tx) error {
-		b, meta, err := roomBuckets(tx, room)
-		if b == nil || err != nil {
-			return err
-		}
-		k := idKey(id)
-		if b.Get(k) == nil {
-			return nil
-		}
-		found = true
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-		meta.Count--
-		return tx.Bucket(bucketRoomMeta).Put([]byte(room), meta.encode())
-	})
+	if db.readOnly {
+		return false, fmt.Errorf("redact %s/%d in history %s: %w", room, id, db.path, ErrReadOnly)
+	}
+	n, err := db.deleteKeys(room, [][]byte{idKey(id)})
 	if err != nil {
 		return false, fmt.Errorf("redact %s/%d in history %s: %w", room, id, db.path, err)
 	}
-	return found, nil
+	return n == 1, nil
 }

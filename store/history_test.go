@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/moonchat/moonchat/core/chat"
 )
 
@@ -509,5 +511,36 @@ func TestCloseFlushesAndRefuses(t *testing.T) {
 		if !have[id] {
 			t.Errorf("acknowledged id %d lost by Close", id)
 		}
+	}
+}
+
+// txID returns the id of the newest committed bbolt transaction.
+func txID(t *testing.T, db *DB) int {
+	t.Helper()
+	id := -1
+	if err := db.view(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestPruneIdleWritesNothing: a prune pass over rooms within their limits
+// must not run write transactions (each would cost an fsync and stall the
+// committer), and neither must DeleteUser of an absent user.
+func TestPruneIdleWritesNothing(t *testing.T) {
+	clock := newClock()
+	db := openTemp(t, Options{MaxPerRoom: 10, MaxAge: time.Hour, PruneInterval: -1, Now: clock.Now})
+	for i := range 20 {
+		fill(t, db, fmt.Sprint("room", i), "ann", 3)
+	}
+	before := txID(t, db)
+	if n, err := db.Prune(clock.Now()); n != 0 || err != nil {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	if n, err := db.DeleteUser("nobody"); n != 0 || err != nil {
+		t.Fatalf("DeleteUser = %d, %v", n, err)
+	}
+	if after := txID(t, db); after != before {
+		t.Errorf("idle Prune/DeleteUser committed %d write transactions", after-before)
 	}
 }

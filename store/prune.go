@@ -39,6 +39,9 @@ func (db *DB) Prune(now time.Time) (int, error) {
 	}
 	total := 0
 	for _, r := range rooms {
+		if !db.needsPrune(r, cutoff) {
+			continue // no write transaction (and fsync) for a room within limits
+		}
 		for {
 			if db.isClosing() {
 				return total, fmt.Errorf("prune history %s: %w", db.path, ErrClosed)
@@ -126,4 +129,30 @@ func (db *DB) pruneLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// needsPrune reports whether retention would remove anything from room,
+// reading only its oldest record. On a read error it answers true and lets
+// pruneChunk report the error.
+func (db *DB) needsPrune(r RoomInfo, cutoff time.Time) bool {
+	if db.opts.MaxPerRoom > 0 && r.Count > db.opts.MaxPerRoom {
+		return true
+	}
+	if cutoff.IsZero() || r.Count == 0 {
+		return false
+	}
+	old := true
+	_ = db.view(func(tx *bolt.Tx) error {
+		b, _, err := roomBuckets(tx, r.Name)
+		if b == nil || err != nil {
+			return err
+		}
+		if _, v := b.Cursor().First(); v != nil {
+			if t, err := recordTime(v); err == nil {
+				old = t.Before(cutoff)
+			}
+		}
+		return nil
+	})
+	return old
 }

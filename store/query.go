@@ -227,14 +227,15 @@ func (db *DB) Rooms() ([]RoomInfo, error) {
 }
 
 // scanChunk bounds the records one maintenance transaction (DeleteUser,
-// Prune) visits, so that it holds bbolt's writer lock — and delays the
-// committer's next group — for a few milliseconds at most.
+// Prune) deletes or visits, so that it holds bbolt's writer lock — and
+// delays the committer's next group — for a few milliseconds at most.
 const scanChunk = 2000
 
 // DeleteUser deletes every message sent by name in every room and returns
 // how many it deleted (for `moonchat history -delete-user NAME`). It scans
-// everything, in small transactions; messages appended meanwhile may
-// survive. Room IDs are not reused.
+// everything in read transactions and deletes in small write transactions
+// (only where it found something); messages appended meanwhile may survive.
+// Room IDs are not reused.
 func (db *DB) DeleteUser(name string) (int, error) {
 	if db.readOnly {
 		return 0, fmt.Errorf("delete user %q in history %s: %w", name, db.path, ErrReadOnly)
@@ -246,53 +247,73 @@ func (db *DB) DeleteUser(name string) (int, error) {
 	user := []byte(name)
 	total := 0
 	for _, r := range rooms {
-		next := uint64(1)
-		for done := false; !done; {
+		for next := uint64(1); next != 0; {
 			if db.isClosing() {
 				return total, fmt.Errorf("delete user %q in history %s: %w", name, db.path, ErrClosed)
 			}
-			deleted := 0
-			err := db.update(func(tx *bolt.Tx) error {
-				b, meta, err := roomBuckets(tx, r.Name)
+			var found [][]byte
+			err := db.view(func(tx *bolt.Tx) error {
+				b, _, err := roomBuckets(tx, r.Name)
 				if b == nil || err != nil {
-					done = true
+					next = 0
 					return err
 				}
-				var del [][]byte
 				c := b.Cursor()
 				k, v := c.Seek(idKey(next))
-				for i := 0; k != nil && i < scanChunk; i++ {
+				for visited := 0; k != nil && len(found) < scanChunk && visited < 10*scanChunk; k, v = c.Next() {
+					visited++
 					u, err := recordUser(v)
 					if err != nil {
 						return decodeErr(r.Name, k, err)
 					}
 					if bytes.Equal(u, user) {
-						del = append(del, bytes.Clone(k))
-					}
-					k, v = c.Next()
-				}
-				if k == nil {
-					done = true
-				} else {
-					next, _ = keyID(k)
-				}
-				for _, dk := range del {
-					if err := b.Delete(dk); err != nil {
-						return err
+						found = append(found, bytes.Clone(k))
 					}
 				}
-				if len(del) == 0 {
-					return nil
-				}
-				meta.Count -= uint64(len(del))
-				deleted = len(del)
-				return tx.Bucket(bucketRoomMeta).Put([]byte(r.Name), meta.encode())
+				next, _ = keyID(k) // 0 when k == nil: the room is done
+				return nil
 			})
+			if err == nil && len(found) > 0 {
+				var n int
+				n, err = db.deleteKeys(r.Name, found)
+				total += n
+			}
 			if err != nil {
 				return total, fmt.Errorf("delete user %q in history %s: %w", name, db.path, err)
 			}
-			total += deleted
 		}
 	}
 	return total, nil
+}
+
+// deleteKeys deletes the records under keys (those still there) from room
+// in one transaction, keeping the meta Count right. Redaction and
+// DeleteUser use it; it never touches LastID or Pruned.
+func (db *DB) deleteKeys(room string, keys [][]byte) (int, error) {
+	n := 0
+	err := db.update(func(tx *bolt.Tx) error {
+		n = 0
+		b, meta, err := roomBuckets(tx, room)
+		if b == nil || err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if b.Get(k) == nil {
+				continue
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		meta.Count -= uint64(n)
+		return tx.Bucket(bucketRoomMeta).Put([]byte(room), meta.encode())
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
