@@ -1,0 +1,190 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// memHistory is an in-memory History for tests. Appends can be slowed down
+// (like an fsync), blocked, or made to fail; pruneTo simulates retention.
+type memHistory struct {
+	mu          sync.Mutex
+	rooms       map[string][]Message
+	last        map[string]uint64
+	pruned      map[string]uint64 // ids <= pruned[room] were removed by retention
+	appendCalls int
+	appendSizes []int
+	delay       time.Duration
+	gate        chan struct{} // non-nil: every Append waits for a receive
+	fail        bool
+}
+
+func newMemHistory() *memHistory {
+	return &memHistory{rooms: map[string][]Message{}, last: map[string]uint64{}, pruned: map[string]uint64{}}
+}
+
+var errTestStore = errors.New("test store failure")
+
+func (h *memHistory) Append(ctx context.Context, msgs []*Message) error {
+	h.mu.Lock()
+	gate, delay, fail := h.gate, h.delay, h.fail
+	h.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if fail {
+		return errTestStore
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.appendCalls++
+	h.appendSizes = append(h.appendSizes, len(msgs))
+	for _, m := range msgs {
+		h.last[m.Room]++
+		m.ID = h.last[m.Room]
+		h.rooms[m.Room] = append(h.rooms[m.Room], *m)
+	}
+	return nil
+}
+
+// add stores messages directly (test setup).
+func (h *memHistory) add(room, user string, texts ...string) {
+	for _, t := range texts {
+		_ = h.Append(context.Background(), []*Message{{Room: room, User: user, Text: t, Time: time.Now().UTC()}})
+	}
+}
+
+// pruneTo removes the messages with id <= id.
+func (h *memHistory) pruneTo(room string, id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var kept []Message
+	for _, m := range h.rooms[room] {
+		if m.ID > id {
+			kept = append(kept, m)
+		}
+	}
+	h.rooms[room] = kept
+	h.pruned[room] = id
+}
+
+func (h *memHistory) all(room string) []Message {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Message(nil), h.rooms[room]...)
+}
+
+func (h *memHistory) Recent(room string, n int) ([]Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return append([]Message(nil), all...), nil
+}
+
+func (h *memHistory) Before(room string, before uint64, n int) ([]Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Message
+	for _, m := range h.rooms[room] {
+		if m.ID < before {
+			out = append(out, m)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+func (h *memHistory) After(room string, after uint64, n int) ([]Message, bool, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Message
+	for _, m := range h.rooms[room] {
+		if m.ID > after {
+			out = append(out, m)
+		}
+	}
+	more := len(out) > n
+	if more {
+		out = out[:n]
+	}
+	return out, after >= h.pruned[room], more, nil
+}
+
+func (h *memHistory) Redact(room string, id uint64) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, m := range h.rooms[room] {
+		if m.ID == id {
+			h.rooms[room] = append(h.rooms[room][:i], h.rooms[room][i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// testHooks is a scripted Hooks: each hook runs the given function (when
+// set) and records what it saw.
+type testHooks struct {
+	join    func(u User) JoinResult
+	message func(u User, m *Message) MessageResult
+	leave   func(u User)
+	rename  func(u User, old string)
+
+	mu     sync.Mutex
+	events []string
+}
+
+func (h *testHooks) record(e string) {
+	h.mu.Lock()
+	h.events = append(h.events, e)
+	h.mu.Unlock()
+}
+
+func (h *testHooks) seen() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...)
+}
+
+func (h *testHooks) Join(ctx context.Context, u User) JoinResult {
+	h.record("join " + u.Room + " " + u.Name)
+	if h.join != nil {
+		return h.join(u)
+	}
+	return JoinResult{}
+}
+
+func (h *testHooks) Message(ctx context.Context, u User, m *Message) MessageResult {
+	if h.message != nil {
+		return h.message(u, m)
+	}
+	return MessageResult{}
+}
+
+func (h *testHooks) Leave(ctx context.Context, u User) {
+	h.record("leave " + u.Room + " " + u.Name)
+	if h.leave != nil {
+		h.leave(u)
+	}
+}
+
+func (h *testHooks) Rename(ctx context.Context, u User, old string) {
+	h.record("rename " + old + " " + u.Name)
+	if h.rename != nil {
+		h.rename(u, old)
+	}
+}

@@ -1,0 +1,31 @@
+package chat
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+type wsConfig = ws.Config
+
+// httpServer runs an http.Server on a listener until stop, which waits
+// for it.
+type httpServer struct {
+	hs   *http.Server
+	done chan struct{}
+}
+
+func (h *httpServer) start(ln net.Listener, handler http.Handler) {
+	h.hs = &http.Server{Handler: handler}
+	h.done = make(chan struct{})
+	go func() {
+		defer close(h.done)
+		_ = h.hs.Serve(ln)
+	}()
+}
+
+func (h *httpServer) stop() {
+	_ = h.hs.Close()
+	<-h.done
+}
