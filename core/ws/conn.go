@@ -232,7 +232,7 @@ func (c *Conn) sendLocked(a, b, t []byte, noCopy, control bool) error {
 	}
 	rest := len(a) + len(b) + len(t)
 	if c.qBytes+rest > c.srv.cfg.MaxQueueBytes {
-		c.slowConsumerLocked("queue full")
+		c.slowConsumerLocked(fmt.Sprintf("queue full (%d bytes queued, %d more)", c.qBytes, rest))
 		return ErrSlowConsumer
 	}
 	if c.qBytes == 0 {

@@ -65,46 +65,61 @@ func TestSubprotocols(t *testing.T) {
 // same-host browsers and refuses other origins with 403; a custom
 // CheckOrigin decides alone.
 func TestOriginCheck(t *testing.T) {
-	def := newTestServer(t, ws.Config{}, nil)
-	onlyFoo := newTestServer(t, ws.Config{CheckOrigin: func(r *http.Request) bool {
-		return r.Header.Get("Origin") == "https://foo.example"
-	}}, nil)
+	servers := []struct {
+		name string
+		cfg  ws.Config
+	}{
+		{"default", ws.Config{}},
+		{"custom", ws.Config{CheckOrigin: func(r *http.Request) bool {
+			return r.Header.Get("Origin") == "https://foo.example"
+		}}},
+	}
 	cases := []struct {
 		name   string
-		srv    *testServer
+		server string
 		origin string // "" = no Origin header; "SELF" = http://<server host>
 		status int
 	}{
-		{"default/no-origin", def, "", http.StatusSwitchingProtocols},
-		{"default/same-host", def, "SELF", http.StatusSwitchingProtocols},
-		{"default/other-host", def, "http://evil.example", http.StatusForbidden},
-		{"default/other-port", def, "http://127.0.0.1:1", http.StatusForbidden},
-		{"custom/allowed", onlyFoo, "https://foo.example", http.StatusSwitchingProtocols},
-		{"custom/refused-same-host", onlyFoo, "SELF", http.StatusForbidden},
+		{"no-origin", "default", "", http.StatusSwitchingProtocols},
+		{"same-host", "default", "SELF", http.StatusSwitchingProtocols},
+		{"other-host", "default", "http://evil.example", http.StatusForbidden},
+		{"other-port", "default", "http://127.0.0.1:1", http.StatusForbidden},
+		{"allowed", "custom", "https://foo.example", http.StatusSwitchingProtocols},
+		{"refused-same-host", "custom", "SELF", http.StatusForbidden},
 	}
-	for _, cl := range clients {
-		for _, tc := range cases {
-			t.Run(cl.name+"/"+tc.name, func(t *testing.T) {
-				h := http.Header{}
-				switch tc.origin {
-				case "":
-				case "SELF":
-					h.Set("Origin", "http://"+tc.srv.addr)
-				default:
-					h.Set("Origin", tc.origin)
+	for _, sv := range servers {
+		t.Run(sv.name, func(t *testing.T) {
+			// One server per subtest: its cleanup's goroutine check must not
+			// see another live server's event loops.
+			srv := newTestServer(t, sv.cfg, nil)
+			for _, cl := range clients {
+				for _, tc := range cases {
+					if tc.server != sv.name {
+						continue
+					}
+					t.Run(cl.name+"/"+tc.name, func(t *testing.T) {
+						h := http.Header{}
+						switch tc.origin {
+						case "":
+						case "SELF":
+							h.Set("Origin", "http://"+srv.addr)
+						default:
+							h.Set("Origin", tc.origin)
+						}
+						_, resp, err := cl.dial(t, srv.wsURL("origin-"+cl.name+"-"+tc.name), nil, h)
+						if resp == nil {
+							t.Fatalf("no HTTP response: %v", err)
+						}
+						if resp.StatusCode != tc.status {
+							t.Errorf("status = %d, want %d (err %v)", resp.StatusCode, tc.status, err)
+						}
+						if (err == nil) != (tc.status == http.StatusSwitchingProtocols) {
+							t.Errorf("dial err = %v with status %d", err, resp.StatusCode)
+						}
+					})
 				}
-				_, resp, err := cl.dial(t, tc.srv.wsURL("origin-"+cl.name+"-"+tc.name), nil, h)
-				if resp == nil {
-					t.Fatalf("no HTTP response: %v", err)
-				}
-				if resp.StatusCode != tc.status {
-					t.Errorf("status = %d, want %d (err %v)", resp.StatusCode, tc.status, err)
-				}
-				if (err == nil) != (tc.status == http.StatusSwitchingProtocols) {
-					t.Errorf("dial err = %v with status %d", err, resp.StatusCode)
-				}
-			})
-		}
+			}
+		})
 	}
 }
 
