@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/moonchat/moonchat"
+	"github.com/moonchat/moonchat/core/chat"
 )
 
 // The keys and their defaults are documented in config.toml at the
@@ -444,7 +445,7 @@ func validateConfig(cfg *Config, file string) error {
 	if s.Pprof != "" {
 		if err := checkAddr(s.Pprof); err != nil {
 			fail("[server] pprof", "%v", err)
-		} else if s.Pprof == s.Listen {
+		} else if s.Pprof == s.Listen && !strings.HasSuffix(s.Pprof, ":0") {
 			fail("[server] pprof", "must differ from [server] listen")
 		}
 	}
@@ -524,16 +525,10 @@ func checkOrigin(o string, n int) error {
 	return nil
 }
 
-// checkRoomName applies the room name rule of docs/protocol.md.
+// checkRoomName applies the chat server's room name rule (docs/protocol.md).
 func checkRoomName(room string) error {
-	if room == "" || len(room) > maxRoomNameLen {
-		return fmt.Errorf("invalid room name %q: want 1-%d characters from A-Z a-z 0-9 - _ .", room, maxRoomNameLen)
-	}
-	for _, r := range room {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return fmt.Errorf("invalid room name %q: want 1-%d characters from A-Z a-z 0-9 - _ .", room, maxRoomNameLen)
-		}
+	if err := chat.ValidRoomName(room); err != nil {
+		return fmt.Errorf("invalid room name %q: want 1-%d characters from A-Z a-z 0-9 and \"-_.\"", room, maxRoomNameLen)
 	}
 	return nil
 }

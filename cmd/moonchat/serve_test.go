@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -335,4 +337,50 @@ func nonEmptyLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestServePprof: [server] pprof serves net/http/pprof on its own
+// listener only; the chat port does not expose it.
+func TestServePprof(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"server": "pprof = \"127.0.0.1:0\"\n"})
+	srv := startInProcess(t, cfg)
+	m := regexp.MustCompile(`pprof listening.* addr=(\S+)`).FindStringSubmatch(srv.log.String())
+	if m == nil {
+		t.Fatalf("no pprof address logged:\n%s", srv.log)
+	}
+	if code, body := httpGet(t, "http://"+m[1]+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof index: %d %.200q", code, body)
+	}
+	if code, body := httpGet(t, "http://"+m[1]+"/debug/pprof/cmdline"); code != 200 || body == "" {
+		t.Errorf("pprof cmdline: %d %q", code, body)
+	}
+	if _, body := httpGet(t, "http://"+srv.addr+"/debug/pprof/"); strings.Contains(body, "goroutine?debug") {
+		t.Errorf("the chat port serves pprof")
+	}
+}
+
+// TestServeListenError: a busy port is a clear error naming the key.
+func TestServeListenError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	content := fmt.Sprintf("[server]\nlisten = %q\n[store]\npath = \"h.db\"\n", ln.Addr().String())
+	if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "serve", "-config", cfg)
+	if code != 1 || !strings.Contains(stderr, "listen on "+ln.Addr().String()+" ([server] listen)") {
+		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+	// Everything opened before the failure was closed again: the store
+	// is not left locked.
+	code, _, stderr = runCmd(t, "history", "-config", cfg, "-rooms")
+	if code != 0 {
+		t.Fatalf("store left locked? code %d stderr %q", code, stderr)
+	}
 }
