@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,6 +90,8 @@ const (
 	// maxBatchMessages caps one group commit so that a flood cannot make a
 	// single transaction (and the latency of everyone in it) unbounded.
 	maxBatchMessages = 8192
+	// initialMmapSize is the address space a writable DB maps at Open.
+	initialMmapSize = 256 << 20
 )
 
 // Open opens (creating on first run) the history database at path.
@@ -200,12 +203,19 @@ func openBolt(path string, opts Options) (bdb *bolt.DB, err error) {
 		}
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	bdb, err = bolt.Open(path, 0o600, &bolt.Options{
+	bopts := &bolt.Options{
 		Timeout:      opts.LockTimeout,
 		ReadOnly:     opts.ReadOnly,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
-	})
+	}
+	if !opts.ReadOnly && strconv.IntSize == 64 {
+		// Growing the mapping waits for every open read transaction, and
+		// the commit that needs it waits too. Reserving address space (not
+		// memory, not file size) up front makes that rare.
+		bopts.InitialMmapSize = initialMmapSize
+	}
+	bdb, err = bolt.Open(path, 0o600, bopts)
 	if err == nil {
 		return bdb, nil
 	}
@@ -213,7 +223,7 @@ func openBolt(path string, opts Options) (bdb *bolt.DB, err error) {
 	var pathErr *fs.PathError
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("open history %s: %w (a moonchat server is probably running with this file: stop it first, or use its HTTP API)", path, ErrLocked)
+		return nil, fmt.Errorf("open history %s: %w (is a moonchat server, or another moonchat command, using this file? stop it first, or use the server's HTTP API)", path, ErrLocked)
 	case errors.As(err, &pathErr) || errors.As(err, &errno):
 		return nil, classifyIOError(path, err)
 	default:
@@ -233,37 +243,35 @@ func classifyIOError(path string, err error) error {
 	}
 }
 
-// init creates the top-level buckets of a new file and checks an existing
-// one: format version, file size against bbolt's high-water mark, and each
-// room's meta and first and last record. It reads O(rooms) pages, not the
-// whole file (Check does that).
+// init checks an existing file — before writing anything, so that a
+// damaged file is reported, not "repaired" — and creates the top-level
+// buckets of a new one. The check covers the format version, the file size
+// against bbolt's high-water mark, and each room's meta and first and last
+// record: O(rooms) pages, not the whole file (Check does that).
 func (db *DB) init() error {
-	if !db.readOnly {
-		err := db.update(func(tx *bolt.Tx) error {
-			if tx.Bucket(bucketMeta) == nil {
-				if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
-					return fmt.Errorf("%w: a bbolt file but not a moonchat history database (no %q bucket)", ErrCorrupt, bucketMeta)
-				}
-				mb, err := tx.CreateBucket(bucketMeta)
-				if err != nil {
-					return err
-				}
-				if err := mb.Put(keyFormat, []byte{0, 0, 0, formatVersion}); err != nil {
-					return err
-				}
-			}
-			for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV} {
-				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return db.openError(err)
-		}
+	var fresh bool
+	err := db.view(func(tx *bolt.Tx) error {
+		fresh = tx.Bucket(bucketMeta) == nil
+		return db.verify(tx)
+	})
+	if err != nil || !fresh || db.readOnly {
+		return db.openError(err)
 	}
-	return db.openError(db.view(db.verify))
+	return db.openError(db.update(func(tx *bolt.Tx) error {
+		mb, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := mb.Put(keyFormat, []byte{0, 0, 0, formatVersion}); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 func (db *DB) openError(err error) error {
