@@ -32,7 +32,10 @@ func newDirRig(t *testing.T, files map[string]string) (*rig, string) {
 	for name, src := range files {
 		writeScript(t, dir, name, src)
 	}
-	r := newRigOpts(t, Options{Dir: dir, PollInterval: 20 * time.Millisecond})
+	// A generous hook timeout: on a loaded machine (and under -race) a
+	// trivial handler can be descheduled long enough to hit 100ms, which
+	// would look like a missing handler here.
+	r := newRigOpts(t, Options{Dir: dir, PollInterval: 20 * time.Millisecond, HookTimeout: 10 * time.Second})
 	r.e.Start(t.Context())
 	return r, dir
 }
@@ -145,7 +148,7 @@ func TestReloadWhileMessagesFlow(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	if v := bad.Load(); v != nil {
-		t.Fatalf("incomplete result %q", v)
+		t.Fatalf("incomplete result %q\nlog:\n%s", v, r.log.String())
 	}
 	if calls.Load() == 0 {
 		t.Fatal("no hook calls made")

@@ -104,7 +104,7 @@ func TestRunawayHookIsStopped(t *testing.T) {
 	}
 	for name, loop := range loops {
 		t.Run(name, func(t *testing.T) {
-			r := newRigOpts(t, Options{HookTimeout: 50 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
+			r := newRigOpts(t, Options{HookTimeout: 250 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
 chat.on("message", function(msg)
   if msg.text == "loop" then
     ` + loop + `

@@ -9,11 +9,20 @@ for _, w in ipairs(words) do
   banned[w:lower()] = true
 end
 
+local function stars(word)
+  if banned[word:lower()] then
+    return string.rep("*", #word)
+  end
+end
+
 chat.on("message", function(msg)
-  -- gsub returns the new text and a count; the parentheses keep the text.
-  return (msg.text:gsub("%a+", function(word)
-    if banned[word:lower()] then
-      return string.rep("*", #word)
+  -- This runs for every message: a plain substring search first is much
+  -- cheaper than the word-by-word replacement most messages do not need.
+  local lower = msg.text:lower()
+  for word in pairs(banned) do
+    if lower:find(word, 1, true) then
+      -- gsub returns the new text and a count; the parentheses keep the text.
+      return (msg.text:gsub("%a+", stars))
     end
-  end))
+  end
 end)
