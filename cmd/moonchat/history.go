@@ -100,12 +100,12 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
 	case errors.Is(err, store.ErrLocked):
 		// A server runs with the file: ask it instead.
-		base, err := apiBase(cfg, f.server)
-		if err != nil {
-			return err
-		}
 		if f.rooms {
 			return fmt.Errorf("%s is in use by a running server: %w", cfg.Store.Path, errNoRoomListAPI)
+		}
+		base, err := apiBase(cfg, f.server)
+		if err != nil {
+			return fmt.Errorf("%s is in use by a running server, but %w", cfg.Store.Path, err)
 		}
 		fmt.Fprintf(stderr, "history: %s is in use by a running server; reading through its HTTP API at %s\n", cfg.Store.Path, base)
 		if q.Room == "" {

@@ -210,6 +210,7 @@ func TestHistoryCLI(t *testing.T) {
 	if code != 0 || stdout != "deleted message 1 from lobby\n" {
 		t.Fatalf("-delete: code %d stdout %q stderr %q", code, stdout, stderr)
 	}
+
 	code, _, stderr = runCmd(t, "history", "-config", cfg, "-delete", "1")
 	if code != 1 || !strings.Contains(stderr, "no message 1 in room lobby") {
 		t.Fatalf("-delete again: code %d stderr %q", code, stderr)
@@ -269,8 +270,13 @@ func TestHistoryWhileRunning(t *testing.T) {
 
 	// Without -server the listen address has port 0: the CLI says so.
 	code, _, stderr = runCmd(t, "history", "-config", cfg)
-	if code != 1 || !strings.Contains(stderr, "-server") {
+	if code != 1 || !strings.Contains(stderr, "in use by a running server, but [server] listen") || !strings.Contains(stderr, "-server") {
 		t.Errorf("port 0 without -server: code %d stderr %q", code, stderr)
+	}
+
+	code, _, stderr = runCmd(t, "history", "-config", cfg, "-rooms")
+	if code != 1 || !strings.Contains(stderr, "listing rooms needs the server stopped") {
+		t.Errorf("-rooms while running: code %d stderr %q", code, stderr)
 	}
 
 	code, _, stderr = runCmd(t, "history", "-config", cfg, "-delete", "1")
