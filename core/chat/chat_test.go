@@ -26,7 +26,8 @@ func TestPlainTextChat(t *testing.T) {
 	for _, c := range []*client{alice, bob} {
 		c.expect("alice: hello bob")
 	}
-	_ = bob.c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	_ = bob.c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+	bob.expectClose(1000, "bye") // the server echoes the close
 	alice.expect("* bob left")
 }
 

@@ -155,8 +155,11 @@ func (c *client) sendJSON(v any) {
 
 // expectClose reads until the connection ends and checks the close code
 // (and reason, when not empty). Data frames before the close are skipped.
+// gorilla answers the close frame; the TCP connection is then closed, as
+// the server waits for that (up to its CloseTimeout) before OnClose.
 func (c *client) expectClose(code int, reason string) {
 	c.t.Helper()
+	defer c.c.Close()
 	_ = c.c.SetReadDeadline(time.Now().Add(waitTime))
 	for {
 		_, _, err := c.c.ReadMessage()

@@ -145,11 +145,13 @@ func TestGracefulShutdown(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
 	for _, c := range clients {
-		c.expectClose(1001, "")
+		c.expectClose(1001, "server shutting down")
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 	if _, resp, err := ts.tryDial("/chat/r0", ""); err == nil || resp == nil || resp.StatusCode != 503 {
 		t.Fatalf("upgrade after shutdown: %v %v", err, resp)
