@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -176,6 +178,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // itself: a running server holds it, and deleting under its feet would
 // also leave its clients showing the message.
 func historyDelete(cfg *Config, f *historyFlags, stdout io.Writer) error {
+	// store.Open would create a missing file: there is nothing to delete.
+	if _, err := os.Stat(cfg.Store.Path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no history at %s: nothing to delete", cfg.Store.Path)
+	}
 	db, err := store.Open(cfg.Store.Path, storeOptions(cfg, nil, false))
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by a running server: deleting needs the server stopped "+

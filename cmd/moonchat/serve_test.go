@@ -285,6 +285,22 @@ func TestHistoryWhileRunning(t *testing.T) {
 	}
 }
 
+// TestHistoryNoStore: without a store file the CLI says so and creates
+// nothing.
+func TestHistoryNoStore(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	for _, args := range [][]string{{}, {"-rooms"}, {"-delete", "1"}, {"-delete-user", "bob"}} {
+		code, _, stderr := runCmd(t, append([]string{"history", "-config", cfg}, args...)...)
+		if code != 1 || !strings.Contains(stderr, filepath.Join(dir, "moonchat.db")) {
+			t.Errorf("%v: code %d stderr %q", args, code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moonchat.db")); !os.IsNotExist(err) {
+		t.Errorf("the CLI created the store file: %v", err)
+	}
+}
+
 // TestServeStoreLocked: a second server on the same file fails clearly.
 func TestServeStoreLocked(t *testing.T) {
 	dir := t.TempDir()
