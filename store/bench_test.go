@@ -144,6 +144,10 @@ func BenchmarkHistory1M(b *testing.B) {
 			m, _, err := db.Query(Query{Room: "big", Grep: "needle", Before: randomID() + 10000, Limit: 10})
 			return len(m), err
 		}},
+		{"QueryNoMatchFullScan", func() (int, error) { // worst case: reads all 1M records
+			m, _, err := db.Query(Query{Room: "big", User: "nobody", Limit: 10})
+			return len(m) + 1, err
+		}},
 		{"Rooms", func() (int, error) { r, err := db.Rooms(); return len(r), err }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
