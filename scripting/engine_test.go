@@ -159,3 +159,26 @@ chat.on("message", function(msg) return "changed" end)`})})
 		t.Fatal(r.log.String())
 	}
 }
+
+// panicHost panics in Send, like a buggy chat server would.
+type panicHost struct{ fakeHost }
+
+func (*panicHost) Send(uint64, string) error { panic("host bug") }
+
+func TestHostPanicIsContained(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  if msg.text == "send" then chat.send(msg, "x") end
+  return msg.text .. "!"
+end)`})
+	r.e.Bind(&panicHost{fakeHost{users: []chat.User{alice}}})
+	if got := r.say(alice, "send"); got != (chat.MessageResult{}) {
+		t.Fatalf("result %+v, want unchanged", got)
+	}
+	if !strings.Contains(r.log.String(), "host bug") {
+		t.Fatalf("panic not logged:\n%s", r.log.String())
+	}
+	if got := r.say(alice, "ok"); got.Text != "ok!" {
+		t.Fatalf("engine broken after a panic: %+v", got)
+	}
+}

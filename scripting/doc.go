@@ -1,0 +1,31 @@
+// Package scripting runs moonchat's Lua scripts (gopher-lua) and plugs them
+// into the chat server as its chat.Hooks.
+//
+// Every *.lua file at the top of the scripts file system is loaded, in name
+// order, into one sandboxed Lua state. Scripts register handlers for the
+// join, message, leave and rename events (chat.on), chat commands
+// (chat.command) and timers (chat.every), and act through the chat.* API,
+// which maps onto chat.Host and onto KV for chat.kv. docs/lua.md is the
+// user's guide and reference.
+//
+// Invariants:
+//
+//   - One Lua state serves everything, one call at a time: hooks from all
+//     rooms, commands and timers take the engine's one-slot semaphore. The
+//     Lua state is never touched without it (or, while it is being built,
+//     by anyone but its builder).
+//   - Every call into Lua runs under a time limit (Options.HookTimeout)
+//     enforced by gopher-lua between instructions, and never panics out of
+//     the engine: a failed call is logged with file:line and treated as if
+//     it had returned nothing.
+//   - Reload builds a complete new state aside and swaps it in only when
+//     every script loaded, while holding the semaphore, so a hook call sees
+//     either the old scripts or the new ones, never a mix.
+//   - Each script has its own global environment and its own copies of the
+//     library tables; nothing outside the sandbox (files, processes,
+//     environment, other code) is reachable from Lua.
+//   - The engine never waits for the chat server: it relies on chat.Host
+//     methods not waiting for a room's goroutine and not calling Hooks
+//     synchronously. Should a Host break that promise, a hook waits at most
+//     Options.LockWait for the state and is then skipped.
+package scripting
