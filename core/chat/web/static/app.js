@@ -241,16 +241,19 @@
       track(m, li);
       items.push(li);
     }
-    const s = el.scroller;
-    const fromBottom = s.scrollHeight - s.scrollTop;
+    // Anchor on the text of the item that was first: the control above
+    // the list may disappear and that item may lose its name header (it
+    // can become a continuation of the page above), but its text stays.
+    const oldFirst = el.messages.firstElementChild;
+    const anchor = oldFirst ? oldFirst.lastElementChild : null;
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
     S.moreOlder = more;
     S.loadingOlder = false;
     updateOlder();
-    const oldFirst = el.messages.firstElementChild;
     el.messages.prepend(...items);
     for (const li of items) regroup(li);
     regroup(oldFirst);
-    s.scrollTop = s.scrollHeight - fromBottom;
+    if (anchor) el.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
   }
 
   function renderPresence(users) {

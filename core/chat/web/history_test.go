@@ -1,0 +1,112 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// memHistory is an in-memory chat.History for the browser tests: the page
+// under test needs real replay, paging and resume, not a disk. It keeps the
+// seam's promises (ids grow per room, After reports gaps) so that the chat
+// server behaves as it does on bbolt.
+type memHistory struct {
+	mu     sync.Mutex
+	rooms  map[string][]chat.Message // oldest first
+	nextID map[string]uint64         // last id assigned per room
+}
+
+func newMemHistory() *memHistory {
+	return &memHistory{rooms: map[string][]chat.Message{}, nextID: map[string]uint64{}}
+}
+
+// Append implements chat.History.
+func (h *memHistory) Append(ctx context.Context, msgs []*chat.Message) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range msgs {
+		h.nextID[m.Room]++
+		m.ID = h.nextID[m.Room]
+		h.rooms[m.Room] = append(h.rooms[m.Room], *m)
+	}
+	return nil
+}
+
+// seed stores n messages in room from user, as if sent before the test.
+func (h *memHistory) seed(room, user string, n int) {
+	msgs := make([]*chat.Message, n)
+	start := time.Now().Add(-time.Duration(n) * time.Minute).UTC()
+	for i := range msgs {
+		msgs[i] = &chat.Message{Room: room, User: user, Text: fmt.Sprintf("seeded message %d", i+1),
+			Time: start.Add(time.Duration(i) * time.Minute)}
+	}
+	if err := h.Append(context.Background(), msgs); err != nil {
+		panic(err) // cannot happen: the context is never cancelled
+	}
+}
+
+// Recent implements chat.History.
+func (h *memHistory) Recent(room string, n int) ([]chat.Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	return clone(all[max(0, len(all)-n):]), nil
+}
+
+// Before implements chat.History.
+func (h *memHistory) Before(room string, before uint64, n int) ([]chat.Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	end := sort.Search(len(all), func(i int) bool { return all[i].ID >= before })
+	return clone(all[max(0, end-n):end]), nil
+}
+
+// After implements chat.History.
+func (h *memHistory) After(room string, after uint64, n int) ([]chat.Message, bool, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	start := sort.Search(len(all), func(i int) bool { return all[i].ID > after })
+	rest := all[start:]
+	complete := after >= h.nextID[room] || (len(rest) > 0 && rest[0].ID == after+1)
+	more := len(rest) > n
+	return clone(rest[:min(n, len(rest))]), complete, more, nil
+}
+
+// Redact implements chat.History.
+func (h *memHistory) Redact(room string, id uint64) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	i := sort.Search(len(all), func(i int) bool { return all[i].ID >= id })
+	if i == len(all) || all[i].ID != id {
+		return false, nil
+	}
+	h.rooms[room] = append(all[:i:i], all[i+1:]...)
+	return true, nil
+}
+
+// texts returns the stored texts of room, oldest first.
+func (h *memHistory) texts(room string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range h.rooms[room] {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+func clone(msgs []chat.Message) []chat.Message {
+	return append([]chat.Message(nil), msgs...)
+}
+
+var _ chat.History = (*memHistory)(nil)
