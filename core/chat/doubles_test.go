@@ -188,3 +188,6 @@ func (h *testHooks) Rename(ctx context.Context, u User, old string) {
 		h.rename(u, old)
 	}
 }
+
+// contextT shortens the Hooks signatures in test doubles.
+type contextT = context.Context

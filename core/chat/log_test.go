@@ -17,3 +17,6 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+// discardLogger drops logs (benchmarks).
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

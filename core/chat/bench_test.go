@@ -1,0 +1,113 @@
+package chat
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// trivialHooks is the cheapest possible Hooks: it lets everything through,
+// so the benchmark measures the hook call path, not a script.
+type trivialHooks struct{}
+
+func (trivialHooks) Join(ctx contextT, u User) JoinResult { return JoinResult{} }
+func (trivialHooks) Message(ctx contextT, u User, m *Message) MessageResult {
+	return MessageResult{}
+}
+func (trivialHooks) Leave(ctx contextT, u User)             {}
+func (trivialHooks) Rename(ctx contextT, u User, old string) {}
+
+func BenchmarkBroadcast100(b *testing.B)  { benchmarkBroadcast(b, 100) }
+func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }
+
+// benchmarkBroadcast measures fan-out over loopback: one sender, members
+// real clients reading every message. The sender keeps at most window
+// messages in flight (not yet received by everyone) so that the clients,
+// which share the CPU with the server, are not evicted as slow consumers.
+// Reported: deliveries/s (messages x members) and the p99 latency from
+// sending to receiving.
+func benchmarkBroadcast(b *testing.B, members int) {
+	ts := startServer(b, Config{FloodRate: -1, MaxConnections: members + 10, Logger: discardLogger()}, trivialHooks{}, newMemHistory())
+	const window = 256
+	var delivered atomic.Int64
+	latencies := make([][]time.Duration, members)
+	conns := make([]*websocket.Conn, members)
+	for i := range members {
+		c, _, err := ts.tryDial(fmt.Sprintf("/chat/bench?name=m%d", i), "")
+		if err != nil {
+			b.Fatalf("dial %d: %v", i, err)
+		}
+		conns[i] = c
+	}
+	// Wait until everyone is in (join notices drained below by prefix).
+	eventually(b, "members joined", func() bool { return len(ts.srv.Users("bench")) == members })
+
+	var wg sync.WaitGroup
+	want := b.N
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, want)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			for len(lat) < want {
+				_, data, err := c.ReadMessage()
+				if err != nil {
+					b.Errorf("member %d: %v after %d", i, err, len(lat))
+					return
+				}
+				// "m0: <unix nanos> padding"
+				s := string(data)
+				if !strings.HasPrefix(s, "m0: ") {
+					continue
+				}
+				s = s[4:]
+				if sp := strings.IndexByte(s, ' '); sp > 0 {
+					s = s[:sp]
+				}
+				ns, _ := strconv.ParseInt(s, 10, 64)
+				lat = append(lat, time.Duration(time.Now().UnixNano()-ns))
+				delivered.Add(1)
+			}
+			latencies[i] = lat
+		}()
+	}
+	sender := conns[0]
+	pad := strings.Repeat("x", 40)
+	b.ResetTimer()
+	start := time.Now()
+	for n := range b.N {
+		for int64(n)*int64(members)-delivered.Load() > window*int64(members) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		msg := strconv.AppendInt(nil, time.Now().UnixNano(), 10)
+		msg = append(msg, ' ')
+		msg = append(msg, pad...)
+		if err := sender.WriteMessage(websocket.TextMessage, msg); err != nil {
+			b.Fatalf("send: %v", err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range latencies {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	}
+	b.ReportMetric(float64(b.N)*float64(members)/elapsed.Seconds(), "deliveries/s")
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
