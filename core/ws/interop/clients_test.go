@@ -58,6 +58,11 @@ func (g *gorillaClient) write(op ws.Opcode, p []byte) error {
 func (g *gorillaClient) read() (ws.Opcode, []byte, error) {
 	_ = g.c.SetReadDeadline(time.Now().Add(eventually))
 	op, p, err := g.c.ReadMessage()
+	if err != nil {
+		// As gorilla applications do: once reading fails (a close frame was
+		// received and answered), close the TCP connection.
+		_ = g.c.Close()
+	}
 	return ws.Opcode(op), p, err
 }
 

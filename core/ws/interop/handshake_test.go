@@ -261,6 +261,7 @@ func TestRawFrames(t *testing.T) {
 		if b0 != 0x88 || len(p) < 2 || int(p[0])<<8|int(p[1]) != 1002 {
 			t.Errorf("got frame %#x %x, want close 1002", b0, p)
 		}
+		nc.Close() // hang up instead of answering, as a failing client may
 		if ce := srv.rec.waitClose(t, "rawframe-unmasked"); ce.Code != ws.StatusProtocolError {
 			t.Errorf("OnClose code = %d, want 1002", ce.Code)
 		}
@@ -333,6 +334,7 @@ func TestProtocolViolations(t *testing.T) {
 			}
 			_ = c.SetReadDeadline(time.Now().Add(eventually))
 			_, _, err = c.ReadMessage()
+			c.Close()
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != tc.want {
 				t.Errorf("client saw %v, want close %d", err, tc.want)

@@ -197,15 +197,16 @@ func TestNoGoroutineLeak(t *testing.T) {
 			switch i % 3 {
 			case 0: // clean client close
 				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(eventually))
-				_, _, _ = c.ReadMessage()
+				_, _, _ = c.ReadMessage() // the server's reply
 				c.Close()
 			case 1: // TCP drop
 				c.Close()
 			case 2: // left open for Shutdown
 				defer c.Close()
-				go func() { // answer the shutdown close
+				go func() { // answer the shutdown close, then hang up
 					for {
 						if _, _, err := c.ReadMessage(); err != nil {
+							c.Close()
 							return
 						}
 					}
