@@ -19,7 +19,6 @@ import (
 const waitTime = 10 * time.Second
 
 type testServer struct {
-	t    *testing.T
 	srv  *Server
 	hs   *httptest.Server
 	ws   string // ws://127.0.0.1:PORT

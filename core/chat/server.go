@@ -131,8 +131,6 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
 	} else if err := validName(m.requested, s.cfg.MaxNameLength); m.requested != "" && err != nil {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
-	} else if q.Has("name") && m.requested == "" {
-		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, "invalid name: empty"
 	} else if q.Has("since") {
 		since, err := strconv.ParseUint(q.Get("since"), 10, 64)
 		if err != nil {
