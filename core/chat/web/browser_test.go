@@ -388,3 +388,72 @@ func TestNoReconnectAfterRefusalOrQuit(t *testing.T) {
 		t.Errorf("want 2 WebSocket attempts (refused join, frank), got %d: %q", n, srv.requests())
 	}
 }
+
+// TestServerEventsShown checks how the page renders the events a plain chat
+// does not produce: a redaction (the message disappears), a refused message
+// (an inline error), a rename by the server (the page learns its new name)
+// and a gap on resume (a visible notice). It ends with a screenshot of the
+// narrow, dark layout.
+func TestServerEventsShown(t *testing.T) {
+	browser := newBrowser(t)
+	hist := newMemHistory()
+	srv := startChatServer(t, chat.Config{MaxTextBytes: 64}, nil, hist)
+	tab := newPage(t, browser)
+	joinAs(t, tab, srv.url(""), "gina", "events")
+	for _, text := range []string{"one", "two", "three"} {
+		say(t, tab, "gina", text)
+	}
+	waitShows(t, tab, "gina", "gina", "three")
+
+	// Redaction (ids are 1, 2, 3 in this fresh room).
+	if err := srv.srv.Redact("events", 2); err != nil {
+		t.Fatalf("redact: %v", err)
+	}
+	waitFor(t, tab, "message 2 to disappear",
+		`JSON.stringify(`+shownMessagesJS+`) === JSON.stringify(["gina: one", "gina: three"])`)
+
+	// A text over MaxTextBytes is refused with an error event, shown inline.
+	say(t, tab, "gina", strings.Repeat("x", 100))
+	waitFor(t, tab, "an inline too_long error", `document.querySelector('#messages li.notice.error[data-code="too_long"]') !== null`)
+
+	// The server renames us: the page adopts the name, and keeps marking
+	// our messages as our own.
+	users := srv.srv.Users("events")
+	if len(users) != 1 {
+		t.Fatalf("users in room: %+v", users)
+	}
+	if _, err := srv.srv.Rename(users[0].SessionID, "gina2"); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	waitFor(t, tab, "the page to learn its new name", `document.getElementById('me-name').textContent === 'gina2'`)
+	waitPresence(t, tab, "gina2", "gina2")
+	say(t, tab, "gina2", "after rename")
+	waitFor(t, tab, "the renamed sender's message marked own",
+		`[...document.querySelectorAll('#messages li.msg.own .text')].some(e => e.textContent === 'after rename')`)
+
+	// While the server is down three messages arrive and the first of them
+	// is deleted: on resume (since=4) the page must say that one is lost.
+	srv.stop()
+	hist.seed("events", "carol", 3) // ids 5, 6, 7
+	if ok, err := hist.Redact("events", 5); !ok || err != nil {
+		t.Fatalf("redact 5: %v %v", ok, err)
+	}
+	srv.start()
+	waitOnline(t, tab, "gina2")
+	waitShows(t, tab, "gina2", "carol", "seeded message 3")
+	waitFor(t, tab, "a gap notice", `[...document.querySelectorAll('#messages li.notice.gap')].some(li => li.textContent.includes('1 message'))`)
+	reqs := srv.requests()
+	if last := reqs[len(reqs)-1]; !strings.Contains(last, "name=gina2") || !strings.Contains(last, "since=4") {
+		t.Errorf("the page reconnected with %q, want name=gina2 (its new name) and since=4", last)
+	}
+	got := shownMessages(t, tab)
+	want := []string{"gina: one", "gina: three", "gina2: after rename", "carol: seeded message 2", "carol: seeded message 3"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("page shows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	step(t, tab, "narrow dark layout", chromedp.EmulateViewport(390, 760), colorScheme("dark"))
+	waitFor(t, tab, "the dark scheme", `matchMedia('(prefers-color-scheme: dark)').matches`)
+	step(t, tab, "scroll to the end", chromedp.Evaluate[chromedp.Void](`document.getElementById('scroller').scrollTop = 1e9`))
+	screenshot(t, tab, "narrow-dark.png")
+}

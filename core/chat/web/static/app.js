@@ -511,7 +511,8 @@
     const first = Number(ev.first) || 0;
     const n = first - after - 1;
     const what = n > 0 ? `${n} message${n === 1 ? '' : 's'}` : 'Some messages';
-    notice('gap', `${what} sent while you were away expired and cannot be shown.`);
+    const verb = n === 1 ? 'is' : 'are';
+    notice('gap', `${what} sent while you were away ${verb} no longer available.`);
   }
 
   function onError(ev) {
