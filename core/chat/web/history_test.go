@@ -94,17 +94,6 @@ func (h *memHistory) Redact(room string, id uint64) (bool, error) {
 	return true, nil
 }
 
-// texts returns the stored texts of room, oldest first.
-func (h *memHistory) texts(room string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, m := range h.rooms[room] {
-		out = append(out, m.Text)
-	}
-	return out
-}
-
 func clone(msgs []chat.Message) []chat.Message {
 	return append([]chat.Message(nil), msgs...)
 }
