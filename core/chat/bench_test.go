@@ -21,7 +21,7 @@ func (trivialHooks) Join(ctx contextT, u User) JoinResult { return JoinResult{} 
 func (trivialHooks) Message(ctx contextT, u User, m *Message) MessageResult {
 	return MessageResult{}
 }
-func (trivialHooks) Leave(ctx contextT, u User)             {}
+func (trivialHooks) Leave(ctx contextT, u User)              {}
 func (trivialHooks) Rename(ctx contextT, u User, old string) {}
 
 func BenchmarkBroadcast100(b *testing.B)  { benchmarkBroadcast(b, 100) }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,7 +182,7 @@ func TestBackpressurePausesSender(t *testing.T) {
 	go func() {
 		i := 0
 		_ = c.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		for ; i < 2000; i++ {
+		for ; i < 4000; i++ {
 			if c.c.WriteMessage(websocket.TextMessage, []byte(text)) != nil {
 				break
 			}
@@ -188,14 +190,80 @@ func TestBackpressurePausesSender(t *testing.T) {
 		sent <- i
 	}()
 	// With reading paused, the client's writes stall once the socket
-	// buffers are full; far fewer than 2000 reach the server.
+	// buffers are full; far fewer than 4000 (16 MB) reach the server.
 	n := <-sent
-	if n == 2000 {
-		t.Fatalf("all 2000 x 4 KB writes went through while the room was stuck")
+	if n == 4000 {
+		t.Fatalf("all 4000 x 4 KB writes went through while the room was stuck")
 	}
 	in := ts.srv.metrics.messagesIn.Load()
 	if in > 200 {
 		t.Fatalf("%d messages entered the room pipeline while Append was stuck (MaxPending 8)", in)
 	}
 	close(hist.gate)
+}
+
+// While History.Append is slow (an fsync), messages queue up and the next
+// Append takes them all: batches grow with load, order is kept.
+func TestBatchesGrowWhileAppendIsSlow(t *testing.T) {
+	hist := newMemHistory()
+	hist.delay = 30 * time.Millisecond
+	ts := startServer(t, Config{FloodRate: -1}, nil, hist)
+	reader := ts.dial(t, "/chat/r?name=reader", "")
+	reader.expect("* reader joined")
+	const senders, each = 5, 20
+	var cs []*client
+	for i := range senders {
+		c := ts.dial(t, fmt.Sprintf("/chat/r?name=s%d", i), "")
+		cs = append(cs, c)
+	}
+	eventually(t, "senders joined", func() bool { return len(ts.srv.Users("r")) == senders+1 })
+	for _, c := range cs {
+		go func() {
+			for j := range each {
+				if c.c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "%d", j)) != nil {
+					return
+				}
+			}
+		}()
+	}
+	next := make([]int, senders)
+	for got := 0; got < senders*each; {
+		line := reader.read()
+		if strings.HasPrefix(line, "* ") {
+			continue
+		}
+		var s, j int
+		if _, err := fmt.Sscanf(line, "s%d: %d", &s, &j); err != nil || j != next[s] {
+			t.Fatalf("line %q (want s%d: %d)", line, s, next[s])
+		}
+		next[s]++
+		got++
+	}
+	hist.mu.Lock()
+	calls, sizes := hist.appendCalls, slices.Clone(hist.appendSizes)
+	hist.mu.Unlock()
+	if calls > senders*each/4 || slices.Max(sizes) < 4 {
+		t.Fatalf("%d Append calls for %d messages (sizes %v): messages were not grouped", calls, senders*each, sizes)
+	}
+	t.Logf("%d messages in %d Append calls: %v", senders*each, calls, sizes)
+}
+
+func TestOriginRefused(t *testing.T) {
+	ts := startServer(t, Config{AllowedOrigins: []string{"https://ok.example"}}, nil, nil)
+	for origin, ok := range map[string]bool{"https://ok.example": true, "https://evil.example": false, "": true} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(ts.ws+"/chat/r", h)
+		if ok {
+			if err != nil {
+				t.Errorf("origin %q refused: %v", origin, err)
+				continue
+			}
+			_ = c.Close()
+		} else if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %q: %v, want 403", origin, err)
+		}
+	}
 }
