@@ -26,6 +26,7 @@
   const el = {
     app: $('app'),
     status: $('status'),
+    announce: $('announce'),
     roomTitle: $('room-title'),
     me: $('me'),
     meName: $('me-name'),
@@ -307,6 +308,10 @@
   }
 
   function setStatus(state, text) {
+    // Screen readers hear state changes, not every tick of the countdown.
+    if (el.status.dataset.state !== state) {
+      el.announce.textContent = state === 'reconnecting' ? 'connection lost, reconnecting' : text;
+    }
     el.status.dataset.state = state;
     el.status.textContent = text;
     el.app.dataset.conn = state;
