@@ -116,21 +116,22 @@ func (m *member) sendError(code, text string) {
 // write hands one frame to the engine.
 func (m *member) write(frame []byte) {
 	m.srv.metrics.framesOut.Add(1)
-	m.check(m.conn.WriteMessage(ws.OpText, frame))
+	_ = m.check(m.conn.WriteMessage(ws.OpText, frame))
 }
 
-// writePrepared hands an encoded batch to the engine.
-func (m *member) writePrepared(p *ws.Prepared) {
+// writePrepared hands an encoded batch to the engine. It reports whether
+// m turned out to be a slow consumer (the engine has closed it).
+func (m *member) writePrepared(p *ws.Prepared) bool {
 	m.srv.metrics.framesOut.Add(uint64(p.Len()))
-	m.check(m.conn.WritePrepared(p))
+	return m.check(m.conn.WritePrepared(p))
 }
 
 // check handles a write error. A slow consumer has already been closed by
 // the engine (its OnClose will follow); it is logged once and counted. A
 // closed connection is simply leaving.
-func (m *member) check(err error) {
+func (m *member) check(err error) bool {
 	if err == nil || !errors.Is(err, ws.ErrSlowConsumer) {
-		return
+		return false
 	}
 	if m.slow.CompareAndSwap(false, true) {
 		m.srv.metrics.slowConsumers.Add(1)
@@ -138,4 +139,5 @@ func (m *member) check(err error) {
 			"room", m.roomName, "user", m.currentName(), "session", m.id,
 			"queued_bytes", m.conn.Buffered(), "max_queue_bytes", m.srv.cfg.WS.MaxQueueBytes)
 	}
+	return true
 }

@@ -73,6 +73,7 @@ type room struct {
 	msgs        []*Message
 	senders     []*member // sender of msgs[i]
 	release     []*member // one entry per finished message/history op
+	evict       []*member // slow consumers found by the last writes
 	notices     []directFrame
 }
 
@@ -271,6 +272,7 @@ func (r *room) control(o *op) {
 				o.m.write(o.m.appendNotice(nil, r.name, o.text))
 			}
 			_ = o.m.conn.Close(ws.StatusNormalClosure, closeReason(o.text))
+			r.remove(o.m)
 		}
 	case opRedact:
 		if len(r.json) > 0 {
@@ -446,11 +448,22 @@ func (r *room) historyBefore(m *member, before uint64, limit int) {
 
 // leave removes m (if it had joined) and announces it.
 func (r *room) leave(m *member) {
-	s := r.srv
 	if !m.joined.Load() {
 		return
 	}
 	r.flush()
+	r.remove(m)
+}
+
+// remove takes m out of the room at once and puts the announcement in the
+// outbox. Besides leave, it serves members the server dropped itself
+// (kicked, slow consumers): their connection's OnClose may come only after
+// the closing handshake times out, and the room should not wait for that.
+func (r *room) remove(m *member) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
 	r.mu.Lock()
 	name := m.currentName()
 	if r.names[foldName(name)] == m {
@@ -552,7 +565,22 @@ func (r *room) outPresence() {
 // flush writes the outbox: each format's frames are encoded once into one
 // Prepared and the same Prepared goes to every member of that format (one
 // write per member per batch). Then the queued per-member notices follow.
+// Members found to be slow consumers are removed, and their departure is
+// written too.
 func (r *room) flush() {
+	for {
+		r.writeOutbox()
+		if len(r.evict) == 0 {
+			return
+		}
+		m := r.evict[len(r.evict)-1]
+		r.evict[len(r.evict)-1] = nil
+		r.evict = r.evict[:len(r.evict)-1]
+		r.remove(m)
+	}
+}
+
+func (r *room) writeOutbox() {
 	s := r.srv
 	if len(r.spansPlain) > 0 {
 		r.writeAll(r.plain, r.spansPlain)
@@ -585,7 +613,9 @@ func (r *room) writeAll(members []*member, spans []span) {
 	clear(lines)
 	r.lines = lines[:0]
 	for _, m := range members {
-		m.writePrepared(p)
+		if m.writePrepared(p) {
+			r.evict = append(r.evict, m)
+		}
 	}
 }
 
