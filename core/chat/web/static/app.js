@@ -526,6 +526,11 @@
     const li = noticeEl('error', text);
     if (ev.code) li.dataset.code = String(ev.code);
     appendItems([li], true);
+    if (ev.code === 'no_history' && S.loadingOlder) {
+      // The older page we asked for will not come; let the reader retry.
+      S.loadingOlder = false;
+      updateOlder();
+    }
   }
 
   // ---- history paging --------------------------------------------------------
