@@ -51,7 +51,11 @@ func (s *chatServer) start() {
 	if s.hooks != nil {
 		hooks = s.hooks
 	}
-	srv, err := chat.New(s.cfg, hooks, s.hist)
+	var hist chat.History // likewise for a nil *memHistory: no history
+	if s.hist != nil {
+		hist = s.hist
+	}
+	srv, err := chat.New(s.cfg, hooks, hist)
 	if err != nil {
 		s.t.Fatalf("chat.New: %v", err)
 	}
@@ -456,4 +460,25 @@ func TestServerEventsShown(t *testing.T) {
 	waitFor(t, tab, "the dark scheme", `matchMedia('(prefers-color-scheme: dark)').matches`)
 	step(t, tab, "scroll to the end", chromedp.Evaluate[chromedp.Void](`document.getElementById('scroller').scrollTop = 1e9`))
 	screenshot(t, tab, "narrow-dark.png")
+}
+
+// TestWithoutHistory checks the page against a server that keeps no
+// history: messages have no ids, yet both pages show each exactly once and
+// no "older messages" control is offered.
+func TestWithoutHistory(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startChatServer(t, chat.Config{}, nil, nil)
+	hana := newPage(t, browser)
+	ivan := newPage(t, browser)
+	joinAs(t, hana, srv.url(""), "hana", "lobby")
+	joinAs(t, ivan, srv.url(""), "ivan", "lobby")
+	say(t, hana, "hana", "no ids here")
+	say(t, hana, "hana", "no ids here")
+	waitFor(t, ivan, "both messages on ivan's page",
+		`JSON.stringify(`+shownMessagesJS+`) === JSON.stringify(["hana: no ids here", "hana: no ids here"])`)
+	waitFor(t, hana, "both messages on hana's page",
+		`JSON.stringify(`+shownMessagesJS+`) === JSON.stringify(["hana: no ids here", "hana: no ids here"])`)
+	if !eval[bool](t, hana, `document.getElementById('older').hidden`) {
+		t.Error("the page offers older messages from a server without history")
+	}
 }
