@@ -74,6 +74,7 @@ type room struct {
 	senders     []*member // sender of msgs[i]
 	release     []*member // one entry per finished message/history op
 	evict       []*member // slow consumers found by the last writes
+	presenceAt  int       // index in spansJSON of the pending presence, or -1
 	notices     []directFrame
 }
 
@@ -88,12 +89,13 @@ type directFrame struct {
 
 func newRoom(s *Server, name string, prev *room) *room {
 	return &room{
-		srv:   s,
-		name:  name,
-		prev:  prev,
-		done:  make(chan struct{}),
-		wake:  make(chan struct{}, 1),
-		names: make(map[string]*member),
+		srv:        s,
+		name:       name,
+		prev:       prev,
+		done:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		names:      make(map[string]*member),
+		presenceAt: -1,
 	}
 }
 
@@ -284,8 +286,9 @@ func (r *room) control(o *op) {
 }
 
 // join admits m: the join hook, a unique name, the replay, then
-// membership. The outbox is flushed first, so everything broadcast so far
-// is in history (and in the replay) and everything after reaches m live.
+// membership. No chat message is in the outbox at this point, so every
+// message broadcast so far is in history (and in the replay) and every
+// later one reaches m live.
 func (r *room) join(m *member) {
 	s := r.srv
 	if m.gone.Load() {
@@ -318,7 +321,14 @@ func (r *room) join(m *member) {
 			}
 		}
 	}
-	r.flush()
+	if r.outMsgs > 0 {
+		// Chat messages still in the outbox are in history already: they
+		// must not reach m twice (replay and live). (messages flushes at
+		// the end of every run, so this is a safety net.) Notices and
+		// presence may stay: they are not in the replay, and leaving them
+		// lets a burst of joins share one flush and one presence event.
+		r.flush()
+	}
 
 	r.mu.Lock()
 	name = uniqueName(name, s.cfg.MaxNameLength, r.taken)
@@ -446,12 +456,9 @@ func (r *room) historyBefore(m *member, before uint64, limit int) {
 	m.write(appendJSONHistory(nil, r.name, "before", msgs, true, more))
 }
 
-// leave removes m (if it had joined) and announces it.
+// leave removes m (if it had joined) and announces it. The outbox is not
+// flushed first: what is in it was meant for m too, but m is gone.
 func (r *room) leave(m *member) {
-	if !m.joined.Load() {
-		return
-	}
-	r.flush()
 	r.remove(m)
 }
 
@@ -548,9 +555,21 @@ func (r *room) outSystem(text string) {
 	}
 }
 
-// outPresence puts a presence event (JSON only) in the outbox.
+// outPresence puts a presence event (JSON only) in the outbox. Only one
+// per outbox: its place is reserved now, its content (the members at
+// flush time) written by writeOutbox, so a burst of joins or leaves costs
+// one presence event, not one per change.
 func (r *room) outPresence() {
-	if len(r.json) == 0 {
+	if len(r.json) == 0 || r.presenceAt >= 0 {
+		return
+	}
+	r.presenceAt = len(r.spansJSON)
+	r.spansJSON = append(r.spansJSON, span{})
+}
+
+// fillPresence encodes the reserved presence event.
+func (r *room) fillPresence() {
+	if r.presenceAt < 0 {
 		return
 	}
 	names := make([]string, len(r.members))
@@ -559,7 +578,8 @@ func (r *room) outPresence() {
 	}
 	start := len(r.arena)
 	r.arena = appendJSONPresence(r.arena, r.name, names)
-	r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
+	r.spansJSON[r.presenceAt] = span{start, len(r.arena)}
+	r.presenceAt = -1
 }
 
 // flush writes the outbox: each format's frames are encoded once into one
@@ -582,6 +602,7 @@ func (r *room) flush() {
 
 func (r *room) writeOutbox() {
 	s := r.srv
+	r.fillPresence()
 	if len(r.spansPlain) > 0 {
 		r.writeAll(r.plain, r.spansPlain)
 		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.plain)))
