@@ -90,7 +90,7 @@ func TestMaxConnectionsAndRooms(t *testing.T) {
 
 func TestHTTPEndpoints(t *testing.T) {
 	ts := startServer(t, Config{}, nil, nil)
-	if status, body, _ := ts.get(t, "/healthz"); status != 200 || body != "ok\n" {
+	if status, body, _ := ts.get(t, "/healthz"); status != 200 || body != "ok" {
 		t.Fatalf("/healthz: %d %q", status, body)
 	}
 	status, body, hdr := ts.get(t, "/")
@@ -265,5 +265,52 @@ func TestOriginRefused(t *testing.T) {
 		} else if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 			t.Errorf("origin %q: %v, want 403", origin, err)
 		}
+	}
+}
+
+// A store that does not answer does not hang Shutdown past its context:
+// Append's context is cancelled, the unstored message is not broadcast.
+func TestShutdownWithStuckAppend(t *testing.T) {
+	hist := newMemHistory()
+	hist.gate = make(chan struct{}) // never opened
+	srv, err := New(Config{Logger: testLogger(t)}, nil, hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &httpServer{}
+	hs.start(ln, srv)
+	defer hs.stop()
+	ts := &testServer{srv: srv, ws: "ws://" + ln.Addr().String()}
+	c := ts.dial(t, "/chat/r?name=a", "")
+	c.expect("* a joined")
+	c.send("never stored")
+	eventually(t, "message in the room", func() bool { return srv.metrics.messagesIn.Load() == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for {
+		_ = c.c.SetReadDeadline(time.Now().Add(waitTime))
+		_, data, err := c.c.ReadMessage()
+		if err != nil {
+			break // closed, one way or another
+		}
+		if string(data) == "a: never stored" {
+			t.Fatal("a message that was not stored was broadcast")
+		}
+	}
+	_ = c.c.Close()
+	select {
+	case <-done:
+	case <-time.After(waitTime):
+		t.Fatal("Shutdown did not return after its context ended")
+	}
+	if got := hist.all("r"); len(got) != 0 {
+		t.Fatalf("stored %v", got)
 	}
 }
