@@ -22,12 +22,6 @@ import (
 // generous because the 2-core test machine is shared and -race is slow.
 const eventually = 10 * time.Second
 
-// closeEvent is one OnClose call as the server's Handler saw it.
-type closeEvent struct {
-	id  string
-	err error
-}
-
 // recorder is an echo Handler that also records, per connection id (the
 // userData given to Upgrade, taken from the ?id= query parameter), the
 // server-side *ws.Conn and how it closed, so tests can act on the server side
