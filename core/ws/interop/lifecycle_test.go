@@ -273,3 +273,47 @@ func TestCoderCloseRead(t *testing.T) {
 		t.Errorf("write after close = %v, want a closed error", err)
 	}
 }
+
+// TestSlowConsumer: a real client that stops reading. Writes never block;
+// the engine closes the connection once the queue exceeds MaxQueueBytes
+// (WriteMessage returns ErrSlowConsumer) or makes no progress for
+// WriteTimeout, and OnClose reports 1008.
+func TestSlowConsumer(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  ws.Config
+	}{
+		{"queue-bound", ws.Config{MaxQueueBytes: 1 << 20, WriteTimeout: time.Hour}},
+		{"no-progress", ws.Config{MaxQueueBytes: 256 << 20, WriteTimeout: 200 * time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, tc.cfg, nil)
+			c, _, err := websocket.DefaultDialer.Dial(srv.wsURL("slow"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close() // never reads
+			sc := srv.rec.waitConn(t, "slow")
+			chunk := make([]byte, 64<<10)
+			var werr error
+			start := time.Now()
+			// Bounded: 800 × 64 KiB = 50 MiB, far above socket buffers plus
+			// the 1 MiB bound and below the 256 MiB one, written over
+			// seconds so that the 200 ms no-progress timer fires first.
+			for i := 0; i < 800 && werr == nil && time.Since(start) < eventually; i++ {
+				werr = sc.WriteMessage(ws.OpBinary, chunk)
+				if tc.cfg.WriteTimeout < time.Hour && i > 50 {
+					time.Sleep(5 * time.Millisecond) // let the stall timer see no progress
+				}
+			}
+			if tc.name == "queue-bound" && !errors.Is(werr, ws.ErrSlowConsumer) {
+				t.Errorf("WriteMessage past the queue bound = %v, want ErrSlowConsumer", werr)
+			}
+			ce := srv.rec.waitClose(t, "slow")
+			if ce.Code != ws.StatusPolicyViolation {
+				t.Errorf("OnClose = %d %q, want 1008", ce.Code, ce.Reason)
+			}
+		})
+	}
+}
