@@ -24,11 +24,13 @@ import (
 	"github.com/moonchat/moonchat/core/ws"
 )
 
-// Environment variables that turn the test binary into the idle-client child
-// process of BenchmarkIdleConnMemory.
+// Environment variables that turn the test binary into the client child
+// process of BenchmarkIdleConnMemory or BenchmarkEcho.
 const (
 	envIdleAddr = "INTEROP_IDLE_CLIENT_ADDR"
 	envIdleN    = "INTEROP_IDLE_CLIENT_N"
+	envEchoURL  = "INTEROP_ECHO_CLIENT_URL"
+	envEchoSize = "INTEROP_ECHO_CLIENT_SIZE"
 )
 
 func TestMain(m *testing.M) {
@@ -36,6 +38,14 @@ func TestMain(m *testing.M) {
 		n, _ := strconv.Atoi(os.Getenv(envIdleN))
 		if err := runIdleClients(addr, n); err != nil {
 			fmt.Fprintln(os.Stderr, "idle clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if url := os.Getenv(envEchoURL); url != "" {
+		size, _ := strconv.Atoi(os.Getenv(envEchoSize))
+		if err := runEchoClient(url, size); err != nil {
+			fmt.Fprintln(os.Stderr, "echo client:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -111,32 +121,90 @@ var benchServers = []struct {
 }
 
 // BenchmarkEcho: one gorilla client, one op = one message round trip.
+//
+// The client runs in a child process (this test binary re-executed with
+// envEchoURL set, see TestMain): in the same process, a goroutine-per-conn
+// server and its client share the Go scheduler and netpoller (one thread
+// wakes both sides), which favours gorilla over an engine whose event loops
+// sleep in epoll_wait on threads of their own; across processes both pay
+// the same kernel wake-ups, as real clients do. The parent times b.N round
+// trips: it tells the child N on stdin and waits for its "ok".
 func BenchmarkEcho(b *testing.B) {
 	for _, s := range benchServers {
 		b.Run(s.name, func(b *testing.B) {
 			srv := s.start(b)
 			for _, size := range []int{64, 16 << 10} {
 				b.Run(sizeName(size), func(b *testing.B) {
-					c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.addr+"/", nil)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+					defer cancel()
+					cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+					cmd.Env = append(os.Environ(), envEchoURL+"=ws://"+srv.addr+"/", envEchoSize+"="+strconv.Itoa(size))
+					cmd.Stderr = os.Stderr
+					stdin, err := cmd.StdinPipe()
 					if err != nil {
 						b.Fatal(err)
 					}
-					defer c.Close()
-					msg := payload(size, false, 1)
+					stdoutPipe, err := cmd.StdoutPipe()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := cmd.Start(); err != nil {
+						b.Fatal(err)
+					}
+					defer func() {
+						stdin.Close()
+						if err := cmd.Wait(); err != nil {
+							b.Errorf("echo client process: %v", err)
+						}
+					}()
+					stdout := bufio.NewReader(stdoutPipe)
+					if line, err := stdout.ReadString('\n'); err != nil || line != "ready\n" {
+						b.Fatalf("echo client: %q %v", line, err)
+					}
 					b.SetBytes(int64(size))
 					b.ResetTimer()
-					for range b.N {
-						if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-							b.Fatal(err)
-						}
-						if _, p, err := c.ReadMessage(); err != nil || len(p) != size {
-							b.Fatalf("echo: %d bytes, %v", len(p), err)
-						}
+					if _, err := fmt.Fprintf(stdin, "%d\n", b.N); err != nil {
+						b.Fatal(err)
+					}
+					line, err := stdout.ReadString('\n')
+					b.StopTimer()
+					if err != nil || line != "ok\n" {
+						b.Fatalf("echo client: %q %v", line, err)
 					}
 				})
 			}
 		})
 	}
+}
+
+// runEchoClient (child process) dials url with gorilla and, for each count
+// n read from stdin, does n round trips of size-byte binary messages and
+// prints "ok".
+func runEchoClient(url string, size int) error {
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msg := payload(size, false, 1)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, err := strconv.Atoi(in.Text())
+		if err != nil {
+			return err
+		}
+		for range n {
+			if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+				return err
+			}
+			if _, p, err := c.ReadMessage(); err != nil || len(p) != size {
+				return fmt.Errorf("echo: %d bytes, %v", len(p), err)
+			}
+		}
+		fmt.Println("ok")
+	}
+	return in.Err()
 }
 
 func sizeName(n int) string {
