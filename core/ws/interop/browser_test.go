@@ -19,6 +19,8 @@ const chromiumPath = "/usr/bin/chromium"
 // browserPage opens a WebSocket to the page's own origin, sends a text, a
 // binary and a 70,000-byte text message (64-bit length), checks the echoes in
 // JS and closes with 4000 "bye"; window.result collects what the browser saw.
+// A second WebSocket (id browser2) waits for the server to close it;
+// window.result2 records the close event.
 const browserPage = `<!doctype html><meta charset="utf-8"><title>ws interop</title>
 <script>
 window.result = {events: []};
@@ -49,6 +51,14 @@ ws.onerror = () => r.events.push("error");
 ws.onclose = (e) => {
   r.close = {code: e.code, reason: e.reason, clean: e.wasClean};
   r.done = true;
+};
+// A second socket that the server closes.
+window.result2 = {};
+const ws2 = new WebSocket("ws://" + location.host + "/ws?id=browser2");
+ws2.onopen = () => { window.result2.open = true; };
+ws2.onclose = (e) => {
+  window.result2.close = {code: e.code, reason: e.reason, clean: e.wasClean};
+  window.result2.done = true;
 };
 </script>`
 
@@ -119,5 +129,33 @@ func TestBrowser(t *testing.T) {
 	}
 	if ce := srv.rec.waitClose(t, "browser"); ce.Code != 4000 || ce.Reason != "bye" {
 		t.Errorf("server OnClose = %d %q, want 4000 \"bye\"", ce.Code, ce.Reason)
+	}
+
+	// Server-initiated close of the second socket.
+	if err := srv.rec.waitConn(t, "browser2").Close(4001, "server bye ✓"); err != nil {
+		t.Fatalf("Conn.Close: %v", err)
+	}
+	_, pollErr = chromedp.Run(bctx, chromedp.Poll[bool]("window.result2.done === true",
+		chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	raw, err = chromedp.Run(bctx, chromedp.Evaluate[string]("JSON.stringify(window.result2)"))
+	if pollErr != nil || err != nil {
+		t.Fatalf("second socket never closed: poll %v, eval %v, result so far %s", pollErr, err, raw)
+	}
+	var res2 struct {
+		Open  bool
+		Close struct {
+			Code   int
+			Reason string
+			Clean  bool
+		}
+	}
+	if err := json.Unmarshal([]byte(raw), &res2); err != nil {
+		t.Fatalf("result2 %q: %v", raw, err)
+	}
+	if !res2.Open || res2.Close.Code != 4001 || res2.Close.Reason != "server bye ✓" || !res2.Close.Clean {
+		t.Errorf("browser saw server close %+v, want clean 4001 %q", res2, "server bye ✓")
+	}
+	if ce := srv.rec.waitClose(t, "browser2"); ce.Code != 4001 {
+		t.Errorf("server OnClose for browser2 = %d, want 4001", ce.Code)
 	}
 }
