@@ -20,6 +20,7 @@ const (
 	fRegistered                    // in its event loop's epoll set
 	fOutArmed                      // epoll: EPOLLOUT armed
 	fInArmed                       // epoll: EPOLLIN armed
+	fStarted                       // OnOpen has returned and the owner runs
 )
 
 // Conn is one WebSocket connection. All methods are safe for concurrent use.
@@ -355,7 +356,9 @@ func (c *Conn) killLocked(ce *CloseError) {
 	c.q = nil
 	c.qBytes = 0
 	if c.lp != nil {
-		c.lp.post(c)
+		if c.flags.Load()&fStarted != 0 {
+			c.lp.post(c)
+		}
 	} else {
 		c.fb.kill()
 	}
@@ -371,7 +374,9 @@ func (c *Conn) kill(ce *CloseError) {
 // after ResumeReading, or teardown).
 func (c *Conn) notifyOwner() {
 	if c.lp != nil {
-		c.lp.post(c)
+		if c.flags.Load()&fStarted != 0 {
+			c.lp.post(c)
+		}
 	} else {
 		c.fb.kick()
 	}

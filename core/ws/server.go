@@ -46,11 +46,12 @@ type Server struct {
 	// test knob, so that tests exercise both drivers on Linux).
 	forceFallback bool
 
-	loopsOnce sync.Once
-	loops     []*loop
-	wg        sync.WaitGroup // fallback goroutines and finalizers
+	wg sync.WaitGroup // fallback goroutines
+
 
 	mu      sync.Mutex
+	loops   []*loop // started on first use
+	noLoops bool    // epoll unavailable
 	next    int
 	conns   map[*Conn]struct{}
 	closing bool
@@ -186,6 +187,12 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (
 		return nil, ErrServerClosed
 	}
 	s.h.OnOpen(c)
+	// Only now may the owner act on the connection (finalize it, call
+	// OnClose): a teardown requested during OnOpen was recorded in the
+	// flags and is carried out once the owner starts.
+	c.mu.Lock()
+	c.setFlagLocked(fStarted, true)
+	c.mu.Unlock()
 	if c.lp != nil {
 		c.lp.post(c)
 	} else {
@@ -253,21 +260,24 @@ func (s *Server) attach(c *Conn, nc net.Conn) {
 }
 
 // pickLoop starts the event loops on first use and picks one round-robin.
-// It returns nil where epoll is unavailable.
+// It returns nil where epoll is unavailable and once the server is closing
+// (loops must never start after stop has run).
 func (s *Server) pickLoop() *loop {
-	s.loopsOnce.Do(func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.stopped {
+		return nil
+	}
+	if s.loops == nil && !s.noLoops {
 		loops, err := startLoops(s, runtime.GOMAXPROCS(0))
 		if err != nil {
 			s.log.Warn("websocket: event loops unavailable; using the goroutine driver", "err", err)
-			return
+			s.noLoops = true
+			return nil
 		}
-		s.mu.Lock()
 		s.loops = loops
-		s.mu.Unlock()
-	})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.loops) == 0 || s.stopped {
+	}
+	if len(s.loops) == 0 {
 		return nil
 	}
 	l := s.loops[s.next%len(s.loops)]
