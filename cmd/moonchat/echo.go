@@ -52,7 +52,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// (plus what is still in flight) for a client that is busy
 		// sending; Autobahn 9.x echoes messages of up to 16 MiB.
 		MaxQueueBytes: int(min(2**maxMessage+1<<20, 1<<31-1)),
-		Hixie76:         *hixie,
+		Hixie76:       *hixie,
 		// Autobahn's clients send an Origin header naming their own
 		// host; the echo server serves no pages, so any origin is fine.
 		CheckOrigin: func(*http.Request) bool { return true },

@@ -273,9 +273,9 @@ func frame(b0 byte, payload []byte, unmasked ...bool) []byte {
 }
 
 // text and bin build final single-frame messages.
-func text(s string) []byte  { return frame(finBit|byte(OpText), []byte(s)) }
-func bin(b []byte) []byte   { return frame(finBit|byte(OpBinary), b) }
-func ping(s string) []byte  { return frame(finBit|byte(OpPing), []byte(s)) }
+func text(s string) []byte   { return frame(finBit|byte(OpText), []byte(s)) }
+func bin(b []byte) []byte    { return frame(finBit|byte(OpBinary), b) }
+func ping(s string) []byte   { return frame(finBit|byte(OpPing), []byte(s)) }
 func closeF(b []byte) []byte { return frame(finBit|byte(OpClose), b) }
 
 func closeBody(code StatusCode, reason string) []byte {

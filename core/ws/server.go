@@ -48,7 +48,6 @@ type Server struct {
 
 	wg sync.WaitGroup // fallback goroutines
 
-
 	mu      sync.Mutex
 	loops   []*loop // started on first use
 	noLoops bool    // epoll unavailable
