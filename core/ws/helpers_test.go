@@ -33,6 +33,7 @@ type event struct {
 // recHandler records events; by default it echoes every message.
 type recHandler struct {
 	events    chan event
+	closed    map[string]*CloseError // OnClose events seen by closeOf, by remote address (test goroutine only)
 	onOpen    func(c *Conn)
 	onMessage func(c *Conn, op Opcode, data []byte)
 }
@@ -84,13 +85,23 @@ func (h *recHandler) next(t *testing.T, kind string) event {
 func (h *recHandler) closeOf(t *testing.T, rc *rawClient) *CloseError {
 	t.Helper()
 	want := rc.nc.LocalAddr().String()
+	if ce, ok := h.closed[want]; ok {
+		return ce
+	}
+	if h.closed == nil {
+		h.closed = map[string]*CloseError{}
+	}
 	timeout := time.After(waitLong)
 	for {
 		select {
 		case ev := <-h.events:
-			if ev.kind == "close" && ev.c.RemoteAddr() == want {
+			if ev.kind != "close" {
+				continue
+			}
+			if ev.c.RemoteAddr() == want {
 				return ev.err
 			}
+			h.closed[ev.c.RemoteAddr()] = ev.err
 		case <-timeout:
 			t.Fatalf("no OnClose for %s within %v", want, waitLong)
 		}

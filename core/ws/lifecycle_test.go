@@ -1,0 +1,438 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openConn dials and returns the client and the server-side Conn.
+func openConn(t *testing.T, ts *testServer) (*rawClient, *Conn) {
+	t.Helper()
+	rc, _ := dial(t, ts.addr, nil)
+	want := rc.nc.LocalAddr().String()
+	for {
+		ev := ts.h.next(t, "open")
+		if ev.c.RemoteAddr() == want {
+			return rc, ev.c
+		}
+	}
+}
+
+func TestServerInitiatedClose(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{CloseTimeout: 300 * time.Millisecond}, fallback, nil)
+		t.Run("peer replies", func(t *testing.T) {
+			rc, c := openConn(t, ts)
+			if err := c.Close(4000, "bye"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Close(4000, "again"); !errors.Is(err, ErrClosed) {
+				t.Fatalf("second Close: %v", err)
+			}
+			if err := c.WriteMessage(OpText, []byte("late")); !errors.Is(err, ErrClosed) {
+				t.Fatalf("write after Close: %v", err)
+			}
+			f := rc.mustFrame()
+			if f.op != OpClose || string(f.payload) != "\x0f\xa0bye" {
+				t.Fatalf("got %v %q", f.op, f.payload)
+			}
+			// Data sent before our close reply is not delivered any more.
+			rc.write(text("ignored"))
+			rc.write(closeF(closeBody(4000, "")))
+			rc.expectEOF()
+			if ce := ts.h.closeOf(t, rc); ce.Code != 4000 || ce.Reason != "bye" {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		})
+		t.Run("peer never replies", func(t *testing.T) {
+			rc, c := openConn(t, ts)
+			_ = c.Close(StatusNormalClosure, "")
+			f := rc.mustFrame()
+			if f.op != OpClose {
+				t.Fatalf("got %v", f.op)
+			}
+			// No reply: the server drops TCP after CloseTimeout.
+			rc.expectEOF()
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusNormalClosure {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		})
+		t.Run("invalid code refused", func(t *testing.T) {
+			_, c := openConn(t, ts)
+			if err := c.Close(1006, ""); err == nil {
+				t.Fatal("Close(1006) accepted")
+			}
+		})
+	})
+}
+
+func TestKeepalive(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		cfg := Config{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond}
+		ts := newTestServer(t, cfg, fallback, nil)
+		rc, _ := openConn(t, ts)
+		// Answer two pings: the connection stays up.
+		for i := 0; i < 2; i++ {
+			f := rc.mustFrame()
+			if f.op != OpPing {
+				t.Fatalf("got %v, want ping", f.op)
+			}
+			rc.write(frame(finBit|byte(OpPong), f.payload))
+		}
+		// Stop answering: closed for ping timeout, reported as 1006.
+		if ce := ts.h.closeOf(t, rc); ce.Code != StatusAbnormalClosure || ce.Reason != "ping timeout" {
+			t.Fatalf("OnClose %+v", ce)
+		}
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{IdleTimeout: 200 * time.Millisecond}, fallback, nil)
+		rc, _ := openConn(t, ts)
+		f := rc.mustFrame()
+		if f.op != OpClose || string(f.payload[2:]) != "idle timeout" {
+			t.Fatalf("got %v %q", f.op, f.payload)
+		}
+		rc.write(closeF(f.payload[:2]))
+		rc.expectEOF()
+		if ce := ts.h.closeOf(t, rc); ce.Code != StatusGoingAway {
+			t.Fatalf("OnClose %+v", ce)
+		}
+	})
+}
+
+// TestSlowConsumer: a client that never reads is closed (1008) and the
+// write that overflowed returns ErrSlowConsumer; others are still served.
+func TestSlowConsumer(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		t.Run("queue full", func(t *testing.T) {
+			ts := newTestServer(t, Config{MaxQueueBytes: 256 << 10}, fallback, nil)
+			rc, c := openConn(t, ts)
+			msg := bytes.Repeat([]byte("z"), 64<<10)
+			var err error
+			for i := 0; i < 2000 && err == nil; i++ { // at most 128 MiB
+				err = c.WriteMessage(OpBinary, msg)
+			}
+			if !errors.Is(err, ErrSlowConsumer) {
+				t.Fatalf("got %v, want ErrSlowConsumer", err)
+			}
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusPolicyViolation || ce.Reason != "slow consumer" {
+				t.Fatalf("OnClose %+v", ce)
+			}
+			if err := c.WriteMessage(OpText, []byte("x")); !errors.Is(err, ErrClosed) {
+				t.Fatalf("write after slow consumer: %v", err)
+			}
+			other, _ := dial(t, ts.addr, nil)
+			other.write(text("still serving"))
+			other.expectMessage(OpText, []byte("still serving"))
+		})
+		t.Run("no progress", func(t *testing.T) {
+			ts := newTestServer(t, Config{MaxQueueBytes: 1 << 30, WriteTimeout: 300 * time.Millisecond}, fallback, nil)
+			rc, c := openConn(t, ts)
+			msg := bytes.Repeat([]byte("z"), 256<<10)
+			// A small client receive buffer (no autotuning) and 32 MiB
+			// written: far more than the kernel buffers can absorb, so
+			// the queue must stall.
+			if err := rc.nc.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 128; i++ {
+				if err := c.WriteMessage(OpBinary, msg); err != nil {
+					if !errors.Is(err, ErrClosed) { // already closed on a slow machine
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusPolicyViolation {
+				t.Fatalf("OnClose %+v", ce)
+			}
+			if c.Buffered() != 0 {
+				t.Fatalf("Buffered = %d after close", c.Buffered())
+			}
+		})
+	})
+}
+
+// TestQueuedWritesArriveInOrder fills the socket so that writes queue up
+// (and go out with writev), then reads everything back.
+func TestQueuedWritesArriveInOrder(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{MaxQueueBytes: 64 << 20}, fallback, nil)
+		rc, c := openConn(t, ts)
+		big := NewPrepared(OpBinary, bytes.Repeat([]byte("P"), 1<<20))
+		const n = 24
+		for i := 0; i < n; i++ {
+			if i%3 == 0 {
+				if err := c.WritePrepared(big); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := c.WriteMessage(OpText, []byte(fmt.Sprintf("msg %d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < n; i++ {
+			if i%3 == 0 {
+				rc.expectMessage(OpBinary, bytes.Repeat([]byte("P"), 1<<20))
+			} else {
+				rc.expectMessage(OpText, []byte(fmt.Sprintf("msg %d", i)))
+			}
+		}
+	})
+}
+
+func TestPauseResume(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		h := newRecHandler()
+		h.onMessage = func(c *Conn, op Opcode, data []byte) {
+			if string(data) == "pause" {
+				c.PauseReading()
+			}
+			_ = c.WriteMessage(op, data)
+		}
+		ts := newTestServer(t, Config{}, fallback, h)
+		rc, c := openConn(t, ts)
+		rc.write(append(append(text("pause"), text("a")...), text("b")...))
+		if ev := h.next(t, "message"); string(ev.data) != "pause" {
+			t.Fatalf("got %q", ev.data)
+		}
+		rc.expectMessage(OpText, []byte("pause"))
+		rc.write(text("c"))
+		// A negative check needs a pause; nothing may arrive while paused.
+		select {
+		case ev := <-h.events:
+			t.Fatalf("event while paused: %s %q", ev.kind, ev.data)
+		case <-time.After(200 * time.Millisecond):
+		}
+		c.ResumeReading()
+		for _, want := range []string{"a", "b", "c"} {
+			rc.expectMessage(OpText, []byte(want))
+		}
+	})
+}
+
+func TestPreparedToMany(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		p := NewPrepared(OpText, []byte("x"), []byte("yy"), bytes.Repeat([]byte("z"), 70000))
+		if p.Len() != 3 {
+			t.Fatalf("Len %d", p.Len())
+		}
+		var rcs []*rawClient
+		for i := 0; i < 5; i++ {
+			rc, c := openConn(t, ts)
+			if err := c.WritePrepared(p); err != nil {
+				t.Fatal(err)
+			}
+			rcs = append(rcs, rc)
+		}
+		for _, rc := range rcs {
+			rc.expectMessage(OpText, []byte("x"))
+			rc.expectMessage(OpText, []byte("yy"))
+			rc.expectMessage(OpText, bytes.Repeat([]byte("z"), 70000))
+		}
+	})
+}
+
+// TestConcurrentWriters writes from many goroutines to one Conn while it
+// echoes; -race checks the locking, the client checks every message.
+func TestConcurrentWriters(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		rc, c := openConn(t, ts)
+		var wg sync.WaitGroup
+		const writers, each = 4, 50
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					_ = c.WriteMessage(OpText, []byte(fmt.Sprintf("%d-%d", w, i)))
+				}
+			}()
+		}
+		seen := map[string]bool{}
+		next := make([]int, writers)
+		for i := 0; i < writers*each; i++ {
+			f := rc.mustFrame()
+			var w, k int
+			fmt.Sscanf(string(f.payload), "%d-%d", &w, &k)
+			if k != next[w] || seen[string(f.payload)] {
+				t.Fatalf("writer %d: got %d, want %d", w, k, next[w])
+			}
+			next[w]++
+			seen[string(f.payload)] = true
+		}
+		wg.Wait()
+	})
+}
+
+func TestUserData(t *testing.T) {
+	ts := newTestServer(t, Config{}, false, nil)
+	_, c := openConn(t, ts)
+	if c.UserData() != nil {
+		t.Fatal("UserData not nil")
+	}
+	c.SetUserData(42)
+	if c.UserData() != 42 {
+		t.Fatal("SetUserData lost")
+	}
+}
+
+// TestShutdown: every connection gets the code, Shutdown returns once the
+// handshakes are done, Len drops to 0.
+func TestShutdown(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		var rcs []*rawClient
+		for i := 0; i < 3; i++ {
+			rc, _ := openConn(t, ts)
+			rcs = append(rcs, rc)
+		}
+		if ts.srv.Len() != 3 {
+			t.Fatalf("Len %d", ts.srv.Len())
+		}
+		done := make(chan error, 1)
+		go func() { done <- ts.srv.Shutdown(context.Background(), StatusGoingAway, "bye") }()
+		for _, rc := range rcs {
+			f := rc.mustFrame()
+			if f.op != OpClose || string(f.payload) != "\x03\xe9bye" {
+				t.Fatalf("got %v %q", f.op, f.payload)
+			}
+			rc.write(closeF(f.payload))
+			rc.expectEOF()
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("Shutdown did not return")
+		}
+		if ts.srv.Len() != 0 {
+			t.Fatalf("Len %d after Shutdown", ts.srv.Len())
+		}
+		for _, rc := range rcs {
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusGoingAway || ce.Reason != "bye" {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		}
+		checkNoGoroutines(t)
+	})
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		rc, _ := openConn(t, ts) // never answers the close frame
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := ts.srv.Shutdown(ctx, StatusGoingAway, ""); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if ts.srv.Len() != 0 {
+			t.Fatalf("Len %d", ts.srv.Len())
+		}
+		ts.h.closeOf(t, rc)
+		checkNoGoroutines(t)
+	})
+}
+
+func TestClose(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		rc1, _ := openConn(t, ts)
+		rc2, _ := openConn(t, ts)
+		if err := ts.srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if ts.srv.Len() != 0 {
+			t.Fatalf("Len %d", ts.srv.Len())
+		}
+		for _, rc := range []*rawClient{rc1, rc2} {
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusAbnormalClosure {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		}
+		checkNoGoroutines(t)
+	})
+}
+
+// TestNoGoroutinePerConnLeft: with the goroutine driver, a closed
+// connection's goroutines exit while the server keeps running; with epoll
+// there are none to begin with.
+func TestNoGoroutinePerConnLeft(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{}, fallback, nil)
+		var rcs []*rawClient
+		for i := 0; i < 5; i++ {
+			rc, _ := openConn(t, ts)
+			rcs = append(rcs, rc)
+		}
+		perConn := len(engineGoroutines("ws.(*Conn).fbReader", "ws.(*Conn).fbWriter"))
+		if want := map[bool]int{false: 0, true: 10}[fallback]; perConn != want {
+			t.Fatalf("%d per-connection goroutines, want %d", perConn, want)
+		}
+		for i, rc := range rcs {
+			if i%2 == 0 {
+				rc.write(closeF(closeBody(1000, "")))
+				rc.expectClose(1000)
+			} else {
+				rc.nc.Close()
+			}
+			ts.h.closeOf(t, rc)
+		}
+		checkNoGoroutines(t, "ws.(*Conn).fbReader", "ws.(*Conn).fbWriter", "ws.(*Conn).finalize")
+	})
+}
+
+// TestOnCloseOnceAndOrder hammers connections that close from both ends at
+// once and checks the Handler contract: open before messages, one close,
+// last.
+func TestOnCloseOnceAndOrder(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{CloseTimeout: time.Second}, fallback, nil)
+		for i := 0; i < 20; i++ {
+			rc, c := openConn(t, ts)
+			rc.write(text("m"))
+			go c.Close(StatusNormalClosure, "")
+			rc.write(closeF(closeBody(1000, "")))
+			go rc.nc.Close()
+			ts.h.closeOf(t, rc)
+		}
+		if err := ts.srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Replay the event log per connection.
+		state := map[*Conn]string{}
+	drain:
+		for {
+			select {
+			case ev := <-ts.h.events:
+				switch ev.kind {
+				case "open":
+					state[ev.c] = "open"
+				case "message":
+					if state[ev.c] != "open" {
+						t.Fatalf("message in state %q", state[ev.c])
+					}
+				case "close":
+					if state[ev.c] == "closed" {
+						t.Fatal("OnClose twice")
+					}
+					state[ev.c] = "closed"
+				}
+			default:
+				break drain
+			}
+		}
+	})
+}
