@@ -152,10 +152,14 @@ type testServer struct {
 	http *httptest.Server
 	rec  *recorder
 	addr string // host:port
+	tls  bool   // served over TLS (wss://)
 }
 
 // wsURL is the WebSocket URL for a client identified by id.
 func (s *testServer) wsURL(id string) string {
+	if s.tls {
+		return "wss://" + s.addr + "/ws?id=" + id
+	}
 	return "ws://" + s.addr + "/ws?id=" + id
 }
 
@@ -181,6 +185,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // left and that the Handler contract was kept.
 func newTestServer(t testing.TB, cfg ws.Config, extra map[string]http.HandlerFunc) *testServer {
 	t.Helper()
+	return startTestServer(t, cfg, extra, false)
+}
+
+// startTestServer is newTestServer, over TLS when useTLS is set (the engine
+// drives TLS connections with its goroutine-per-connection driver).
+func startTestServer(t testing.TB, cfg ws.Config, extra map[string]http.HandlerFunc, useTLS bool) *testServer {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger(t)
 	}
@@ -197,8 +208,13 @@ func newTestServer(t testing.TB, cfg ws.Config, extra map[string]http.HandlerFun
 	for path, h := range extra {
 		mux.HandleFunc(path, h)
 	}
-	hs := httptest.NewServer(mux)
-	ts := &testServer{ws: srv, http: hs, rec: rec, addr: hs.Listener.Addr().String()}
+	var hs *httptest.Server
+	if useTLS {
+		hs = httptest.NewTLSServer(mux) // HTTP/1.1 only: hijacking works
+	} else {
+		hs = httptest.NewServer(mux)
+	}
+	ts := &testServer{ws: srv, http: hs, rec: rec, addr: hs.Listener.Addr().String(), tls: useTLS}
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("Server.Close: %v", err)
