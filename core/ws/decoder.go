@@ -148,11 +148,11 @@ func (d *decoder) feed(p []byte, s frameSink) (int, *CloseError) {
 			d.fail()
 			return i, err
 		}
+		if d.state == decDone {
+			return len(p), nil // after a close frame, input is discarded
+		}
 		if !more {
 			return i, nil
-		}
-		if d.state == decDone {
-			return len(p), nil
 		}
 		if d.state == decPayload && i == len(p) {
 			return i, nil

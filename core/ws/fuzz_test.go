@@ -16,8 +16,14 @@ func (s *recSink) onMessage(op Opcode, data []byte) bool {
 	s.out = append(s.out, fmt.Sprintf("msg %v %x", op, data))
 	return true
 }
-func (s *recSink) onPing(p []byte) bool { s.out = append(s.out, fmt.Sprintf("ping %x", p)); return true }
-func (s *recSink) onPong(p []byte) bool { s.out = append(s.out, fmt.Sprintf("pong %x", p)); return true }
+func (s *recSink) onPing(p []byte) bool {
+	s.out = append(s.out, fmt.Sprintf("ping %x", p))
+	return true
+}
+func (s *recSink) onPong(p []byte) bool {
+	s.out = append(s.out, fmt.Sprintf("pong %x", p))
+	return true
+}
 func (s *recSink) onClose(code StatusCode, reason []byte) {
 	s.out = append(s.out, fmt.Sprintf("close %d %x", code, reason))
 }
