@@ -21,6 +21,7 @@ const (
 	fOutArmed                      // epoll: EPOLLOUT armed
 	fInArmed                       // epoll: EPOLLIN armed
 	fStarted                       // OnOpen has returned and the owner runs
+	fReported                      // OnClose has been called
 )
 
 // Conn is one WebSocket connection. All methods are safe for concurrent use.
@@ -232,7 +233,11 @@ func (c *Conn) sendLocked(a, b, t []byte, noCopy, control bool) error {
 		}
 	}
 	rest := len(a) + len(b) + len(t)
-	if c.qBytes+rest > c.srv.cfg.MaxQueueBytes {
+	// The bound applies to data queued behind other queued data: one
+	// message larger than MaxQueueBytes still goes to a peer that reads
+	// (the socket had taken everything before it), while a peer that
+	// stops reading is caught at the next write or by WriteTimeout.
+	if c.qBytes > 0 && c.qBytes+rest > c.srv.cfg.MaxQueueBytes {
 		c.slowConsumerLocked(fmt.Sprintf("queue full (%d bytes queued, %d more)", c.qBytes, rest))
 		return ErrSlowConsumer
 	}
@@ -509,7 +514,8 @@ func (c *Conn) tick(now int64) {
 }
 
 // finalize ends the connection on the owner goroutine: the socket is
-// closed exactly once, buffers are dropped, and OnClose is called.
+// closed exactly once, buffers are dropped, and OnClose is called unless it
+// already was.
 func (c *Conn) finalize() {
 	c.mu.Lock()
 	if c.flags.Load()&fFinal != 0 {
@@ -522,19 +528,43 @@ func (c *Conn) finalize() {
 	if c.lp != nil {
 		c.epCloseLocked()
 	}
-	ce := c.closeErr
-	if ce == nil {
-		ce = &CloseError{Code: StatusAbnormalClosure}
-		c.closeErr = ce
-	}
 	c.mu.Unlock()
 	if c.fb != nil {
 		c.fb.close()
 	}
 	c.dec.fail()
 	c.pending = nil
-	c.srv.h.OnClose(c, ce)
+	c.report()
 	c.srv.forget(c)
+}
+
+// report calls OnClose, once, on the owner goroutine. It happens at
+// finalize, or earlier: as soon as our last frame is written and the write
+// side shut down (fLinger), the WebSocket connection is over even though
+// the socket lingers until the peer's FIN (or CloseTimeout), so that OnClose
+// does not wait for a peer that keeps TCP open after the closing handshake.
+func (c *Conn) report() {
+	c.mu.Lock()
+	if c.flags.Load()&fReported != 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.setFlagLocked(fReported, true)
+	ce := c.closeErr
+	if ce == nil {
+		ce = &CloseError{Code: StatusAbnormalClosure}
+		c.closeErr = ce
+	}
+	c.mu.Unlock()
+	c.srv.h.OnClose(c, ce)
+	c.srv.reported()
+}
+
+// maybeReport reports a lingering connection (owner only).
+func (c *Conn) maybeReport() {
+	if c.flags.Load()&(fLinger|fReported) == fLinger {
+		c.report()
+	}
 }
 
 // peerGone handles EOF or a read error on the owner goroutine.

@@ -151,6 +151,7 @@ func (l *loop) run() {
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				c.epRead(now, buf, ev.Events)
 			}
+			c.maybeReport()
 		}
 		l.mu.Lock()
 		tasks, l.tasks = l.tasks, tasks[:0]
@@ -247,6 +248,7 @@ func (c *Conn) epService() {
 	if len(c.pending) > 0 && c.flags.Load()&fPaused == 0 {
 		c.process(c.pending, true)
 	}
+	c.maybeReport()
 }
 
 // epRead handles input readiness on the loop goroutine.

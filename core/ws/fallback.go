@@ -59,6 +59,8 @@ func (f *fbConn) kill() {
 
 func (f *fbConn) shutdownWrite() {
 	if cw, ok := f.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		// Wake the reader so that it reports the connection now.
+		_ = f.nc.SetReadDeadline(time.Now())
 		return
 	}
 	_ = f.nc.Close()
@@ -93,6 +95,7 @@ func (c *Conn) fbReader() {
 	buf := make([]byte, fbReadBufSize)
 	lastTick := s.now()
 	for {
+		c.maybeReport()
 		fl := c.flags.Load()
 		if fl&fDead != 0 {
 			return

@@ -377,8 +377,15 @@ func TestNoGoroutinePerConnLeft(t *testing.T) {
 			rc, _ := openConn(t, ts)
 			rcs = append(rcs, rc)
 		}
-		perConn := len(engineGoroutines("ws.(*Conn).fbReader", "ws.(*Conn).fbWriter"))
-		if want := map[bool]int{false: 0, true: 10}[fallback]; perConn != want {
+		want := map[bool]int{false: 0, true: 10}[fallback]
+		perConn := 0
+		// The goroutines start right after OnOpen: let them settle.
+		for deadline := time.Now().Add(waitLong); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if perConn = len(engineGoroutines("ws.(*Conn).fbReader", "ws.(*Conn).fbWriter")); perConn == want {
+				break
+			}
+		}
+		if perConn != want {
 			t.Fatalf("%d per-connection goroutines, want %d", perConn, want)
 		}
 		for i, rc := range rcs {
@@ -434,5 +441,62 @@ func TestOnCloseOnceAndOrder(t *testing.T) {
 				break drain
 			}
 		}
+	})
+}
+
+// TestOnCloseWithoutPeerFIN: once the closing handshake is done (or the
+// connection failed), OnClose comes at once even if the peer keeps its TCP
+// socket open (gorilla clients do until the application closes them);
+// only the socket lingers, bounded by CloseTimeout.
+func TestOnCloseWithoutPeerFIN(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		// With a CloseTimeout far beyond waitLong, a late OnClose fails.
+		ts := newTestServer(t, Config{CloseTimeout: time.Hour}, fallback, nil)
+		t.Run("server initiated", func(t *testing.T) {
+			rc, c := openConn(t, ts)
+			_ = c.Close(4000, "bye")
+			if f := rc.mustFrame(); f.op != OpClose {
+				t.Fatalf("got %v", f.op)
+			}
+			rc.write(closeF(closeBody(4000, "bye")))
+			if ce := ts.h.closeOf(t, rc); ce.Code != 4000 {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		})
+		t.Run("client initiated", func(t *testing.T) {
+			rc, _ := openConn(t, ts)
+			rc.write(closeF(closeBody(1000, "")))
+			if f := rc.mustFrame(); f.op != OpClose {
+				t.Fatalf("got %v", f.op)
+			}
+			if ce := ts.h.closeOf(t, rc); ce.Code != 1000 {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		})
+		t.Run("protocol error", func(t *testing.T) {
+			rc, _ := openConn(t, ts)
+			rc.write(frame(finBit|byte(OpText), []byte("x"), true))
+			if ce := ts.h.closeOf(t, rc); ce.Code != StatusProtocolError {
+				t.Fatalf("OnClose %+v", ce)
+			}
+		})
+		if n := ts.srv.Len(); n != 0 {
+			t.Fatalf("Len %d", n)
+		}
+	})
+}
+
+// TestMessageOverQueueBound: one message larger than MaxQueueBytes still
+// reaches a peer that reads; the bound is on data queued behind it.
+func TestMessageOverQueueBound(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{MaxQueueBytes: 64 << 10}, fallback, nil)
+		rc, _ := openConn(t, ts)
+		msg := bytes.Repeat([]byte("q"), 8<<20)
+		go func() { // the echo comes back while we are still sending
+			_ = rc.nc.SetWriteDeadline(time.Now().Add(waitLong))
+			_, _ = rc.nc.Write(bin(msg))
+		}()
+		rc.expectMessage(OpBinary, msg)
 	})
 }

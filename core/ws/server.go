@@ -49,6 +49,7 @@ type Server struct {
 	wg sync.WaitGroup // fallback goroutines
 
 	mu      sync.Mutex
+	open    int     // connections whose OnClose has not been called (Len)
 	loops   []*loop // started on first use
 	noLoops bool    // epoll unavailable
 	next    int
@@ -95,7 +96,7 @@ func (s *Server) now() int64 { return int64(time.Since(s.epoch)) }
 func (s *Server) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.open
 }
 
 // ServeHTTP upgrades the request with no user data. Failures have already
@@ -292,19 +293,27 @@ func (s *Server) track(c *Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.open++
 	return true
 }
 
-// forget removes a finalized connection.
+// reported counts a connection whose OnClose has been called.
+func (s *Server) reported() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open--
+	s.checkDrainedLocked()
+}
+
+// forget removes a finalized connection (socket closed).
 func (s *Server) forget(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	s.checkDrainedLocked()
 }
 
 func (s *Server) checkDrainedLocked() {
-	if s.closing && len(s.conns) == 0 {
+	if s.closing && s.open == 0 {
 		select {
 		case <-s.drained:
 		default:
@@ -379,6 +388,16 @@ func (s *Server) stop() {
 		for _, l := range loops {
 			l.stop()
 		}
+	}
+	// Goroutine-driver sockets may still linger after their OnClose.
+	s.mu.Lock()
+	var left []*Conn
+	for c := range s.conns {
+		left = append(left, c)
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.kill(nil)
 	}
 	s.wg.Wait()
 }
