@@ -8,10 +8,11 @@
 // exactly the well-formed sequences of Unicode table 3-7: it rejects
 // overlong forms (C0, C1, E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and
 // code points above U+10FFFF (F4 90.., F5..FF) at the first byte that rules
-// them out. Runs of ASCII are skipped 8 bytes at a time.
+// them out. Complete code points in the middle of a piece are checked with
+// unicode/utf8.Valid (which has an ASCII fast path of 8 bytes at a time).
 package utf8
 
-import "encoding/binary"
+import "unicode/utf8"
 
 // Automaton states. accept is also the zero value: a fresh Validator is at
 // a code point boundary.
@@ -111,6 +112,17 @@ var next = func() (t [numStates * numClasses]uint8) {
 	return t
 }()
 
+// step is the automaton on raw bytes: step[state<<8|b]. Read-only after
+// initialisation.
+var step = func() (t [int(numStates) << 8]uint8) {
+	for st := 0; st < int(numStates); st++ {
+		for b := 0; b < 256; b++ {
+			t[st<<8|b] = next[st*numClasses+int(class[b])]
+		}
+	}
+	return t
+}()
+
 // Validator checks a byte stream piece by piece. The zero value is ready.
 type Validator struct {
 	state uint8
@@ -118,30 +130,65 @@ type Validator struct {
 
 // Write feeds p and reports whether the stream so far can still be (or
 // become) valid UTF-8. Once it has returned false it keeps returning false.
+//
+// The automaton only runs where a code point straddles a boundary: to
+// finish a sequence left open by the previous call, and on an incomplete
+// sequence at the end of p. The complete code points in between go to
+// unicode/utf8.Valid, which is exact and much faster per byte. Either way p
+// is judged as a whole, so a bad byte anywhere in it fails this call.
 func (v *Validator) Write(p []byte) bool {
 	s := v.state
-	i := 0
-	for i < len(p) {
-		if s == accept {
-			for len(p)-i >= 8 && binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 == 0 {
-				i += 8
-			}
-			for i < len(p) && p[i] < 0x80 {
-				i++
-			}
-			if i == len(p) {
-				break
-			}
-		}
-		s = next[int(s)*numClasses+int(class[p[i]])]
+	for s != accept && len(p) > 0 {
 		if s == reject {
-			v.state = reject
 			return false
 		}
-		i++
+		s = step[int(s)<<8|int(p[0])]
+		p = p[1:]
+	}
+	if s == reject {
+		v.state = reject
+		return false
+	}
+	if len(p) == 0 {
+		v.state = s
+		return true
+	}
+	body, tail := splitTail(p)
+	if !utf8.Valid(body) {
+		v.state = reject
+		return false
+	}
+	for _, b := range tail {
+		s = step[int(s)<<8|int(b)]
 	}
 	v.state = s
-	return true
+	return s != reject
+}
+
+// splitTail splits p before a trailing lead byte whose sequence p does not
+// complete (a code point has at most 4 bytes, so the lead is among the last
+// 3). Whatever precedes it is complete code points, or invalid.
+func splitTail(p []byte) (body, tail []byte) {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-3; i-- {
+		b := p[i]
+		if b < 0x80 {
+			return p, nil
+		}
+		if b >= 0xC0 {
+			need := 4
+			switch {
+			case b < 0xE0:
+				need = 2
+			case b < 0xF0:
+				need = 3
+			}
+			if len(p)-i < need {
+				return p[:i], p[i:]
+			}
+			return p, nil
+		}
+	}
+	return p, nil
 }
 
 // Complete reports whether the stream so far is valid UTF-8 that ends on a
