@@ -54,6 +54,8 @@ type Conn struct {
 	pending  []byte // input not yet decoded (bytes past a PauseReading, or left by the handshake)
 	dec      decoder
 
+	whdr [10]byte // header scratch for writes, guarded by mu (keeps it off the heap)
+
 	sub  string
 	addr string
 }
@@ -103,15 +105,24 @@ func (c *Conn) WriteMessage(op Opcode, data []byte) error {
 	if op != OpText && op != OpBinary {
 		return errBadOpcode
 	}
-	if c.Hixie76() {
-		if op != OpText {
-			return errHixieBinary
-		}
-		return c.send([]byte{0x00}, data, []byte{0xFF}, false, false)
+	if c.Hixie76() && op != OpText {
+		return errHixieBinary
 	}
-	var h [10]byte
-	n := putHeader(h[:], op, len(data))
-	return c.send(h[:n], data, nil, false, false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendFrameLocked(op, data, false)
+}
+
+// sendFrameLocked frames payload as op (RFC 6455, or hixie-76 text) with
+// the header built in c.whdr, so that nothing escapes to the heap when the
+// socket takes the frame at once.
+func (c *Conn) sendFrameLocked(op Opcode, payload []byte, control bool) error {
+	if c.flags.Load()&fHixie != 0 {
+		c.whdr[0], c.whdr[1] = 0x00, 0xFF
+		return c.sendLocked(c.whdr[:1], payload, c.whdr[1:2], false, control)
+	}
+	n := putHeader(c.whdr[:], op, len(payload))
+	return c.sendLocked(c.whdr[:n], payload, nil, false, control)
 }
 
 // WritePrepared sends the messages of p. The queue refers to p's bytes
@@ -137,9 +148,9 @@ func (c *Conn) Ping(payload []byte) error {
 	if c.Hixie76() {
 		return nil
 	}
-	var h [2]byte
-	putHeader(h[:], OpPing, len(payload))
-	return c.send(h[:], payload, nil, false, false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendFrameLocked(OpPing, payload, false)
 }
 
 // Close starts the closing handshake (RFC 6455 section 7.1.2): it queues a
@@ -300,12 +311,10 @@ func (c *Conn) dequeueLocked(n int) {
 func (c *Conn) sendCloseLocked(code StatusCode, reason string) error {
 	var err error
 	if c.flags.Load()&fHixie != 0 {
-		err = c.sendLocked([]byte{0xFF, 0x00}, nil, nil, false, true)
+		c.whdr[0], c.whdr[1] = 0xFF, 0x00
+		err = c.sendLocked(c.whdr[:2], nil, nil, false, true)
 	} else {
-		p := closePayload(code, reason)
-		var h [2]byte
-		putHeader(h[:], OpClose, len(p))
-		err = c.sendLocked(h[:], p, nil, false, true)
+		err = c.sendFrameLocked(OpClose, closePayload(code, reason), true)
 	}
 	c.setFlagLocked(fSentClose, true)
 	return err
@@ -444,9 +453,9 @@ func (c *Conn) onMessage(op Opcode, data []byte) bool {
 
 func (c *Conn) onPing(payload []byte) bool {
 	if c.flags.Load()&fSentClose == 0 {
-		var h [2]byte
-		putHeader(h[:], OpPong, len(payload))
-		_ = c.send(h[:], payload, nil, false, false)
+		c.mu.Lock()
+		_ = c.sendFrameLocked(OpPong, payload, false)
+		c.mu.Unlock()
 	}
 	return c.flags.Load()&(fPaused|fDead) == 0
 }

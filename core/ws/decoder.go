@@ -58,17 +58,18 @@ type decoder struct {
 	hdrN   uint8
 	keyPos uint8
 	fin    bool
+	fresh  bool   // no payload of the current frame consumed yet
+	ctrlN  uint8  // bytes in ctrl
 	op     Opcode // opcode of the current frame
 	msgOp  Opcode // OpText/OpBinary while a message is in progress, else 0
 	utf8   utf8.Validator
 	hdr    [maxHeaderLen]byte
 	key    [4]byte
 	remain int64 // payload bytes of the current frame still to come
-	frame  int64 // payload length of the current frame
 	msgLen int64 // payload bytes of the current message so far
 	max    int64
-	buf    *[]byte // message bytes, while a message is incomplete
-	ctrl   []byte  // control payload split across reads
+	buf    *[]byte                  // message bytes, while a message is incomplete
+	ctrl   *[maxControlPayload]byte // control payload split across reads
 	pool   *bufPool
 }
 
@@ -224,7 +225,7 @@ func (d *decoder) header(h []byte) *CloseError {
 	d.op = op
 	d.fin = fin
 	d.remain = int64(n)
-	d.frame = int64(n)
+	d.fresh = true
 	d.state = decPayload
 	return nil
 }
@@ -242,25 +243,30 @@ func (d *decoder) msgLenIf(op Opcode) int64 {
 func (d *decoder) payload(chunk []byte, s frameSink) (bool, *CloseError) {
 	if d.op.isControl() {
 		payload := chunk
-		if d.remain > 0 || len(d.ctrl) > 0 {
+		if d.remain > 0 || !d.fresh {
 			if d.ctrl == nil {
-				d.ctrl = make([]byte, 0, maxControlPayload)
+				d.ctrl = new([maxControlPayload]byte)
 			}
-			d.ctrl = append(d.ctrl, chunk...)
+			d.ctrlN += uint8(copy(d.ctrl[d.ctrlN:], chunk))
+			d.fresh = false
 			if d.remain > 0 {
 				return true, nil
 			}
-			payload = d.ctrl
+			payload = d.ctrl[:d.ctrlN]
 		}
 		d.state = decHeader
 		more, err := d.control(payload, s)
-		d.ctrl = nil // idle connections hold no buffers
+		d.ctrl, d.ctrlN = nil, 0 // idle connections hold no buffers
 		return more, err
 	}
 	if d.msgOp == OpText && !d.utf8.Write(chunk) {
 		return false, errBadUTF8
 	}
-	whole := d.fin && d.op != OpContinuation && int64(len(chunk)) == d.frame
+	// Zero copy when the whole message is this one chunk.
+	whole := d.fin && d.op != OpContinuation && d.fresh && d.remain == 0
+	if len(chunk) > 0 {
+		d.fresh = false
+	}
 	if !whole && len(chunk) > 0 {
 		if d.buf == nil {
 			d.buf = d.pool.get()
@@ -322,7 +328,7 @@ func (d *decoder) control(payload []byte, s frameSink) (bool, *CloseError) {
 func (d *decoder) fail() {
 	d.state = decDone
 	d.release()
-	d.ctrl = nil
+	d.ctrl, d.ctrlN = nil, 0
 }
 
 // release returns the message buffer to the pool.
