@@ -503,6 +503,13 @@ func (c *Conn) tick(now int64) {
 	if fl&fSentClose != 0 {
 		return
 	}
+	if fl&fPaused != 0 {
+		// The application holds reading back: silence is ours, not the
+		// peer's. Count from now on once reading resumes.
+		c.lastRead = now
+		c.pingSent = 0
+		return
+	}
 	if cfg.IdleTimeout > 0 && now-c.lastRead >= int64(cfg.IdleTimeout) {
 		_ = c.Close(StatusGoingAway, "idle timeout")
 		return

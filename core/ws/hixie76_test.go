@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // The example of draft-hixie-thewebsocketprotocol-76 (checked independently:
@@ -124,4 +125,19 @@ func TestHixie76(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestHixie76Key3Timeout: a client that never sends the eight key3 bytes is
+// dropped after HandshakeTimeout, without OnOpen.
+func TestHixie76Key3Timeout(t *testing.T) {
+	ts := newTestServer(t, Config{Hixie76: true, HandshakeTimeout: 100 * time.Millisecond}, false, nil)
+	rc := dialTCP(t, ts.addr)
+	req := hixieRequest(ts.addr, hixieKey1, hixieKey2)
+	rc.write([]byte(req[:len(req)-len(hixieKey3)+3])) // 3 of the 8 bytes
+	rc.expectEOF()
+	select {
+	case ev := <-ts.h.events:
+		t.Fatalf("unexpected %s event", ev.kind)
+	default:
+	}
 }

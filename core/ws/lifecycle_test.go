@@ -500,3 +500,21 @@ func TestMessageOverQueueBound(t *testing.T) {
 		rc.expectMessage(OpBinary, msg)
 	})
 }
+
+// TestPausedNotTimedOut: keepalive and idle timers do not close a
+// connection whose reading the application paused.
+func TestPausedNotTimedOut(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		cfg := Config{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond, IdleTimeout: 150 * time.Millisecond, CloseTimeout: 200 * time.Millisecond}
+		ts := newTestServer(t, cfg, fallback, nil)
+		rc, c := openConn(t, ts)
+		c.PauseReading()
+		time.Sleep(500 * time.Millisecond) // several timeouts long
+		if ts.srv.Len() != 1 {
+			t.Fatal("paused connection was closed")
+		}
+		c.ResumeReading()
+		// Now silent and unpaused: the timers apply again.
+		ts.h.closeOf(t, rc)
+	})
+}
