@@ -1,0 +1,478 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// This file is a lean RFC 6455 client: just what a load generator needs,
+// written for low overhead per connection (one bufio.Reader, one reused
+// write buffer, no goroutine of its own). It speaks to our server and to
+// any other RFC 6455 server; it does not negotiate extensions.
+
+// Opcode is a WebSocket frame opcode (RFC 6455 section 5.2).
+type Opcode byte
+
+// Opcodes used by the client.
+const (
+	OpContinuation Opcode = 0
+	OpText         Opcode = 1
+	OpBinary       Opcode = 2
+	OpClose        Opcode = 8
+	OpPing         Opcode = 9
+	OpPong         Opcode = 10
+)
+
+// websocketGUID is appended to the key to compute Sec-WebSocket-Accept
+// (RFC 6455 section 4.2.2 item 5.4).
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// Errors returned by the client.
+var (
+	// ErrBadHandshake means the server's answer to the upgrade request is
+	// not a valid RFC 6455 handshake response.
+	ErrBadHandshake = errors.New("websocket: bad handshake")
+	// ErrProtocol means the server sent frames that break RFC 6455.
+	ErrProtocol = errors.New("websocket: protocol error")
+	// ErrMessageTooBig means a message exceeded DialOptions.MaxMessageBytes.
+	ErrMessageTooBig = errors.New("websocket: message too big")
+	// ErrConnClosed is returned by writes after Close.
+	ErrConnClosed = errors.New("websocket: connection closed")
+)
+
+// CloseError is the close frame the server sent (RFC 6455 section 5.5.1);
+// Code is 1005 when the frame carried no status.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return "websocket: closed by the server: " + strconv.Itoa(e.Code) + " " + e.Reason
+}
+
+// DialOptions tunes Dial. The zero value works.
+type DialOptions struct {
+	// Subprotocols offered in Sec-WebSocket-Protocol, in order of preference.
+	Subprotocols []string
+	// LocalAddr, when not nil, is the source IP the connection is bound to
+	// (lets a load generator use several loopback addresses to get past
+	// the ephemeral port range of one address).
+	LocalAddr net.IP
+	// ReadBufferSize is the size of the bufio.Reader (default 4096).
+	ReadBufferSize int
+	// MaxMessageBytes bounds a reassembled message (default 16 MiB).
+	MaxMessageBytes int
+	// Header holds extra request headers (Origin, for example).
+	Header http.Header
+}
+
+// Conn is a client WebSocket connection. ReadMessage must be called from
+// one goroutine at a time; the write methods are safe for concurrent use
+// with each other and with ReadMessage.
+type Conn struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	sub string
+	max int
+
+	// Reader state (owned by the ReadMessage caller).
+	msg      []byte // reassembled message / payload buffer
+	ctl      [125]byte
+	closeErr *CloseError
+
+	wmu    sync.Mutex
+	wbuf   []byte // frames being written, masked in place
+	wclose bool   // our close frame was sent
+}
+
+// Dial opens a WebSocket connection to rawURL (ws:// only) and performs
+// the RFC 6455 opening handshake, checking Sec-WebSocket-Accept.
+func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse url %q: %w", rawURL, err)
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("url %q: only ws:// is supported", rawURL)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	d := net.Dialer{Control: dialControl}
+	if opts.LocalAddr != nil {
+		d.LocalAddr = &net.TCPAddr{IP: opts.LocalAddr}
+	}
+	nc, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", host, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	c, err := handshake(nc, u, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// handshake sends the upgrade request on nc and checks the answer.
+func handshake(nc net.Conn, u *url.URL, opts DialOptions) (*Conn, error) {
+	var keyRaw [16]byte
+	_, _ = rand.Read(keyRaw[:])
+	key := base64.StdEncoding.EncodeToString(keyRaw[:])
+
+	path := u.RequestURI()
+	var b strings.Builder
+	b.WriteString("GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n")
+	if len(opts.Subprotocols) > 0 {
+		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(opts.Subprotocols, ", ") + "\r\n")
+	}
+	for k, vs := range opts.Header {
+		for _, v := range vs {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(nc, b.String()); err != nil {
+		return nil, fmt.Errorf("send handshake: %w", err)
+	}
+
+	size := opts.ReadBufferSize
+	if size <= 0 {
+		size = 4096
+	}
+	br := bufio.NewReaderSize(nc, size)
+	req := &http.Request{Method: http.MethodGet, URL: u}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("read handshake response: %w", err)
+	}
+	// The body of a 101 is the WebSocket stream: never read or close it.
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: status %s: %s", ErrBadHandshake, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return nil, fmt.Errorf("%w: missing Upgrade/Connection headers", ErrBadHandshake)
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
+		return nil, fmt.Errorf("%w: Sec-WebSocket-Accept %q, want %q", ErrBadHandshake, got, want)
+	}
+	sub := resp.Header.Get("Sec-WebSocket-Protocol")
+	if sub != "" && !contains(opts.Subprotocols, sub) {
+		return nil, fmt.Errorf("%w: server chose subprotocol %q that was not offered", ErrBadHandshake, sub)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return nil, fmt.Errorf("%w: server chose extension %q that was not offered", ErrBadHandshake, ext)
+	}
+	maxMsg := opts.MaxMessageBytes
+	if maxMsg <= 0 {
+		maxMsg = 16 << 20
+	}
+	return &Conn{nc: nc, br: br, sub: sub, max: maxMsg}, nil
+}
+
+// acceptKey computes Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + websocketGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Subprotocol returns the subprotocol the server chose ("" when none).
+func (c *Conn) Subprotocol() string { return c.sub }
+
+// LocalAddr returns the local end of the TCP connection.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// SetReadDeadline sets the deadline of the underlying connection's reads.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// ReadMessage returns the next data message (OpText or OpBinary), with
+// fragments reassembled (RFC 6455 section 5.4). Pings are answered with
+// pongs and pongs ignored on the way. A close frame from the server is
+// answered (section 5.5.1) and returned as a *CloseError. The returned
+// bytes are valid until the next call.
+func (c *Conn) ReadMessage() (Opcode, []byte, error) {
+	if c.closeErr != nil {
+		return 0, nil, c.closeErr
+	}
+	var msgOp Opcode
+	c.msg = c.msg[:0]
+	for {
+		fin, op, n, err := c.readHeader()
+		if err != nil {
+			return 0, nil, err
+		}
+		if op >= OpClose {
+			if err := c.control(op, n); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		switch {
+		case op == OpContinuation && msgOp == 0:
+			return 0, nil, fmt.Errorf("%w: continuation frame without a message", ErrProtocol)
+		case op != OpContinuation && msgOp != 0:
+			return 0, nil, fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
+		case op != OpContinuation && op != OpText && op != OpBinary:
+			return 0, nil, fmt.Errorf("%w: reserved opcode %d", ErrProtocol, op)
+		}
+		if op != OpContinuation {
+			msgOp = op
+		}
+		if len(c.msg)+int(n) > c.max {
+			return 0, nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, c.max)
+		}
+		start := len(c.msg)
+		c.msg = growLen(c.msg, start+int(n))
+		if _, err := io.ReadFull(c.br, c.msg[start:]); err != nil {
+			return 0, nil, fmt.Errorf("read frame payload: %w", err)
+		}
+		if fin {
+			return msgOp, c.msg, nil
+		}
+	}
+}
+
+// readHeader reads one frame header; server frames must not be masked
+// (RFC 6455 section 5.1) and use no RSV bits (no extension negotiated).
+func (c *Conn) readHeader() (fin bool, op Opcode, n uint64, err error) {
+	var h [8]byte
+	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
+		return false, 0, 0, fmt.Errorf("read frame header: %w", err)
+	}
+	fin = h[0]&0x80 != 0
+	if h[0]&0x70 != 0 {
+		return false, 0, 0, fmt.Errorf("%w: RSV bits set", ErrProtocol)
+	}
+	op = Opcode(h[0] & 0x0F)
+	if h[1]&0x80 != 0 {
+		return false, 0, 0, fmt.Errorf("%w: masked frame from the server", ErrProtocol)
+	}
+	n = uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(c.br, h[:2]); err != nil {
+			return false, 0, 0, fmt.Errorf("read frame length: %w", err)
+		}
+		n = uint64(binary.BigEndian.Uint16(h[:2]))
+	case 127:
+		if _, err := io.ReadFull(c.br, h[:8]); err != nil {
+			return false, 0, 0, fmt.Errorf("read frame length: %w", err)
+		}
+		n = binary.BigEndian.Uint64(h[:8])
+		if n > 1<<62 {
+			return false, 0, 0, fmt.Errorf("%w: frame length %d", ErrProtocol, n)
+		}
+	}
+	if op >= OpClose && (!fin || n > 125) {
+		return false, 0, 0, fmt.Errorf("%w: fragmented or long control frame", ErrProtocol)
+	}
+	if n > uint64(c.max) {
+		return false, 0, 0, fmt.Errorf("%w: frame of %d bytes", ErrMessageTooBig, n)
+	}
+	return fin, op, n, nil
+}
+
+// control handles a control frame of n bytes (n <= 125).
+func (c *Conn) control(op Opcode, n uint64) error {
+	p := c.ctl[:n]
+	if _, err := io.ReadFull(c.br, p); err != nil {
+		return fmt.Errorf("read control frame: %w", err)
+	}
+	switch op {
+	case OpPing:
+		if err := c.writeFrames(OpPong, p); err != nil && !errors.Is(err, ErrConnClosed) {
+			return err
+		}
+		return nil
+	case OpPong:
+		return nil
+	case OpClose:
+		ce := &CloseError{Code: 1005}
+		switch {
+		case n == 1:
+			return fmt.Errorf("%w: close frame of one byte", ErrProtocol)
+		case n >= 2:
+			ce.Code = int(binary.BigEndian.Uint16(p))
+			if !utf8.Valid(p[2:]) {
+				return fmt.Errorf("%w: close reason is not UTF-8", ErrProtocol)
+			}
+			ce.Reason = string(p[2:])
+		}
+		c.closeErr = ce
+		// Echo the status code (RFC 6455 section 5.5.1), then the server
+		// closes the TCP connection.
+		reply := 1000
+		if ce.Code != 1005 {
+			reply = ce.Code
+		}
+		_ = c.sendClose(reply, "")
+		return ce
+	default:
+		return fmt.Errorf("%w: reserved control opcode %d", ErrProtocol, op)
+	}
+}
+
+// WriteText sends each of msgs as one text frame, all in one write.
+func (c *Conn) WriteText(msgs ...[]byte) error { return c.writeFrames(OpText, msgs...) }
+
+// writeFrames encodes one masked frame per payload (RFC 6455 section 5.3)
+// into the reused buffer and writes them with one syscall.
+func (c *Conn) writeFrames(op Opcode, msgs ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclose {
+		return ErrConnClosed
+	}
+	b := c.wbuf[:0]
+	for _, m := range msgs {
+		b = appendFrame(b, op, m, randomMask())
+	}
+	c.wbuf = b
+	if _, err := c.nc.Write(b); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// appendFrame appends one final, masked frame carrying p to b.
+func appendFrame(b []byte, op Opcode, p []byte, key [4]byte) []byte {
+	b = append(b, 0x80|byte(op))
+	switch n := len(p); {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, key[:]...)
+	start := len(b)
+	b = append(b, p...)
+	maskBytes(b[start:], key)
+	return b
+}
+
+// maskBytes XORs p with the masking key (RFC 6455 section 5.3), eight
+// bytes at a time.
+func maskBytes(p []byte, key [4]byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= key[i&3]
+	}
+}
+
+// randomMask returns a masking key; RFC 6455 section 5.3 asks for a fresh,
+// unpredictable key per frame (its purpose is to defeat proxy cache
+// poisoning, so a fast non-cryptographic source is enough here).
+func randomMask() [4]byte {
+	var k [4]byte
+	binary.LittleEndian.PutUint32(k[:], fastRand())
+	return k
+}
+
+// Close sends a close frame (1000) and closes the TCP connection without
+// waiting for the server's answer.
+func (c *Conn) Close() error {
+	_ = c.sendClose(1000, "")
+	return c.nc.Close()
+}
+
+// CloseHandshake sends a close frame with code and reason, then waits up
+// to timeout for the server's close frame before closing the socket. It
+// returns the server's close frame as a *CloseError when one came.
+func (c *Conn) CloseHandshake(code int, reason string, timeout time.Duration) error {
+	if err := c.sendClose(code, reason); err != nil {
+		c.nc.Close()
+		return err
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	var err error
+	for {
+		if _, _, err = c.ReadMessage(); err != nil {
+			break
+		}
+	}
+	c.nc.Close()
+	return err
+}
+
+// sendClose sends our close frame once.
+func (c *Conn) sendClose(code int, reason string) error {
+	p := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	p = append(p, reason...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclose {
+		return nil
+	}
+	c.wclose = true
+	b := appendFrame(c.wbuf[:0], OpClose, p, randomMask())
+	c.wbuf = b
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		return fmt.Errorf("write close frame: %w", err)
+	}
+	return nil
+}
+
+// growLen returns b with length n, reallocating when needed.
+func growLen(b []byte, n int) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	nb := make([]byte, n, max(n, 2*cap(b)))
+	copy(nb, b)
+	return nb
+}

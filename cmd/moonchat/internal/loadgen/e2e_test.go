@@ -1,0 +1,117 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// startChat runs our chat server in-process without hooks or history.
+func startChat(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv, err := chat.New(chat.Config{
+		FloodRate: -1, MaxConnections: 1000,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	})
+	return ts
+}
+
+func wsURL(ts *httptest.Server, path string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + path
+}
+
+// TestRunAgainstChat is a short end-to-end run of the load tool against
+// our chat server, in both wire formats: nothing lost or reordered, and the
+// summary encodes to JSON that decodes back with the same figures.
+func TestRunAgainstChat(t *testing.T) {
+	for _, format := range []string{"plain", "json"} {
+		t.Run(format, func(t *testing.T) {
+			ts := startChat(t)
+			cfg := Config{
+				URL: wsURL(ts, "/chat/e2e-"+format), Clients: 20, Senders: 3, Window: 8, Size: 80,
+				Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Format: format,
+				JoinProbes: 3,
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			sum, err := Run(ctx, cfg, testWriter{t})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCleanRun(t, sum, 20)
+			if sum.JoinProbe == nil || sum.JoinProbe.Failed != 0 || sum.JoinProbe.Time.N != 3 {
+				t.Errorf("join probe: %+v", sum.JoinProbe)
+			}
+			line, err := json.Marshal(sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Summary
+			if err := json.Unmarshal(line, &back); err != nil {
+				t.Fatalf("summary %s: %v", line, err)
+			}
+			if back.Deliveries != sum.Deliveries || back.Latency != sum.Latency || back.Format != format {
+				t.Errorf("summary did not survive JSON: %s", line)
+			}
+			if strings.Contains(string(line), "\n") {
+				t.Errorf("summary is not one line: %q", line)
+			}
+		})
+	}
+}
+
+// TestRunRate checks a paced run sends about Rate messages per second per
+// sender (bounded above by the schedule, which cannot run ahead).
+func TestRunRate(t *testing.T) {
+	ts := startChat(t)
+	cfg := Config{
+		URL: wsURL(ts, "/chat/rate"), Clients: 10, Senders: 2, Rate: 20,
+		Duration: time.Second, Warmup: 0,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanRun(t, sum, 10)
+	// 2 senders × 20/s × 1s, plus the first message of each at t=0.
+	if sum.MessagesSent > 2*20+2 {
+		t.Errorf("sent %d messages, the schedule allows at most 42", sum.MessagesSent)
+	}
+}
+
+// TestRunIdle checks idle mode: everybody gets the one broadcast.
+func TestRunIdle(t *testing.T) {
+	ts := startChat(t)
+	cfg := Config{URL: wsURL(ts, "/chat/idle"), Clients: 50, Idle: true, Duration: 200 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Idle == nil || sum.Idle.Reached != 50 || sum.Idle.BroadcastMS <= 0 {
+		t.Fatalf("idle: %+v, errors %v", sum.Idle, sum.Errors)
+	}
+	if len(sum.Errors) > 0 {
+		t.Errorf("errors: %v", sum.Errors)
+	}
+}

@@ -1,0 +1,718 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Phase timeouts that do not depend on the configuration. Every wait in a
+// run is bounded by one of these, by Config.Duration/Warmup/DrainTimeout,
+// or by ctx.
+const (
+	barrierTimeout  = 30 * time.Second // every client sees a message of this run
+	barrierInterval = 250 * time.Millisecond
+	idleTimeout     = 30 * time.Second // the idle-mode broadcast reaches everyone
+	probeTimeout    = 10 * time.Second // one join probe
+	histShards      = 16               // latency histograms, to spread atomic adds
+	maxErrors       = 5                // errors kept in the summary
+)
+
+// runner is one run in progress.
+type runner struct {
+	cfg   Config
+	runID string
+	json  bool
+	log   io.Writer
+
+	clients []*client
+	members int // connected clients when the load starts
+
+	// Measured-time bounds in Unix nanoseconds (0 until known).
+	measureFrom, measureTo atomic.Int64
+	stopping               atomic.Bool
+
+	hist      [histShards]Histogram // per delivery
+	msgHist   Histogram             // per message, at its last member
+	handshake Histogram
+	windows   []*senderWindow
+	messages  atomic.Uint64 // completed in the measured time
+	completed atomic.Uint64 // completed at all
+	barrier   atomic.Int64  // clients that saw the barrier
+	idleSeen  atomic.Int64
+	idleHist  Histogram
+
+	mu          sync.Mutex
+	errs        []string
+	disconnects int
+
+	readers sync.WaitGroup
+}
+
+// client is one connection and its reader's state.
+type client struct {
+	id         int
+	conn       *Conn
+	seq        seqState
+	delivered  atomic.Uint64 // this run's measured messages received, all phases
+	reordered  atomic.Uint64
+	sawBarrier bool // reader goroutine only
+	sawIdle    bool
+}
+
+// senderWindow tracks one sender's messages in flight. Slot seq%W holds
+// the message with that sequence number and how many members got it;
+// since every member receives a sender's messages in order, messages
+// complete in order and a slot is free again when its message completes.
+type senderWindow struct {
+	slots  []windowSlot
+	tokens chan struct{}
+	sent   atomic.Uint64
+}
+
+type windowSlot struct {
+	seq   atomic.Uint64
+	count atomic.Int64
+	_     [48]byte // one slot per cache line: receivers hit them concurrently
+}
+
+// Run performs one load (or idle) run described by cfg, writing progress
+// lines to progress (may be nil), and returns its summary. It returns an
+// error only when the run could not take place (bad config, nobody
+// connected); problems during the run are in Summary.Errors.
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	var id [4]byte
+	for i := range id {
+		id[i] = byte(rand.Uint32())
+	}
+	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), json: cfg.Format == "json", log: progress}
+	if _, err := raiseFileLimit(uint64(cfg.Clients + cfg.JoinProbes + 1024)); err != nil {
+		r.errorf("raise the open file limit: %v", err)
+	}
+	defer r.closeAll()
+	return r.run(ctx)
+}
+
+func (r *runner) errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) < maxErrors {
+		r.errs = append(r.errs, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *runner) run(ctx context.Context) (*Summary, error) {
+	cfg := r.cfg
+	sum := &Summary{
+		Mode: "load", URL: cfg.URL, Format: cfg.Format, Clients: cfg.Clients,
+		Senders: cfg.Senders, Window: cfg.Window, Size: cfg.Size, Rate: cfg.Rate,
+		DurationSec: cfg.Duration.Seconds(),
+	}
+	if cfg.Idle {
+		sum.Mode = "idle"
+	}
+	var before procSample
+	if cfg.PID != 0 {
+		var err error
+		if before, err = sampleProc(cfg.PID); err != nil {
+			return nil, err
+		}
+	}
+
+	start := time.Now()
+	if err := r.connect(ctx); err != nil {
+		return nil, err
+	}
+	sum.ConnectSec = time.Since(start).Seconds()
+	sum.Connections = len(r.clients)
+	sum.ConnectErrors = cfg.Clients - len(r.clients)
+	sum.Handshake = percents(&r.handshake)
+	r.members = len(r.clients)
+	fmt.Fprintf(r.log, "bench: %d/%d connected in %.1fs (handshake p50 %.2fms p99 %.2fms)\n",
+		len(r.clients), cfg.Clients, sum.ConnectSec, sum.Handshake.P50, sum.Handshake.P99)
+
+	if err := r.waitBarrier(ctx); err != nil {
+		r.errorf("%v", err)
+	}
+
+	if cfg.Idle {
+		r.idle(ctx, sum, before)
+	} else {
+		r.load(ctx, sum)
+	}
+	if cfg.JoinProbes > 0 && ctx.Err() == nil {
+		sum.JoinProbe = r.probeJoins(ctx)
+	}
+	r.mu.Lock()
+	sum.Disconnects = r.disconnects
+	sum.Errors = append([]string(nil), r.errs...)
+	r.mu.Unlock()
+	return sum, ctx.Err()
+}
+
+// connect dials every client with bounded concurrency and starts its
+// reader. Clients that fail to connect are left out (and counted).
+func (r *runner) connect(ctx context.Context) error {
+	cfg := r.cfg
+	u, _ := url.Parse(cfg.URL)
+	var protos []string
+	if r.json {
+		protos = []string{"moonchat.v1"}
+	}
+	conns := make([]*Conn, cfg.Clients)
+	var next atomic.Int64
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	stopTick := r.ticker(func() string {
+		return fmt.Sprintf("connecting %d/%d", done.Load(), cfg.Clients)
+	})
+	for range min(cfg.ConnectConcurrency, cfg.Clients) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Clients {
+					return
+				}
+				opts := DialOptions{Subprotocols: protos, ReadBufferSize: cfg.ReadBufferSize}
+				if n := len(cfg.SourceIPs); n > 0 {
+					opts.LocalAddr = cfg.SourceIPs[i%n]
+				}
+				dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+				t0 := time.Now()
+				c, err := Dial(dctx, withName(u, r.name(i)), opts)
+				cancel()
+				if err != nil {
+					r.errorf("client %d: %v", i, err)
+					continue
+				}
+				r.handshake.Record(time.Since(t0))
+				conns[i] = c
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	stopTick()
+	for i, c := range conns {
+		if c == nil {
+			continue
+		}
+		cl := &client{id: i, conn: c}
+		r.clients = append(r.clients, cl)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(r.clients) == 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return fmt.Errorf("no client could connect to %s: %v", cfg.URL, r.errs)
+	}
+	if len(r.clients) < cfg.Senders {
+		return fmt.Errorf("only %d clients connected, fewer than the %d senders", len(r.clients), cfg.Senders)
+	}
+	senders := cfg.Senders
+	if cfg.Idle {
+		senders = 1
+	}
+	for _, cl := range r.clients {
+		cl.seq = newSeqState(senders)
+		r.readers.Add(1)
+		go r.read(cl)
+	}
+	return nil
+}
+
+// name is client i's nickname: unique to the run, short enough for any
+// max_name_length of at least 16.
+func (r *runner) name(i int) string { return "lg" + r.runID[:6] + "-" + strconv.Itoa(i) }
+
+// withName adds name=NAME to the room URL.
+func withName(u *url.URL, name string) string {
+	v := *u
+	q := v.Query()
+	q.Set("name", name)
+	v.RawQuery = q.Encode()
+	return v.String()
+}
+
+// ticker prints status() once a second until the returned stop is called.
+func (r *runner) ticker(status func() string) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				fmt.Fprintf(r.log, "bench: %3.0fs %s\n", now.Sub(start).Seconds(), status())
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// read is a client's reader goroutine: it runs until the connection ends.
+func (r *runner) read(cl *client) {
+	defer r.readers.Done()
+	for {
+		op, data, err := cl.conn.ReadMessage()
+		if err != nil {
+			if !r.stopping.Load() {
+				r.mu.Lock()
+				r.disconnects++
+				r.mu.Unlock()
+				r.errorf("client %d disconnected: %v", cl.id, err)
+			}
+			return
+		}
+		if op != OpText {
+			continue
+		}
+		text, ok := messageText(data, r.json)
+		if !ok {
+			continue
+		}
+		p, ok := parsePayload(text, r.runID)
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		switch p.kind {
+		case kindBarrier:
+			if !cl.sawBarrier {
+				cl.sawBarrier = true
+				r.barrier.Add(1)
+			}
+		case kindIdle:
+			if !cl.sawIdle {
+				cl.sawIdle = true
+				r.idleHist.Record(now.Sub(time.Unix(0, p.sent)))
+				r.idleSeen.Add(1)
+			}
+		case kindMessage:
+			if p.sender >= len(cl.seq.next) {
+				continue
+			}
+			if cl.seq.observe(p.sender, p.seq) {
+				cl.reordered.Add(1)
+			}
+			cl.delivered.Add(1)
+			ns := now.UnixNano()
+			if from := r.measureFrom.Load(); from != 0 && ns >= from && ns < r.measureTo.Load() {
+				r.hist[cl.id%histShards].Record(time.Duration(ns - p.sent))
+			}
+			r.track(p, ns)
+		}
+	}
+}
+
+// track counts one delivery towards its message's completion and releases
+// the sender's window slot when the last member got it.
+func (r *runner) track(p payload, now int64) {
+	if p.sender >= len(r.windows) {
+		return
+	}
+	w := r.windows[p.sender]
+	s := &w.slots[p.seq%uint64(len(w.slots))]
+	if s.seq.Load() != p.seq || s.count.Add(1) != int64(r.members) {
+		return
+	}
+	r.completed.Add(1)
+	if from := r.measureFrom.Load(); from != 0 && now >= from && now < r.measureTo.Load() {
+		r.messages.Add(1)
+		r.msgHist.Record(time.Duration(now - p.sent))
+	}
+	select {
+	case w.tokens <- struct{}{}:
+	default: // cannot happen: one token per slot
+	}
+}
+
+// waitBarrier has client 0 send a barrier message every barrierInterval
+// until every client got one: then every client is a member of the room
+// (servers may admit a connection some time after its handshake).
+func (r *runner) waitBarrier(ctx context.Context) error {
+	deadline := time.Now().Add(barrierTimeout)
+	sender := r.clients[0]
+	var buf []byte
+	for k := uint64(0); ; k++ {
+		buf = r.appendEvent(buf[:0], payload{kind: kindBarrier, seq: k, sent: time.Now().UnixNano()}, 0)
+		if err := sender.conn.WriteText(buf); err != nil {
+			return fmt.Errorf("barrier: %w", err)
+		}
+		wait := time.NewTimer(barrierInterval)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return ctx.Err()
+		case <-wait.C:
+		}
+		if int(r.barrier.Load()) >= len(r.clients) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("barrier: only %d of %d clients got a message within %v", r.barrier.Load(), len(r.clients), barrierTimeout)
+		}
+	}
+}
+
+// load runs the senders through warmup and the measured time, then waits
+// for the messages in flight.
+func (r *runner) load(ctx context.Context, sum *Summary) {
+	cfg := r.cfg
+	r.windows = make([]*senderWindow, cfg.Senders)
+	for i := range r.windows {
+		w := &senderWindow{slots: make([]windowSlot, cfg.Window), tokens: make(chan struct{}, cfg.Window)}
+		for range cfg.Window {
+			w.tokens <- struct{}{}
+		}
+		r.windows[i] = w
+	}
+	start := time.Now()
+	from, to := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration)
+	r.measureTo.Store(to.UnixNano())
+	r.measureFrom.Store(from.UnixNano())
+
+	sctx, cancel := context.WithDeadline(ctx, to)
+	defer cancel()
+	var senders sync.WaitGroup
+	for i := range cfg.Senders {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			r.send(sctx, i, r.clients[i])
+		}()
+	}
+
+	var first, last procSample
+	var lastDeliv uint64
+	lastAt := start
+	stopTick := r.ticker(func() string {
+		d := r.deliveredTotal()
+		now := time.Now()
+		rate := float64(d-lastDeliv) / now.Sub(lastAt).Seconds()
+		lastDeliv, lastAt = d, now
+		phase := "warmup"
+		if now.After(from) {
+			phase = "measure"
+		}
+		line := fmt.Sprintf("%s sent=%d delivered=%d deliveries/s=%.0f p99=%.2fms", phase, r.sentTotal(), d, rate, ms(r.mergedHist().Percentile(0.99)))
+		if cfg.PID != 0 {
+			if s, err := sampleProc(cfg.PID); err == nil {
+				line += fmt.Sprintf(" server cpu=%.0f%% rss=%.1fMB", cpuPercent(last, s), float64(s.rss)/1e6)
+				last = s
+			}
+		}
+		return line
+	})
+	if cfg.PID != 0 {
+		first, _ = sampleProc(cfg.PID)
+		last = first
+	}
+
+	// Sample the server right at the measured time's edges.
+	if cfg.PID != 0 && cfg.Warmup > 0 {
+		t := time.NewTimer(cfg.Warmup)
+		select {
+		case <-t.C:
+			first, _ = sampleProc(cfg.PID)
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	senders.Wait()
+	var end procSample
+	if cfg.PID != 0 {
+		end, _ = sampleProc(cfg.PID)
+	}
+
+	// Drain: wait for the messages in flight to reach everyone.
+	sent := r.sentTotal()
+	drainBy := time.Now().Add(cfg.DrainTimeout)
+	for r.completed.Load() < sent && time.Now().Before(drainBy) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopTick()
+
+	sum.MessagesSent = sent
+	sum.Messages = r.messages.Load()
+	sum.MessagesPerSec = float64(sum.Messages) / cfg.Duration.Seconds()
+	h := r.mergedHist()
+	sum.Latency = percents(h)
+	sum.Deliveries = h.Count()
+	sum.DeliveriesPerSec = float64(sum.Deliveries) / cfg.Duration.Seconds()
+	sum.MessageLatency = percents(&r.msgHist)
+	var delivered, reordered uint64
+	for _, cl := range r.clients {
+		delivered += cl.delivered.Load()
+		reordered += cl.reordered.Load()
+	}
+	sum.Lost = Lost(sent, r.members, delivered)
+	sum.Reordered = reordered
+	if cfg.PID != 0 {
+		sum.Server = &ServerStats{PID: cfg.PID, CPUPercent: cpuPercent(first, end), RSSBytes: end.rss,
+			RSSStartBytes: first.rss, RSSPeakBytes: end.rssPeak}
+	}
+}
+
+func (r *runner) sentTotal() uint64 {
+	var n uint64
+	for _, w := range r.windows {
+		n += w.sent.Load()
+	}
+	return n
+}
+
+func (r *runner) deliveredTotal() uint64 {
+	var n uint64
+	for _, cl := range r.clients {
+		n += cl.delivered.Load()
+	}
+	return n
+}
+
+// mergedHist returns the per-delivery latencies of all shards.
+func (r *runner) mergedHist() *Histogram {
+	h := new(Histogram)
+	for i := range r.hist {
+		h.Merge(&r.hist[i])
+	}
+	return h
+}
+
+// send is sender i's loop: it runs until ctx ends (the measured time is
+// over), keeping at most Window messages in flight and, with a rate, at
+// most Rate messages per second.
+func (r *runner) send(ctx context.Context, i int, cl *client) {
+	cfg := r.cfg
+	w := r.windows[i]
+	bufs := make([][]byte, cfg.Window)
+	batch := make([][]byte, 0, cfg.Window)
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	// Spread the senders' schedules over one interval.
+	next := time.Now().Add(interval * time.Duration(i) / time.Duration(max(cfg.Senders, 1)))
+	var timer *time.Timer
+	var seq uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.tokens:
+		}
+		n := 1
+		if interval > 0 {
+			if d := time.Until(next); d > 0 {
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return
+				case <-timer.C:
+				}
+			}
+			next = next.Add(interval)
+		} else {
+		more:
+			for n < cfg.Window {
+				select {
+				case <-w.tokens:
+					n++
+				default:
+					break more
+				}
+			}
+		}
+		now := time.Now().UnixNano()
+		batch = batch[:0]
+		for k := range n {
+			seq++
+			s := &w.slots[seq%uint64(len(w.slots))]
+			s.count.Store(0)
+			s.seq.Store(seq)
+			bufs[k] = r.appendEvent(bufs[k][:0], payload{kind: kindMessage, sender: i, seq: seq, sent: now}, cfg.Size)
+			batch = append(batch, bufs[k])
+		}
+		w.sent.Add(uint64(n))
+		if err := cl.conn.WriteText(batch...); err != nil {
+			if !r.stopping.Load() {
+				r.errorf("sender %d: %v", i, err)
+			}
+			return
+		}
+	}
+}
+
+// idle holds the clients idle for the duration, samples the server's
+// memory, then times one broadcast from client 0 to everyone.
+func (r *runner) idle(ctx context.Context, sum *Summary, before procSample) {
+	cfg := r.cfg
+	stopTick := r.ticker(func() string {
+		line := fmt.Sprintf("idle %d connections", len(r.clients))
+		if cfg.PID != 0 {
+			if s, err := sampleProc(cfg.PID); err == nil {
+				line += fmt.Sprintf(" server rss=%.1fMB", float64(s.rss)/1e6)
+			}
+		}
+		return line
+	})
+	t := time.NewTimer(cfg.Duration)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	stopTick()
+	st := &IdleStats{}
+	sum.Idle = st
+	if cfg.PID != 0 {
+		if after, err := sampleProc(cfg.PID); err == nil {
+			st.RSSBeforeBytes, st.RSSAfterBytes = before.rss, after.rss
+			st.BytesPerConn = float64(after.rss-before.rss) / float64(len(r.clients))
+			sum.Server = &ServerStats{PID: cfg.PID, CPUPercent: cpuPercent(before, after), RSSBytes: after.rss,
+				RSSStartBytes: before.rss, RSSPeakBytes: after.rssPeak}
+		}
+	}
+	buf := r.appendEvent(nil, payload{kind: kindIdle, sent: time.Now().UnixNano()}, cfg.Size)
+	if err := r.clients[0].conn.WriteText(buf); err != nil {
+		r.errorf("idle broadcast: %v", err)
+		return
+	}
+	deadline := time.Now().Add(idleTimeout)
+	for int(r.idleSeen.Load()) < len(r.clients) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.Reached = int(r.idleSeen.Load())
+	st.Arrival = percents(&r.idleHist)
+	st.BroadcastMS = st.Arrival.Max
+	if st.Reached < len(r.clients) {
+		r.errorf("idle broadcast reached %d of %d clients within %v", st.Reached, len(r.clients), idleTimeout)
+	}
+}
+
+// probeJoins times JoinProbes joins, one after another, of a fresh client:
+// from the dial to the last replayed message. The replay ends where the
+// client's own join notice ("* NAME joined"; in JSON the history event)
+// arrives.
+func (r *runner) probeJoins(ctx context.Context) *JoinStats {
+	cfg := r.cfg
+	u, _ := url.Parse(cfg.URL)
+	var protos []string
+	if r.json {
+		protos = []string{"moonchat.v1"}
+	}
+	st := &JoinStats{Probes: cfg.JoinProbes}
+	var h Histogram
+	for i := range cfg.JoinProbes {
+		if ctx.Err() != nil {
+			break
+		}
+		name := "lg" + r.runID + "p" + strconv.Itoa(i)
+		d, replayed, err := r.probeOne(ctx, withName(u, name), name, protos)
+		if err != nil {
+			st.Failed++
+			r.errorf("join probe %d: %v", i, err)
+			continue
+		}
+		h.Record(d)
+		st.Replayed = replayed
+	}
+	st.Time = percents(&h)
+	return st
+}
+
+var errProbeTimeout = errors.New("no join notice in time")
+
+func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []string) (time.Duration, int, error) {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	t0 := time.Now()
+	c, err := Dial(pctx, rawURL, DialOptions{Subprotocols: protos})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(t0.Add(probeTimeout))
+	joined := []byte("* " + name + " joined")
+	last, replayed := time.Time{}, 0
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				return 0, 0, errProbeTimeout
+			}
+			return 0, 0, err
+		}
+		now := time.Now()
+		if r.json {
+			if bytes.HasPrefix(data, []byte(`{"type":"history"`)) {
+				return now.Sub(t0), bytes.Count(data, []byte(`"id":`)), nil
+			}
+			continue
+		}
+		if bytes.Equal(data, joined) {
+			if last.IsZero() {
+				last = now
+			}
+			return last.Sub(t0), replayed, nil
+		}
+		if len(data) > 0 && data[0] != '*' {
+			last = now
+			replayed++
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// closeAll closes every client and waits for the readers.
+func (r *runner) closeAll() {
+	r.stopping.Store(true)
+	for _, cl := range r.clients {
+		_ = cl.conn.Close()
+	}
+	r.readers.Wait()
+}
+
+// appendEvent appends the frame a client sends for p: the bare text in
+// plain format, a message event in JSON.
+func (r *runner) appendEvent(b []byte, p payload, size int) []byte {
+	if !r.json {
+		return appendPayload(b, r.runID, p, size)
+	}
+	b = append(b, `{"type":"message","text":"`...)
+	b = appendPayload(b, r.runID, p, size)
+	return append(b, `"}`...)
+}
