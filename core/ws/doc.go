@@ -4,10 +4,36 @@
 // A Server upgrades HTTP requests (hijacking the connection, so one port
 // serves pages, APIs and WebSockets) and then drives every connection from a
 // small number of event loops: on Linux, epoll loops that own the sockets'
-// file descriptors (no goroutine per connection); elsewhere, and for
-// connections that are not plain TCP (TLS), a reader and a writer goroutine
-// per connection. Either way, a Handler receives OnOpen, OnMessage and
-// OnClose events, serialised per connection.
+// file descriptors (no goroutine per connection, see epoll_linux.go);
+// elsewhere, and for connections that are not plain TCP (TLS), a reader and
+// a writer goroutine per connection (fallback.go). Either way a Handler
+// receives OnOpen, OnMessage and OnClose, serialised per connection.
+//
+// # Protocol decisions
+//
+//   - Payload lengths must use the minimal encoding (RFC 6455 section 5.2,
+//     "the minimal number of bytes MUST be used"); a non-minimal one fails
+//     the connection with 1002. A 64-bit length with its top bit set is 1002.
+//   - Close codes accepted on the wire: 1000-1003, 1007-1014 (1012-1014 are
+//     registered with IANA) and 3000-4999. 0-999, 1004-1006, 1015-2999 and
+//     5000+ fail with 1002 (Autobahn 7.7.x, 7.9.x, 7.13.x).
+//   - Text is validated as bytes arrive: 1007 at the first byte that can no
+//     longer be valid UTF-8, even mid-frame. Limits are checked on frame
+//     headers: 1009 before a too-large payload is read.
+//   - No extension is negotiated (permessage-deflate is declined), so any RSV
+//     bit is 1002.
+//   - Closing (section 7): the server echoes the peer's close and closes TCP
+//     first; when it starts the handshake it waits up to CloseTimeout for the
+//     reply. After its last frame it shuts down the write side and reads and
+//     discards input until the peer's FIN (bounded by CloseTimeout) so that
+//     unread input cannot turn the close into a reset that destroys the close
+//     frame in flight. OnClose does not wait for that linger.
+//   - After a protocol error the close frame (1002/1007/1009) is sent and no
+//     further input is processed.
+//   - MaxQueueBytes bounds output queued behind other queued output: one
+//     message larger than the bound still goes to a peer that reads. A slow
+//     consumer is dropped without a close frame (its socket is full); the
+//     Handler sees 1008 "slow consumer".
 //
 // The package knows nothing about chat; package core/chat builds on it.
 package ws
