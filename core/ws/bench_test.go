@@ -1,7 +1,12 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,5 +122,51 @@ func TestConnSize(t *testing.T) {
 		t.Fatalf("Conn is %d bytes, budget 300", s)
 	} else {
 		t.Logf("Conn is %d bytes", s)
+	}
+}
+
+// BenchmarkFanOut writes one Prepared message to 100 connections per
+// iteration (the broadcast path of a chat room); clients read and discard.
+// deliveries/s is the figure to compare with other engines.
+func BenchmarkFanOut(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
+			h := newRecHandler()
+			srv, err := NewServer(h, Config{MaxQueueBytes: 64 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := httptest.NewServer(srv)
+			defer func() { hs.Close(); _ = srv.Close() }()
+			addr := hs.Listener.Addr().String()
+			const n = 100
+			conns := make([]*Conn, 0, n)
+			for i := 0; i < n; i++ {
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer nc.Close()
+				if _, err := nc.Write([]byte(handshakeRequest(addr, "/"))); err != nil {
+					b.Fatal(err)
+				}
+				br := bufio.NewReader(nc)
+				if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+					b.Fatal("handshake failed", err)
+				}
+				go io.Copy(io.Discard, br)
+				conns = append(conns, (<-h.events).c)
+			}
+			p := NewPrepared(OpText, bytes.Repeat([]byte("m"), size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, c := range conns {
+					if err := c.WritePrepared(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
 }

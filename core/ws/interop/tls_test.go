@@ -18,7 +18,7 @@ import (
 // the length encodings, a ping, a server-initiated close, a client-initiated
 // close, and Shutdown (1001) for the connections still open.
 func TestTLS(t *testing.T) {
-	srv := startTestServer(t, ws.Config{MaxQueueBytes: 8 << 20}, nil, true)
+	srv := startTestServer(t, ws.Config{}, nil, true)
 	tlsCfg := srv.http.Client().Transport.(*http.Transport).TLSClientConfig
 	dialers := []struct {
 		name string
@@ -53,7 +53,7 @@ func TestTLS(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}
-			for _, n := range []int{0, 125, 126, 65535, 65536, 4 << 20} {
+			for _, n := range []int{0, 125, 126, 65535, 65536, 8 << 20} {
 				for _, op := range []ws.Opcode{ws.OpText, ws.OpBinary} {
 					want := payload(n, op == ws.OpText, 5)
 					if err := c.write(op, want); err != nil {
