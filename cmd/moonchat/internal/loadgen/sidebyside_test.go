@@ -1,0 +1,258 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The side-by-side benchmark behind `make bench`: moonchat (history and
+// the default Lua scripts on, flood control off) and the gws baseline, each
+// in its own fresh child process, driven by this package's load generator
+// in the test process, in three scenarios. It regenerates
+// docs/performance.md from the figures. It takes a few minutes, so it runs
+// only with MOONCHAT_BENCH=1.
+
+// Environment of the side-by-side benchmark.
+const (
+	benchEnv         = "MOONCHAT_BENCH"          // "1" runs it
+	benchOutEnv      = "MOONCHAT_BENCH_OUT"      // the document to write (default docs/performance.md)
+	benchMicroEnv    = "MOONCHAT_BENCH_MICRO"    // file with `go test -bench` output to include
+	benchDurationEnv = "MOONCHAT_BENCH_DURATION" // measured time per run (default 10s)
+	benchPprofEnv    = "MOONCHAT_BENCH_PPROF"    // pprof listen address for the moonchat child
+)
+
+// scenario is one comparison.
+type scenario struct {
+	key, title string
+	cfg        Config
+	probes     int // join probes, moonchat only (gws has no replay)
+}
+
+func scenarios(d time.Duration) []scenario {
+	return []scenario{
+		{
+			key:   "broadcast100",
+			title: "100 clients, 10 senders as fast as allowed (window 16), 64-byte messages",
+			cfg:   Config{Clients: 100, Senders: 10, Window: 16, Size: 64, Duration: d, Warmup: 2 * time.Second},
+		},
+		{
+			key:    "fixed1000",
+			title:  "1000 clients, 10 senders at 10 msg/s each = 100k deliveries/s offered",
+			cfg:    Config{Clients: 1000, Senders: 10, Rate: 10, Window: 16, Size: 64, Duration: d, Warmup: 2 * time.Second},
+			probes: 50,
+		},
+		{
+			key:   "idle10k",
+			title: "10,000 idle connections, then one broadcast to all",
+			cfg:   Config{Clients: 10000, Idle: true, Size: 64, Duration: 3 * time.Second},
+		},
+	}
+}
+
+// result is one run of one scenario against one server.
+type result struct {
+	Server   string   `json:"server"`
+	Scenario string   `json:"scenario"`
+	Summary  *Summary `json:"summary,omitempty"`
+	Err      string   `json:"error,omitempty"`
+}
+
+func TestSideBySide(t *testing.T) {
+	if os.Getenv(benchEnv) != "1" {
+		t.Skip("side-by-side benchmark against gws (a few minutes): run with " + benchEnv + "=1, as `make bench` does")
+	}
+	if _, err := raiseFileLimit(200000); err != nil {
+		t.Logf("open file limit: %v (the idle run may fail)", err)
+	}
+	d := 10 * time.Second
+	if v := os.Getenv(benchDurationEnv); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("%s: %v", benchDurationEnv, err)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "moonchat")
+	build := exec.Command("go", "build", "-o", bin, "github.com/moonchat/moonchat/cmd/moonchat")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build moonchat: %v", err)
+	}
+	started := time.Now()
+	loadBefore := readLoadAvg()
+	var results []result
+	for _, sc := range scenarios(d) {
+		for _, server := range []string{"moonchat", "gws"} {
+			t.Logf("=== %s against %s", sc.key, server)
+			res := runOne(t, bin, server, sc)
+			if res.Err != "" {
+				t.Errorf("%s against %s: %s", sc.key, server, res.Err)
+			}
+			line, _ := json.Marshal(res.Summary)
+			t.Logf("%s %s: %s", sc.key, server, line)
+			results = append(results, res)
+		}
+	}
+	doc := renderDoc(docInput{
+		Started: started, Took: time.Since(started), LoadBefore: loadBefore, LoadAfter: readLoadAvg(),
+		Duration: d, Results: results, Micro: readMicro(t),
+	})
+	out := os.Getenv(benchOutEnv)
+	if out == "" {
+		out = filepath.Join("..", "..", "..", "..", "docs", "performance.md")
+	}
+	doc += manualSection(out)
+	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
+		t.Fatalf("write %s: %v", out, err)
+	}
+	t.Logf("wrote %s", out)
+	fmt.Print(ratiosText(results))
+}
+
+// runOne starts a fresh server and runs one scenario against it.
+func runOne(t *testing.T, bin, server string, sc scenario) result {
+	res := result{Server: server, Scenario: sc.key}
+	cfg := sc.cfg
+	var srv *childServer
+	if server == "moonchat" {
+		srv = startMoonchat(t, bin)
+		cfg.URL = "ws://" + srv.addr + "/chat/bench"
+		cfg.JoinProbes = sc.probes
+	} else {
+		srv = startGWS(t)
+		cfg.URL = "ws://" + srv.addr + "/"
+	}
+	defer srv.stop()
+	cfg.PID = srv.cmd.Process.Pid
+	// Let the fresh process settle before its memory is sampled.
+	time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, cfg, os.Stderr)
+	res.Summary = sum
+	if err != nil {
+		res.Err = err.Error()
+	} else if len(sum.Errors) > 0 {
+		res.Err = strings.Join(sum.Errors, "; ")
+	}
+	return res
+}
+
+// startMoonchat runs `moonchat serve` with history on (a fresh store in a
+// temp dir), the built-in default scripts, no flood control and limits
+// high enough for the runs.
+func startMoonchat(t *testing.T, bin string) *childServer {
+	dir := t.TempDir()
+	pprof := os.Getenv(benchPprofEnv)
+	conf := fmt.Sprintf(`[server]
+listen = "127.0.0.1:0"
+max_connections = 200000
+max_queue_bytes = 67108864
+pprof = %q
+[chat]
+flood_rate = 0
+[store]
+path = %q
+[scripting]
+dir = %q
+enabled = true
+`, pprof, filepath.Join(dir, "history.db"), filepath.Join(dir, "no-such-dir"))
+	confPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "moonchat.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	ready := filepath.Join(dir, "ready")
+	cmd := exec.Command(bin, "serve", "-config", confPath, "-ready-file", ready)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	return startChild(t, cmd, ready)
+}
+
+func readLoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// readMicro returns the benchmark lines of the `go test -bench` output
+// named by MOONCHAT_BENCH_MICRO.
+func readMicro(t *testing.T) []string {
+	path := os.Getenv(benchMicroEnv)
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("micro-benchmarks: %v", err)
+		return nil
+	}
+	var lines []string
+	pkg := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "pkg: "):
+			pkg = strings.TrimPrefix(l, "pkg: github.com/moonchat/moonchat/")
+		case strings.HasPrefix(l, "Benchmark"):
+			lines = append(lines, pkg+" "+strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return lines
+}
+
+// machineFacts describes the machine from /proc.
+func machineFacts() []string {
+	facts := []string{"CPUs (runtime.NumCPU): " + strconv.Itoa(runtime.NumCPU())}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, v, _ := strings.Cut(l, ":")
+				facts = append(facts, "CPU: "+strings.TrimSpace(v))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		kb := statusKB(b, "MemTotal:")
+		facts = append(facts, fmt.Sprintf("memory: %.1f GiB", float64(kb)/(1<<30)))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		facts = append(facts, "kernel: Linux "+strings.TrimSpace(string(b)))
+	}
+	facts = append(facts, "Go: "+runtime.Version())
+	return facts
+}
+
+// manualMarker starts the hand-written part of docs/performance.md that
+// the generator keeps.
+const manualMarker = "<!-- manual section: kept as is by the generator -->"
+
+func manualSection(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "\n" + manualMarker + "\n"
+	}
+	i := bytes.Index(b, []byte(manualMarker))
+	if i < 0 {
+		return "\n" + manualMarker + "\n"
+	}
+	return "\n" + string(b[i:])
+}
