@@ -395,4 +395,28 @@ func TestKeepalive(t *testing.T) {
 		ce := srv.rec.waitClose(t, "keepalive-dead")
 		t.Logf("silent peer closed with %d %q", ce.Code, ce.Reason)
 	})
+
+	t.Run("idle-timeout", func(t *testing.T) {
+		// No pings: a client that sends nothing for IdleTimeout is closed
+		// even though it would answer pings; its read then ends.
+		srv := newTestServer(t, ws.Config{IdleTimeout: 200 * time.Millisecond}, nil)
+		c, _, err := websocket.DefaultDialer.Dial(srv.wsURL("idle"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Reading lets gorilla answer the server's close at once.
+		_ = c.SetReadDeadline(time.Now().Add(eventually))
+		_, _, err = c.ReadMessage()
+		if err == nil {
+			t.Fatal("client read a message, want the connection closed")
+		}
+		var nerr net.Error
+		if errors.As(err, &nerr) && nerr.Timeout() {
+			t.Fatalf("client still connected after %v with IdleTimeout 200ms", eventually)
+		}
+		c.Close()
+		ce := srv.rec.waitClose(t, "idle")
+		t.Logf("idle client: server OnClose %d %q; client saw %v", ce.Code, ce.Reason, err)
+	})
 }
