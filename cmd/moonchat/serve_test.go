@@ -40,7 +40,7 @@ func TestServeChat(t *testing.T) {
 		t.Errorf("/who answer %q does not name bob", e.Text)
 	}
 
-	if code, body := httpGet(t, "http://"+srv.addr+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := httpGet(t, "http://"+srv.addr+"/healthz"); code != 200 || body != "ok" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 	if code, body := httpGet(t, "http://"+srv.addr+"/"); code != 200 || !strings.Contains(strings.ToLower(body), "<html") {
