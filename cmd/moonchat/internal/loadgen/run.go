@@ -124,7 +124,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		DurationSec: cfg.Duration.Seconds(),
 	}
 	if cfg.Idle {
-		sum.Mode = "idle"
+		sum.Mode, sum.Senders = "idle", 1 // client 0 sends the one broadcast
 	}
 	var before procSample
 	if cfg.PID != 0 {
