@@ -211,3 +211,142 @@ func TestHistoryAPI(t *testing.T) {
 		t.Fatalf("without a store: %d %s", status, body)
 	}
 }
+
+// historyIDs returns the ids of a history event's messages.
+func historyIDs(h event) []uint64 {
+	var out []uint64
+	for _, m := range h["messages"].([]any) {
+		out = append(out, event(m.(map[string]any)).num("id"))
+	}
+	return out
+}
+
+// A JSON client that resumes with ?since=ID over a gap of several pages
+// fetches the rest with "after" requests and ends with every message
+// exactly once, in order, even while new messages arrive live meanwhile.
+func TestResumeAfterPages(t *testing.T) {
+	hist := newMemHistory()
+	for i := 1; i <= 12; i++ {
+		hist.add("r", "u", fmt.Sprint("m", i))
+	}
+	ts := startServer(t, Config{APILimit: 4, FloodRate: -1}, nil, hist)
+	live := ts.dial(t, "/chat/r?name=live", "")
+	live.expect("u: m9", "u: m10", "u: m11", "u: m12", "* live joined")
+
+	c := ts.dial(t, "/chat/r?name=c&since=1", SubprotocolJSON)
+	c.expectEvent("welcome")
+	h := c.expectEvent("history")
+	if h.str("reason") != "since" || h["more"] != true || h["complete"] != true {
+		t.Fatalf("resume batch: %v", h)
+	}
+	seen := map[uint64]int{}
+	var order []uint64
+	take := func(ids []uint64) {
+		for _, id := range ids {
+			if seen[id]++; seen[id] == 1 {
+				order = append(order, id)
+			}
+		}
+	}
+	take(historyIDs(h))
+	// Someone talks while c is catching up: c gets these live, and the
+	// after pages reach them too (the page drops duplicate ids).
+	live.send("n13")
+	live.send("n14")
+	var liveIDs []uint64
+	pages := 0
+	for more := true; more; {
+		cursor := order[len(order)-1]
+		c.sendJSON(map[string]any{"type": "history", "after": cursor, "limit": 100})
+		for {
+			e := c.readEvent()
+			if e.str("type") == "message" {
+				liveIDs = append(liveIDs, e.num("id"))
+				continue
+			}
+			if e.str("type") != "history" {
+				continue // presence, joins
+			}
+			if e.str("reason") != "after" || e["complete"] != true || len(e["messages"].([]any)) > 4 {
+				t.Fatalf("after %d: %v", cursor, e)
+			}
+			ids := historyIDs(e)
+			if len(ids) > 0 && ids[0] != cursor+1 {
+				t.Fatalf("after %d: page starts at %d", cursor, ids[0])
+			}
+			take(ids)
+			more = e["more"] == true
+			break
+		}
+		if pages++; pages > 10 {
+			t.Fatal("after pages never end")
+		}
+	}
+	for len(liveIDs) < 2 {
+		if e := c.readEvent(); e.str("type") == "message" {
+			liveIDs = append(liveIDs, e.num("id"))
+		}
+	}
+	if fmt.Sprint(liveIDs) != "[13 14]" {
+		t.Fatalf("live ids %v, want [13 14]", liveIDs)
+	}
+	take(liveIDs)
+	want := []uint64{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("client ends with ids %v, want %v", order, want)
+	}
+	if pages < 2 {
+		t.Fatalf("%d after pages, want at least 2 (the gap of 11 spans three pages of 4)", pages)
+	}
+}
+
+// "after" requests: gaps, limits, the end of history, and errors.
+func TestHistoryAfterRequest(t *testing.T) {
+	hist := newMemHistory()
+	for i := 1; i <= 8; i++ {
+		hist.add("r", "u", fmt.Sprint("m", i))
+	}
+	hist.pruneTo("r", 2)
+	ts := startServer(t, Config{Replay: 2, APILimit: 3}, nil, hist)
+	j := ts.dial(t, "/chat/r?name=a", SubprotocolJSON)
+	j.skipTo(func(s string) bool { return strings.Contains(s, `"a joined"`) })
+
+	// Retention removed 1..2: a gap event comes first.
+	j.sendJSON(map[string]any{"type": "history", "after": 0, "limit": 2})
+	gap := j.expectEvent("gap")
+	if gap.num("after") != 0 || gap.num("first") != 3 {
+		t.Fatalf("gap: %v", gap)
+	}
+	h := j.expectEvent("history")
+	if fmt.Sprint(historyIDs(h)) != "[3 4]" || h["complete"] != false || h["more"] != true || h.str("reason") != "after" {
+		t.Fatalf("after 0: %v", h)
+	}
+	for _, tc := range []struct {
+		after    uint64
+		limit    int
+		want     string
+		wantMore bool
+	}{
+		{4, 100, "[5 6 7]", true}, // capped at APILimit
+		{6, 0, "[7 8]", false},    // limit 0 = replay
+		{8, 5, "[]", false},
+	} {
+		j.sendJSON(map[string]any{"type": "history", "after": tc.after, "limit": tc.limit})
+		h := j.expectEvent("history")
+		if got := fmt.Sprint(historyIDs(h)); got != tc.want || h["more"] != tc.wantMore || h["complete"] != true || h.str("reason") != "after" {
+			t.Errorf("after %d limit %d: %v, want ids %s more %v", tc.after, tc.limit, h, tc.want, tc.wantMore)
+		}
+	}
+	j.send(`{"type":"history","before":5,"after":2}`)
+	if e := j.expectEvent("error"); e.str("code") != "bad_request" {
+		t.Fatalf("before and after: %v", e)
+	}
+
+	ts2 := startServer(t, Config{}, nil, nil)
+	n := ts2.dial(t, "/chat/r?name=a", SubprotocolJSON)
+	n.skipTo(func(s string) bool { return strings.Contains(s, `"a joined"`) })
+	n.sendJSON(map[string]any{"type": "history", "after": 1})
+	if e := n.expectEvent("error"); e.str("code") != "no_history" {
+		t.Fatalf("%v", e)
+	}
+}

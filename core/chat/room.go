@@ -12,15 +12,16 @@ import (
 type opKind uint8
 
 const (
-	opMessage   opKind = iota // a chat message from m
-	opJoin                    // m joins
-	opLeave                   // m's connection closed
-	opHistory                 // m pages backwards (JSON)
-	opRenamed                 // m was renamed by Host.Rename: announce it
-	opSend                    // Host.Send: a notice to m alone
-	opBroadcast               // Host.Broadcast: a notice to the room
-	opKick                    // Host.Kick
-	opRedact                  // Host.Redact: tell the room
+	opMessage      opKind = iota // a chat message from m
+	opJoin                       // m joins
+	opLeave                      // m's connection closed
+	opHistory                    // m pages backwards (JSON)
+	opHistoryAfter               // m pages forwards (JSON), e.g. to finish a resume
+	opRenamed                    // m was renamed by Host.Rename: announce it
+	opSend                       // Host.Send: a notice to m alone
+	opBroadcast                  // Host.Broadcast: a notice to the room
+	opKick                       // Host.Kick
+	opRedact                     // Host.Redact: tell the room
 )
 
 // op is one entry of a room's queue.
@@ -29,8 +30,8 @@ type op struct {
 	m    *member
 	text string // message text, notice, kick reason, old name (opRenamed)
 	t    time.Time
-	id   uint64 // opHistory: before; opRedact: id
-	n    int    // opHistory: limit
+	id   uint64 // opHistory: before; opHistoryAfter: after; opRedact: id
+	n    int    // opHistory, opHistoryAfter: limit
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -258,6 +259,9 @@ func (r *room) control(o *op) {
 	case opHistory:
 		r.release = append(r.release, o.m)
 		r.historyBefore(o.m, o.id, o.n)
+	case opHistoryAfter:
+		r.release = append(r.release, o.m)
+		r.historyAfter(o.m, o.id, o.n)
 	case opRenamed:
 		r.renamed(o.m, o.text)
 	case opSend:
@@ -422,21 +426,61 @@ func (r *room) replay(m *member) [][]byte {
 	return frames
 }
 
-// historyBefore answers a JSON history request.
-func (r *room) historyBefore(m *member, before uint64, limit int) {
+// historyLimit prepares a JSON history request: it reports false (and has
+// told m why) when the request cannot be answered, and returns the page
+// size to use. The outbox is flushed first so that every message m already
+// has live is older than the page's snapshot of history.
+func (r *room) historyLimit(m *member, limit int) (int, bool) {
 	s := r.srv
 	if !m.joined.Load() {
-		return
+		return 0, false
 	}
 	r.flush()
 	if s.history == nil {
 		m.write(appendJSONError(nil, codeNoHistory, "this server keeps no history"))
-		return
+		return 0, false
 	}
 	if limit <= 0 {
 		limit = max(s.cfg.Replay, 1)
 	}
-	limit = min(limit, s.cfg.APILimit)
+	return min(limit, s.cfg.APILimit), true
+}
+
+// historyAfter answers a JSON history request with "after": the oldest
+// messages newer than after, preceded by a gap event when some of the
+// messages right after it no longer exist. A client resuming with
+// ?since=ID repeats it with the last id of each batch while "more" is true.
+func (r *room) historyAfter(m *member, after uint64, limit int) {
+	s := r.srv
+	limit, ok := r.historyLimit(m, limit)
+	if !ok {
+		return
+	}
+	msgs, complete, more, err := s.history.After(r.name, after, limit)
+	if err != nil {
+		s.log.Error("chat: reading history failed", "room", r.name, "err", err)
+		m.write(appendJSONError(nil, codeNoHistory, "history is unavailable right now"))
+		return
+	}
+	var frames [][]byte
+	if !complete {
+		first := after + 1
+		if len(msgs) > 0 {
+			first = msgs[0].ID
+		}
+		frames = append(frames, appendJSONGap(nil, r.name, after, first))
+	}
+	frames = append(frames, appendJSONHistory(nil, r.name, "after", msgs, complete, more))
+	m.writePrepared(ws.NewPrepared(ws.OpText, frames...))
+}
+
+// historyBefore answers a JSON history request with "before" (or neither).
+func (r *room) historyBefore(m *member, before uint64, limit int) {
+	s := r.srv
+	limit, ok := r.historyLimit(m, limit)
+	if !ok {
+		return
+	}
 	var msgs []Message
 	var err error
 	if before == 0 {

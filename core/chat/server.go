@@ -230,8 +230,15 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 			return
 		}
 		if ev.Type == "history" {
+			o := op{kind: opHistory, m: m, n: ev.Limit}
+			switch {
+			case ev.After != nil:
+				o.kind, o.id = opHistoryAfter, *ev.After
+			case ev.Before != nil:
+				o.id = *ev.Before
+			}
 			m.acquire()
-			if !m.room.enqueue(op{kind: opHistory, m: m, id: ev.Before, n: ev.Limit}) {
+			if !m.room.enqueue(o) {
 				m.inflight.Add(-1)
 			}
 			return

@@ -135,25 +135,32 @@ func TestJSONEvents(t *testing.T) {
 }
 
 func TestDecodeClientEvent(t *testing.T) {
+	const none = ^uint64(0) // field absent
 	for _, tc := range []struct {
 		in      string
 		ok      bool
 		typ     string
 		text    string
 		before  uint64
+		after   uint64
 		limitIn int
 	}{
-		{`{"type":"message","text":"hi"}`, true, "message", "hi", 0, 0},
-		{`{"type":"message","text":""}`, true, "message", "", 0, 0},
-		{`{"type":"history","before":41,"limit":10}`, true, "history", "", 41, 10},
-		{`{"type":"history"}`, true, "history", "", 0, 0},
-		{`{"type":"message"}`, false, "", "", 0, 0},
-		{`{"type":"history","limit":-1}`, false, "", "", 0, 0},
-		{`{"type":"dance"}`, false, "", "", 0, 0},
-		{`{"text":"hi"}`, false, "", "", 0, 0},
-		{`hello`, false, "", "", 0, 0},
-		{`["message"]`, false, "", "", 0, 0},
-		{`{"type":"history","before":-3}`, false, "", "", 0, 0},
+		{`{"type":"message","text":"hi"}`, true, "message", "hi", none, none, 0},
+		{`{"type":"message","text":""}`, true, "message", "", none, none, 0},
+		{`{"type":"history","before":41,"limit":10}`, true, "history", "", 41, none, 10},
+		{`{"type":"history"}`, true, "history", "", none, none, 0},
+		{`{"type":"history","after":7,"limit":3}`, true, "history", "", none, 7, 3},
+		{`{"type":"history","after":0}`, true, "history", "", none, 0, 0},
+		{`{"type":"history","before":9,"after":7}`, false, "", "", 0, 0, 0},
+		{`{"type":"history","before":0,"after":0}`, false, "", "", 0, 0, 0},
+		{`{"type":"history","after":-1}`, false, "", "", 0, 0, 0},
+		{`{"type":"message"}`, false, "", "", 0, 0, 0},
+		{`{"type":"history","limit":-1}`, false, "", "", 0, 0, 0},
+		{`{"type":"dance"}`, false, "", "", 0, 0, 0},
+		{`{"text":"hi"}`, false, "", "", 0, 0, 0},
+		{`hello`, false, "", "", 0, 0, 0},
+		{`["message"]`, false, "", "", 0, 0, 0},
+		{`{"type":"history","before":-3}`, false, "", "", 0, 0, 0},
 	} {
 		ev, err := decodeClientEvent([]byte(tc.in))
 		if (err == nil) != tc.ok {
@@ -163,7 +170,13 @@ func TestDecodeClientEvent(t *testing.T) {
 		if !tc.ok {
 			continue
 		}
-		if ev.Type != tc.typ || ev.Before != tc.before || ev.Limit != tc.limitIn || (ev.Text != nil && *ev.Text != tc.text) {
+		get := func(p *uint64) uint64 {
+			if p == nil {
+				return none
+			}
+			return *p
+		}
+		if ev.Type != tc.typ || get(ev.Before) != tc.before || get(ev.After) != tc.after || ev.Limit != tc.limitIn || (ev.Text != nil && *ev.Text != tc.text) {
 			t.Errorf("decode(%s) = %+v", tc.in, ev)
 		}
 	}

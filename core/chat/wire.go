@@ -222,16 +222,19 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// clientEvent is a decoded JSON event from a client.
+// clientEvent is a decoded JSON event from a client. Before and After are
+// pointers because "after":0 (from the very first message) differs from no
+// after at all, and giving both is an error.
 type clientEvent struct {
 	Type   string  `json:"type"`
 	Text   *string `json:"text"`
-	Before uint64  `json:"before"`
+	Before *uint64 `json:"before"`
+	After  *uint64 `json:"after"`
 	Limit  int     `json:"limit"`
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
-// text) and "history" are valid.
+// text) and "history" (with at most one of before and after) are valid.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
 	if err := json.Unmarshal(data, &ev); err != nil {
@@ -245,6 +248,9 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 	case "history":
 		if ev.Limit < 0 {
 			return ev, fmt.Errorf("negative limit")
+		}
+		if ev.Before != nil && ev.After != nil {
+			return ev, fmt.Errorf("give before or after, not both")
 		}
 	case "":
 		return ev, fmt.Errorf("missing type")

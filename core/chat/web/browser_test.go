@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
 )
 
@@ -352,6 +354,87 @@ func TestHistoryPaging(t *testing.T) {
 		t.Error("the 'load older' control is still offered after the whole history is shown")
 	}
 	screenshot(t, tab, "history.png")
+}
+
+// TestResumeOverManyPages checks that a page coming back after missing more
+// than one resume batch (api_limit) fetches the rest page by page and ends
+// with every message exactly once, in order, even when a live message
+// arrives in the middle of the catch-up.
+func TestResumeOverManyPages(t *testing.T) {
+	browser := newBrowser(t)
+	hist := newMemHistory()
+	srv := startChatServer(t, chat.Config{APILimit: 4}, nil, hist)
+	tab := newPage(t, browser)
+	joinAs(t, tab, srv.url(""), "frank", "backlog")
+	say(t, tab, "frank", "before the break")
+	waitShows(t, tab, "frank", "frank", "before the break") // id 1
+
+	srv.stop()
+	waitFor(t, tab, "frank's page to notice the drop",
+		`['reconnecting', 'connecting'].includes(document.getElementById('status').dataset.state)`)
+	hist.seed("backlog", "carol", 11) // ids 2..12: three resume pages of 4
+	hit, release := hist.holdAfter(1) // the resume with since=1
+	defer release()
+	srv.start()
+	select {
+	case <-hit:
+	case <-time.After(stepTimeout):
+		t.Fatal("the page did not resume with since=1")
+	}
+	// While the room is busy with the resume, grace says something: it
+	// reaches the page live, between the first batch and the next pages.
+	d := websocket.Dialer{HandshakeTimeout: stepTimeout}
+	grace, _, err := d.Dial("ws://"+srv.addr+"/chat/backlog?name=grace", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer grace.Close()
+	if err := grace.WriteMessage(websocket.TextMessage, []byte("live during the catch-up")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	waitMetric(t, srv, "moonchat_messages_in_total 1")
+	release()
+
+	waitShows(t, tab, "frank", "grace", "live during the catch-up")
+	waitFor(t, tab, "13 messages on frank's page", `document.querySelectorAll('#messages li.msg').length === 13`)
+	got := shownMessages(t, tab)
+	want := []string{"frank: before the break"}
+	for i := 1; i <= 11; i++ {
+		want = append(want, fmt.Sprintf("carol: seeded message %d", i))
+	}
+	want = append(want, "grace: live during the catch-up")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("frank's page after the resume shows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	ids := eval[[]int](t, tab, `[...document.querySelectorAll('#messages li.msg')].map(li => Number(li.dataset.id))`)
+	for i, id := range ids {
+		if id != i+1 {
+			t.Fatalf("message ids shown are %v, want 1..13 in order", ids)
+		}
+	}
+	if n := eval[int](t, tab, `document.querySelectorAll('#messages li.notice.gap').length`); n != 0 {
+		t.Errorf("the page shows %d gap notices; nothing was lost", n)
+	}
+}
+
+// waitMetric polls /metrics until it has the line.
+func waitMetric(t *testing.T, srv *chatServer, line string) {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		resp, err := http.Get(srv.url("/metrics"))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), line+"\n") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %q", line)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestNoReconnectAfterRefusalOrQuit checks the two close codes after which

@@ -18,6 +18,26 @@ type memHistory struct {
 	mu     sync.Mutex
 	rooms  map[string][]chat.Message // oldest first
 	nextID map[string]uint64         // last id assigned per room
+	gate   *afterGate                // holds one After call, see holdAfter
+}
+
+// afterGate holds the After call for one id until release is closed; hit
+// is closed when that call arrives.
+type afterGate struct {
+	after        uint64
+	hit, release chan struct{}
+}
+
+// holdAfter makes the next After(room, after, …) wait until the returned
+// release func is called; the hit channel closes when that call arrives.
+// A test uses it to let live messages queue up behind a resume.
+func (h *memHistory) holdAfter(after uint64) (hit <-chan struct{}, release func()) {
+	g := &afterGate{after: after, hit: make(chan struct{}), release: make(chan struct{})}
+	h.mu.Lock()
+	h.gate = g
+	h.mu.Unlock()
+	var once sync.Once
+	return g.hit, func() { once.Do(func() { close(g.release) }) }
 }
 
 func newMemHistory() *memHistory {
@@ -72,6 +92,13 @@ func (h *memHistory) Before(room string, before uint64, n int) ([]chat.Message, 
 // After implements chat.History.
 func (h *memHistory) After(room string, after uint64, n int) ([]chat.Message, bool, bool, error) {
 	h.mu.Lock()
+	if g := h.gate; g != nil && g.after == after {
+		h.gate = nil
+		h.mu.Unlock()
+		close(g.hit)
+		<-g.release
+		h.mu.Lock()
+	}
 	defer h.mu.Unlock()
 	all := h.rooms[room]
 	start := sort.Search(len(all), func(i int) bool { return all[i].ID > after })

@@ -9,6 +9,7 @@
 
   const PROTOCOL = 'moonchat.v1';
   const HISTORY_PAGE = 50; // messages asked for per scroll-up page
+  const CATCHUP_PAGE = 500; // messages asked for per resume page (the server caps it)
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 10000;
   const NAME_MAX = 24; // [chat] max_name_length default; the server has the last word
@@ -61,6 +62,12 @@
     oldestId: 0,       // oldest message id shown (scroll-up point)
     moreOlder: false,  // the server said older messages exist
     loadingOlder: false,
+    // Resume catch-up: while a since/after batch says "more", the next page
+    // is asked for and live chat events wait in held, so that what is shown
+    // stays in id order and lastId (the resume point) never skips past
+    // messages not fetched yet.
+    catchingUp: false,
+    held: [],
     lastError: '',     // text of the last error event, used as a close reason
     attempt: 0,        // reconnect attempts since the last welcome
     retryTimer: 0,
@@ -378,6 +385,10 @@
     const wasOnline = S.online;
     S.online = false;
     S.loadingOlder = false;
+    // Held live events are dropped: the reconnect resumes from lastId, the
+    // end of what was caught up, and gets them again.
+    S.catchingUp = false;
+    S.held = [];
     if (!S.joined) {
       setStatus('idle', 'not connected');
       return;
@@ -440,6 +451,14 @@
       return; // not ours to render; the server only sends JSON on moonchat.v1
     }
     if (!ev || typeof ev !== 'object') return;
+    if (S.catchingUp && (ev.type === 'message' || ev.type === 'system')) {
+      S.held.push(ev);
+      return;
+    }
+    render(ev);
+  }
+
+  function render(ev) {
     switch (ev.type) {
       case 'welcome': onWelcome(ev); break;
       case 'history': onHistory(ev); break;
@@ -471,20 +490,37 @@
     if (ev.reason === 'before') {
       prependMessages(msgs, Boolean(ev.more));
     } else {
-      // "join" or "since": these follow what is shown. The first join of a
-      // room also tells us whether there is older history to page through.
+      // "join", "since" or "after": these follow what is shown. The first
+      // join of a room also tells us whether there is older history to
+      // page through.
       const first = S.oldestId === 0;
       appendMessages(msgs);
       if (ev.reason === 'join' && first) S.moreOlder = Boolean(ev.more);
       if (ev.reason === 'join') scrollToBottom();
-      if (ev.reason === 'since' && ev.more) {
-        // The server caps one resume batch; the protocol has no way to page
-        // forwards, so say so rather than pretend nothing is missing.
-        notice('gap', 'More messages were sent while you were away than could be shown.');
+      if (ev.reason === 'since' || ev.reason === 'after') {
+        // One resume batch is capped by the server: fetch the next page
+        // from the last id of this one until nothing more is missing.
+        const last = msgs.length > 0 ? Number(msgs[msgs.length - 1].id) || 0 : 0;
+        if (ev.more && last > 0 &&
+            sendJSON({ type: 'history', after: last, limit: CATCHUP_PAGE })) {
+          S.catchingUp = true;
+        } else {
+          endCatchUp();
+        }
       }
     }
     updateOlder();
     fillIfShort();
+  }
+
+  // endCatchUp shows the live events that arrived during the catch-up, in
+  // the order they came; messages the pages already brought are dropped
+  // as duplicates.
+  function endCatchUp() {
+    const held = S.held;
+    S.catchingUp = false;
+    S.held = [];
+    for (const ev of held) render(ev);
   }
 
   function onRename(ev) {
@@ -501,7 +537,9 @@
   }
 
   function onRedact(ev) {
-    const li = S.byId.get(Number(ev.id));
+    const id = Number(ev.id);
+    S.held = S.held.filter((h) => !(h.type === 'message' && Number(h.id) === id));
+    const li = S.byId.get(id);
     if (li) {
       li.hidden = true;
       li.classList.add('redacted');
@@ -530,6 +568,10 @@
       // The older page we asked for will not come; let the reader retry.
       S.loadingOlder = false;
       updateOlder();
+    }
+    if ((ev.code === 'no_history' || ev.code === 'bad_request') && S.catchingUp) {
+      // The next resume page will not come: show what is there.
+      endCatchUp();
     }
   }
 
@@ -562,6 +604,8 @@
   }
 
   function join(name, room) {
+    S.catchingUp = false; // a catch-up of the socket being replaced ends with it
+    S.held = [];
     if (room !== S.room) {
       // A different room: start from a clean slate.
       el.messages.replaceChildren();
