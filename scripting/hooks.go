@@ -139,7 +139,7 @@ func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
 		if st.commands["help"] != nil {
 			reason += " — try /help"
 		}
-		return chat.MessageResult{Drop: true, Reason: reason}
+		return chat.MessageResult{Drop: true, Reason: reason, Code: "unknown_command"}
 	}
 	L := st.L
 	L.Push(c.fn)

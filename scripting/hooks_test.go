@@ -145,7 +145,7 @@ chat.on("message", function(msg) chat.kv.set("seen", msg.text) end)`})
 		{"/deny it", chat.MessageResult{Drop: true, Reason: "no: it"}, nil},
 		{"/quiet", chat.MessageResult{Drop: true}, nil},
 		{"/boom", chat.MessageResult{Drop: true, Reason: "command /boom failed"}, nil},
-		{"/nope a b", chat.MessageResult{Drop: true, Reason: "unknown command /nope — try /help"}, nil},
+		{"/nope a b", chat.MessageResult{Drop: true, Reason: "unknown command /nope — try /help", Code: "unknown_command"}, nil},
 		// Not commands: they go through the message handlers.
 		{"/ smile", chat.MessageResult{}, nil},
 		{"//x", chat.MessageResult{}, nil},
@@ -174,7 +174,7 @@ chat.on("message", function(msg) chat.kv.set("seen", msg.text) end)`})
 
 func TestUnknownCommandWithoutHelp(t *testing.T) {
 	r := newRig(t, map[string]string{"a.lua": `-- no commands`})
-	if got := r.say(alice, "/foo"); got != (chat.MessageResult{Drop: true, Reason: "unknown command /foo"}) {
+	if got := r.say(alice, "/foo"); got != (chat.MessageResult{Drop: true, Reason: "unknown command /foo", Code: "unknown_command"}) {
 		t.Fatalf("got %+v", got)
 	}
 }

@@ -60,7 +60,7 @@ func TestDefaultScripts(t *testing.T) {
 			{Method: "Send", ID: 3, Text: "/quit [message]: leave the chat"},
 			{Method: "Send", ID: 3, Text: "/who: list the people in this room"},
 		}},
-		{"unknown command", alice, "/dance", chat.MessageResult{Drop: true, Reason: "unknown command /dance — try /help"}, nil},
+		{"unknown command", alice, "/dance", chat.MessageResult{Drop: true, Reason: "unknown command /dance — try /help", Code: "unknown_command"}, nil},
 		{"word filter", alice, "Darn it, what the HECK", chat.MessageResult{Text: "**** it, what the ****", Replace: true}, nil},
 		{"word filter whole words only", alice, "darnation", chat.MessageResult{}, nil},
 	}

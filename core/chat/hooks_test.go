@@ -218,3 +218,39 @@ func TestHookTimeMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A hook's MessageResult.Code reaches JSON clients when the protocol lists
+// it; anything else is reported as "dropped". Plain text shows the reason.
+func TestDropCodes(t *testing.T) {
+	hooks := &testHooks{
+		message: func(u User, m *Message) MessageResult {
+			code, reason, _ := strings.Cut(m.Text, " ")
+			if code == "-" {
+				code = ""
+			}
+			return MessageResult{Drop: true, Reason: reason, Code: code}
+		},
+	}
+	ts := startServer(t, Config{FloodRate: -1}, hooks, newMemHistory())
+	j := ts.dial(t, "/chat/r?name=j", SubprotocolJSON)
+	j.skipTo(func(s string) bool { return strings.Contains(s, `"j joined"`) })
+	p := ts.dial(t, "/chat/r?name=p", "")
+	p.expect("* p joined")
+	for _, tc := range []struct{ code, want string }{
+		{"unknown_command", "unknown_command"},
+		{"-", "dropped"},
+		{"dropped", "dropped"},
+		{"flood", "flood"},
+		{"no_such_code", "dropped"},
+		{"Unknown_Command", "dropped"}, // codes are exact
+	} {
+		j.send(`{"type":"message","text":"` + tc.code + ` why not"}`)
+		e := j.skipTo(func(s string) bool { return strings.Contains(s, `"type":"error"`) })
+		want := `{"type":"error","code":"` + tc.want + `","text":"why not"}`
+		if e != want {
+			t.Errorf("hook code %q: got %s, want %s", tc.code, e, want)
+		}
+		p.send(tc.code + " why not")
+		p.expect("* why not")
+	}
+}

@@ -213,7 +213,7 @@ func (r *room) messages(ops []op) {
 			if res.Drop || msg.Text == "" {
 				s.metrics.dropHook.Add(1)
 				if res.Reason != "" {
-					r.notices = append(r.notices, directFrame{m, m.appendError(nil, codeDropped, res.Reason)})
+					r.notices = append(r.notices, directFrame{m, m.appendError(nil, dropCode(res.Code), res.Reason)})
 				}
 				continue
 			}

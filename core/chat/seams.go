@@ -54,6 +54,11 @@ type MessageResult struct {
 	// Reason is sent to the sender alone as a notice.
 	Drop   bool
 	Reason string
+	// Code is the JSON "error" event's code for Reason: one of the error
+	// codes listed in docs/protocol.md (such as "unknown_command"). Empty,
+	// or a code the protocol does not list, means "dropped". Plain-text
+	// clients see only Reason.
+	Code string
 }
 
 // Hooks lets scripts see and change what happens in rooms. The chat server

@@ -30,7 +30,21 @@ const (
 	codeDropped    = "dropped"
 	codeRefused    = "refused"
 	codeNoHistory  = "no_history"
+	// codeUnknownCommand is only ever set by hooks (MessageResult.Code).
+	codeUnknownCommand = "unknown_command"
 )
+
+// dropCode returns the error code for a message a hook dropped: the hook's
+// code when the protocol lists it, else "dropped", so that clients only
+// ever see documented codes.
+func dropCode(code string) string {
+	switch code {
+	case codeBadRequest, codeBinary, codeTooLong, codeFlood, codeDropped,
+		codeRefused, codeNoHistory, codeUnknownCommand:
+		return code
+	}
+	return codeDropped
+}
 
 // tsLayout is RFC 3339 with milliseconds; times are always UTC.
 const tsLayout = "2006-01-02T15:04:05.000Z"

@@ -1,0 +1,79 @@
+package scripting
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// TestUnknownCommandOverTheWire runs the engine behind a real chat server:
+// a JSON client sending an unregistered command gets an error event with
+// code unknown_command, while a command refused by its script (false,
+// reason) stays "dropped".
+func TestUnknownCommandOverTheWire(t *testing.T) {
+	e, err := New(Options{
+		FS: scriptFS(map[string]string{"a.lua": `
+chat.command("help", function() return "/help: this" end)
+chat.command("deny", function() return false, "not now" end)
+`}),
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	if err != nil {
+		t.Fatalf("chat.New: %v", err)
+	}
+	e.Bind(srv)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{chat.SubprotocolJSON}}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/chat/r?name=alice", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	nextError := func() map[string]string {
+		t.Helper()
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var ev map[string]any
+			if json.Unmarshal(data, &ev) == nil && ev["type"] == "error" {
+				code, _ := ev["code"].(string)
+				text, _ := ev["text"].(string)
+				return map[string]string{"code": code, "text": text}
+			}
+		}
+	}
+	for _, tc := range []struct{ send, code, text string }{
+		{"/dance", "unknown_command", "unknown command /dance — try /help"},
+		{"/deny", "dropped", "not now"},
+	} {
+		msg, _ := json.Marshal(map[string]string{"type": "message", "text": tc.send})
+		if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		if got := nextError(); got["code"] != tc.code || got["text"] != tc.text {
+			t.Errorf("%s: got error %v, want code %q text %q", tc.send, got, tc.code, tc.text)
+		}
+	}
+}
