@@ -96,16 +96,8 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	b = strconv.AppendBool(b, complete)
 	b = append(b, `,"more":`...)
 	b = strconv.AppendBool(b, more)
-	b = append(b, `,"messages":[`...)
-	for i := range msgs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		b = appendJSONMessageFields(b, &msgs[i])
-		b = append(b, '}')
-	}
-	b = append(b, "]}\n"...)
+	b = appendJSONMessages(b, msgs)
+	b = append(b, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)

@@ -170,6 +170,13 @@ func appendJSONHistory(b []byte, room, reason string, msgs []Message, complete, 
 	b = strconv.AppendBool(b, complete)
 	b = append(b, `,"more":`...)
 	b = strconv.AppendBool(b, more)
+	b = appendJSONMessages(b, msgs)
+	return append(b, '}')
+}
+
+// appendJSONMessages appends `,"messages":[...]`: msgs as message objects
+// without type, the form shared by the "history" event and /api/history.
+func appendJSONMessages(b []byte, msgs []Message) []byte {
 	b = append(b, `,"messages":[`...)
 	for i := range msgs {
 		if i > 0 {
@@ -179,7 +186,7 @@ func appendJSONHistory(b []byte, room, reason string, msgs []Message, complete, 
 		b = appendJSONMessageFields(b, &msgs[i])
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"
