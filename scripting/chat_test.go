@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,67 @@ chat.command("deny", function() return false, "not now" end)
 		if got := nextError(); got["code"] != tc.code || got["text"] != tc.text {
 			t.Errorf("%s: got error %v, want code %q text %q", tc.send, got, tc.code, tc.text)
 		}
+	}
+}
+
+// TestLeaveAtShutdown: a "leave" handler runs for every member still
+// connected when the chat server shuts down.
+func TestLeaveAtShutdown(t *testing.T) {
+	kv := NewMemKV()
+	e, err := New(Options{
+		FS: scriptFS(map[string]string{"bye.lua": `
+chat.on("leave", function(u) chat.kv.set("left:" .. u.name, u.room) end)
+`}),
+		KV:          kv,
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	if err != nil {
+		t.Fatalf("chat.New: %v", err)
+	}
+	e.Bind(srv)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	var conns []*websocket.Conn
+	for _, path := range []string{"/chat/r1?name=ann", "/chat/r2?name=ben"} {
+		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+path, nil)
+		if err != nil {
+			t.Fatalf("dial %s: %v", path, err)
+		}
+		defer c.Close()
+		// Joined once the join notice arrives.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, data, err := c.ReadMessage(); err != nil || !strings.HasSuffix(string(data), " joined") {
+			t.Fatalf("%s: first frame %q, %v", path, data, err)
+		}
+		conns = append(conns, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for _, c := range conns {
+		// Reading answers the server's close frame.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				break
+			}
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	keys, err := kv.Keys("bye.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"left:ann", "left:ben"}; !slices.Equal(keys, want) {
+		t.Fatalf("the leave handler ran for %q, want %q", keys, want)
 	}
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -253,4 +254,80 @@ func TestDropCodes(t *testing.T) {
 		p.send(tc.code + " why not")
 		p.expect("* why not")
 	}
+}
+
+// Members still connected at Shutdown get their Leave hook, exactly once
+// per join, in every room.
+func TestShutdownCallsLeave(t *testing.T) {
+	hooks := &testHooks{}
+	ts := startServer(t, Config{}, hooks, newMemHistory())
+	a := ts.dial(t, "/chat/r1?name=a", "")
+	a.expect("* a joined")
+	b := ts.dial(t, "/chat/r1?name=b", SubprotocolJSON)
+	b.skipTo(func(s string) bool { return strings.Contains(s, `"b joined"`) })
+	c := ts.dial(t, "/chat/r2?name=c", "")
+	c.expect("* c joined")
+	gone := ts.dial(t, "/chat/r2?name=gone", "")
+	gone.expect("* gone joined")
+	_ = gone.c.Close() // leaves before the shutdown: its Leave must not repeat
+	c.skipTo(func(s string) bool { return s == "* gone left" })
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Shutdown(ctx) }()
+	// The clients answer the close handshake while reading.
+	a.expectClose(1001, "")
+	b.expectClose(1001, "")
+	c.expectClose(1001, "")
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	var leaves []string
+	for _, e := range hooks.seen() {
+		if strings.HasPrefix(e, "leave ") {
+			leaves = append(leaves, e)
+		}
+	}
+	slices.Sort(leaves)
+	want := []string{"leave r1 a", "leave r1 b", "leave r2 c", "leave r2 gone"}
+	if !slices.Equal(leaves, want) {
+		t.Fatalf("leave hooks %q, want %q", leaves, want)
+	}
+}
+
+// blockingLeave is a Hooks whose Leave waits for its context: it stands
+// for a script that does not return.
+type blockingLeave struct {
+	testHooks
+	cancelled chan struct{}
+}
+
+func (h *blockingLeave) Leave(ctx context.Context, u User) {
+	<-ctx.Done()
+	h.cancelled <- struct{}{}
+}
+
+// A Leave hook that does not return cannot hold Shutdown past its context:
+// the hook's context is cancelled when the shutdown's ends.
+func TestShutdownLeaveBoundedByContext(t *testing.T) {
+	hooks := &blockingLeave{cancelled: make(chan struct{}, 1)}
+	ts := startServer(t, Config{}, hooks, nil)
+	a := ts.dial(t, "/chat/r?name=a", "")
+	a.expect("* a joined")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Shutdown(ctx) }()
+	select {
+	case <-hooks.cancelled:
+	case <-time.After(waitTime):
+		t.Fatal("the Leave hook's context was not cancelled when the shutdown's ended")
+	}
+	select {
+	case <-done:
+	case <-time.After(waitTime):
+		t.Fatal("Shutdown did not return")
+	}
+	a.expectClose(1001, "")
 }

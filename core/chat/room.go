@@ -152,6 +152,7 @@ func (r *room) run() {
 				r.spare = batch
 				r.qmu.Unlock()
 				if stopping {
+					r.leaveAll()
 					return
 				}
 				break
@@ -534,6 +535,34 @@ func (r *room) remove(m *member) {
 		u := m.user()
 		start := time.Now()
 		s.hooks.Leave(s.ctx, u)
+		s.metrics.hookLeave.observeSince(start)
+	}
+}
+
+// leaveAll runs as the room goroutine exits. A room stops with members
+// still in it only at Shutdown (their connections are closed after the
+// rooms are done, and their leave operations find the room stopped), so
+// Hooks.Leave is called here: scripts see a leave for every join. Nothing
+// is announced, the connections are about to close with 1001. The hooks
+// get srv.ctx, which Shutdown cancels when its own context ends, so this
+// is bounded by the shutdown deadline.
+func (r *room) leaveAll() {
+	s := r.srv
+	r.mu.Lock()
+	left := r.members
+	r.members = nil
+	clear(r.names)
+	for _, m := range left {
+		m.joined.Store(false)
+	}
+	r.mu.Unlock()
+	r.plain, r.json = nil, nil
+	if s.hooks == nil {
+		return
+	}
+	for _, m := range left {
+		start := time.Now()
+		s.hooks.Leave(s.ctx, m.user())
 		s.metrics.hookLeave.observeSince(start)
 	}
 }

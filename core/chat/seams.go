@@ -74,7 +74,10 @@ type Hooks interface {
 	// Message runs for every chat message (including "/command" texts)
 	// before it is stored and broadcast.
 	Message(ctx context.Context, u User, m *Message) MessageResult
-	// Leave runs after the member has left the room.
+	// Leave runs after the member has left the room. Every member that
+	// joined gets exactly one Leave: at Shutdown it runs for the members
+	// still connected, before their connections are closed (with the
+	// shutdown's context, cancelled when its deadline passes).
 	Leave(ctx context.Context, u User)
 	// Rename runs after a member's name changed from old to u.Name.
 	Rename(ctx context.Context, u User, old string)

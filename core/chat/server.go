@@ -321,8 +321,8 @@ func (s *Server) roomExited(r *room) {
 
 // Shutdown stops the server gracefully: no new upgrades; every room
 // finishes what it has queued (so every message a client was told about is
-// stored and delivered); then every connection is closed with 1001 and the
-// engine is stopped. When ctx ends first, hooks and History.Append get a
+// stored and delivered) and calls Hooks.Leave for its remaining members;
+// then every connection is closed with 1001 and the engine is stopped. When ctx ends first, hooks and History.Append get a
 // cancelled context and the engine is closed without waiting further.
 // Shutdown does not close the History; the caller does that afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
