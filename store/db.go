@@ -51,8 +51,9 @@ type DB struct {
 // Compile-time checks that DB is what the chat server and the Lua layer
 // expect.
 var (
-	_ chat.History = (*DB)(nil)
-	_ scripting.KV = (*DB)(nil)
+	_ chat.History    = (*DB)(nil)
+	_ chat.RoomLister = (*DB)(nil) // GET /api/rooms
+	_ scripting.KV    = (*DB)(nil)
 )
 
 // Options tunes a DB. The zero value keeps every message forever.

@@ -1,7 +1,8 @@
 // Package store keeps moonchat's chat history and the Lua scripts' key-value
 // data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
-// the chat server and scripting.KV for the Lua layer; cmd/moonchat opens it
-// and uses the query API below for `moonchat history` and the HTTP API.
+// the chat server (and chat.RoomLister for GET /api/rooms) and scripting.KV
+// for the Lua layer; cmd/moonchat opens it and uses the query API below for
+// `moonchat history` and the HTTP API.
 //
 // # Durability
 //
@@ -40,6 +41,7 @@
 //	        Since: t, Before: id, Limit: 100}) // filtered; more=true when
 //	                               // further matches exist beyond Limit
 //	db.Rooms()                     // every room: message count, first/last ID
+//	db.RoomStats()                 // the same as []chat.RoomStat (chat.RoomLister)
 //	db.Redact(room, id)            // delete one message; reports whether it existed
 //	db.DeleteUser(name)            // delete every message of a user; returns the count
 //	db.Prune(now)                  // apply retention now; returns the count

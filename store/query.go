@@ -226,6 +226,21 @@ func (db *DB) Rooms() ([]RoomInfo, error) {
 	return out, nil
 }
 
+// RoomStats is Rooms in the chat server's terms: it implements
+// chat.RoomLister, so that GET /api/rooms (and `moonchat history -rooms`
+// while the server holds the file) can list the stored rooms.
+func (db *DB) RoomStats() ([]chat.RoomStat, error) {
+	rooms, err := db.Rooms()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.RoomStat, len(rooms))
+	for i, r := range rooms {
+		out[i] = chat.RoomStat{Name: r.Name, Count: r.Count, FirstID: r.FirstID, LastID: r.LastID}
+	}
+	return out, nil
+}
+
 // scanChunk bounds the records one maintenance transaction (DeleteUser,
 // Prune) deletes or visits, so that it holds bbolt's writer lock — and
 // delays the committer's next group — for a few milliseconds at most.

@@ -2,7 +2,9 @@ package chat
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // serveMetrics writes the Prometheus text exposition.
@@ -101,6 +103,94 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
+}
+
+// serveRooms answers GET /api/rooms with
+// {"rooms":[{"room":R,"count":N,"first_id":ID,"last_id":ID,"members":N},...]}
+// sorted by room name: every room with stored history (from the History's
+// RoomLister) merged with every room that has live members now. See
+// docs/protocol.md.
+func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		return
+	}
+	if s.history == nil {
+		jsonError(w, http.StatusNotFound, "no history: the server runs without a store")
+		return
+	}
+	lister, ok := s.history.(RoomLister)
+	if !ok {
+		jsonError(w, http.StatusServiceUnavailable, "this server's history store cannot list rooms")
+		return
+	}
+	stats, err := lister.RoomStats()
+	if err != nil {
+		s.log.Error("chat: /api/rooms failed", "err", err)
+		jsonError(w, http.StatusInternalServerError, "listing rooms failed")
+		return
+	}
+	// Read the live counts after the stored ones: a room whose first
+	// message is being stored right now then shows up at least as a live
+	// room (its members joined before they could send).
+	live := s.memberCounts()
+	type row struct {
+		RoomStat
+		members int
+	}
+	rows := make([]row, 0, len(stats)+len(live))
+	for _, st := range stats {
+		rows = append(rows, row{st, live[st.Name]})
+		delete(live, st.Name)
+	}
+	for name, n := range live {
+		rows = append(rows, row{RoomStat{Name: name}, n})
+	}
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.Name, b.Name) })
+
+	b := []byte(`{"rooms":[`)
+	for i, rw := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"room":`...)
+		b = appendJSONString(b, rw.Name)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(rw.Count), 10)
+		b = append(b, `,"first_id":`...)
+		b = strconv.AppendUint(b, rw.FirstID, 10)
+		b = append(b, `,"last_id":`...)
+		b = strconv.AppendUint(b, rw.LastID, 10)
+		b = append(b, `,"members":`...)
+		b = strconv.AppendInt(b, int64(rw.members), 10)
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+// memberCounts returns the number of members of every room that has at
+// least one. Like Rooms, it holds s.mu only to copy the room list, then
+// each room's own lock in turn.
+func (s *Server) memberCounts() map[string]int {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	counts := make(map[string]int, len(rooms))
+	for _, r := range rooms {
+		r.mu.Lock()
+		if n := len(r.members); n > 0 {
+			counts[r.name] = n
+		}
+		r.mu.Unlock()
+	}
+	return counts
 }
 
 // jsonError writes {"error":TEXT} with status.
