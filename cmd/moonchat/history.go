@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -37,7 +38,8 @@ type historyFlags struct {
 //
 // It reads the store file directly (read-only) when no server runs. While a
 // server runs, the file is locked, so reads go through the server's HTTP API
-// (GET /api/history) and deletions are refused with advice.
+// (GET /api/history, and GET /api/rooms for -rooms) and deletions are
+// refused with advice.
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f historyFlags
 	fset := newFlagSet("history", "[flags]", stderr)
@@ -102,12 +104,17 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
 	case errors.Is(err, store.ErrLocked):
 		// A server runs with the file: ask it instead.
-		if f.rooms {
-			return fmt.Errorf("%s is in use by a running server: %w", cfg.Store.Path, errNoRoomListAPI)
-		}
 		base, err := apiBase(cfg, f.server)
 		if err != nil {
 			return fmt.Errorf("%s is in use by a running server, but %w", cfg.Store.Path, err)
+		}
+		if f.rooms {
+			fmt.Fprintf(stderr, "history: %s is in use by a running server; listing rooms through its HTTP API at %s\n", cfg.Store.Path, base)
+			rooms, err := fetchRooms(ctx, &http.Client{Timeout: apiTimeout}, base)
+			if err != nil {
+				return err
+			}
+			return printRooms(stdout, rooms, f.json)
 		}
 		fmt.Fprintf(stderr, "history: %s is in use by a running server; reading through its HTTP API at %s\n", cfg.Store.Path, base)
 		if q.Room == "" {
@@ -302,4 +309,55 @@ func apiBase(cfg *Config, override string) (string, error) {
 		host = "::1"
 	}
 	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// apiRoomList is the body of GET /api/rooms (docs/protocol.md).
+type apiRoomList struct {
+	Rooms []struct {
+		Room    string `json:"room"`
+		Count   int    `json:"count"`
+		FirstID uint64 `json:"first_id"`
+		LastID  uint64 `json:"last_id"`
+		Members int    `json:"members"`
+	} `json:"rooms"`
+	Error string `json:"error"`
+}
+
+// fetchRooms lists the stored rooms through a running server's
+// GET /api/rooms. The answer also holds rooms that have members but have
+// never stored a message (last_id 0); they are left out, so that the
+// listing is what the store file itself would give.
+func fetchRooms(ctx context.Context, hc *http.Client, base string) ([]store.RoomInfo, error) {
+	u := base + "/api/rooms"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the running server: %w (is it listening at %s? give its address with -server HOST:PORT)", err, base)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	var l apiRoomList
+	if err := json.Unmarshal(body, &l); err != nil {
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("GET %s: %s: this server has no room list endpoint (an older moonchat?): stop it to list rooms from the file, or show one room with -room ROOM", u, resp.Status)
+		}
+		return nil, fmt.Errorf("GET %s: %s: not a moonchat room list: %.200q", u, resp.Status, body)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, l.Error)
+	}
+	rooms := make([]store.RoomInfo, 0, len(l.Rooms))
+	for _, r := range l.Rooms {
+		if r.LastID == 0 {
+			continue
+		}
+		rooms = append(rooms, store.RoomInfo{Name: r.Room, Count: r.Count, FirstID: r.FirstID, LastID: r.LastID})
+	}
+	return rooms, nil
 }
