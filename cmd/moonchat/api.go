@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,9 +33,6 @@ const (
 	apiMaxPages = 10000       // at api_limit (500) a page: 5M messages scanned
 	apiPageSize = maxAPILimit // the server caps it at its [store] api_limit
 )
-
-// errNoRoomListAPI: the HTTP API has no endpoint listing rooms.
-var errNoRoomListAPI = errors.New("listing rooms needs the server stopped: its HTTP API serves one room at a time (use -room ROOM)")
 
 // apiPage is the body of GET /api/history.
 type apiPage struct {

@@ -16,7 +16,7 @@ import (
 )
 
 // Server is the chat server. It is an http.Handler serving the chat page,
-// the WebSocket endpoints, /api/history, /healthz and /metrics, and it
+// the WebSocket endpoints, /api/history, /api/rooms, /healthz and /metrics, and it
 // implements Host for the scripts.
 type Server struct {
 	cfg     Config
@@ -73,7 +73,7 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 }
 
 // ServeHTTP routes a request: WebSocket upgrades at /, /chat and
-// /chat/ROOM; /healthz; /metrics; /api/history; everything else is the chat
+// /chat/ROOM; /healthz; /metrics; /api/history; /api/rooms; everything else is the chat
 // page and its files.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
@@ -88,6 +88,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/api/history":
 		s.serveHistory(w, r)
+		return
+	case "/api/rooms":
+		s.serveRooms(w, r)
 		return
 	}
 	if ws.IsUpgradeRequest(r) {
