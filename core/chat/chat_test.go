@@ -1,11 +1,13 @@
 package chat
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -57,6 +59,10 @@ func TestJSONFormat(t *testing.T) {
 	if got := alice.read(); got != `{"type":"presence","room":"lobby","users":["bob","alice"]}` {
 		t.Fatalf("presence: %s", got)
 	}
+	// The delta everyone gets; alice already has it in her list.
+	if got := alice.read(); got != `{"type":"presence","room":"lobby","joined":["alice"]}` {
+		t.Fatalf("presence delta: %s", got)
+	}
 	if s := alice.expectEvent("system"); s.str("text") != "alice joined" || s.str("room") != "lobby" || !strings.HasSuffix(s.str("ts"), "Z") {
 		t.Fatalf("system: %v", s)
 	}
@@ -89,8 +95,13 @@ func TestJSONFormat(t *testing.T) {
 	if s := alice.expectEvent("system"); s.str("text") != "bob left" {
 		t.Fatalf("system: %v", s)
 	}
+	if got := alice.read(); got != `{"type":"presence","room":"lobby","left":["bob"]}` {
+		t.Fatalf("presence delta: %s", got)
+	}
+	// The full list on request.
+	alice.send(`{"type":"presence"}`)
 	if got := alice.read(); got != `{"type":"presence","room":"lobby","users":["alice"]}` {
-		t.Fatalf("presence: %s", got)
+		t.Fatalf("presence on request: %s", got)
 	}
 	if got := hist.all("lobby"); len(got) != 3 || got[2].Text != "plain to json" {
 		t.Fatalf("history holds %v", got)
@@ -303,5 +314,123 @@ func TestFloodLimit(t *testing.T) {
 	}
 	if nErr != 1 {
 		t.Fatalf("%d flood errors, want exactly 1 (at most one a second)", nErr)
+	}
+}
+
+// TestPresenceDeltasConverge: JSON members join and leave concurrently;
+// every member that stays applies the events it receives (its full list,
+// then deltas: "left" removed, then "joined" added) and must end with
+// exactly the list the server gives on request.
+func TestPresenceDeltasConverge(t *testing.T) {
+	// A slow join hook makes joins and leaves pile up into shared batches
+	// (one delta covering several changes, newcomers joining mid-delta).
+	slow := &testHooks{join: func(User) JoinResult { time.Sleep(2 * time.Millisecond); return JoinResult{} }}
+	ts := startServer(t, Config{}, slow, newMemHistory())
+	const stayers, churners = 8, 24
+	type result struct {
+		name          string
+		applied, full []string
+		err           error
+	}
+	results := make(chan result, stayers)
+	var churn sync.WaitGroup
+	for i := range churners {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			c, _, err := ts.tryDial(fmt.Sprintf("/chat/p?name=c%d", i%6), SubprotocolJSON)
+			if err != nil {
+				return
+			}
+			if i%2 == 0 {
+				// Half of them leave only once joined, half at once
+				// (their join and leave then often share a delta).
+				_ = c.SetReadDeadline(time.Now().Add(waitTime))
+				_, _, _ = c.ReadMessage()
+			}
+			_ = c.Close()
+		}()
+	}
+	start := make(chan struct{})
+	conns := make([]*websocket.Conn, stayers)
+	var dials sync.WaitGroup
+	for i := range stayers {
+		dials.Add(1)
+		go func() {
+			defer dials.Done()
+			c, _, err := ts.tryDial(fmt.Sprintf("/chat/p?name=s%d", i), SubprotocolJSON)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			conns[i] = c
+		}()
+	}
+	churn.Wait()
+	dials.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, c := range conns {
+		go func() {
+			var list []string
+			name := ""
+			fulls := 0
+			<-start
+			_ = c.SetReadDeadline(time.Now().Add(waitTime))
+			for {
+				_, data, err := c.ReadMessage()
+				if err != nil {
+					results <- result{name: name, err: err}
+					return
+				}
+				var ev struct {
+					Type                string
+					User                string
+					Users, Joined, Left []string
+				}
+				if err := json.Unmarshal(data, &ev); err != nil {
+					results <- result{err: err}
+					return
+				}
+				switch {
+				case ev.Type == "welcome":
+					name = ev.User
+				case ev.Type == "presence" && ev.Users != nil:
+					fulls++
+					if fulls == 2 {
+						results <- result{name: name, applied: list, full: ev.Users}
+						return
+					}
+					list = slices.Clone(ev.Users)
+				case ev.Type == "presence":
+					for _, n := range ev.Left {
+						list = slices.DeleteFunc(list, func(x string) bool { return x == n })
+					}
+					for _, n := range ev.Joined {
+						if !slices.Contains(list, n) {
+							list = append(list, n)
+						}
+					}
+				}
+			}
+		}()
+	}
+	for _, c := range conns {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"presence"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(start)
+	for range stayers {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.name, r.err)
+		}
+		got, want := slices.Sorted(slices.Values(r.applied)), slices.Sorted(slices.Values(r.full))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: applied deltas give %v, server says %v", r.name, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ const (
 	opBroadcast                  // Host.Broadcast: a notice to the room
 	opKick                       // Host.Kick
 	opRedact                     // Host.Redact: tell the room
+	opPresence                   // m asks for the full presence list (JSON)
 )
 
 // op is one entry of a room's queue.
@@ -75,7 +77,7 @@ type room struct {
 	senders     []*member // sender of msgs[i]
 	release     []*member // one entry per finished message/history op
 	evict       []*member // slow consumers found by the last writes
-	presenceAt  int       // index in spansJSON of the pending presence, or -1
+	presence    presenceDelta
 	notices     []directFrame
 }
 
@@ -90,13 +92,13 @@ type directFrame struct {
 
 func newRoom(s *Server, name string, prev *room) *room {
 	return &room{
-		srv:        s,
-		name:       name,
-		prev:       prev,
-		done:       make(chan struct{}),
-		wake:       make(chan struct{}, 1),
-		names:      make(map[string]*member),
-		presenceAt: -1,
+		srv:      s,
+		name:     name,
+		prev:     prev,
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		names:    make(map[string]*member),
+		presence: presenceDelta{at: -1},
 	}
 }
 
@@ -281,6 +283,14 @@ func (r *room) control(o *op) {
 			_ = o.m.conn.Close(ws.StatusNormalClosure, closeReason(o.text))
 			r.remove(o.m)
 		}
+	case opPresence:
+		r.release = append(r.release, o.m)
+		if o.m.joined.Load() {
+			// Flushed first: the list is then the state after every
+			// event m already has, and no pending delta follows it.
+			r.flush()
+			o.m.write(appendJSONPresence(nil, r.name, r.memberNames(nil)))
+		}
 	case opRedact:
 		if len(r.json) > 0 {
 			start := len(r.arena)
@@ -342,13 +352,18 @@ func (r *room) join(m *member) {
 	r.members = append(r.members, m)
 	m.joined.Store(true)
 	r.mu.Unlock()
+	r.presenceJoined(name)
 
-	// Welcome and replay (or resume), as one write.
+	// Welcome, replay (or resume) and the full presence list, as one
+	// write, before any room-wide event about this join.
 	var frames [][]byte
 	if m.format == formatJSON {
 		frames = append(frames, appendJSONWelcome(nil, r.name, name))
 	}
 	frames = append(frames, r.replay(m)...)
+	if m.format == formatJSON {
+		frames = append(frames, appendJSONPresence(nil, r.name, r.presenceBase(name)))
+	}
 	if len(frames) > 0 {
 		m.writePrepared(ws.NewPrepared(ws.OpText, frames...))
 	}
@@ -529,6 +544,7 @@ func (r *room) remove(m *member) {
 	} else {
 		r.plain = removeMember(r.plain, m)
 	}
+	r.presenceLeft(name)
 	r.outSystem(name + " left")
 	r.outPresence()
 	if s.hooks != nil {
@@ -574,13 +590,16 @@ func (r *room) renamed(m *member, old string) {
 		return
 	}
 	name := m.currentName()
+	// The pending presence delta names old, if anything: it is closed
+	// here so that the rename event follows it and later joins and leaves
+	// go into a new delta.
+	r.closePresence()
 	if len(r.json) > 0 {
 		start := len(r.arena)
 		r.arena = appendJSONRename(r.arena, r.name, old, name)
 		r.spansJSON = append(r.spansJSON, span{start, len(r.arena)})
 	}
 	r.outSystem(old + " is now known as " + name)
-	r.outPresence()
 	if s.hooks != nil {
 		start := time.Now()
 		s.hooks.Rename(s.ctx, m.user(), old)
@@ -628,31 +647,96 @@ func (r *room) outSystem(text string) {
 	}
 }
 
-// outPresence puts a presence event (JSON only) in the outbox. Only one
-// per outbox: its place is reserved now, its content (the members at
-// flush time) written by writeOutbox, so a burst of joins or leaves costs
-// one presence event, not one per change.
-func (r *room) outPresence() {
-	if len(r.json) == 0 || r.presenceAt >= 0 {
+// presenceDelta is the presence change of the current outbox: who joined
+// and who left since the last delta was encoded (net: a name that joined
+// and left again within it is in neither list). Members who were already
+// in the room get only this small event instead of the whole list.
+//
+// Invariant: B − left + joined = the room's member names now, where B is
+// the member names when the delta began (every change is recorded, with
+// or without JSON members). A newcomer's full list is B plus itself
+// (presenceBase), so the delta it receives with everyone else brings it
+// to the same state: clients apply "left" first (remove if present), then
+// "joined" (add if absent), and both operations are idempotent.
+type presenceDelta struct {
+	at     int // index in spansJSON of the reserved event, or -1
+	joined []string
+	left   []string
+}
+
+// presenceJoined records that name joined.
+func (r *room) presenceJoined(name string) {
+	r.presence.joined = append(r.presence.joined, name)
+}
+
+// presenceLeft records that name left. A name that joined within the same
+// delta is dropped from it instead (the left list is applied first, so
+// recording both would leave the name listed).
+func (r *room) presenceLeft(name string) {
+	p := &r.presence
+	if i := slices.Index(p.joined, name); i >= 0 {
+		p.joined = slices.Delete(p.joined, i, i+1)
 		return
 	}
-	r.presenceAt = len(r.spansJSON)
+	p.left = append(p.left, name)
+}
+
+// presenceBase returns the full list for a newcomer called self: the
+// members when the pending delta began (join order, those who left since
+// at the end), then self. The delta that follows in the outbox turns it
+// into the current list.
+func (r *room) presenceBase(self string) []string {
+	p := &r.presence
+	names := make([]string, 0, len(r.members)+len(p.left))
+	for _, m := range r.members {
+		n := m.currentName()
+		if n != self && !slices.Contains(p.joined, n) {
+			names = append(names, n)
+		}
+	}
+	for _, n := range p.left {
+		if n != self {
+			names = append(names, n)
+		}
+	}
+	return append(names, self)
+}
+
+// memberNames appends the member names in join order.
+func (r *room) memberNames(names []string) []string {
+	for _, m := range r.members {
+		names = append(names, m.currentName())
+	}
+	return names
+}
+
+// outPresence reserves the outbox's place for the presence delta (JSON
+// only). Only one per outbox: its content is written when the outbox is
+// flushed (or a rename closes it), so a burst of joins or leaves costs one
+// small event, not one per change.
+func (r *room) outPresence() {
+	if len(r.json) == 0 || r.presence.at >= 0 {
+		return
+	}
+	r.presence.at = len(r.spansJSON)
 	r.spansJSON = append(r.spansJSON, span{})
 }
 
-// fillPresence encodes the reserved presence event.
-func (r *room) fillPresence() {
-	if r.presenceAt < 0 {
-		return
+// closePresence encodes the reserved delta (an empty one is dropped) and
+// starts a new one.
+func (r *room) closePresence() {
+	p := &r.presence
+	if p.at >= 0 {
+		start := len(r.arena)
+		if len(p.joined) > 0 || len(p.left) > 0 {
+			r.arena = appendJSONPresenceDelta(r.arena, r.name, p.joined, p.left)
+		}
+		r.spansJSON[p.at] = span{start, len(r.arena)}
+		p.at = -1
 	}
-	names := make([]string, len(r.members))
-	for i, m := range r.members {
-		names[i] = m.currentName()
-	}
-	start := len(r.arena)
-	r.arena = appendJSONPresence(r.arena, r.name, names)
-	r.spansJSON[r.presenceAt] = span{start, len(r.arena)}
-	r.presenceAt = -1
+	clear(p.joined)
+	clear(p.left)
+	p.joined, p.left = p.joined[:0], p.left[:0]
 }
 
 // flush writes the outbox: each format's frames are encoded once into one
@@ -675,7 +759,7 @@ func (r *room) flush() {
 
 func (r *room) writeOutbox() {
 	s := r.srv
-	r.fillPresence()
+	r.closePresence()
 	if len(r.spansPlain) > 0 {
 		r.writeAll(r.plain, r.spansPlain)
 		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.plain)))
@@ -701,7 +785,12 @@ func (r *room) writeAll(members []*member, spans []span) {
 	}
 	lines := r.lines[:0]
 	for _, sp := range spans {
-		lines = append(lines, r.arena[sp.start:sp.end])
+		if sp.start < sp.end { // an empty presence delta is dropped
+			lines = append(lines, r.arena[sp.start:sp.end])
+		}
+	}
+	if len(lines) == 0 {
+		return
 	}
 	p := ws.NewPrepared(ws.OpText, lines...)
 	clear(lines)

@@ -232,9 +232,11 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 			m.sendError(codeBadRequest, "bad request: "+err.Error())
 			return
 		}
-		if ev.Type == "history" {
+		if ev.Type == "history" || ev.Type == "presence" {
 			o := op{kind: opHistory, m: m, n: ev.Limit}
 			switch {
+			case ev.Type == "presence":
+				o.kind = opPresence
 			case ev.After != nil:
 				o.kind, o.id = opHistoryAfter, *ev.After
 			case ev.Before != nil:

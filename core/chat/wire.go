@@ -129,6 +129,31 @@ func appendJSONPresence(b []byte, room string, users []string) []byte {
 	return append(b, "]}"...)
 }
 
+// appendJSONPresenceDelta appends a "presence" event that changes the
+// list: "left" (removed first), then "joined" (added, in join order).
+// An empty list is left out.
+func appendJSONPresenceDelta(b []byte, room string, joined, left []string) []byte {
+	b = append(b, `{"type":"presence","room":`...)
+	b = appendJSONString(b, room)
+	for _, f := range [...]struct {
+		key   string
+		names []string
+	}{{`,"joined":[`, joined}, {`,"left":[`, left}} {
+		if len(f.names) == 0 {
+			continue
+		}
+		b = append(b, f.key...)
+		for i, u := range f.names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, u)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
 // appendJSONRename appends a "rename" event.
 func appendJSONRename(b []byte, room, old, new string) []byte {
 	b = append(b, `{"type":"rename","room":`...)
@@ -255,7 +280,8 @@ type clientEvent struct {
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
-// text) and "history" (with at most one of before and after) are valid.
+// text), "history" (with at most one of before and after) and "presence"
+// are valid.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
 	if err := json.Unmarshal(data, &ev); err != nil {
@@ -273,6 +299,7 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 		if ev.Before != nil && ev.After != nil {
 			return ev, fmt.Errorf("give before or after, not both")
 		}
+	case "presence":
 	case "":
 		return ev, fmt.Errorf("missing type")
 	default:

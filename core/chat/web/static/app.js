@@ -55,6 +55,7 @@
     online: false,     // welcome received on the current socket
     room: '',
     wantName: '',      // the name we ask for when (re)connecting
+    people: [],        // presence list, join order (full list + deltas)
     myName: '',        // the name the server gave us
     ownNames: new Set(), // every name this tab had, to mark own messages
     byId: new Map(),   // message id -> <li>, for de-duplication and redaction
@@ -264,6 +265,21 @@
     if (anchor) el.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
   }
 
+  // presence: a full list ("users": on joining, or asked for) replaces
+  // ours; a delta removes "left" names, then adds "joined" ones (both
+  // idempotent, so a newcomer's list absorbs a delta it already reflects).
+  function onPresence(ev) {
+    if (Array.isArray(ev.users)) {
+      S.people = ev.users.map(String);
+    } else {
+      const left = Array.isArray(ev.left) ? ev.left.map(String) : [];
+      const joined = Array.isArray(ev.joined) ? ev.joined.map(String) : [];
+      S.people = S.people.filter((n) => !left.includes(n));
+      for (const n of joined) if (!S.people.includes(n)) S.people.push(n);
+    }
+    renderPresence(S.people);
+  }
+
   function renderPresence(users) {
     const items = users.map((name) => {
       const li = document.createElement('li');
@@ -464,7 +480,7 @@
       case 'history': onHistory(ev); break;
       case 'message': appendMessages([ev]); break;
       case 'system': notice('system', String(ev.text ?? ''), ev.ts); break;
-      case 'presence': renderPresence(Array.isArray(ev.users) ? ev.users.map(String) : []); break;
+      case 'presence': onPresence(ev); break;
       case 'rename': onRename(ev); break;
       case 'redact': onRedact(ev); break;
       case 'gap': onGap(ev); break;
@@ -526,6 +542,13 @@
   function onRename(ev) {
     const oldName = String(ev.old ?? '');
     const newName = String(ev.new ?? '');
+    // No presence event follows a rename: the list is updated here.
+    const i = S.people.indexOf(oldName);
+    if (i >= 0) {
+      if (S.people.includes(newName)) S.people.splice(i, 1);
+      else S.people[i] = newName;
+      renderPresence(S.people);
+    }
     if (oldName && oldName === S.myName) {
       S.myName = newName;
       S.wantName = newName;
@@ -609,6 +632,7 @@
     if (room !== S.room) {
       // A different room: start from a clean slate.
       el.messages.replaceChildren();
+      S.people = [];
       el.presence.replaceChildren();
       S.byId.clear();
       S.lastId = 0;
