@@ -18,11 +18,9 @@ build:
 
 # Micro-benchmarks (short runs), then moonchat side by side with the gws
 # baseline (cmd/moonchat/internal/loadgen TestSideBySide), which rewrites
-# docs/performance.md from the figures. About 4 minutes. (The engine's
-# BenchmarkIdleConnMemory is skipped: it takes minutes at any benchtime, and
-# the side-by-side idle run measures the same thing.)
+# docs/performance.md from the figures. About 4 minutes.
 bench:
 	@mkdir -p bin
-	$(GO) test -run '^$$' -bench . -skip 'BenchmarkIdleConnMemory' -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt
 	MOONCHAT_BENCH=1 MOONCHAT_BENCH_MICRO=$(CURDIR)/bin/microbench.txt \
 		$(GO) test -count=1 -run '^TestSideBySide$$' -v -timeout 10m ./cmd/moonchat/internal/loadgen

@@ -253,7 +253,7 @@ moonchat bench -clients 10000 -idle -duration 3s -pid $!
 	if len(in.Micro) == 0 {
 		b.WriteString("Not run (set " + benchMicroEnv + " to the output of `go test -bench`).\n\n")
 	} else {
-		b.WriteString("`go test -run '^$' -bench . -skip BenchmarkIdleConnMemory -benchmem -benchtime=200ms ./...` (short runs, on a shared machine: indicative only)\n\n```\n")
+		b.WriteString("`go test -run '^$' -bench . -benchmem -benchtime=200ms ./...` (short runs, on a shared machine: indicative only)\n\n```\n")
 		for _, l := range in.Micro {
 			b.WriteString(l + "\n")
 		}

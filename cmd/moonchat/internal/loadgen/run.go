@@ -35,7 +35,7 @@ type runner struct {
 	log   io.Writer
 
 	clients []*client
-	members int // connected clients when the load starts
+	members atomic.Int64 // connected clients when the load starts (read by the readers)
 
 	// Measured-time bounds in Unix nanoseconds (0 until known).
 	measureFrom, measureTo atomic.Int64
@@ -142,7 +142,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	sum.Connections = len(r.clients)
 	sum.ConnectErrors = cfg.Clients - len(r.clients)
 	sum.Handshake = percents(&r.handshake)
-	r.members = len(r.clients)
+	r.members.Store(int64(len(r.clients)))
 	fmt.Fprintf(r.log, "bench: %d/%d connected in %.1fs (handshake p50 %.2fms p99 %.2fms)\n",
 		len(r.clients), cfg.Clients, sum.ConnectSec, sum.Handshake.P50, sum.Handshake.P99)
 
@@ -166,7 +166,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 }
 
 // connect dials every client with bounded concurrency and starts its
-// reader. Clients that fail to connect are left out (and counted).
+// reader as soon as its handshake is done. Clients that fail to connect are left out (and counted).
 func (r *runner) connect(ctx context.Context) error {
 	cfg := r.cfg
 	u, _ := url.Parse(cfg.URL)
@@ -174,7 +174,16 @@ func (r *runner) connect(ctx context.Context) error {
 	if r.json {
 		protos = []string{"moonchat.v1"}
 	}
-	conns := make([]*Conn, cfg.Clients)
+	senders := cfg.Senders
+	if cfg.Idle {
+		senders = 1
+	}
+	// Each reader starts right after its handshake: a server sends every
+	// member notices while the others join, and unread notices piling up
+	// in thousands of socket buffers push the kernel into TCP memory
+	// pressure (dropped packets, retransmission back-off) that would then
+	// be measured as broadcast latency.
+	clients := make([]*client, cfg.Clients)
 	var next atomic.Int64
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -203,19 +212,20 @@ func (r *runner) connect(ctx context.Context) error {
 					continue
 				}
 				r.handshake.Record(time.Since(t0))
-				conns[i] = c
+				cl := &client{id: i, conn: c, seq: newSeqState(senders)}
+				clients[i] = cl
+				r.readers.Add(1)
+				go r.read(cl)
 				done.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	stopTick()
-	for i, c := range conns {
-		if c == nil {
-			continue
+	for _, cl := range clients {
+		if cl != nil {
+			r.clients = append(r.clients, cl)
 		}
-		cl := &client{id: i, conn: c}
-		r.clients = append(r.clients, cl)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -227,15 +237,6 @@ func (r *runner) connect(ctx context.Context) error {
 	}
 	if len(r.clients) < cfg.Senders {
 		return fmt.Errorf("only %d clients connected, fewer than the %d senders", len(r.clients), cfg.Senders)
-	}
-	senders := cfg.Senders
-	if cfg.Idle {
-		senders = 1
-	}
-	for _, cl := range r.clients {
-		cl.seq = newSeqState(senders)
-		r.readers.Add(1)
-		go r.read(cl)
 	}
 	return nil
 }
@@ -337,7 +338,7 @@ func (r *runner) track(p payload, now int64) {
 	}
 	w := r.windows[p.sender]
 	s := &w.slots[p.seq%uint64(len(w.slots))]
-	if s.seq.Load() != p.seq || s.count.Add(1) != int64(r.members) {
+	if s.seq.Load() != p.seq || s.count.Add(1) != r.members.Load() {
 		return
 	}
 	r.completed.Add(1)
@@ -470,7 +471,7 @@ func (r *runner) load(ctx context.Context, sum *Summary) {
 		delivered += cl.delivered.Load()
 		reordered += cl.reordered.Load()
 	}
-	sum.Lost = Lost(sent, r.members, delivered)
+	sum.Lost = Lost(sent, int(r.members.Load()), delivered)
 	sum.Reordered = reordered
 	if cfg.PID != 0 {
 		sum.Server = &ServerStats{PID: cfg.PID, CPUPercent: cpuPercent(first, end), RSSBytes: end.rss,
