@@ -97,14 +97,13 @@ func parseCommand(text string) (name, args string, ok bool) {
 
 func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 	L := st.L
-	text := lua.LString(m.Text)
-	msg := L.CreateTable(0, 5)
-	msg.RawSetString("user", lua.LString(u.Name))
-	msg.RawSetString("room", lua.LString(m.Room))
-	msg.RawSetString("session", lua.LNumber(u.SessionID))
+	textV := st.boxText(m.Text)
+	text := st.msgText
+	msg := st.msgTable(u, m)
+	defer st.checkMsgTable()
 	for _, h := range st.handlers[evMessage] {
 		// Reset every time: only returned texts count, not in-place edits.
-		msg.RawSetString("text", text)
+		msg.RawSetString("text", textV)
 		L.Push(h.fn)
 		L.Push(msg)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
@@ -119,7 +118,7 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 				st.fail("message", h.script, h.where, fmt.Errorf("replacement text too long (%d bytes, at most %d); ignored", len(v), st.sh.maxText))
 				continue
 			}
-			text = v
+			text, textV = v, r1
 		case lua.LBool:
 			if !v {
 				return chat.MessageResult{Drop: true, Reason: reasonOf(r2)}
@@ -130,6 +129,60 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 		return chat.MessageResult{Text: string(text), Replace: true}
 	}
 	return chat.MessageResult{}
+}
+
+// msgTable returns the msg table for m, filled in. It is one table per
+// Lua state, reused for every message: building a table (and its key map)
+// per message was the largest allocation of the message path. So msg is
+// valid only during the handler call; a script that keeps it (in a global,
+// a closure for a timer) sees it change with the next message, which
+// docs/lua.md says. Fields are set with RawSetString, so a metatable a
+// script put on msg does not change what is stored.
+func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
+	if st.msg == nil {
+		st.msg = st.L.CreateTable(0, 4)
+	}
+	if st.msgUserV == nil || string(st.msgUser) != u.Name {
+		st.msgUser = lua.LString(u.Name)
+		st.msgUserV = st.msgUser
+	}
+	if st.msgRoomV == nil || string(st.msgRoom) != m.Room {
+		st.msgRoom = lua.LString(m.Room)
+		st.msgRoomV = st.msgRoom
+	}
+	if n := lua.LNumber(u.SessionID); st.msgSessV == nil || st.msgSess != n {
+		st.msgSess = n
+		st.msgSessV = n
+	}
+	st.msg.RawSetString("user", st.msgUserV)
+	st.msg.RawSetString("room", st.msgRoomV)
+	st.msg.RawSetString("session", st.msgSessV)
+	return st.msg
+}
+
+// boxText returns text as a Lua value, reusing the last one when the text
+// repeats.
+func (st *state) boxText(text string) lua.LValue {
+	if st.msgTextV == nil || string(st.msgText) != text {
+		st.msgText = lua.LString(text)
+		st.msgTextV = st.msgText
+	}
+	return st.msgTextV
+}
+
+// checkMsgTable runs after the handlers: when one of them added fields to
+// msg (or set a metatable), the table is dropped so that the next message
+// gets a clean one and nothing leaks from one message into the next.
+func (st *state) checkMsgTable() {
+	t := st.msg
+	if t == nil {
+		return
+	}
+	n := 0
+	t.ForEach(func(lua.LValue, lua.LValue) { n++ })
+	if n != 4 || t.Metatable != lua.LNil {
+		st.msg = nil
+	}
 }
 
 func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {

@@ -236,3 +236,45 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageTableReuse: msg is one table reused across messages (valid
+// only during the call), yet nothing a handler adds to it or sets on it
+// reaches the next message, and each message sees its own fields.
+func TestMessageTableReuse(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+local kept
+chat.on("message", function(msg)
+  if msg.text == "keep" then kept = msg; return end
+  if msg.text == "tag" then msg.tag = "x"; return end
+  if msg.text == "meta" then setmetatable(msg, {}); return end
+  if msg.text == "kept?" then return kept.user .. "|" .. kept.text end
+  return msg.user .. "|" .. msg.room .. "|" .. msg.session .. "|" .. msg.text .. "|" .. tostring(msg.tag) .. "|" .. tostring(getmetatable(msg))
+end)`})
+	steps := []struct {
+		u        chat.User
+		in, want string
+	}{
+		{alice, "one", "alice|lobby|1|one|nil|nil"},
+		{bob, "two", "bob|lobby|2|two|nil|nil"},
+		{carol, "three", "carol|dev|3|three|nil|nil"},
+		{alice, "tag", ""},
+		{alice, "after tag", "alice|lobby|1|after tag|nil|nil"},
+		{alice, "meta", ""},
+		{bob, "after meta", "bob|lobby|2|after meta|nil|nil"},
+		// A kept msg is the reused table: it shows the current message.
+		{alice, "keep", ""},
+		{bob, "kept?", "bob|kept?"},
+	}
+	for _, s := range steps {
+		got := r.say(s.u, s.in)
+		if s.want == "" {
+			if got.Replace || got.Drop {
+				t.Fatalf("%q: %+v", s.in, got)
+			}
+			continue
+		}
+		if got.Text != s.want {
+			t.Fatalf("%q: text = %q, want %q", s.in, got.Text, s.want)
+		}
+	}
+}

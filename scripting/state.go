@@ -94,6 +94,19 @@ type state struct {
 	timers   []timer
 	scripts  []string
 
+	// The message hook's msg table, reused from message to message (see
+	// msgTable), and the boxed values of its last fields: a message from
+	// the same sender in the same room costs no allocation for them.
+	msg      *lua.LTable
+	msgUser  lua.LString
+	msgRoom  lua.LString
+	msgText  lua.LString
+	msgSess  lua.LNumber
+	msgUserV lua.LValue
+	msgRoomV lua.LValue
+	msgTextV lua.LValue
+	msgSessV lua.LValue
+
 	// Timer goroutine control; guarded by Engine.mu.
 	timerStop chan struct{}
 	timerDone chan struct{}
