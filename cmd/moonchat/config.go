@@ -54,14 +54,28 @@ type ServerConfig struct {
 	Pprof            string   `toml:"pprof"`
 }
 
-// ChatConfig is the [chat] table: rooms, names and flood control.
+// ChatConfig is the [chat] table: rooms, names, flood control and how big
+// rooms announce joins and leaves.
 type ChatConfig struct {
-	DefaultRoom   string  `toml:"default_room"`
-	MaxNameLength int     `toml:"max_name_length"`
-	MaxRooms      int     `toml:"max_rooms"`
-	FloodRate     float64 `toml:"flood_rate"`
-	FloodBurst    int     `toml:"flood_burst"`
-	MaxTextBytes  int     `toml:"max_text_bytes"`
+	DefaultRoom          string   `toml:"default_room"`
+	MaxNameLength        int      `toml:"max_name_length"`
+	MaxRooms             int      `toml:"max_rooms"`
+	FloodRate            float64  `toml:"flood_rate"`
+	FloodBurst           int      `toml:"flood_burst"`
+	MaxTextBytes         int      `toml:"max_text_bytes"`
+	AnnounceBatchMembers int      `toml:"announce_batch_members"`
+	AnnounceInterval     Duration `toml:"announce_interval"`
+}
+
+// applyAnnounce maps announce_batch_members and announce_interval onto c.
+// config.toml says "0s" for "never coalesce" where chat.Config says
+// negative (its zero means the default).
+func (cc *ChatConfig) applyAnnounce(c *chat.Config) {
+	c.AnnounceBatchMembers = cc.AnnounceBatchMembers
+	c.AnnounceInterval = cc.AnnounceInterval.D()
+	if c.AnnounceInterval == 0 {
+		c.AnnounceInterval = -1
+	}
 }
 
 // StoreConfig is the [store] table: the history file and its retention.
@@ -465,6 +479,8 @@ func validateConfig(cfg *Config, file string) error {
 		atLeast("[chat] flood_burst", c.FloodBurst, 0)
 	}
 	between("[chat] max_text_bytes", c.MaxTextBytes, 1, s.MaxMessageBytes)
+	atLeast("[chat] announce_batch_members", c.AnnounceBatchMembers, 1)
+	nonNegative("[chat] announce_interval", c.AnnounceInterval)
 
 	st := &cfg.Store
 	between("[store] api_limit", st.APILimit, 1, maxAPILimit)

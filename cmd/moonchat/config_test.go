@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
 )
 
 // documentedDefaults is the table of BRIEF.md / config.toml comments. The
@@ -32,12 +34,14 @@ func documentedDefaults() *Config {
 			Pprof:            "",
 		},
 		Chat: ChatConfig{
-			DefaultRoom:   "lobby",
-			MaxNameLength: 24,
-			MaxRooms:      1000,
-			FloodRate:     10,
-			FloodBurst:    20,
-			MaxTextBytes:  4096,
+			DefaultRoom:          "lobby",
+			MaxNameLength:        24,
+			MaxRooms:             1000,
+			FloodRate:            10,
+			FloodBurst:           20,
+			MaxTextBytes:         4096,
+			AnnounceBatchMembers: 100,
+			AnnounceInterval:     Duration(time.Second),
 		},
 		Store: StoreConfig{
 			Path:          "data/moonchat.db",
@@ -112,8 +116,10 @@ func TestEveryKeyDocumented(t *testing.T) {
 			t.Errorf("line %d %q: no comment above it", i+1, l)
 		}
 	}
-	if keys != 29 {
-		t.Errorf("%d keys in config.toml, BRIEF.md documents 29", keys)
+	// BRIEF.md documents 29; [chat] announce_batch_members and
+	// announce_interval came later (docs/protocol.md).
+	if keys != 31 {
+		t.Errorf("%d keys in config.toml, want 31 (BRIEF.md's 29 + 2 announce keys)", keys)
 	}
 }
 
@@ -134,6 +140,8 @@ allowed_origins = ["https://chat.example.com", "http://*.example.org:8080"]
 ping_interval = "0s"
 [chat]
 flood_rate = 0.5
+announce_batch_members = 2
+announce_interval = "250ms"
 [store]
 path = "hist.db"
 `)
@@ -147,6 +155,8 @@ path = "hist.db"
 	want.Server.AllowedOrigins = []string{"https://chat.example.com", "http://*.example.org:8080"}
 	want.Server.PingInterval = 0
 	want.Chat.FloodRate = 0.5
+	want.Chat.AnnounceBatchMembers = 2
+	want.Chat.AnnounceInterval = Duration(250 * time.Millisecond)
 	want.Store.Path = filepath.Join(filepath.Dir(p), "hist.db")
 	want.Scripting.Dir = filepath.Join(filepath.Dir(p), "scripts")
 	if !reflect.DeepEqual(cfg, want) {
@@ -247,6 +257,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[chat] flood_rate: must be 0 (off) or a positive number, got -1`}},
 		{"text over message", "[chat]\nmax_text_bytes = 70000\n",
 			[]string{`[chat] max_text_bytes: must be between 1 and 65536, got 70000`}},
+		{"zero announce members", "[chat]\nannounce_batch_members = 0\n",
+			[]string{`config.toml: [chat] announce_batch_members: must be at least 1, got 0`}},
+		{"negative announce members", "[chat]\nannounce_batch_members = -5\n",
+			[]string{`[chat] announce_batch_members: must be at least 1, got -5`}},
+		{"negative announce interval", "[chat]\nannounce_interval = \"-1s\"\n",
+			[]string{`config.toml: [chat] announce_interval: must not be negative, got "-1s"`}},
+		{"bad announce interval", "[chat]\nannounce_interval = \"soon\"\n",
+			[]string{`[chat] announce_interval: invalid duration "soon"`}},
+		{"announce interval not a string", "[chat]\nannounce_interval = 1\n",
+			[]string{`[chat] announce_interval:`}},
 		{"syntax error", "[server\nlisten = 1\n",
 			[]string{"config.toml: line 2: expected"}},
 		{"every problem reported", "[server]\nping_interval = \"3x\"\nmax_connections = -2\n[chat]\nflod_rate = 1\n",
@@ -287,5 +307,29 @@ func TestDurationText(t *testing.T) {
 	}
 	if err := d.UnmarshalText([]byte("soon")); err == nil || !strings.Contains(err.Error(), `invalid duration "soon"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestApplyAnnounce(t *testing.T) {
+	tests := []struct {
+		name     string
+		members  int
+		interval Duration
+		want     chat.Config
+	}{
+		{"defaults", 100, Duration(time.Second), chat.Config{AnnounceBatchMembers: 100, AnnounceInterval: time.Second}},
+		{"custom", 2, Duration(200 * time.Millisecond), chat.Config{AnnounceBatchMembers: 2, AnnounceInterval: 200 * time.Millisecond}},
+		{"never", 100, 0, chat.Config{AnnounceBatchMembers: 100, AnnounceInterval: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc := ChatConfig{AnnounceBatchMembers: tt.members, AnnounceInterval: tt.interval}
+			var got chat.Config
+			cc.applyAnnounce(&got)
+			if got.AnnounceBatchMembers != tt.want.AnnounceBatchMembers || got.AnnounceInterval != tt.want.AnnounceInterval {
+				t.Fatalf("got %d %v, want %d %v", got.AnnounceBatchMembers, got.AnnounceInterval,
+					tt.want.AnnounceBatchMembers, tt.want.AnnounceInterval)
+			}
+		})
 	}
 }

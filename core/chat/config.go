@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/moonchat/moonchat/core/ws"
 )
@@ -49,6 +50,17 @@ type Config struct {
 	// reading that connection until the room caught up, so a fast sender
 	// slows down instead of growing memory. [32]
 	MaxPending int
+	// AnnounceBatchMembers is the room size above which join/leave
+	// notices and presence deltas are coalesced (see AnnounceInterval);
+	// rooms with at most this many members announce each change at once.
+	// Negative is an error. [100]
+	AnnounceBatchMembers int
+	// AnnounceInterval is how long a big room (more than
+	// AnnounceBatchMembers members) holds join/leave notices and presence
+	// deltas before sending them as one event per kind: in a big room a
+	// notice per change costs a write to every member for every join and
+	// leave, and is noise to users. Negative = never coalesce. [1s]
+	AnnounceInterval time.Duration
 	// Logger receives the server's logs. [slog.Default()]
 	Logger *slog.Logger
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are
@@ -70,6 +82,9 @@ const (
 	DefaultAPILimit        = 500
 	DefaultMaxPending      = 32
 	DefaultMaxMessageBytes = 65536
+
+	DefaultAnnounceBatchMembers = 100
+	DefaultAnnounceInterval     = time.Second
 )
 
 // Subprotocols understood by the chat server, in order of preference.
@@ -124,6 +139,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.Replay = min(cfg.Replay, cfg.APILimit)
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.AnnounceBatchMembers < 0 {
+		return cfg, fmt.Errorf("announce batch members %d: must not be negative", cfg.AnnounceBatchMembers)
+	}
+	if cfg.AnnounceBatchMembers == 0 {
+		cfg.AnnounceBatchMembers = DefaultAnnounceBatchMembers
+	}
+	if cfg.AnnounceInterval == 0 {
+		cfg.AnnounceInterval = DefaultAnnounceInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

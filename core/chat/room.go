@@ -3,6 +3,7 @@ package chat
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ const (
 	opKick                       // Host.Kick
 	opRedact                     // Host.Redact: tell the room
 	opPresence                   // m asks for the full presence list (JSON)
+	opAnnounce                   // the announce timer fired: send held join/leave notices
 )
 
 // op is one entry of a room's queue.
@@ -79,6 +81,15 @@ type room struct {
 	evict       []*member // slow consumers found by the last writes
 	presence    presenceDelta
 	notices     []directFrame
+	// held is set while join/leave announcements are being coalesced (a
+	// big room, see Config.AnnounceBatchMembers): the pending presence
+	// delta then outlives flushes and is sent, with one notice per kind,
+	// when announceTimer fires (opAnnounce).
+	held bool
+	// announceArmed is set from arming announceTimer until its opAnnounce
+	// is processed, so notices go out at most once per interval.
+	announceArmed bool
+	announceTimer *time.Timer // nil until first needed; stopped when run returns
 }
 
 // span is one encoded frame inside room.arena.
@@ -154,6 +165,11 @@ func (r *room) run() {
 				r.spare = batch
 				r.qmu.Unlock()
 				if stopping {
+					if r.announceTimer != nil {
+						// A callback already running finds the room
+						// stopped: enqueue refuses its op.
+						r.announceTimer.Stop()
+					}
 					r.leaveAll()
 					return
 				}
@@ -291,6 +307,9 @@ func (r *room) control(o *op) {
 			r.flush()
 			o.m.write(appendJSONPresence(nil, r.name, r.memberNames(nil)))
 		}
+	case opAnnounce:
+		r.announceArmed = false
+		r.releaseHeld()
 	case opRedact:
 		if len(r.json) > 0 {
 			start := len(r.arena)
@@ -352,6 +371,7 @@ func (r *room) join(m *member) {
 	r.members = append(r.members, m)
 	m.joined.Store(true)
 	r.mu.Unlock()
+	held := r.holdAnnouncements()
 	r.presenceJoined(name)
 
 	// Welcome, replay (or resume) and the full presence list, as one
@@ -372,6 +392,9 @@ func (r *room) join(m *member) {
 		r.json = append(r.json, m)
 	} else {
 		r.plain = append(r.plain, m)
+	}
+	if held {
+		return // announced by releaseHeld
 	}
 	r.outPresence()
 	r.outSystem(name + " joined")
@@ -544,9 +567,12 @@ func (r *room) remove(m *member) {
 	} else {
 		r.plain = removeMember(r.plain, m)
 	}
+	held := r.holdAnnouncements()
 	r.presenceLeft(name)
-	r.outSystem(name + " left")
-	r.outPresence()
+	if !held { // else announced by releaseHeld
+		r.outSystem(name + " left")
+		r.outPresence()
+	}
 	if s.hooks != nil {
 		u := m.user()
 		start := time.Now()
@@ -592,7 +618,9 @@ func (r *room) renamed(m *member, old string) {
 	name := m.currentName()
 	// The pending presence delta names old, if anything: it is closed
 	// here so that the rename event follows it and later joins and leaves
-	// go into a new delta.
+	// go into a new delta. Held announcements go out first for the same
+	// reason (they name old).
+	r.releaseHeld()
 	r.closePresence()
 	if len(r.json) > 0 {
 		start := len(r.arena)
@@ -658,10 +686,108 @@ func (r *room) outSystem(text string) {
 // (presenceBase), so the delta it receives with everyone else brings it
 // to the same state: clients apply "left" first (remove if present), then
 // "joined" (add if absent), and both operations are idempotent.
+//
+// Coalescing (room.held) only makes a delta last longer: it begins when
+// the room starts holding (the delta before it is closed first, so B is
+// the names just before the first held change) and is sent when the held
+// announcements are released, not at every flush. The invariant, and so
+// the newcomer's argument, is unchanged: a newcomer during the hold gets
+// B plus itself and the released delta brings it to the room's state. A
+// member who asks for the full list during the hold gets the current
+// names N = B − left + joined; applying the delta to N gives N again,
+// since every name in left that is in N is also in joined (applied
+// after), and every name in joined is in N. The notices are written from
+// the same lists (net, left before joined), so plain clients read the
+// same story: a name that joined and left within the hold is in neither.
 type presenceDelta struct {
 	at     int // index in spansJSON of the reserved event, or -1
 	joined []string
 	left   []string
+}
+
+// holdAnnouncements runs for a join or leave that has just changed the
+// members, before the change is recorded in the presence delta. It
+// reports whether the change's announcement is held: the room has more
+// than AnnounceBatchMembers members and coalescing is on. Starting a hold
+// closes the delta so far (its announcements are already in the outbox)
+// and arms the timer; a room that shrank to the threshold sends what it
+// held first, so that announcements keep their order.
+func (r *room) holdAnnouncements() bool {
+	cfg := &r.srv.cfg
+	big := cfg.AnnounceInterval > 0 && len(r.members) > cfg.AnnounceBatchMembers
+	switch {
+	case big && !r.held:
+		r.closePresence()
+		r.held = true
+		r.armAnnounce()
+	case !big && r.held:
+		r.releaseHeld()
+	}
+	return big
+}
+
+// armAnnounce makes the room get an opAnnounce after AnnounceInterval,
+// unless one is already due. The timer's callback only enqueues (it never
+// touches room state) and finds the room stopped once run has returned.
+func (r *room) armAnnounce() {
+	if r.announceArmed {
+		return
+	}
+	r.announceArmed = true
+	d := r.srv.cfg.AnnounceInterval
+	if r.announceTimer == nil {
+		r.announceTimer = time.AfterFunc(d, func() { r.enqueue(op{kind: opAnnounce}) })
+	} else {
+		r.announceTimer.Reset(d)
+	}
+}
+
+// releaseHeld puts the held announcements in the outbox: the presence
+// delta (reserved here, encoded at flush) and one notice per kind, left
+// before joined like the delta is applied. A hold that netted out to no
+// change sends nothing.
+func (r *room) releaseHeld() {
+	if !r.held {
+		return
+	}
+	r.held = false
+	p := &r.presence
+	r.outPresence()
+	if len(p.left) > 0 {
+		r.outSystem(announceText(p.left, "left"))
+	}
+	if len(p.joined) > 0 {
+		r.outSystem(announceText(p.joined, "joined"))
+	}
+}
+
+// announceShown is how many names a coalesced notice lists before
+// "and N others".
+const announceShown = 3
+
+// announceText is a coalesced notice: "alice joined", "alice and bob
+// joined", "alice, bob and carol left", "alice, bob, carol and 12 others
+// joined".
+func announceText(names []string, verb string) string {
+	var b strings.Builder
+	shown := min(len(names), announceShown)
+	for i, n := range names[:shown] {
+		switch {
+		case i == 0:
+		case i == shown-1 && shown == len(names):
+			b.WriteString(" and ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(n)
+	}
+	if rest := len(names) - shown; rest == 1 {
+		b.WriteString(" and 1 other")
+	} else if rest > 1 {
+		b.WriteString(" and " + strconv.Itoa(rest) + " others")
+	}
+	b.WriteString(" " + verb)
+	return b.String()
 }
 
 // presenceJoined records that name joined.
@@ -759,7 +885,9 @@ func (r *room) flush() {
 
 func (r *room) writeOutbox() {
 	s := r.srv
-	r.closePresence()
+	if !r.held {
+		r.closePresence()
+	}
 	if len(r.spansPlain) > 0 {
 		r.writeAll(r.plain, r.spansPlain)
 		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.plain)))
