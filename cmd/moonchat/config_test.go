@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -323,9 +324,9 @@ func TestApplyAnnounce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc := ChatConfig{AnnounceBatchMembers: tt.members, AnnounceInterval: tt.interval}
-			var got chat.Config
-			cc.applyAnnounce(&got)
+			// Through chatConfig, so the serve wiring is covered too.
+			cfg := &Config{Chat: ChatConfig{AnnounceBatchMembers: tt.members, AnnounceInterval: tt.interval}}
+			got := chatConfig(cfg, slog.New(slog.DiscardHandler))
 			if got.AnnounceBatchMembers != tt.want.AnnounceBatchMembers || got.AnnounceInterval != tt.want.AnnounceInterval {
 				t.Fatalf("got %d %v, want %d %v", got.AnnounceBatchMembers, got.AnnounceInterval,
 					tt.want.AnnounceBatchMembers, tt.want.AnnounceInterval)

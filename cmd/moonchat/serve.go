@@ -308,6 +308,7 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 	c.WS.CloseTimeout = cfg.Server.CloseTimeout.D()
 	c.WS.Hixie76 = cfg.Server.LegacyHixie76
 	c.WS.Logger = log
+	cfg.Chat.applyAnnounce(&c)
 	return c
 }
 
