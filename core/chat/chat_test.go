@@ -109,9 +109,20 @@ func TestJSONFormat(t *testing.T) {
 }
 
 func TestBroadcastManySameOrder(t *testing.T) {
-	const clients, senders, perSender = 50, 5, 20
+	t.Run("room goroutine writes", func(t *testing.T) {
+		testBroadcastSameOrder(t, 50, Config{FloodRate: -1, fanoutWorkers: -1})
+	})
+	// Above fanoutMinMembers the writes are shared with the fan-out
+	// workers; every member must still see one order.
+	t.Run("parallel fan-out", func(t *testing.T) {
+		testBroadcastSameOrder(t, fanoutMinMembers+22, Config{FloodRate: -1, fanoutWorkers: 3})
+	})
+}
+
+func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
+	const senders, perSender = 5, 20
 	hist := newMemHistory()
-	ts := startServer(t, Config{FloodRate: -1}, nil, hist)
+	ts := startServer(t, cfg, nil, hist)
 	cs := make([]*client, clients)
 	for i := range cs {
 		cs[i] = ts.dial(t, fmt.Sprintf("/chat/big?name=u%d", i), "")

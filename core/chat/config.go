@@ -67,6 +67,10 @@ type Config struct {
 	// set by the chat server (from AllowedOrigins); Logger defaults to
 	// Logger; MaxMessageBytes defaults to 65536 here.
 	WS ws.Config
+
+	// fanoutWorkers overrides the number of fan-out workers (fanout.go)
+	// for tests: 0 means GOMAXPROCS-1, negative means none.
+	fanoutWorkers int
 }
 
 // Defaults for the zero values of Config.

@@ -81,6 +81,8 @@ type room struct {
 	evict       []*member // slow consumers found by the last writes
 	presence    presenceDelta
 	notices     []directFrame
+	jobs        []fanoutJob    // shares of a parallel broadcast (fanout.go)
+	fanWG       sync.WaitGroup // the workers' shares still being written
 	// held is set while join/leave announcements are being coalesced (a
 	// big room, see Config.AnnounceBatchMembers): the pending presence
 	// delta then outlives flushes and is sent, with one notice per kind,
@@ -923,6 +925,10 @@ func (r *room) writeAll(members []*member, spans []span) {
 	p := ws.NewPrepared(ws.OpText, lines...)
 	clear(lines)
 	r.lines = lines[:0]
+	if f := r.srv.fanout; f != nil && len(members) >= fanoutMinMembers {
+		r.writeParallel(f, p, members)
+		return
+	}
 	for _, m := range members {
 		if m.writePrepared(p) {
 			r.evict = append(r.evict, m)

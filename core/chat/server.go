@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type Server struct {
 	retired  map[string]*room   // emptied rooms still finishing their queue
 	sessions map[uint64]*member // joined or joining members by SessionID
 	roomWG   sync.WaitGroup
+
+	// fanout writes big rooms' broadcasts on several cores (nil with
+	// GOMAXPROCS 1); stopped by Shutdown after the rooms.
+	fanout *fanout
 }
 
 var _ Host = (*Server)(nil)
@@ -69,6 +74,11 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		s.cancel()
 		return nil, fmt.Errorf("chat: websocket engine: %w", err)
 	}
+	workers := cfg.fanoutWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0) - 1
+	}
+	s.fanout = newFanout(workers)
 	return s, nil
 }
 
@@ -354,6 +364,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.engine.Shutdown(ctx, ws.StatusGoingAway, "server shutting down")
 	s.cancel()
 	<-roomsDone
+	s.fanout.stop()
 	if err != nil {
 		return fmt.Errorf("chat shutdown: %w", err)
 	}

@@ -289,7 +289,15 @@ const designNotes = `## Which design choices buy which figures
   socket refuses bytes, so an idle connection costs its Conn, member and
   kernel socket.
 - **Join latency** — the replay is read from bbolt by the room goroutine and
-  written as one Prepared (welcome, history and presence in one write).
+  written to the newcomer as one Prepared (welcome, history and the full
+  presence list in one write). Existing members get small presence deltas
+  instead of the full list, and in rooms above
+  ` + "`[chat] announce_batch_members`" + ` the join/leave notices are coalesced to at
+  most one per ` + "`announce_interval`" + `: before that, every join waited behind the
+  previous join's or leave's fan-out to the whole room (p99 15 ms → 2 ms at
+  1000 members).
+- **Lua cost per message** — one reused ` + "`msg`" + ` table per Lua state, so the
+  message hook allocates no table per message.
 
 `
 
