@@ -282,7 +282,11 @@ const designNotes = `## Which design choices buy which figures
   WritePrepared — one write syscall per member per batch instead of one per
   message, no copy and no allocation per delivery.
 - **Latency at a fixed rate** — batches stay small at low load, so a message
-  waits for at most one commit and one pass over the members.
+  waits for at most one commit and one pass over the members; in rooms of 128
+  members or more that pass is shared between the room goroutine and
+  GOMAXPROCS-1 fan-out workers (the kernel's per-socket send cost dominates a
+  big room's broadcast), and the room waits for the whole pass before its
+  next batch, so the order stays one per room.
 - **Memory per idle connection** — the engine runs epoll event loops (one per
   core) instead of goroutines per connection; a loop's 64 KiB read buffer is
   shared by its connections and a connection has a write queue only while the
