@@ -117,7 +117,7 @@ func FuzzHandshake(f *testing.F) {
 			t.Fatalf("selected unsupported %q", proto)
 		}
 		if key, herr := checkRFC6455(r); herr == nil {
-			if a := acceptKey(key); len(a) != 28 {
+			if a := AcceptKey(key); len(a) != 28 {
 				t.Fatalf("accept %q", a)
 			}
 		} else if herr.Status != 400 && herr.Status != 426 || strings.ContainsAny(herr.Reason, "\r\n") {

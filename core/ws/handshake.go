@@ -27,9 +27,10 @@ func badRequest(reason string) *HandshakeError {
 // acceptGUID is the fixed GUID of RFC 6455 section 1.3.
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// acceptKey computes Sec-WebSocket-Accept (section 4.2.2 step 5.4): the
-// base64 SHA-1 of the client's key (as sent, base64 text) and the GUID.
-func acceptKey(key string) string {
+// AcceptKey computes Sec-WebSocket-Accept for a client's Sec-WebSocket-Key
+// (RFC 6455 section 4.2.2 step 5.4): the base64 SHA-1 of the key (as sent,
+// base64 text) and the GUID. Clients use it to check the server's answer.
+func AcceptKey(key string) string {
 	h := sha1.New()
 	h.Write([]byte(key))
 	h.Write([]byte(acceptGUID))

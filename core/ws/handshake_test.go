@@ -11,7 +11,7 @@ import (
 
 // TestAcceptKey checks the example of RFC 6455 section 1.3.
 func TestAcceptKey(t *testing.T) {
-	if got := acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("acceptKey = %q", got)
 	}
 }

@@ -216,7 +216,7 @@ func (s *Server) finishHandshake(nc net.Conn, brw *bufio.ReadWriter, r *http.Req
 	} else {
 		b := make([]byte, 0, 160)
 		b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-		b = append(b, acceptKey(key)...)
+		b = append(b, AcceptKey(key)...)
 		b = append(b, "\r\n"...)
 		if proto != "" {
 			b = append(b, "Sec-WebSocket-Protocol: "...)

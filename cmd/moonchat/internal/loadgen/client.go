@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -18,29 +17,14 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/moonchat/moonchat/core/ws"
 )
 
 // This file is a lean RFC 6455 client: just what a load generator needs,
 // written for low overhead per connection (one bufio.Reader, one reused
 // write buffer, no goroutine of its own). It speaks to our server and to
 // any other RFC 6455 server; it does not negotiate extensions.
-
-// Opcode is a WebSocket frame opcode (RFC 6455 section 5.2).
-type Opcode byte
-
-// Opcodes used by the client.
-const (
-	OpContinuation Opcode = 0
-	OpText         Opcode = 1
-	OpBinary       Opcode = 2
-	OpClose        Opcode = 8
-	OpPing         Opcode = 9
-	OpPong         Opcode = 10
-)
-
-// websocketGUID is appended to the key to compute Sec-WebSocket-Accept
-// (RFC 6455 section 4.2.2 item 5.4).
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // Errors returned by the client.
 var (
@@ -178,7 +162,7 @@ func handshake(nc net.Conn, u *url.URL, opts DialOptions) (*Conn, error) {
 	if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
 		return nil, fmt.Errorf("%w: missing Upgrade/Connection headers", ErrBadHandshake)
 	}
-	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), ws.AcceptKey(key); got != want {
 		return nil, fmt.Errorf("%w: Sec-WebSocket-Accept %q, want %q", ErrBadHandshake, got, want)
 	}
 	sub := resp.Header.Get("Sec-WebSocket-Protocol")
@@ -193,12 +177,6 @@ func handshake(nc net.Conn, u *url.URL, opts DialOptions) (*Conn, error) {
 		maxMsg = 16 << 20
 	}
 	return &Conn{nc: nc, br: br, sub: sub, max: maxMsg}, nil
-}
-
-// acceptKey computes Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).
-func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + websocketGUID))
-	return base64.StdEncoding.EncodeToString(h[:])
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
@@ -230,37 +208,37 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // SetReadDeadline sets the deadline of the underlying connection's reads.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// ReadMessage returns the next data message (OpText or OpBinary), with
+// ReadMessage returns the next data message (ws.OpText or ws.OpBinary), with
 // fragments reassembled (RFC 6455 section 5.4). Pings are answered with
 // pongs and pongs ignored on the way. A close frame from the server is
 // answered (section 5.5.1) and returned as a *CloseError. The returned
 // bytes are valid until the next call.
-func (c *Conn) ReadMessage() (Opcode, []byte, error) {
+func (c *Conn) ReadMessage() (ws.Opcode, []byte, error) {
 	if c.closeErr != nil {
 		return 0, nil, c.closeErr
 	}
-	var msgOp Opcode
+	var msgOp ws.Opcode
 	c.msg = c.msg[:0]
 	for {
 		fin, op, n, err := c.readHeader()
 		if err != nil {
 			return 0, nil, err
 		}
-		if op >= OpClose {
+		if op >= ws.OpClose {
 			if err := c.control(op, n); err != nil {
 				return 0, nil, err
 			}
 			continue
 		}
 		switch {
-		case op == OpContinuation && msgOp == 0:
+		case op == ws.OpContinuation && msgOp == 0:
 			return 0, nil, fmt.Errorf("%w: continuation frame without a message", ErrProtocol)
-		case op != OpContinuation && msgOp != 0:
+		case op != ws.OpContinuation && msgOp != 0:
 			return 0, nil, fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
-		case op != OpContinuation && op != OpText && op != OpBinary:
+		case op != ws.OpContinuation && op != ws.OpText && op != ws.OpBinary:
 			return 0, nil, fmt.Errorf("%w: reserved opcode %d", ErrProtocol, op)
 		}
-		if op != OpContinuation {
+		if op != ws.OpContinuation {
 			msgOp = op
 		}
 		if len(c.msg)+int(n) > c.max {
@@ -279,7 +257,7 @@ func (c *Conn) ReadMessage() (Opcode, []byte, error) {
 
 // readHeader reads one frame header; server frames must not be masked
 // (RFC 6455 section 5.1) and use no RSV bits (no extension negotiated).
-func (c *Conn) readHeader() (fin bool, op Opcode, n uint64, err error) {
+func (c *Conn) readHeader() (fin bool, op ws.Opcode, n uint64, err error) {
 	var h [8]byte
 	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
 		return false, 0, 0, fmt.Errorf("read frame header: %w", err)
@@ -288,7 +266,7 @@ func (c *Conn) readHeader() (fin bool, op Opcode, n uint64, err error) {
 	if h[0]&0x70 != 0 {
 		return false, 0, 0, fmt.Errorf("%w: RSV bits set", ErrProtocol)
 	}
-	op = Opcode(h[0] & 0x0F)
+	op = ws.Opcode(h[0] & 0x0F)
 	if h[1]&0x80 != 0 {
 		return false, 0, 0, fmt.Errorf("%w: masked frame from the server", ErrProtocol)
 	}
@@ -308,7 +286,7 @@ func (c *Conn) readHeader() (fin bool, op Opcode, n uint64, err error) {
 			return false, 0, 0, fmt.Errorf("%w: frame length %d", ErrProtocol, n)
 		}
 	}
-	if op >= OpClose && (!fin || n > 125) {
+	if op >= ws.OpClose && (!fin || n > 125) {
 		return false, 0, 0, fmt.Errorf("%w: fragmented or long control frame", ErrProtocol)
 	}
 	if n > uint64(c.max) {
@@ -318,20 +296,20 @@ func (c *Conn) readHeader() (fin bool, op Opcode, n uint64, err error) {
 }
 
 // control handles a control frame of n bytes (n <= 125).
-func (c *Conn) control(op Opcode, n uint64) error {
+func (c *Conn) control(op ws.Opcode, n uint64) error {
 	p := c.ctl[:n]
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return fmt.Errorf("read control frame: %w", err)
 	}
 	switch op {
-	case OpPing:
-		if err := c.writeFrames(OpPong, p); err != nil && !errors.Is(err, ErrConnClosed) {
+	case ws.OpPing:
+		if err := c.writeFrames(ws.OpPong, p); err != nil && !errors.Is(err, ErrConnClosed) {
 			return err
 		}
 		return nil
-	case OpPong:
+	case ws.OpPong:
 		return nil
-	case OpClose:
+	case ws.OpClose:
 		ce := &CloseError{Code: 1005}
 		switch {
 		case n == 1:
@@ -358,11 +336,11 @@ func (c *Conn) control(op Opcode, n uint64) error {
 }
 
 // WriteText sends each of msgs as one text frame, all in one write.
-func (c *Conn) WriteText(msgs ...[]byte) error { return c.writeFrames(OpText, msgs...) }
+func (c *Conn) WriteText(msgs ...[]byte) error { return c.writeFrames(ws.OpText, msgs...) }
 
 // writeFrames encodes one masked frame per payload (RFC 6455 section 5.3)
 // into the reused buffer and writes them with one syscall.
-func (c *Conn) writeFrames(op Opcode, msgs ...[]byte) error {
+func (c *Conn) writeFrames(op ws.Opcode, msgs ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclose {
@@ -380,7 +358,7 @@ func (c *Conn) writeFrames(op Opcode, msgs ...[]byte) error {
 }
 
 // appendFrame appends one final, masked frame carrying p to b.
-func appendFrame(b []byte, op Opcode, p []byte, key [4]byte) []byte {
+func appendFrame(b []byte, op ws.Opcode, p []byte, key [4]byte) []byte {
 	b = append(b, 0x80|byte(op))
 	switch n := len(p); {
 	case n <= 125:
@@ -458,7 +436,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 		return nil
 	}
 	c.wclose = true
-	b := appendFrame(c.wbuf[:0], OpClose, p, randomMask())
+	b := appendFrame(c.wbuf[:0], ws.OpClose, p, randomMask())
 	c.wbuf = b
 	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.nc.Write(b); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/moonchat/moonchat/core/ws"
 )
 
 // rawServer accepts one TCP connection and hands it to serve, which
@@ -56,7 +57,7 @@ func answer(c net.Conn, accept string, extra string) {
 }
 
 // serverFrame encodes an unmasked server frame.
-func serverFrame(fin bool, op Opcode, p []byte) []byte {
+func serverFrame(fin bool, op ws.Opcode, p []byte) []byte {
 	b0 := byte(op)
 	if fin {
 		b0 |= 0x80
@@ -76,7 +77,7 @@ func serverFrame(fin bool, op Opcode, p []byte) []byte {
 
 // readClientFrame reads one frame from the client, checks it is masked
 // and returns it unmasked.
-func readClientFrame(t *testing.T, br *bufio.Reader) (Opcode, []byte) {
+func readClientFrame(t *testing.T, br *bufio.Reader) (ws.Opcode, []byte) {
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
 		t.Errorf("read client frame: %v", err)
@@ -103,7 +104,7 @@ func readClientFrame(t *testing.T, br *bufio.Reader) (Opcode, []byte) {
 	for i := range p {
 		p[i] ^= key[i%4]
 	}
-	return Opcode(h[0] & 0x0F), p
+	return ws.Opcode(h[0] & 0x0F), p
 }
 
 func TestDialHandshake(t *testing.T) {
@@ -113,17 +114,17 @@ func TestDialHandshake(t *testing.T) {
 		wantErr error
 		wantSub string
 	}{
-		{"valid", func(c net.Conn, key string) { answer(c, acceptKey(key), "") }, nil, ""},
+		{"valid", func(c net.Conn, key string) { answer(c, ws.AcceptKey(key), "") }, nil, ""},
 		{"subprotocol", func(c net.Conn, key string) {
-			answer(c, acceptKey(key), "Sec-WebSocket-Protocol: moonchat.v1\r\n")
+			answer(c, ws.AcceptKey(key), "Sec-WebSocket-Protocol: moonchat.v1\r\n")
 		}, nil, "moonchat.v1"},
-		{"wrong accept", func(c net.Conn, key string) { answer(c, acceptKey(key+"x"), "") }, ErrBadHandshake, ""},
+		{"wrong accept", func(c net.Conn, key string) { answer(c, ws.AcceptKey(key+"x"), "") }, ErrBadHandshake, ""},
 		{"no accept", func(c net.Conn, key string) { answer(c, "", "") }, ErrBadHandshake, ""},
 		{"not offered subprotocol", func(c net.Conn, key string) {
-			answer(c, acceptKey(key), "Sec-WebSocket-Protocol: other\r\n")
+			answer(c, ws.AcceptKey(key), "Sec-WebSocket-Protocol: other\r\n")
 		}, ErrBadHandshake, ""},
 		{"extension", func(c net.Conn, key string) {
-			answer(c, acceptKey(key), "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+			answer(c, ws.AcceptKey(key), "Sec-WebSocket-Extensions: permessage-deflate\r\n")
 		}, ErrBadHandshake, ""},
 		{"404", func(c net.Conn, key string) {
 			io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nno room\r\n")
@@ -160,7 +161,7 @@ func TestDialHandshake(t *testing.T) {
 
 func TestAcceptKey(t *testing.T) {
 	// The example of RFC 6455 section 1.3.
-	if got := acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+	if got := ws.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("acceptKey = %q", got)
 	}
 }
@@ -182,7 +183,7 @@ func TestMaskBytes(t *testing.T) {
 		}
 	}
 	// RFC 6455 section 5.7: a masked "Hello".
-	f := appendFrame(nil, OpText, []byte("Hello"), key)
+	f := appendFrame(nil, ws.OpText, []byte("Hello"), key)
 	if want := []byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}; !bytes.Equal(f, want) {
 		t.Fatalf("frame %x, want %x", f, want)
 	}
@@ -196,25 +197,25 @@ func TestFramesOnTheWire(t *testing.T) {
 	mid := bytes.Repeat([]byte("b"), 300)
 	url := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		req := readRequest(t, br)
-		answer(c, acceptKey(req.Header.Get("Sec-WebSocket-Key")), "")
+		answer(c, ws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")), "")
 		for _, want := range [][]byte{[]byte("hi"), mid, long} {
 			op, p := readClientFrame(t, br)
-			if op != OpText || !bytes.Equal(p, want) {
+			if op != ws.OpText || !bytes.Equal(p, want) {
 				t.Errorf("got op %d, %d bytes; want text of %d", op, len(p), len(want))
 			}
 		}
 		var out []byte
-		out = append(out, serverFrame(false, OpText, []byte("frag-"))...)
-		out = append(out, serverFrame(true, OpPing, []byte("are you there"))...)
-		out = append(out, serverFrame(false, OpContinuation, []byte("men-"))...)
-		out = append(out, serverFrame(true, OpContinuation, []byte("ted"))...)
-		out = append(out, serverFrame(true, OpBinary, mid)...)
+		out = append(out, serverFrame(false, ws.OpText, []byte("frag-"))...)
+		out = append(out, serverFrame(true, ws.OpPing, []byte("are you there"))...)
+		out = append(out, serverFrame(false, ws.OpContinuation, []byte("men-"))...)
+		out = append(out, serverFrame(true, ws.OpContinuation, []byte("ted"))...)
+		out = append(out, serverFrame(true, ws.OpBinary, mid)...)
 		c.Write(out)
-		if op, p := readClientFrame(t, br); op != OpPong || string(p) != "are you there" {
+		if op, p := readClientFrame(t, br); op != ws.OpPong || string(p) != "are you there" {
 			t.Errorf("pong: op %d payload %q", op, p)
 		}
-		c.Write(serverFrame(true, OpClose, append([]byte{0x03, 0xe9}, "going away"...)))
-		if op, p := readClientFrame(t, br); op != OpClose || !bytes.Equal(p, []byte{0x03, 0xe9}) {
+		c.Write(serverFrame(true, ws.OpClose, append([]byte{0x03, 0xe9}, "going away"...)))
+		if op, p := readClientFrame(t, br); op != ws.OpClose || !bytes.Equal(p, []byte{0x03, 0xe9}) {
 			t.Errorf("close reply: op %d payload %x", op, p)
 		}
 	})
@@ -229,11 +230,11 @@ func TestFramesOnTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	op, p, err := c.ReadMessage()
-	if err != nil || op != OpText || string(p) != "frag-men-ted" {
+	if err != nil || op != ws.OpText || string(p) != "frag-men-ted" {
 		t.Fatalf("ReadMessage = %d %q %v", op, p, err)
 	}
 	op, p, err = c.ReadMessage()
-	if err != nil || op != OpBinary || !bytes.Equal(p, mid) {
+	if err != nil || op != ws.OpBinary || !bytes.Equal(p, mid) {
 		t.Fatalf("ReadMessage = %d %d bytes %v", op, len(p), err)
 	}
 	_, _, err = c.ReadMessage()
@@ -254,17 +255,17 @@ func TestReadProtocolErrors(t *testing.T) {
 	}{
 		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'x'}, ErrProtocol},
 		{"rsv", []byte{0xC1, 0x01, 'x'}, ErrProtocol},
-		{"lone continuation", serverFrame(true, OpContinuation, []byte("x")), ErrProtocol},
-		{"long ping", serverFrame(true, OpPing, bytes.Repeat([]byte("p"), 126)), ErrProtocol},
-		{"fragmented ping", serverFrame(false, OpPing, nil), ErrProtocol},
-		{"too big", serverFrame(true, OpText, make([]byte, 2000)), ErrMessageTooBig},
+		{"lone continuation", serverFrame(true, ws.OpContinuation, []byte("x")), ErrProtocol},
+		{"long ping", serverFrame(true, ws.OpPing, bytes.Repeat([]byte("p"), 126)), ErrProtocol},
+		{"fragmented ping", serverFrame(false, ws.OpPing, nil), ErrProtocol},
+		{"too big", serverFrame(true, ws.OpText, make([]byte, 2000)), ErrMessageTooBig},
 		{"reserved opcode", serverFrame(true, 3, nil), ErrProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 				req := readRequest(t, br)
-				answer(c, acceptKey(req.Header.Get("Sec-WebSocket-Key")), "")
+				answer(c, ws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")), "")
 				c.Write(tt.frame)
 				io.Copy(io.Discard, br)
 			})
@@ -336,7 +337,7 @@ func TestAgainstGorilla(t *testing.T) {
 			t.Fatal(err)
 		}
 		op, got, err := c.ReadMessage()
-		if err != nil || op != OpText || !bytes.Equal(got, msg) {
+		if err != nil || op != ws.OpText || !bytes.Equal(got, msg) {
 			t.Fatalf("echo: op %d, %d bytes, %v", op, len(got), err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
 )
 
 // Phase timeouts that do not depend on the configuration. Every wait in a
@@ -289,7 +291,7 @@ func (r *runner) read(cl *client) {
 			}
 			return
 		}
-		if op != OpText {
+		if op != ws.OpText {
 			continue
 		}
 		text, ok := messageText(data, r.json)
