@@ -19,32 +19,12 @@ import (
 // code unknown_command, while a command refused by its script (false,
 // reason) stays "dropped".
 func TestUnknownCommandOverTheWire(t *testing.T) {
-	e, err := New(Options{
-		FS: scriptFS(map[string]string{"a.lua": `
+	url := serveChat(t, map[string]string{"a.lua": `
 chat.command("help", function() return "/help: this" end)
 chat.command("deny", function() return false, "not now" end)
-`}),
-		HookTimeout: 5 * time.Second,
-		Logger:      slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
-	if err != nil {
-		t.Fatalf("chat.New: %v", err)
-	}
-	e.Bind(srv)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
+`}, nil)
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{chat.SubprotocolJSON}}
-	c, _, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/chat/r?name=alice", nil)
+	c, _, err := d.Dial(url+"/chat/r?name=alice", nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -83,28 +63,12 @@ chat.command("deny", function() return false, "not now" end)
 // connected when the chat server shuts down.
 func TestLeaveAtShutdown(t *testing.T) {
 	kv := NewMemKV()
-	e, err := New(Options{
-		FS: scriptFS(map[string]string{"bye.lua": `
+	url, srv := serveChatServer(t, map[string]string{"bye.lua": `
 chat.on("leave", function(u) chat.kv.set("left:" .. u.name, u.room) end)
-`}),
-		KV:          kv,
-		HookTimeout: 5 * time.Second,
-		Logger:      slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
-	if err != nil {
-		t.Fatalf("chat.New: %v", err)
-	}
-	e.Bind(srv)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+`}, kv)
 	var conns []*websocket.Conn
 	for _, path := range []string{"/chat/r1?name=ann", "/chat/r2?name=ben"} {
-		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+path, nil)
+		c, _, err := websocket.DefaultDialer.Dial(url+path, nil)
 		if err != nil {
 			t.Fatalf("dial %s: %v", path, err)
 		}
@@ -139,4 +103,39 @@ chat.on("leave", function(u) chat.kv.set("left:" .. u.name, u.room) end)
 	if want := []string{"left:ann", "left:ben"}; !slices.Equal(keys, want) {
 		t.Fatalf("the leave handler ran for %q, want %q", keys, want)
 	}
+}
+
+// serveChat runs the engine with the given scripts behind a real chat
+// server and returns its ws:// base URL; both stop when the test ends.
+func serveChat(t *testing.T, files map[string]string, kv KV) string {
+	url, _ := serveChatServer(t, files, kv)
+	return url
+}
+
+// serveChatServer is serveChat that also returns the chat server.
+func serveChatServer(t *testing.T, files map[string]string, kv KV) (string, *chat.Server) {
+	t.Helper()
+	e, err := New(Options{
+		FS:          scriptFS(files),
+		KV:          kv,
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	if err != nil {
+		t.Fatalf("chat.New: %v", err)
+	}
+	e.Bind(srv)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // a second Shutdown is harmless
+		hs.Close()
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http"), srv
 }

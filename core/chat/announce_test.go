@@ -109,7 +109,10 @@ func TestCoalescedAnnouncements(t *testing.T) {
 	// dave's and erin's are queued behind it.
 	carol := ts.dial(t, "/chat/big?name=carol", SubprotocolJSON)
 	<-g1.entered
+	// A dial returns with the handshake, which may be before the join is
+	// queued: wait for dave's before dialing erin, so the order is fixed.
 	dave := ts.dial(t, "/chat/big?name=dave", "")
+	eventually(t, "dave's join queued", func() bool { return ts.queued("big") >= 1 })
 	erin := ts.dial(t, "/chat/big?name=erin", SubprotocolJSON)
 	eventually(t, "dave's and erin's joins queued", func() bool { return ts.queued("big") >= 2 })
 	close(g1.open)
@@ -245,14 +248,7 @@ func TestCoalescedPresenceConverges(t *testing.T) {
 				case ev.Type == "presence" && ev.Users != nil:
 					list = slices.Clone(ev.Users)
 				case ev.Type == "presence":
-					for _, n := range ev.Left {
-						list = slices.DeleteFunc(list, func(x string) bool { return x == n })
-					}
-					for _, n := range ev.Joined {
-						if !slices.Contains(list, n) {
-							list = append(list, n)
-						}
-					}
+					list = applyPresenceDelta(list, ev.Left, ev.Joined)
 				}
 				lists[i] = list
 				mu.Unlock()

@@ -416,14 +416,7 @@ func TestPresenceDeltasConverge(t *testing.T) {
 					}
 					list = slices.Clone(ev.Users)
 				case ev.Type == "presence":
-					for _, n := range ev.Left {
-						list = slices.DeleteFunc(list, func(x string) bool { return x == n })
-					}
-					for _, n := range ev.Joined {
-						if !slices.Contains(list, n) {
-							list = append(list, n)
-						}
-					}
+					list = applyPresenceDelta(list, ev.Left, ev.Joined)
 				}
 			}
 		}()

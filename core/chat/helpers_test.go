@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,18 @@ func (ts *testServer) names(room string) []string {
 		out = append(out, u.Name)
 	}
 	return out
+}
+
+// applyPresenceDelta applies a presence delta the way docs/protocol.md tells
+// clients to: remove the left names, then add the joined ones not there.
+func applyPresenceDelta(list, left, joined []string) []string {
+	for _, n := range left {
+		list = slices.DeleteFunc(list, func(x string) bool { return x == n })
+	}
+	for _, n := range joined {
+		if !slices.Contains(list, n) {
+			list = append(list, n)
+		}
+	}
+	return list
 }
