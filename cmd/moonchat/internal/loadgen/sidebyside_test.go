@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ const (
 	benchMicroEnv    = "MOONCHAT_BENCH_MICRO"    // file with `go test -bench` output to include
 	benchDurationEnv = "MOONCHAT_BENCH_DURATION" // measured time per run (default 10s)
 	benchPprofEnv    = "MOONCHAT_BENCH_PPROF"    // pprof listen address for the moonchat child
+	benchOnlyEnv     = "MOONCHAT_BENCH_ONLY"     // comma-separated scenario keys to run; the document is then not rewritten
 )
 
 // scenario is one comparison.
@@ -89,8 +91,12 @@ func TestSideBySide(t *testing.T) {
 	}
 	started := time.Now()
 	loadBefore := readLoadAvg()
+	only := os.Getenv(benchOnlyEnv)
 	var results []result
 	for _, sc := range scenarios(d) {
+		if only != "" && !slices.Contains(strings.Split(only, ","), sc.key) {
+			continue
+		}
 		for _, server := range []string{"moonchat", "gws"} {
 			t.Logf("=== %s against %s", sc.key, server)
 			res := runOne(t, bin, server, sc)
@@ -101,6 +107,10 @@ func TestSideBySide(t *testing.T) {
 			t.Logf("%s %s: %s", sc.key, server, line)
 			results = append(results, res)
 		}
+	}
+	if only != "" {
+		fmt.Print(ratiosText(results))
+		return
 	}
 	doc := renderDoc(docInput{
 		Started: started, Took: time.Since(started), LoadBefore: loadBefore, LoadAfter: readLoadAvg(),
