@@ -138,6 +138,41 @@ func (c *Conn) WritePrepared(p *Prepared) error {
 	return c.send(nil, p.frames, nil, true, false)
 }
 
+// maxPreparedBatch bounds WritePreparedBatch's gather list kept on the
+// stack; longer batches are written in several calls.
+const maxPreparedBatch = 16
+
+// WritePreparedBatch sends the messages of every Prepared in ps, in
+// order, as if by one WritePrepared each, but with one gathered write
+// (writev) where the socket takes it: a broadcaster that fell behind by
+// several batches catches up with one system call per connection.
+func (c *Conn) WritePreparedBatch(ps []*Prepared) error {
+	for len(ps) > 0 {
+		var iov [maxPreparedBatch][]byte
+		k := 0
+		for k < len(ps) && k < maxPreparedBatch {
+			if c.Hixie76() {
+				b, err := ps[k].hixieFrames()
+				if err != nil {
+					return err
+				}
+				iov[k] = b
+			} else {
+				iov[k] = ps[k].frames
+			}
+			k++
+		}
+		c.mu.Lock()
+		err := c.sendVecLocked(iov[:k])
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		ps = ps[k:]
+	}
+	return nil
+}
+
 // Ping sends a ping with payload (at most 125 bytes). The peer's pong, like
 // any other input, resets the keepalive timers. It is a no-op on hixie-76
 // connections, which have no ping.
@@ -267,6 +302,54 @@ func (c *Conn) sendLocked(a, b, t []byte, noCopy, control bool) error {
 		buf := make([]byte, 0, rest)
 		buf = append(append(append(buf, a...), b...), t...)
 		c.q = append(c.q, buf)
+	}
+	c.qBytes += rest
+	if c.lp != nil {
+		c.updateInterestLocked()
+	} else {
+		c.fb.wakeWriter()
+	}
+	return nil
+}
+
+// sendVecLocked is sendLocked for a list of immutable (Prepared) buffers:
+// written directly with one writev when nothing is queued, the rest queued
+// by reference.
+func (c *Conn) sendVecLocked(bufs [][]byte) error {
+	fl := c.flags.Load()
+	if fl&(fDead|fSentClose) != 0 {
+		return ErrClosed
+	}
+	if c.lp != nil && c.qBytes == 0 {
+		n, err := c.writevDirectLocked(bufs)
+		if err != nil {
+			c.killLocked(&CloseError{Code: StatusAbnormalClosure, Reason: "write: " + err.Error()})
+			return ErrClosed
+		}
+		for len(bufs) > 0 && n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+		if len(bufs) == 0 {
+			return nil
+		}
+		bufs[0] = bufs[0][n:]
+	}
+	rest := 0
+	for _, b := range bufs {
+		rest += len(b)
+	}
+	if c.qBytes > 0 && c.qBytes+rest > c.srv.cfg.MaxQueueBytes {
+		c.slowConsumerLocked(fmt.Sprintf("queue full (%d bytes queued, %d more)", c.qBytes, rest))
+		return ErrSlowConsumer
+	}
+	if c.qBytes == 0 {
+		c.progress = c.srv.now()
+	}
+	for _, b := range bufs {
+		if len(b) > 0 {
+			c.q = append(c.q, b)
+		}
 	}
 	c.qBytes += rest
 	if c.lp != nil {

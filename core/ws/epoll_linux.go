@@ -349,6 +349,27 @@ func (c *Conn) writeDirectLocked(a, b, t []byte) (int, error) {
 	return n, nil
 }
 
+// writevDirectLocked writes bufs with one writev from the caller's
+// goroutine; it returns the bytes written (EAGAIN is not an error).
+func (c *Conn) writevDirectLocked(bufs [][]byte) (int, error) {
+	if c.fd < 0 {
+		return 0, ErrClosed
+	}
+	for {
+		n, err := unix.Writev(int(c.fd), bufs)
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return 0, nil
+		default:
+			return 0, err
+		}
+	}
+}
+
 // interestLocked computes the epoll events the connection waits for.
 func (c *Conn) interestLocked() uint32 {
 	fl := c.flags.Load()

@@ -18,6 +18,7 @@ func (l *loop) post(*Conn)                                    {}
 func (l *loop) stop()                                         {}
 func detachTCP(*net.TCPConn) (int, error)                     { return -1, errNoEpoll }
 func (c *Conn) writeDirectLocked(a, b, t []byte) (int, error) { return 0, errNoEpoll }
+func (c *Conn) writevDirectLocked([][]byte) (int, error)      { return 0, errNoEpoll }
 func (c *Conn) epUpdateInterestLocked()                       {}
 func (c *Conn) epShutdownWriteLocked()                        {}
 func (c *Conn) epCloseLocked()                                {}

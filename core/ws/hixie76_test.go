@@ -86,6 +86,10 @@ func TestHixie76(t *testing.T) {
 				t.Fatal(err)
 			}
 			expect("\x00p1\xff\x00" + string(bytes.Repeat([]byte("x"), 300)) + "\xff")
+			if err := ev.c.WritePreparedBatch([]*Prepared{NewPrepared(OpText, []byte("q1")), NewPrepared(OpText, []byte("q2"), []byte("q3"))}); err != nil {
+				t.Fatal(err)
+			}
+			expect("\x00q1\xff\x00q2\xff\x00q3\xff")
 			if err := ev.c.WriteMessage(OpBinary, []byte{1}); err == nil {
 				t.Fatal("binary write on hixie-76 accepted")
 			}

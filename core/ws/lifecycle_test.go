@@ -241,6 +241,56 @@ func TestPreparedToMany(t *testing.T) {
 	})
 }
 
+// TestPreparedBatch writes several Prepared values with one call: more
+// than one gather list's worth, mixed with plain writes; then a batch the
+// socket takes only part of (the rest is queued by reference) and one
+// queued behind it. The peer reads every message once, in order.
+func TestPreparedBatch(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		ts := newTestServer(t, Config{MaxQueueBytes: 64 << 20}, fallback, nil)
+		rc, c := openConn(t, ts)
+		var batch []*Prepared
+		for i := range maxPreparedBatch + 5 {
+			batch = append(batch, NewPrepared(OpText, []byte(fmt.Sprintf("b%d", i)), []byte(fmt.Sprintf("b%d'", i))))
+		}
+		big := bytes.Repeat([]byte("P"), 4<<20)
+		if err := c.WriteMessage(OpText, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WritePreparedBatch(batch); err != nil {
+			t.Fatal(err)
+		}
+		// Written directly into an empty queue: the socket takes part of
+		// the big one, the rest of it and the next one are queued.
+		if err := c.WritePreparedBatch([]*Prepared{NewPrepared(OpBinary, big), NewPrepared(OpText, []byte("after big"))}); err != nil {
+			t.Fatal(err)
+		}
+		if c.Buffered() == 0 {
+			t.Fatal("a 4 MiB message unread by the peer left nothing queued; the queued-batch case is not exercised")
+		}
+		if err := c.WritePreparedBatch(batch[:3]); err != nil {
+			t.Fatal(err)
+		}
+		rc.expectMessage(OpText, []byte("before"))
+		for i := range batch {
+			rc.expectMessage(OpText, []byte(fmt.Sprintf("b%d", i)))
+			rc.expectMessage(OpText, []byte(fmt.Sprintf("b%d'", i)))
+		}
+		rc.expectMessage(OpBinary, big)
+		rc.expectMessage(OpText, []byte("after big"))
+		for i := range 3 {
+			rc.expectMessage(OpText, []byte(fmt.Sprintf("b%d", i)))
+			rc.expectMessage(OpText, []byte(fmt.Sprintf("b%d'", i)))
+		}
+		if err := c.Close(StatusNormalClosure, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WritePreparedBatch(batch); !errors.Is(err, ErrClosed) {
+			t.Fatalf("WritePreparedBatch after Close: %v, want ErrClosed", err)
+		}
+	})
+}
+
 // TestConcurrentWriters writes from many goroutines to one Conn while it
 // echoes; -race checks the locking, the client checks every message.
 func TestConcurrentWriters(t *testing.T) {
