@@ -68,8 +68,8 @@ type Config struct {
 	// Logger; MaxMessageBytes defaults to 65536 here.
 	WS ws.Config
 
-	// fanoutWorkers overrides the number of fan-out workers (fanout.go)
-	// for tests: 0 means GOMAXPROCS-1, negative means none.
+	// fanoutWorkers overrides the number of sweepers per big room
+	// (fanout.go) for tests: 0 means GOMAXPROCS, negative means none.
 	fanoutWorkers int
 }
 

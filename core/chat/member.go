@@ -126,6 +126,16 @@ func (m *member) writePrepared(p *ws.Prepared) bool {
 	return m.check(m.conn.WritePrepared(p))
 }
 
+// writeBatch hands several encoded batches to the engine in one write (a
+// sweeper catching up, see fanout.go); frames are counted by the room. It
+// reports whether m turned out to be a slow consumer.
+func (m *member) writeBatch(ps []*ws.Prepared) bool {
+	if len(ps) == 1 {
+		return m.check(m.conn.WritePrepared(ps[0]))
+	}
+	return m.check(m.conn.WritePreparedBatch(ps))
+}
+
 // check handles a write error. A slow consumer has already been closed by
 // the engine (its OnClose will follow); it is logged once and counted. A
 // closed connection is simply leaving.

@@ -30,6 +30,8 @@ type metrics struct {
 	hookRename     histogram
 	appendTime     histogram
 	batchSize      histogram
+	broadcastTime  histogram // one room batch written to every member
+	messageDelay   histogram // a chat message's arrival to the end of its broadcast
 }
 
 // durationBuckets are upper bounds in seconds for hook and commit times:
@@ -137,5 +139,9 @@ func (m *metrics) write(w io.Writer, conns, rooms int) error {
 	p.histogram("moonchat_history_append_duration_seconds", "", durationBuckets, &m.appendTime)
 	p.header("moonchat_batch_messages", "histogram", "Chat messages per room batch (grows with load).")
 	p.histogram("moonchat_batch_messages", "", sizeBuckets, &m.batchSize)
+	p.header("moonchat_broadcast_duration_seconds", "histogram", "Time to write one room batch to every member of the room.")
+	p.histogram("moonchat_broadcast_duration_seconds", "", durationBuckets, &m.broadcastTime)
+	p.header("moonchat_message_delay_seconds", "histogram", "Server-side latency of a chat message: from its arrival to the end of its broadcast (hooks, history, fan-out and queueing behind earlier batches).")
+	p.histogram("moonchat_message_delay_seconds", "", durationBuckets, &m.messageDelay)
 	return bw.Flush()
 }

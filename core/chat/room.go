@@ -73,16 +73,23 @@ type room struct {
 	arena       []byte    // encoded frames of the current outbox
 	spansPlain  []span
 	spansJSON   []span
-	outMsgs     int // chat messages in the outbox (for messages_out)
+	outMsgs     int         // chat messages in the outbox (for messages_out)
+	outArrived  []time.Time // when each chat message in the outbox reached the server
 	lines       [][]byte
 	msgs        []*Message
-	senders     []*member // sender of msgs[i]
-	release     []*member // one entry per finished message/history op
-	evict       []*member // slow consumers found by the last writes
+	senders     []*member   // sender of msgs[i]
+	arrived     []time.Time // arrival of msgs[i]
+	release     []*member   // one entry per finished message/history op
+	evict       []*member   // slow consumers found by the last writes
 	presence    presenceDelta
 	notices     []directFrame
-	jobs        []fanoutJob    // shares of a parallel broadcast (fanout.go)
-	fanWG       sync.WaitGroup // the workers' shares still being written
+	// Big rooms' broadcasts (fanout.go): the sweepers, started at the
+	// first big broadcast, and the passes handed to them.
+	sweepers   []*sweeper
+	sweepWG    sync.WaitGroup
+	passDone   chan *pass // completed passes, from the sweepers
+	inflight   int        // passes handed over and not yet completed
+	freePasses []*pass
 	// held is set while join/leave announcements are being coalesced (a
 	// big room, see Config.AnnounceBatchMembers): the pending presence
 	// delta then outlives flushes and is sent, with one notice per kind,
@@ -153,8 +160,17 @@ func (r *room) run() {
 		<-r.prev.done
 		r.prev = nil
 	}
+	defer r.stopSweepers()
 	for {
-		<-r.wake
+		select {
+		case <-r.wake:
+		case p := <-r.passDone: // nil (blocks) until the room is big
+			r.completed(p)
+			if len(r.evict) > 0 {
+				r.flush() // removes the slow consumers it found
+			}
+			continue
+		}
 		for {
 			r.qmu.Lock()
 			batch := r.queue
@@ -216,6 +232,7 @@ func (r *room) messages(ops []op) {
 	s := r.srv
 	msgs := r.msgs[:0]
 	senders := r.senders[:0]
+	arrived := r.arrived[:0]
 	for i := range ops {
 		o := &ops[i]
 		m := o.m
@@ -241,6 +258,7 @@ func (r *room) messages(ops []op) {
 		}
 		msgs = append(msgs, msg)
 		senders = append(senders, m)
+		arrived = append(arrived, o.t)
 	}
 	if len(msgs) > 0 && s.history != nil {
 		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
@@ -260,18 +278,26 @@ func (r *room) messages(ops []op) {
 	} else if len(msgs) > 0 {
 		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
 	}
-	for _, msg := range msgs {
-		r.outMessage(msg)
+	for i, msg := range msgs {
+		r.outMessage(msg, arrived[i])
 	}
 	clear(msgs)
 	r.msgs = msgs[:0]
 	clear(senders)
 	r.senders = senders[:0]
+	r.arrived = arrived[:0]
 	r.flush()
 }
 
-// control handles one non-message operation.
+// control handles one non-message operation. Those that change the
+// members or write to one member wait for the broadcasts in flight first
+// (see fanout.go); the others only add to the outbox.
 func (r *room) control(o *op) {
+	switch o.kind {
+	case opBroadcast, opRedact, opAnnounce:
+	default:
+		r.drain()
+	}
 	switch o.kind {
 	case opJoin:
 		r.join(o.m)
@@ -287,14 +313,14 @@ func (r *room) control(o *op) {
 		r.renamed(o.m, o.text)
 	case opSend:
 		if o.m.joined.Load() {
-			r.flush()
+			r.settle()
 			o.m.write(o.m.appendNotice(nil, r.name, o.text))
 		}
 	case opBroadcast:
 		r.outSystem(o.text)
 	case opKick:
 		if o.m.joined.Load() {
-			r.flush()
+			r.settle()
 			if o.text != "" {
 				o.m.write(o.m.appendNotice(nil, r.name, o.text))
 			}
@@ -306,7 +332,7 @@ func (r *room) control(o *op) {
 		if o.m.joined.Load() {
 			// Flushed first: the list is then the state after every
 			// event m already has, and no pending delta follows it.
-			r.flush()
+			r.settle()
 			o.m.write(appendJSONPresence(nil, r.name, r.memberNames(nil)))
 		}
 	case opAnnounce:
@@ -363,7 +389,7 @@ func (r *room) join(m *member) {
 		// the end of every run, so this is a safety net.) Notices and
 		// presence may stay: they are not in the replay, and leaving them
 		// lets a burst of joins share one flush and one presence event.
-		r.flush()
+		r.settle()
 	}
 
 	r.mu.Lock()
@@ -476,7 +502,7 @@ func (r *room) historyLimit(m *member, limit int) (int, bool) {
 	if !m.joined.Load() {
 		return 0, false
 	}
-	r.flush()
+	r.settle()
 	if s.history == nil {
 		m.write(appendJSONError(nil, codeNoHistory, "this server keeps no history"))
 		return 0, false
@@ -556,6 +582,7 @@ func (r *room) remove(m *member) {
 	if !m.joined.Load() {
 		return
 	}
+	r.drain() // the sweepers must not see the member lists change
 	r.mu.Lock()
 	name := m.currentName()
 	if r.names[foldName(name)] == m {
@@ -592,6 +619,7 @@ func (r *room) remove(m *member) {
 // is bounded by the shutdown deadline.
 func (r *room) leaveAll() {
 	s := r.srv
+	r.drain()
 	r.mu.Lock()
 	left := r.members
 	r.members = nil
@@ -649,8 +677,9 @@ func removeMember(list []*member, m *member) []*member {
 }
 
 // outMessage puts a stored chat message in the outbox.
-func (r *room) outMessage(msg *Message) {
+func (r *room) outMessage(msg *Message, arrived time.Time) {
 	r.outMsgs++
+	r.outArrived = append(r.outArrived, arrived)
 	if len(r.plain) > 0 {
 		start := len(r.arena)
 		r.arena = appendPlainMessage(r.arena, msg.User, msg.Text)
@@ -875,6 +904,7 @@ func (r *room) closePresence() {
 func (r *room) flush() {
 	for {
 		r.writeOutbox()
+		r.reap()
 		if len(r.evict) == 0 {
 			return
 		}
@@ -885,23 +915,52 @@ func (r *room) flush() {
 	}
 }
 
+// settle flushes the outbox and waits until every member has been
+// written all of it: what follows is a write to one member or a change of
+// the members (see fanout.go).
+func (r *room) settle() {
+	r.flush()
+	r.drain()
+}
+
 func (r *room) writeOutbox() {
 	s := r.srv
 	if !r.held {
 		r.closePresence()
 	}
-	if len(r.spansPlain) > 0 {
-		r.writeAll(r.plain, r.spansPlain)
-		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.plain)))
+	plain := r.prepare(r.plain, r.spansPlain)
+	json := r.prepare(r.json, r.spansJSON)
+	if plain != nil || json != nil {
+		s.metrics.messagesOut.Add(uint64(r.outMsgs * (len(r.plain) + len(r.json))))
+		if plain != nil {
+			s.metrics.framesOut.Add(uint64(plain.Len() * len(r.plain)))
+		}
+		if json != nil {
+			s.metrics.framesOut.Add(uint64(json.Len() * len(r.json)))
+		}
+		start := time.Now()
+		if r.bigRoom() {
+			r.submit(plain, json, start)
+		} else {
+			r.drain() // the room was big a moment ago: keep the order
+			r.writeAll(r.plain, plain)
+			r.writeAll(r.json, json)
+			end := time.Now()
+			s.metrics.broadcastTime.observe(durationBuckets, end.Sub(start).Seconds())
+			for _, t := range r.outArrived {
+				s.metrics.messageDelay.observe(durationBuckets, end.Sub(t).Seconds())
+			}
+		}
 	}
-	if len(r.spansJSON) > 0 {
-		r.writeAll(r.json, r.spansJSON)
-		s.metrics.messagesOut.Add(uint64(r.outMsgs * len(r.json)))
-	}
+	clear(r.outArrived)
+	r.outArrived = r.outArrived[:0]
 	r.arena = r.arena[:0]
 	r.spansPlain = r.spansPlain[:0]
 	r.spansJSON = r.spansJSON[:0]
 	r.outMsgs = 0
+	if len(r.notices) > 0 {
+		r.drain() // a notice follows the broadcasts before it
+	}
 	for i, n := range r.notices {
 		n.m.write(n.frame)
 		r.notices[i] = directFrame{}
@@ -909,9 +968,11 @@ func (r *room) writeOutbox() {
 	r.notices = r.notices[:0]
 }
 
-func (r *room) writeAll(members []*member, spans []span) {
+// prepare encodes the outbox's frames for one format once, or returns nil
+// when that format has no members or nothing to send.
+func (r *room) prepare(members []*member, spans []span) *ws.Prepared {
 	if len(members) == 0 {
-		return
+		return nil
 	}
 	lines := r.lines[:0]
 	for _, sp := range spans {
@@ -920,17 +981,21 @@ func (r *room) writeAll(members []*member, spans []span) {
 		}
 	}
 	if len(lines) == 0 {
-		return
+		return nil
 	}
 	p := ws.NewPrepared(ws.OpText, lines...)
 	clear(lines)
 	r.lines = lines[:0]
-	if f := r.srv.fanout; f != nil && len(members) >= fanoutMinMembers {
-		r.writeParallel(f, p, members)
+	return p
+}
+
+// writeAll writes p (if any) to members from the room goroutine.
+func (r *room) writeAll(members []*member, p *ws.Prepared) {
+	if p == nil {
 		return
 	}
 	for _, m := range members {
-		if m.writePrepared(p) {
+		if m.check(m.conn.WritePrepared(p)) {
 			r.evict = append(r.evict, m)
 		}
 	}

@@ -44,9 +44,9 @@ type Server struct {
 	sessions map[uint64]*member // joined or joining members by SessionID
 	roomWG   sync.WaitGroup
 
-	// fanout writes big rooms' broadcasts on several cores (nil with
-	// GOMAXPROCS 1); stopped by Shutdown after the rooms.
-	fanout *fanout
+	// sweepers is the number of goroutines writing each big room's
+	// broadcasts (fanout.go); 0 = the room goroutine writes them.
+	sweepers int
 }
 
 var _ Host = (*Server)(nil)
@@ -74,11 +74,11 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		s.cancel()
 		return nil, fmt.Errorf("chat: websocket engine: %w", err)
 	}
-	workers := cfg.fanoutWorkers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0) - 1
+	s.sweepers = cfg.fanoutWorkers
+	if s.sweepers == 0 {
+		s.sweepers = runtime.GOMAXPROCS(0)
 	}
-	s.fanout = newFanout(workers)
+	s.sweepers = max(s.sweepers, 0)
 	return s, nil
 }
 
@@ -364,7 +364,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.engine.Shutdown(ctx, ws.StatusGoingAway, "server shutting down")
 	s.cancel()
 	<-roomsDone
-	s.fanout.stop()
 	if err != nil {
 		return fmt.Errorf("chat shutdown: %w", err)
 	}
