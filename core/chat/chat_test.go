@@ -177,6 +177,13 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 			t.Fatalf("delivery %d %q, stored %q", i, first[i], want)
 		}
 	}
+	// Every message's server-side delay was observed once its broadcast
+	// had reached everyone (by the room goroutine or by the sweepers).
+	want := fmt.Sprintf("moonchat_message_delay_seconds_count %d\n", senders*perSender)
+	eventually(t, want, func() bool {
+		_, body, _ := ts.get(t, "/metrics")
+		return strings.Contains(body, want)
+	})
 }
 
 func TestRoomIsolation(t *testing.T) {

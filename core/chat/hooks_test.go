@@ -220,6 +220,16 @@ func TestHookTimeMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
+	// Observed right after the writes: the client may read first.
+	for _, want := range []string{
+		"moonchat_broadcast_duration_seconds_count 2\n", // the join notice, the message
+		"moonchat_message_delay_seconds_count 1\n",
+	} {
+		eventually(t, want, func() bool {
+			_, body, _ := ts.get(t, "/metrics")
+			return strings.Contains(body, want)
+		})
+	}
 }
 
 // A hook's MessageResult.Code reaches JSON clients when the protocol lists
