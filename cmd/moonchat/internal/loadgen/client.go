@@ -25,6 +25,15 @@ import (
 // written for low overhead per connection (one bufio.Reader, one reused
 // write buffer, no goroutine of its own). It speaks to our server and to
 // any other RFC 6455 server; it does not negotiate extensions.
+//
+// A Conn is read in one of two ways. ReadMessage pulls messages through the
+// bufio.Reader, on whatever goroutine calls it (one per connection in a
+// run: portable, but a wake-up and two read syscalls per small message).
+// Or, on Linux, a readerPool takes the socket out of the Go runtime
+// (detach) and pushes the bytes one epoll loop reads into feed (feed.go),
+// which parses them in place: the receive path of a run with thousands of
+// connections then costs one read per readiness for all the frames that
+// arrived, and no goroutine per connection.
 
 // Errors returned by the client.
 var (
@@ -68,21 +77,35 @@ type DialOptions struct {
 
 // Conn is a client WebSocket connection. ReadMessage must be called from
 // one goroutine at a time; the write methods are safe for concurrent use
-// with each other and with ReadMessage.
+// with each other and with ReadMessage. Once an epoll reader owns the
+// connection (readerPool.add), ReadMessage, SetReadDeadline and
+// CloseHandshake must not be used any more.
 type Conn struct {
 	nc  net.Conn
-	br  *bufio.Reader
+	br  *bufio.Reader // nil once detached
 	sub string
 	max int
 
-	// Reader state (owned by the ReadMessage caller).
+	// Reader state (owned by the ReadMessage caller, or the reader loop).
 	msg      []byte // reassembled message / payload buffer
 	ctl      [125]byte
 	closeErr *CloseError
 
+	// Push parser state (feed.go), owned by the reader loop: only an
+	// incomplete frame or fragmented message keeps bytes here.
+	pend []byte      // the incomplete frame's bytes, header included
+	ph   frameHeader // pend's header once it is complete
+	fop  ws.Opcode   // opcode of the fragmented message in progress, 0 if none
+	fmsg []byte      // its fragments so far
+
 	wmu    sync.Mutex
 	wbuf   []byte // frames being written, masked in place
 	wclose bool   // our close frame was sent
+	// detached: the socket was taken out of the Go runtime; nc is closed
+	// and fd is the socket, until the reader loop (its only closer) sets
+	// it to -1. Both are guarded by wmu.
+	detached bool
+	fd       int
 }
 
 // Dial opens a WebSocket connection to rawURL (ws:// only) and performs
@@ -176,7 +199,7 @@ func handshake(nc net.Conn, u *url.URL, opts DialOptions) (*Conn, error) {
 	if maxMsg <= 0 {
 		maxMsg = 16 << 20
 	}
-	return &Conn{nc: nc, br: br, sub: sub, max: maxMsg}, nil
+	return &Conn{nc: nc, br: br, sub: sub, max: maxMsg, fd: -1}, nil
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
@@ -295,12 +318,20 @@ func (c *Conn) readHeader() (fin bool, op ws.Opcode, n uint64, err error) {
 	return fin, op, n, nil
 }
 
-// control handles a control frame of n bytes (n <= 125).
+// control reads and handles a control frame of n bytes (n <= 125).
 func (c *Conn) control(op ws.Opcode, n uint64) error {
 	p := c.ctl[:n]
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return fmt.Errorf("read control frame: %w", err)
 	}
+	return c.handleControl(op, p)
+}
+
+// handleControl acts on a control frame with payload p (both read paths):
+// a ping is answered, a pong ignored, a close frame answered and returned
+// as a *CloseError.
+func (c *Conn) handleControl(op ws.Opcode, p []byte) error {
+	n := len(p)
 	switch op {
 	case ws.OpPing:
 		if err := c.writeFrames(ws.OpPong, p); err != nil && !errors.Is(err, ErrConnClosed) {
@@ -351,10 +382,27 @@ func (c *Conn) writeFrames(op ws.Opcode, msgs ...[]byte) error {
 		b = appendFrame(b, op, m, randomMask())
 	}
 	c.wbuf = b
-	if _, err := c.nc.Write(b); err != nil {
+	if err := c.writeLocked(b, fdWriteTimeout); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// fdWriteTimeout bounds a write to a detached socket that makes no
+// progress (the net.Conn path has no such bound, as before).
+const fdWriteTimeout = 10 * time.Second
+
+// writeLocked writes b whole to the socket; c.wmu is held. Writes to a
+// detached socket wait for room with poll(2), for at most timeout.
+func (c *Conn) writeLocked(b []byte, timeout time.Duration) error {
+	if !c.detached {
+		_, err := c.nc.Write(b)
+		return err
+	}
+	if c.fd < 0 {
+		return ErrConnClosed
+	}
+	return writeFD(c.fd, b, timeout)
 }
 
 // appendFrame appends one final, masked frame carrying p to b.
@@ -400,9 +448,18 @@ func randomMask() [4]byte {
 }
 
 // Close sends a close frame (1000) and closes the TCP connection without
-// waiting for the server's answer.
+// waiting for the server's answer. A detached connection's socket is shut
+// down instead: its reader loop sees the end and closes it.
 func (c *Conn) Close() error {
 	_ = c.sendClose(1000, "")
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.detached {
+		if c.fd >= 0 {
+			_ = shutdownFD(c.fd)
+		}
+		return nil
+	}
 	return c.nc.Close()
 }
 
@@ -410,6 +467,15 @@ func (c *Conn) Close() error {
 // to timeout for the server's close frame before closing the socket. It
 // returns the server's close frame as a *CloseError when one came.
 func (c *Conn) CloseHandshake(code int, reason string, timeout time.Duration) error {
+	c.wmu.Lock()
+	detached := c.detached
+	c.wmu.Unlock()
+	if detached {
+		// The reader loop gets the server's answer; just send ours.
+		err := c.sendClose(code, reason)
+		_ = c.Close()
+		return err
+	}
 	if err := c.sendClose(code, reason); err != nil {
 		c.nc.Close()
 		return err
@@ -425,6 +491,9 @@ func (c *Conn) CloseHandshake(code int, reason string, timeout time.Duration) er
 	return err
 }
 
+// closeWriteTimeout bounds the write of our close frame.
+const closeWriteTimeout = 5 * time.Second
+
 // sendClose sends our close frame once.
 func (c *Conn) sendClose(code int, reason string) error {
 	p := make([]byte, 2, 2+len(reason))
@@ -438,8 +507,10 @@ func (c *Conn) sendClose(code int, reason string) error {
 	c.wclose = true
 	b := appendFrame(c.wbuf[:0], ws.OpClose, p, randomMask())
 	c.wbuf = b
-	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write(b); err != nil {
+	if !c.detached {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	}
+	if err := c.writeLocked(b, closeWriteTimeout); err != nil {
 		return fmt.Errorf("write close frame: %w", err)
 	}
 	return nil

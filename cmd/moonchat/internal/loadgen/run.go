@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,10 @@ type runner struct {
 	errs        []string
 	disconnects int
 
+	// Receive side: pool holds the epoll reader loops (nil: a goroutine
+	// per client). readers counts the clients still being read, on either
+	// path; readEnded marks one done.
+	pool    *readerPool
 	readers sync.WaitGroup
 }
 
@@ -67,7 +72,7 @@ type client struct {
 	seq        seqState
 	delivered  atomic.Uint64 // this run's measured messages received, all phases
 	reordered  atomic.Uint64
-	sawBarrier bool // reader goroutine only
+	sawBarrier bool // reader only (its goroutine or its epoll loop)
 	sawIdle    bool
 }
 
@@ -105,6 +110,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), json: cfg.Format == "json", log: progress}
 	if _, err := raiseFileLimit(uint64(cfg.Clients + cfg.JoinProbes + 1024)); err != nil {
 		r.errorf("raise the open file limit: %v", err)
+	}
+	if !cfg.GoroutineReaders {
+		pool, err := newReaderPool(runtime.GOMAXPROCS(0))
+		switch {
+		case err == nil:
+			r.pool = pool
+		case !errors.Is(err, errors.ErrUnsupported):
+			fmt.Fprintf(progress, "bench: no epoll readers (%v): one reader goroutine per client\n", err)
+		}
 	}
 	defer r.closeAll()
 	return r.run(ctx)
@@ -216,8 +230,7 @@ func (r *runner) connect(ctx context.Context) error {
 				r.handshake.Record(time.Since(t0))
 				cl := &client{id: i, conn: c, seq: newSeqState(senders)}
 				clients[i] = cl
-				r.readers.Add(1)
-				go r.read(cl)
+				r.startReading(cl)
 				done.Add(1)
 			}
 		}()
@@ -241,6 +254,23 @@ func (r *runner) connect(ctx context.Context) error {
 		return fmt.Errorf("only %d clients connected, fewer than the %d senders", len(r.clients), cfg.Senders)
 	}
 	return nil
+}
+
+// startReading hands a connected client to the epoll readers, or to a
+// goroutine of its own when there are none (Config.GoroutineReaders, not
+// Linux) or its socket cannot be detached.
+func (r *runner) startReading(cl *client) {
+	r.readers.Add(1)
+	if r.pool != nil {
+		err := r.pool.add(cl.conn,
+			func(op ws.Opcode, data []byte) { r.deliver(cl, op, data) },
+			func(err error) { r.readEnded(cl, err) })
+		if err == nil {
+			return
+		}
+		r.errorf("client %d: epoll reader: %v", cl.id, err)
+	}
+	go r.read(cl)
 }
 
 // name is client i's nickname: unique to the run, short enough for any
@@ -277,58 +307,74 @@ func (r *runner) ticker(status func() string) (stop func()) {
 	return func() { close(done); <-exited }
 }
 
-// read is a client's reader goroutine: it runs until the connection ends.
+// read is a client's reader goroutine (the portable receive path): it
+// runs until the connection ends.
 func (r *runner) read(cl *client) {
-	defer r.readers.Done()
 	for {
 		op, data, err := cl.conn.ReadMessage()
 		if err != nil {
-			if !r.stopping.Load() {
-				r.mu.Lock()
-				r.disconnects++
-				r.mu.Unlock()
-				r.errorf("client %d disconnected: %v", cl.id, err)
-			}
+			r.readEnded(cl, err)
 			return
 		}
-		if op != ws.OpText {
-			continue
+		r.deliver(cl, op, data)
+	}
+}
+
+// readEnded accounts for the end of a client's reading (on either receive
+// path, exactly once per client): a disconnect unless the run is
+// stopping.
+func (r *runner) readEnded(cl *client, err error) {
+	defer r.readers.Done()
+	if r.stopping.Load() {
+		return
+	}
+	r.mu.Lock()
+	r.disconnects++
+	r.mu.Unlock()
+	r.errorf("client %d disconnected: %v", cl.id, err)
+}
+
+// deliver handles one message a client received (on either receive path;
+// calls for one client never overlap): barrier and idle notices, and this
+// run's messages, checked for order, timed and tracked to completion.
+func (r *runner) deliver(cl *client, op ws.Opcode, data []byte) {
+	if op != ws.OpText {
+		return
+	}
+	text, ok := messageText(data, r.json)
+	if !ok {
+		return
+	}
+	p, ok := parsePayload(text, r.runID)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	switch p.kind {
+	case kindBarrier:
+		if !cl.sawBarrier {
+			cl.sawBarrier = true
+			r.barrier.Add(1)
 		}
-		text, ok := messageText(data, r.json)
-		if !ok {
-			continue
+	case kindIdle:
+		if !cl.sawIdle {
+			cl.sawIdle = true
+			r.idleHist.Record(now.Sub(time.Unix(0, p.sent)))
+			r.idleSeen.Add(1)
 		}
-		p, ok := parsePayload(text, r.runID)
-		if !ok {
-			continue
+	case kindMessage:
+		if p.sender >= len(cl.seq.next) {
+			return
 		}
-		now := time.Now()
-		switch p.kind {
-		case kindBarrier:
-			if !cl.sawBarrier {
-				cl.sawBarrier = true
-				r.barrier.Add(1)
-			}
-		case kindIdle:
-			if !cl.sawIdle {
-				cl.sawIdle = true
-				r.idleHist.Record(now.Sub(time.Unix(0, p.sent)))
-				r.idleSeen.Add(1)
-			}
-		case kindMessage:
-			if p.sender >= len(cl.seq.next) {
-				continue
-			}
-			if cl.seq.observe(p.sender, p.seq) {
-				cl.reordered.Add(1)
-			}
-			cl.delivered.Add(1)
-			ns := now.UnixNano()
-			if from := r.measureFrom.Load(); from != 0 && ns >= from && ns < r.measureTo.Load() {
-				r.hist[cl.id%histShards].Record(time.Duration(ns - p.sent))
-			}
-			r.track(p, ns)
+		if cl.seq.observe(p.sender, p.seq) {
+			cl.reordered.Add(1)
 		}
+		cl.delivered.Add(1)
+		ns := now.UnixNano()
+		if from := r.measureFrom.Load(); from != 0 && ns >= from && ns < r.measureTo.Load() {
+			r.hist[cl.id%histShards].Record(time.Duration(ns - p.sent))
+		}
+		r.track(p, ns)
 	}
 }
 
@@ -700,13 +746,17 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// closeAll closes every client and waits for the readers.
+// closeAll closes every client, waits for the readers, then stops the
+// reader loops.
 func (r *runner) closeAll() {
 	r.stopping.Store(true)
 	for _, cl := range r.clients {
 		_ = cl.conn.Close()
 	}
 	r.readers.Wait()
+	if r.pool != nil {
+		r.pool.stop()
+	}
 }
 
 // appendEvent appends the frame a client sends for p: the bare text in
