@@ -37,43 +37,55 @@ func wsURL(ts *httptest.Server, path string) string {
 	return "ws" + strings.TrimPrefix(ts.URL, "http") + path
 }
 
+// readerModes are the two receive paths: the epoll loops (Linux; elsewhere
+// the same as goroutines) and a goroutine per client.
+var readerModes = []struct {
+	name       string
+	goroutines bool
+}{{"epoll", false}, {"goroutines", true}}
+
 // TestRunAgainstChat is a short end-to-end run of the load tool against
-// our chat server, in both wire formats: nothing lost or reordered, and the
-// summary encodes to JSON that decodes back with the same figures.
+// our chat server, in both wire formats and over both receive paths:
+// nothing lost or reordered, and the summary encodes to JSON that decodes
+// back with the same figures.
 func TestRunAgainstChat(t *testing.T) {
-	for _, format := range []string{"plain", "json"} {
-		t.Run(format, func(t *testing.T) {
-			ts := startChat(t)
-			cfg := Config{
-				URL: wsURL(ts, "/chat/e2e-"+format), Clients: 20, Senders: 3, Window: 8, Size: 80,
-				Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Format: format,
-				JoinProbes: 3,
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			sum, err := Run(ctx, cfg, testWriter{t})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkCleanRun(t, sum, 20)
-			if sum.JoinProbe == nil || sum.JoinProbe.Failed != 0 || sum.JoinProbe.Time.N != 3 {
-				t.Errorf("join probe: %+v", sum.JoinProbe)
-			}
-			line, err := json.Marshal(sum)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back Summary
-			if err := json.Unmarshal(line, &back); err != nil {
-				t.Fatalf("summary %s: %v", line, err)
-			}
-			if back.Deliveries != sum.Deliveries || back.Latency != sum.Latency || back.Format != format {
-				t.Errorf("summary did not survive JSON: %s", line)
-			}
-			if strings.Contains(string(line), "\n") {
-				t.Errorf("summary is not one line: %q", line)
-			}
-		})
+	for _, mode := range readerModes {
+		for _, format := range []string{"plain", "json"} {
+			t.Run(mode.name+"/"+format, func(t *testing.T) { runAgainstChat(t, format, mode.goroutines) })
+		}
+	}
+}
+
+func runAgainstChat(t *testing.T, format string, goroutines bool) {
+	ts := startChat(t)
+	cfg := Config{
+		URL: wsURL(ts, "/chat/e2e-"+format), Clients: 20, Senders: 3, Window: 8, Size: 80,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Format: format,
+		JoinProbes: 3, GoroutineReaders: goroutines,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCleanRun(t, sum, 20)
+	if sum.JoinProbe == nil || sum.JoinProbe.Failed != 0 || sum.JoinProbe.Time.N != 3 {
+		t.Errorf("join probe: %+v", sum.JoinProbe)
+	}
+	line, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Summary
+	if err := json.Unmarshal(line, &back); err != nil {
+		t.Fatalf("summary %s: %v", line, err)
+	}
+	if back.Deliveries != sum.Deliveries || back.Latency != sum.Latency || back.Format != format {
+		t.Errorf("summary did not survive JSON: %s", line)
+	}
+	if strings.Contains(string(line), "\n") {
+		t.Errorf("summary is not one line: %q", line)
 	}
 }
 
@@ -98,10 +110,18 @@ func TestRunRate(t *testing.T) {
 	}
 }
 
-// TestRunIdle checks idle mode: everybody gets the one broadcast.
+// TestRunIdle checks idle mode: everybody gets the one broadcast, on both
+// receive paths.
 func TestRunIdle(t *testing.T) {
+	for _, mode := range readerModes {
+		t.Run(mode.name, func(t *testing.T) { runIdle(t, mode.goroutines) })
+	}
+}
+
+func runIdle(t *testing.T, goroutines bool) {
 	ts := startChat(t)
-	cfg := Config{URL: wsURL(ts, "/chat/idle"), Clients: 50, Idle: true, Duration: 200 * time.Millisecond}
+	cfg := Config{URL: wsURL(ts, "/chat/idle"), Clients: 50, Idle: true, Duration: 200 * time.Millisecond,
+		GoroutineReaders: goroutines}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sum, err := Run(ctx, cfg, nil)

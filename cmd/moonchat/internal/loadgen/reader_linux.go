@@ -24,6 +24,14 @@ import (
 //
 // Readiness is level-triggered: bytes left unread are reported again.
 //
+// A loop never blocks in epoll_wait: its epoll fd is itself registered
+// with the Go runtime's netpoller (an epoll fd is pollable), the loop
+// goroutine parks there and calls epoll_wait with a zero timeout when
+// woken. A goroutine blocked in a syscall would instead keep sysmon
+// retaking its P and handing it off on every wait (measured: about a
+// fifth of the tool's CPU at 100k deliveries/s). Stopping writes the
+// eventfd, which wakes the loop the same way.
+//
 // Socket ownership: add duplicates the socket and closes the net.Conn, so
 // the Go runtime no longer polls it. The loop goroutine alone closes the
 // duplicate, under the Conn's write lock, after removing it from epoll, and
@@ -54,6 +62,7 @@ type readReg struct {
 // readLoop is one epoll instance and its goroutine.
 type readLoop struct {
 	epfd, evfd int
+	epf        *os.File // owns epfd; polled by the Go runtime
 	buf        []byte
 	regs       map[int32]*readReg // loop goroutine only
 	done       chan struct{}
@@ -95,8 +104,14 @@ func newReadLoop() (*readLoop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	return &readLoop{epfd: epfd, evfd: evfd, buf: make([]byte, readBufSize),
-		regs: make(map[int32]*readReg), done: make(chan struct{})}, nil
+	// Non-blocking, so that os.NewFile registers it with the netpoller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	return &readLoop{epfd: epfd, evfd: evfd, epf: os.NewFile(uintptr(epfd), "epoll"),
+		buf: make([]byte, readBufSize), regs: make(map[int32]*readReg), done: make(chan struct{})}, nil
 }
 
 // add hands c to one of the loops, which from then on reads it and calls
@@ -204,13 +219,32 @@ func (l *readLoop) wakeLocked() {
 func (l *readLoop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 256)
+	rc, err := l.epf.SyscallConn()
+	if err != nil {
+		l.shutdown(fmt.Errorf("epoll fd: %w", err))
+		return
+	}
+	var n int
+	var werr error
+	// poll returns true once events are ready (or epoll_wait failed);
+	// false makes rc.Read park the goroutine until the epoll fd is
+	// readable. The runtime watches it edge-triggered, which is why the
+	// loop only parks after an epoll_wait that found nothing.
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		if werr == unix.EINTR {
+			n, werr = 0, nil
+			return true // poll again rather than park: events may be ready
+		}
+		return n > 0 || werr != nil
+	}
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			l.shutdown(fmt.Errorf("epoll_wait: %w", err))
+		if err := rc.Read(poll); err != nil {
+			l.shutdown(fmt.Errorf("wait on epoll fd: %w", err))
+			return
+		}
+		if werr != nil {
+			l.shutdown(fmt.Errorf("epoll_wait: %w", werr))
 			return
 		}
 		for _, ev := range events[:n] {
@@ -298,7 +332,7 @@ func (l *readLoop) shutdown(err error) {
 	for _, reg := range l.regs {
 		l.end(reg, err)
 	}
-	unix.Close(l.epfd)
+	l.epf.Close()
 }
 
 // finish closes reg's socket and reports the end of reading.
