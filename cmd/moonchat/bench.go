@@ -28,7 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fset.IntVar(&cfg.PID, "pid", 0, "server process id: sample its CPU and memory from /proc")
 	sources := fset.String("source-ips", "", "local addresses to bind clients to, e.g. 127.0.0.1-127.0.0.20 (past the ephemeral port range of one address)")
 	fset.BoolVar(&cfg.Idle, "idle", false, "connect the clients, hold them idle for -duration, then time one broadcast to all")
-	fset.IntVar(&cfg.JoinProbes, "join-probe", 0, "at the end, time this many joins (dial to the last replayed message)")
+	fset.IntVar(&cfg.JoinProbes, "join-probe", 0, "at the end, time this many joins (dial to the replayed history; moonchat servers only)")
 	fset.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a non-loopback target (only servers you own)")
 	fset.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "dials in progress at once")
 	if err := parseFlags(fset, args); err != nil {

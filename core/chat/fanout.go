@@ -9,7 +9,7 @@ import (
 )
 
 // Big rooms' broadcasts are written by sweepers: goroutines of the room
-// that each own one share of the members and write the room's batches to
+// that each own a share of the members and write the room's batches to
 // them, while the room goroutine goes on with the next batch's hooks and
 // History.Append.
 //
@@ -17,32 +17,40 @@ import (
 // (measured ~6 µs each on loopback, 90% of the server's CPU during a
 // 1000-member fan-out). Written by the room goroutine, a message arriving
 // during a broadcast waited for all of it, then for its own commit, then
-// for its own broadcast. With sweepers the commit overlaps the previous
-// broadcast, the writes use every core, and a batch that arrives while
-// the previous one is still being written joins it: from the member the
-// sweeper is at, both go out in one writev (WritePreparedBatch), and the
-// sweeper comes round to the members it had already passed. So a room
-// that falls behind catches up with fewer system calls, not more.
+// for its own broadcast; so did a join. With sweepers the commit overlaps
+// the previous broadcast, the writes use every core, joins and leaves do
+// not wait for broadcasts, and a batch that arrives while the previous
+// one is still being written joins it: from the member the sweeper is at,
+// both go out in one writev (WritePreparedBatch), and the sweeper comes
+// round to the members it had already passed. So a room that falls
+// behind catches up with fewer system calls, not more.
 //
-// Ordering: each sweeper moves a cursor round its share; a pass (one
-// batch) starts at the cursor position where it was picked up and is done
-// when the cursor has gone once round. At every member the sweeper writes
-// all the passes it has in progress, oldest first. A pass picked up later
-// starts later, so at any member either the older pass was already written
-// on an earlier round or both are written now, in order: every member
-// sees the room's order.
+// Ordering: a sweeper takes commands from its inbox in the order the room
+// gave them: passes (batches) and membership changes (add, remove). It
+// moves a cursor round its members; a pass starts at the cursor position
+// where it was picked up and is done when the cursor has gone once round.
+// At every member the sweeper writes all the passes it has in progress,
+// oldest first. A pass picked up later starts later, so at any member
+// either the older pass was already written on an earlier round or both
+// are written now, in order: every member sees the room's order. A
+// membership change waits in the inbox until the passes in progress are
+// done, and the passes behind it wait for the change: a newcomer gets
+// exactly the passes given after its add (the earlier ones are in its
+// replay, since a batch is stored before it is given to the sweepers).
 //
 // Invariants:
-//   - the member lists a sweeper's passes refer to do not change while
-//     any pass is in flight: the room goroutine waits for every pass
-//     (room.drain) before it adds or removes a member, and before it
-//     writes to a single member (replays, history pages, notices), which
-//     must follow the broadcasts before it;
+//   - a member belongs to one sweeper from its add to its remove
+//     (member.sweeper, kept by the room goroutine); a sweeper's member
+//     lists are its own and change only while it has no pass in progress;
+//   - the room goroutine waits for every pass (room.drain) before it
+//     writes to one existing member itself (history pages, notices,
+//     kicks), since such a write must follow the broadcasts before it;
 //   - at most maxPassesInFlight passes are in flight per room, so a room
 //     producing faster than its members take bytes is slowed down (its
 //     queue, and each sender's MaxPending, then push back);
 //   - the sweepers are owned by their room: started at its first big
-//     broadcast, stopped by the room goroutine when it exits.
+//     broadcast (the room then stays in this mode until it ends), stopped
+//     by the room goroutine when it exits.
 
 // fanoutMinMembers is the smallest room whose broadcasts go to the
 // sweepers; below it the room goroutine writes them itself, the hand-off
@@ -66,28 +74,33 @@ type pass struct {
 	evict       []*member // slow consumers found while writing it
 }
 
-// sweepJob is a pass and the share of members it goes to.
-type sweepJob struct {
-	p           *pass
-	plain, json []*member
+// sweepCmd is one entry of a sweeper's inbox: a pass to write (p), or a
+// member to add or remove (m).
+type sweepCmd struct {
+	p      *pass
+	m      *member
+	remove bool
 }
 
-// sweeper writes a room's passes to one share of its members.
+// sweeper writes a room's passes to its share of the members.
 type sweeper struct {
 	done  chan<- *pass                       // the room's completed passes
 	write func(*member, []*ws.Prepared) bool // (*member).writeBatch; tests record
 
 	mu      sync.Mutex
-	inbox   []sweepJob
+	inbox   []sweepCmd
 	quit    bool
 	pending atomic.Int32 // len(inbox), read without the lock at every member
 	wake    chan struct{}
 
 	// Owned by the sweeper goroutine.
+	plain, json []*member // this sweeper's members, per wire format
 	active      []activePass
-	plain, json []*member // the share of the active passes
 	cursor      int
 	batch       []*ws.Prepared
+	// barrier is set while a membership change at the head of the inbox
+	// waits for the passes in progress.
+	barrier bool
 }
 
 // activePass is a pass in progress in one sweeper: left members of the
@@ -97,8 +110,8 @@ type activePass struct {
 	left int
 }
 
-// run is the sweeper goroutine; it returns after stop once every pass it
-// was given is written.
+// run is the sweeper goroutine; it returns after stop once every command
+// it was given is carried out.
 func (sw *sweeper) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
@@ -115,7 +128,10 @@ func (sw *sweeper) run(wg *sync.WaitGroup) {
 			}
 			sw.takeLocked()
 			sw.mu.Unlock()
-		} else if sw.pending.Load() > 0 {
+			if len(sw.active) == 0 {
+				continue // only membership changes
+			}
+		} else if !sw.barrier && sw.pending.Load() > 0 {
 			sw.mu.Lock()
 			sw.takeLocked()
 			sw.mu.Unlock()
@@ -124,24 +140,45 @@ func (sw *sweeper) run(wg *sync.WaitGroup) {
 	}
 }
 
-// takeLocked moves the inbox to the passes in progress. With none in
-// progress the share may be new (the room changed since); with some, it
-// is the same (the room waits for its passes before it changes).
+// takeLocked carries out the inbox in order: passes join the passes in
+// progress; a membership change is applied when none is in progress, else
+// it stays at the head of the inbox (with everything behind it) until the
+// passes in progress are done.
 func (sw *sweeper) takeLocked() {
-	for i, j := range sw.inbox {
-		if len(sw.active) == 0 {
-			sw.plain, sw.json = j.plain, j.json
-			if n := len(sw.plain) + len(sw.json); n > 0 {
-				sw.cursor %= n
-			} else {
-				sw.cursor = 0
-			}
+	i := 0
+	for ; i < len(sw.inbox); i++ {
+		c := sw.inbox[i]
+		if c.p != nil {
+			sw.active = append(sw.active, activePass{p: c.p, left: len(sw.plain) + len(sw.json)})
+			continue
 		}
-		sw.active = append(sw.active, activePass{p: j.p, left: len(sw.plain) + len(sw.json)})
-		sw.inbox[i] = sweepJob{}
+		if len(sw.active) > 0 {
+			break
+		}
+		sw.apply(c)
 	}
-	sw.inbox = sw.inbox[:0]
-	sw.pending.Store(0)
+	sw.barrier = i < len(sw.inbox)
+	clear(sw.inbox[:i])
+	sw.inbox = append(sw.inbox[:0], sw.inbox[i:]...)
+	sw.pending.Store(int32(len(sw.inbox)))
+}
+
+// apply adds or removes a member; no pass is in progress.
+func (sw *sweeper) apply(c sweepCmd) {
+	list := &sw.plain
+	if c.m.format == formatJSON {
+		list = &sw.json
+	}
+	if c.remove {
+		*list = removeMember(*list, c.m)
+	} else {
+		*list = append(*list, c.m)
+	}
+	if n := len(sw.plain) + len(sw.json); n > 0 {
+		sw.cursor %= n
+	} else {
+		sw.cursor = 0
+	}
 }
 
 // step writes every pass in progress to the member at the cursor, moves
@@ -197,10 +234,10 @@ func (sw *sweeper) step() {
 	sw.active = append(sw.active[:0], sw.active[done:]...)
 }
 
-// give queues a pass for the sweeper.
-func (sw *sweeper) give(j sweepJob) {
+// give queues a command for the sweeper.
+func (sw *sweeper) give(c sweepCmd) {
 	sw.mu.Lock()
-	sw.inbox = append(sw.inbox, j)
+	sw.inbox = append(sw.inbox, c)
 	sw.pending.Store(int32(len(sw.inbox)))
 	sw.mu.Unlock()
 	select {
@@ -222,11 +259,11 @@ func (sw *sweeper) stop() {
 
 // bigRoom reports whether the room's broadcasts go to its sweepers.
 func (r *room) bigRoom() bool {
-	return r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= fanoutMinMembers
+	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= fanoutMinMembers)
 }
 
-// submit hands an outbox's encodings to the sweepers, each with its share
-// of the members, and returns without waiting for the writes.
+// submit hands an outbox's encodings to the sweepers and returns without
+// waiting for the writes.
 func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
 	for r.inflight >= maxPassesInFlight {
 		r.completed(<-r.passDone)
@@ -242,24 +279,30 @@ func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
 	}
 	p.plain, p.json, p.start = plain, json, start
 	p.arrived = append(p.arrived[:0], r.outArrived...)
-	w := len(r.sweepers)
-	p.sweepers.Store(int32(w))
+	p.sweepers.Store(int32(len(r.sweepers)))
 	r.inflight++
-	sharePlain := (len(r.plain) + w - 1) / w
-	shareJSON := (len(r.json) + w - 1) / w
-	for i, sw := range r.sweepers {
-		sw.give(sweepJob{
-			p:     p,
-			plain: share(r.plain, i, sharePlain),
-			json:  share(r.json, i, shareJSON),
-		})
+	for _, sw := range r.sweepers {
+		sw.give(sweepCmd{p: p})
 	}
 }
 
-// share returns the i-th slice of size n of list (possibly empty).
-func share(list []*member, i, n int) []*member {
-	lo, hi := min(i*n, len(list)), min((i+1)*n, len(list))
-	return list[lo:hi:hi]
+// assign gives a member of a big room to the sweeper with the fewest.
+func (r *room) assign(m *member) {
+	k := 0
+	for i, n := range r.sweepLoad {
+		if n < r.sweepLoad[k] {
+			k = i
+		}
+	}
+	m.sweeper = k
+	r.sweepLoad[k]++
+	r.sweepers[k].give(sweepCmd{m: m})
+}
+
+// unassign takes a member of a big room from its sweeper.
+func (r *room) unassign(m *member) {
+	r.sweepLoad[m.sweeper]--
+	r.sweepers[m.sweeper].give(sweepCmd{m: m, remove: true})
 }
 
 // completed accounts for a pass every sweeper has finished.
@@ -297,14 +340,23 @@ func (r *room) drain() {
 	}
 }
 
+// startSweepers switches the room to sweepers, sharing out its members.
 func (r *room) startSweepers() {
 	n := r.srv.sweepers
 	r.passDone = make(chan *pass, maxPassesInFlight)
 	r.sweepers = make([]*sweeper, n)
+	r.sweepLoad = make([]int, n)
 	r.sweepWG.Add(n)
 	for i := range r.sweepers {
-		sw := &sweeper{done: r.passDone, write: (*member).writeBatch, wake: make(chan struct{}, 1)}
-		r.sweepers[i] = sw
+		r.sweepers[i] = &sweeper{done: r.passDone, write: (*member).writeBatch, wake: make(chan struct{}, 1)}
+	}
+	for _, m := range r.plain {
+		r.assign(m)
+	}
+	for _, m := range r.json {
+		r.assign(m)
+	}
+	for _, sw := range r.sweepers {
 		go sw.run(&r.sweepWG)
 	}
 }

@@ -53,6 +53,20 @@ func (rec *sweepRecorder) write(m *member, ps []*ws.Prepared) bool {
 	return rec.slow[m.id]
 }
 
+// newTestPass is a pass for one sweeper with the named encodings ("" =
+// none for that format).
+func newTestPass(rec *sweepRecorder, plain, json string) *pass {
+	p := &pass{}
+	if plain != "" {
+		p.plain = rec.prepared(plain)
+	}
+	if json != "" {
+		p.json = rec.prepared(json)
+	}
+	p.sweepers.Store(1)
+	return p
+}
+
 func sweepMembers(n int) []*member {
 	ms := make([]*member, n)
 	for i := range ms {
@@ -61,10 +75,14 @@ func sweepMembers(n int) []*member {
 	return ms
 }
 
-func startSweeper(t *testing.T, rec *sweepRecorder) (*sweeper, chan *pass) {
+// startSweeper starts a sweeper writing to rec, with members added.
+func startSweeper(t *testing.T, rec *sweepRecorder, members ...*member) (*sweeper, chan *pass) {
 	t.Helper()
 	done := make(chan *pass, maxPassesInFlight)
 	sw := &sweeper{done: done, write: rec.write, wake: make(chan struct{}, 1)}
+	for _, m := range members {
+		sw.give(sweepCmd{m: m})
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go sw.run(&wg)
@@ -92,15 +110,13 @@ func waitPass(t *testing.T, done chan *pass) *pass {
 // once each, in order, and the older pass completes first.
 func TestSweeperJoinsPassInProgress(t *testing.T) {
 	rec := newSweepRecorder()
-	sw, done := startSweeper(t, rec)
 	members := sweepMembers(6)
-	a, b := &pass{plain: rec.prepared("A")}, &pass{plain: rec.prepared("B")}
-	a.sweepers.Store(1)
-	b.sweepers.Store(1)
+	sw, done := startSweeper(t, rec, members...)
+	a, b := newTestPass(rec, "A", ""), newTestPass(rec, "B", "")
 	// B is handed over during the write to member 2: the sweeper picks it
 	// up at member 3.
-	rec.hook[3] = func() { sw.give(sweepJob{p: b, plain: members}) }
-	sw.give(sweepJob{p: a, plain: members})
+	rec.hook[3] = func() { sw.give(sweepCmd{p: b}) }
+	sw.give(sweepCmd{p: a})
 	if got := waitPass(t, done); got != a {
 		t.Fatal("B completed before A")
 	}
@@ -125,20 +141,16 @@ func TestSweeperJoinsPassInProgress(t *testing.T) {
 // member the engine reports as a slow consumer comes back with the pass.
 func TestSweeperFormatsAndEviction(t *testing.T) {
 	rec := newSweepRecorder()
-	sw, done := startSweeper(t, rec)
 	ms := sweepMembers(4)
-	plain, json := ms[:2], ms[2:]
+	ms[2].format, ms[3].format = formatJSON, formatJSON
+	sw, done := startSweeper(t, rec, ms...)
 	rec.slow[3] = true
-	p := &pass{plain: rec.prepared("P"), json: rec.prepared("J")}
-	p.sweepers.Store(1)
-	sw.give(sweepJob{p: p, plain: plain, json: json})
+	sw.give(sweepCmd{p: newTestPass(rec, "P", "J")})
 	got := waitPass(t, done)
 	if len(got.evict) != 1 || got.evict[0] != ms[3] {
 		t.Fatalf("evict %v, want member 3", got.evict)
 	}
-	onlyJSON := &pass{json: rec.prepared("R")}
-	onlyJSON.sweepers.Store(1)
-	sw.give(sweepJob{p: onlyJSON, plain: plain, json: json})
+	sw.give(sweepCmd{p: newTestPass(rec, "", "R")})
 	waitPass(t, done)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -154,8 +166,8 @@ func TestSweeperFormatsAndEviction(t *testing.T) {
 // every member still gets every pass once, in order.
 func TestSweeperManyPassesBehind(t *testing.T) {
 	rec := newSweepRecorder()
-	sw, done := startSweeper(t, rec)
 	members := sweepMembers(10)
+	sw, done := startSweeper(t, rec, members...)
 	const passes = 12
 	gate := make(chan struct{})
 	rec.hook[1] = func() { <-gate } // hold the first write until all are queued
@@ -163,9 +175,7 @@ func TestSweeperManyPassesBehind(t *testing.T) {
 	for i := range passes {
 		name := fmt.Sprintf("p%d", i)
 		want = append(want, name)
-		p := &pass{plain: rec.prepared(name)}
-		p.sweepers.Store(1)
-		sw.give(sweepJob{p: p, plain: members})
+		sw.give(sweepCmd{p: newTestPass(rec, name, "")})
 	}
 	close(gate)
 	for range passes {
@@ -180,5 +190,41 @@ func TestSweeperManyPassesBehind(t *testing.T) {
 	}
 	if n := len(rec.writes); n >= passes*len(members) {
 		t.Fatalf("%d writes for %d passes to %d members: the queued passes were not written together", n, passes, len(members))
+	}
+}
+
+// TestSweeperMembershipBetweenPasses: a member added while a pass is in
+// progress gets only the passes given after it (the earlier ones are in
+// its replay), a member removed gets the passes given before it, and the
+// others get everything in order.
+func TestSweeperMembershipBetweenPasses(t *testing.T) {
+	rec := newSweepRecorder()
+	ms := sweepMembers(5)
+	old, leaver, newcomer := ms[:3], ms[3], ms[4]
+	sw, done := startSweeper(t, rec, append(old, leaver)...)
+	// While A is being written: B, then the leaver goes and the newcomer
+	// comes, then C.
+	rec.hook[2] = func() {
+		sw.give(sweepCmd{p: newTestPass(rec, "B", "")})
+		sw.give(sweepCmd{m: leaver, remove: true})
+		sw.give(sweepCmd{m: newcomer})
+		sw.give(sweepCmd{p: newTestPass(rec, "C", "")})
+	}
+	sw.give(sweepCmd{p: newTestPass(rec, "A", "")})
+	for range 3 {
+		waitPass(t, done)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, m := range old {
+		if g := rec.got[m.id]; !slices.Equal(g, []string{"A", "B", "C"}) {
+			t.Errorf("member %d got %v, want [A B C]", m.id, g)
+		}
+	}
+	if g := rec.got[leaver.id]; !slices.Equal(g, []string{"A", "B"}) {
+		t.Errorf("leaver got %v, want [A B]", g)
+	}
+	if g := rec.got[newcomer.id]; !slices.Equal(g, []string{"C"}) {
+		t.Errorf("newcomer got %v, want [C]", g)
 	}
 }

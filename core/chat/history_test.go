@@ -36,10 +36,25 @@ func TestReplayOnJoin(t *testing.T) {
 // A join queued behind messages gets exactly the messages before it in
 // its replay and exactly the ones after it live: none twice, none lost.
 func TestReplayAndLiveDoNotOverlap(t *testing.T) {
+	t.Run("small room", func(t *testing.T) { testReplayAndLive(t, 0, Config{FloodRate: -1, Replay: 500}) })
+	// In a big room the broadcasts are written by the sweepers while the
+	// room goes on; newcomers join (and members leave) while passes are
+	// in flight.
+	t.Run("big room", func(t *testing.T) {
+		testReplayAndLive(t, fanoutMinMembers, Config{FloodRate: -1, Replay: 500, fanoutWorkers: 2})
+	})
+}
+
+// testReplayAndLive floods a room with numbered messages while newcomers
+// join: each must see every message exactly once, replayed or live.
+func testReplayAndLive(t *testing.T, silent int, cfg Config) {
 	hist := newMemHistory()
-	ts := startServer(t, Config{FloodRate: -1, Replay: 500}, nil, hist)
+	ts := startServer(t, cfg, nil, hist)
+	for i := range silent {
+		ts.dial(t, fmt.Sprintf("/chat/r?name=q%d", i), "")
+	}
 	s := ts.dial(t, "/chat/r?name=s", "")
-	s.expect("* s joined")
+	eventually(t, "all joined", func() bool { return len(ts.srv.Users("r")) == silent+1 })
 	const n = 300
 	done := make(chan struct{})
 	go func() {
@@ -48,21 +63,24 @@ func TestReplayAndLiveDoNotOverlap(t *testing.T) {
 			_ = s.c.WriteMessage(1, fmt.Appendf(nil, "%d", i))
 		}
 	}()
-	j := ts.dial(t, "/chat/r?name=j", "")
-	var got []string
-	for len(got) < n {
-		line := j.read()
-		if strings.HasPrefix(line, "* ") {
-			continue
+	for k := range 3 {
+		j := ts.dial(t, fmt.Sprintf("/chat/r?name=j%d", k), "")
+		var got []string
+		for len(got) < n {
+			line := j.read()
+			if strings.HasPrefix(line, "* ") {
+				continue
+			}
+			got = append(got, line)
 		}
-		got = append(got, line)
+		for i, l := range got {
+			if l != fmt.Sprintf("s: %d", i) {
+				t.Fatalf("newcomer %d's line %d is %q (replay and live overlap or miss)", k, i, l)
+			}
+		}
+		_ = j.c.Close() // leaves while the flood may still go on
 	}
 	<-done
-	for i, l := range got {
-		if l != fmt.Sprintf("s: %d", i) {
-			t.Fatalf("newcomer's line %d is %q (replay and live overlap or miss)", i, l)
-		}
-	}
 }
 
 func TestSinceResumeAndGap(t *testing.T) {

@@ -34,6 +34,8 @@ type member struct {
 
 	bucket bucket
 
+	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
+
 	name   atomic.Pointer[string]
 	joined atomic.Bool // in the room's member list
 	gone   atomic.Bool // OnClose has run

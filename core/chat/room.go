@@ -86,6 +86,7 @@ type room struct {
 	// Big rooms' broadcasts (fanout.go): the sweepers, started at the
 	// first big broadcast, and the passes handed to them.
 	sweepers   []*sweeper
+	sweepLoad  []int // members per sweeper
 	sweepWG    sync.WaitGroup
 	passDone   chan *pass // completed passes, from the sweepers
 	inflight   int        // passes handed over and not yet completed
@@ -289,12 +290,12 @@ func (r *room) messages(ops []op) {
 	r.flush()
 }
 
-// control handles one non-message operation. Those that change the
-// members or write to one member wait for the broadcasts in flight first
-// (see fanout.go); the others only add to the outbox.
+// control handles one non-message operation. Those that write to one
+// member wait for the broadcasts in flight first (see fanout.go); joins,
+// leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opBroadcast, opRedact, opAnnounce:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce:
 	default:
 		r.drain()
 	}
@@ -389,7 +390,8 @@ func (r *room) join(m *member) {
 		// the end of every run, so this is a safety net.) Notices and
 		// presence may stay: they are not in the replay, and leaving them
 		// lets a burst of joins share one flush and one presence event.
-		r.settle()
+		// (Given to the sweepers before m's add, they do not reach m.)
+		r.flush()
 	}
 
 	r.mu.Lock()
@@ -420,6 +422,9 @@ func (r *room) join(m *member) {
 		r.json = append(r.json, m)
 	} else {
 		r.plain = append(r.plain, m)
+	}
+	if r.sweepers != nil {
+		r.assign(m)
 	}
 	if held {
 		return // announced by releaseHeld
@@ -582,7 +587,6 @@ func (r *room) remove(m *member) {
 	if !m.joined.Load() {
 		return
 	}
-	r.drain() // the sweepers must not see the member lists change
 	r.mu.Lock()
 	name := m.currentName()
 	if r.names[foldName(name)] == m {
@@ -595,6 +599,9 @@ func (r *room) remove(m *member) {
 		r.json = removeMember(r.json, m)
 	} else {
 		r.plain = removeMember(r.plain, m)
+	}
+	if r.sweepers != nil {
+		r.unassign(m)
 	}
 	held := r.holdAnnouncements()
 	r.presenceLeft(name)

@@ -40,7 +40,8 @@ type Config struct {
 	// Idle selects idle mode: connect, stay idle, then time one broadcast.
 	Idle bool
 	// JoinProbes is the number of extra joins timed at the end (from dial
-	// to the last replayed message); 0 = none.
+	// to the moonchat.v1 history event carrying the replay; moonchat
+	// servers only); 0 = none.
 	JoinProbes int
 	// AllowRemote permits non-loopback targets and source addresses.
 	AllowRemote bool

@@ -669,16 +669,16 @@ func (r *runner) idle(ctx context.Context, sum *Summary, before procSample) {
 }
 
 // probeJoins times JoinProbes joins, one after another, of a fresh client:
-// from the dial to the last replayed message. The replay ends where the
-// client's own join notice ("* NAME joined"; in JSON the history event)
-// arrives.
+// from the dial to the history event that carries its replay. Probes speak
+// moonchat.v1 (JSON) whatever the run's format: there the history event
+// marks the end of the replay exactly, while a plain client can only
+// wait for its own "* NAME joined" notice, which a big room coalesces and
+// sends up to announce_interval later — probes would then start in step
+// with the room's announcement broadcasts instead of at unrelated times.
 func (r *runner) probeJoins(ctx context.Context) *JoinStats {
 	cfg := r.cfg
 	u, _ := url.Parse(cfg.URL)
-	var protos []string
-	if r.json {
-		protos = []string{"moonchat.v1"}
-	}
+	protos := []string{"moonchat.v1"}
 	st := &JoinStats{Probes: cfg.JoinProbes}
 	var h Histogram
 	for i := range cfg.JoinProbes {
@@ -699,7 +699,10 @@ func (r *runner) probeJoins(ctx context.Context) *JoinStats {
 	return st
 }
 
-var errProbeTimeout = errors.New("no join notice in time")
+var (
+	errProbeTimeout = errors.New("no history event in time")
+	errProbeFormat  = errors.New("the server did not accept the moonchat.v1 subprotocol (join probes need a moonchat server)")
+)
 
 func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []string) (time.Duration, int, error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -710,9 +713,10 @@ func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []str
 		return 0, 0, err
 	}
 	defer c.Close()
+	if c.Subprotocol() != "moonchat.v1" {
+		return 0, 0, errProbeFormat
+	}
 	_ = c.SetReadDeadline(t0.Add(probeTimeout))
-	joined := []byte("* " + name + " joined")
-	last, replayed := time.Time{}, 0
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
@@ -721,22 +725,8 @@ func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []str
 			}
 			return 0, 0, err
 		}
-		now := time.Now()
-		if r.json {
-			if bytes.HasPrefix(data, []byte(`{"type":"history"`)) {
-				return now.Sub(t0), bytes.Count(data, []byte(`"id":`)), nil
-			}
-			continue
-		}
-		if bytes.Equal(data, joined) {
-			if last.IsZero() {
-				last = now
-			}
-			return last.Sub(t0), replayed, nil
-		}
-		if len(data) > 0 && data[0] != '*' {
-			last = now
-			replayed++
+		if bytes.HasPrefix(data, []byte(`{"type":"history"`)) {
+			return time.Since(t0), bytes.Count(data, []byte(`"id":`)), nil
 		}
 	}
 }
