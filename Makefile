@@ -18,7 +18,7 @@ build:
 
 # Micro-benchmarks (short runs), then moonchat side by side with the gws
 # baseline (cmd/moonchat/internal/loadgen TestSideBySide), which rewrites
-# docs/performance.md from the figures. About 4 minutes.
+# docs/performance.md from the figures. About 6 minutes.
 bench:
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt

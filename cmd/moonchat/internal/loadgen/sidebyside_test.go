@@ -61,7 +61,7 @@ func scenarios(d time.Duration) []scenario {
 			title:  "1000 clients, 10 senders at 10 msg/s each = 100k deliveries/s offered",
 			cfg:    Config{Clients: 1000, Senders: 10, Rate: 10, Window: 16, Size: 64, Duration: d, Warmup: 2 * time.Second},
 			probes: 50,
-			runs:   3,
+			runs:   5,
 			rank:   func(s *Summary) float64 { return s.Latency.P99 },
 		},
 		{
