@@ -16,7 +16,9 @@
 // returned, so a message any client saw is on disk; and since one goroutine
 // decides the order, every member sees a room's messages in the same order.
 // While Append waits for the disk, new messages queue up and form the next,
-// larger batch: batching grows with load by itself.
+// larger batch: batching grows with load by itself. In big rooms the writes
+// themselves are made by the room's sweepers (fanout.go), in the order the
+// room goroutine hands batches over, while it stores the next batch.
 //
 // Joins, leaves and renames are processed on the same goroutine, between
 // batches, so a newcomer's replay ends exactly where its live messages
