@@ -127,7 +127,12 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 	for i := range cs {
 		cs[i] = ts.dial(t, fmt.Sprintf("/chat/big?name=u%d", i), "")
 	}
-	eventually(t, "all joined", func() bool { return len(ts.srv.Users("big")) == clients })
+	// A few JSON members: the other encoding of the same batches.
+	js := make([]*client, 3)
+	for i := range js {
+		js[i] = ts.dial(t, fmt.Sprintf("/chat/big?name=j%d", i), "moonchat.v1")
+	}
+	eventually(t, "all joined", func() bool { return len(ts.srv.Users("big")) == clients+len(js) })
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Add(1)
@@ -168,6 +173,17 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 			first = got
 		} else if !slices.Equal(got, first) {
 			t.Fatalf("client %d saw a different order than client 0", i)
+		}
+	}
+	for i, c := range js {
+		var got []string
+		for len(got) < senders*perSender {
+			if e := c.readEvent(); e.str("type") == "message" {
+				got = append(got, e.str("user")+": "+e.str("text"))
+			}
+		}
+		if !slices.Equal(got, first) {
+			t.Fatalf("JSON member %d saw a different order than plain member 0", i)
 		}
 	}
 	// And the order is the stored order.
