@@ -71,6 +71,8 @@ type Config struct {
 	// fanoutWorkers overrides the number of sweepers per big room
 	// (fanout.go) for tests: 0 means GOMAXPROCS, negative means none.
 	fanoutWorkers int
+	// fanoutMin overrides fanoutMinMembers for tests (0 = the constant).
+	fanoutMin int
 }
 
 // Defaults for the zero values of Config.

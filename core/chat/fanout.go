@@ -259,7 +259,11 @@ func (sw *sweeper) stop() {
 
 // bigRoom reports whether the room's broadcasts go to its sweepers.
 func (r *room) bigRoom() bool {
-	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= fanoutMinMembers)
+	min := fanoutMinMembers
+	if r.srv.cfg.fanoutMin > 0 {
+		min = r.srv.cfg.fanoutMin
+	}
+	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= min)
 }
 
 // submit hands an outbox's encodings to the sweepers and returns without

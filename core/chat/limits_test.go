@@ -15,7 +15,17 @@ import (
 )
 
 func TestSlowConsumerEvicted(t *testing.T) {
-	ts := startServer(t, Config{FloodRate: -1, MaxTextBytes: 40000, WS: wsQueue(32 << 10)}, nil, nil)
+	t.Run("room goroutine writes", func(t *testing.T) {
+		testSlowConsumerEvicted(t, Config{FloodRate: -1, MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: -1})
+	})
+	// The sweepers find the slow consumer; the room removes it.
+	t.Run("sweepers", func(t *testing.T) {
+		testSlowConsumerEvicted(t, Config{FloodRate: -1, MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: 2, fanoutMin: 1})
+	})
+}
+
+func testSlowConsumerEvicted(t *testing.T, cfg Config) {
+	ts := startServer(t, cfg, nil, nil)
 	// The slow client never reads and has a tiny receive buffer, so the
 	// server's queue for it fills up.
 	d := websocket.Dialer{
@@ -48,13 +58,21 @@ func TestSlowConsumerEvicted(t *testing.T) {
 			}
 		}
 	}()
+	sawLeft := false
 	for i := range n {
-		line := fast.skipTo(func(s string) bool { return strings.HasPrefix(s, "fast: ") })
+		line := fast.skipTo(func(s string) bool {
+			sawLeft = sawLeft || s == "* slow left"
+			return strings.HasPrefix(s, "fast: ")
+		})
 		if want := fmt.Sprintf("fast: %d ", i); !strings.HasPrefix(line, want) {
 			t.Fatalf("message %d: got %.20q", i, line)
 		}
 	}
 	eventually(t, "slow consumer gone", func() bool { return len(ts.srv.Users("r")) == 1 })
+	// The others are told.
+	if !sawLeft {
+		fast.skipTo(func(s string) bool { return s == "* slow left" })
+	}
 	_, body, _ := ts.get(t, "/metrics")
 	if !strings.Contains(body, "moonchat_slow_consumers_total 1\n") {
 		t.Fatalf("slow consumer not counted:\n%s", body)
