@@ -259,11 +259,11 @@ func (sw *sweeper) stop() {
 
 // bigRoom reports whether the room's broadcasts go to its sweepers.
 func (r *room) bigRoom() bool {
-	min := fanoutMinMembers
+	threshold := fanoutMinMembers
 	if r.srv.cfg.fanoutMin > 0 {
-		min = r.srv.cfg.fanoutMin
+		threshold = r.srv.cfg.fanoutMin
 	}
-	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= min)
+	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= threshold)
 }
 
 // submit hands an outbox's encodings to the sweepers and returns without
