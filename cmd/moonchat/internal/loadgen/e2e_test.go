@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,7 @@ func runAgainstChat(t *testing.T, format string, goroutines bool) {
 		t.Fatal(err)
 	}
 	checkCleanRun(t, sum, 20)
+	checkReaders(t, sum, goroutines)
 	if sum.JoinProbe == nil || sum.JoinProbe.Failed != 0 || sum.JoinProbe.Time.N != 3 {
 		t.Errorf("join probe: %+v", sum.JoinProbe)
 	}
@@ -131,7 +133,21 @@ func runIdle(t *testing.T, goroutines bool) {
 	if sum.Idle == nil || sum.Idle.Reached != 50 || sum.Idle.BroadcastMS <= 0 {
 		t.Fatalf("idle: %+v, errors %v", sum.Idle, sum.Errors)
 	}
+	checkReaders(t, sum, goroutines)
 	if len(sum.Errors) > 0 {
 		t.Errorf("errors: %v", sum.Errors)
+	}
+}
+
+// checkReaders checks that the run used the receive path asked for (the
+// epoll loops exist on Linux only).
+func checkReaders(t *testing.T, sum *Summary, goroutines bool) {
+	t.Helper()
+	want := "goroutines"
+	if !goroutines && runtime.GOOS == "linux" {
+		want = "epoll"
+	}
+	if sum.Readers != want {
+		t.Errorf("receive path %q, want %q", sum.Readers, want)
 	}
 }

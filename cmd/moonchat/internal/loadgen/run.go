@@ -137,7 +137,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	sum := &Summary{
 		Mode: "load", URL: cfg.URL, Format: cfg.Format, Clients: cfg.Clients,
 		Senders: cfg.Senders, Window: cfg.Window, Size: cfg.Size, Rate: cfg.Rate,
-		DurationSec: cfg.Duration.Seconds(),
+		DurationSec: cfg.Duration.Seconds(), Readers: "goroutines",
+	}
+	if r.pool != nil {
+		sum.Readers = "epoll"
 	}
 	if cfg.Idle {
 		sum.Mode, sum.Senders = "idle", 1 // client 0 sends the one broadcast

@@ -20,6 +20,9 @@ type Summary struct {
 	DurationSec   float64  `json:"duration_s"`
 	ConnectSec    float64  `json:"connect_s"` // wall time to connect every client
 	Handshake     Percents `json:"handshake_ms"`
+	// Readers is the load tool's receive path: "epoll" (a few reader
+	// loops) or "goroutines" (one per client).
+	Readers string `json:"readers"`
 
 	MessagesSent     uint64   `json:"messages_sent"`      // during warmup, measured time and after
 	Messages         uint64   `json:"messages"`           // completed (reached every member) in the measured time
