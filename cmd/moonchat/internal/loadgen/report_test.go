@@ -253,8 +253,9 @@ the benchmark process:
   `+"`NICK: TEXT`"+` lines), default options, `+"`go c.ReadLoop()`"+` per connection.
   Test-only code: cmd/moonchat/internal/loadgen/gws_test.go.
 
-The load generator connects every client, checks with a barrier message that all
-of them are in the room, then the senders send; each message carries the sender,
+The load generator (one process, reading with one epoll loop per core rather
+than a goroutine per client) connects every client, checks with a barrier
+message that all of them are in the room, then the senders send; each message carries the sender,
 a sequence number and the send time. A message is done when every member
 (sender included) received it; each sender keeps at most `+"`-window`"+` messages
 not done. Latency is per delivery, from the send time in the payload to its
