@@ -247,42 +247,6 @@ func TestFramesOnTheWire(t *testing.T) {
 	}
 }
 
-func TestReadProtocolErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		frame []byte
-		want  error
-	}{
-		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'x'}, ErrProtocol},
-		{"rsv", []byte{0xC1, 0x01, 'x'}, ErrProtocol},
-		{"lone continuation", serverFrame(true, ws.OpContinuation, []byte("x")), ErrProtocol},
-		{"long ping", serverFrame(true, ws.OpPing, bytes.Repeat([]byte("p"), 126)), ErrProtocol},
-		{"fragmented ping", serverFrame(false, ws.OpPing, nil), ErrProtocol},
-		{"too big", serverFrame(true, ws.OpText, make([]byte, 2000)), ErrMessageTooBig},
-		{"reserved opcode", serverFrame(true, 3, nil), ErrProtocol},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			url := rawServer(t, func(c net.Conn, br *bufio.Reader) {
-				req := readRequest(t, br)
-				answer(c, ws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")), "")
-				c.Write(tt.frame)
-				io.Copy(io.Discard, br)
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := Dial(ctx, url, DialOptions{MaxMessageBytes: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, _, err := c.ReadMessage(); !errors.Is(err, tt.want) {
-				t.Fatalf("ReadMessage error = %v, want %v", err, tt.want)
-			}
-		})
-	}
-}
-
 // TestAgainstGorilla talks to a gorilla/websocket echo server: text and
 // binary, a large message gorilla fragments, a ping from the server, and
 // the closing handshake started by the client.
