@@ -77,10 +77,9 @@ type room struct {
 	outArrived  []time.Time // when each chat message in the outbox reached the server
 	lines       [][]byte
 	msgs        []*Message
-	senders     []*member   // sender of msgs[i]
-	arrived     []time.Time // arrival of msgs[i]
-	release     []*member   // one entry per finished message/history op
-	evict       []*member   // slow consumers found by the last writes
+	senders     []*member // sender of msgs[i]
+	release     []*member // one entry per finished message/history op
+	evict       []*member // slow consumers found by the last writes
 	presence    presenceDelta
 	notices     []directFrame
 	// Big rooms' broadcasts (fanout.go): the sweepers, started at the
@@ -233,7 +232,6 @@ func (r *room) messages(ops []op) {
 	s := r.srv
 	msgs := r.msgs[:0]
 	senders := r.senders[:0]
-	arrived := r.arrived[:0]
 	for i := range ops {
 		o := &ops[i]
 		m := o.m
@@ -259,7 +257,6 @@ func (r *room) messages(ops []op) {
 		}
 		msgs = append(msgs, msg)
 		senders = append(senders, m)
-		arrived = append(arrived, o.t)
 	}
 	if len(msgs) > 0 && s.history != nil {
 		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
@@ -279,14 +276,13 @@ func (r *room) messages(ops []op) {
 	} else if len(msgs) > 0 {
 		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
 	}
-	for i, msg := range msgs {
-		r.outMessage(msg, arrived[i])
+	for _, msg := range msgs {
+		r.outMessage(msg)
 	}
 	clear(msgs)
 	r.msgs = msgs[:0]
 	clear(senders)
 	r.senders = senders[:0]
-	r.arrived = arrived[:0]
 	r.flush()
 }
 
@@ -684,9 +680,9 @@ func removeMember(list []*member, m *member) []*member {
 }
 
 // outMessage puts a stored chat message in the outbox.
-func (r *room) outMessage(msg *Message, arrived time.Time) {
+func (r *room) outMessage(msg *Message) {
 	r.outMsgs++
-	r.outArrived = append(r.outArrived, arrived)
+	r.outArrived = append(r.outArrived, msg.Time) // when it reached the server
 	if len(r.plain) > 0 {
 		start := len(r.arena)
 		r.arena = appendPlainMessage(r.arena, msg.User, msg.Text)
@@ -949,7 +945,6 @@ func (r *room) writeOutbox() {
 		if r.bigRoom() {
 			r.submit(plain, json, start)
 		} else {
-			r.drain() // the room was big a moment ago: keep the order
 			r.writeAll(r.plain, plain)
 			r.writeAll(r.json, json)
 			end := time.Now()
