@@ -1,8 +1,8 @@
 package scripting
 
 import (
+	"io/fs"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/defaults"
 )
 
 // docBlock is one ```lua block of docs/lua.md whose first line names it:
@@ -50,7 +51,7 @@ func TestDocDefaultScripts(t *testing.T) {
 			continue
 		}
 		shown[b.name] = true
-		src, err := os.ReadFile(filepath.Join("../scripts", b.name))
+		src, err := fs.ReadFile(defaults.Scripts(), b.name)
 		if err != nil {
 			t.Errorf("docs/lua.md shows scripts/%s: %v", b.name, err)
 			continue
@@ -59,10 +60,10 @@ func TestDocDefaultScripts(t *testing.T) {
 			t.Errorf("docs/lua.md's copy of scripts/%s differs from the file", b.name)
 		}
 	}
-	files, _ := filepath.Glob("../scripts/*.lua")
+	files, _ := fs.Glob(defaults.Scripts(), "*.lua")
 	for _, f := range files {
-		if !shown[filepath.Base(f)] {
-			t.Errorf("docs/lua.md does not show scripts/%s", filepath.Base(f))
+		if !shown[f] {
+			t.Errorf("docs/lua.md does not show scripts/%s", f)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/defaults"
 )
 
 func TestEveryFiresAndStopsOnClose(t *testing.T) {
@@ -114,7 +115,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if err := Check(os.DirFS("../scripts"), nil); err != nil {
+	if err := Check(defaults.Scripts(), nil); err != nil {
 		t.Fatalf("Check(default scripts) = %v", err)
 	}
 	fsys := fstest.MapFS{

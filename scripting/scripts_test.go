@@ -2,17 +2,17 @@ package scripting
 
 import (
 	"context"
-	"os"
 	"reflect"
 	"testing"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/defaults"
 )
 
-// defaultRig runs the scripts that ship in ../scripts.
+// defaultRig runs the built-in scripts (defaults/scripts).
 func defaultRig(t testing.TB) *rig {
 	t.Helper()
-	return newRigOpts(t, Options{FS: os.DirFS("../scripts")})
+	return newRigOpts(t, Options{FS: defaults.Scripts()})
 }
 
 func TestDefaultScripts(t *testing.T) {

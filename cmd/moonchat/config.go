@@ -15,7 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/moonchat/moonchat"
+	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/core/chat"
 )
 
@@ -147,7 +147,7 @@ func (e *configError) Is(target error) bool { return target == ErrConfig }
 // defaultConfig parses the embedded config.toml.
 func defaultConfig() (*Config, error) {
 	cfg := &Config{Source: builtinSource}
-	if err := decodeConfig(cfg, "config.toml (built-in)", moonchat.DefaultConfig()); err != nil {
+	if err := decodeConfig(cfg, "config.toml (built-in)", defaults.Config()); err != nil {
 		return nil, fmt.Errorf("built-in defaults are broken: %w", err)
 	}
 	return cfg, nil

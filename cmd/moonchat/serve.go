@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/moonchat/moonchat"
+	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
@@ -347,7 +347,7 @@ func scriptsFS(cfg *Config, log *slog.Logger) (fsys fs.FS, dir string) {
 	}
 	log.Info("scripts: directory not found, running the built-in default scripts (SIGHUP reloads nothing)",
 		"dir", cfg.Scripting.Dir)
-	return moonchat.DefaultScripts(), ""
+	return defaults.Scripts(), ""
 }
 
 func scriptsDirExists(cfg *Config) bool {

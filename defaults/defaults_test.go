@@ -1,4 +1,4 @@
-package moonchat
+package defaults
 
 import (
 	"bytes"
@@ -13,12 +13,12 @@ func TestDefaultConfigIsShippedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := DefaultConfig()
+	got := Config()
 	if !bytes.Equal(got, onDisk) {
 		t.Fatal("DefaultConfig differs from config.toml")
 	}
 	got[0] ^= 0xff // callers may modify their copy...
-	if !bytes.Equal(DefaultConfig(), onDisk) {
+	if !bytes.Equal(Config(), onDisk) {
 		t.Fatal("...without changing the embedded defaults")
 	}
 }
@@ -28,7 +28,7 @@ func TestDefaultScriptsAreShippedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	embedded, err := fs.Glob(DefaultScripts(), "*.lua")
+	embedded, err := fs.Glob(Scripts(), "*.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestDefaultScriptsAreShippedFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := fs.ReadFile(DefaultScripts(), filepath.Base(p))
+		got, err := fs.ReadFile(Scripts(), filepath.Base(p))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s: embedded copy differs (%v)", p, err)
 		}
