@@ -22,6 +22,9 @@ type Message struct {
 	Text string
 	// Time is when the server accepted the message (UTC).
 	Time time.Time
+	// Action marks a "/me" action ("* alice waves" in plain text): Text is
+	// what the user does, shown after their name.
+	Action bool
 }
 
 // User identifies one connected member. SessionID is unique for the life of
