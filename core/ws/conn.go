@@ -655,6 +655,7 @@ func (c *Conn) report() {
 		c.closeErr = ce
 	}
 	c.mu.Unlock()
+	c.srv.reporting()
 	c.srv.h.OnClose(c, ce)
 	c.srv.reported()
 }

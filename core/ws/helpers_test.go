@@ -36,6 +36,7 @@ type recHandler struct {
 	closed    map[string]*CloseError // OnClose events seen by closeOf, by remote address (test goroutine only)
 	onOpen    func(c *Conn)
 	onMessage func(c *Conn, op Opcode, data []byte)
+	onClose   func(c *Conn) // runs inside OnClose, after the event is recorded
 }
 
 func newRecHandler() *recHandler { return &recHandler{events: make(chan event, 4096)} }
@@ -62,6 +63,9 @@ func (h *recHandler) OnClose(c *Conn, err error) {
 		panic(fmt.Sprintf("OnClose with %T, want *CloseError", err))
 	}
 	h.events <- event{kind: "close", c: c, err: ce}
+	if h.onClose != nil {
+		h.onClose(c)
+	}
 }
 
 // next returns the next event of kind, skipping others.

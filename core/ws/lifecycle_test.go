@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -532,6 +533,47 @@ func TestOnCloseWithoutPeerFIN(t *testing.T) {
 		})
 		if n := ts.srv.Len(); n != 0 {
 			t.Fatalf("Len %d", n)
+		}
+	})
+}
+
+// TestLenDuringOnClose: a connection no longer counts in Len once its
+// OnClose has begun, so whoever learned of OnClose sees it gone (the race
+// behind TestOnCloseWithoutPeerFIN's occasional "Len 1": Len used to drop
+// only after OnClose returned); Shutdown still waits for OnClose to return.
+func TestLenDuringOnClose(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		h := newRecHandler()
+		gate := make(chan struct{})
+		var returned atomic.Bool
+		h.onClose = func(*Conn) {
+			<-gate
+			returned.Store(true)
+		}
+		ts := newTestServer(t, Config{}, fallback, h)
+		rc, _ := openConn(t, ts)
+		if n := ts.srv.Len(); n != 1 {
+			t.Fatalf("Len %d with one connection", n)
+		}
+		rc.write(closeF(closeBody(1000, "")))
+		ts.h.closeOf(t, rc) // OnClose is now under way, held by gate
+		if n := ts.srv.Len(); n != 0 {
+			close(gate)
+			t.Fatalf("Len %d while OnClose runs, want 0", n)
+		}
+		done := make(chan error, 1)
+		go func() { done <- ts.srv.Shutdown(context.Background(), StatusGoingAway, "") }()
+		close(gate)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("Shutdown did not return")
+		}
+		if !returned.Load() {
+			t.Fatal("Shutdown returned before OnClose did")
 		}
 	})
 }

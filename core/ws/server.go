@@ -49,7 +49,8 @@ type Server struct {
 	wg sync.WaitGroup // fallback goroutines
 
 	mu      sync.Mutex
-	open    int     // connections whose OnClose has not been called (Len)
+	open    int     // connections whose OnClose has not begun (Len)
+	inClose int     // OnClose calls under way (Shutdown and Close wait for them)
 	loops   []*loop // started on first use
 	noLoops bool    // epoll unavailable
 	next    int
@@ -92,7 +93,9 @@ func sweepPeriod(cfg Config) time.Duration {
 // now is the server's monotonic clock in nanoseconds.
 func (s *Server) now() int64 { return int64(time.Since(s.epoch)) }
 
-// Len returns the number of open connections.
+// Len returns the number of open connections. A connection stops counting
+// as its OnClose begins, so OnClose itself, and anything that learned of
+// that call, sees a count without it.
 func (s *Server) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,11 +300,23 @@ func (s *Server) track(c *Conn) bool {
 	return true
 }
 
-// reported counts a connection whose OnClose has been called.
-func (s *Server) reported() {
+// reporting moves a connection from open to OnClose-under-way, just
+// before its OnClose is called. Len drops it here, not after OnClose
+// returns: otherwise a handler (or a goroutine it signalled) that reads Len
+// would still count the connection it has just been told is closed.
+func (s *Server) reporting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.open--
+	s.inClose++
+}
+
+// reported counts a connection whose OnClose has returned; Shutdown and
+// Close return only after every OnClose has.
+func (s *Server) reported() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inClose--
 	s.checkDrainedLocked()
 }
 
@@ -313,7 +328,7 @@ func (s *Server) forget(c *Conn) {
 }
 
 func (s *Server) checkDrainedLocked() {
-	if s.closing && s.open == 0 {
+	if s.closing && s.open == 0 && s.inClose == 0 {
 		select {
 		case <-s.drained:
 		default:
