@@ -2,23 +2,29 @@ package chat
 
 import "errors"
 
-// Named errors returned by the Host methods and by New.
+// Named errors returned by the Host methods and by New. Their texts are
+// written for the people who read them: scripts pass them on to users
+// (chat.rename's error becomes "/nick"'s answer) and the server sends the
+// validation errors as refusal reasons, so they carry no Go package prefix.
 var (
 	// ErrNoSuchUser is returned by Host methods for a session that has left
 	// (or has not finished joining).
-	ErrNoSuchUser = errors.New("chat: no such user")
+	ErrNoSuchUser = errors.New("no such user")
 	// ErrNoSuchRoom is returned by Host.Broadcast for a room without members.
-	ErrNoSuchRoom = errors.New("chat: no such room")
+	ErrNoSuchRoom = errors.New("no such room")
 	// ErrNoHistory is returned when the server runs without a History.
-	ErrNoHistory = errors.New("chat: no history (server runs without a store)")
+	ErrNoHistory = errors.New("no history: the server runs without a store")
 	// ErrNoSuchMessage is returned by Host.Redact for an id that is not
 	// stored.
-	ErrNoSuchMessage = errors.New("chat: no such message")
+	ErrNoSuchMessage = errors.New("no such message")
 	// ErrInvalidName is returned (wrapped with the reason) for a nickname
 	// that breaks the rules in docs/protocol.md.
-	ErrInvalidName = errors.New("chat: invalid name")
+	ErrInvalidName = errors.New("invalid name")
 	// ErrInvalidRoom is returned (wrapped with the reason) for a bad room name.
-	ErrInvalidRoom = errors.New("chat: invalid room name")
+	ErrInvalidRoom = errors.New("invalid room name")
+	// ErrInvalidText is returned (wrapped with the reason) for a message
+	// text the server does not accept (control characters).
+	ErrInvalidText = errors.New("invalid text")
 	// ErrServerClosed is returned by Host methods after Shutdown.
-	ErrServerClosed = errors.New("chat: server closed")
+	ErrServerClosed = errors.New("the server is shutting down")
 )

@@ -106,7 +106,7 @@ func TestHooks(t *testing.T) {
 	a.expect("* alice is now known as anon-2")
 	s.expect("* alice is now known as anon-2")
 	a.send("/nick bad name")
-	a.expect("* chat: invalid name: white space not allowed")
+	a.expect("* invalid name: white space not allowed")
 	a.send("after rename")
 	a.expect("anon-2: after rename")
 	if got := ts.names("r"); !slices.Equal(got, []string{"anon-2", "anon", "broken"}) {
@@ -135,7 +135,7 @@ func TestHooks(t *testing.T) {
 		t.Fatalf("%v", e)
 	}
 	a.send("/redact1")
-	a.expect("* redact r/1: chat: no such message")
+	a.expect("* redact r/1: no such message")
 
 	a.send("/announce")
 	a.expect("* announcement")

@@ -53,7 +53,8 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 	if m == nil {
 		return "", ErrNoSuchUser
 	}
-	if err := validName(newName, s.cfg.MaxNameLength); err != nil {
+	newName, err := checkName(newName, s.cfg.MaxNameLength)
+	if err != nil {
 		return "", err
 	}
 	r := m.room
@@ -67,9 +68,9 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 		r.mu.Unlock()
 		return old, nil
 	}
-	delete(r.names, foldName(old))
+	r.names.remove(old, m)
 	given := uniqueName(newName, s.cfg.MaxNameLength, r.taken)
-	r.names[foldName(given)] = m
+	r.names.add(given, m)
 	m.name.Store(&given)
 	r.mu.Unlock()
 	if given != old {

@@ -66,7 +66,7 @@ type room struct {
 
 	mu      sync.Mutex
 	members []*member          // join order
-	names   map[string]*member // foldName(name) → member
+	names   nameTable          // look-alike keys of the member names (names.go)
 
 	// Owned by the goroutine.
 	plain, json []*member // fan-out lists per format
@@ -372,11 +372,11 @@ func (r *room) join(m *member) {
 			return
 		}
 		if res.Name != "" {
-			if err := validName(res.Name, s.cfg.MaxNameLength); err != nil {
+			if given, err := checkName(res.Name, s.cfg.MaxNameLength); err != nil {
 				s.log.Warn("chat: join hook returned an invalid name; keeping the requested one",
 					"room", r.name, "name", res.Name, "err", err)
 			} else {
-				name = res.Name
+				name = given
 			}
 		}
 	}
@@ -393,7 +393,7 @@ func (r *room) join(m *member) {
 	r.mu.Lock()
 	name = uniqueName(name, s.cfg.MaxNameLength, r.taken)
 	m.name.Store(&name)
-	r.names[foldName(name)] = m
+	r.names.add(name, m)
 	r.members = append(r.members, m)
 	m.joined.Store(true)
 	r.mu.Unlock()
@@ -431,8 +431,7 @@ func (r *room) join(m *member) {
 
 // taken reports whether name is used in the room; r.mu must be held.
 func (r *room) taken(name string) bool {
-	_, ok := r.names[foldName(name)]
-	return ok
+	return r.names.taken(name)
 }
 
 // replay returns the frames m gets from history on joining: the recent
@@ -585,9 +584,7 @@ func (r *room) remove(m *member) {
 	}
 	r.mu.Lock()
 	name := m.currentName()
-	if r.names[foldName(name)] == m {
-		delete(r.names, foldName(name))
-	}
+	r.names.remove(name, m)
 	r.members = removeMember(r.members, m)
 	m.joined.Store(false)
 	r.mu.Unlock()

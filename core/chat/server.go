@@ -142,9 +142,15 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	m.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
 	if err := ValidRoomName(room); err != nil {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
-	} else if err := validName(m.requested, s.cfg.MaxNameLength); m.requested != "" && err != nil {
-		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
-	} else if q.Has("since") {
+	} else if m.requested != "" {
+		// (An empty request stays empty: the join picks guest-N.)
+		given, err := checkName(m.requested, s.cfg.MaxNameLength)
+		if err != nil {
+			m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
+		}
+		m.requested = given
+	}
+	if m.refuseCode == 0 && q.Has("since") {
 		since, err := strconv.ParseUint(q.Get("since"), 10, 64)
 		if err != nil {
 			m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, "invalid since: want a message id"
@@ -163,8 +169,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	}
 }
 
-// reasonOf turns one of our validation errors into a client-facing reason.
-func reasonOf(err error) string { return strings.TrimPrefix(err.Error(), "chat: ") }
+// reasonOf turns one of our validation errors into a client-facing reason
+// (their texts are written for users, see errors.go).
+func reasonOf(err error) string { return err.Error() }
 
 // refuse tells m why it is turned away and closes its connection.
 func (s *Server) refuse(m *member, code ws.StatusCode, reason string) {

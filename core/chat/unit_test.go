@@ -29,65 +29,6 @@ func TestValidRoomName(t *testing.T) {
 	}
 }
 
-func TestValidName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-		why  string
-	}{
-		{"alice", true, ""},
-		{"Zoë", true, ""},
-		{"日本語", true, ""},
-		{strings.Repeat("x", 24), true, ""},
-		{strings.Repeat("é", 24), true, ""}, // characters, not bytes
-		{strings.Repeat("x", 25), false, "longer than 24"},
-		{"", false, "empty"},
-		{"a b", false, "white space"},
-		{"a\tb", false, "control"},
-		{"a\x00b", false, "control"},
-		{"bell\a", false, "control"},
-		{"a\u200bb", false, "control"}, // zero width space: a format character (Cf)
-		{"a\u202eb", false, "control"},
-		{"a:b", false, "':'"},
-		{"*bot", false, "'*'"},
-		{"b*t", true, ""},
-		{"\xff", false, "UTF-8"},
-	} {
-		err := validName(tc.name, 24)
-		if (err == nil) != tc.ok {
-			t.Errorf("validName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
-			continue
-		}
-		if err != nil && (!errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), tc.why)) {
-			t.Errorf("validName(%q) = %v, want ErrInvalidName mentioning %q", tc.name, err, tc.why)
-		}
-	}
-}
-
-func TestUniqueName(t *testing.T) {
-	used := map[string]bool{}
-	taken := func(n string) bool { return used[foldName(n)] }
-	for _, tc := range []struct{ want, got string }{
-		{"alice", "alice"}, {"alice", "alice-2"}, {"Alice", "Alice-3"}, {"alice-2", "alice-2-2"},
-	} {
-		got := uniqueName(tc.want, 24, taken)
-		if got != tc.got {
-			t.Fatalf("uniqueName(%q) = %q, want %q", tc.want, got, tc.got)
-		}
-		used[foldName(got)] = true
-	}
-	// The suffix must fit into the length limit, counted in characters.
-	long := strings.Repeat("é", 10)
-	used = map[string]bool{foldName(long): true}
-	got := uniqueName(long, 10, taken)
-	if got != strings.Repeat("é", 8)+"-2" {
-		t.Fatalf("uniqueName(long) = %q", got)
-	}
-	if err := validName(got, 10); err != nil {
-		t.Fatalf("suffixed name invalid: %v", err)
-	}
-}
-
 func TestJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range []string{
 		"", "plain", `quote " and \ backslash`, "nl\nret\rtab\t", "ctl\x00\x01\x1f\x7f",
