@@ -50,7 +50,8 @@ type Options struct {
 	MaxTextBytes int
 	// LockWait bounds how long a hook waits for the Lua state while other
 	// hook calls hold it (0 → max(1s, 10×HookTimeout)). A hook that waits
-	// longer is skipped (logged) so that rooms never stall behind scripts.
+	// longer fails (a *chat.HookError with reason busy) so that rooms never
+	// stall behind scripts; the chat server decides what a failure means.
 	LockWait time.Duration
 }
 
@@ -263,23 +264,26 @@ func Check(fsys fs.FS, logger *slog.Logger) error {
 
 // acquire takes the Lua state for one call. It waits at most lockWait (or
 // until ctx is done), so that a room whose hook waits behind slow scripts
-// — or, through a misbehaving Host, behind itself — carries on without it.
-func (e *Engine) acquire(ctx context.Context) bool {
+// — or, through a misbehaving Host, behind itself — is not stuck: the
+// call then fails with a *chat.HookError (reason busy, or canceled), and
+// the chat server decides what that means (by default: refused). It is
+// never skipped as if it had run.
+func (e *Engine) acquire(ctx context.Context) error {
 	select {
 	case e.sem <- struct{}{}:
-		return true
+		return nil
 	default:
 	}
 	t := time.NewTimer(e.lockWait)
 	defer t.Stop()
 	select {
 	case e.sem <- struct{}{}:
-		return true
+		return nil
 	case <-t.C:
-		e.sh.log.Warn("lua scripts busy; hook skipped", "waited", e.lockWait)
+		return &chat.HookError{Reason: chat.HookFailBusy, Err: fmt.Errorf("lua scripts busy with other calls for %v", e.lockWait)}
 	case <-ctx.Done():
+		return &chat.HookError{Reason: chat.HookFailCanceled, Err: fmt.Errorf("waiting for the lua scripts: %w", context.Cause(ctx))}
 	}
-	return false
 }
 
 func (e *Engine) release() { <-e.sem }

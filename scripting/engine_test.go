@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -47,9 +48,15 @@ chat.every(0.02, function() error("timer oops") end)`})
 	if !strings.Contains(r.log.String(), "hook=every script=tick.lua at=tick.lua:7") {
 		t.Fatalf("timer error not logged:\n%s", r.log.String())
 	}
-	// Hooks after Close do nothing and do not fail.
-	if got := r.say(alice, "x"); got != (chat.MessageResult{}) {
-		t.Fatal(got)
+	// Hooks after Close cannot run: they fail (closed), never pass.
+	if got := r.say(alice, "x"); !isHookErr(got.Err, chat.HookFailCanceled) || got.Replace {
+		t.Fatalf("message after Close: %+v", got)
+	}
+	if got := r.say(alice, "/x"); !got.Drop || got.Err == nil {
+		t.Fatalf("command after Close: %+v", got)
+	}
+	if err := r.e.Leave(t.Context(), alice); !isHookErr(err, chat.HookFailCanceled) {
+		t.Fatalf("leave after Close: %v", err)
 	}
 	if err := r.e.Reload(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Reload after Close = %v", err)
@@ -143,22 +150,50 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestBusyEngineSkipsHook(t *testing.T) {
+// A hook that cannot get the Lua state in time fails (busy); it is never
+// skipped as if it had run (issue 10.12).
+func TestBusyEngineFailsHook(t *testing.T) {
 	r := newRigOpts(t, Options{LockWait: 20 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
-chat.on("message", function(msg) return "changed" end)`})})
+chat.on("message", function(msg) return "changed" end)
+chat.on("join", function(u) return "renamed" end)
+chat.on("leave", function(u) end)`})})
 	r.e.sem <- struct{}{} // as if another call held the state
 	got := r.say(alice, "x")
 	cmd := r.say(alice, "/who")
+	join := r.e.Join(t.Context(), alice)
+	leave := r.e.Leave(t.Context(), alice)
 	<-r.e.sem
-	if got != (chat.MessageResult{}) {
-		t.Fatalf("busy message = %+v, want unchanged", got)
+	if !isHookErr(got.Err, chat.HookFailBusy) || got.Replace || got.Drop {
+		t.Fatalf("busy message = %+v, want a busy failure", got)
 	}
-	if !cmd.Drop {
-		t.Fatalf("busy command = %+v, want dropped", cmd)
+	if !cmd.Drop || !isHookErr(cmd.Err, chat.HookFailBusy) {
+		t.Fatalf("busy command = %+v, want dropped and failed", cmd)
 	}
-	if !strings.Contains(r.log.String(), "lua scripts busy") {
-		t.Fatal(r.log.String())
+	if !isHookErr(join.Err, chat.HookFailBusy) || join.Name != "" {
+		t.Fatalf("busy join = %+v", join)
 	}
+	if !isHookErr(leave, chat.HookFailBusy) {
+		t.Fatalf("busy leave = %v", leave)
+	}
+	// A cancelled context (server shutting down) fails too.
+	r.e.sem <- struct{}{}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	got = r.e.Message(ctx, alice, &chat.Message{Room: alice.Room, Text: "x"})
+	<-r.e.sem
+	if !isHookErr(got.Err, chat.HookFailCanceled) {
+		t.Fatalf("cancelled message = %+v", got)
+	}
+	// And the engine works again once the state is free.
+	if got := r.say(alice, "x"); got.Err != nil || got.Text != "changed" {
+		t.Fatalf("after busy: %+v", got)
+	}
+}
+
+// isHookErr reports whether err is a *chat.HookError with reason.
+func isHookErr(err error, reason chat.HookFailReason) bool {
+	var he *chat.HookError
+	return errors.As(err, &he) && he.Reason == reason
 }
 
 // panicHost panics in Send, like a buggy chat server would.
@@ -173,11 +208,8 @@ chat.on("message", function(msg)
   return msg.text .. "!"
 end)`})
 	r.e.Bind(&panicHost{fakeHost{users: []chat.User{alice}}})
-	if got := r.say(alice, "send"); got != (chat.MessageResult{}) {
-		t.Fatalf("result %+v, want unchanged", got)
-	}
-	if !strings.Contains(r.log.String(), "host bug") {
-		t.Fatalf("panic not logged:\n%s", r.log.String())
+	if got := r.say(alice, "send"); got.Replace || !isHookErr(got.Err, chat.HookFailError) || !strings.Contains(got.Err.Error(), "host bug") {
+		t.Fatalf("result %+v, want a failure naming the panic", got)
 	}
 	if got := r.say(alice, "ok"); got.Text != "ok!" {
 		t.Fatalf("engine broken after a panic: %+v", got)

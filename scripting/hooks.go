@@ -13,17 +13,27 @@ import (
 // Join implements chat.Hooks. Handlers run in priority order; a handler
 // returning a string renames the newcomer (later handlers see the new
 // name), one returning false (and a reason) refuses them and ends the chain.
+//
+// A handler that fails (error, time limit, unusable result) does not stop
+// the chain — the others still run, as if it had returned nothing — but
+// the result's Err says so, and the chat server decides (by default it
+// refuses the join). So does a call that cannot get the Lua state.
 func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 	var res chat.JoinResult
-	if st := e.cur.Load(); st == nil || len(st.handlers[evJoin]) == 0 {
+	if st := e.cur.Load(); st == nil {
+		res.Err = errClosedHook
+		return res
+	} else if len(st.handlers[evJoin]) == 0 {
 		return res
 	}
-	if !e.acquire(ctx) {
+	if err := e.acquire(ctx); err != nil {
+		res.Err = err
 		return res
 	}
 	defer e.release()
 	st := e.cur.Load()
 	if st == nil {
+		res.Err = errClosedHook
 		return res
 	}
 	L := st.L
@@ -32,7 +42,7 @@ func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 		L.Push(h.fn)
 		L.Push(ut)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
-			st.fail("join", h.script, h.where, err)
+			res.Err = joinErrs(res.Err, hookError("join hook", h.where, err))
 			continue
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
@@ -40,41 +50,46 @@ func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 		switch v := r1.(type) {
 		case lua.LString:
 			if v == "" || len(v) > maxNameBytes {
-				st.fail("join", h.script, h.where, fmt.Errorf("returned name of %d bytes (want 1 to %d)", len(v), maxNameBytes))
+				res.Err = joinErrs(res.Err, badResult("join hook", h.where, fmt.Sprintf("returned a name of %d bytes (want 1 to %d)", len(v), maxNameBytes)))
 				continue
 			}
 			res.Name = string(v)
 			ut.RawSetString("name", v)
 		case lua.LBool:
 			if !v {
-				return chat.JoinResult{Refuse: true, Reason: reasonOf(r2)}
+				return chat.JoinResult{Refuse: true, Reason: reasonOf(r2), Err: res.Err}
 			}
 		}
 	}
 	return res
 }
 
+// errClosedHook is a hook called after Close: it cannot run, so it fails
+// (the chat server stops calling hooks before cmd/moonchat closes the
+// engine; this is the fail-closed answer should it not).
+var errClosedHook = &chat.HookError{Reason: chat.HookFailCanceled, Err: ErrClosed}
+
 // Message implements chat.Hooks. A text that is a command ("/name args")
 // goes to the command's function and never to the room; any other text
 // goes through the message handlers in priority order.
 func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat.MessageResult {
+	name, args, isCmd := parseCommand(m.Text)
 	st := e.cur.Load()
 	if st == nil {
-		return chat.MessageResult{}
+		return chat.MessageResult{Drop: isCmd, Err: errClosedHook}
 	}
-	name, args, isCmd := parseCommand(m.Text)
 	if !isCmd && len(st.handlers[evMessage]) == 0 {
 		return chat.MessageResult{}
 	}
-	if !e.acquire(ctx) {
+	if err := e.acquire(ctx); err != nil {
 		if isCmd {
-			return chat.MessageResult{Drop: true, Reason: "commands are busy, try again"}
+			return chat.MessageResult{Drop: true, Reason: "commands are busy, try again", Err: err}
 		}
-		return chat.MessageResult{}
+		return chat.MessageResult{Err: err}
 	}
 	defer e.release()
 	if st = e.cur.Load(); st == nil {
-		return chat.MessageResult{}
+		return chat.MessageResult{Drop: isCmd, Err: errClosedHook}
 	}
 	if isCmd {
 		return st.runCommand(u, name, args)
@@ -101,13 +116,16 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 	text := st.msgText
 	msg := st.msgTable(u, m)
 	defer st.checkMsgTable()
+	var failed error
 	for _, h := range st.handlers[evMessage] {
 		// Reset every time: only returned texts count, not in-place edits.
 		msg.RawSetString("text", textV)
 		L.Push(h.fn)
 		L.Push(msg)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
-			st.fail("message", h.script, h.where, err)
+			// The chain goes on (for [scripting] on_failure = "deliver");
+			// the result says the hooks did not complete.
+			failed = joinErrs(failed, hookError("message hook", h.where, err))
 			continue
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
@@ -115,20 +133,20 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 		switch v := r1.(type) {
 		case lua.LString:
 			if len(v) > st.sh.maxText {
-				st.fail("message", h.script, h.where, fmt.Errorf("replacement text too long (%d bytes, at most %d); ignored", len(v), st.sh.maxText))
+				failed = joinErrs(failed, badResult("message hook", h.where, fmt.Sprintf("returned a text of %d bytes (at most %d)", len(v), st.sh.maxText)))
 				continue
 			}
 			text, textV = v, r1
 		case lua.LBool:
 			if !v {
-				return chat.MessageResult{Drop: true, Reason: reasonOf(r2)}
+				return chat.MessageResult{Drop: true, Reason: reasonOf(r2), Err: failed}
 			}
 		}
 	}
 	if string(text) != m.Text {
-		return chat.MessageResult{Text: string(text), Replace: true}
+		return chat.MessageResult{Text: string(text), Replace: true, Err: failed}
 	}
-	return chat.MessageResult{}
+	return chat.MessageResult{Err: failed}
 }
 
 // msgTable returns the msg table for m, filled in. It is one table per
@@ -199,8 +217,7 @@ func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
 	L.Push(userTable(L, u))
 	L.Push(lua.LString(args))
 	if err := st.pcall(st.sh.hookTimeout, 2, 2); err != nil {
-		st.fail("command /"+c.Name, c.Script, c.where, err)
-		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed"}
+		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed", Err: hookError("command /"+c.Name, c.where, err)}
 	}
 	r1, r2 := L.Get(-2), L.Get(-1)
 	L.Pop(2)
@@ -218,29 +235,33 @@ func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
 	return chat.MessageResult{Drop: true}
 }
 
-// Leave implements chat.Hooks; results are ignored.
-func (e *Engine) Leave(ctx context.Context, u chat.User) {
-	e.notify(ctx, evLeave, u, "")
+// Leave implements chat.Hooks; results are ignored. The error says which
+// handlers failed (all of them run).
+func (e *Engine) Leave(ctx context.Context, u chat.User) error {
+	return e.notify(ctx, evLeave, u, "")
 }
 
 // Rename implements chat.Hooks: handlers get (user, old, new); results are
-// ignored.
-func (e *Engine) Rename(ctx context.Context, u chat.User, old string) {
-	e.notify(ctx, evRename, u, old)
+// ignored. The error is as for Leave.
+func (e *Engine) Rename(ctx context.Context, u chat.User, old string) error {
+	return e.notify(ctx, evRename, u, old)
 }
 
-func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) {
-	if st := e.cur.Load(); st == nil || len(st.handlers[ev]) == 0 {
-		return
+func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) error {
+	if st := e.cur.Load(); st == nil {
+		return errClosedHook
+	} else if len(st.handlers[ev]) == 0 {
+		return nil
 	}
-	if !e.acquire(ctx) {
-		return
+	if err := e.acquire(ctx); err != nil {
+		return err
 	}
 	defer e.release()
 	st := e.cur.Load()
 	if st == nil {
-		return
+		return errClosedHook
 	}
+	var failed error
 	L := st.L
 	ut := userTable(L, u)
 	for _, h := range st.handlers[ev] {
@@ -253,9 +274,10 @@ func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) 
 			nargs = 3
 		}
 		if err := st.pcall(st.sh.hookTimeout, nargs, 0); err != nil {
-			st.fail(eventNames[ev], h.script, h.where, err)
+			failed = joinErrs(failed, hookError(eventNames[ev]+" hook", h.where, err))
 		}
 	}
+	return failed
 }
 
 // reasonOf is the optional reason that follows a false.

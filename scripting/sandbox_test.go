@@ -115,18 +115,17 @@ chat.on("message", function(msg) return msg.text .. "?" end, -1)`})})
 			start := time.Now()
 			got := r.say(alice, "loop")
 			elapsed := time.Since(start)
-			// The looping handler is abandoned as if it returned nothing;
-			// the next handler still runs.
-			if got != (chat.MessageResult{Text: "loop?", Replace: true}) {
+			// The looping handler is stopped and the result says so (the
+			// chat server decides); the next handler still ran.
+			if got.Text != "loop?" || !got.Replace || !isHookErr(got.Err, chat.HookFailTimeout) {
 				t.Fatalf("result %+v", got)
 			}
 			// Generous: only proves the call was stopped, not how fast.
 			if elapsed > 5*time.Second {
 				t.Fatalf("runaway hook took %v", elapsed)
 			}
-			log := r.log.String()
-			if !strings.Contains(log, "time limit exceeded") || !strings.Contains(log, "at=a.lua:") {
-				t.Fatalf("log:\n%s", log)
+			if msg := got.Err.Error(); !strings.Contains(msg, "time limit exceeded") || !strings.Contains(msg, "a.lua:") {
+				t.Fatalf("error %s", msg)
 			}
 			// The engine still works.
 			if got := r.say(alice, "hi"); got.Text != "hi!?" {
@@ -143,38 +142,40 @@ func TestRunawayTopLevelFailsLoad(t *testing.T) {
 	}
 }
 
-func TestErroringHookLogsPosition(t *testing.T) {
+func TestErroringHookReportsPosition(t *testing.T) {
 	r := newRig(t, map[string]string{"bad.lua": `
 chat.on("message", function(msg)
   local t = nil
   return t.field
 end)
 chat.on("join", function(u) error({}) end)`})
-	if got := r.say(alice, "x"); got != (chat.MessageResult{}) {
-		t.Fatalf("result %+v, want the message unchanged", got)
+	got := r.say(alice, "x")
+	if got.Replace || got.Drop || !isHookErr(got.Err, chat.HookFailError) {
+		t.Fatalf("result %+v, want a failure", got)
 	}
-	if got := r.e.Join(t.Context(), alice); got != (chat.JoinResult{}) {
-		t.Fatalf("join %+v", got)
+	if want := "bad.lua:4: attempt to index a non-table object(nil) with key 'field' (message hook defined at bad.lua:2)"; !strings.Contains(got.Err.Error(), want) {
+		t.Errorf("error %q lacks %q", got.Err, want)
 	}
-	log := r.log.String()
-	for _, want := range []string{
-		`msg="lua hook failed" hook=message script=bad.lua at=bad.lua:4 function=bad.lua:2`,
-		`hook=join script=bad.lua at=bad.lua:6 function=bad.lua:6`, // error value without position
-	} {
-		if !strings.Contains(log, want) {
-			t.Errorf("log lacks %q:\n%s", want, log)
-		}
+	join := r.e.Join(t.Context(), alice)
+	if !isHookErr(join.Err, chat.HookFailError) || join.Refuse {
+		t.Fatalf("join %+v", join)
+	}
+	// An error value without a position: the innermost Lua frame.
+	if want := "bad.lua:6: "; !strings.Contains(join.Err.Error(), want) {
+		t.Errorf("error %q lacks %q", join.Err, want)
+	}
+	// Reported to the chat server, which logs it once: not logged here.
+	if log := r.log.String(); strings.Contains(log, "bad.lua") {
+		t.Errorf("engine logged a failure it returned:\n%s", log)
 	}
 }
 
-func TestOversizedReplacementIgnored(t *testing.T) {
+func TestOversizedReplacementFails(t *testing.T) {
 	r := newRigOpts(t, Options{MaxTextBytes: 10, FS: scriptFS(map[string]string{"a.lua": `
 chat.on("message", function(msg) return string.rep("x", 11) end)`})})
-	if got := r.say(alice, "hi"); got != (chat.MessageResult{}) {
+	got := r.say(alice, "hi")
+	if got.Replace || !isHookErr(got.Err, chat.HookFailError) || !strings.Contains(got.Err.Error(), "returned a text of 11 bytes (at most 10)") {
 		t.Fatalf("result %+v", got)
-	}
-	if !strings.Contains(r.log.String(), "replacement text too long") {
-		t.Fatal(r.log.String())
 	}
 }
 

@@ -296,18 +296,56 @@ func (st *state) pcall(d time.Duration, nargs, nret int) (err error) {
 	return st.L.PCall(nargs, nret, nil)
 }
 
-// fail logs a failed hook, command or timer call with the position of the
-// failure and of the function.
+// fail logs a failed timer call with the position of the failure and of
+// the function. (Hook and command failures are not logged here: they are
+// returned to the chat server as a *chat.HookError, see hookError, and it
+// logs each one once, with what it did about it.)
 func (st *state) fail(kind string, script, fnWhere string, err error) {
 	pos, msg := errorPos(err)
 	if pos == "" {
 		pos = fnWhere
 	}
-	text := "lua hook failed"
-	if strings.Contains(msg, ErrTimeLimit.Error()) {
-		text = "lua hook stopped: time limit exceeded"
+	text := "lua timer failed"
+	if isTimeLimit(msg) {
+		text = "lua timer stopped: time limit exceeded"
 	}
 	st.sh.log.Warn(text, "hook", kind, "script", script, "at", pos, "function", fnWhere, "error", msg)
+}
+
+// isTimeLimit reports whether a Lua error message is the time limit's.
+func isTimeLimit(msg string) bool { return strings.Contains(msg, ErrTimeLimit.Error()) }
+
+// hookError describes a failed hook or command call for the chat server:
+// "file:line: message (join hook defined at file:line)", with the reason
+// the time limit when that is what stopped it.
+func hookError(kind, fnWhere string, err error) error {
+	pos, msg := errorPos(err)
+	if pos == "" {
+		pos = fnWhere
+	}
+	reason := chat.HookFailError
+	if isTimeLimit(msg) {
+		reason = chat.HookFailTimeout
+	}
+	return &chat.HookError{Reason: reason, Err: fmt.Errorf("%s: %s (%s defined at %s)", pos, msg, kind, fnWhere)}
+}
+
+// badResult describes a hook that returned a value that cannot be used.
+func badResult(kind, fnWhere, what string) error {
+	return &chat.HookError{Reason: chat.HookFailError, Err: fmt.Errorf("%s: %s (%s defined there)", fnWhere, what, kind)}
+}
+
+// joinErrs adds err to the failures of one hook call (several handlers
+// may fail; the first one's reason is the call's).
+func joinErrs(prev, err error) error {
+	if prev == nil {
+		return err
+	}
+	var he *chat.HookError
+	if errors.As(prev, &he) {
+		return &chat.HookError{Reason: he.Reason, Err: errors.Join(he.Err, err)}
+	}
+	return errors.Join(prev, err)
 }
 
 // close releases the Lua state. The state must no longer be in use.

@@ -93,6 +93,9 @@ type ScriptingConfig struct {
 	Dir         string   `toml:"dir"`
 	HookTimeout Duration `toml:"hook_timeout"`
 	Enabled     bool     `toml:"enabled"`
+	// OnFailure is what a hook that did not complete means: "refuse"
+	// (fail closed) or "deliver" (chat.Config.DeliverOnHookFailure).
+	OnFailure string `toml:"on_failure"`
 }
 
 // Duration is a time.Duration written in config.toml as a string such as
@@ -491,6 +494,9 @@ func validateConfig(cfg *Config, file string) error {
 
 	sc := &cfg.Scripting
 	positive("[scripting] hook_timeout", sc.HookTimeout)
+	if sc.OnFailure != "refuse" && sc.OnFailure != "deliver" {
+		fail("[scripting] on_failure", "must be \"refuse\" or \"deliver\", got %q", sc.OnFailure)
+	}
 	if sc.Enabled && sc.Dir == "" {
 		fail("[scripting] dir", "must not be empty (set enabled = false to run no scripts)")
 	}

@@ -57,6 +57,7 @@ func documentedDefaults() *Config {
 			Dir:         "scripts",
 			HookTimeout: Duration(100 * time.Millisecond),
 			Enabled:     true,
+			OnFailure:   "refuse",
 		},
 		Source: builtinSource,
 	}
@@ -94,9 +95,10 @@ func TestEveryKeyDocumented(t *testing.T) {
 		}
 	}
 	// BRIEF.md documents 29; [chat] announce_batch_members and
-	// announce_interval came later (docs/protocol.md).
-	if keys != 31 {
-		t.Errorf("%d keys in config.toml, want 31 (BRIEF.md's 29 + 2 announce keys)", keys)
+	// announce_interval came later (docs/protocol.md), then [scripting]
+	// on_failure (issue 10.12).
+	if keys != 32 {
+		t.Errorf("%d keys in config.toml, want 32 (BRIEF.md's 29 + 2 announce keys + on_failure)", keys)
 	}
 }
 
@@ -196,6 +198,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`config.toml: [store] max_age: must not be negative, got "-1h0m0s"`}},
 		{"zero timeout", "[scripting]\nhook_timeout = \"0s\"\n",
 			[]string{`config.toml: [scripting] hook_timeout: must be positive`}},
+		{"bad on_failure", "[scripting]\non_failure = \"skip\"\n",
+			[]string{`config.toml: [scripting] on_failure: must be "refuse" or "deliver", got "skip"`}},
 		{"bad number", "[server]\nmax_connections = \"many\"\n",
 			[]string{`config.toml: [server] max_connections: want an integer, got string "many"`}},
 		{"float for int", "[chat]\nmax_rooms = 1.5\n",
@@ -308,5 +312,21 @@ func TestApplyAnnounce(t *testing.T) {
 					tt.want.AnnounceBatchMembers, tt.want.AnnounceInterval)
 			}
 		})
+	}
+}
+
+// [scripting] on_failure reaches the chat server: "refuse" (the default)
+// fails closed, "deliver" carries on.
+func TestOnFailureMapsToChatConfig(t *testing.T) {
+	cfg, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chatConfig(cfg, nil).DeliverOnHookFailure {
+		t.Fatal("default on_failure delivers; want refuse")
+	}
+	cfg.Scripting.OnFailure = "deliver"
+	if !chatConfig(cfg, nil).DeliverOnHookFailure {
+		t.Fatal(`on_failure = "deliver" not passed to the chat server`)
 	}
 }

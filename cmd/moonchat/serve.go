@@ -291,6 +291,8 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		Replay:         cfg.Store.Replay,
 		APILimit:       cfg.Store.APILimit,
 		Logger:         log,
+
+		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
 	}
 	if c.FloodRate == 0 {
 		c.FloodRate = -1

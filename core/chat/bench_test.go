@@ -21,8 +21,8 @@ func (trivialHooks) Join(ctx contextT, u User) JoinResult { return JoinResult{} 
 func (trivialHooks) Message(ctx contextT, u User, m *Message) MessageResult {
 	return MessageResult{}
 }
-func (trivialHooks) Leave(ctx contextT, u User)              {}
-func (trivialHooks) Rename(ctx contextT, u User, old string) {}
+func (trivialHooks) Leave(ctx contextT, u User) error              { return nil }
+func (trivialHooks) Rename(ctx contextT, u User, old string) error { return nil }
 
 func BenchmarkBroadcast100(b *testing.B)  { benchmarkBroadcast(b, 100) }
 func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }

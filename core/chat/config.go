@@ -61,6 +61,14 @@ type Config struct {
 	// notice per change costs a write to every member for every join and
 	// leave, and is noise to users. Negative = never coalesce. [1s]
 	AnnounceInterval time.Duration
+	// DeliverOnHookFailure chooses what happens when a hook does not
+	// complete (JoinResult.Err, MessageResult.Err): false (the default,
+	// [scripting] on_failure = "refuse") drops the message — not stored,
+	// not delivered, the sender gets a hook_failed error — and refuses the
+	// join; true ("deliver") carries on with what the hooks decided before
+	// they failed, so a broken filter lets messages through. Failures are
+	// logged and counted either way. [false]
+	DeliverOnHookFailure bool
 	// Logger receives the server's logs. [slog.Default()]
 	Logger *slog.Logger
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are

@@ -141,8 +141,8 @@ func (h *memHistory) Redact(room string, id uint64) (bool, error) {
 type testHooks struct {
 	join    func(u User) JoinResult
 	message func(u User, m *Message) MessageResult
-	leave   func(u User)
-	rename  func(u User, old string)
+	leave   func(u User) error
+	rename  func(u User, old string) error
 
 	mu     sync.Mutex
 	events []string
@@ -175,18 +175,20 @@ func (h *testHooks) Message(ctx context.Context, u User, m *Message) MessageResu
 	return MessageResult{}
 }
 
-func (h *testHooks) Leave(ctx context.Context, u User) {
+func (h *testHooks) Leave(ctx context.Context, u User) error {
 	h.record("leave " + u.Room + " " + u.Name)
 	if h.leave != nil {
-		h.leave(u)
+		return h.leave(u)
 	}
+	return nil
 }
 
-func (h *testHooks) Rename(ctx context.Context, u User, old string) {
+func (h *testHooks) Rename(ctx context.Context, u User, old string) error {
 	h.record("rename " + old + " " + u.Name)
 	if h.rename != nil {
-		h.rename(u, old)
+		return h.rename(u, old)
 	}
+	return nil
 }
 
 // contextT shortens the Hooks signatures in test doubles.

@@ -315,9 +315,10 @@ type blockingLeave struct {
 	cancelled chan struct{}
 }
 
-func (h *blockingLeave) Leave(ctx context.Context, u User) {
+func (h *blockingLeave) Leave(ctx context.Context, u User) error {
 	<-ctx.Done()
 	h.cancelled <- struct{}{}
+	return nil
 }
 
 // A Leave hook that does not return cannot hold Shutdown past its context:

@@ -24,6 +24,7 @@ type metrics struct {
 	slowConsumers  atomic.Uint64 // connections closed as slow consumers
 	refused        atomic.Uint64 // connections refused (name, room, full, hook)
 	appendErrors   atomic.Uint64
+	hookFailures   [numHookKinds][numHookFailReasons]atomic.Uint64
 	hookJoin       histogram
 	hookMessage    histogram
 	hookLeave      histogram
@@ -135,6 +136,12 @@ func (m *metrics) write(w io.Writer, conns, rooms int) error {
 	p.histogram("moonchat_hook_duration_seconds", `hook="message"`, durationBuckets, &m.hookMessage)
 	p.histogram("moonchat_hook_duration_seconds", `hook="leave"`, durationBuckets, &m.hookLeave)
 	p.histogram("moonchat_hook_duration_seconds", `hook="rename"`, durationBuckets, &m.hookRename)
+	p.header("moonchat_hook_failures_total", "counter", "Hook calls that did not complete, by hook and reason (timeout, busy, error, canceled).")
+	for k := range m.hookFailures {
+		for r := range m.hookFailures[k] {
+			p.sample("moonchat_hook_failures_total", `hook="`+hookKindNames[k]+`",reason="`+string(hookFailReasons[r])+`"`, float64(m.hookFailures[k][r].Load()))
+		}
+	}
 	p.header("moonchat_history_append_duration_seconds", "histogram", "Time History.Append took to make a batch durable.")
 	p.histogram("moonchat_history_append_duration_seconds", "", durationBuckets, &m.appendTime)
 	p.header("moonchat_batch_messages", "histogram", "Chat messages per room batch (grows with load).")

@@ -65,8 +65,8 @@ type room struct {
 	wake     chan struct{}
 
 	mu      sync.Mutex
-	members []*member          // join order
-	names   nameTable          // look-alike keys of the member names (names.go)
+	members []*member // join order
+	names   nameTable // look-alike keys of the member names (names.go)
 
 	// Owned by the goroutine.
 	plain, json []*member // fan-out lists per format
@@ -239,11 +239,27 @@ func (r *room) messages(ops []op) {
 		if !m.joined.Load() {
 			continue // refused, or left before its message came up
 		}
-		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.t}
+		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.t, Action: o.action}
 		if s.hooks != nil {
 			start := time.Now()
-			res := s.hooks.Message(s.ctx, m.user(), msg)
+			u := m.user()
+			res := s.hooks.Message(s.ctx, u, msg)
 			s.metrics.hookMessage.observeSince(start)
+			if res.Err != nil {
+				if !s.cfg.DeliverOnHookFailure {
+					// Fail closed: not stored, not delivered, the sender
+					// told why. A command's own reason says more.
+					reason := s.hookFailed(hookKindMessage, u, res.Err, "message refused")
+					text := res.Reason
+					if !res.Drop || text == "" {
+						text = "message not sent: " + hookFailText(reason)
+					}
+					s.metrics.dropHook.Add(1)
+					r.notices = append(r.notices, directFrame{m, m.appendError(nil, codeHookFailed, text)})
+					continue
+				}
+				s.hookFailed(hookKindMessage, u, res.Err, "carrying on ([scripting] on_failure = \"deliver\")")
+			}
 			if res.Replace {
 				msg.Text = res.Text
 			}
@@ -363,6 +379,17 @@ func (r *room) join(m *member) {
 		start := time.Now()
 		res := s.hooks.Join(s.ctx, u)
 		s.metrics.hookJoin.observeSince(start)
+		if res.Err != nil {
+			if !s.cfg.DeliverOnHookFailure {
+				reason := s.hookFailed(hookKindJoin, u, res.Err, "join refused")
+				text := "join refused: " + hookFailText(reason)
+				s.metrics.refused.Add(1)
+				m.write(m.appendError(nil, codeHookFailed, text))
+				_ = m.conn.Close(hookFailClose(reason), closeReason(text))
+				return
+			}
+			s.hookFailed(hookKindJoin, u, res.Err, "carrying on ([scripting] on_failure = \"deliver\")")
+		}
 		if res.Refuse {
 			reason := res.Reason
 			if reason == "" {
@@ -484,11 +511,15 @@ func (r *room) replay(m *member) [][]byte {
 	var b []byte
 	for i := range msgs {
 		start := len(b)
-		b = appendPlainMessage(b, msgs[i].User, msgs[i].Text)
+		b = appendPlainReplay(b, &msgs[i])
 		frames = append(frames, b[start:len(b):len(b)])
 	}
 	if more && m.hasSince {
 		frames = append(frames, appendPlainNotice(nil, "more messages were missed than shown"))
+	}
+	if len(frames) > 0 {
+		// What follows is live (JSON clients have the history event).
+		frames = append(frames, appendPlainNotice(nil, plainEndOfHistory))
 	}
 	return frames
 }
@@ -605,8 +636,11 @@ func (r *room) remove(m *member) {
 	if s.hooks != nil {
 		u := m.user()
 		start := time.Now()
-		s.hooks.Leave(s.ctx, u)
+		err := s.hooks.Leave(s.ctx, u)
 		s.metrics.hookLeave.observeSince(start)
+		if err != nil {
+			s.hookFailed(hookKindLeave, u, err, "the member has left regardless")
+		}
 	}
 }
 

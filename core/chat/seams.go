@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -46,6 +47,12 @@ type JoinResult struct {
 	// shown to them and sent as the close reason (close code 1008).
 	Refuse bool
 	Reason string
+	// Err is set when the hook did not complete (a script failed, ran out
+	// of time, or could not run because the scripts were busy): usually a
+	// *HookError. The other fields then hold what the hook decided before
+	// it failed. The chat server refuses the newcomer unless
+	// Config.DeliverOnHookFailure is set (see Hooks).
+	Err error
 }
 
 // MessageResult is what Hooks.Message decides about one message.
@@ -62,6 +69,61 @@ type MessageResult struct {
 	// or a code the protocol does not list, means "dropped". Plain-text
 	// clients see only Reason.
 	Code string
+	// Err is set when the hooks did not complete, as in JoinResult.Err.
+	// The chat server then drops the message (not stored, not delivered,
+	// the sender told why) unless Config.DeliverOnHookFailure is set.
+	Err error
+}
+
+// HookFailReason says why a hook call did not complete. It is the reason
+// label of the moonchat_hook_failures_total metric.
+type HookFailReason string
+
+// The reasons a hook call can fail.
+const (
+	// HookFailTimeout: a script ran past its time limit.
+	HookFailTimeout HookFailReason = "timeout"
+	// HookFailBusy: the scripts were busy with other calls for too long,
+	// so the hook could not run at all.
+	HookFailBusy HookFailReason = "busy"
+	// HookFailError: a script raised an error or returned a value that
+	// cannot be used.
+	HookFailError HookFailReason = "error"
+	// HookFailCanceled: the call's context ended (the server is shutting
+	// down) before the hook could run or finish.
+	HookFailCanceled HookFailReason = "canceled"
+)
+
+// HookError is a hook call that did not complete.
+type HookError struct {
+	Reason HookFailReason
+	// Err says what failed, for the log (for scripts: file:line and the
+	// error).
+	Err error
+}
+
+// Error implements error.
+func (e *HookError) Error() string {
+	if e.Err == nil {
+		return "hook failed: " + string(e.Reason)
+	}
+	return "hook failed (" + string(e.Reason) + "): " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *HookError) Unwrap() error { return e.Err }
+
+// hookFailReason is err's reason: HookError.Reason, or HookFailError for
+// an error of another type.
+func hookFailReason(err error) HookFailReason {
+	var he *HookError
+	if errors.As(err, &he) {
+		switch he.Reason {
+		case HookFailTimeout, HookFailBusy, HookFailError, HookFailCanceled:
+			return he.Reason
+		}
+	}
+	return HookFailError
 }
 
 // Hooks lets scripts see and change what happens in rooms. The chat server
@@ -70,7 +132,12 @@ type MessageResult struct {
 //
 // An implementation enforces its own time limit; the chat server passes a
 // context that is cancelled when the server shuts down. A hook that fails
-// must behave as if it had returned the zero result.
+// must say so (JoinResult.Err, MessageResult.Err, the error of Leave and
+// Rename), never act as "carry on": the chat server decides. By default it
+// fails closed — a message whose hooks did not complete is neither stored
+// nor delivered, a join whose hook did not complete is refused — unless
+// Config.DeliverOnHookFailure is set; every failure is logged and counted
+// in /metrics (moonchat_hook_failures_total).
 type Hooks interface {
 	// Join runs before anyone sees the newcomer.
 	Join(ctx context.Context, u User) JoinResult
@@ -80,10 +147,13 @@ type Hooks interface {
 	// Leave runs after the member has left the room. Every member that
 	// joined gets exactly one Leave: at Shutdown it runs for the members
 	// still connected, before their connections are closed (with the
-	// shutdown's context, cancelled when its deadline passes).
-	Leave(ctx context.Context, u User)
-	// Rename runs after a member's name changed from old to u.Name.
-	Rename(ctx context.Context, u User, old string)
+	// shutdown's context, cancelled when its deadline passes). A non-nil
+	// error (usually a *HookError) says the hook did not complete; it is
+	// logged and counted, the member has left regardless.
+	Leave(ctx context.Context, u User) error
+	// Rename runs after a member's name changed from old to u.Name. Its
+	// error is treated like Leave's.
+	Rename(ctx context.Context, u User, old string) error
 }
 
 // Host is what the chat server offers to hooks: the functions behind the
