@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("load scripts: %w", err)
 	}
 	e.cur.Store(st)
+	st.logLoaded("start")
 	return e, nil
 }
 
@@ -180,8 +182,10 @@ func (e *Engine) Start(ctx context.Context) {
 // Reload loads every script again into a fresh Lua state and, only if all
 // of them compile and run, swaps it in between two hook calls; the old
 // state's timers stop. On failure the running scripts stay and the error
-// (file:line) is logged and returned.
-func (e *Engine) Reload() error {
+// (file:line) is logged and returned. cause says what asked for the reload
+// ("SIGHUP", "file change"); it is logged with the one line that reports
+// the outcome, so callers log nothing more.
+func (e *Engine) Reload(cause string) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if e.cur.Load() == nil {
@@ -189,7 +193,7 @@ func (e *Engine) Reload() error {
 	}
 	st, err := buildState(e.sh, e.fsys)
 	if err != nil {
-		e.sh.log.Error("lua reload failed; previous scripts keep running", "error", err)
+		e.sh.log.Error("lua scripts not reloaded; the previous scripts keep running", "cause", cause, "error", err)
 		return fmt.Errorf("reload scripts: %w", err)
 	}
 	e.sem <- struct{}{}
@@ -205,8 +209,14 @@ func (e *Engine) Reload() error {
 	// Nobody can reach old any more: hooks load cur after taking sem, and
 	// its timer goroutine has exited.
 	old.close()
-	e.sh.log.Info("lua scripts reloaded", "scripts", st.scripts)
+	st.logLoaded(cause)
 	return nil
+}
+
+// logLoaded is the one log line of a successful load: at start and at
+// every reload, the same message and format.
+func (st *state) logLoaded(cause string) {
+	st.sh.log.Info("lua scripts loaded", "cause", cause, "scripts", strings.Join(st.scripts, ","))
 }
 
 // Close stops the watcher and the timers and releases the Lua state; hooks

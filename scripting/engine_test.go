@@ -58,7 +58,7 @@ chat.every(0.02, function() error("timer oops") end)`})
 	if err := r.e.Leave(t.Context(), alice); !isHookErr(err, chat.HookFailCanceled) {
 		t.Fatalf("leave after Close: %v", err)
 	}
-	if err := r.e.Reload(); !errors.Is(err, ErrClosed) {
+	if err := r.e.Reload("test"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Reload after Close = %v", err)
 	}
 }
@@ -70,7 +70,7 @@ func TestEveryStopsOnReload(t *testing.T) {
 	r.e.Start(t.Context())
 	eventually(t, "old timer", func() bool { return len(r.host.take()) > 0 })
 	writeScript(t, dir, "tick.lua", `chat.every(0.01, function() chat.broadcast("new", "x") end)`)
-	if err := r.e.Reload(); err != nil {
+	if err := r.e.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
 	r.host.take()

@@ -65,12 +65,12 @@ func TestBadReloadKeepsOldScripts(t *testing.T) {
 	writeScript(t, dir, "b.lua", "local x = nil\nx.y = 1")
 	eventually(t, "failed reload logged", func() bool {
 		log := r.log.String()
-		return strings.Contains(log, "lua reload failed") && strings.Contains(log, "a.lua:3:") && strings.Contains(log, "b.lua:2:")
+		return strings.Contains(log, "lua scripts not reloaded") && strings.Contains(log, "a.lua:3:") && strings.Contains(log, "b.lua:2:")
 	})
 	if got := r.say(alice, "x"); got.Text != "x1b" {
 		t.Fatalf("old scripts not kept: %+v", got)
 	}
-	err := r.e.Reload()
+	err := r.e.Reload("test")
 	if err == nil || !strings.Contains(err.Error(), "a.lua:3:") {
 		t.Fatalf("Reload() = %v", err)
 	}
@@ -91,7 +91,7 @@ func TestReloadWithoutWatching(t *testing.T) {
 	if got := r.say(alice, "x"); got.Text != "x1" {
 		t.Fatalf("reloaded without watching: %+v", got)
 	}
-	if err := r.e.Reload(); err != nil {
+	if err := r.e.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.say(alice, "x"); got.Text != "x2" {
@@ -138,7 +138,7 @@ func TestReloadWhileMessagesFlow(t *testing.T) {
 			}
 		}
 		if gen%4 == 0 {
-			if err := r.e.Reload(); err != nil {
+			if err := r.e.Reload("test"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -152,5 +152,36 @@ func TestReloadWhileMessagesFlow(t *testing.T) {
 	}
 	if calls.Load() == 0 {
 		t.Fatal("no hook calls made")
+	}
+}
+
+// One load, one log line, one format (issue 10.10): start and every reload
+// log `msg="lua scripts loaded" cause=… scripts=a.lua,b.lua`; a failed
+// reload one error line naming its cause.
+func TestLoadLogsOneLine(t *testing.T) {
+	dir := t.TempDir()
+	writeScript(t, dir, "a.lua", tagScript("1"))
+	writeScript(t, dir, "b.lua", "")
+	r := newRigOpts(t, Options{FS: os.DirFS(dir)})
+	if err := r.e.Reload("SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	writeScript(t, dir, "b.lua", "local x = nil\nx.y = 1")
+	if err := r.e.Reload("SIGHUP"); err == nil {
+		t.Fatal("broken script reloaded")
+	}
+	lines := strings.Split(strings.TrimSpace(r.log.String()), "\n")
+	want := []string{
+		`level=INFO msg="lua scripts loaded" cause=start scripts=a.lua,b.lua`,
+		`level=INFO msg="lua scripts loaded" cause=SIGHUP scripts=a.lua,b.lua`,
+		`level=ERROR msg="lua scripts not reloaded; the previous scripts keep running" cause=SIGHUP error="b.lua:2: `,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(want), r.log.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %s\nwant it to contain %s", i+1, lines[i], w)
+		}
 	}
 }

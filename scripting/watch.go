@@ -58,7 +58,7 @@ func (e *Engine) watch(ctx context.Context, last map[string]fileStamp) {
 		}
 		last = snap
 		e.sh.log.Info("lua scripts changed; reloading", "dir", e.dir)
-		_ = e.Reload() // logged inside
+		_ = e.Reload("file change") // logged inside
 	}
 }
 

@@ -108,7 +108,7 @@ func TestProcessSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(waitLong)
-	for !strings.Contains(c.log.String(), "SIGHUP: scripts reloaded") {
+	for !strings.Contains(c.log.String(), `msg="lua scripts loaded" cause=SIGHUP`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no reload logged:\n%s", c.log)
 		}

@@ -164,8 +164,7 @@ func (s *server) open() error {
 		if err != nil {
 			return fmt.Errorf("load scripts: %w", err)
 		}
-		s.lua, hooks = eng, eng
-		log.Info("scripts loaded", "scripts", strings.Join(scriptNames(fsys), ","))
+		s.lua, hooks = eng, eng // the engine logs what it loaded
 	}
 
 	srv, err := chat.New(chatConfig(cfg, log), hooks, history)
@@ -207,17 +206,14 @@ func (s *server) open() error {
 }
 
 // reload re-reads the scripts (SIGHUP). A broken script keeps the old
-// ones running; the scripting engine logs which.
+// ones running. The scripting engine logs the outcome, as one line naming
+// the cause, so nothing is logged here.
 func (s *server) reload() {
 	if s.lua == nil {
 		s.log.Info("SIGHUP: scripting is off, nothing to reload")
 		return
 	}
-	if err := s.lua.Reload(); err != nil {
-		s.log.Error("SIGHUP: reload scripts failed, the previous scripts keep running", "err", err)
-		return
-	}
-	s.log.Info("SIGHUP: scripts reloaded")
+	_ = s.lua.Reload("SIGHUP")
 }
 
 // shutdown stops accepting, closes every client with 1001 and waits for
