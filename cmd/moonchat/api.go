@@ -54,7 +54,10 @@ func (c *apiClient) page(ctx context.Context, room string, before uint64, limit 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.client().Do(req)
+	if err != nil && ctx.Err() != nil {
+		return nil, interrupted(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ask the running server: %w (is it listening at %s? give its address with -server HOST:PORT)", err, c.base)
 	}
@@ -73,12 +76,23 @@ func (c *apiClient) page(ctx context.Context, room string, before uint64, limit 
 	return &p, nil
 }
 
-// query answers q by paging backwards through one room: the newest
-// q.Limit matches, oldest first, and whether older matches exist.
-func (c *apiClient) query(ctx context.Context, q store.Query) ([]chat.Message, bool, error) {
+// client returns the HTTP client, made on first use.
+func (c *apiClient) client() *http.Client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: apiTimeout}
 	}
+	return c.http
+}
+
+// rooms lists the rooms with stored history (GET /api/rooms).
+func (c *apiClient) rooms(ctx context.Context) ([]store.RoomInfo, error) {
+	return fetchRooms(ctx, c.client(), c.base)
+}
+
+// query answers q by paging backwards through one room: the newest
+// q.Limit matches, oldest first, and whether older matches exist.
+func (c *apiClient) query(ctx context.Context, q store.Query) ([]chat.Message, bool, error) {
+	c.client()
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	filtered := q.User != "" || q.Grep != "" || !q.Since.IsZero()

@@ -48,9 +48,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if jerr != nil {
 			return fmt.Errorf("encode summary: %w", jerr)
 		}
-		fmt.Fprintf(stdout, "%s\n", line)
+		fmt.Fprintf(stdout, "%s\n", escapeJSON(line))
 		for _, e := range sum.Errors {
-			fmt.Fprintf(stderr, "bench: %s\n", e)
+			fmt.Fprintf(stderr, "bench: %s\n", escapeText(e))
 		}
 	}
 	if err != nil {

@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/moonchat/moonchat/scripting"
 )
 
 // runCheck is "moonchat check": validate the config file and the Lua
-// scripts it points at, without opening the store or listening. It prints
-// "ok" on success; otherwise the returned error lists every problem found
-// (config errors name their key) and the process exits 1.
+// scripts it points at, without opening the store or listening. On
+// success it says which config (a file, or the built-in defaults) and
+// which scripts (a directory, or the built-in scripts) it checked, then
+// "ok"; otherwise the returned error lists every problem found (config
+// errors name their key) and the process exits 1. SIGINT/SIGTERM stop it,
+// also inside a script's top level that never ends.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("check", "[-config FILE]", stderr)
 	configPath := fset.String("config", "", "config file (default: ./config.toml if it exists, else the built-in defaults)")
@@ -23,15 +27,40 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if cfg.Scripting.Enabled {
+	if err := ctx.Err(); err != nil {
+		return interrupted(ctx)
+	}
+	configLine := "config: " + cfg.Source
+	if cfg.Source == builtinSource && *configPath == "" {
+		configLine += " (no ./" + defaultConfigFile + ")"
+	}
+	var scriptsLine string
+	if !cfg.Scripting.Enabled {
+		scriptsLine = "scripts: none, scripting is off ([scripting] enabled = false)"
+	} else {
 		// Scripts' own log lines (e.g. print at load time) go to stderr
-		// so that stdout is exactly "ok".
+		// so that stdout is only the summary.
 		logger := slog.New(slog.NewTextHandler(stderr, nil))
-		fsys, _ := scriptsFS(cfg, slog.New(slog.DiscardHandler))
+		fsys, dir := scriptsFS(cfg, slog.New(slog.DiscardHandler))
 		if err := scripting.Check(fsys, logger); err != nil {
+			if ctx.Err() != nil {
+				return interrupted(ctx)
+			}
 			return fmt.Errorf("scripts (%s): %w", scriptsSource(cfg), err)
 		}
+		names := scriptNames(fsys)
+		list := "no *.lua files: no scripts run"
+		if len(names) > 0 {
+			list = fmt.Sprintf("%d: %s", len(names), strings.Join(names, ", "))
+		}
+		if dir != "" {
+			scriptsLine = fmt.Sprintf("scripts: directory %s (%s)", dir, list)
+		} else {
+			scriptsLine = fmt.Sprintf("scripts: built-in defaults, no directory %s (%s)", cfg.Scripting.Dir, list)
+		}
 	}
+	fmt.Fprintln(stdout, escapeLine(configLine))
+	fmt.Fprintln(stdout, escapeLine(scriptsLine))
 	fmt.Fprintln(stdout, "ok")
 	return nil
 }

@@ -26,15 +26,20 @@ func TestCheck(t *testing.T) {
 		stdout  string
 		stderr  []string
 	}{
-		{name: "built-in defaults", code: 0, stdout: "ok\n"},
+		{name: "built-in defaults", code: 0,
+			stdout: "config: built-in defaults (no ./config.toml)\n" +
+				"scripts: built-in defaults, no directory scripts (7: help.lua, me.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n"},
 		{name: "good config and scripts",
 			config:  "[chat]\ndefault_room = \"hall\"\n",
-			scripts: map[string]string{"a.lua": "local n = 1\nchat.log('loaded', n)\n"},
-			code:    0, stdout: "ok\n"},
+			scripts: map[string]string{"a.lua": "local n = 1\nchat.log('loaded', n)\n", "b.lua": ""},
+			code:    0, stdout: "config: config.toml\nscripts: directory scripts (2: a.lua, b.lua)\nok\n"},
+		{name: "empty scripts dir",
+			scripts: map[string]string{},
+			code:    0, stdout: "config: built-in defaults (no ./config.toml)\nscripts: directory scripts (no *.lua files: no scripts run)\nok\n"},
 		{name: "scripting disabled skips scripts",
 			config:  "[scripting]\nenabled = false\n",
 			scripts: map[string]string{"bad.lua": "this is not lua"},
-			code:    0, stdout: "ok\n"},
+			code:    0, stdout: "config: config.toml\nscripts: none, scripting is off ([scripting] enabled = false)\nok\n"},
 		{name: "bad config",
 			config: "[server]\nping_interval = \"3x\"\n[chat]\nflod_rate = 2\n",
 			code:   1,
@@ -103,25 +108,56 @@ func TestCheckExplicitConfig(t *testing.T) {
 	}
 }
 
+// TestCLIUsage (issue 10.8): -h and help list every command; a command's
+// -h lists its flags on stdout, hidden ones left out, defaults quoted only
+// for strings; a flag error is printed once, then the usage, exit 2.
 func TestCLIUsage(t *testing.T) {
-	code, stdout, _ := runCmd(t, "help")
-	if code != 0 || !strings.Contains(stdout, "history") {
-		t.Fatalf("help: code %d stdout %q", code, stdout)
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		code, stdout, stderr := runCmd(t, args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("%v: code %d stderr %q", args, code, stderr)
+		}
+		for _, c := range commands() {
+			if !strings.Contains(stdout, "\n  "+c.name+" ") {
+				t.Errorf("%v does not list %s:\n%s", args, c.name, stdout)
+			}
+		}
 	}
 	code, _, stderr := runCmd(t, "frobnicate")
-	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) || !strings.Contains(stderr, "\n  history ") {
 		t.Fatalf("unknown command: code %d stderr %q", code, stderr)
 	}
-	code, _, stderr = runCmd(t, "check", "-nope")
-	if code == 0 || !strings.Contains(stderr, "-nope") {
-		t.Fatalf("bad flag: code %d stderr %q", code, stderr)
+
+	code, stdout, stderr := runCmd(t, "check", "-nope")
+	if code != 2 || stdout != "" ||
+		!strings.HasPrefix(stderr, "moonchat check: flag provided but not defined: -nope\nusage: moonchat check [-config FILE]\n") ||
+		strings.Count(stderr, "-nope") != 1 {
+		t.Fatalf("bad flag: code %d stdout %q stderr %q (want the error once, then the usage)", code, stdout, stderr)
 	}
-	code, _, stderr = runCmd(t, "serve", "-h")
-	if code != 0 || !strings.Contains(stderr, "-config") || strings.Contains(stderr, "ready-file") {
-		t.Fatalf("serve -h: code %d stderr %q (hidden flags must stay hidden)", code, stderr)
+	code, _, stderr = runCmd(t, "history", "-limit", "x")
+	if code != 2 || strings.Count(stderr, `invalid value "x" for flag -limit`) != 1 {
+		t.Fatalf("bad value: code %d stderr %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, "history", "-limit", "0")
+	if code != 2 || !strings.HasPrefix(stderr, "moonchat history: -limit 0: must be at least 1\nusage: moonchat history") {
+		t.Fatalf("-limit 0: code %d stderr %q", code, stderr)
 	}
 	code, _, stderr = runCmd(t, "check", "extra")
-	if code == 0 || !strings.Contains(stderr, `unexpected argument "extra"`) {
+	if code != 2 || !strings.HasPrefix(stderr, `moonchat check: unexpected argument "extra"`) {
 		t.Fatalf("stray argument: code %d stderr %q", code, stderr)
+	}
+
+	code, stdout, stderr = runCmd(t, "serve", "-h")
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "-config") || strings.Contains(stdout, "ready-file") {
+		t.Fatalf("serve -h: code %d stdout %q stderr %q (hidden flags must stay hidden)", code, stdout, stderr)
+	}
+	code, stdout, _ = runCmd(t, "help", "history")
+	if code != 0 || !strings.HasPrefix(stdout, "usage: moonchat history") ||
+		!strings.Contains(stdout, "(default 100)") || strings.Contains(stdout, `"100"`) {
+		t.Fatalf("help history: code %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCmd(t, "echo", "-h")
+	if code != 0 || !strings.Contains(stdout, `(default "127.0.0.1:9001")`) || !strings.Contains(stdout, "(default 67108864)") {
+		t.Fatalf("echo -h: code %d\n%s", code, stdout)
 	}
 }

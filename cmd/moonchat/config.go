@@ -15,14 +15,14 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/defaults"
 )
 
-// The keys and their defaults are documented in config.toml at the
-// repository root, which is embedded (moonchat.DefaultConfig) and parsed
-// before any user file: the shipped file is the one source of truth for the
-// defaults, so there are no default values in this file.
+// The keys and their defaults are documented in defaults/config.toml,
+// which is embedded (defaults.Config) and parsed before any user file: the
+// built-in file is the one source of truth for the defaults, so there are
+// no default values in this file.
 
 // Config is the whole of config.toml.
 type Config struct {
@@ -147,10 +147,13 @@ func (e *configError) Error() string {
 
 func (e *configError) Is(target error) bool { return target == ErrConfig }
 
-// defaultConfig parses the embedded config.toml.
+// builtinFile names the embedded defaults/config.toml in messages.
+const builtinFile = "built-in defaults/config.toml"
+
+// defaultConfig parses the embedded defaults/config.toml.
 func defaultConfig() (*Config, error) {
 	cfg := &Config{Source: builtinSource}
-	if err := decodeConfig(cfg, "config.toml (built-in)", defaults.Config()); err != nil {
+	if err := decodeConfig(cfg, builtinFile, defaults.Config()); err != nil {
 		return nil, fmt.Errorf("built-in defaults are broken: %w", err)
 	}
 	return cfg, nil
@@ -174,7 +177,7 @@ func loadConfig(path string) (*Config, error) {
 	switch {
 	case err == nil:
 	case !explicit && errors.Is(err, os.ErrNotExist):
-		return cfg, validateConfig(cfg, "config.toml (built-in)")
+		return cfg, validateConfig(cfg, builtinFile)
 	default:
 		return nil, fmt.Errorf("read config: %w", err)
 	}

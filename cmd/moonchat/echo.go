@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,17 +27,13 @@ func (echoHandler) OnClose(*ws.Conn, error) {}
 // runEcho runs the bare WebSocket engine as an echo server on every path:
 // the harness that the Autobahn TestSuite runs against.
 func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("echo", "[flags]", stderr)
 	listen := fs.String("listen", "127.0.0.1:9001", "address to listen on")
 	maxMessage := fs.Int64("max-message", 64<<20, "largest message accepted, in bytes (larger ones close with 1009)")
 	hixie := fs.Bool("hixie76", false, "also accept the legacy hixie-76 handshake")
 	verbose := fs.Bool("v", false, "log debug messages (handshake refusals, protocol errors)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	level := slog.LevelInfo
 	if *verbose {

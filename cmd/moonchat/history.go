@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,8 +61,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if err := f.validate(); err != nil {
-		fset.Usage()
-		return err
+		return newUsageError(fset, err)
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
@@ -86,52 +86,43 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
+	var src historySource
 	db, err := store.OpenReadOnly(cfg.Store.Path, storeOptions(cfg, nil, true))
 	switch {
 	case err == nil:
 		defer db.Close()
-		if f.rooms {
-			rooms, err := db.Rooms()
-			if err != nil {
-				return err
-			}
-			return printRooms(stdout, rooms, f.json)
-		}
-		msgs, more, err := db.Query(q)
-		if err != nil {
-			return err
-		}
-		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
+		src = fileSource{db}
 	case errors.Is(err, store.ErrLocked):
-		// A server runs with the file: ask it instead.
+		// A server runs with the file: ask it instead. Every answer is
+		// built from the same two questions as from the file
+		// (readHistory), so it is the same answer.
 		base, err := apiBase(cfg, f.server)
 		if err != nil {
 			return fmt.Errorf("%s is in use by a running server, but %w", cfg.Store.Path, err)
 		}
+		what := "reading"
 		if f.rooms {
-			fmt.Fprintf(stderr, "history: %s is in use by a running server; listing rooms through its HTTP API at %s\n", cfg.Store.Path, base)
-			rooms, err := fetchRooms(ctx, &http.Client{Timeout: apiTimeout}, base)
-			if err != nil {
-				return err
-			}
-			return printRooms(stdout, rooms, f.json)
+			what = "listing rooms"
 		}
-		fmt.Fprintf(stderr, "history: %s is in use by a running server; reading through its HTTP API at %s\n", cfg.Store.Path, base)
-		if q.Room == "" {
-			q.Room = cfg.Chat.DefaultRoom
-			fmt.Fprintf(stderr, "history: the HTTP API serves one room at a time: showing %s (choose with -room)\n", q.Room)
-		}
-		c := &apiClient{base: base}
-		msgs, more, err := c.query(ctx, q)
-		if err != nil {
-			return err
-		}
-		return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
+		fmt.Fprintf(stderr, "history: %s is in use by a running server; %s through its HTTP API at %s\n", cfg.Store.Path, what, base)
+		src = &apiClient{base: base}
 	case errors.Is(err, store.ErrNotExist):
 		return fmt.Errorf("%w (no message has been stored yet, or [store] path points elsewhere)", err)
 	default:
 		return explainStoreError(err)
 	}
+	if f.rooms {
+		rooms, err := src.rooms(ctx)
+		if err != nil {
+			return err
+		}
+		return printRooms(stdout, rooms, f.json)
+	}
+	msgs, more, err := readHistory(ctx, src, q)
+	if err != nil {
+		return err
+	}
+	return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
 }
 
 // validate refuses contradictory flags.
@@ -222,9 +213,6 @@ func historyDelete(cfg *Config, f *historyFlags, stdout io.Writer) error {
 // milliseconds, in UTC.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// lineEscaper keeps one message on one line.
-var lineEscaper = strings.NewReplacer("\n", `\n`, "\r", `\r`)
-
 // jsonMessage is a message as printed by -json: the moonchat.v1 "message"
 // object without "type".
 type jsonMessage struct {
@@ -235,22 +223,31 @@ type jsonMessage struct {
 	TS   string `json:"ts"`
 }
 
+// printMessages prints msgs one per line, or as JSON lines. Room, name and
+// text come from chat users: escapeLine and escapeJSON keep every
+// character a terminal would act on (ESC, BEL, NUL, bidi overrides, …)
+// visible and inert, and each message on its own line.
 func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, ids bool) error {
-	enc := json.NewEncoder(stdout)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for _, m := range msgs {
 		ts := m.Time.UTC().Format(timeLayout)
 		if asJSON {
+			buf.Reset()
 			if err := enc.Encode(jsonMessage{m.ID, m.Room, m.User, m.Text, ts}); err != nil {
+				return err
+			}
+			if _, err := stdout.Write(escapeJSON(buf.Bytes())); err != nil {
 				return err
 			}
 			continue
 		}
 		var err error
 		if ids {
-			_, err = fmt.Fprintf(stdout, "%s %s #%d %s: %s\n", ts, m.Room, m.ID, m.User, lineEscaper.Replace(m.Text))
+			_, err = fmt.Fprintf(stdout, "%s %s #%d %s: %s\n", ts, escapeLine(m.Room), m.ID, escapeLine(m.User), escapeLine(m.Text))
 		} else {
-			_, err = fmt.Fprintf(stdout, "%s %s %s: %s\n", ts, m.Room, m.User, lineEscaper.Replace(m.Text))
+			_, err = fmt.Fprintf(stdout, "%s %s %s: %s\n", ts, escapeLine(m.Room), escapeLine(m.User), escapeLine(m.Text))
 		}
 		if err != nil {
 			return err
@@ -271,13 +268,17 @@ type jsonRoom struct {
 }
 
 func printRooms(stdout io.Writer, rooms []store.RoomInfo, asJSON bool) error {
-	enc := json.NewEncoder(stdout)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	for _, r := range rooms {
 		var err error
 		if asJSON {
-			err = enc.Encode(jsonRoom{r.Name, r.Count, r.FirstID, r.LastID})
+			buf.Reset()
+			if err = enc.Encode(jsonRoom{r.Name, r.Count, r.FirstID, r.LastID}); err == nil {
+				_, err = stdout.Write(escapeJSON(buf.Bytes()))
+			}
 		} else {
-			_, err = fmt.Fprintf(stdout, "%s %d\n", r.Name, r.Count)
+			_, err = fmt.Fprintf(stdout, "%s %d\n", escapeLine(r.Name), r.Count)
 		}
 		if err != nil {
 			return err

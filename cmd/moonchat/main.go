@@ -3,15 +3,19 @@
 // Usage:
 //
 //	moonchat [serve] [-config FILE]   run the chat server (the default)
-//	moonchat check [-config FILE]     validate config.toml and the Lua scripts
-//	moonchat echo -listen ADDR        run the bare WebSocket engine as an echo server
-//	moonchat history [flags]          print or edit stored chat history
+//	moonchat init [-dir DIR]          write a starter config.toml and scripts/ to edit
+//	moonchat check [-config FILE]     validate the config file and the Lua scripts
+//	moonchat history [flags]          print or delete stored chat history
+//	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
 //	moonchat bench [flags]            load-test a running server
+//	moonchat version                  print the version and build information
+//	moonchat help [COMMAND]           list the commands, or a command's flags
 //
 // Run "moonchat COMMAND -h" for the flags of a command.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,74 +23,235 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand: it parses its own flags from args and runs
-// until ctx is cancelled or its work is done.
+// until ctx is cancelled (SIGINT/SIGTERM) or its work is done.
 type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	name     string
+	synopsis string // its flags, as in "moonchat NAME SYNOPSIS"
+	summary  string
+	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// ownShutdown marks commands that shut down gracefully on a signal,
+	// within their own configured bound (serve: shutdown_timeout). The
+	// others get signalGrace to return after a signal before main exits
+	// anyway, in case they are inside a call that cannot be interrupted.
+	ownShutdown bool
 }
+
+// signalGrace is how long a command without its own shutdown may take to
+// return after SIGINT/SIGTERM before the process exits regardless.
+const signalGrace = 3 * time.Second
 
 func commands() []command {
 	return []command{
-		{"serve", "run the chat server (default)", runServe},
-		{"check", "validate config.toml and the Lua scripts", runCheck},
-		{"echo", "run the bare WebSocket engine as an echo server", runEcho},
-		{"history", "print or edit stored chat history", runHistory},
-		{"bench", "load-test a running server", runBench},
+		{"serve", "[-config FILE]", "run the chat server (the default command)", runServe, true},
+		{"init", "[-dir DIR]", "write a starter config.toml and scripts/ to edit", runInit, false},
+		{"check", "[-config FILE]", "validate the config file and the Lua scripts", runCheck, false},
+		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
+		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
+		{"bench", "[flags]", "load-test a running server", runBench, true},
+		{"version", "", "print the version and build information", runVersion, false},
+		{"help", "[COMMAND]", "list the commands, or show a command's flags", nil, false},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
+	watchdog := make(chan struct{})
 	go func() {
+		// Owned by main; ends when the command returns.
+		defer close(watchdog)
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
 		// After the first signal, restore the default action: a second
 		// Ctrl-C kills a shutdown that takes too long.
-		<-ctx.Done()
 		stop()
+		if c, ok := lookup(os.Args[1:]); !ok || c.ownShutdown {
+			return
+		}
+		select {
+		case <-finished:
+		case <-time.After(signalGrace):
+			fmt.Fprintf(os.Stderr, "moonchat: %v, and the command did not stop within %v: exiting\n", context.Cause(ctx), signalGrace)
+			os.Exit(1)
+		}
 	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	close(finished)
+	<-watchdog
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches to a subcommand and returns the process exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	name := "serve"
+// split returns the command name args select and the command's own
+// arguments: no name, or flags first, means serve.
+func split(args []string) (name string, rest []string) {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
+		return args[0], args[1:]
 	}
-	if name == "help" {
-		usage(stdout)
-		return 0
-	}
-	for _, c := range commands() {
-		if c.name != name {
-			continue
-		}
-		err := c.run(ctx, args, stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		default:
-			fmt.Fprintf(stderr, "moonchat %s: %v\n", name, err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "moonchat: unknown command %q\n", name)
-	usage(stderr)
-	return 2
+	return "serve", args
 }
 
+// lookup finds the command args select.
+func lookup(args []string) (command, bool) {
+	name, _ := split(args)
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// run dispatches to a subcommand and returns the process exit code: 0 on
+// success, 1 when the command failed, 2 for a mistake in the command line.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			usage(stdout)
+			return 0
+		case "-version", "--version":
+			args = []string{"version"}
+		}
+	}
+	name, args := split(args)
+	if name == "help" {
+		if len(args) == 0 {
+			usage(stdout)
+			return 0
+		}
+		// "moonchat help history" is "moonchat history -h".
+		name, args = args[0], []string{"-h"}
+		if name == "help" {
+			usage(stdout)
+			return 0
+		}
+	}
+	c, ok := lookup([]string{name})
+	if !ok {
+		fmt.Fprintf(stderr, "moonchat: unknown command %q\n", name)
+		usage(stderr)
+		return 2
+	}
+	err := c.run(ctx, args, stdout, stderr)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		if errors.As(err, &ue) {
+			io.WriteString(stdout, ue.usage)
+		}
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "moonchat %s: %s\n%s", name, escapeText(err.Error()), ue.usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "moonchat %s: %s\n", name, escapeText(err.Error()))
+		return 1
+	}
+}
+
+// usage lists every command with its flags.
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: moonchat [command] [flags]")
+	fmt.Fprintln(w, "usage: moonchat [COMMAND] [FLAGS]")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-26s %s\n", strings.TrimSpace(c.name+" "+c.synopsis), c.summary)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Without a command, moonchat serves ("moonchat -config FILE" is "moonchat serve -config FILE").`)
+	fmt.Fprintln(w, `Run "moonchat COMMAND -h" for the flags of a command.`)
+}
+
+// usageError is a mistake in a command line (or a request for help,
+// flag.ErrHelp): run prints it followed by the command's usage and exits 2
+// (0 for help, with the usage on stdout).
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// newUsageError wraps err with fset's usage text.
+func newUsageError(fset *flag.FlagSet, err error) error {
+	var b bytes.Buffer
+	out := fset.Output()
+	fset.SetOutput(&b)
+	fset.Usage()
+	fset.SetOutput(out)
+	return &usageError{err: err, usage: b.String()}
+}
+
+// hiddenFlag prefixes the usage of flags left out of -h (test hooks).
+const hiddenFlag = "\x00hidden:"
+
+// newFlagSet makes a subcommand's flag set whose usage lists every flag
+// except the hidden ones. Errors are not printed by the flag package:
+// parseFlags returns them, and run prints each once, followed by the
+// usage.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		w := fset.Output()
+		fmt.Fprintln(w, strings.TrimSpace("usage: moonchat "+name+" "+synopsis))
+		fset.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Usage, hiddenFlag) {
+				return
+			}
+			name, usage := flag.UnquoteUsage(f)
+			if name != "" {
+				name = " " + name
+			}
+			fmt.Fprintf(w, "  -%s%s\n    \t%s", f.Name, name, usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				// Quote only strings, as flag.PrintDefaults does:
+				// (default 100), (default "lobby").
+				if g, ok := f.Value.(flag.Getter); ok {
+					if _, isString := g.Get().(string); isString {
+						fmt.Fprintf(w, " (default %q)", f.DefValue)
+					} else {
+						fmt.Fprintf(w, " (default %s)", f.DefValue)
+					}
+				} else {
+					fmt.Fprintf(w, " (default %s)", f.DefValue)
+				}
+			}
+			fmt.Fprintln(w)
+		})
+	}
+	return fset
+}
+
+// parseFlags parses args and refuses stray arguments. Its errors (also
+// flag.ErrHelp for -h) carry the usage text, for run to print.
+func parseFlags(fset *flag.FlagSet, args []string) error {
+	// The flag package prints an error and calls Usage itself: silence
+	// both, so that run prints the error once, then the usage.
+	out, usageFn := fset.Output(), fset.Usage
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
+	err := fset.Parse(args)
+	fset.SetOutput(out)
+	fset.Usage = usageFn
+	if err != nil {
+		return newUsageError(fset, err)
+	}
+	if fset.NArg() > 0 {
+		return newUsageError(fset, fmt.Errorf("unexpected argument %q", fset.Arg(0)))
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,13 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
 )
@@ -340,8 +338,15 @@ func explainStoreError(err error) error {
 // scripts built into the binary (dir "", nothing to watch).
 func scriptsFS(cfg *Config, log *slog.Logger) (fsys fs.FS, dir string) {
 	if scriptsDirExists(cfg) {
+		fsys := os.DirFS(cfg.Scripting.Dir)
+		if len(scriptNames(fsys)) == 0 {
+			// The directory replaces the built-in scripts even when
+			// empty: say so, it is easy to mistake for a broken install.
+			log.Warn("scripts: the directory has no *.lua files, so no scripts run (remove the directory to run the built-in ones)",
+				"dir", cfg.Scripting.Dir)
+		}
 		log.Info("scripts", "dir", cfg.Scripting.Dir, "reload", "on file change and SIGHUP")
-		return os.DirFS(cfg.Scripting.Dir), cfg.Scripting.Dir
+		return fsys, cfg.Scripting.Dir
 	}
 	log.Info("scripts: directory not found, running the built-in default scripts (SIGHUP reloads nothing)",
 		"dir", cfg.Scripting.Dir)
@@ -396,44 +401,4 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// hiddenFlag prefixes the usage of flags left out of -h (test hooks).
-const hiddenFlag = "\x00hidden:"
-
-// newFlagSet makes a subcommand's flag set whose -h output lists every
-// flag except the hidden ones.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fset := flag.NewFlagSet(name, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprintf(stderr, "usage: moonchat %s %s\n", name, synopsis)
-		fset.VisitAll(func(f *flag.Flag) {
-			if strings.HasPrefix(f.Usage, hiddenFlag) {
-				return
-			}
-			name, usage := flag.UnquoteUsage(f)
-			if name != "" {
-				name = " " + name
-			}
-			fmt.Fprintf(stderr, "  -%s%s\n    \t%s", f.Name, name, usage)
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
-				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(stderr)
-		})
-	}
-	return fset
-}
-
-// parseFlags parses args and refuses stray arguments.
-func parseFlags(fset *flag.FlagSet, args []string) error {
-	if err := fset.Parse(args); err != nil {
-		return err
-	}
-	if fset.NArg() > 0 {
-		fset.Usage()
-		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
-	}
-	return nil
 }

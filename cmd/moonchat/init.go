@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moonchat/moonchat/defaults"
+)
+
+// runInit is "moonchat init": write a starter config.toml (every key of
+// the built-in defaults, commented out) and a scripts directory holding
+// copies of the built-in scripts into -dir, so that a user has files to
+// edit that are theirs and not the binary's defaults.
+//
+// It never overwrites: when config.toml or the scripts directory already
+// exists, it writes nothing and says which is in the way. (An existing
+// scripts directory is not merged into either: it already replaces the
+// built-in scripts, and adding files to it would change what runs.)
+func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset := newFlagSet("init", "[-dir DIR]", stderr)
+	dir := fset.String("dir", ".", "directory to write config.toml and scripts/ into (created if missing)")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	cfgPath := filepath.Join(*dir, defaultConfigFile)
+	scriptsDir := filepath.Join(*dir, "scripts")
+	var inTheWay []string
+	for _, p := range []string{cfgPath, scriptsDir} {
+		if _, err := os.Lstat(p); err == nil {
+			inTheWay = append(inTheWay, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	if len(inTheWay) > 0 {
+		return fmt.Errorf("%s already exist(s): init never overwrites, so it wrote nothing "+
+			"(move them away, or write elsewhere with -dir DIR)", strings.Join(inTheWay, " and "))
+	}
+
+	names, err := fs.Glob(defaults.Scripts(), "*.lua")
+	if err != nil {
+		return fmt.Errorf("built-in scripts: %w", err)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	// Create both with O_EXCL / Mkdir, which fail if something appeared
+	// since the check above; on any failure remove what this run created.
+	var created []string
+	undo := func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			_ = os.Remove(created[i])
+		}
+	}
+	if err := writeNew(cfgPath, defaults.StarterConfig()); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	created = append(created, cfgPath)
+	if err := os.Mkdir(scriptsDir, 0o755); err != nil {
+		undo()
+		return fmt.Errorf("init: %w", err)
+	}
+	created = append(created, scriptsDir)
+	for _, name := range names {
+		src, err := fs.ReadFile(defaults.Scripts(), name)
+		if err == nil {
+			err = writeNew(filepath.Join(scriptsDir, name), src)
+		}
+		if err != nil {
+			undo()
+			return fmt.Errorf("init: script %s: %w", name, err)
+		}
+		created = append(created, filepath.Join(scriptsDir, name))
+	}
+
+	fmt.Fprintf(stdout, "wrote %s: every setting commented out, so the built-in defaults apply until you uncomment a line\n", cfgPath)
+	fmt.Fprintf(stdout, "wrote %s/: %d scripts (%s); this directory now replaces the built-in scripts: edit, add or delete freely\n",
+		scriptsDir, len(names), strings.Join(names, ", "))
+	if *dir == "." {
+		fmt.Fprintln(stdout, "run `moonchat check` to validate them, `moonchat` to serve with them")
+	} else {
+		fmt.Fprintf(stdout, "run `moonchat check -config %s` to validate them, `moonchat serve -config %s` to serve with them\n", cfgPath, cfgPath)
+	}
+	return nil
+}
+
+// writeNew creates path with data; it fails if path exists.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
