@@ -39,6 +39,42 @@ var baseNames = []string{
 // exit, getenv, setenv, remove, rename, tmpname, setlocale.
 var osNames = []string{"clock", "date", "difftime", "time"}
 
+// Names the sandbox removed that a script might still call: they are
+// present as functions (or, for whole libraries, tables) that raise
+// "os.getenv is not available in moonchat's Lua sandbox" instead of the
+// baffling "attempt to call a non-function object" of calling nil.
+var (
+	removedGlobals = []string{"collectgarbage", "dofile", "getfenv", "load", "loadfile", "loadstring", "module", "newproxy", "require", "setfenv", "xpcall"}
+	removedOS      = []string{"execute", "exit", "getenv", "remove", "rename", "setenv", "setlocale", "tmpname"}
+	removedLibs    = []string{"coroutine", "debug", "io", "package"}
+)
+
+// unavailable returns a function that raises an error naming name as
+// removed from the sandbox.
+func unavailable(L *lua.LState, name string) *lua.LFunction {
+	return L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s is not available in moonchat's Lua sandbox", name)
+		return 0
+	})
+}
+
+// unavailableLib returns the metatable of a removed library's stand-in:
+// reading any field (io.open) raises an error naming it, assigning one
+// raises too; the metatable itself is protected.
+func unavailableLib(L *lua.LState, lib string) *lua.LTable {
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s.%s is not available in moonchat's Lua sandbox (there is no %s library)", lib, L.CheckAny(2).String(), lib)
+		return 0
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s is not available in moonchat's Lua sandbox", lib)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LFalse)
+	return mt
+}
+
 // newSandbox makes a Lua state with no libraries, opens the safe ones to
 // copy from, and returns it with the template of a script environment.
 // The state's own global table is emptied afterwards: script code only
@@ -62,17 +98,29 @@ func newSandbox() (*lua.LState, *lua.LTable) {
 		tmpl.RawSetString(name, g.RawGetString(name))
 	}
 	tmpl.RawSetString("_VERSION", g.RawGetString("_VERSION"))
+	for _, name := range removedGlobals {
+		tmpl.RawSetString(name, unavailable(L, name))
+	}
+	for _, lib := range removedLibs {
+		stub := L.NewTable()
+		stub.Metatable = unavailableLib(L, lib)
+		tmpl.RawSetString(lib, stub)
+	}
 	tmpl.RawSetString("unpack", L.NewFunction(luaUnpack))
 	tmpl.RawSetString("rawlen", L.NewFunction(luaRawlen))
 	tmpl.RawSetString("setmetatable", L.NewFunction(luaSetmetatable))
 
 	str := copyTable(L, g.RawGetString("string").(*lua.LTable), nil)
-	str.RawSetString("dump", lua.LNil) // not implemented by gopher-lua anyway
+	str.RawSetString("dump", unavailable(L, "string.dump")) // not implemented by gopher-lua anyway
 	str.RawSetString("rep", L.NewFunction(luaStrRep))
 	tmpl.RawSetString("string", str)
 	tmpl.RawSetString("table", g.RawGetString("table"))
 	tmpl.RawSetString("math", g.RawGetString("math"))
-	tmpl.RawSetString("os", copyTable(L, g.RawGetString("os").(*lua.LTable), osNames))
+	os := copyTable(L, g.RawGetString("os").(*lua.LTable), osNames)
+	for _, name := range removedOS {
+		os.RawSetString(name, unavailable(L, "os."+name))
+	}
+	tmpl.RawSetString("os", os)
 
 	// Strings get their own metatable, protected by __metatable, whose
 	// __index is a copy of the string library that no script can reach:
@@ -100,7 +148,9 @@ func newEnv(L *lua.LState, tmpl *lua.LTable) *lua.LTable {
 	env := L.CreateTable(0, 32)
 	tmpl.ForEach(func(k, v lua.LValue) {
 		if t, ok := v.(*lua.LTable); ok {
+			mt := t.Metatable
 			v = copyTable(L, t, nil)
+			v.(*lua.LTable).Metatable = mt // a removed library's stand-in
 		}
 		env.RawSet(k, v)
 	})
