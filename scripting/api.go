@@ -21,6 +21,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"every":     func(L *lua.LState) int { return st.apiEvery(L, script) },
 		"send":      st.apiSend,
 		"broadcast": st.apiBroadcast,
+		"action":    st.apiAction,
 		"rename":    st.apiRename,
 		"kick":      st.apiKick,
 		"users":     st.apiUsers,
@@ -50,7 +51,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 // apiFuncs lists every function of the chat table, for the documentation
 // test (docs/lua.md must describe each of them).
 var apiFuncs = []string{
-	"on", "command", "every", "send", "broadcast", "rename", "kick", "users",
+	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
 	"rooms", "history", "redact", "commands", "log",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
@@ -181,6 +182,17 @@ func (st *state) apiBroadcast(L *lua.LState) int {
 	return 0
 }
 
+// chat.action(user, text): text as user's /me action, posted like a
+// message the user sent (message handlers, history, the room).
+func (st *state) apiAction(L *lua.LState) int {
+	id := checkSession(L, 1, "chat.action")
+	text := checkText(L, 2, "chat.action", "text", st.sh.maxText)
+	if err := st.sh.hostOf().Action(id, text); err != nil {
+		raiseHost(L, "chat.action", err)
+	}
+	return 0
+}
+
 // chat.rename(user, newname) -> name given
 func (st *state) apiRename(L *lua.LState) int {
 	id := checkSession(L, 1, "chat.rename")
@@ -229,7 +241,7 @@ func (st *state) apiRooms(L *lua.LState) int {
 	return 1
 }
 
-// chat.history(room [, n]) -> array of {id, room, user, text, ts}
+// chat.history(room [, n]) -> array of {id, room, user, text, ts [, action]}
 func (st *state) apiHistory(L *lua.LState) int {
 	room := L.CheckString(1)
 	n := L.OptInt(2, 20)
@@ -245,12 +257,15 @@ func (st *state) apiHistory(L *lua.LState) int {
 	}
 	t := L.CreateTable(len(msgs), 0)
 	for i, m := range msgs {
-		mt := L.CreateTable(0, 5)
+		mt := L.CreateTable(0, 6)
 		mt.RawSetString("id", lua.LNumber(m.ID))
 		mt.RawSetString("room", lua.LString(m.Room))
 		mt.RawSetString("user", lua.LString(m.User))
 		mt.RawSetString("text", lua.LString(m.Text))
 		mt.RawSetString("ts", lua.LNumber(float64(m.Time.UnixMilli())/1000))
+		if m.Action {
+			mt.RawSetString("action", lua.LTrue)
+		}
 		t.RawSetInt(i+1, mt)
 	}
 	L.Push(t)
@@ -378,6 +393,7 @@ type noopHost struct{}
 
 func (noopHost) Send(uint64, string) error                   { return nil }
 func (noopHost) Broadcast(string, string) error              { return nil }
+func (noopHost) Action(uint64, string) error                 { return nil }
 func (noopHost) Rename(_ uint64, n string) (string, error)   { return n, nil }
 func (noopHost) Kick(uint64, string) error                   { return nil }
 func (noopHost) Users(string) []chat.User                    { return nil }

@@ -70,6 +70,14 @@ func (h *fakeHost) Broadcast(room, text string) error {
 	return nil
 }
 
+func (h *fakeHost) Action(id uint64, text string) error {
+	if !h.known(id) {
+		return errFakeNoUser
+	}
+	h.record(hostCall{Method: "Action", ID: id, Text: text})
+	return nil
+}
+
 func (h *fakeHost) Rename(id uint64, name string) (string, error) {
 	if !h.known(id) {
 		return "", errFakeNoUser

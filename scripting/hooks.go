@@ -74,6 +74,9 @@ var errClosedHook = &chat.HookError{Reason: chat.HookFailCanceled, Err: ErrClose
 // goes through the message handlers in priority order.
 func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat.MessageResult {
 	name, args, isCmd := parseCommand(m.Text)
+	// An action's text (chat.action, "/me waves") is what the user does,
+	// never a command: "/me /quit" must not quit.
+	isCmd = isCmd && !m.Action
 	st := e.cur.Load()
 	if st == nil {
 		return chat.MessageResult{Drop: isCmd, Err: errClosedHook}
@@ -175,6 +178,11 @@ func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
 	st.msg.RawSetString("user", st.msgUserV)
 	st.msg.RawSetString("room", st.msgRoomV)
 	st.msg.RawSetString("session", st.msgSessV)
+	if m.Action {
+		// Only actions carry the field, so the table has a fifth one and
+		// checkMsgTable drops it: the next message gets a clean table.
+		st.msg.RawSetString("action", lua.LTrue)
+	}
 	return st.msg
 }
 

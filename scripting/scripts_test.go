@@ -42,7 +42,7 @@ func TestDefaultScripts(t *testing.T) {
 		}},
 		{"/nick taken", alice, "/nick bob", chat.MessageResult{Drop: true}, []hostCall{
 			{Method: "Rename", ID: 1, Text: "bob"},
-			{Method: "Send", ID: 1, Text: "that name is taken; you are now bob-2"},
+			{Method: "Send", ID: 1, Text: "that name is taken or looks like one in use; you are now bob-2"},
 		}},
 		{"/nick refused", alice, "/nick a:b", chat.MessageResult{Drop: true, Reason: "cannot change your name: bad name"}, nil},
 		{"/nick usage", alice, "/nick", chat.MessageResult{Drop: true, Reason: "usage: /nick NAME"}, nil},
@@ -50,7 +50,7 @@ func TestDefaultScripts(t *testing.T) {
 			{Method: "Send", ID: 1, Text: "2 in lobby: alice, bob"},
 		}},
 		{"/me", bob, "/me waves", chat.MessageResult{Drop: true}, []hostCall{
-			{Method: "Broadcast", Room: "lobby", Text: "bob waves"},
+			{Method: "Action", ID: 2, Text: "waves"},
 		}},
 		{"/me usage", bob, "/me", chat.MessageResult{Drop: true, Reason: "usage: /me ACTION"}, nil},
 		{"/help", carol, "/help", chat.MessageResult{Drop: true}, []hostCall{

@@ -39,7 +39,7 @@ func TestJSONFormat(t *testing.T) {
 	ts := startServer(t, Config{}, nil, hist)
 
 	bob := ts.dial(t, "/?name=bob", SubprotocolPlain)
-	bob.expect("bob: earlier", "* bob joined")
+	bob.expect(replayAt+"bob: earlier", "* --- end of history ---", "* bob joined")
 
 	alice := ts.dial(t, "/chat?name=alice", SubprotocolJSON)
 	if p := alice.c.Subprotocol(); p != SubprotocolJSON {

@@ -56,10 +56,16 @@ func (h *memHistory) Append(ctx context.Context, msgs []*Message) error {
 	return nil
 }
 
-// add stores messages directly (test setup).
+// addedAt is the time of the messages add stores, and replayAt how a
+// plain-text replay shows it.
+var addedAt = time.Date(2026, 12, 2, 14, 3, 59, 0, time.UTC)
+
+const replayAt = "[2026-12-02 14:03 UTC] "
+
+// add stores messages directly (test setup), at addedAt.
 func (h *memHistory) add(room, user string, texts ...string) {
 	for _, t := range texts {
-		_ = h.Append(context.Background(), []*Message{{Room: room, User: user, Text: t, Time: time.Now().UTC()}})
+		_ = h.Append(context.Background(), []*Message{{Room: room, User: user, Text: t, Time: addedAt}})
 	}
 }
 

@@ -14,7 +14,7 @@ func TestReplayOnJoin(t *testing.T) {
 	}
 	ts := startServer(t, Config{Replay: 3}, nil, hist)
 	p := ts.dial(t, "/chat/r?name=p", "")
-	p.expect("old: m3", "old: m4", "old: m5", "* p joined")
+	p.expect(replayAt+"old: m3", replayAt+"old: m4", replayAt+"old: m5", "* --- end of history ---", "* p joined")
 
 	j := ts.dial(t, "/chat/r?name=j", SubprotocolJSON)
 	j.expectEvent("welcome")
@@ -71,6 +71,9 @@ func testReplayAndLive(t *testing.T, silent int, cfg Config) {
 			if strings.HasPrefix(line, "* ") {
 				continue
 			}
+			if strings.HasPrefix(line, "[") { // replayed: "[TIME] s: N"
+				_, line, _ = strings.Cut(line, "] ")
+			}
 			got = append(got, line)
 		}
 		for i, l := range got {
@@ -92,7 +95,7 @@ func TestSinceResumeAndGap(t *testing.T) {
 
 	// Complete resume: exactly the messages after 4.
 	c := ts.dial(t, "/chat/r?name=a&since=4", "")
-	c.expect("u: m5", "u: m6", "* a joined")
+	c.expect(replayAt+"u: m5", replayAt+"u: m6", "* --- end of history ---", "* a joined")
 	j := ts.dial(t, "/chat/r?name=b&since=4", SubprotocolJSON)
 	j.expectEvent("welcome")
 	h := j.expectEvent("history")
@@ -119,10 +122,10 @@ func TestSinceResumeAndGap(t *testing.T) {
 		t.Fatalf("history: %v", h)
 	}
 	p := ts.dial(t, "/chat/r?name=e&since=1", "")
-	p.expect("* some messages were lost", "u: m4", "u: m5", "u: m6", "* e joined")
+	p.expect("* some messages were lost", replayAt+"u: m4", replayAt+"u: m5", replayAt+"u: m6", "* --- end of history ---", "* e joined")
 	hist.add("r", "u", "m7")
 	p2 := ts.dial(t, "/chat/r?name=f&since=3", "")
-	p2.expect("u: m4", "u: m5", "u: m6", "* more messages were missed than shown", "* f joined")
+	p2.expect(replayAt+"u: m4", replayAt+"u: m5", replayAt+"u: m6", "* more messages were missed than shown", "* --- end of history ---", "* f joined")
 }
 
 func TestHistoryPaging(t *testing.T) {
@@ -249,7 +252,7 @@ func TestResumeAfterPages(t *testing.T) {
 	}
 	ts := startServer(t, Config{APILimit: 4, FloodRate: -1}, nil, hist)
 	live := ts.dial(t, "/chat/r?name=live", "")
-	live.expect("u: m9", "u: m10", "u: m11", "u: m12", "* live joined")
+	live.expect(replayAt+"u: m9", replayAt+"u: m10", replayAt+"u: m11", replayAt+"u: m12", "* --- end of history ---", "* live joined")
 
 	c := ts.dial(t, "/chat/r?name=c&since=1", SubprotocolJSON)
 	c.expectEvent("welcome")

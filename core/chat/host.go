@@ -45,6 +45,35 @@ func (s *Server) Broadcast(room, text string) error {
 	return nil
 }
 
+// Action posts text as a /me action of a member ("* alice waves" in plain
+// text, a "message" event with "action": true in JSON). It takes the path
+// of a chat message the member sent: message hooks (with Message.Action
+// set; its text is never a command), History.Append, then the room, in
+// order with the room's other messages. The text follows the rules for
+// chat messages (at most Config.MaxTextBytes, no control characters but
+// tab and line breaks).
+func (s *Server) Action(sessionID uint64, text string) error {
+	m := s.session(sessionID)
+	if m == nil {
+		return ErrNoSuchUser
+	}
+	switch {
+	case text == "":
+		return fmt.Errorf("%w: empty", ErrInvalidText)
+	case len(text) > s.cfg.MaxTextBytes:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidText, s.cfg.MaxTextBytes)
+	}
+	if why := textProblem(text); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidText, why)
+	}
+	m.acquire() // released by the room once the message is done, as for OnMessage
+	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, t: nowUTC(), action: true}) {
+		m.inflight.Add(-1)
+		return ErrServerClosed
+	}
+	return nil
+}
+
 // Rename changes a member's name at once (validated, made unique in the
 // room) and queues its announcement; it returns the name actually given.
 // Renaming to the current name changes nothing and announces nothing.

@@ -16,9 +16,9 @@ func TestCheckName(t *testing.T) {
 		{"Zoë", "Zoë", ""},
 		{"日本語", "日本語", ""},
 		{"José", "José", ""},
-		{"Алиса", "Алиса", ""},             // Cyrillic only
-		{"tanakaさん", "tanakaさん", ""},     // Latin with Hiragana: highly restrictive
-		{"김민준kim", "김민준kim", ""},         // Latin with Hangul
+		{"Алиса", "Алиса", ""},       // Cyrillic only
+		{"tanakaさん", "tanakaさん", ""}, // Latin with Hiragana: highly restrictive
+		{"김민준kim", "김민준kim", ""},     // Latin with Hangul
 		{"bob_2", "bob_2", ""},
 		{"b*t", "b*t", ""},
 		{"👍🏽", "👍🏽", ""},
@@ -92,7 +92,7 @@ func TestLookAlikeNames(t *testing.T) {
 		{"admin", "admin", "admin-2"},
 		{"admin", "Admin", "Admin-2"},
 		{"admin", "ADMIN", "ADMIN-2"},
-		{"admin", "ａｄｍｉｎ", "admin-2"},   // full-width
+		{"admin", "ａｄｍｉｎ", "admin-2"},       // full-width
 		{"admin", "a\u0301dmin", "ádmin-2"}, // combining acute accent
 		{"admin", "ádmin", "ádmin-2"},       // precomposed
 		{"admin", "adrnin", "adrnin-2"},     // rn looks like m

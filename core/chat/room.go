@@ -36,6 +36,8 @@ type op struct {
 	t    time.Time
 	id   uint64 // opHistory: before; opHistoryAfter: after; opRedact: id
 	n    int    // opHistory, opHistoryAfter: limit
+	// action marks an opMessage posted by Host.Action: a /me action.
+	action bool
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -716,7 +718,7 @@ func (r *room) outMessage(msg *Message) {
 	r.outArrived = append(r.outArrived, msg.Time) // when it reached the server
 	if len(r.plain) > 0 {
 		start := len(r.arena)
-		r.arena = appendPlainMessage(r.arena, msg.User, msg.Text)
+		r.arena = appendPlainChat(r.arena, msg)
 		r.spansPlain = append(r.spansPlain, span{start, len(r.arena)})
 	}
 	if len(r.json) > 0 {
@@ -1035,8 +1037,10 @@ func (r *room) writeAll(members []*member, p *ws.Prepared) {
 }
 
 // closeReason fits text into a close frame's reason (at most 123 bytes,
-// RFC 6455 section 5.5), cutting at a character boundary.
+// RFC 6455 section 5.5), cutting at a character boundary. The reason is
+// made safe like a plain-text line: clients print it.
 func closeReason(text string) string {
+	text = string(appendPlainText(nil, text))
 	if len(text) <= 123 {
 		return text
 	}

@@ -169,6 +169,11 @@ type Host interface {
 	// Broadcast delivers a system notice to every member of room. It is not
 	// stored in history.
 	Broadcast(room, text string) error
+	// Action posts text as a "/me" action of a member: a chat message with
+	// Action set that goes through the Message hooks (its text is never a
+	// command), is stored and is delivered in order like any message.
+	// Errors wrap ErrInvalidText for a text a client could not send either.
+	Action(sessionID uint64, text string) error
 	// Rename changes a member's name (validated and made unique in the
 	// room) and announces it; it returns the name actually given.
 	Rename(sessionID uint64, newName string) (string, error)

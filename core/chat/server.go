@@ -63,10 +63,12 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		hooks:    hooks,
 		history:  history,
 		log:      cfg.Logger,
-		page:     pageHandler(),
 		rooms:    make(map[string]*room),
 		retired:  make(map[string]*room),
 		sessions: make(map[uint64]*member),
+	}
+	if s.page, err = pageHandler(cfg.DefaultRoom); err != nil {
+		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.engine, err = ws.NewServer(handler{s}, cfg.WS)
@@ -246,7 +248,7 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 		ev, err := decodeClientEvent(data)
 		if err != nil {
 			s.metrics.dropBadRequest.Add(1)
-			m.sendError(codeBadRequest, "bad request: "+err.Error())
+			m.sendError(codeBadRequest, err.Error())
 			return
 		}
 		if ev.Type == "history" || ev.Type == "presence" {
@@ -276,6 +278,11 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 	}
 	if text == "" {
 		return // nothing to say
+	}
+	if why := textProblem(text); why != "" {
+		s.metrics.dropBadRequest.Add(1)
+		m.sendError(codeBadRequest, "message not sent: "+why)
+		return
 	}
 	now := time.Now()
 	if !m.bucket.take(now) {

@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -49,17 +51,138 @@ func dropCode(code string) string {
 // tsLayout is RFC 3339 with milliseconds; times are always UTC.
 const tsLayout = "2006-01-02T15:04:05.000Z"
 
+// Plain text is one line per frame (docs/protocol.md, "Plain text"): a
+// terminal client prints each frame as it comes, so whatever a user or a
+// script wrote must stay on the line that starts with its author's name,
+// or a message could draw a fake "* alice is now known as admin" line
+// beneath its own. Every plain-text frame is therefore written through
+// appendPlainText. moonchat.v1 keeps texts as they are: JSON strings
+// escape line breaks, so a multi-line text there is unambiguous.
+
+// plainLineBreak stands for a line break inside a plain-text frame: the
+// return symbol U+23CE, spaced so that it reads as a separator.
+const plainLineBreak = " ⏎ "
+
+// appendPlainText appends text made safe for a plain-text frame:
+//   - a line break (LF, CR, CR LF, VT, FF, NEL U+0085, U+2028, U+2029)
+//     becomes plainLineBreak;
+//   - a tab becomes a space;
+//   - any other C0 or C1 control character or DEL, and invalid UTF-8,
+//     becomes U+FFFD (so no escape sequence reaches a terminal);
+//   - bidi control characters (U+202A–202E, U+2066–2069, U+200E, U+200F,
+//     U+061C) are left out: they could reorder the rest of the line,
+//     name included, and a line without them reads the same.
+func appendPlainText(b []byte, text string) []byte {
+	start := 0
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != 0x7f {
+				i++
+				continue
+			}
+			b = append(b, text[start:i]...)
+			switch c {
+			case '\r':
+				if i+1 < len(text) && text[i+1] == '\n' {
+					i++ // CR LF is one break
+				}
+				b = append(b, plainLineBreak...)
+			case '\n', '\v', '\f':
+				b = append(b, plainLineBreak...)
+			case '\t':
+				b = append(b, ' ')
+			default:
+				b = append(b, "\ufffd"...)
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		var repl string
+		switch {
+		case r == utf8.RuneError && size == 1, 0x80 <= r && r <= 0x9f && r != 0x85:
+			repl = "\ufffd"
+		case r == 0x85 || r == '\u2028' || r == '\u2029':
+			repl = plainLineBreak
+		case isBidiControl(r):
+			repl = ""
+		default:
+			i += size
+			continue
+		}
+		b = append(b, text[start:i]...)
+		b = append(b, repl...)
+		i += size
+		start = i
+	}
+	return append(b, text[start:]...)
+}
+
+// textProblem says why the server refuses a chat message text ("" when
+// it accepts it): control characters other than tab, line feed and
+// carriage return, that is NUL, BEL, ESC, …, DEL and the C1 controls
+// U+0080–U+009F. They have no place in chat and exist to drive terminals.
+// Accepted texts may still hold line breaks and bidi controls:
+// appendPlainText makes them safe for plain-text delivery.
+func textProblem(text string) string {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r', c == 0x7f:
+			return "control character " + runeCode(rune(c)) + " is not allowed (only tab and line breaks are)"
+		case c == 0xc2 && i+1 < len(text) && 0x80 <= text[i+1] && text[i+1] <= 0x9f:
+			// U+0080–U+009F, encoded as C2 80 – C2 9F.
+			return "control character " + runeCode(rune(text[i+1])) + " is not allowed (only tab and line breaks are)"
+		}
+	}
+	return ""
+}
+
 // appendPlainMessage appends "NICK: TEXT".
 func appendPlainMessage(b []byte, user, text string) []byte {
-	b = append(b, user...)
+	b = appendPlainText(b, user)
 	b = append(b, ": "...)
-	return append(b, text...)
+	return appendPlainText(b, text)
 }
+
+// appendPlainAction appends "* NICK TEXT", a /me action. It reads like a
+// notice but always begins with its author's name.
+func appendPlainAction(b []byte, user, text string) []byte {
+	b = append(b, "* "...)
+	b = appendPlainText(b, user)
+	b = append(b, ' ')
+	return appendPlainText(b, text)
+}
+
+// appendPlainChat appends a chat message or action in its plain form.
+func appendPlainChat(b []byte, m *Message) []byte {
+	if m.Action {
+		return appendPlainAction(b, m.User, m.Text)
+	}
+	return appendPlainMessage(b, m.User, m.Text)
+}
+
+// plainReplayLayout is the time of a replayed plain-text line, in UTC:
+// "[2026-12-02 14:03 UTC] alice: hi".
+const plainReplayLayout = "[2006-01-02 15:04 UTC] "
+
+// appendPlainReplay appends a stored message as replayed to a plain-text
+// client: its time, then the message as it was shown live.
+func appendPlainReplay(b []byte, m *Message) []byte {
+	b = m.Time.UTC().AppendFormat(b, plainReplayLayout)
+	return appendPlainChat(b, m)
+}
+
+// plainEndOfHistory is the notice that follows a plain-text replay: what
+// comes after it is live.
+const plainEndOfHistory = "--- end of history ---"
 
 // appendPlainNotice appends "* TEXT".
 func appendPlainNotice(b []byte, text string) []byte {
 	b = append(b, "* "...)
-	return append(b, text...)
+	return appendPlainText(b, text)
 }
 
 // appendJSONMessageFields appends the fields of a message object, without
@@ -76,7 +199,11 @@ func appendJSONMessageFields(b []byte, m *Message) []byte {
 	b = appendJSONString(b, m.Text)
 	b = append(b, `,"ts":"`...)
 	b = m.Time.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"')
+	b = append(b, '"')
+	if m.Action {
+		b = append(b, `,"action":true`...)
+	}
+	return b
 }
 
 // appendJSONMessage appends a "message" event.
@@ -279,31 +406,62 @@ type clientEvent struct {
 	Limit  int     `json:"limit"`
 }
 
+// badFrame is the start of every answer to a malformed moonchat.v1
+// frame; the texts are written for the author of a client.
+const badFrame = "malformed moonchat.v1 frame: "
+
+// frameError is a decodeClientEvent error: a text for the client author,
+// pointing at the protocol's description.
+func frameError(format string, args ...any) error {
+	return fmt.Errorf(badFrame+format+" (see docs/protocol.md)", args...)
+}
+
+// fieldKinds says in words what each field of a client event must be.
+var fieldKinds = map[string]string{
+	"type":   "a string",
+	"text":   "a string",
+	"before": "a message id (a whole number, 0 or more)",
+	"after":  "a message id (a whole number, 0 or more)",
+	"limit":  "a whole number",
+}
+
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
 // text), "history" (with at most one of before and after) and "presence"
-// are valid.
+// are valid. Errors name what is wrong in terms of the protocol (the field
+// and what it should be), not the decoder's internals.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return ev, frameError("not a JSON object")
+	}
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return ev, fmt.Errorf("not a JSON object: %w", err)
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return ev, frameError("not valid JSON (error at byte %d)", syn.Offset)
+		case errors.As(err, &typ) && fieldKinds[typ.Field] != "":
+			return ev, frameError("%q must be %s", typ.Field, fieldKinds[typ.Field])
+		}
+		return ev, frameError("not a valid client event")
 	}
 	switch ev.Type {
 	case "message":
 		if ev.Text == nil {
-			return ev, fmt.Errorf("message without text")
+			return ev, frameError(`a "message" event needs a "text" string`)
 		}
 	case "history":
 		if ev.Limit < 0 {
-			return ev, fmt.Errorf("negative limit")
+			return ev, frameError(`"limit" must not be negative`)
 		}
 		if ev.Before != nil && ev.After != nil {
-			return ev, fmt.Errorf("give before or after, not both")
+			return ev, frameError(`give "before" or "after", not both`)
 		}
 	case "presence":
 	case "":
-		return ev, fmt.Errorf("missing type")
+		return ev, frameError(`no "type" field`)
 	default:
-		return ev, fmt.Errorf("unknown event type %q", ev.Type)
+		return ev, frameError(`unknown type %q (want "message", "history" or "presence")`, ev.Type)
 	}
 	return ev, nil
 }

@@ -1,5 +1,7 @@
 -- nick.lua: /nick NAME changes your name. The chat server checks the name
 -- and makes it unique in the room (bob, bob-2, ...), then tells everyone.
+-- A name that looks like one in use ("Bob", "bоb" with a Cyrillic о) counts
+-- as taken.
 
 chat.command("nick", function(user, args)
   local new = args:match("^(%S+)$")
@@ -13,6 +15,6 @@ chat.command("nick", function(user, args)
     return false, "cannot change your name: " .. tostring(given):gsub("^.-chat%.rename: ", "")
   end
   if given ~= new then
-    return "that name is taken; you are now " .. given
+    return "that name is taken or looks like one in use; you are now " .. given
   end
 end, "/nick NAME: change your name")

@@ -26,7 +26,7 @@ import (
 type chatServer struct {
 	t     *testing.T
 	cfg   chat.Config
-	hooks *quitHooks // nil: no hooks
+	hooks boundHooks // nil: no hooks
 	hist  *memHistory
 	addr  string // fixed after the first start
 
@@ -38,7 +38,14 @@ type chatServer struct {
 	done chan struct{} // closed when hs.Serve returned
 }
 
-func startChatServer(t *testing.T, cfg chat.Config, hooks *quitHooks, hist *memHistory) *chatServer {
+// boundHooks are hooks that act on the server through chat.Host (the
+// scripting engine, quitHooks); start binds each new server to them.
+type boundHooks interface {
+	chat.Hooks
+	Bind(chat.Host)
+}
+
+func startChatServer(t *testing.T, cfg chat.Config, hooks boundHooks, hist *memHistory) *chatServer {
 	t.Helper()
 	s := &chatServer{t: t, cfg: cfg, hooks: hooks, hist: hist, addr: "127.0.0.1:0"}
 	s.start()
@@ -49,7 +56,7 @@ func startChatServer(t *testing.T, cfg chat.Config, hooks *quitHooks, hist *memH
 // start runs a fresh chat.Server on s.addr.
 func (s *chatServer) start() {
 	s.t.Helper()
-	var hooks chat.Hooks // a nil *quitHooks must stay a nil interface
+	var hooks chat.Hooks // nil hooks must stay a nil interface
 	if s.hooks != nil {
 		hooks = s.hooks
 	}
@@ -62,7 +69,7 @@ func (s *chatServer) start() {
 		s.t.Fatalf("chat.New: %v", err)
 	}
 	if s.hooks != nil {
-		s.hooks.host.Store(srv)
+		s.hooks.Bind(srv)
 	}
 	var ln net.Listener
 	// The old listener's port is free again at once (Go sets SO_REUSEADDR),
@@ -127,17 +134,18 @@ func (s *chatServer) requests() []string {
 // quitHooks gives the server one command, "/quit", which kicks the sender
 // (close code 1000), as the default Lua scripts do. Everything else passes.
 type quitHooks struct {
-	host atomic.Pointer[chat.Server]
+	host atomic.Pointer[chat.Host]
 }
 
+func (h *quitHooks) Bind(host chat.Host)                             { h.host.Store(&host) }
 func (h *quitHooks) Join(context.Context, chat.User) chat.JoinResult { return chat.JoinResult{} }
-func (h *quitHooks) Leave(context.Context, chat.User)                {}
-func (h *quitHooks) Rename(context.Context, chat.User, string)       {}
+func (h *quitHooks) Leave(context.Context, chat.User) error          { return nil }
+func (h *quitHooks) Rename(context.Context, chat.User, string) error { return nil }
 func (h *quitHooks) Message(_ context.Context, u chat.User, m *chat.Message) chat.MessageResult {
 	if m.Text != "/quit" {
 		return chat.MessageResult{}
 	}
-	if err := h.host.Load().Kick(u.SessionID, "bye"); err != nil {
+	if err := (*h.host.Load()).Kick(u.SessionID, "bye"); err != nil {
 		return chat.MessageResult{Drop: true, Reason: err.Error()}
 	}
 	return chat.MessageResult{Drop: true}
@@ -462,7 +470,7 @@ func TestNoReconnectAfterRefusalOrQuit(t *testing.T) {
 
 	joinAs(t, tab, srv.url(""), "frank", "lobby")
 	say(t, tab, "frank", "/quit")
-	waitFor(t, tab, "the page to stop after /quit", `document.getElementById('status').dataset.state === 'closed'`)
+	waitFor(t, tab, "the page to stop after /quit", `document.getElementById('status').dataset.state === 'ended'`)
 
 	// Neither close may be followed by a reconnect attempt. The first retry
 	// would come after at most 0.5s; give it well over that.

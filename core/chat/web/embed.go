@@ -4,7 +4,9 @@
 // chat server serves FS at "/".
 //
 // The page uses no CDN, framework or build step, so what is in static/ is
-// exactly what browsers get.
+// what browsers get, with one exception: index.html is an html/template into
+// which the chat server writes its configuration (the default room, in a
+// <meta>, since the page's content security policy allows no inline script).
 package web
 
 import (

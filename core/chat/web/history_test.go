@@ -126,3 +126,11 @@ func clone(msgs []chat.Message) []chat.Message {
 }
 
 var _ chat.History = (*memHistory)(nil)
+
+// add stores one message in room from user, sent at t.
+func (h *memHistory) add(room, user, text string, t time.Time) {
+	m := &chat.Message{Room: room, User: user, Text: text, Time: t.UTC()}
+	if err := h.Append(context.Background(), []*chat.Message{m}); err != nil {
+		panic(err) // cannot happen: the context is never cancelled
+	}
+}

@@ -22,6 +22,13 @@
   const KEY_NAME = 'moonchat.name';
   const KEY_ROOM = 'moonchat.room';
   const KEY_JOINED = 'moonchat.joined'; // sessionStorage: this tab was in a room
+  // The server's [chat] default_room, which it writes into a <meta> when it
+  // serves the page (the content security policy forbids inline script).
+  // "lobby" only when the page was not served by moonchat.
+  const DEFAULT_ROOM = (() => {
+    const v = document.querySelector('meta[name="moonchat-default-room"]')?.content ?? '';
+    return ROOM_RE.test(v) ? v : 'lobby';
+  })();
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -37,6 +44,7 @@
     joinName: $('join-name'),
     joinRoom: $('join-room'),
     joinError: $('join-error'),
+    joinInfo: $('join-info'),
     chatView: $('chat-view'),
     scroller: $('scroller'),
     older: $('older'),
@@ -75,6 +83,8 @@
     countdownTimer: 0,
     retryAt: 0,
     unread: 0,
+    nameNote: '',      // "alice is taken; …", shown once the join's replay is in
+    today: '',         // the day the day separators were labelled on
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -103,13 +113,29 @@
     return Number.isNaN(d.getTime()) ? new Date() : d;
   }
 
-  function timeEl(ts) {
-    const d = parseTime(ts);
+  // timeEl shows HH:MM; the full date and time are in its tooltip (the day
+  // is also given by the separator above the day's first item).
+  function timeEl(d) {
     const t = document.createElement('time');
     t.dateTime = d.toISOString();
     t.textContent = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
-    t.title = d.toLocaleString();
+    t.title = d.toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
     return t;
+  }
+
+  // dayKey names d's local calendar day ("2026-12-02").
+  function dayKey(d) {
+    return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+  }
+
+  // dayLabel says which day key is, from where the reader is today.
+  function dayLabel(key) {
+    const [y, m, d] = key.split('-').map(Number);
+    const day = new Date(y, m - 1, d);
+    const now = new Date();
+    if (key === dayKey(now)) return 'Today';
+    if (key === dayKey(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1))) return 'Yesterday';
+    return day.toLocaleDateString(undefined, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
   }
 
   // A stable hue per name, so people are easy to tell apart.
@@ -148,13 +174,23 @@
 
   // ---- rendering -----------------------------------------------------------
 
-  function messageEl(m) {
+  // dated starts a list item that belongs to the day of d.
+  function dated(className, d) {
     const li = document.createElement('li');
-    li.className = 'msg';
+    li.className = className;
+    li.dataset.t = String(d.getTime());
+    li.dataset.day = dayKey(d);
+    return li;
+  }
+
+  // messageEl renders a chat message; an action ("/me waves", "action":
+  // true) reads "* alice waves", with the name inside the text.
+  function messageEl(m) {
+    const d = parseTime(m.ts);
+    const li = dated('msg', d);
     if (m.id) li.dataset.id = String(m.id);
     const user = String(m.user ?? '');
     li.dataset.user = user;
-    li.dataset.t = String(parseTime(m.ts).getTime());
     if (S.ownNames.has(user)) li.classList.add('own');
     const who = document.createElement('span');
     who.className = 'user';
@@ -162,19 +198,90 @@
     who.style.setProperty('--hue', String(hue(user)));
     const text = document.createElement('span');
     text.className = 'text';
-    fillText(text, String(m.text ?? ''));
-    li.append(timeEl(m.ts), who, text);
+    if (m.action === true) {
+      li.classList.add('action');
+      text.append('* ', who, ' ');
+      fillText(text, String(m.text ?? ''));
+      li.append(timeEl(d), text);
+    } else {
+      fillText(text, String(m.text ?? ''));
+      li.append(timeEl(d), who, text);
+    }
     return li;
   }
 
   function noticeEl(kind, text, ts) {
-    const li = document.createElement('li');
-    li.className = `notice ${kind}`;
+    const d = parseTime(ts);
+    const li = dated(`notice ${kind}`, d);
     const span = document.createElement('span');
     span.className = 'text';
     span.textContent = text;
-    li.append(timeEl(ts), span);
+    li.append(timeEl(d), span);
     return li;
+  }
+
+  function daySep(key) {
+    const li = document.createElement('li');
+    li.className = 'day';
+    li.setAttribute('role', 'separator');
+    li.dataset.sep = key;
+    const span = document.createElement('span');
+    span.textContent = dayLabel(key);
+    li.append(span);
+    return li;
+  }
+
+  const isSep = (li) => li.classList.contains('day');
+
+  // fixDays makes the day separators right for the items first..last (in
+  // list order) and their surroundings: every shown item whose day differs
+  // from the shown item before it gets a separator, and no other separator
+  // stays. It starts at the separators and hidden items just before first
+  // (one may head a day whose items are gone) and ends at the first shown
+  // item after last (whose separator may now be wrong, or missing).
+  function fixDays(first, last) {
+    if (!first) return;
+    relabelDays();
+    let start = first;
+    for (let p = first.previousElementSibling; p && (isSep(p) || p.hidden); p = p.previousElementSibling) start = p;
+    let prev = start.previousElementSibling?.dataset.day ?? '';
+    let pastLast = false;
+    for (let li = start, next; li; li = next) {
+      next = li.nextElementSibling;
+      if (isSep(li)) {
+        li.remove();
+        continue;
+      }
+      if (!li.hidden) {
+        if (li.dataset.day !== prev) {
+          li.before(daySep(li.dataset.day));
+          prev = li.dataset.day;
+        }
+        if (pastLast) break;
+      }
+      if (li === last) pastLast = true;
+    }
+  }
+
+  // relabelDays renames the separators when the date changed since they
+  // were labelled ("Today" becomes "Yesterday" at midnight).
+  function relabelDays() {
+    const today = dayKey(new Date());
+    if (today === S.today) return;
+    S.today = today;
+    for (const li of el.messages.querySelectorAll('li.day')) {
+      li.firstElementChild.textContent = dayLabel(li.dataset.sep);
+    }
+  }
+
+  // At each midnight the labels move on, also when nothing is said.
+  function scheduleRelabel() {
+    const now = new Date();
+    const next = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 0, 0, 1);
+    setTimeout(() => {
+      relabelDays();
+      scheduleRelabel();
+    }, next - now);
   }
 
   // visiblePrev returns the shown list item before li, skipping redacted ones.
@@ -189,7 +296,10 @@
   function regroup(li) {
     if (!li || !li.classList.contains('msg')) return;
     const p = visiblePrev(li);
+    // An action reads as a sentence with the name in it: it never shares
+    // a header, nor gives one to the message after it.
     const cont = Boolean(p && p.classList.contains('msg') && p.dataset.user === li.dataset.user &&
+      !li.classList.contains('action') && !p.classList.contains('action') &&
       Math.abs(Number(li.dataset.t) - Number(p.dataset.t)) < GROUP_MS);
     li.classList.toggle('cont', cont);
   }
@@ -213,6 +323,7 @@
     if (items.length === 0) return;
     const stick = forceScroll || nearBottom();
     el.messages.append(...items);
+    fixDays(items[0], items[items.length - 1]);
     for (const li of items) regroup(li);
     if (stick) scrollToBottom();
     if (document.hidden) {
@@ -251,15 +362,18 @@
       items.push(li);
     }
     // Anchor on the text of the item that was first: the control above
-    // the list may disappear and that item may lose its name header (it
-    // can become a continuation of the page above), but its text stays.
-    const oldFirst = el.messages.firstElementChild;
+    // the list may disappear, that item may lose its name header (it can
+    // become a continuation of the page above) and its day separator (when
+    // the page above ends on the same day), but its text stays.
+    let oldFirst = el.messages.firstElementChild;
+    while (oldFirst && (isSep(oldFirst) || oldFirst.hidden)) oldFirst = oldFirst.nextElementSibling;
     const anchor = oldFirst ? oldFirst.lastElementChild : null;
     const before = anchor ? anchor.getBoundingClientRect().top : 0;
     S.moreOlder = more;
     S.loadingOlder = false;
     updateOlder();
     el.messages.prepend(...items);
+    if (items.length > 0) fixDays(items[0], items[items.length - 1]);
     for (const li of items) regroup(li);
     regroup(oldFirst);
     if (anchor) el.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
@@ -271,6 +385,12 @@
   function onPresence(ev) {
     if (Array.isArray(ev.users)) {
       S.people = ev.users.map(String);
+      // The full list follows the join's welcome and replay: a note about
+      // the name given goes under the replayed messages, not above them.
+      if (S.nameNote) {
+        notice('local', S.nameNote);
+        S.nameNote = '';
+      }
     } else {
       const left = Array.isArray(ev.left) ? ev.left.map(String) : [];
       const joined = Array.isArray(ev.joined) ? ev.joined.map(String) : [];
@@ -410,16 +530,19 @@
       return;
     }
     if (ev.code === 1000 || ev.code === 1008) {
-      // Quit, kicked or refused: reconnecting would only repeat it.
+      // Quit, kicked or refused: reconnecting would only repeat it. 1000
+      // is a normal close (RFC 6455 §7.4.1: "quit" says "goodbye"), told
+      // as news; 1008 is a refusal, told as an error.
+      const normal = ev.code === 1000;
       const reason = ev.reason || S.lastError ||
-        (ev.code === 1000 ? 'the server closed the connection' : 'refused by the server');
+        (normal ? 'the server closed the connection' : 'refused by the server');
       S.joined = false;
       store('session', KEY_JOINED, null);
-      setStatus('closed', `disconnected: ${reason}`);
+      setStatus(normal ? 'ended' : 'closed', `disconnected: ${reason}`);
       notice('local', `Disconnected: ${reason}`);
-      el.joinError.textContent = reason;
-      showView('join');
-      el.joinName.focus();
+      backToJoin();
+      if (normal) el.joinInfo.textContent = `Disconnected: ${reason}`;
+      else el.joinError.textContent = reason;
       return;
     }
     if (wasOnline) {
@@ -493,12 +616,26 @@
     S.online = true;
     S.attempt = 0;
     if (ev.room) S.room = String(ev.room);
+    const had = S.myName;
     S.myName = String(ev.user ?? '');
     S.ownNames.add(S.myName);
+    // The server makes a name unique in the room ("alice-2") or a script
+    // may pick another one: say so, once per name given.
+    S.nameNote = S.myName && S.myName !== S.wantName && S.myName !== had
+      ? nameNote(S.wantName, S.myName) : '';
     el.joinError.textContent = '';
     setStatus('online', 'online');
     updateMe();
     updateTitle();
+  }
+
+  // nameNote tells the user that the name asked for is not the one given.
+  function nameNote(asked, given) {
+    // The server's rule for a taken name: the name (shortened to fit if
+    // need be) with the smallest free "-N" suffix.
+    const m = /^(.+)-([0-9]+)$/.exec(given);
+    if (m && asked.startsWith(m[1]) && given !== asked) return `${asked} is taken; you are ${given}`;
+    return `You are ${given} (you asked for ${asked}).`;
   }
 
   function onHistory(ev) {
@@ -542,6 +679,16 @@
   function onRename(ev) {
     const oldName = String(ev.old ?? '');
     const newName = String(ev.new ?? '');
+    // Our own name first: the presence list below marks it "(you)".
+    const mine = oldName !== '' && oldName === S.myName;
+    if (mine) {
+      S.myName = newName;
+      S.wantName = newName;
+      S.ownNames.add(newName);
+      el.joinName.value = newName; // Leave, then Join, keeps this name
+      store('local', KEY_NAME, newName);
+      if (S.joined) store('session', KEY_JOINED, JSON.stringify({ name: newName, room: S.room }));
+    }
     // No presence event follows a rename: the list is updated here.
     const i = S.people.indexOf(oldName);
     if (i >= 0) {
@@ -549,14 +696,7 @@
       else S.people[i] = newName;
       renderPresence(S.people);
     }
-    if (oldName && oldName === S.myName) {
-      S.myName = newName;
-      S.wantName = newName;
-      S.ownNames.add(newName);
-      store('local', KEY_NAME, newName);
-      if (S.joined) store('session', KEY_JOINED, JSON.stringify({ name: newName, room: S.room }));
-      updateMe();
-    }
+    if (mine) updateMe();
   }
 
   function onRedact(ev) {
@@ -566,8 +706,9 @@
     if (li) {
       li.hidden = true;
       li.classList.add('redacted');
+      fixDays(li, li);
       let next = li.nextElementSibling;
-      while (next && next.hidden) next = next.nextElementSibling;
+      while (next && (next.hidden || isSep(next))) next = next.nextElementSibling;
       regroup(next);
     }
   }
@@ -650,6 +791,7 @@
     store('session', KEY_JOINED, JSON.stringify({ name, room }));
     history.replaceState(null, '', `${location.pathname}${location.search}#${room}`);
     el.joinError.textContent = '';
+    el.joinInfo.textContent = '';
     updateMe();
     updateTitle();
     showView('chat');
@@ -665,9 +807,19 @@
     S.ws = null;
     S.online = false;
     if (ws) ws.close(1000, 'leaving');
+    backToJoin();
     S.myName = '';
     updateMe();
     setStatus('idle', 'not connected');
+  }
+
+  // backToJoin shows the join form, holding the name this tab had (after
+  // a /nick or a "-2" that is not what the form was sent with) and its room.
+  function backToJoin() {
+    if (S.myName) el.joinName.value = S.myName;
+    if (S.room) el.joinRoom.value = S.room;
+    el.joinError.textContent = '';
+    el.joinInfo.textContent = '';
     showView('join');
     el.joinName.focus();
   }
@@ -675,9 +827,10 @@
   el.joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const name = el.joinName.value.trim();
-    const room = el.joinRoom.value.trim() || 'lobby';
+    const room = el.joinRoom.value.trim() || DEFAULT_ROOM;
     const bad = validName(name) || (ROOM_RE.test(room) ? '' : 'Rooms use 1–32 letters, digits, "-", "_" or ".".');
     if (bad) {
+      el.joinInfo.textContent = '';
       el.joinError.textContent = bad;
       (validName(name) ? el.joinName : el.joinRoom).focus();
       return;
@@ -727,7 +880,8 @@
   // ---- start -------------------------------------------------------------------
 
   // Defaults: "#ROOM" (or "#room=R&name=N") in the hash, ?room=&name= in the
-  // query, then what this browser used last time.
+  // query, then what this browser used last time, then the server's
+  // default room.
   function defaults() {
     const q = new URLSearchParams(location.search);
     const rawHash = decodeURIComponent(location.hash.slice(1));
@@ -735,7 +889,7 @@
     const hashRoom = rawHash && !rawHash.includes('=') ? rawHash : '';
     return {
       name: h.get('name') || q.get('name') || load('local', KEY_NAME),
-      room: h.get('room') || hashRoom || q.get('room') || load('local', KEY_ROOM) || 'lobby',
+      room: h.get('room') || hashRoom || q.get('room') || load('local', KEY_ROOM) || DEFAULT_ROOM,
     };
   }
 
@@ -748,6 +902,7 @@
     return null;
   }
 
+  scheduleRelabel();
   const d = defaults();
   el.joinName.value = d.name;
   el.joinRoom.value = d.room;
