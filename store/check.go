@@ -7,32 +7,52 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// maxCheckErrors bounds the problems Check reports.
+// maxCheckErrors bounds the problems Check lists.
 const maxCheckErrors = 20
 
-// Check reads the whole file: bbolt's own page consistency check, then the
-// invariants of the package documentation for every record (each decodes,
-// its ID and room match its key and bucket, IDs lie in (Pruned, LastID], the
-// room's Count is right). It returns nil or an error wrapping ErrCorrupt
-// that lists up to 20 problems. It is slow on big files; Open only runs a
-// cheap subset. For `moonchat check` and `moonchat history -check`.
-func (db *DB) Check() error {
-	var problems []error
-	add := func(err error) bool {
-		problems = append(problems, err)
-		return len(problems) < maxCheckErrors
+// VerifyStats summarises a Verify scan.
+type VerifyStats struct {
+	// Rooms and Records count what was read.
+	Rooms, Records int
+	// Corrupt counts the message records that failed verification
+	// (reported as *CorruptRecord).
+	Corrupt int
+	// Problems counts everything else found wrong: bbolt's page checks,
+	// meta records, IDs outside a room's range, wrong counts.
+	Problems int
+}
+
+// OK reports whether the scan found nothing wrong.
+func (s VerifyStats) OK() bool { return s.Corrupt == 0 && s.Problems == 0 }
+
+// Verify reads the whole file and calls report for every problem it finds,
+// in file order: first bbolt's own page consistency check (when that fails,
+// the tree is not walked: walking it may panic), then the invariants of the
+// package documentation for every record: its CRC-32C (version 2 records),
+// that it decodes, that its ID and room match its key and bucket, that IDs
+// lie in (Pruned, LastID], and each room's Count. A bad record is reported
+// as a *CorruptRecord (errors.As), anything else as an error wrapping
+// ErrCorrupt. Verify neither logs nor counts what it finds (the read paths
+// do), and reads in one transaction: on a big file, do it with the server
+// stopped. The error is non-nil when the scan could not be completed (then
+// the stats cover what was read). For `moonchat history -verify`.
+func (db *DB) Verify(report func(error)) (VerifyStats, error) {
+	var st VerifyStats
+	problem := func(err error) {
+		st.Problems++
+		report(err)
 	}
 	err := db.view(func(tx *bolt.Tx) error {
+		broken := false
 		for err := range tx.Check() {
-			if !add(fmt.Errorf("bbolt: %w", err)) {
-				return nil
-			}
+			broken = true
+			problem(fmt.Errorf("%w: bbolt: %w", ErrCorrupt, err))
 		}
-		if len(problems) > 0 {
-			return nil // the tree itself is broken: walking it may panic
+		if broken {
+			return nil
 		}
-		if err := db.verify(tx); err != nil {
-			add(err)
+		if _, err := db.verify(tx, func(error) error { return nil }); err != nil {
+			problem(err)
 			return nil
 		}
 		rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
@@ -40,38 +60,69 @@ func (db *DB) Check() error {
 			return nil
 		}
 		return rooms.ForEachBucket(func(name []byte) error {
+			st.Rooms++
 			room := string(name)
 			mv := metas.Get(name)
 			if mv == nil {
-				add(fmt.Errorf("room %q: no meta record", room))
+				problem(fmt.Errorf("%w: room %q: no meta record", ErrCorrupt, room))
 				return nil
 			}
 			meta, err := decodeMeta(mv)
 			if err != nil {
-				add(fmt.Errorf("room %q: %w", room, err))
+				problem(fmt.Errorf("room %q: %w", room, err))
 				return nil
 			}
 			var count uint64
 			c := rooms.Bucket(name).Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				count++
-				if err := checkRecord(room, meta, k, v); err != nil && !add(err) {
-					return errStop
+				st.Records++
+				switch err := checkRecord(room, meta, k, v); {
+				case err == nil:
+				case isCorruptRecord(err):
+					st.Corrupt++
+					report(err)
+				default:
+					problem(err)
 				}
 			}
 			if count != meta.Count {
-				add(fmt.Errorf("room %q: meta counts %d messages, the bucket holds %d", room, meta.Count, count))
+				problem(fmt.Errorf("%w: room %q: meta counts %d messages, the bucket holds %d", ErrCorrupt, room, meta.Count, count))
 			}
 			return nil
 		})
 	})
-	if err != nil && !errors.Is(err, errStop) {
-		add(err)
+	if err != nil {
+		return st, fmt.Errorf("verify history %s: %w", db.path, err)
 	}
-	if len(problems) == 0 {
+	return st, nil
+}
+
+// Check is Verify as one error: nil, or an error wrapping ErrCorrupt that
+// lists up to 20 problems (and how many more there are). It is slow on big
+// files; Open only runs a cheap subset.
+func (db *DB) Check() error {
+	var problems []error
+	more := 0
+	st, err := db.Verify(func(err error) {
+		if len(problems) < maxCheckErrors {
+			problems = append(problems, err)
+		} else {
+			more++
+		}
+	})
+	if err != nil {
+		if len(problems) == maxCheckErrors {
+			more++
+		} else {
+			problems = append(problems, err)
+		}
+	}
+	if st.OK() && err == nil {
 		return nil
+	}
+	if more > 0 {
+		problems = append(problems, fmt.Errorf("and %d more problem(s)", more))
 	}
 	return fmt.Errorf("check history %s: %w: %w", db.path, ErrCorrupt, errors.Join(problems...))
 }
-
-var errStop = errors.New("stop")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,6 +46,7 @@ type DB struct {
 
 	commits  atomic.Uint64
 	appended atomic.Uint64
+	bad      corruption // corrupt records the read paths skipped
 }
 
 // Compile-time checks that DB is what the chat server and the Lua layer
@@ -91,8 +92,6 @@ const (
 	// maxBatchMessages caps one group commit so that a flood cannot make a
 	// single transaction (and the latency of everyone in it) unbounded.
 	maxBatchMessages = 8192
-	// initialMmapSize is the address space a writable DB maps at Open.
-	initialMmapSize = 256 << 20
 )
 
 // Open opens (creating on first run) the history database at path.
@@ -210,12 +209,14 @@ func openBolt(path string, opts Options) (bdb *bolt.DB, err error) {
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
 	}
-	if !opts.ReadOnly && strconv.IntSize == 64 {
-		// Growing the mapping waits for every open read transaction, and
-		// the commit that needs it waits too. Reserving address space (not
-		// memory, not file size) up front makes that rare.
-		bopts.InitialMmapSize = initialMmapSize
-	}
+	// No InitialMmapSize: bbolt sizes the file from the mapping while the
+	// mapping is at most AllocSize (16 MiB) and preallocates AllocSize
+	// beyond what it needs once it is larger, so any initial mapping above
+	// 16 MiB made every new history file 16 MiB (sparse, but that is what
+	// ls and backups see). Left alone, the mapping starts at 32 KiB and
+	// doubles, so a new file is 32 KiB and the mapping is grown (a remap
+	// that waits for open read transactions) about log2(size) times in a
+	// file's life. BenchmarkAppend showed no change in commit rates.
 	bdb, err = bolt.Open(path, 0o600, bopts)
 	if err == nil {
 		return bdb, nil
@@ -248,22 +249,30 @@ func classifyIOError(path string, err error) error {
 // damaged file is reported, not "repaired" — and creates the top-level
 // buckets of a new one. The check covers the format version, the file size
 // against bbolt's high-water mark, and each room's meta and first and last
-// record: O(rooms) pages, not the whole file (Check does that).
+// record: O(rooms) pages, not the whole file (Check does that). A corrupt
+// first or last record is reported and skipped like any read's, not fatal.
+// A writable Open upgrades a format 1 marker to format 2 (see formatVersion).
 func (db *DB) init() error {
-	var fresh bool
+	var format uint32
 	err := db.view(func(tx *bolt.Tx) error {
-		fresh = tx.Bucket(bucketMeta) == nil
-		return db.verify(tx)
+		var err error
+		format, err = db.verify(tx, db.skip)
+		return err
 	})
-	if err != nil || !fresh || db.readOnly {
+	if err != nil || db.readOnly || format == formatVersion {
 		return db.openError(err)
+	}
+	if format == formatV1 {
+		return db.openError(db.update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion))
+		}))
 	}
 	return db.openError(db.update(func(tx *bolt.Tx) error {
 		mb, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
 			return err
 		}
-		if err := mb.Put(keyFormat, []byte{0, 0, 0, formatVersion}); err != nil {
+		if err := mb.Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
 			return err
 		}
 		for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV} {
@@ -282,30 +291,34 @@ func (db *DB) openError(err error) error {
 	return fmt.Errorf("open history %s: %w", db.path, err)
 }
 
-// verify is the cheap consistency check run by Open.
-func (db *DB) verify(tx *bolt.Tx) error {
+// verify is the cheap consistency check run by Open. It returns the
+// file's format version (0 for a brand-new file without buckets). A
+// corrupt first or last record of a room goes to onRecord (which may
+// report it and return nil to go on).
+func (db *DB) verify(tx *bolt.Tx, onRecord func(error) error) (uint32, error) {
 	if info, err := os.Stat(db.path); err == nil && tx.Size() > info.Size() {
-		return fmt.Errorf("%w: file is truncated: %d bytes, bbolt expects %d", ErrCorrupt, info.Size(), tx.Size())
+		return 0, fmt.Errorf("%w: file is truncated: %d bytes, bbolt expects %d", ErrCorrupt, info.Size(), tx.Size())
 	}
 	mb := tx.Bucket(bucketMeta)
 	if mb == nil {
 		if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
-			return fmt.Errorf("%w: a bbolt file but not a moonchat history database (no %q bucket)", ErrCorrupt, bucketMeta)
+			return 0, fmt.Errorf("%w: a bbolt file but not a moonchat history database (no %q bucket)", ErrCorrupt, bucketMeta)
 		}
-		return nil // a brand-new file opened read-only before any server wrote to it
+		return 0, nil // a brand-new file opened read-only before any server wrote to it
 	}
 	v := mb.Get(keyFormat)
 	if len(v) != 4 {
-		return fmt.Errorf("%w: bad format marker", ErrCorrupt)
+		return 0, fmt.Errorf("%w: bad format marker", ErrCorrupt)
 	}
-	if f := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); f != formatVersion {
-		return fmt.Errorf("%w: format %d, this moonchat reads format %d (upgrade moonchat)", ErrFormat, f, formatVersion)
+	f := binary.BigEndian.Uint32(v)
+	if f != formatV1 && f != formatVersion {
+		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d and %d (upgrade moonchat)", ErrFormat, f, formatV1, formatVersion)
 	}
 	rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
 	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil {
-		return fmt.Errorf("%w: missing top-level buckets", ErrCorrupt)
+		return 0, fmt.Errorf("%w: missing top-level buckets", ErrCorrupt)
 	}
-	return metas.ForEach(func(name, v []byte) error {
+	return f, metas.ForEach(func(name, v []byte) error {
 		meta, err := decodeMeta(v)
 		if err != nil {
 			return fmt.Errorf("room %q: %w", name, err)
@@ -319,7 +332,11 @@ func (db *DB) verify(tx *bolt.Tx) error {
 			if kv[0] == nil {
 				continue
 			}
-			if err := checkRecord(string(name), meta, kv[0], kv[1]); err != nil {
+			err := checkRecord(string(name), meta, kv[0], kv[1])
+			if isCorruptRecord(err) {
+				err = onRecord(err)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -329,21 +346,18 @@ func (db *DB) verify(tx *bolt.Tx) error {
 
 func pair(k, v []byte) [2][]byte { return [2][]byte{k, v} }
 
-// checkRecord verifies invariant 2 for one record.
+// checkRecord verifies invariant 2 for one record. It returns a
+// *CorruptRecord when the record itself is bad (checksum, decoding, its ID
+// or room), and a plain ErrCorrupt error when its key lies outside the
+// room's ID range: then the room's meta or the tree is damaged, and new
+// IDs could overwrite stored messages.
 func checkRecord(room string, meta roomMeta, k, v []byte) error {
-	id, ok := keyID(k)
-	if !ok {
-		return fmt.Errorf("%w: room %q: key %x is not an ID", ErrCorrupt, room, k)
+	if id, ok := keyID(k); ok && (id <= meta.Pruned || id > meta.LastID) {
+		return fmt.Errorf("%w: room %q: key %d lies outside the room's ids (pruned %d, last %d)",
+			ErrCorrupt, room, id, meta.Pruned, meta.LastID)
 	}
-	m, err := decodeRecord(v)
-	if err != nil {
-		return fmt.Errorf("room %q id %d: %w", room, id, err)
-	}
-	if m.ID != id || m.Room != room || id <= meta.Pruned || id > meta.LastID {
-		return fmt.Errorf("%w: room %q: record under key %d has id %d room %q (pruned %d, last %d)",
-			ErrCorrupt, room, id, m.ID, m.Room, meta.Pruned, meta.LastID)
-	}
-	return nil
+	_, err := decodeAt(room, k, v)
+	return err
 }
 
 // view runs a read transaction. bbolt panics (or faults on the mapping) on

@@ -29,6 +29,9 @@
 // regular file) and ErrNotExist (OpenReadOnly of a missing file). Test with
 // errors.Is.
 //
+// A new file is 32 KiB and grows as needed (bbolt's mapping doubles, then
+// the file grows in 16 MiB steps once it is past 16 MiB).
+//
 // # Queries for the CLI and the HTTP API
 //
 // Every result slice is ordered oldest first (ascending ID within a room).
@@ -46,6 +49,9 @@
 //	db.DeleteUser(name)            // delete every message of a user; returns the count
 //	db.Prune(now)                  // apply retention now; returns the count
 //	db.Check()                     // full consistency check (slow: reads everything)
+//	db.Verify(report)              // the same, every problem to report (history -verify)
+//	db.CorruptRecords()            // corrupt records the reads skipped since Open
+//	db.WriteMetrics(w)             // the store's /metrics series (chat.MetricsWriter)
 //
 // Recent, Before and After seek with a cursor and touch only the pages they
 // return, whatever the room's size (about 20 µs for 50 messages in a room of
@@ -62,19 +68,57 @@
 // there is something to delete, so it never holds bbolt's single writer
 // lock — which the committer needs — for more than a few milliseconds.
 //
-// # File layout (format 1)
+// # Corrupt records
+//
+// Every message record written carries a CRC-32C. A record that fails it —
+// or does not decode, or whose ID or room disagree with its key and bucket
+// — is never served, and does not take its room down either: Recent,
+// Before, After, Query, retention and DeleteUser skip it and go on, and
+// report it: an error log line naming the file, room and ID, and the
+// counter moonchat_store_corrupt_records_total (WriteMetrics), once per
+// record per process. After reports a skipped record right after `after`
+// as a gap (complete = false). DeleteUser deletes the rest, then returns an
+// error wrapping ErrCorrupt (a record it cannot read may be the user's).
+// Open reads each room's first and last record and treats a bad one the
+// same way: the server starts. Damage to bbolt's own pages (branch pages,
+// page headers) cannot be skipped: reads then fail with ErrCorrupt. Verify
+// (`moonchat history -verify`) reads everything and reports every problem;
+// a bad record as a *CorruptRecord, whose error wraps ErrChecksum when its
+// checksum did not match. Version 1 records (written before checksums)
+// are read as before; only damage that breaks their decoding is found.
+//
+// # File layout (format 2)
 //
 // The bbolt file holds four top-level buckets:
 //
-//	"meta"                      "format" → uint32 big-endian, the layout version (1)
+//	"meta"                      "format" → uint32 big-endian, the layout version (2)
 //	"rooms"/<room>              one nested bucket per room:
 //	                            8-byte big-endian ID → message record
 //	"roommeta"                  <room> → room meta record
 //	"kv"/<script>               one nested bucket per script (e.g. "karma.lua"):
 //	                            key → value, both raw bytes
 //
-// Message record, version 1 (all integers big-endian; uvarint as in
-// encoding/binary):
+// Format 2 is format 1 whose rooms may also hold version 2 records. This
+// moonchat reads both; opening a format 1 file for writing rewrites only the
+// marker (old records stay as they are), so that an older moonchat refuses
+// the file with ErrFormat rather than calling version 2 records corrupt.
+// Nothing else changed: a format 1 file is a valid format 2 file.
+//
+// Message record, version 2 (written since moonchat added checksums; all
+// integers big-endian; uvarint as in encoding/binary):
+//
+//	offset  size    field
+//	0       1       record version = 2
+//	1       8       ID (equals the key)
+//	9       8       Time: Unix nanoseconds (int64), UTC
+//	17      1       flags: bit 0 = Action (a /me action); bits 1-7 are 0
+//	18      uvarint len(Room), then Room (equals the bucket name)
+//	...     uvarint len(User), then User
+//	...     uvarint len(Text), then Text
+//	end-4   4       CRC-32C (Castagnoli) of every byte before it; nothing follows
+//
+// Message record, version 1 (read, never written; no checksum, Action is
+// false):
 //
 //	offset  size    field
 //	0       1       record version = 1
@@ -95,7 +139,11 @@
 //
 //  1. "rooms"/R exists if and only if "roommeta"/R exists.
 //  2. Every key k in "rooms"/R is 8 bytes and Pruned < k <= LastID; its
-//     record's ID is k and its Room is R.
+//     record's ID is k and its Room is R, and a version 2 record's
+//     checksum matches. (A record breaking only the second half is a
+//     corrupt record, skipped by reads; a key outside (Pruned, LastID]
+//     means a damaged room: Open refuses the file when its spot check
+//     meets one, as new IDs could overwrite stored messages.)
 //  3. Count is the number of keys in "rooms"/R.
 //  4. LastID never decreases: Append assigns LastID+1, LastID+2, ... in the
 //     same transaction that stores the records, so IDs keep increasing across

@@ -12,6 +12,10 @@ var (
 	// ErrCorrupt means the file is not a readable moonchat database: not a
 	// bbolt file, truncated, damaged pages, or records that do not decode.
 	ErrCorrupt = errors.New("history database is corrupt")
+	// ErrChecksum means a message record's stored CRC-32C does not match
+	// its bytes: the record was altered on disk (a flipped bit, a damaged
+	// sector). Errors wrapping it also wrap ErrCorrupt.
+	ErrChecksum = errors.New("message record checksum mismatch")
 	// ErrFormat means the file was written by a newer moonchat whose layout
 	// this build does not know.
 	ErrFormat = errors.New("history database has an unknown format version")

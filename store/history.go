@@ -28,24 +28,17 @@ func roomBuckets(tx *bolt.Tx, room string) (*bolt.Bucket, roomMeta, error) {
 	return b, meta, nil
 }
 
-// decodeAt decodes the record under key k of room.
-func decodeAt(room string, k, v []byte) (chat.Message, error) {
-	m, err := decodeRecord(v)
-	if err != nil {
-		id, _ := keyID(k)
-		return chat.Message{}, fmt.Errorf("room %q id %d: %w", room, id, err)
-	}
-	return m, nil
-}
-
 // backward collects up to n messages walking c backwards from (k, v),
-// returned oldest first.
-func backward(room string, c *bolt.Cursor, k, v []byte, n int) ([]chat.Message, error) {
+// returned oldest first. Corrupt records are skipped (and reported).
+func (db *DB) backward(room string, c *bolt.Cursor, k, v []byte, n int) ([]chat.Message, error) {
 	var out []chat.Message
 	for ; k != nil && len(out) < n; k, v = c.Prev() {
 		m, err := decodeAt(room, k, v)
 		if err != nil {
-			return nil, err
+			if err := db.skip(err); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		out = append(out, m)
 	}
@@ -60,7 +53,8 @@ func (db *DB) Recent(room string, n int) ([]chat.Message, error) {
 }
 
 // Before returns up to n messages of room with ID < before (the n newest
-// of them), oldest first. before == 0 means no bound, as in Recent. To learn
+// of them), oldest first. Corrupt records are skipped (and reported), so a
+// damaged record costs its room one message, not its history. before == 0 means no bound, as in Recent. To learn
 // whether older messages exist beyond the page, ask for n+1.
 func (db *DB) Before(room string, before uint64, n int) ([]chat.Message, error) {
 	if n <= 0 {
@@ -81,7 +75,7 @@ func (db *DB) Before(room string, before uint64, n int) ([]chat.Message, error) 
 		} else {
 			k, v = c.Prev()
 		}
-		out, err = backward(room, c, k, v, n)
+		out, err = db.backward(room, c, k, v, n)
 		return err
 	})
 	if err != nil {
@@ -91,6 +85,7 @@ func (db *DB) Before(room string, before uint64, n int) ([]chat.Message, error) 
 }
 
 // After returns up to n messages of room with ID > after, oldest first.
+// Corrupt records are skipped (and reported); see "Corrupt records".
 //
 // complete is false when some of the messages right after `after` are gone
 // (pruned by retention or redacted): message after+1 was stored once (its
@@ -118,7 +113,13 @@ func (db *DB) After(room string, after uint64, n int) (msgs []chat.Message, comp
 		for ; k != nil && len(msgs) < n; k, v = c.Next() {
 			m, err := decodeAt(room, k, v)
 			if err != nil {
-				return err
+				if err := db.skip(err); err != nil {
+					return err
+				}
+				if id, _ := keyID(k); id == after+1 {
+					complete = false // not served: report it as a gap
+				}
+				continue
 			}
 			msgs = append(msgs, m)
 		}

@@ -69,27 +69,40 @@ func (db *DB) pruneChunk(room string, cutoff time.Time) (n int, done bool, err e
 		if b == nil || err != nil {
 			return err
 		}
-		var del [][]byte
+		// unknown holds corrupt records met by the age check: their time
+		// cannot be trusted, so they go (with the next readable record)
+		// only when a younger readable neighbour is itself too old (IDs
+		// follow arrival order) and are kept otherwise.
+		var del, unknown [][]byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(del) == scanChunk {
+			if len(del)+len(unknown) >= scanChunk {
 				done = false
 				break
 			}
-			excess := db.opts.MaxPerRoom > 0 && meta.Count-uint64(len(del)) > uint64(db.opts.MaxPerRoom)
-			if !excess && !cutoff.IsZero() {
-				t, err := recordTime(v)
-				if err != nil {
-					return decodeErr(room, k, err)
-				}
-				excess = t.Before(cutoff)
+			if db.opts.MaxPerRoom > 0 && meta.Count-uint64(len(del)) > uint64(db.opts.MaxPerRoom) {
+				del = append(del, bytes.Clone(k)) // over the count: readable or not
+				continue
 			}
-			if !excess {
+			if cutoff.IsZero() {
 				break
 			}
-			del = append(del, bytes.Clone(k))
+			r, err := readRecord(room, k, v)
+			if err != nil {
+				if err := db.skip(err); err != nil {
+					return err
+				}
+				unknown = append(unknown, bytes.Clone(k))
+				continue
+			}
+			if !r.time().Before(cutoff) {
+				break
+			}
+			del = append(append(del, unknown...), bytes.Clone(k))
+			unknown = unknown[:0]
 		}
 		if len(del) == 0 {
+			done = true // nothing to do, or only unreadable records so far
 			return nil
 		}
 		for _, k := range del {

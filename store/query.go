@@ -64,7 +64,7 @@ func (db *DB) Query(q Query) (msgs []chat.Message, more bool, err error) {
 	}
 	err = db.view(func(tx *bolt.Tx) error {
 		if q.Room != "" {
-			msgs, err = queryRoom(tx, q.Room, &q)
+			msgs, err = db.queryRoom(tx, q.Room, &q)
 			return err
 		}
 		// Every room: the newest Limit+1 matches of each, merged by time.
@@ -73,7 +73,7 @@ func (db *DB) Query(q Query) (msgs []chat.Message, more bool, err error) {
 			return nil
 		}
 		return rooms.ForEachBucket(func(name []byte) error {
-			part, err := queryRoom(tx, string(name), &q)
+			part, err := db.queryRoom(tx, string(name), &q)
 			msgs = append(msgs, part...)
 			return err
 		})
@@ -98,35 +98,63 @@ func (db *DB) Query(q Query) (msgs []chat.Message, more bool, err error) {
 }
 
 // queryRoom returns up to q.Limit+1 matches in room, oldest first.
-func queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
+//
+// Most records of a filtered scan are rejected on their raw bytes, before
+// their checksum is computed (it would double the cost of a full scan).
+// Rejecting never serves anything; whatever is kept, and the record that
+// ends a backward scan at Since, is verified first, so that neither a
+// result nor the cut-off rests on altered bytes. Corrupt records are
+// skipped and reported.
+func (db *DB) queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
 	b, _, err := roomBuckets(tx, room)
 	if b == nil || err != nil {
 		return nil, err
 	}
 	want := q.Limit + 1
 	grepB := []byte(q.Grep)
+	userB := []byte(q.User)
 	var out []chat.Message
+	// visit checks one record; stop reports that the scan is over.
+	visit := func(k, v []byte) (stop bool, err error) {
+		if id, _ := keyID(k); q.Before != 0 && q.After != 0 && id >= q.Before {
+			return true, nil // scanning forwards: past the upper bound
+		}
+		if r, ok := peekRecord(v); ok {
+			if !q.Since.IsZero() && r.time().Before(q.Since) {
+				if q.After != 0 {
+					return false, nil
+				}
+				// Scanning backwards, only older ones follow: stop, unless
+				// the time read is not the one stored.
+				if _, err := readRecord(room, k, v); err != nil {
+					return false, db.skip(err)
+				}
+				return true, nil
+			}
+			if q.Grep != "" && !bytes.Contains(r.strings(), grepB) {
+				return false, nil // the text cannot contain it if the record does not
+			}
+			if u, err := r.user(); q.User != "" && err == nil && !bytes.Equal(u, userB) {
+				return false, nil
+			}
+		}
+		m, err := decodeAt(room, k, v)
+		if err != nil {
+			return false, db.skip(err)
+		}
+		if q.match(&m) {
+			out = append(out, m)
+		}
+		return false, nil
+	}
 	c := b.Cursor()
 	if q.After == math.MaxUint64 {
 		return nil, nil
 	}
 	if q.After != 0 {
 		for k, v := c.Seek(idKey(q.After + 1)); k != nil && len(out) < want; k, v = c.Next() {
-			if q.Grep != "" && !bytes.Contains(v, grepB) {
-				if id, _ := keyID(k); q.Before != 0 && id >= q.Before {
-					break
-				}
-				continue
-			}
-			m, err := decodeAt(room, k, v)
-			if err != nil {
-				return nil, err
-			}
-			if q.Before != 0 && m.ID >= q.Before {
-				break
-			}
-			if q.match(&m) {
-				out = append(out, m)
+			if stop, err := visit(k, v); stop || err != nil {
+				return out, err
 			}
 		}
 		return out, nil
@@ -139,46 +167,17 @@ func queryRoom(tx *bolt.Tx, room string, q *Query) ([]chat.Message, error) {
 	} else {
 		k, v = c.Prev()
 	}
-	userB := []byte(q.User)
 	for ; k != nil && len(out) < want; k, v = c.Prev() {
-		// Cheap checks on the raw record first: most records of a
-		// filtered scan are rejected without being decoded.
-		if !q.Since.IsZero() {
-			t, err := recordTime(v)
-			if err != nil {
-				return nil, decodeErr(room, k, err)
-			}
-			if t.Before(q.Since) {
-				break
-			}
-		}
-		if q.Grep != "" && !bytes.Contains(v, grepB) {
-			continue // the text cannot contain it if the whole record does not
-		}
-		if q.User != "" {
-			u, err := recordUser(v)
-			if err != nil {
-				return nil, decodeErr(room, k, err)
-			}
-			if !bytes.Equal(u, userB) {
-				continue
-			}
-		}
-		m, err := decodeAt(room, k, v)
+		stop, err := visit(k, v)
 		if err != nil {
 			return nil, err
 		}
-		if q.match(&m) {
-			out = append(out, m)
+		if stop {
+			break
 		}
 	}
 	slices.Reverse(out)
 	return out, nil
-}
-
-func decodeErr(room string, k []byte, err error) error {
-	id, _ := keyID(k)
-	return fmt.Errorf("room %q id %d: %w", room, id, err)
 }
 
 // RoomInfo describes one room's stored history.
@@ -250,7 +249,9 @@ const scanChunk = 2000
 // how many it deleted (for `moonchat history -delete-user NAME`). It scans
 // everything in read transactions and deletes in small write transactions
 // (only where it found something); messages appended meanwhile may survive.
-// Room IDs are not reused.
+// Room IDs are not reused. Corrupt records cannot tell whose they are: it
+// skips them, deletes everything else, and then returns the count with an
+// error wrapping ErrCorrupt.
 func (db *DB) DeleteUser(name string) (int, error) {
 	if db.readOnly {
 		return 0, fmt.Errorf("delete user %q in history %s: %w", name, db.path, ErrReadOnly)
@@ -260,7 +261,7 @@ func (db *DB) DeleteUser(name string) (int, error) {
 		return 0, err
 	}
 	user := []byte(name)
-	total := 0
+	total, unreadable := 0, 0
 	for _, r := range rooms {
 		for next := uint64(1); next != 0; {
 			if db.isClosing() {
@@ -277,9 +278,19 @@ func (db *DB) DeleteUser(name string) (int, error) {
 				k, v := c.Seek(idKey(next))
 				for visited := 0; k != nil && len(found) < scanChunk && visited < 10*scanChunk; k, v = c.Next() {
 					visited++
-					u, err := recordUser(v)
+					rec, err := readRecord(r.Name, k, v)
+					var u []byte
+					if err == nil {
+						if u, err = rec.user(); err != nil {
+							err = &CorruptRecord{Room: r.Name, ID: rec.id(), Err: err}
+						}
+					}
 					if err != nil {
-						return decodeErr(r.Name, k, err)
+						unreadable++
+						if err := db.skip(err); err != nil {
+							return err
+						}
+						continue
 					}
 					if bytes.Equal(u, user) {
 						found = append(found, bytes.Clone(k))
@@ -297,6 +308,11 @@ func (db *DB) DeleteUser(name string) (int, error) {
 				return total, fmt.Errorf("delete user %q in history %s: %w", name, db.path, err)
 			}
 		}
+	}
+	if unreadable > 0 {
+		// Fail closed: the caller must not believe the user is gone.
+		return total, fmt.Errorf("delete user %q in history %s: deleted %d message(s), but %d corrupt record(s) could not be read and may be theirs (see the log; moonchat history -verify lists them): %w",
+			name, db.path, total, unreadable, ErrCorrupt)
 	}
 	return total, nil
 }

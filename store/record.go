@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -10,6 +11,10 @@ import (
 
 // This file holds the byte layouts described in the package documentation
 // ("File layout"). Keep the two in step.
+//
+// Message records are versioned. Version 2 (the one written) added a flags
+// byte after Time (bit 0: chat.Message.Action) and a CRC-32C trailer over
+// the whole record; version 1 (no flags, no checksum) is still read.
 
 // Top-level bucket names and the format marker.
 var (
@@ -22,14 +27,34 @@ var (
 
 const (
 	// formatVersion is the file layout version stored under meta/format.
-	formatVersion = 1
-	// recordV1 is the first (and current) message record version.
+	// Format 2 is format 1 whose rooms may hold version 2 records; a
+	// writable Open upgrades a format 1 marker (readOnlyFormats lists what
+	// this build reads). The bump makes an older moonchat refuse the file
+	// with ErrFormat ("upgrade moonchat") instead of calling the records
+	// it cannot decode corrupt.
+	formatVersion = 2
+	// formatV1 is the first layout: only version 1 records.
+	formatV1 = 1
+
+	// recordV1 is the first message record version: no checksum, no flags.
+	// It is still read, never written.
 	recordV1 = 1
+	// recordV2 is the current message record version: a flags byte
+	// (Action) and a CRC-32C trailer.
+	recordV2 = 2
 	// metaV1 is the first (and current) room meta record version.
 	metaV1 = 1
 
 	recordV1Header = 1 + 8 + 8
+	recordV2Header = 1 + 8 + 8 + 1
+	recordV2CRC    = 4
 	metaV1Size     = 1 + 8 + 8 + 8
+
+	// flagAction is bit 0 of a version 2 record's flags: chat.Message.Action.
+	flagAction = 1 << 0
+	// knownFlags are the flag bits version 2 defines; the others must be 0
+	// (a new flag means a new record version).
+	knownFlags = flagAction
 
 	// maxRoomLen bounds room names (and script names) so that they always
 	// fit a bbolt key with room to spare; the chat server allows 32 bytes.
@@ -40,6 +65,11 @@ const (
 	// nearly 2 GiB but nothing in moonchat comes close to this.
 	maxValueLen = 64 << 20
 )
+
+// castagnoli is the CRC-32C table of record checksums: CRC-32C detects
+// every burst error of up to 32 bits and is computed in hardware on amd64
+// and arm64, so verifying every record read costs little.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // idKey returns the 8-byte big-endian key of id: byte order equals numeric
 // order, so cursors walk a room oldest first.
@@ -58,12 +88,13 @@ func keyID(k []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(k), true
 }
 
-// recordSize is the exact encoded size of m as a version 1 record.
+// recordSize is the exact encoded size of m as a version 2 record.
 func recordSize(m *chat.Message) int {
-	return recordV1Header +
+	return recordV2Header +
 		uvarintLen(len(m.Room)) + len(m.Room) +
 		uvarintLen(len(m.User)) + len(m.User) +
-		uvarintLen(len(m.Text)) + len(m.Text)
+		uvarintLen(len(m.Text)) + len(m.Text) +
+		recordV2CRC
 }
 
 func uvarintLen(n int) int {
@@ -75,43 +106,122 @@ func uvarintLen(n int) int {
 	return l
 }
 
-// appendRecord appends the version 1 record of m, with the given id, to b.
+// appendRecord appends the version 2 record of m, with the given id, to b.
 func appendRecord(b []byte, id uint64, m *chat.Message) []byte {
-	b = append(b, recordV1)
+	start := len(b)
+	b = append(b, recordV2)
 	b = binary.BigEndian.AppendUint64(b, id)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time.UnixNano()))
+	var flags byte
+	if m.Action {
+		flags |= flagAction
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(m.Room)))
 	b = append(b, m.Room...)
 	b = binary.AppendUvarint(b, uint64(len(m.User)))
 	b = append(b, m.User...)
 	b = binary.AppendUvarint(b, uint64(len(m.Text)))
 	b = append(b, m.Text...)
-	return b
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
-// decodeRecord decodes a message record of any known version. The strings
-// are copied, so the result stays valid after the transaction ends.
-func decodeRecord(v []byte) (chat.Message, error) {
+// rawRecord is a message record whose version, size and checksum have been
+// verified (openRecord): its fields can be read in place, without decoding
+// or copying the whole record. It is valid while the transaction is.
+type rawRecord struct {
+	b     []byte // the record without its checksum trailer
+	ver   byte
+	flags byte
+}
+
+// openRecord verifies a message record of any known version: the version
+// byte, the header size and, for version 2, the CRC-32C of everything
+// before the trailer (a mismatch wraps ErrChecksum and ErrCorrupt).
+// Version 1 records carry no checksum: only decoding can find their damage.
+func openRecord(v []byte) (rawRecord, error) {
 	if len(v) == 0 {
-		return chat.Message{}, fmt.Errorf("%w: empty message record", ErrCorrupt)
+		return rawRecord{}, fmt.Errorf("%w: empty message record", ErrCorrupt)
 	}
 	switch v[0] {
 	case recordV1:
-		return decodeRecordV1(v)
+		if len(v) < recordV1Header {
+			return rawRecord{}, fmt.Errorf("%w: message record of %d bytes is too short", ErrCorrupt, len(v))
+		}
+		return rawRecord{b: v, ver: recordV1}, nil
+	case recordV2:
+		if len(v) < recordV2Header+recordV2CRC {
+			return rawRecord{}, fmt.Errorf("%w: message record of %d bytes is too short", ErrCorrupt, len(v))
+		}
+		body := v[:len(v)-recordV2CRC]
+		stored := binary.BigEndian.Uint32(v[len(body):])
+		if sum := crc32.Checksum(body, castagnoli); sum != stored {
+			return rawRecord{}, fmt.Errorf("%w: %w: stored CRC-32C %08x, computed %08x", ErrCorrupt, ErrChecksum, stored, sum)
+		}
+		flags := body[recordV2Header-1]
+		if flags&^knownFlags != 0 {
+			return rawRecord{}, fmt.Errorf("%w: message record has unknown flags %#02x", ErrCorrupt, flags)
+		}
+		return rawRecord{b: body, ver: recordV2, flags: flags}, nil
 	default:
-		return chat.Message{}, fmt.Errorf("%w: unknown message record version %d", ErrCorrupt, v[0])
+		return rawRecord{}, fmt.Errorf("%w: unknown message record version %d", ErrCorrupt, v[0])
 	}
 }
 
-func decodeRecordV1(v []byte) (chat.Message, error) {
-	if len(v) < recordV1Header {
-		return chat.Message{}, fmt.Errorf("%w: message record of %d bytes is too short", ErrCorrupt, len(v))
+// peekRecord is openRecord without the checksum: for filters that only
+// reject. A record it lets through must still be verified (openRecord)
+// before anything of it is served or decided on.
+func peekRecord(v []byte) (rawRecord, bool) {
+	switch {
+	case len(v) >= recordV1Header && v[0] == recordV1:
+		return rawRecord{b: v, ver: recordV1}, true
+	case len(v) >= recordV2Header+recordV2CRC && v[0] == recordV2:
+		return rawRecord{b: v[:len(v)-recordV2CRC], ver: recordV2, flags: v[recordV2Header-1]}, true
 	}
+	return rawRecord{}, false
+}
+
+// id returns the record's ID field.
+func (r rawRecord) id() uint64 { return binary.BigEndian.Uint64(r.b[1:9]) }
+
+// time returns the record's Time field.
+func (r rawRecord) time() time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(r.b[9:17])))
+}
+
+// strings returns the bytes after the fixed header: Room, User, Text.
+func (r rawRecord) strings() []byte {
+	if r.ver == recordV1 {
+		return r.b[recordV1Header:]
+	}
+	return r.b[recordV2Header:]
+}
+
+// user returns the User field without copying the text.
+func (r rawRecord) user() ([]byte, error) {
+	rest := r.strings()
+	for i := 0; i < 2; i++ { // skip Room, then read User
+		n, l := binary.Uvarint(rest)
+		if l <= 0 || n > uint64(len(rest)-l) {
+			return nil, fmt.Errorf("%w: message record: bad length", ErrCorrupt)
+		}
+		if i == 1 {
+			return rest[l : l+int(n)], nil
+		}
+		rest = rest[l+int(n):]
+	}
+	panic("unreachable")
+}
+
+// decode returns the message. The strings are copied, so the result stays
+// valid after the transaction ends.
+func (r rawRecord) decode() (chat.Message, error) {
 	m := chat.Message{
-		ID:   binary.BigEndian.Uint64(v[1:9]),
-		Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))).UTC(),
+		ID:     r.id(),
+		Time:   r.time().UTC(),
+		Action: r.flags&flagAction != 0,
 	}
-	rest := v[recordV1Header:]
+	rest := r.strings()
 	var err error
 	if m.Room, rest, err = decodeString(rest, "room"); err != nil {
 		return chat.Message{}, err
@@ -128,6 +238,15 @@ func decodeRecordV1(v []byte) (chat.Message, error) {
 	return m, nil
 }
 
+// decodeRecord verifies and decodes a message record of any known version.
+func decodeRecord(v []byte) (chat.Message, error) {
+	r, err := openRecord(v)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	return r.decode()
+}
+
 func decodeString(b []byte, field string) (string, []byte, error) {
 	n, l := binary.Uvarint(b)
 	if l <= 0 || n > uint64(len(b)-l) {
@@ -137,40 +256,14 @@ func decodeString(b []byte, field string) (string, []byte, error) {
 	return string(b[l:end]), b[end:], nil
 }
 
-// recordTime returns the Time of a record without decoding its strings
-// (retention reads only the time).
+// recordTime returns the Time of a verified record without decoding its
+// strings (retention and Since read only the time).
 func recordTime(v []byte) (time.Time, error) {
-	if len(v) == 0 || v[0] != recordV1 || len(v) < recordV1Header {
-		_, err := decodeRecord(v) // for the precise error
-		if err == nil {
-			err = fmt.Errorf("%w: message record without a time", ErrCorrupt)
-		}
+	r, err := openRecord(v)
+	if err != nil {
 		return time.Time{}, err
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))), nil
-}
-
-// recordUser returns the User of a record without copying the text.
-func recordUser(v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != recordV1 || len(v) < recordV1Header {
-		_, err := decodeRecord(v)
-		if err == nil {
-			err = fmt.Errorf("%w: message record without a user", ErrCorrupt)
-		}
-		return nil, err
-	}
-	rest := v[recordV1Header:]
-	for i := 0; i < 2; i++ { // skip Room, then read User
-		n, l := binary.Uvarint(rest)
-		if l <= 0 || n > uint64(len(rest)-l) {
-			return nil, fmt.Errorf("%w: message record: bad length", ErrCorrupt)
-		}
-		if i == 1 {
-			return rest[l : l+int(n)], nil
-		}
-		rest = rest[l+int(n):]
-	}
-	panic("unreachable")
+	return r.time(), nil
 }
 
 // roomMeta is the decoded room meta record.

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"slices"
 	"testing"
 	"time"
@@ -25,6 +26,35 @@ func v1Record(id uint64, ns int64, room, user, text string) []byte {
 	return b
 }
 
+// appendRecordV1 is the version 1 encoder as moonchat shipped it before
+// version 2 (checksums, Action), kept to write old records in tests.
+func appendRecordV1(b []byte, id uint64, m *chat.Message) []byte {
+	b = append(b, recordV1)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Time.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(len(m.Room)))
+	b = append(b, m.Room...)
+	b = binary.AppendUvarint(b, uint64(len(m.User)))
+	b = append(b, m.User...)
+	b = binary.AppendUvarint(b, uint64(len(m.Text)))
+	b = append(b, m.Text...)
+	return b
+}
+
+// v2Record is a version 2 record written by hand from the layout in
+// doc.go, independent of appendRecord.
+func v2Record(id uint64, ns int64, flags byte, room, user, text string) []byte {
+	b := []byte{2}
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = binary.BigEndian.AppendUint64(b, uint64(ns))
+	b = append(b, flags)
+	for _, s := range []string{room, user, text} {
+		b = append(b, byte(len(s))) // < 128: a one-byte uvarint
+		b = append(b, s...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
 func TestRecordV1Decodes(t *testing.T) {
 	ns := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC).UnixNano()
 	raw := v1Record(42, ns, "lobby", "bob", "hi")
@@ -33,21 +63,22 @@ func TestRecordV1Decodes(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("decodeRecord(hand-written v1) = %+v, %v; want %+v", got, err, want)
 	}
-	if enc := appendRecord(nil, 42, &want); !slices.Equal(enc, raw) {
-		t.Errorf("appendRecord = %x, want %x", enc, raw)
+	if enc := appendRecordV1(nil, 42, &want); !slices.Equal(enc, raw) {
+		t.Errorf("appendRecordV1 = %x, want %x", enc, raw)
 	}
-	if n := recordSize(&want); n != len(raw) {
-		t.Errorf("recordSize = %d, want %d", n, len(raw))
+	r, err := openRecord(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if u, err := recordUser(raw); string(u) != "bob" || err != nil {
-		t.Errorf("recordUser = %q, %v", u, err)
+	if u, err := r.user(); string(u) != "bob" || err != nil {
+		t.Errorf("user = %q, %v", u, err)
 	}
 	for _, tc := range []struct {
 		name string
 		raw  []byte
 	}{
 		{"empty", nil},
-		{"unknown version", append([]byte{2}, raw[1:]...)},
+		{"unknown version", append([]byte{3}, raw[1:]...)},
 		{"short header", raw[:10]},
 		{"truncated text", raw[:len(raw)-1]},
 		{"trailing bytes", append(slices.Clone(raw), 0)},
@@ -59,6 +90,48 @@ func TestRecordV1Decodes(t *testing.T) {
 	}
 	if _, err := decodeMeta([]byte{1, 2, 3}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("decodeMeta(short) = %v, want ErrCorrupt", err)
+	}
+}
+
+// TestRecordV2 checks the version 2 layout against a hand-written record,
+// the Action flag, and that every single-bit flip anywhere in a record is
+// caught by its checksum.
+func TestRecordV2(t *testing.T) {
+	ns := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC).UnixNano()
+	for _, action := range []bool{false, true} {
+		want := chat.Message{ID: 42, Room: "lobby", User: "bob", Text: "waves", Time: time.Unix(0, ns).UTC(), Action: action}
+		var flags byte
+		if action {
+			flags = 1
+		}
+		raw := v2Record(42, ns, flags, "lobby", "bob", "waves")
+		if enc := appendRecord(nil, 42, &want); !slices.Equal(enc, raw) {
+			t.Errorf("appendRecord(action=%v) = %x, want %x", action, enc, raw)
+		}
+		if n := recordSize(&want); n != len(raw) {
+			t.Errorf("recordSize = %d, want %d", n, len(raw))
+		}
+		got, err := decodeRecord(raw)
+		if err != nil || got != want {
+			t.Errorf("decodeRecord(hand-written v2) = %+v, %v; want %+v", got, err, want)
+		}
+		for bit := range len(raw) * 8 {
+			bad := slices.Clone(raw)
+			bad[bit/8] ^= 1 << (bit % 8)
+			if m, err := decodeRecord(bad); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("bit %d flipped: decodeRecord = %+v, %v; want ErrCorrupt", bit, m, err)
+			} else if bit/8 != 0 && !errors.Is(err, ErrChecksum) {
+				t.Fatalf("bit %d flipped: %v, want ErrChecksum", bit, err)
+			}
+		}
+	}
+	// A record whose checksum matches but uses a flag version 2 does not
+	// define is not guessed at.
+	if _, err := decodeRecord(v2Record(1, ns, 0x80, "r", "u", "t")); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("unknown flag: %v, want ErrCorrupt", err)
+	}
+	if _, err := decodeRecord(v2Record(1, ns, 0, "r", "u", "t")[:recordV2Header+2]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated v2: %v, want ErrCorrupt", err)
 	}
 }
 

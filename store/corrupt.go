@@ -1,0 +1,156 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// Corrupt records.
+//
+// A message record that fails verification — its CRC-32C does not match
+// (version 2), it does not decode, or its ID or room disagree with the key
+// and bucket it is stored under — is never served: serving altered history
+// is never acceptable. Nor does it take its room down: the read paths
+// (Recent, Before, After, Query, the retention and DeleteUser scans, and
+// Open's spot check) skip it and go on with its neighbours, so a room with
+// one bad record still replays, pages and resumes. Skipping is reported,
+// not silent: a log line at error level naming the file, room and ID, and
+// moonchat_store_corrupt_records_total in /metrics (WriteMetrics), each
+// once per record for the life of the DB. After treats a skipped record
+// right after `after` as missing (complete = false, so the chat server
+// sends a gap event). DeleteUser finishes its work and then fails, because
+// an unreadable record may be one of the user's.
+//
+// Damage to bbolt's own pages (branch pages, page headers, the freelist)
+// is different: the tree cannot be walked past it, and reads fail with
+// ErrCorrupt as before. Verify (`moonchat history -verify`) reads
+// everything and lists every bad record.
+
+// CorruptRecord describes one message record that failed verification. It
+// is the error the read paths skip and Verify reports; Err wraps ErrCorrupt,
+// and ErrChecksum when the checksum did not match.
+type CorruptRecord struct {
+	Room string
+	// ID is the record's key as an ID (0 when the key is not 8 bytes long).
+	ID  uint64
+	Err error
+}
+
+func (c *CorruptRecord) Error() string {
+	return fmt.Sprintf("room %q id %d: %v", c.Room, c.ID, c.Err)
+}
+
+func (c *CorruptRecord) Unwrap() error { return c.Err }
+
+// readRecord verifies the record v stored under key k of room and returns
+// it for in-place reads. Every failure is a *CorruptRecord.
+func readRecord(room string, k, v []byte) (rawRecord, error) {
+	id, ok := keyID(k)
+	if !ok {
+		return rawRecord{}, &CorruptRecord{Room: room, Err: fmt.Errorf("%w: key %x is not an ID", ErrCorrupt, k)}
+	}
+	r, err := openRecord(v)
+	if err != nil {
+		return rawRecord{}, &CorruptRecord{Room: room, ID: id, Err: err}
+	}
+	if r.id() != id {
+		return rawRecord{}, &CorruptRecord{Room: room, ID: id, Err: fmt.Errorf("%w: record under key %d has id %d", ErrCorrupt, id, r.id())}
+	}
+	return r, nil
+}
+
+// decodeAt verifies and decodes the record under key k of room: the result
+// is the message exactly as it was stored, or a *CorruptRecord.
+func decodeAt(room string, k, v []byte) (chat.Message, error) {
+	r, err := readRecord(room, k, v)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	m, err := r.decode()
+	if err == nil && m.Room != room {
+		err = fmt.Errorf("%w: record names room %q", ErrCorrupt, m.Room)
+	}
+	if err != nil {
+		return chat.Message{}, &CorruptRecord{Room: room, ID: r.id(), Err: err}
+	}
+	return m, nil
+}
+
+// isCorruptRecord reports whether err is about one record (which a read
+// may skip) rather than the file.
+func isCorruptRecord(err error) bool {
+	var c *CorruptRecord
+	return errors.As(err, &c)
+}
+
+// maxReported bounds the set of records already logged: beyond it, every
+// sighting of a further bad record is logged and counted again.
+const maxReported = 1 << 16
+
+// corruption counts and remembers the bad records the read paths skipped.
+type corruption struct {
+	count    atomic.Uint64
+	mu       sync.Mutex
+	reported map[recordRef]struct{}
+}
+
+type recordRef struct {
+	room string
+	id   uint64
+}
+
+// skip reports a corrupt record met by a read path and tells it to go on:
+// it returns nil for a *CorruptRecord (logged and counted once per record)
+// and err itself for anything else.
+func (db *DB) skip(err error) error {
+	var c *CorruptRecord
+	if !errors.As(err, &c) {
+		return err
+	}
+	ref := recordRef{c.Room, c.ID}
+	db.bad.mu.Lock()
+	_, seen := db.bad.reported[ref]
+	if !seen && len(db.bad.reported) < maxReported {
+		if db.bad.reported == nil {
+			db.bad.reported = make(map[recordRef]struct{})
+		}
+		db.bad.reported[ref] = struct{}{}
+	}
+	db.bad.mu.Unlock()
+	if seen {
+		return nil
+	}
+	db.bad.count.Add(1)
+	db.log.Error("history record is corrupt: not served (run moonchat history -verify with the server stopped)",
+		"path", db.path, "room", c.Room, "id", c.ID, "err", c.Err)
+	return nil
+}
+
+// CorruptRecords returns how many distinct corrupt message records the
+// read paths have met (and skipped) since Open.
+func (db *DB) CorruptRecords() uint64 { return db.bad.count.Load() }
+
+// WriteMetrics writes the store's series in the Prometheus text format
+// (version 0.0.4). The chat server appends it to /metrics (chat.MetricsWriter).
+func (db *DB) WriteMetrics(w io.Writer) error {
+	s := db.Stats()
+	var b []byte
+	series := func(name, typ, help string, v uint64) {
+		b = append(b, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+typ+"\n"+name+" "...)
+		b = strconv.AppendUint(b, v, 10)
+		b = append(b, '\n')
+	}
+	series("moonchat_store_corrupt_records_total", "counter",
+		"Stored message records that failed verification (checksum, decoding, key) when read; they are not served. Each is counted once.",
+		db.CorruptRecords())
+	series("moonchat_store_commits_total", "counter",
+		"Write transactions (each one fsync) of the history group committer.", s.Commits)
+	_, err := w.Write(b)
+	return err
+}
