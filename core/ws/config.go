@@ -12,9 +12,16 @@ type Config struct {
 	// FIRST of the client's list that it supports.
 	Subprotocols []string
 	// CheckOrigin guards against cross-site WebSocket hijacking. nil accepts
-	// requests without an Origin header and those whose Origin host equals
-	// the Host header.
+	// requests without an Origin header and those whose Origin is the site
+	// they were sent to (SameOrigin: scheme, host and port). It runs after
+	// the Host check (Hosts), which is what makes comparing Origin with the
+	// client-supplied Host meaningful.
 	CheckOrigin func(r *http.Request) bool
+	// Hosts lists the Host header values the server answers to besides
+	// localhost, 127.0.0.1, [::1] and the IP address a request arrived on
+	// (HostPolicy describes the forms; "*" accepts any). Other upgrades are
+	// refused with 421: DNS-rebinding protection.
+	Hosts []string
 	// MaxMessageBytes bounds one message (0 → 64 MiB); a larger one closes
 	// the connection with 1009 without buffering it whole.
 	MaxMessageBytes int64

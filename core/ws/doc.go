@@ -34,6 +34,13 @@
 //     message larger than the bound still goes to a peer that reads. A slow
 //     consumer is dropped without a close frame (its socket is full); the
 //     Handler sees 1008 "slow consumer".
+//   - Opening handshake checks, in order: the request itself (400, 426),
+//     then Host (421 Misdirected Request unless it is a loopback name, the
+//     IP address the request arrived on or in Config.Hosts: DNS-rebinding
+//     protection, see HostPolicy), then Origin (403; by default the Origin
+//     must be the very site the request was sent to, scheme included —
+//     section 10.2). The Host check comes first because an origin check
+//     that compares Origin with an unchecked Host proves nothing.
 //
 // The package knows nothing about chat; package core/chat builds on it.
 package ws

@@ -104,6 +104,11 @@ func FuzzHandshake(f *testing.F) {
 	f.Add("Host: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: x,websocket\r\nSec-WebSocket-Version: 8")
 	f.Add("Host: a\r\nSec-WebSocket-Key1: 99999999999999999999 \r\nSec-WebSocket-Key2:  ")
 	f.Add("Host: a\r\nOrigin: ://%zz\r\nSec-WebSocket-Key: ====")
+	// One rule of each form, so that the fuzzer walks them all.
+	hosts, err := NewHostPolicy([]string{"a", "b.example:8080", "*.c.example", "*.d.example:443", "192.0.2.1", "2001:db8::1", "[2001:db8::2]:8443"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, headers string) {
 		raw := "GET /p?q HTTP/1.1\r\n" + headers + "\r\n\r\n"
 		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
@@ -111,7 +116,10 @@ func FuzzHandshake(f *testing.F) {
 			return
 		}
 		IsUpgradeRequest(r)
-		sameOrigin(r)
+		SameOrigin(r)
+		if herr, ok := hosts.Check(r).(*HandshakeError); ok && (herr.Status != 421 || strings.ContainsAny(herr.Reason, "\r\n")) {
+			t.Fatalf("host refusal %+v", herr)
+		}
 		proto := selectSubprotocol(r, []string{"chat", "moonchat.v1"})
 		if proto != "" && proto != "chat" && proto != "moonchat.v1" {
 			t.Fatalf("selected unsupported %q", proto)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -127,19 +126,4 @@ func selectSubprotocol(r *http.Request, supported []string) string {
 		}
 	}
 	return ""
-}
-
-// sameOrigin is the default origin check (section 10.2, protection against
-// cross-site WebSocket hijacking): clients without an Origin header
-// (non-browsers) pass, browsers only when the page came from this host.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
 }

@@ -95,7 +95,7 @@ func TestHandshakeDirect(t *testing.T) {
 	if he, ok := err.(*HandshakeError); !ok || he.Status != 400 || w.Code != 400 || w.Body.String() != "missing Host header\n" {
 		t.Fatalf("missing Host: %v, %d %q", err, w.Code, w.Body.String())
 	}
-	r.Host = "example.com"
+	r.Host = "localhost"
 	w = httptest.NewRecorder()
 	_, err = srv.Upgrade(w, r, nil)
 	if he, ok := err.(*HandshakeError); !ok || he.Status != 500 || w.Code != 500 {

@@ -38,6 +38,7 @@ type Server struct {
 	h     Handler
 	cfg   Config
 	log   *slog.Logger
+	hosts *HostPolicy
 	epoch time.Time
 	tick  time.Duration // timer sweep period
 	pool  bufPool
@@ -66,7 +67,12 @@ func NewServer(h Handler, cfg Config) (*Server, error) {
 		return nil, errors.New("websocket: nil Handler")
 	}
 	cfg = cfg.withDefaults()
+	hosts, err := NewHostPolicy(cfg.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: hosts: %w", err)
+	}
 	s := &Server{
+		hosts:   hosts,
 		h:       h,
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -102,8 +108,14 @@ func (s *Server) Len() int {
 	return s.open
 }
 
+// CheckHost returns nil when r's Host is one the server answers to
+// (Config.Hosts, see HostPolicy), else a *HandshakeError with status 421
+// and a one-line reason. Upgrade applies it; an application serving other
+// paths on the same listener applies it to those too.
+func (s *Server) CheckHost(r *http.Request) error { return s.hosts.Check(r) }
+
 // ServeHTTP upgrades the request with no user data. Failures have already
-// been answered (400, 403, 426, 503) by Upgrade.
+// been answered (400, 403, 421, 426, 503) by Upgrade.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = s.Upgrade(w, r, nil)
 }
@@ -123,7 +135,8 @@ func refuse(w http.ResponseWriter, e *HandshakeError) *HandshakeError {
 
 // Upgrade performs the opening handshake on w and r (hijacking the
 // connection). On a bad request it writes 400 (or 426 with
-// Sec-WebSocket-Version: 13, 403 for a refused origin, 503 when shut down)
+// Sec-WebSocket-Version: 13, 421 for a Host not in Config.Hosts, 403 for a
+// refused origin, 503 when shut down)
 // with a one-line reason and returns a *HandshakeError. userData is stored
 // in the Conn before OnOpen, which runs before Upgrade returns.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (*Conn, error) {
@@ -148,9 +161,14 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (
 		s.log.Debug("websocket: handshake refused", "remote", r.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
 		return nil, refuse(w, herr)
 	}
+	if err := s.hosts.Check(r); err != nil {
+		he := err.(*HandshakeError)
+		s.log.Debug("websocket: host refused", "remote", r.RemoteAddr, "host", r.Host)
+		return nil, refuse(w, he)
+	}
 	check := s.cfg.CheckOrigin
 	if check == nil {
-		check = sameOrigin
+		check = func(r *http.Request) bool { return r.Header.Get("Origin") == "" || SameOrigin(r) }
 	}
 	if !check(r) {
 		s.log.Debug("websocket: origin refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
