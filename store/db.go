@@ -53,7 +53,8 @@ type DB struct {
 // expect.
 var (
 	_ chat.History    = (*DB)(nil)
-	_ chat.RoomLister = (*DB)(nil) // GET /api/rooms
+	_ chat.RoomLister    = (*DB)(nil) // GET /api/rooms
+	_ chat.MetricsWriter = (*DB)(nil) // moonchat_store_* in /metrics
 	_ scripting.KV    = (*DB)(nil)
 )
 

@@ -19,7 +19,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = s.metrics.write(w, int(max(s.conns.Load(), 0)), rooms)
+	if s.metrics.write(w, int(max(s.conns.Load(), 0)), rooms) == nil {
+		s.writeHistoryMetrics(w)
+	}
 }
 
 // serveHistory answers GET /api/history?room=R&before=ID&after=ID&limit=N
