@@ -87,7 +87,11 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	var src historySource
-	db, err := store.OpenReadOnly(cfg.Store.Path, storeOptions(cfg, nil, true))
+	opts := storeOptions(cfg, nil, true)
+	// A running server holds the file for as long as it runs: waiting
+	// the default second for it would only delay asking it instead.
+	opts.LockTimeout = historyLockWait
+	db, err := store.OpenReadOnly(cfg.Store.Path, opts)
 	switch {
 	case err == nil:
 		defer db.Close()
@@ -124,6 +128,10 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return printMessages(stdout, stderr, msgs, more, f.json, f.ids)
 }
+
+// historyLockWait is how long reading history waits for the store file
+// before concluding that a server holds it.
+const historyLockWait = 200 * time.Millisecond
 
 // validate refuses contradictory flags.
 func (f *historyFlags) validate() error {

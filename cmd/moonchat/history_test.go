@@ -1,11 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/store"
 )
 
 // TestHistoryRoomsWhileRunning: while the server holds the store file,
@@ -102,4 +110,183 @@ func TestFetchRoomsErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostileText holds what a chat user could put in a message to act on the
+// terminal of whoever browses history: a screen clear, a bell, NUL, DEL,
+// the C1 CSI, a right-to-left override, a line break, and a literal
+// backslash sequence that must not pass for an escape.
+const hostileText = "a\x1b[2Jb\x07c\x00d\x7fe\u009b31mf\u202eg\nh\\x1b"
+
+// hostileEscaped is hostileText as the text output prints it.
+const hostileEscaped = `a\x1b[2Jb\x07c\x00d\x7fe\u009b31mf\u202eg\nh\\x1b`
+
+// seedHistory writes messages straight into the store file at path (the
+// server stopped), with chosen times, so that the test controls their
+// order to the nanosecond and their text byte for byte.
+func seedHistory(t *testing.T, path string, t0 time.Time) {
+	t.Helper()
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	msgs := []*chat.Message{
+		{Room: "lobby", User: "alice", Text: "hello world", Time: at(0)},
+		{Room: "lobby", User: "bob", Text: "deploy started", Time: at(time.Second)},
+		{Room: "dev", User: "bob", Text: "deploying now", Time: at(1500 * time.Millisecond)},
+		{Room: "lobby", User: "mallory\x1b]0;pwned\x07", Text: hostileText, Time: at(2 * time.Second)},
+		{Room: "dev", User: "carol", Text: "deploy done", Time: at(3 * time.Second)},
+		// The same millisecond in two rooms, in the opposite order to
+		// their names: ordered the same way from the file and the API.
+		{Room: "z-room", User: "alice", Text: "first by ns", Time: at(4*time.Second + 100*time.Microsecond)},
+		{Room: "a-room", User: "alice", Text: "second by ns", Time: at(4*time.Second + 600*time.Microsecond)},
+	}
+	if err := db.Append(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHistorySameAnswerUpOrDown (issue 10.5): every flag combination gives
+// the same stdout, stderr (but for the line saying it asks the server)
+// and exit code whether the server is stopped (the CLI reads the file) or
+// running (the CLI asks its HTTP API), including searches over every room
+// and a room that does not exist. Control characters stay escapes
+// (issue 10.16) in both.
+func TestHistorySameAnswerUpOrDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	t0 := time.Now().Add(-30 * time.Minute).Truncate(time.Second)
+	seedHistory(t, filepath.Join(dir, "moonchat.db"), t0)
+	since := t0.Add(1200 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+
+	cases := []struct {
+		args []string
+		code int
+	}{
+		{nil, 0},
+		{[]string{"-grep", "deploy"}, 0},
+		{[]string{"-user", "alice"}, 0},
+		{[]string{"-user", "bob", "-grep", "deploy"}, 0},
+		{[]string{"-since", since}, 0},
+		{[]string{"-since", "1h", "-grep", "ns"}, 0},
+		{[]string{"-limit", "2"}, 0},
+		{[]string{"-limit", "3", "-ids"}, 0},
+		{[]string{"-grep", "deploy", "-limit", "1"}, 0},
+		{[]string{"-room", "dev"}, 0},
+		{[]string{"-room", "lobby", "-before", "3", "-ids"}, 0},
+		{[]string{"-room", "lobby", "-user", "alice"}, 0},
+		{[]string{"-json"}, 0},
+		{[]string{"-json", "-room", "lobby", "-grep", "\x1b"}, 0},
+		{[]string{"-rooms"}, 0},
+		{[]string{"-rooms", "-json"}, 0},
+		{[]string{"-user", "nobody"}, 0},
+		{[]string{"-room", "nosuch"}, 1},
+		{[]string{"-room", "nosuch", "-json"}, 1},
+		{[]string{"-before", "2"}, 0}, // the default room
+	}
+	type answer struct {
+		code           int
+		stdout, stderr string
+	}
+	ask := func(t *testing.T, extra []string, args []string) answer {
+		t.Helper()
+		code, stdout, stderr := runCmd(t, append(append([]string{"history", "-config", cfg}, extra...), args...)...)
+		// The one difference allowed: the line saying where it reads.
+		var kept []string
+		for _, l := range strings.SplitAfter(stderr, "\n") {
+			if !strings.Contains(l, "is in use by a running server;") {
+				kept = append(kept, l)
+			}
+		}
+		return answer{code, stdout, strings.Join(kept, "")}
+	}
+
+	stopped := map[int]answer{}
+	for i, c := range cases {
+		a := ask(t, nil, c.args)
+		if a.code != c.code {
+			t.Errorf("stopped %v: code %d, want %d (stderr %q)", c.args, a.code, c.code, a.stderr)
+		}
+		stopped[i] = a
+	}
+
+	srv := startInProcess(t, cfg)
+	for i, c := range cases {
+		a := ask(t, []string{"-server", srv.addr}, c.args)
+		if a != stopped[i] {
+			t.Errorf("%v: the running server's answer differs\nrunning: %+v\nstopped: %+v", c.args, a, stopped[i])
+		}
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("server exit code %d", code)
+	}
+
+	// What the answers are, checked once (they are the same both ways).
+	lines := func(i int) []string {
+		var out []string
+		for _, l := range nonEmptyLines(stopped[i].stdout) {
+			_, rest, _ := strings.Cut(l, " ") // drop the time
+			out = append(out, rest)
+		}
+		return out
+	}
+	want := map[int][]string{
+		0: {"lobby alice: hello world", "lobby bob: deploy started", "dev bob: deploying now",
+			`lobby mallory\x1b]0;pwned\x07: ` + hostileEscaped, "dev carol: deploy done",
+			"a-room alice: second by ns", "z-room alice: first by ns"},
+		1: {"lobby bob: deploy started", "dev bob: deploying now", "dev carol: deploy done"},
+		6: {"a-room alice: second by ns", "z-room alice: first by ns"},
+		8: {"dev carol: deploy done"},
+		4: {"dev bob: deploying now", `lobby mallory\x1b]0;pwned\x07: ` + hostileEscaped, "dev carol: deploy done",
+			"a-room alice: second by ns", "z-room alice: first by ns"},
+	}
+	for i, w := range want {
+		if got := lines(i); !slices.Equal(got, w) {
+			t.Errorf("%v:\n got %q\nwant %q", cases[i].args, got, w)
+		}
+	}
+	if !strings.Contains(stopped[8].stderr, "older matches exist") {
+		t.Errorf("-limit 1 of 3 matches: no hint on stderr: %q", stopped[8].stderr)
+	}
+	for _, i := range []int{17, 18} {
+		if a := stopped[i]; a.stdout != "" || !strings.Contains(a.stderr, `no room "nosuch" in the history`) {
+			t.Errorf("%v: %+v", cases[i].args, a)
+		}
+	}
+	if got := stopped[14].stdout; got != "a-room 1\ndev 2\nlobby 3\nz-room 1\n" {
+		t.Errorf("-rooms: %q", got)
+	}
+	// -json: the exact text survives, and no raw control reaches the
+	// terminal.
+	var found bool
+	for _, l := range nonEmptyLines(stopped[13].stdout) {
+		var e event
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("-json line %q: %v", l, err)
+		}
+		found = found || (e.Text == hostileText && e.User == "mallory\x1b]0;pwned\x07")
+	}
+	if !found {
+		t.Errorf("-json lost the exact text: %q", stopped[13].stdout)
+	}
+	for i, a := range stopped {
+		if bad := termUnsafeIn(a.stdout + a.stderr); bad != "" {
+			t.Errorf("%v: output holds raw %s", cases[i].args, bad)
+		}
+	}
+}
+
+// termUnsafeIn names the first character of s (newlines aside) that a
+// terminal would act on, or returns "".
+func termUnsafeIn(s string) string {
+	for _, r := range s {
+		if r != '\n' && termUnsafe(r) {
+			return fmt.Sprintf("%U", r)
+		}
+	}
+	return ""
 }
