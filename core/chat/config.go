@@ -73,7 +73,9 @@ type Config struct {
 	Logger *slog.Logger
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are
 	// set by the chat server (from AllowedOrigins); Logger defaults to
-	// Logger; MaxMessageBytes defaults to 65536 here.
+	// Logger; MaxMessageBytes defaults to 65536 here. WS.Hosts (the names
+	// the server answers to besides loopback names and the address a
+	// request arrived on) guards every path, not only upgrades.
 	WS ws.Config
 
 	// fanoutWorkers overrides the number of sweepers per big room
@@ -189,7 +191,9 @@ func (cfg Config) withDefaults() (Config, error) {
 // originChecker builds the engine's CheckOrigin from the allowed list.
 // Cross-site WebSocket hijacking is only possible through a browser, and a
 // browser always sends Origin, so requests without one are accepted; so are
-// pages this server served itself (Origin host equal to Host).
+// pages this server served itself (ws.SameOrigin: the Origin's scheme, host
+// and port are those the request was sent to; the Host itself is checked
+// first, against Config.WS.Hosts).
 func originChecker(allowed []string) func(r *http.Request) bool {
 	var exact []string
 	var suffixes []string // "scheme://" + ".domain" pairs for "*." entries
@@ -215,7 +219,7 @@ func originChecker(allowed []string) func(r *http.Request) bool {
 		if err != nil || u.Host == "" {
 			return false
 		}
-		if strings.EqualFold(u.Host, r.Host) {
+		if ws.SameOrigin(r) { // scheme, host and port; Host was checked (hostAllowed)
 			return true
 		}
 		o := strings.ToLower(u.Scheme + "://" + u.Host)

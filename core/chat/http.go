@@ -5,7 +5,46 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/moonchat/moonchat/core/ws"
 )
+
+// hostAllowed answers a request whose Host is not a name this server
+// answers to (DNS rebinding: a foreign page whose name now points at this
+// server; see ws.HostPolicy and Config.WS.Hosts) with 421 Misdirected
+// Request and a one-line reason (JSON under /api/), logs and counts it, and
+// reports false. It guards every path: the page, /api/*, /metrics and
+// WebSocket upgrades, before any of them runs. /healthz is exempt: it
+// says only "ok", and health probes (load balancers, orchestrators) send
+// whatever address they reach the server by, which it cannot know.
+func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path == "/healthz" {
+		return true
+	}
+	err := s.engine.CheckHost(r)
+	if err == nil {
+		return true
+	}
+	s.metrics.hostRefused.Add(1)
+	s.log.Info("chat: request refused: Host not allowed", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
+	reason := "misdirected request"
+	if he, ok := err.(*ws.HandshakeError); ok {
+		reason = he.Reason
+	}
+	if r.Host != "" {
+		reason += " (see [server] hosts)"
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		jsonError(w, http.StatusMisdirectedRequest, reason)
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusMisdirectedRequest)
+	_, _ = w.Write([]byte(reason + "\n"))
+	return false
+}
 
 // serveMetrics writes the Prometheus text exposition.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {

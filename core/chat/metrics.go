@@ -23,6 +23,7 @@ type metrics struct {
 	dropBadRequest atomic.Uint64
 	slowConsumers  atomic.Uint64 // connections closed as slow consumers
 	refused        atomic.Uint64 // connections refused (name, room, full, hook)
+	hostRefused    atomic.Uint64 // HTTP requests refused for their Host (421)
 	appendErrors   atomic.Uint64
 	hookFailures   [numHookKinds][numHookFailReasons]atomic.Uint64
 	hookJoin       histogram
@@ -131,6 +132,8 @@ func (m *metrics) write(w io.Writer, conns, rooms int) error {
 	p.sample("moonchat_slow_consumers_total", "", float64(m.slowConsumers.Load()))
 	p.header("moonchat_connections_refused_total", "counter", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
 	p.sample("moonchat_connections_refused_total", "", float64(m.refused.Load()))
+	p.header("moonchat_host_refused_total", "counter", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")
+	p.sample("moonchat_host_refused_total", "", float64(m.hostRefused.Load()))
 	p.header("moonchat_hook_duration_seconds", "histogram", "Time spent in script hooks.")
 	p.histogram("moonchat_hook_duration_seconds", `hook="join"`, durationBuckets, &m.hookJoin)
 	p.histogram("moonchat_hook_duration_seconds", `hook="message"`, durationBuckets, &m.hookMessage)

@@ -86,8 +86,12 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 
 // ServeHTTP routes a request: WebSocket upgrades at /, /chat and
 // /chat/ROOM; /healthz; /metrics; /api/history; /api/rooms; everything else is the chat
-// page and its files.
+// page and its files. A Host the server does not answer to gets 421 on
+// every path but /healthz (hostAllowed).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(w, r) {
+		return
+	}
 	path := r.URL.Path
 	switch path {
 	case "/healthz":

@@ -204,7 +204,10 @@ func TestOriginChecker(t *testing.T) {
 		ok      bool
 	}{
 		{nil, "", "chat.example.com", true},
-		{nil, "https://chat.example.com", "chat.example.com", true},
+		{nil, "http://chat.example.com", "chat.example.com", true},
+		{nil, "http://chat.example.com:80", "chat.example.com", true},
+		{nil, "https://chat.example.com", "chat.example.com", false}, // an https page, but the request came over http
+		{nil, "http://chat.example.com:8080", "chat.example.com", false},
 		{nil, "https://evil.example", "chat.example.com", false},
 		{nil, "null", "chat.example.com", false},
 		{[]string{"*"}, "https://evil.example", "chat.example.com", true},
