@@ -337,12 +337,16 @@ func TestDaySeparators(t *testing.T) {
 	}
 }
 
+// mustJSON encodes v as JSON.stringify does (no escaping of <, > and &),
+// so that the two can be compared as text.
 func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(err)
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // fakeRoom is a moonchat.v1 server of a single scripted conversation, for
@@ -453,5 +457,27 @@ func TestActionsShown(t *testing.T) {
 	screenshot(t, tab, "actions.png")
 	if v := eval[[]string](t, tab, `window.__csp.concat(window.__errors)`); len(v) != 0 {
 		t.Errorf("the page reported %q", v)
+	}
+}
+
+// TestActionThroughServer sends "/me" through the chat server and the
+// built-in scripts: the other page shows the action live and, after a
+// reload, replayed from history, both times as "* alice …".
+func TestActionThroughServer(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startScriptedServer(t, chat.Config{})
+	alice := newPage(t, browser)
+	bob := newPage(t, browser)
+	joinAs(t, alice, srv.url(""), "alice", "stage")
+	joinAs(t, bob, srv.url(""), "bob", "stage")
+	say(t, alice, "alice", "/me waves <b>hi</b>")
+	actionJS := `[...document.querySelectorAll('#messages li.msg.action .text')].map((e) => e.textContent)`
+	want := "* alice waves <b>hi</b>"
+	waitFor(t, bob, "the action on bob's page", fmt.Sprintf(`(%s).includes(%s)`, actionJS, jsString(want)))
+	step(t, bob, "reload bob's page", chromedp.Reload())
+	waitOnline(t, bob, "bob")
+	waitFor(t, bob, "the replayed action", fmt.Sprintf(`JSON.stringify(%s) === %s`, actionJS, jsString(mustJSON([]string{want}))))
+	if n := eval[int](t, bob, `document.querySelectorAll('#messages b').length`); n != 0 {
+		t.Errorf("the action's text became %d HTML elements", n)
 	}
 }
