@@ -33,6 +33,7 @@ type historyFlags struct {
 	deleteID   uint64
 	deleteUser string
 	server     string
+	verify     bool
 }
 
 // runHistory is "moonchat history": print, list or delete stored history.
@@ -57,11 +58,17 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fset.Uint64Var(&f.deleteID, "delete", 0, "delete the message with this id from -room, for good (server must be stopped)")
 	fset.StringVar(&f.deleteUser, "delete-user", "", "delete every message of this nickname in every room, for good (server must be stopped)")
 	fset.StringVar(&f.server, "server", "", "address (host:port) of the running server's HTTP API (default: [server] listen)")
+	fset.BoolVar(&f.verify, "verify", false, "read every stored record and check it (checksums, ids, counts); print each problem and a summary, exit 1 if there is any (server must be stopped)")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
 	if err := f.validate(); err != nil {
 		return newUsageError(fset, err)
+	}
+	if f.verify {
+		if err := verifyFlagsAlone(fset); err != nil {
+			return newUsageError(fset, err)
+		}
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
@@ -77,6 +84,9 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if cfg.Store.Path == "" {
 		return errors.New("[store] path is empty: this configuration keeps no history")
+	}
+	if f.verify {
+		return historyVerify(cfg, stdout)
 	}
 	if f.deleteID != 0 || f.deleteUser != "" {
 		return historyDelete(cfg, &f, stdout)
