@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -150,6 +152,8 @@ func startScriptedServer(t *testing.T, cfg chat.Config) *chatServer {
 		// Generous: the machine is loaded, and a hook past its limit
 		// refuses the message (fail closed), which is not under test.
 		HookTimeout: 5 * time.Second,
+		// Warnings and errors only: every start logs its scripts at info.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatalf("load the built-in scripts: %v", err)
