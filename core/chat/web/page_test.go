@@ -243,6 +243,9 @@ func TestNamesAndQuit(t *testing.T) {
 	if got := eval[string](t, carol, `document.getElementById('join-name').value`); got != "bob-2" {
 		t.Errorf("after quit the join form holds %q, want bob-2", got)
 	}
+	if !eval[bool](t, carol, `document.getElementById('me').hidden`) {
+		t.Error("after quit the top bar still says which name the page has")
+	}
 	screenshot(t, carol, "after-quit.png")
 	for name, tab := range map[string]context.Context{"alice": alice, "carol": carol} {
 		if v := eval[[]string](t, tab, `window.__csp.concat(window.__errors)`); len(v) != 0 {

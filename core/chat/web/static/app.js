@@ -541,6 +541,8 @@
       setStatus(normal ? 'ended' : 'closed', `disconnected: ${reason}`);
       notice('local', `Disconnected: ${reason}`);
       backToJoin();
+      S.myName = ''; // the topbar no longer says "you are …"
+      updateMe();
       if (normal) el.joinInfo.textContent = `Disconnected: ${reason}`;
       else el.joinError.textContent = reason;
       return;
