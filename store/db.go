@@ -52,10 +52,10 @@ type DB struct {
 // Compile-time checks that DB is what the chat server and the Lua layer
 // expect.
 var (
-	_ chat.History    = (*DB)(nil)
+	_ chat.History       = (*DB)(nil)
 	_ chat.RoomLister    = (*DB)(nil) // GET /api/rooms
 	_ chat.MetricsWriter = (*DB)(nil) // moonchat_store_* in /metrics
-	_ scripting.KV    = (*DB)(nil)
+	_ scripting.KV       = (*DB)(nil)
 )
 
 // Options tunes a DB. The zero value keeps every message forever.
