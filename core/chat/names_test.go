@@ -169,3 +169,20 @@ func TestUniqueName(t *testing.T) {
 		t.Fatalf("suffixed name invalid: %v", err)
 	}
 }
+
+// What a join or rename spends on its name: the check, then the keys of
+// a uniqueness test and of the registration.
+func BenchmarkCheckNameAndKeys(b *testing.B) {
+	for _, name := range []string{"alice", "Zoë", "ａｄｍｉｎ"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				n, err := checkName(name, 24)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = nameKeys(n)
+				_ = nameKeys(n)
+			}
+		})
+	}
+}

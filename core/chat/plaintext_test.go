@@ -308,3 +308,46 @@ func sessionOf(t *testing.T, ts *testServer, room, name string) uint64 {
 	})
 	return id
 }
+
+// The line rules cost a scan of each text, once per message and batch
+// (the frame is shared by every plain member). Compare with
+// BenchmarkAppendRaw, the copy the encoder did before.
+func BenchmarkAppendPlainMessage(b *testing.B) {
+	for _, bc := range []struct{ name, text string }{
+		{"ascii", strings.Repeat("hello world, ", 8)},
+		{"accents", strings.Repeat("héllo wörld, ", 8)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			b.SetBytes(int64(len(bc.text)))
+			for b.Loop() {
+				buf = appendPlainMessage(buf[:0], "alice", bc.text)
+			}
+		})
+	}
+}
+
+func BenchmarkAppendRaw(b *testing.B) {
+	text := strings.Repeat("hello world, ", 8)
+	buf := make([]byte, 0, 256)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		buf = append(append(append(buf[:0], "alice"...), ": "...), text...)
+	}
+}
+
+// printableASCIIPrefix must never claim a byte outside 0x20–0x7E, in any
+// position of a word.
+func TestPrintableASCIIPrefix(t *testing.T) {
+	for c := range 256 {
+		for pos := range 17 {
+			s := []byte(strings.Repeat("a", 17))
+			s[pos] = byte(c)
+			n := printableASCIIPrefix(string(s))
+			printable := c >= 0x20 && c < 0x7f
+			if printable && n != len(s) || !printable && n > pos {
+				t.Fatalf("byte %#x at %d: prefix %d", c, pos, n)
+			}
+		}
+	}
+}

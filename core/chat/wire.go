@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -73,52 +74,101 @@ const plainLineBreak = " ⏎ "
 //     U+061C) are left out: they could reorder the rest of the line,
 //     name included, and a line without them reads the same.
 func appendPlainText(b []byte, text string) []byte {
+	i := printableASCIIPrefix(text)
+	if i == len(text) {
+		return append(b, text...) // the common case
+	}
+	if !utf8.ValidString(text[i:]) {
+		text = strings.ToValidUTF8(text, "\ufffd") // rare: only scripts can produce it
+	}
 	start := 0
-	for i := 0; i < len(text); {
+	for ; i < len(text); i++ {
 		c := text[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != 0x7f {
-				i++
-				continue
-			}
-			b = append(b, text[start:i]...)
-			switch c {
-			case '\r':
-				if i+1 < len(text) && text[i+1] == '\n' {
-					i++ // CR LF is one break
-				}
-				b = append(b, plainLineBreak...)
-			case '\n', '\v', '\f':
-				b = append(b, plainLineBreak...)
-			case '\t':
-				b = append(b, ' ')
-			default:
-				b = append(b, "\ufffd"...)
-			}
-			i++
-			start = i
+		if !plainSpecial[c] {
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(text[i:])
-		var repl string
+		// text is valid UTF-8, so a lead byte has its continuation bytes.
+		n, repl := 1, "\ufffd"
 		switch {
-		case r == utf8.RuneError && size == 1, 0x80 <= r && r <= 0x9f && r != 0x85:
-			repl = "\ufffd"
-		case r == 0x85 || r == '\u2028' || r == '\u2029':
+		case c == '\r':
+			if i+1 < len(text) && text[i+1] == '\n' {
+				n = 2 // CR LF is one break
+			}
 			repl = plainLineBreak
-		case isBidiControl(r):
-			repl = ""
-		default:
-			i += size
-			continue
+		case c == '\n' || c == '\v' || c == '\f':
+			repl = plainLineBreak
+		case c == '\t':
+			repl = " "
+		case c < 0x20 || c == 0x7f:
+		case c == 0xc2: // U+0080–U+00BF: C1 controls are C2 80 – C2 9F
+			d := text[i+1]
+			if d > 0x9f {
+				continue
+			}
+			n = 2
+			if d == 0x85 { // NEL
+				repl = plainLineBreak
+			}
+		case c == 0xd8: // U+0600–U+063F: ALM U+061C is D8 9C
+			if text[i+1] != 0x9c {
+				continue
+			}
+			n, repl = 2, ""
+		default: // 0xe2, U+2000–U+2FFF
+			d, e := text[i+1], text[i+2]
+			switch {
+			case d == 0x80 && (e == 0x8e || e == 0x8f || 0xaa <= e && e <= 0xae): // U+200E/F, U+202A–202E
+				n, repl = 3, ""
+			case d == 0x81 && 0xa6 <= e && e <= 0xa9: // U+2066–2069
+				n, repl = 3, ""
+			case d == 0x80 && (e == 0xa8 || e == 0xa9): // U+2028, U+2029
+				n, repl = 3, plainLineBreak
+			default:
+				continue
+			}
 		}
 		b = append(b, text[start:i]...)
 		b = append(b, repl...)
-		i += size
-		start = i
+		i += n - 1
+		start = i + 1
 	}
 	return append(b, text[start:]...)
 }
+
+// printableASCIIPrefix returns a length n such that text[:n] is printable
+// ASCII (0x20–0x7E); n is at a word boundary, or len(text) when all of
+// text is. It tests 8 bytes at a time: most chat texts are all printable.
+func printableASCIIPrefix(text string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(text); i += 8 {
+		w := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
+			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		// A byte < 0x20 has its high bit set in w-0x20… while not in w;
+		// a byte >= 0x7F has it set in w+0x01… or in w. Carries only
+		// propagate from a byte that is flagged already.
+		if ((w-0x20*ones)&^w|(w+ones)|w)&highs != 0 {
+			return i
+		}
+	}
+	for ; i < len(text); i++ {
+		if c := text[i]; c < 0x20 || c >= 0x7f {
+			return i
+		}
+	}
+	return i
+}
+
+// plainSpecial marks the bytes appendPlainText must look at: ASCII
+// controls and DEL, and the lead bytes of the characters it replaces or
+// drops (C2: C1 controls, D8: U+061C, E2: U+2000–U+2FFF).
+var plainSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t[0x7f], t[0xc2], t[0xd8], t[0xe2] = true, true, true, true
+	return t
+}()
 
 // textProblem says why the server refuses a chat message text ("" when
 // it accepts it): control characters other than tab, line feed and
