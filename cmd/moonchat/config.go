@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/ws"
 	"github.com/moonchat/moonchat/defaults"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 type ServerConfig struct {
 	Listen           string   `toml:"listen"`
 	AllowedOrigins   []string `toml:"allowed_origins"`
+	Hosts            []string `toml:"hosts"`
 	MaxMessageBytes  int      `toml:"max_message_bytes"`
 	MaxConnections   int      `toml:"max_connections"`
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
@@ -450,6 +452,13 @@ func validateConfig(cfg *Config, file string) error {
 	for _, o := range s.AllowedOrigins {
 		if err := checkOrigin(o, len(s.AllowedOrigins)); err != nil {
 			fail("[server] allowed_origins", "%v", err)
+		}
+	}
+	for _, h := range s.Hosts {
+		if h == "*" && len(s.Hosts) > 1 {
+			fail("[server] hosts", `"*" accepts any Host: it must be the only entry`)
+		} else if _, err := ws.NewHostPolicy([]string{h}); err != nil {
+			fail("[server] hosts", "%v", err)
 		}
 	}
 	between("[server] max_message_bytes", s.MaxMessageBytes, 1, maxMessageLimit)

@@ -22,6 +22,7 @@ func documentedDefaults() *Config {
 		Server: ServerConfig{
 			Listen:           "127.0.0.1:8080",
 			AllowedOrigins:   []string{},
+			Hosts:            []string{},
 			MaxMessageBytes:  65536,
 			MaxConnections:   10000,
 			HandshakeTimeout: Duration(10 * time.Second),
@@ -96,9 +97,9 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 	// BRIEF.md documents 29; [chat] announce_batch_members and
 	// announce_interval came later (docs/protocol.md), then [scripting]
-	// on_failure (issue 10.12).
-	if keys != 32 {
-		t.Errorf("%d keys in config.toml, want 32 (BRIEF.md's 29 + 2 announce keys + on_failure)", keys)
+	// on_failure (issue 10.12), then [server] hosts (issue 10.15).
+	if keys != 33 {
+		t.Errorf("%d keys in config.toml, want 33 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts)", keys)
 	}
 }
 
@@ -228,6 +229,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[server] allowed_origins: "*" allows every origin: it must be the only entry`}},
 		{"origins not strings", "[server]\nallowed_origins = [1]\n",
 			[]string{`[server] allowed_origins: want an array of strings, got an array`}},
+		{"host as URL", "[server]\nhosts = [\"https://chat.example.com\"]\n",
+			[]string{`config.toml: [server] hosts: invalid host "https://chat.example.com": want name, name:port, *.domain, an IP address or "*"`}},
+		{"host with bad port", "[server]\nhosts = [\"chat.example.com:99999\"]\n",
+			[]string{`config.toml: [server] hosts: invalid host "chat.example.com:99999"`}},
+		{"host star not alone", "[server]\nhosts = [\"*\", \"chat.example.com\"]\n",
+			[]string{`config.toml: [server] hosts: "*" accepts any Host: it must be the only entry`}},
 		{"bad default_room", "[chat]\ndefault_room = \"the lobby\"\n",
 			[]string{`config.toml: [chat] default_room: invalid room name "the lobby"`}},
 		{"empty default_room", "[chat]\ndefault_room = \"\"\n",

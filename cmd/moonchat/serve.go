@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/ws"
 	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
@@ -57,6 +59,7 @@ type server struct {
 	db     *store.DB         // nil without history
 	lua    *scripting.Engine // nil when scripting is disabled
 	chat   *chat.Server
+	hosts  *ws.HostPolicy // the Host names answered to, for the log and pprof
 	http   *http.Server
 	ln     net.Listener
 	pprof  *http.Server // nil unless [server] pprof is set
@@ -96,6 +99,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 	}
 	addr := s.ln.Addr().String()
 	log.Info("listening", "addr", addr, "url", "http://"+addr+"/")
+	logHosts(log, s.hosts, &cfg.Server, s.ln.Addr())
 	if readyFile != "" {
 		if err := writeFileAtomic(readyFile, []byte(addr+"\n")); err != nil {
 			log.Error("write ready file", "err", err)
@@ -165,6 +169,11 @@ func (s *server) open() error {
 		s.lua, hooks = eng, eng // the engine logs what it loaded
 	}
 
+	hosts, err := ws.NewHostPolicy(answerHosts(&cfg.Server))
+	if err != nil {
+		return fmt.Errorf("[server] hosts: %w", err)
+	}
+	s.hosts = hosts
 	srv, err := chat.New(chatConfig(cfg, log), hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
@@ -194,7 +203,7 @@ func (s *server) open() error {
 			return fmt.Errorf("listen on %s ([server] pprof): %w", cfg.Server.Pprof, err)
 		}
 		s.pprof = &http.Server{
-			Handler:           pprofMux(),
+			Handler:           hostGuard(s.hosts, pprofMux()),
 			ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
@@ -303,6 +312,7 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 	c.WS.MaxQueueBytes = cfg.Server.MaxQueueBytes
 	c.WS.CloseTimeout = cfg.Server.CloseTimeout.D()
 	c.WS.Hixie76 = cfg.Server.LegacyHixie76
+	c.WS.Hosts = answerHosts(&cfg.Server)
 	c.WS.Logger = log
 	cfg.Chat.applyAnnounce(&c)
 	return c
@@ -370,6 +380,44 @@ func scriptsSource(cfg *Config) string {
 func scriptNames(fsys fs.FS) []string {
 	names, _ := fs.Glob(fsys, "*.lua")
 	return names
+}
+
+// answerHosts is the list of Host names the server answers to besides the
+// ones it always accepts (ws.HostPolicy): [server] hosts, plus the host of
+// [server] listen when that is a name (an address is accepted anyway).
+func answerHosts(sc *ServerConfig) []string {
+	hosts := slices.Clone(sc.Hosts)
+	if h, _, err := net.SplitHostPort(sc.Listen); err == nil && h != "" && net.ParseIP(h) == nil && !slices.Contains(hosts, "*") {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// logHosts says at start-up which Host names are answered to, and, when
+// the server listens beyond loopback with no names configured, how other
+// machines must address it.
+func logHosts(log *slog.Logger, hosts *ws.HostPolicy, sc *ServerConfig, addr net.Addr) {
+	log.Info("answering to Host", "hosts", hosts.String())
+	if tcp, ok := addr.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && len(sc.Hosts) == 0 {
+		log.Info("listening beyond loopback with [server] hosts empty: other machines must use this server's IP address (any other name gets 421); list the DNS names they use in [server] hosts")
+	}
+}
+
+// hostGuard refuses requests whose Host hosts does not accept with 421
+// (DNS rebinding: a loopback pprof listener would otherwise hand heap and
+// CPU profiles to a foreign page).
+func hostGuard(hosts *ws.HostPolicy, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hosts.Check(r); err != nil {
+			reason := err.Error()
+			if he, ok := err.(*ws.HandshakeError); ok {
+				reason = he.Reason
+			}
+			http.Error(w, reason, http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // pprofMux serves net/http/pprof on its own mux: importing the package
