@@ -62,33 +62,43 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	finished := make(chan struct{})
-	watchdog := make(chan struct{})
+	watched := make(chan struct{})
+	c, _ := lookup(os.Args[1:])
 	go func() {
-		// Owned by main; ends when the command returns.
-		defer close(watchdog)
-		select {
-		case <-finished:
-			return
-		case <-ctx.Done():
-		}
-		// After the first signal, restore the default action: a second
-		// Ctrl-C kills a shutdown that takes too long.
-		stop()
-		if c, ok := lookup(os.Args[1:]); !ok || c.ownShutdown {
-			return
-		}
-		select {
-		case <-finished:
-		case <-time.After(signalGrace):
-			fmt.Fprintf(os.Stderr, "moonchat: %v, and the command did not stop within %v: exiting\n", context.Cause(ctx), signalGrace)
-			os.Exit(1)
-		}
+		// Owned by main, which waits for it; ends when the command does.
+		defer close(watched)
+		afterSignal(ctx, finished, stop, !c.ownShutdown, signalGrace, os.Stderr, os.Exit)
 	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	close(finished)
-	<-watchdog
+	<-watched
 	stop()
 	os.Exit(code)
+}
+
+// afterSignal waits until the command has finished or a signal cancelled
+// ctx. After a signal it calls restore, which restores the default
+// action, so that a second Ctrl-C kills a shutdown that takes too long.
+// With bounded set, a command that has still not finished grace later is
+// inside something that cannot be interrupted: exit(1), saying so.
+func afterSignal(ctx context.Context, finished <-chan struct{}, restore func(), bounded bool, grace time.Duration, stderr io.Writer, exit func(int)) {
+	select {
+	case <-finished:
+		return
+	case <-ctx.Done():
+	}
+	restore()
+	if !bounded {
+		return
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-finished:
+	case <-timer.C:
+		fmt.Fprintf(stderr, "moonchat: %v, and the command did not stop within %v: exiting\n", context.Cause(ctx), grace)
+		exit(1)
+	}
 }
 
 // split returns the command name args select and the command's own
