@@ -32,7 +32,7 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng, err := scripting.New(t.Context(), scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
+		eng, err := scripting.New(scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +87,50 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		}
 		_, _ = c.Close(), j.Close()
 	})
+}
+
+// /nick through the default scripts: refusals are worded for the user
+// (no Go package prefix), look-alikes count as taken.
+func TestNickAnswers(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := scripting.New(scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	srv, err := chat.New(chat.Config{Logger: log}, eng, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Bind(srv)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	u := "ws" + strings.TrimPrefix(hs.URL, "http")
+	admin := dialE2E(t, u+"/chat/r?name=admin", "")
+	skipUntil(t, admin, "* admin joined")
+	c := dialE2E(t, u+"/chat/r?name=bob", "")
+	skipUntil(t, c, "* welcome to r! /help lists the commands; type quit to leave") // after "* bob joined"
+	for _, tc := range []struct{ cmd, answer string }{
+		{"/nick a:b", "* cannot change your name: invalid name: ':' not allowed"},
+		{"/nick аdmin", "* cannot change your name: invalid name: mixes scripts (Cyrillic and Latin): use letters of one script"},
+		{"/nick ad\u3164min", "* cannot change your name: invalid name: invisible character U+3164 not allowed"},
+		{"/nick Admin", "* that name is taken or looks like one in use; you are now Admin-2"},
+	} {
+		send(t, c, tc.cmd)
+		line := readLine(t, c)
+		if strings.HasPrefix(line, "* bob is now known as") {
+			line = readLine(t, c) // the room's notice comes first
+		}
+		if line != tc.answer {
+			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.answer)
+		}
+	}
+	_, _ = admin.Close(), c.Close()
 }
 
 func dialE2E(t *testing.T, url, proto string) *websocket.Conn {
