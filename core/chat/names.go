@@ -33,36 +33,10 @@ func ValidRoomName(room string) error {
 	return nil
 }
 
-// Nicknames.
-//
-// A nickname is checked once, when it is asked for (join, join hook,
-// rename), by checkName, which returns the name to display; every name in a
-// room went through it. Invariants of a checked name:
-//
-//   - it is valid UTF-8, 1 to max characters, in the form the PRECIS
-//     Nickname profile (RFC 8266) enforces: NFKC, so full-width and other
-//     compatibility forms are already replaced ("ａｄｍｉｎ" is shown as
-//     "admin"). Case is kept as typed;
-//   - it is one plain-text token that cannot be mistaken for wire syntax:
-//     no white space, no ':' (the separator of "NICK: TEXT"), no leading '*'
-//     (system notices), no control, format or bidi control character
-//     (U+202A–202E, U+2066–2069, U+200E/F, U+061C could reorder the line
-//     around it);
-//   - nothing in it is invisible: no default-ignorable code point (Hangul
-//     fillers such as U+3164, variation selectors, zero-width characters),
-//     no blank-looking symbol (U+2800), and it does not start with a
-//     combining mark;
-//   - its letters come from one script, or from one of the combinations
-//     that UTS #39 section 5.2 calls "highly restrictive" (Latin with Han
-//     and Hiragana/Katakana, Bopomofo or Hangul): "аdmin" with a Cyrillic
-//     "а" mixes Latin and Cyrillic and is refused.
-//
-// Two names in a room never look alike (nameKeys, nameTable): names are
-// compared as a reader sees them, not byte by byte.
-
 // checkName checks a requested nickname of at most max characters and
-// returns the name to display (PRECIS-enforced, see above), or an error
-// wrapping ErrInvalidName that says why in words a user understands.
+// returns the name to display, which has the properties listed at
+// nameTable (all but uniqueness), or an error wrapping ErrInvalidName that
+// says why in words a user understands.
 func checkName(name string, max int) (string, error) {
 	bad := func(format string, args ...any) (string, error) {
 		return "", fmt.Errorf("%w: "+format, append([]any{ErrInvalidName}, args...)...)
@@ -286,11 +260,33 @@ func nameKeys(name string) []string {
 	return []string{k1, k2}
 }
 
-// nameTable indexes a room's member names by nameKeys.
+// nameTable indexes a room's member names by nameKeys: it is how a room
+// knows which names are taken.
 //
-// Invariant: each key maps to the one member whose name has that key; the
-// names of two members never share a key (every name enters through
-// uniqueName with taken, under room.mu).
+// Invariants of every name in it (a member's name):
+//
+//   - it was returned by checkName (or is a server-made guest-N), then
+//     made unique by uniqueName against this table, under room.mu;
+//   - it is valid UTF-8, 1 to max characters, in the form the PRECIS
+//     Nickname profile (RFC 8266) enforces: NFKC, so full-width and other
+//     compatibility forms are already replaced ("ａｄｍｉｎ" is shown as
+//     "admin"). Case is kept as typed;
+//   - it is one plain-text token that cannot be mistaken for wire syntax:
+//     no white space, no ':' (the separator of "NICK: TEXT"), no leading '*'
+//     (system notices), no control, format or bidi control character
+//     (U+202A–202E, U+2066–2069, U+200E/F, U+061C could reorder the line
+//     around it);
+//   - nothing in it is invisible: no default-ignorable code point (Hangul
+//     fillers such as U+3164, variation selectors, zero-width characters),
+//     no blank-looking symbol (U+2800), and it does not start with a
+//     combining mark;
+//   - its letters come from one script, or from one of the combinations
+//     that UTS #39 section 5.2 calls "highly restrictive" (Latin with Han
+//     and Hiragana/Katakana, Bopomofo or Hangul): "аdmin" with a Cyrillic
+//     "а" mixes Latin and Cyrillic and is refused;
+//   - no two members' names look alike: each key maps to the one member
+//     whose name has that key, and the names of two members never share a
+//     key. Names are compared as a reader sees them, not byte by byte.
 type nameTable map[string]*member
 
 // taken reports whether name, or a name that looks like it, is used.
