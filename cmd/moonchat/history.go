@@ -213,7 +213,7 @@ func historyDelete(cfg *Config, f *historyFlags, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %d message(s) of %s\n", n, f.deleteUser)
+		fmt.Fprintf(stdout, "deleted %d message(s) of %s\n", n, escapeLine(f.deleteUser))
 		return db.Close()
 	}
 	found, err := db.Redact(f.room, f.deleteID)
