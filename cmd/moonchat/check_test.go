@@ -123,9 +123,11 @@ func TestCLIUsage(t *testing.T) {
 			}
 		}
 	}
-	code, _, stderr := runCmd(t, "frobnicate")
-	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) || !strings.Contains(stderr, "\n  history ") {
-		t.Fatalf("unknown command: code %d stderr %q", code, stderr)
+	for _, args := range [][]string{{"frobnicate"}, {"help", "frobnicate"}} {
+		code, _, stderr := runCmd(t, args...)
+		if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) || !strings.Contains(stderr, "\n  history ") {
+			t.Fatalf("%v: code %d stderr %q", args, code, stderr)
+		}
 	}
 
 	code, stdout, stderr := runCmd(t, "check", "-nope")

@@ -113,6 +113,11 @@ func split(args []string) (name string, rest []string) {
 // lookup finds the command args select.
 func lookup(args []string) (command, bool) {
 	name, _ := split(args)
+	return find(name)
+}
+
+// find returns the command called name.
+func find(name string) (command, bool) {
 	for _, c := range commands() {
 		if c.name == name {
 			return c, true
@@ -146,8 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
-	c, ok := lookup([]string{name})
-	if !ok {
+	c, ok := find(name)
+	if !ok || c.run == nil {
 		fmt.Fprintf(stderr, "moonchat: unknown command %q\n", name)
 		usage(stderr)
 		return 2
