@@ -18,11 +18,11 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/moonchat/moonchat/core/chat"
-	"github.com/moonchat/moonchat/scripting"
 )
 
 // DB is moonchat's history and KV store. It implements chat.History and
-// scripting.KV; all methods are safe for concurrent use.
+// the Lua layer's key-value interface (scripting.KV, checked where the two
+// are wired: cmd/moonchat); all methods are safe for concurrent use.
 type DB struct {
 	bolt     *bolt.DB
 	path     string
@@ -49,13 +49,13 @@ type DB struct {
 	bad      corruption // corrupt records the read paths skipped
 }
 
-// Compile-time checks that DB is what the chat server and the Lua layer
-// expect.
+// Compile-time checks that DB is what the chat server expects. store does
+// not import scripting (the two stand side by side under cmd): the check
+// that DB is a scripting.KV lives in cmd/moonchat, which wires them.
 var (
 	_ chat.History       = (*DB)(nil)
 	_ chat.RoomLister    = (*DB)(nil) // GET /api/rooms
 	_ chat.MetricsWriter = (*DB)(nil) // moonchat_store_* in /metrics
-	_ scripting.KV       = (*DB)(nil)
 )
 
 // Options tunes a DB. The zero value keeps every message forever.

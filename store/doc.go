@@ -1,8 +1,9 @@
 // Package store keeps moonchat's chat history and the Lua scripts' key-value
 // data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
 // the chat server (and chat.RoomLister for GET /api/rooms) and scripting.KV
-// for the Lua layer; cmd/moonchat opens it and uses the query API below for
-// `moonchat history` and the HTTP API.
+// for the Lua layer without importing scripting: store depends on core/chat
+// only, and cmd/moonchat wires it into the scripts (and checks that it fits)
+// and uses the query API below for `moonchat history` and the HTTP API.
 //
 // # Durability
 //
