@@ -2,65 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
-	"time"
-
-	"github.com/moonchat/moonchat/cmd/moonchat/internal/loadgen"
 )
 
-// runBench is "moonchat bench": a load generator for a moonchat (or any
-// broadcast-room WebSocket) server. Progress goes to stderr once a second;
-// the result is one JSON line on stdout.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("bench", "[flags]", stderr)
-	var cfg loadgen.Config
-	fset.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/chat/bench", "room to load (ws://HOST:PORT/chat/ROOM)")
-	fset.IntVar(&cfg.Clients, "clients", 100, "connections (room members)")
-	fset.IntVar(&cfg.Senders, "senders", 10, "how many of the clients send")
-	fset.Float64Var(&cfg.Rate, "rate", 0, "messages per second per sender (0 = as fast as the window allows)")
-	fset.IntVar(&cfg.Window, "window", 16, "most messages in flight per sender (sent, not yet received by every member)")
-	fset.IntVar(&cfg.Size, "size", 64, "message text size in bytes")
-	fset.DurationVar(&cfg.Duration, "duration", loadgenDefaultDuration, "measured time (with -idle: how long the clients stay idle)")
-	fset.DurationVar(&cfg.Warmup, "warmup", loadgenDefaultWarmup, "load before the measured time, not measured")
-	fset.StringVar(&cfg.Format, "format", "plain", "wire format: plain or json")
-	fset.IntVar(&cfg.PID, "pid", 0, "server process id: sample its CPU and memory from /proc")
-	sources := fset.String("source-ips", "", "local addresses to bind clients to, e.g. 127.0.0.1-127.0.0.20 (past the ephemeral port range of one address)")
-	fset.BoolVar(&cfg.Idle, "idle", false, "connect the clients, hold them idle for -duration, then time one broadcast to all")
-	fset.IntVar(&cfg.JoinProbes, "join-probe", 0, "at the end, time this many joins (dial to the replayed history; moonchat servers only)")
-	fset.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a non-loopback target (only servers you own)")
-	fset.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "dials in progress at once")
-	if err := parseFlags(fset, args); err != nil {
-		return err
-	}
-	ips, err := loadgen.ParseSourceIPs(*sources)
-	if err != nil {
-		return err
-	}
-	cfg.SourceIPs = ips
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	sum, err := loadgen.Run(ctx, cfg, stderr)
-	if sum != nil {
-		line, jerr := json.Marshal(sum)
-		if jerr != nil {
-			return fmt.Errorf("encode summary: %w", jerr)
-		}
-		fmt.Fprintf(stdout, "%s\n", escapeJSON(line))
-		for _, e := range sum.Errors {
-			fmt.Fprintf(stderr, "bench: %s\n", escapeText(e))
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	return nil
+// errBenchMoved is what "moonchat bench" answers: the load generator is
+// not part of the server binary any more.
+var errBenchMoved = errors.New("the load generator moved to its own command: run `go run ./cmd/moonchat-bench [flags]` from the source tree (same flags and JSON summary), or build it with `go build ./cmd/moonchat-bench`")
+
+// runBench is "moonchat bench", kept as a pointer to cmd/moonchat-bench:
+// it ignores its arguments and fails (exit 1), saying where the load
+// generator went, so that a script calling it stops instead of silently
+// measuring nothing.
+func runBench(_ context.Context, _ []string, _, _ io.Writer) error {
+	return errBenchMoved
 }
-
-// Defaults of -duration and -warmup.
-const (
-	loadgenDefaultDuration = 10 * time.Second
-	loadgenDefaultWarmup   = 2 * time.Second
-)

@@ -7,7 +7,7 @@
 //	moonchat check [-config FILE]     validate the config file and the Lua scripts
 //	moonchat history [flags]          print or delete stored chat history
 //	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
-//	moonchat bench [flags]            load-test a running server
+//	moonchat bench                    moved: the load generator is cmd/moonchat-bench
 //	moonchat version                  print the version and build information
 //	moonchat help [COMMAND]           list the commands, or a command's flags
 //
@@ -53,7 +53,7 @@ func commands() []command {
 		{"check", "[-config FILE]", "validate the config file and the Lua scripts", runCheck, false},
 		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
 		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
-		{"bench", "[flags]", "load-test a running server", runBench, true},
+		{"bench", "", "moved: go run ./cmd/moonchat-bench (the load generator)", runBench, false},
 		{"version", "", "print the version and build information", runVersion, false},
 		{"help", "[COMMAND]", "list the commands, or show a command's flags", nil, false},
 	}
