@@ -189,7 +189,7 @@ func TestKVNamespaceFollowsRegistrant(t *testing.T) {
 }
 
 func TestBeforeBindHostIsNoop(t *testing.T) {
-	e, err := New(Options{FS: scriptFS(map[string]string{"a.lua": `
+	e, err := New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": `
 chat.send(1, "x") chat.broadcast("lobby", "x") chat.kick(1)
 assert(chat.rename(1, "zed") == "zed")
 assert(#chat.users("lobby") == 0 and #chat.rooms() == 0 and #chat.history("lobby", 5) == 0)

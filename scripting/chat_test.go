@@ -115,7 +115,7 @@ func serveChat(t *testing.T, files map[string]string, kv KV) string {
 // serveChatServer is serveChat that also returns the chat server.
 func serveChatServer(t *testing.T, files map[string]string, kv KV) (string, *chat.Server) {
 	t.Helper()
-	e, err := New(Options{
+	e, err := New(t.Context(), Options{
 		FS:          scriptFS(files),
 		KV:          kv,
 		HookTimeout: 5 * time.Second,

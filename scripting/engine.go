@@ -91,9 +91,12 @@ var _ chat.Hooks = (*Engine)(nil)
 
 // New loads every script and returns the engine. A script that fails to
 // compile or to run is an error naming its file and line (a *ScriptError,
-// joined with the others). Hooks work at once (with a no-op host until
-// Bind); Start begins watching and timers.
-func New(opts Options) (*Engine, error) {
+// joined with the others). Each script's top level runs under the load
+// time limit (max(1s, 10×HookTimeout)); cancelling ctx stops the load
+// (the error then wraps ctx's cause). ctx only bounds loading. Hooks work
+// at once (with a no-op host until Bind); Start begins watching and
+// timers.
+func New(ctx context.Context, opts Options) (*Engine, error) {
 	fsys := opts.FS
 	if fsys == nil {
 		if opts.Dir == "" {
@@ -119,7 +122,7 @@ func New(opts Options) (*Engine, error) {
 	if e.dir != "" {
 		e.snap = snapshotOf(fsys)
 	}
-	st, err := buildState(sh, fsys)
+	st, err := buildState(ctx, sh, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load scripts: %w", err)
 	}
@@ -191,7 +194,14 @@ func (e *Engine) Reload(cause string) error {
 	if e.cur.Load() == nil {
 		return ErrClosed
 	}
-	st, err := buildState(e.sh, e.fsys)
+	// Close (or the end of Start's context) stops a reload in progress.
+	e.mu.Lock()
+	ctx := e.runCtx
+	e.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st, err := buildState(ctx, e.sh, e.fsys)
 	if err != nil {
 		e.sh.log.Error("lua scripts not reloaded; the previous scripts keep running", "cause", cause, "error", err)
 		return fmt.Errorf("reload scripts: %w", err)
@@ -261,10 +271,13 @@ func (e *Engine) Commands() []Command {
 
 // Check compiles and runs every script of fsys in a throwaway sandbox with
 // a host that does nothing, for `moonchat check`. It reports all failures
-// (each a *ScriptError with file:line), not just the first.
-func Check(fsys fs.FS, logger *slog.Logger) error {
+// (each a *ScriptError with file:line), not just the first. Each script's
+// top level runs under the load time limit of the default hook timeout
+// (1s); cancelling ctx (SIGINT, SIGTERM) stops it at once, and the error
+// then wraps ctx's cause.
+func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger) error {
 	sh := newShared(logger, nil, 0, 0)
-	st, err := buildState(sh, fsys)
+	st, err := buildState(ctx, sh, fsys)
 	if err != nil {
 		return err
 	}

@@ -102,10 +102,10 @@ func TestEveryStopsWithContext(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	if _, err := New(Options{}); !errors.Is(err, ErrNoScripts) {
+	if _, err := New(t.Context(), Options{}); !errors.Is(err, ErrNoScripts) {
 		t.Fatalf("New(no FS) = %v", err)
 	}
-	_, err := New(Options{FS: scriptFS(map[string]string{
+	_, err := New(t.Context(), Options{FS: scriptFS(map[string]string{
 		"a.lua": "x = = 1",
 		"b.lua": "chat.on('join', function() end)\nlocal t = nil\nt.x = 1",
 		"c.lua": "if true then",
@@ -122,7 +122,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if err := Check(defaults.Scripts(), nil); err != nil {
+	if err := Check(t.Context(), defaults.Scripts(), nil); err != nil {
 		t.Fatalf("Check(default scripts) = %v", err)
 	}
 	fsys := fstest.MapFS{
@@ -133,7 +133,7 @@ func TestCheck(t *testing.T) {
 		"readme.txt":     {Data: []byte("not lua")},
 		"sub/nested.lua": {Data: []byte("garbage (not at the top level, skipped)")},
 	}
-	err := Check(fsys, nil)
+	err := Check(t.Context(), fsys, nil)
 	if err == nil {
 		t.Fatal("Check passed bad scripts")
 	}

@@ -25,7 +25,7 @@ chat.on("join", function(u) end)
 // engine lets a test hold the Lua state.
 func serveFailing(t *testing.T, cfg chat.Config) (string, *Engine) {
 	t.Helper()
-	e, err := New(Options{
+	e, err := New(t.Context(), Options{
 		FS:          scriptFS(failScripts),
 		HookTimeout: 50 * time.Millisecond,
 		LockWait:    50 * time.Millisecond,

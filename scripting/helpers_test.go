@@ -224,7 +224,7 @@ func newRigOpts(t testing.TB, opts Options) *rig {
 		opts.HookTimeout = 5 * time.Second
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e, err := New(opts)
+	e, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

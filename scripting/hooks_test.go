@@ -195,7 +195,7 @@ func TestRegistrationErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
+			_, err := New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("New: %v", err)

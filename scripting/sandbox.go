@@ -14,7 +14,7 @@ const (
 	registrySize    = 1024 * 4   // initial value stack (slots)
 	registryMaxSize = 1024 * 256 // the stack may grow to this, then "registry overflow"
 	maxUnpack       = 4096       // values one unpack() call may return
-	maxRepBytes     = 1 << 20    // longest string string.rep may build
+	maxStringBytes  = 1 << 20    // longest string string.rep, gsub, format or table.concat may build
 	maxNoticeBytes  = 64 << 10   // longest chat.send / chat.broadcast / chat.log text
 	maxNameBytes    = 256        // longest name a join hook or chat.rename may hand over
 	maxKeyBytes     = 256        // longest chat.kv key
@@ -113,8 +113,17 @@ func newSandbox() (*lua.LState, *lua.LTable) {
 	str := copyTable(L, g.RawGetString("string").(*lua.LTable), nil)
 	str.RawSetString("dump", unavailable(L, "string.dump")) // not implemented by gopher-lua anyway
 	str.RawSetString("rep", L.NewFunction(luaStrRep))
+	// Bounded versions of the calls that could run past the time limit
+	// (strlib.go).
+	str.RawSetString("find", L.NewFunction(luaStrFind))
+	str.RawSetString("match", L.NewFunction(luaStrMatch))
+	str.RawSetString("gmatch", L.NewFunction(luaStrGmatch))
+	str.RawSetString("gsub", L.NewFunction(luaStrGsub))
+	str.RawSetString("format", L.NewFunction(luaStrFormat(str.RawGetString("format").(*lua.LFunction))))
 	tmpl.RawSetString("string", str)
-	tmpl.RawSetString("table", g.RawGetString("table"))
+	tbl := copyTable(L, g.RawGetString("table").(*lua.LTable), nil)
+	tbl.RawSetString("concat", L.NewFunction(luaTableConcat))
+	tmpl.RawSetString("table", tbl)
 	tmpl.RawSetString("math", g.RawGetString("math"))
 	os := copyTable(L, g.RawGetString("os").(*lua.LTable), osNames)
 	for _, name := range removedOS {
@@ -229,8 +238,8 @@ func luaStrRep(L *lua.LState) int {
 		L.Push(lua.LString(""))
 		return 1
 	}
-	if int64(len(s))*int64(n) > maxRepBytes {
-		L.RaiseError("string.rep: result too long (%d bytes, at most %d)", int64(len(s))*int64(n), maxRepBytes)
+	if int64(len(s))*int64(n) > maxStringBytes {
+		L.RaiseError("string.rep: result too long (%d bytes, at most %d)", int64(len(s))*int64(n), maxStringBytes)
 	}
 	L.Push(lua.LString(strings.Repeat(s, n)))
 	return 1

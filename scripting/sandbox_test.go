@@ -44,11 +44,11 @@ func TestSandboxAbsent(t *testing.T) {
 // A script calling a removed function fails with an error that names it
 // and its position, at load time as in a hook.
 func TestSandboxRemovedNamed(t *testing.T) {
-	_, err := New(Options{FS: scriptFS(map[string]string{"a.lua": "local home = os.getenv(\"HOME\")"})})
+	_, err := New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": "local home = os.getenv(\"HOME\")"})})
 	if err == nil || !strings.Contains(err.Error(), "a.lua:1: os.getenv is not available in moonchat's Lua sandbox") {
 		t.Fatalf("error %v", err)
 	}
-	_, err = New(Options{FS: scriptFS(map[string]string{"a.lua": "\nlocal f = io.open(\"/etc/passwd\")"})})
+	_, err = New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": "\nlocal f = io.open(\"/etc/passwd\")"})})
 	if err == nil || !strings.Contains(err.Error(), "a.lua:2: io.open is not available in moonchat's Lua sandbox (there is no io library)") {
 		t.Fatalf("error %v", err)
 	}
@@ -57,11 +57,11 @@ func TestSandboxRemovedNamed(t *testing.T) {
 		t.Fatalf("result %+v", got)
 	}
 	// A stand-in library cannot be written to, nor its metatable reached.
-	_, err = New(Options{FS: scriptFS(map[string]string{"a.lua": "io.open = print"})})
+	_, err = New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": "io.open = print"})})
 	if err == nil || !strings.Contains(err.Error(), "io is not available") {
 		t.Fatalf("assigning io.open: %v", err)
 	}
-	if _, err = New(Options{FS: scriptFS(map[string]string{"a.lua": "assert(getmetatable(io) == false)"})}); err != nil {
+	if _, err = New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": "assert(getmetatable(io) == false)"})}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -97,7 +97,7 @@ func TestSandboxLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
+			_, err := New(t.Context(), Options{FS: scriptFS(map[string]string{"a.lua": tt.src})})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "a.lua:1:") {
 				t.Fatalf("error %v, want a.lua:1: ...%q", err, tt.want)
 			}
@@ -163,7 +163,7 @@ chat.on("message", function(msg) return msg.text .. "?" end, -1)`})})
 }
 
 func TestRunawayTopLevelFailsLoad(t *testing.T) {
-	_, err := New(Options{HookTimeout: 10 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": "local x = 1\nwhile true do end"})})
+	_, err := New(t.Context(), Options{HookTimeout: 10 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": "local x = 1\nwhile true do end"})})
 	if err == nil || !strings.Contains(err.Error(), "a.lua:2: script time limit exceeded") {
 		t.Fatalf("error %v", err)
 	}

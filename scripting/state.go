@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,8 +150,13 @@ func scriptNames(fsys fs.FS) ([]string, error) {
 
 // buildState loads every script of fsys into a fresh state. It keeps going
 // after a failing script so that all errors are reported at once; any error
-// discards the state.
-func buildState(sh *shared, fsys fs.FS) (*state, error) {
+// discards the state. Each script's top level runs under the load time
+// limit; ctx's cancellation stops the script running and the load (the
+// error then wraps ctx's cause).
+func buildState(ctx context.Context, sh *shared, fsys fs.FS) (*state, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("scripts not loaded: %w", context.Cause(ctx))
+	}
 	names, err := scriptNames(fsys)
 	if err != nil {
 		return nil, err
@@ -158,8 +164,17 @@ func buildState(sh *shared, fsys fs.FS) (*state, error) {
 	L, tmpl := newSandbox()
 	st := &state{sh: sh, L: L, wd: newWatchdog(), tmpl: tmpl, loading: true, commands: map[string]*command{}}
 	L.SetContext(st.wd)
+	stop := context.AfterFunc(ctx, func() {
+		st.wd.abort(fmt.Errorf("scripts load stopped: %w", context.Cause(ctx)))
+	})
+	defer stop()
 	var errs []error
 	for _, name := range names {
+		if ctx.Err() != nil {
+			st.loading = false
+			st.close()
+			return nil, fmt.Errorf("scripts not loaded: %w", context.Cause(ctx))
+		}
 		src, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("read script %s: %w", name, err))
@@ -170,6 +185,12 @@ func buildState(sh *shared, fsys fs.FS) (*state, error) {
 		}
 	}
 	st.loading = false
+	if ctx.Err() != nil {
+		// A script stopped by the cancellation reports it as its error;
+		// say it plainly, with a cause callers can test for.
+		st.close()
+		return nil, fmt.Errorf("scripts not loaded: %w", context.Cause(ctx))
+	}
 	if len(errs) > 0 {
 		st.close()
 		return nil, errors.Join(errs...)

@@ -34,6 +34,9 @@ type watchdog struct {
 	fired    bool      // done is closed
 	active   bool      // a call is running
 	deadline time.Time // of the running call
+	// aborted is the caller's cancellation (abort): sticky, every later
+	// call stops at once too.
+	aborted error
 }
 
 func newWatchdog() *watchdog {
@@ -46,7 +49,7 @@ func newWatchdog() *watchdog {
 // begin arms the time limit d for one call.
 func (w *watchdog) begin(d time.Duration) {
 	w.mu.Lock()
-	if w.fired {
+	if w.fired && w.aborted == nil {
 		w.done = make(chan struct{})
 		w.fired = false
 	}
@@ -78,6 +81,23 @@ func (w *watchdog) fire() {
 	}
 }
 
+// abort stops the running call, and every later one, with err: the
+// caller that is loading the scripts was cancelled (a signal to `moonchat
+// check`, the server stopping during start-up or a reload). Safe to call
+// from any goroutine.
+func (w *watchdog) abort(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aborted != nil {
+		return
+	}
+	w.aborted = err
+	if !w.fired {
+		close(w.done)
+		w.fired = true
+	}
+}
+
 // stop releases the timer for good.
 func (w *watchdog) stop() { w.timer.Stop() }
 
@@ -92,6 +112,9 @@ func (w *watchdog) Done() <-chan struct{} { return w.done }
 func (w *watchdog) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.aborted != nil {
+		return w.aborted
+	}
 	if w.fired {
 		return ErrTimeLimit
 	}

@@ -15,7 +15,7 @@ import (
 func TestSIGHUPReloadLogsOneLine(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	eng, err := scripting.New(scripting.Options{FS: fstest.MapFS{"a.lua": {}, "b.lua": {}}, Logger: log})
+	eng, err := scripting.New(t.Context(), scripting.Options{FS: fstest.MapFS{"a.lua": {}, "b.lua": {}}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ type server struct {
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string) error {
 	log.Info("config", "source", cfg.Source)
 	s := &server{cfg: cfg, log: log}
-	if err := s.open(); err != nil {
+	if err := s.open(ctx); err != nil {
 		s.close()
 		return err
 	}
@@ -131,8 +131,9 @@ loop:
 }
 
 // open opens the store, the scripts, the chat server and the listeners.
-// On error the caller calls close for whatever was opened.
-func (s *server) open() error {
+// On error the caller calls close for whatever was opened. ctx (the
+// signals) stops the scripts' loading.
+func (s *server) open(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
 
 	var history chat.History // an untyped nil without a store
@@ -162,7 +163,7 @@ func (s *server) open() error {
 		if s.db != nil {
 			opts.KV = s.db
 		}
-		eng, err := scripting.New(opts)
+		eng, err := scripting.New(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("load scripts: %w", err)
 		}

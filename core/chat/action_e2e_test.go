@@ -32,7 +32,7 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng, err := scripting.New(scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
+		eng, err := scripting.New(t.Context(), scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 // (no Go package prefix), look-alikes count as taken.
 func TestNickAnswers(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := scripting.New(scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
+	eng, err := scripting.New(t.Context(), scripting.Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

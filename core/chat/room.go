@@ -670,8 +670,12 @@ func (r *room) leaveAll() {
 	}
 	for _, m := range left {
 		start := time.Now()
-		s.hooks.Leave(s.ctx, m.user())
+		u := m.user()
+		err := s.hooks.Leave(s.ctx, u)
 		s.metrics.hookLeave.observeSince(start)
+		if err != nil {
+			s.hookFailed(hookKindLeave, u, err, "the member has left regardless")
+		}
 	}
 }
 
@@ -696,8 +700,12 @@ func (r *room) renamed(m *member, old string) {
 	r.outSystem(old + " is now known as " + name)
 	if s.hooks != nil {
 		start := time.Now()
-		s.hooks.Rename(s.ctx, m.user(), old)
+		u := m.user()
+		err := s.hooks.Rename(s.ctx, u, old)
 		s.metrics.hookRename.observeSince(start)
+		if err != nil {
+			s.hookFailed(hookKindRename, u, err, "the rename stands regardless")
+		}
 	}
 }
 

@@ -147,7 +147,7 @@ func TestPageOffersDefaultRoom(t *testing.T) {
 // (/nick, quit, …), as `moonchat serve` does.
 func startScriptedServer(t *testing.T, cfg chat.Config) *chatServer {
 	t.Helper()
-	eng, err := scripting.New(scripting.Options{
+	eng, err := scripting.New(t.Context(), scripting.Options{
 		FS: defaults.Scripts(),
 		// Generous: the machine is loaded, and a hook past its limit
 		// refuses the message (fail closed), which is not under test.
