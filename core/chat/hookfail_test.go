@@ -2,8 +2,10 @@ package chat
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,5 +165,22 @@ func TestHookFailureDeliver(t *testing.T) {
 		if !strings.Contains(body, w+"\n") {
 			t.Errorf("metrics lack %s", w)
 		}
+	}
+}
+
+// The leave hooks run at Shutdown for the members still connected are
+// counted when they fail, like any other.
+func TestHookFailureAtShutdownCounted(t *testing.T) {
+	ts := startServer(t, Config{}, failingHooks(), nil)
+	a := ts.dial(t, "/chat/r?name=alice", "")
+	a.expect("* alice joined")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	timeout := slices.Index(hookFailReasons[:], HookFailTimeout)
+	if n := ts.srv.metrics.hookFailures[hookKindLeave][timeout].Load(); n != 1 {
+		t.Fatalf("leave failures at shutdown counted %d, want 1", n)
 	}
 }
