@@ -68,9 +68,9 @@ func newError(pos int, message string, args ...interface{}) *Error {
 func (e *Error) Error() string {
 	switch e.Pos {
 	case eos:
-		return fmt.Sprintf("%s at eos", e.Message)
+		return e.Message + " at EOS"
 	case _UNKNOWN:
-		return fmt.Sprintf("%s", e.Message)
+		return e.Message
 	default:
 		return fmt.Sprintf("%s at %d", e.Message, e.Pos)
 	}
