@@ -71,6 +71,11 @@ type decoder struct {
 	buf    *[]byte                  // message bytes, while a message is incomplete
 	ctrl   *[maxControlPayload]byte // control payload split across reads
 	pool   *bufPool
+	// client is set on the client side of a connection (Dial): the peer
+	// is a server, whose frames must NOT be masked (RFC 6455 section 5.1),
+	// while a server requires masked frames from its clients.
+	client bool
+	masked bool // the current frame carries a masking key
 }
 
 func newDecoder(max int64, hixie bool, pool *bufPool) decoder {
@@ -143,7 +148,9 @@ func (d *decoder) feed(p []byte, s frameSink) (int, *CloseError) {
 		chunk := p[i : i+n]
 		i += n
 		d.remain -= int64(n)
-		d.keyPos = uint8(mask.Apply(d.key, int(d.keyPos), chunk))
+		if d.masked {
+			d.keyPos = uint8(mask.Apply(d.key, int(d.keyPos), chunk))
+		}
 		more, err := d.payload(chunk, s)
 		if err != nil {
 			d.fail()
@@ -173,7 +180,13 @@ func (d *decoder) header(h []byte) *CloseError {
 	default:
 		return protoErr("reserved opcode")
 	}
-	if b1&maskBit == 0 {
+	// Section 5.1: a client masks every frame, a server none; a frame
+	// breaking the rule for its direction fails the connection (1002).
+	masked := b1&maskBit != 0
+	if masked != !d.client {
+		if d.client {
+			return protoErr("server frame masked")
+		}
 		return protoErr("client frame not masked")
 	}
 	var n uint64
@@ -220,7 +233,10 @@ func (d *decoder) header(h []byte) *CloseError {
 		}
 		d.msgLen += int64(n)
 	}
-	copy(d.key[:], h[len(h)-4:])
+	if masked {
+		copy(d.key[:], h[len(h)-4:])
+	}
+	d.masked = masked
 	d.keyPos = 0
 	d.op = op
 	d.fin = fin

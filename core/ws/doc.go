@@ -9,6 +9,13 @@
 // a writer goroutine per connection (fallback.go). Either way a Handler
 // receives OnOpen, OnMessage and OnClose, serialised per connection.
 //
+// Dial is the client side (dial.go, client.go): the opening handshake of
+// section 4.1 (Sec-WebSocket-Key and Accept, subprotocols, extra headers
+// such as Authorization, bounded by a context), then a ClientConn read
+// and written by the caller's goroutines. It shares the server's frame
+// decoder in its client role (server frames must not be masked; UTF-8,
+// close codes and limits as below) and masks every frame it sends.
+//
 // # Protocol decisions
 //
 //   - Payload lengths must use the minimal encoding (RFC 6455 section 5.2,

@@ -3,8 +3,10 @@ package ws_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -53,4 +55,33 @@ func ExampleServer() {
 	// Output:
 	// hello
 	// <nil> 0
+}
+
+// ExampleDial is the client side: it dials the echo server, offers a
+// subprotocol, sends a message, reads the echo and closes cleanly.
+func ExampleDial() {
+	srv, err := ws.NewServer(echo{}, ws.Config{Subprotocols: []string{"chat"}})
+	if err != nil {
+		panic(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/room", &ws.DialOptions{
+		Subprotocols: []string{"chat"},
+		HTTPHeader:   http.Header{"Authorization": {"Bearer example"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	_ = c.WriteMessage(ctx, ws.OpText, []byte("hello"))
+	op, msg, err := c.ReadMessage(ctx)
+	fmt.Println(c.Subprotocol(), op, string(msg), err)
+	fmt.Println(c.Close(ws.StatusNormalClosure, "bye"))
+	_ = srv.Close()
+	// Output:
+	// chat text hello <nil>
+	// <nil>
 }
