@@ -15,9 +15,15 @@
 //     Lua state is never touched without it (or, while it is being built,
 //     by anyone but its builder).
 //   - Every call into Lua runs under a time limit (Options.HookTimeout)
-//     enforced by gopher-lua between instructions, and never panics out of
-//     the engine: a failed call is logged with file:line and treated as if
-//     it had returned nothing.
+//     enforced by gopher-lua between instructions and, for the library
+//     calls that could run on (pattern matching, gsub, table.concat), inside
+//     them (strlib.go); no single call builds a string over 1 MiB. A call
+//     never panics out of the engine: a failed hook or command is returned
+//     to the chat server as a *chat.HookError (file:line, reason), which
+//     decides — by default the message or join is refused; it is never
+//     treated as if it had returned nothing. Failed timers are logged.
+//   - Loading (New, Reload, Check) runs each script's top level under the
+//     load time limit and stops at once when its context is cancelled.
 //   - Reload builds a complete new state aside and swaps it in only when
 //     every script loaded, while holding the semaphore, so a hook call sees
 //     either the old scripts or the new ones, never a mix.
@@ -27,5 +33,5 @@
 //   - The engine never waits for the chat server: it relies on chat.Host
 //     methods not waiting for a room's goroutine and not calling Hooks
 //     synchronously. Should a Host break that promise, a hook waits at most
-//     Options.LockWait for the state and is then skipped.
+//     Options.LockWait for the state and then fails (reason busy).
 package scripting
