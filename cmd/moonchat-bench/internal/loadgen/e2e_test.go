@@ -15,7 +15,7 @@ import (
 )
 
 // startChat runs our chat server in-process without hooks or history.
-func startChat(t *testing.T) *httptest.Server {
+func startChat(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv, err := chat.New(chat.Config{
 		FloodRate: -1, MaxConnections: 1000,
