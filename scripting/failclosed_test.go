@@ -18,7 +18,9 @@ var failScripts = map[string]string{"a.lua": `
 chat.on("message", function(msg)
   if msg.text == "loop" then while true do end end
 end)
-chat.on("join", function(u) end)
+chat.on("join", function(u)
+  if u.name == "loopy" then while true do end end
+end)
 `}
 
 // serveFailing runs the engine behind a chat server with cfg; the returned
@@ -133,6 +135,13 @@ func TestStuckScriptFailsClosed(t *testing.T) {
 	<-e.sem
 	c.send("after")
 	c.expect("carol: after")
+
+	// A join hook that hits its time limit refuses the newcomer (1013).
+	l := dialPlain(t, url+"/chat/r?name=loopy")
+	l.expect("* join refused: a server script took too long")
+	l.expectClose(1013)
+	a.send("still here")
+	a.expect("alice: still here") // nobody joined in between
 }
 
 // [scripting] on_failure = "deliver" (chat.Config.DeliverOnHookFailure):
