@@ -29,8 +29,10 @@ func serveFailing(t *testing.T, cfg chat.Config) (string, *Engine) {
 	t.Helper()
 	e, err := New(t.Context(), Options{
 		FS:          scriptFS(failScripts),
-		HookTimeout: 50 * time.Millisecond,
-		LockWait:    50 * time.Millisecond,
+		// Generous, so that a loaded machine does not make a trivial hook
+		// miss its limit; the looping hooks take this long.
+		HookTimeout: 500 * time.Millisecond,
+		LockWait:    200 * time.Millisecond,
 		Logger:      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -152,7 +152,7 @@ func TestLibraryCallsBounded(t *testing.T) {
 // A hook that hits a pattern that would run for minutes is stopped at its
 // time limit and fails (the chat server then refuses the message).
 func TestPatternInHookStopped(t *testing.T) {
-	r := newRigOpts(t, Options{HookTimeout: 50 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
+	r := newRigOpts(t, Options{HookTimeout: 250 * time.Millisecond, FS: scriptFS(map[string]string{"a.lua": `
 local big = string.rep("a", 65536)
 chat.on("message", function(msg)
   if msg.text == "slow" then big:find("a*a*a*a*b") end
