@@ -12,8 +12,13 @@ import (
 	"github.com/moonchat/moonchat/core/chat"
 )
 
-// TestMain removes the benchmark fixture (built at most once per run).
+// TestMain runs a helper child's job when the binary was started as one
+// (crash_test.go), and otherwise the tests; it then removes the benchmark
+// fixture (built at most once per run).
 func TestMain(m *testing.M) {
+	if code, ok := helperMain(); ok {
+		os.Exit(code)
+	}
 	code := m.Run()
 	removeFixture()
 	os.Exit(code)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,18 +199,99 @@ func TestOpenUnwritableAndMissing(t *testing.T) {
 	}
 }
 
+// TestOpenReadOnlyDirectory: Open refuses a database whose directory its
+// user may not write to, with ErrUnwritable naming the file. Root ignores
+// permission bits, and CI runs as root, so as root the same check runs in a
+// child process of this test binary with nobody's credentials (uid and gid
+// 65534, no supplementary groups) on a directory nobody owns with mode 0500.
 func TestOpenReadOnlyDirectory(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("running as root: permission bits do not stop root; TestOpenUnwritableAndMissing covers an unwritable path (under a regular file)")
-	}
-	dir := filepath.Join(t.TempDir(), "ro")
+	base := t.TempDir()
+	dir := filepath.Join(base, "ro")
 	if err := os.Mkdir(dir, 0o500); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o700) })
 	path := filepath.Join(dir, "moonchat.db")
-	_, err := Open(path, Options{})
-	wantOpenError(t, err, ErrUnwritable, path)
+	if os.Geteuid() != 0 {
+		_, err := Open(path, Options{})
+		wantOpenError(t, err, ErrUnwritable, path)
+		return
+	}
+	uid, result := openAsNobody(t, base, dir, path)
+	if uid != nobody {
+		t.Fatalf("child ran as uid %d, want %d", uid, nobody)
+	}
+	if want := "error unwritable: "; !strings.HasPrefix(result, want) || !strings.Contains(result, path) {
+		t.Fatalf("Open as nobody: %q, want %q... naming %s", result, want, path)
+	}
+	t.Logf("as nobody: %s", result)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open as nobody created %s (%v)", path, err)
+	}
+}
+
+// nobody is the uid and gid of the unprivileged user root's tests run as.
+const nobody = 65534
+
+// openAsNobody runs the "open" helper on path as nobody and returns the
+// child's effective uid and its result line. The test binary is copied
+// into base (the go build cache is private to root), base and its parent
+// are opened to others, and dir is given to nobody (its mode unchanged).
+func openAsNobody(t *testing.T, base, dir, path string) (uid int, result string) {
+	t.Helper()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "store.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Dir = base
+	cmd.Env = append(os.Environ(), helperEnv+"=open", helperPathEnv+"="+path, "HOME="+base)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper as nobody: %v (stderr: %s)", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("helper printed %q", out)
+	}
+	if _, err := fmt.Sscanf(lines[0], "uid %d", &uid); err != nil {
+		t.Fatalf("helper printed %q: %v", lines[0], err)
+	}
+	return uid, lines[1]
+}
+
+// openResult is the "open" helper's report of Open's error: "ok", or
+// "error KIND: message" with KIND the sentinel the error wraps.
+func openResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	kind := "other"
+	for _, k := range []struct {
+		name string
+		err  error
+	}{{"unwritable", ErrUnwritable}, {"locked", ErrLocked}, {"notexist", ErrNotExist}, {"corrupt", ErrCorrupt}, {"invalid", ErrInvalid}} {
+		if errors.Is(err, k.err) {
+			kind = k.name
+			break
+		}
+	}
+	return "error " + kind + ": " + err.Error()
 }
 
 func TestReadOnlyRefusesWrites(t *testing.T) {
@@ -269,10 +352,7 @@ func TestDamagedPageReported(t *testing.T) {
 	if off < 0 {
 		t.Fatal("message 1500 not found in the file")
 	}
-	const pageSize = 4096 // the OS page size bbolt used (checked below)
-	if os.Getpagesize() != pageSize {
-		t.Skipf("page size %d", os.Getpagesize())
-	}
+	pageSize := os.Getpagesize() // bbolt's page size: the OS's unless set
 	for i := off / pageSize * pageSize; i < (off/pageSize+1)*pageSize; i++ {
 		data[i] = byte(i * 31)
 	}
