@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -9,6 +10,11 @@ import (
 
 // maxCheckErrors bounds the problems Check lists.
 const maxCheckErrors = 20
+
+// verifyCheckEvery is how many records Verify reads between looks at its
+// context: often enough to stop at once on SIGINT, rarely enough to cost
+// nothing.
+const verifyCheckEvery = 1024
 
 // VerifyStats summarises a Verify scan.
 type VerifyStats struct {
@@ -35,14 +41,18 @@ func (s VerifyStats) OK() bool { return s.Corrupt == 0 && s.Problems == 0 }
 // ErrCorrupt. Verify neither logs nor counts what it finds (the read paths
 // do), and reads in one transaction: on a big file, do it with the server
 // stopped. The error is non-nil when the scan could not be completed (then
-// the stats cover what was read). For `moonchat history -verify`.
-func (db *DB) Verify(report func(error)) (VerifyStats, error) {
+// the stats cover what was read); cancelling ctx stops the scan within
+// verifyCheckEvery records with ctx's error. For `moonchat history -verify`.
+func (db *DB) Verify(ctx context.Context, report func(error)) (VerifyStats, error) {
 	var st VerifyStats
 	problem := func(err error) {
 		st.Problems++
 		report(err)
 	}
 	err := db.view(func(tx *bolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
 		broken := false
 		for err := range tx.Check() {
 			broken = true
@@ -50,6 +60,11 @@ func (db *DB) Verify(report func(error)) (VerifyStats, error) {
 		}
 		if broken {
 			return nil
+		}
+		// bbolt's page check has no way to be stopped; it is the cheap
+		// part (pages, not records), so the signal is looked at after it.
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
 		}
 		if _, err := db.verify(tx, func(error) error { return nil }); err != nil {
 			problem(err)
@@ -75,6 +90,11 @@ func (db *DB) Verify(report func(error)) (VerifyStats, error) {
 			var count uint64
 			c := rooms.Bucket(name).Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if st.Records%verifyCheckEvery == 0 {
+					if err := ctx.Err(); err != nil {
+						return context.Cause(ctx)
+					}
+				}
 				count++
 				st.Records++
 				switch err := checkRecord(room, meta, k, v); {
@@ -104,7 +124,7 @@ func (db *DB) Verify(report func(error)) (VerifyStats, error) {
 func (db *DB) Check() error {
 	var problems []error
 	more := 0
-	st, err := db.Verify(func(err error) {
+	st, err := db.Verify(context.Background(), func(err error) {
 		if len(problems) < maxCheckErrors {
 			problems = append(problems, err)
 		} else {

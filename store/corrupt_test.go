@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,7 +139,7 @@ func TestFlippedBitDetected(t *testing.T) {
 	}
 
 	var found []*CorruptRecord
-	st, err := db.Verify(func(err error) {
+	st, err := db.Verify(context.Background(), func(err error) {
 		var c *CorruptRecord
 		if !errors.As(err, &c) {
 			t.Errorf("Verify reported %v, want only the corrupt record", err)
@@ -267,7 +268,7 @@ func TestAgeRetentionAcrossCorruptRecord(t *testing.T) {
 	if got, _ := db.Recent("r", 10); !equalIDs(got, []uint64{4, 6}) {
 		t.Errorf("left %v, want [4 6] (bad 5 is kept: 4 is young)", ids(got))
 	}
-	st, _ := db.Verify(func(error) {})
+	st, _ := db.Verify(context.Background(), func(error) {})
 	if st.Corrupt != 1 || st.Records != 3 {
 		t.Errorf("Verify after Prune = %+v, want the one bad record 5 among 3", st)
 	}
@@ -275,4 +276,26 @@ func TestAgeRetentionAcrossCorruptRecord(t *testing.T) {
 
 func equalIDs(msgs []chat.Message, want []uint64) bool {
 	return fmt.Sprint(ids(msgs)) == fmt.Sprint(want)
+}
+
+// TestVerifyStopsOnCancel: a cancelled context stops Verify before it has
+// read every record, with the context's error (history -verify on SIGINT).
+func TestVerifyStopsOnCancel(t *testing.T) {
+	db := openTemp(t, Options{})
+	msgs := make([]*chat.Message, 3*verifyCheckEvery)
+	for i := range msgs {
+		msgs[i] = &chat.Message{Room: "r", User: "ann", Text: "x"}
+	}
+	if err := db.Append(t.Context(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := db.Verify(t.Context(), func(error) {}); err != nil || st.Records != len(msgs) {
+		t.Fatalf("Verify = %+v, %v; want all %d records", st, err, len(msgs))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	st, err := db.Verify(ctx, func(error) {})
+	if !errors.Is(err, context.Canceled) || st.Records >= len(msgs) {
+		t.Errorf("cancelled Verify = %+v, %v; want context.Canceled before %d records", st, err, len(msgs))
+	}
 }

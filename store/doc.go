@@ -50,7 +50,7 @@
 //	db.DeleteUser(name)            // delete every message of a user; returns the count
 //	db.Prune(now)                  // apply retention now; returns the count
 //	db.Check()                     // full consistency check (slow: reads everything)
-//	db.Verify(report)              // the same, every problem to report (history -verify)
+//	db.Verify(ctx, report)         // the same, every problem to report (history -verify)
 //	db.CorruptRecords()            // corrupt records the reads skipped since Open
 //	db.WriteMetrics(w)             // the store's /metrics series (chat.MetricsWriter)
 //

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func TestFormat1FileUpgrades(t *testing.T) {
 	if q, _, err := db.Query(Query{Room: "lobby", User: "ann", Grep: "old", Since: t0}); err != nil || len(q) != 3 {
 		t.Errorf("Query over old records = %d, %v", len(q), err)
 	}
-	if st, err := db.Verify(func(err error) { t.Error(err) }); err != nil || !st.OK() || st.Records != 4 {
+	if st, err := db.Verify(context.Background(), func(err error) { t.Error(err) }); err != nil || !st.OK() || st.Records != 4 {
 		t.Errorf("Verify = %+v, %v", st, err)
 	}
 }

@@ -146,5 +146,5 @@ func (j jsonMessage) message() (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("message %d: bad ts %q", j.ID, j.TS)
 	}
-	return chat.Message{ID: j.ID, Room: j.Room, User: j.User, Text: j.Text, Time: t}, nil
+	return chat.Message{ID: j.ID, Room: j.Room, User: j.User, Text: j.Text, Time: t, Action: j.Action}, nil
 }

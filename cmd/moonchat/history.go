@@ -86,7 +86,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errors.New("[store] path is empty: this configuration keeps no history")
 	}
 	if f.verify {
-		return historyVerify(cfg, stdout)
+		return historyVerify(ctx, cfg, stdout)
 	}
 	if f.deleteID != 0 || f.deleteUser != "" {
 		return historyDelete(cfg, &f, stdout)
@@ -232,17 +232,21 @@ func historyDelete(cfg *Config, f *historyFlags, stdout io.Writer) error {
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // jsonMessage is a message as printed by -json: the moonchat.v1 "message"
-// object without "type".
+// object without "type", "action" included (true only for a /me action,
+// as on the wire).
 type jsonMessage struct {
-	ID   uint64 `json:"id"`
-	Room string `json:"room"`
-	User string `json:"user"`
-	Text string `json:"text"`
-	TS   string `json:"ts"`
+	ID     uint64 `json:"id"`
+	Room   string `json:"room"`
+	User   string `json:"user"`
+	Text   string `json:"text"`
+	TS     string `json:"ts"`
+	Action bool   `json:"action,omitempty"`
 }
 
-// printMessages prints msgs one per line, or as JSON lines. Room, name and
-// text come from chat users: escapeLine and escapeJSON keep every
+// printMessages prints msgs one per line ("TIME ROOM [#ID] NICK: TEXT", or
+// "TIME ROOM [#ID] * NICK TEXT" for a /me action, as chat clients show it),
+// or as JSON lines. Room, name and text come from chat users: escapeLine
+// and escapeJSON keep every
 // character a terminal would act on (ESC, BEL, NUL, bidi overrides, …)
 // visible and inert, and each message on its own line.
 func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, ids bool) error {
@@ -253,7 +257,7 @@ func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, 
 		ts := m.Time.UTC().Format(timeLayout)
 		if asJSON {
 			buf.Reset()
-			if err := enc.Encode(jsonMessage{m.ID, m.Room, m.User, m.Text, ts}); err != nil {
+			if err := enc.Encode(jsonMessage{m.ID, m.Room, m.User, m.Text, ts, m.Action}); err != nil {
 				return err
 			}
 			if _, err := stdout.Write(escapeJSON(buf.Bytes())); err != nil {
@@ -261,13 +265,16 @@ func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, 
 			}
 			continue
 		}
-		var err error
+		line := ts + " " + escapeLine(m.Room)
 		if ids {
-			_, err = fmt.Fprintf(stdout, "%s %s #%d %s: %s\n", ts, escapeLine(m.Room), m.ID, escapeLine(m.User), escapeLine(m.Text))
-		} else {
-			_, err = fmt.Fprintf(stdout, "%s %s %s: %s\n", ts, escapeLine(m.Room), escapeLine(m.User), escapeLine(m.Text))
+			line += fmt.Sprintf(" #%d", m.ID)
 		}
-		if err != nil {
+		if m.Action {
+			line += " * " + escapeLine(m.User) + " " + escapeLine(m.Text)
+		} else {
+			line += " " + escapeLine(m.User) + ": " + escapeLine(m.Text)
+		}
+		if _, err := io.WriteString(stdout, line+"\n"); err != nil {
 			return err
 		}
 	}

@@ -290,3 +290,53 @@ func termUnsafeIn(s string) string {
 	}
 	return ""
 }
+
+// TestHistoryActions: a stored /me action prints as "ROOM * NICK TEXT" (as
+// chat clients show it), not as something NICK said, and -json marks it
+// with "action": true as moonchat.v1 does (plain messages carry no
+// "action"); both with the server stopped (the file) and running (the
+// HTTP API).
+func TestHistoryActions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	db, err := store.Open(filepath.Join(dir, "moonchat.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append(context.Background(), []*chat.Message{
+		{Room: "lobby", User: "alice", Text: "hi", Time: t0},
+		{Room: "lobby", User: "alice", Text: "waves\x1b", Time: t0.Add(time.Second), Action: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, extra ...string) {
+		t.Helper()
+		base := append([]string{"history", "-config", cfg, "-room", "lobby"}, extra...)
+		code, stdout, stderr := runCmd(t, base...)
+		ts1 := t0.Add(time.Second).UTC().Format(timeLayout)
+		want := t0.UTC().Format(timeLayout) + " lobby alice: hi\n" + ts1 + ` lobby * alice waves\x1b` + "\n"
+		if code != 0 || stdout != want {
+			t.Errorf("%v: code %d\n got %q\nwant %q\nstderr %s", extra, code, stdout, want, stderr)
+		}
+		code, stdout, _ = runCmd(t, append(base, "-ids")...)
+		if code != 0 || !strings.Contains(stdout, ` lobby #2 * alice waves\x1b`) {
+			t.Errorf("%v -ids: code %d: %q", extra, code, stdout)
+		}
+		code, stdout, _ = runCmd(t, append(base, "-json")...)
+		lines := nonEmptyLines(stdout)
+		if code != 0 || len(lines) != 2 || strings.Contains(lines[0], `"action"`) ||
+			!strings.Contains(lines[1], `"action":true`) {
+			t.Errorf("%v -json: code %d: %q", extra, code, stdout)
+		}
+	}
+	check(t)
+	srv := startInProcess(t, cfg)
+	check(t, "-server", srv.addr)
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("server exit code %d", code)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,8 +30,10 @@ func verifyFlagsAlone(fset *flag.FlagSet) error {
 // historyVerify is "moonchat history -verify": it reads every record of
 // the store file (which needs the server stopped: the server holds the
 // file), prints each problem on a line of its own and a summary, and fails
-// (exit 1) when it found any or could not read everything.
-func historyVerify(cfg *Config, stdout io.Writer) error {
+// (exit 1) when it found any or could not read everything. Cancelling ctx
+// (SIGINT/SIGTERM) stops the scan at once: it then says what it had read
+// and fails with "interrupted".
+func historyVerify(ctx context.Context, cfg *Config, stdout io.Writer) error {
 	path := cfg.Store.Path
 	opts := storeOptions(cfg, nil, true)
 	// Open's spot check logs the bad records it meets; Verify reports
@@ -47,7 +50,7 @@ func historyVerify(cfg *Config, stdout io.Writer) error {
 	}
 	defer db.Close()
 	prefix := store.ErrCorrupt.Error() + ": "
-	st, err := db.Verify(func(p error) {
+	st, err := db.Verify(ctx, func(p error) {
 		var c *store.CorruptRecord
 		if errors.As(p, &c) {
 			fmt.Fprintf(stdout, "corrupt record: room %s id %d: %s\n", escapeLine(c.Room), c.ID, escapeLine(strings.TrimPrefix(c.Err.Error(), prefix)))
@@ -58,6 +61,8 @@ func historyVerify(cfg *Config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "verified %s: %d room(s), %d record(s): %d corrupt record(s), %d other problem(s)\n",
 		path, st.Rooms, st.Records, st.Corrupt, st.Problems)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("verification did not finish: %w", interrupted(ctx))
 	case err != nil:
 		return fmt.Errorf("verification did not finish: %w", err)
 	case !st.OK():

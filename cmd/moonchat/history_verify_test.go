@@ -91,3 +91,34 @@ func TestHistoryVerify(t *testing.T) {
 		t.Errorf("-verify while held: code %d, stderr %s", code, stderr)
 	}
 }
+
+// TestHistoryVerifyInterrupted: -verify runs under the command's signal
+// context, so a SIGINT (here: the context cancelled before it starts)
+// stops the scan before it has read the file, says "interrupted" and
+// exits 1, rather than reading everything first.
+func TestHistoryVerifyInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	db, err := store.Open(filepath.Join(dir, "moonchat.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*chat.Message, 5000)
+	for i := range msgs {
+		msgs[i] = &chat.Message{Room: "lobby", User: "ann", Text: "hello"}
+	}
+	if err := db.Append(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"history", "-config", cfg, "-verify"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "verification did not finish: interrupted") ||
+		strings.Contains(stdout.String(), "5000 record(s)") {
+		t.Errorf("interrupted -verify: code %d\nstdout %s\nstderr %s", code, stdout.String(), stderr.String())
+	}
+}
