@@ -54,6 +54,9 @@ type Options struct {
 	// longer fails (a *chat.HookError with reason busy) so that rooms never
 	// stall behind scripts; the chat server decides what a failure means.
 	LockWait time.Duration
+	// Clock drives the chat.every timers and the directory watcher
+	// (nil → the real clock).
+	Clock Clock
 }
 
 // Engine runs the Lua scripts and implements chat.Hooks. All Lua code —
@@ -69,6 +72,7 @@ type Engine struct {
 	dir      string
 	poll     time.Duration
 	lockWait time.Duration
+	clock    Clock
 
 	sem chan struct{}
 	cur atomic.Pointer[state]
@@ -111,7 +115,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		dir:      opts.Dir,
 		poll:     opts.PollInterval,
 		lockWait: opts.LockWait,
+		clock:    opts.Clock,
 		sem:      make(chan struct{}, 1),
+	}
+	if e.clock == nil {
+		e.clock = realClock{}
 	}
 	if e.poll <= 0 {
 		e.poll = DefaultPollInterval

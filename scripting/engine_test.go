@@ -3,6 +3,7 @@ package scripting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,25 +14,34 @@ import (
 	"github.com/moonchat/moonchat/defaults"
 )
 
+// The timer tests run on a fake clock: time moves only when the test
+// says so, which shows without sleeping that a timer does not fire before
+// Start, after Close, after a reload or after its context ends.
+
 func TestEveryFiresAndStopsOnClose(t *testing.T) {
-	r := newRig(t, map[string]string{"tick.lua": `
+	clk := newFakeClock()
+	r := newRigOpts(t, Options{Clock: clk, FS: scriptFS(map[string]string{"tick.lua": `
 local n = 0
 chat.every(0.02, function()
   n = n + 1
   chat.broadcast("lobby", "tick " .. n)
 end)
-chat.every(0.02, function() error("timer oops") end)`})
+chat.every(0.02, function() error("timer oops") end)`})})
 	// Not before Start: the host must be bound first.
-	time.Sleep(60 * time.Millisecond)
-	if calls := r.host.take(); len(calls) != 0 {
-		t.Fatalf("timer fired before Start: %v", calls)
+	clk.Advance(time.Hour)
+	if calls := r.host.take(); len(calls) != 0 || clk.Created() != 0 {
+		t.Fatalf("timer ran before Start: %v (%d clock timers)", calls, clk.Created())
 	}
 	r.e.Start(t.Context())
-	eventually(t, "three ticks", func() bool {
-		r.host.mu.Lock()
-		defer r.host.mu.Unlock()
-		return len(r.host.calls) >= 3
-	})
+	eventually(t, "the timer goroutine waiting", func() bool { return clk.Active() == 1 })
+	for n := 1; n <= 3; n++ {
+		clk.Advance(20 * time.Millisecond)
+		eventually(t, fmt.Sprintf("tick %d", n), func() bool {
+			r.host.mu.Lock()
+			defer r.host.mu.Unlock()
+			return len(r.host.calls) >= n
+		})
+	}
 	if err := r.e.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +51,10 @@ chat.every(0.02, function() error("timer oops") end)`})
 			t.Fatalf("call %d = %v, want %q", i, c, want)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	if calls := r.host.take(); len(calls) != 0 {
-		t.Fatalf("timer fired after Close: %v", calls)
+	// Close waited for the timer goroutine: nothing can fire any more.
+	clk.Advance(time.Hour)
+	if calls := r.host.take(); len(calls) != 0 || clk.Active() != 0 {
+		t.Fatalf("timer fired after Close: %v (%d clock timers active)", calls, clk.Active())
 	}
 	if !strings.Contains(r.log.String(), "hook=every script=tick.lua at=tick.lua:7") {
 		t.Fatalf("timer error not logged:\n%s", r.log.String())
@@ -65,15 +76,24 @@ chat.every(0.02, function() error("timer oops") end)`})
 
 func TestEveryStopsOnReload(t *testing.T) {
 	dir := t.TempDir()
+	clk := newFakeClock()
 	writeScript(t, dir, "tick.lua", `chat.every(0.01, function() chat.broadcast("old", "x") end)`)
-	r := newRigOpts(t, Options{FS: os.DirFS(dir)})
+	r := newRigOpts(t, Options{FS: os.DirFS(dir), Clock: clk})
 	r.e.Start(t.Context())
+	eventually(t, "the old timer waiting", func() bool { return clk.Active() == 1 })
+	clk.Advance(10 * time.Millisecond)
 	eventually(t, "old timer", func() bool { return len(r.host.take()) > 0 })
 	writeScript(t, dir, "tick.lua", `chat.every(0.01, function() chat.broadcast("new", "x") end)`)
 	if err := r.e.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
+	// Reload waited for the old timer goroutine to end; the one clock
+	// timer still active is the new goroutine's.
 	r.host.take()
+	eventually(t, "the new timer waiting", func() bool { return clk.Active() == 1 })
+	for range 3 {
+		clk.Advance(10 * time.Millisecond)
+	}
 	eventually(t, "new timer", func() bool {
 		for _, c := range r.host.take() {
 			if c.Room == "old" {
@@ -88,14 +108,17 @@ func TestEveryStopsOnReload(t *testing.T) {
 }
 
 func TestEveryStopsWithContext(t *testing.T) {
-	r := newRig(t, map[string]string{"tick.lua": `chat.every(0.01, function() chat.broadcast("r", "x") end)`})
+	clk := newFakeClock()
+	r := newRigOpts(t, Options{Clock: clk, FS: scriptFS(map[string]string{"tick.lua": `chat.every(0.01, function() chat.broadcast("r", "x") end)`})})
 	ctx, cancel := contextWithCancel(t)
 	r.e.Start(ctx)
+	eventually(t, "the timer waiting", func() bool { return clk.Active() == 1 })
+	clk.Advance(10 * time.Millisecond)
 	eventually(t, "tick", func() bool { return len(r.host.take()) > 0 })
 	cancel()
-	time.Sleep(50 * time.Millisecond)
-	r.host.take()
-	time.Sleep(50 * time.Millisecond)
+	// The goroutine stops its clock timer as it returns.
+	eventually(t, "the timer goroutine gone", func() bool { return clk.Active() == 0 })
+	clk.Advance(time.Hour)
 	if calls := r.host.take(); len(calls) != 0 {
 		t.Fatalf("timer fired after ctx cancelled: %v", calls)
 	}

@@ -83,13 +83,15 @@ func TestBadReloadKeepsOldScripts(t *testing.T) {
 func TestReloadWithoutWatching(t *testing.T) {
 	dir := t.TempDir()
 	writeScript(t, dir, "a.lua", tagScript("1"))
-	// FS without Dir: no watcher, Reload still rereads the FS.
-	r := newRigOpts(t, Options{FS: os.DirFS(dir)})
+	// FS without Dir: no watcher (no clock timer is ever made, so time
+	// passing can reload nothing), Reload still rereads the FS.
+	clk := newFakeClock()
+	r := newRigOpts(t, Options{FS: os.DirFS(dir), Clock: clk})
 	r.e.Start(t.Context())
 	writeScript(t, dir, "a.lua", tagScript("2"))
-	time.Sleep(50 * time.Millisecond)
-	if got := r.say(alice, "x"); got.Text != "x1" {
-		t.Fatalf("reloaded without watching: %+v", got)
+	clk.Advance(time.Hour)
+	if got := r.say(alice, "x"); got.Text != "x1" || clk.Created() != 0 {
+		t.Fatalf("reloaded without watching: %+v (%d clock timers)", got, clk.Created())
 	}
 	if err := r.e.Reload("test"); err != nil {
 		t.Fatal(err)

@@ -33,12 +33,12 @@ func (e *Engine) stopTimers(st *state) {
 // A timer that falls behind skips the missed ticks instead of bursting.
 func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	now := time.Now()
+	now := e.clock.Now()
 	next := make([]time.Time, len(st.timers))
 	for i := range next {
 		next[i] = now.Add(st.timers[i].interval)
 	}
-	t := time.NewTimer(time.Hour)
+	t := e.clock.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		i := 0
@@ -47,13 +47,13 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 				i = j
 			}
 		}
-		t.Reset(time.Until(next[i]))
+		t.Reset(next[i].Sub(e.clock.Now()))
 		select {
 		case <-ctx.Done():
 			return
 		case <-stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		select {
 		case <-ctx.Done():
@@ -66,7 +66,7 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 			st.runTimer(&st.timers[i])
 		}
 		e.release()
-		now := time.Now()
+		now := e.clock.Now()
 		next[i] = next[i].Add(st.timers[i].interval)
 		if next[i].Before(now) {
 			next[i] = now.Add(st.timers[i].interval)

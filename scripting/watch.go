@@ -41,15 +41,16 @@ func snapshotOf(fsys fs.FS) map[string]fileStamp {
 // intervals. A failed reload is logged by Reload and retried only after
 // the next change.
 func (e *Engine) watch(ctx context.Context, last map[string]fileStamp) {
-	tick := time.NewTicker(e.poll)
+	tick := e.clock.NewTimer(e.poll)
 	defer tick.Stop()
 	prev := last
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
+		tick.Reset(e.poll)
 		snap := snapshotOf(e.fsys)
 		settled := sameSnapshot(snap, prev)
 		prev = snap
