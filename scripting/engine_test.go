@@ -227,7 +227,7 @@ func (*panicHost) Send(uint64, string) error { panic("host bug") }
 func TestHostPanicIsContained(t *testing.T) {
 	r := newRig(t, map[string]string{"a.lua": `
 chat.on("message", function(msg)
-  if msg.text == "send" then chat.send(msg, "x") end
+  if msg.text == "send" then chat.send(msg.user, "x") end
   return msg.text .. "!"
 end)`})
 	r.e.Bind(&panicHost{fakeHost{users: []chat.User{alice}}})

@@ -28,7 +28,7 @@ end)
 func serveFailing(t *testing.T, cfg chat.Config) (string, *Engine) {
 	t.Helper()
 	e, err := New(t.Context(), Options{
-		FS:          scriptFS(failScripts),
+		FS: scriptFS(failScripts),
 		// Generous, so that a loaded machine does not make a trivial hook
 		// miss its limit; the looping hooks take this long.
 		HookTimeout: 500 * time.Millisecond,

@@ -152,34 +152,47 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 	return chat.MessageResult{Err: failed}
 }
 
-// msgTable returns the msg table for m, filled in. It is one table per
-// Lua state, reused for every message: building a table (and its key map)
-// per message was the largest allocation of the message path. So msg is
-// valid only during the handler call; a script that keeps it (in a global,
-// a closure for a timer) sees it change with the next message, which
-// docs/lua.md says. Fields are set with RawSetString, so a metatable a
-// script put on msg does not change what is stored.
+// msgTable returns the msg table for m, filled in: {user = <the
+// sender's user table, as join handlers and commands get it>, room, text
+// [, action]}. It is one table per Lua state, and one user table in it,
+// reused for every message: building tables (and their key maps) per
+// message was the largest allocation of the message path. So msg and
+// msg.user are valid only during the handler call; a script that keeps
+// them (in a global, a closure for a timer) sees them change with the next
+// message, which docs/lua.md says. Fields are set with RawSetString, so a
+// metatable a script put on them does not change what is stored, and
+// every field is set again for each message, so that a handler's in-place
+// change (msg.user.name = "x") does not reach the next message.
 func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
-	if st.msg == nil {
+	if st.msg == nil || st.msgUserT == nil {
 		st.msg = st.L.CreateTable(0, 4)
+		st.msgUserT = st.L.CreateTable(0, 4)
 	}
-	if st.msgUserV == nil || string(st.msgUser) != u.Name {
-		st.msgUser = lua.LString(u.Name)
-		st.msgUserV = st.msgUser
+	if st.msgNameV == nil || string(st.msgName) != u.Name {
+		st.msgName = lua.LString(u.Name)
+		st.msgNameV = st.msgName
 	}
 	if st.msgRoomV == nil || string(st.msgRoom) != m.Room {
 		st.msgRoom = lua.LString(m.Room)
 		st.msgRoomV = st.msgRoom
 	}
+	if st.msgAddrV == nil || string(st.msgAddr) != u.Addr {
+		st.msgAddr = lua.LString(u.Addr)
+		st.msgAddrV = st.msgAddr
+	}
 	if n := lua.LNumber(u.SessionID); st.msgSessV == nil || st.msgSess != n {
 		st.msgSess = n
 		st.msgSessV = n
 	}
-	st.msg.RawSetString("user", st.msgUserV)
+	ut := st.msgUserT
+	ut.RawSetString("name", st.msgNameV)
+	ut.RawSetString("room", st.msgRoomV)
+	ut.RawSetString("session", st.msgSessV)
+	ut.RawSetString("addr", st.msgAddrV)
+	st.msg.RawSetString("user", ut)
 	st.msg.RawSetString("room", st.msgRoomV)
-	st.msg.RawSetString("session", st.msgSessV)
 	if m.Action {
-		// Only actions carry the field, so the table has a fifth one and
+		// Only actions carry the field, so the table has a fourth one and
 		// checkMsgTable drops it: the next message gets a clean table.
 		st.msg.RawSetString("action", lua.LTrue)
 	}
@@ -197,18 +210,24 @@ func (st *state) boxText(text string) lua.LValue {
 }
 
 // checkMsgTable runs after the handlers: when one of them added fields to
-// msg (or set a metatable), the table is dropped so that the next message
-// gets a clean one and nothing leaks from one message into the next.
+// msg or msg.user (or set a metatable on either), both are dropped so that
+// the next message gets clean ones and nothing leaks from one message into
+// the next.
 func (st *state) checkMsgTable() {
-	t := st.msg
-	if t == nil {
+	t, ut := st.msg, st.msgUserT
+	if t == nil || ut == nil {
 		return
 	}
+	if countFields(t) != 3 || t.Metatable != lua.LNil || countFields(ut) != 4 || ut.Metatable != lua.LNil {
+		st.msg, st.msgUserT = nil, nil
+	}
+}
+
+// countFields counts the non-nil fields of t.
+func countFields(t *lua.LTable) int {
 	n := 0
 	t.ForEach(func(lua.LValue, lua.LValue) { n++ })
-	if n != 4 || t.Metatable != lua.LNil {
-		st.msg = nil
-	}
+	return n
 }
 
 func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {

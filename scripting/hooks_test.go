@@ -41,11 +41,42 @@ end)`})
 func TestMessageFields(t *testing.T) {
 	r := newRig(t, map[string]string{"a.lua": `
 chat.on("message", function(msg)
-  return msg.user .. "|" .. msg.room .. "|" .. msg.session .. "|" .. msg.text
+  return msg.user.name .. "|" .. msg.user.room .. "|" .. msg.user.session .. "|" .. msg.user.addr .. "|" .. msg.room .. "|" .. msg.text .. "|" .. tostring(msg.session)
 end)`})
 	got := r.say(bob, "hi")
-	if want := "bob|lobby|2|hi"; got.Text != want {
+	if want := "bob|lobby|2|127.0.0.1:5002|lobby|hi|nil"; got.Text != want {
 		t.Fatalf("text = %q, want %q", got.Text, want)
+	}
+}
+
+// TestMessageUserSameShape (issue 11.9): a message handler gets the sender
+// as the same user table a join handler and a command get, so it can be
+// handed to chat.send or chat.kick as it is.
+func TestMessageUserSameShape(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+local function shape(u)
+  local keys = {}
+  for k, v in pairs(u) do keys[#keys + 1] = k .. "=" .. tostring(v) end
+  table.sort(keys)
+  return table.concat(keys, ",")
+end
+chat.on("join", function(user) chat.kv.set("join", shape(user)) end)
+chat.command("shape", function(user) chat.kv.set("command", shape(user)) end)
+chat.on("message", function(msg)
+  chat.kv.set("message", shape(msg.user))
+  chat.send(msg.user, "seen")
+end)`})
+	r.e.Join(t.Context(), alice)
+	r.say(alice, "/shape")
+	r.say(alice, "hello")
+	want := "addr=127.0.0.1:5001,name=alice,room=lobby,session=1"
+	for _, k := range []string{"join", "command", "message"} {
+		if v, _, _ := r.kv.Get("a.lua", k); v != want {
+			t.Errorf("%s handler's user = %q, want %q", k, v, want)
+		}
+	}
+	if calls := r.host.take(); len(calls) != 1 || calls[0].Method != "Send" || calls[0].ID != 1 {
+		t.Fatalf("chat.send(msg.user) = %v", calls)
 	}
 }
 
@@ -240,30 +271,40 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
-// TestMessageTableReuse: msg is one table reused across messages (valid
-// only during the call), yet nothing a handler adds to it or sets on it
-// reaches the next message, and each message sees its own fields.
+// TestMessageTableReuse: msg and msg.user are tables reused across
+// messages (valid only during the call), yet nothing a handler adds to
+// them, sets on them or changes in them reaches the next message, and
+// each message sees its own fields.
 func TestMessageTableReuse(t *testing.T) {
 	r := newRig(t, map[string]string{"a.lua": `
 local kept
 chat.on("message", function(msg)
   if msg.text == "keep" then kept = msg; return end
   if msg.text == "tag" then msg.tag = "x"; return end
+  if msg.text == "utag" then msg.user.tag = "x"; return end
+  if msg.text == "rename" then msg.user.name = "mallory"; msg.user.session = 99; return end
   if msg.text == "meta" then setmetatable(msg, {}); return end
-  if msg.text == "kept?" then return kept.user .. "|" .. kept.text end
-  return msg.user .. "|" .. msg.room .. "|" .. msg.session .. "|" .. msg.text .. "|" .. tostring(msg.tag) .. "|" .. tostring(getmetatable(msg))
+  if msg.text == "umeta" then setmetatable(msg.user, {}); return end
+  if msg.text == "kept?" then return kept.user.name .. "|" .. kept.text end
+  return msg.user.name .. "|" .. msg.room .. "|" .. msg.user.session .. "|" .. msg.text .. "|" .. tostring(msg.tag) .. "|" .. tostring(getmetatable(msg)) .. "|" .. tostring(msg.user.tag) .. "|" .. tostring(getmetatable(msg.user))
 end)`})
 	steps := []struct {
 		u        chat.User
 		in, want string
 	}{
-		{alice, "one", "alice|lobby|1|one|nil|nil"},
-		{bob, "two", "bob|lobby|2|two|nil|nil"},
-		{carol, "three", "carol|dev|3|three|nil|nil"},
+		{alice, "one", "alice|lobby|1|one|nil|nil|nil|nil"},
+		{bob, "two", "bob|lobby|2|two|nil|nil|nil|nil"},
+		{carol, "three", "carol|dev|3|three|nil|nil|nil|nil"},
 		{alice, "tag", ""},
-		{alice, "after tag", "alice|lobby|1|after tag|nil|nil"},
+		{alice, "after tag", "alice|lobby|1|after tag|nil|nil|nil|nil"},
+		{alice, "utag", ""},
+		{alice, "after utag", "alice|lobby|1|after utag|nil|nil|nil|nil"},
+		{alice, "rename", ""},
+		{alice, "after rename", "alice|lobby|1|after rename|nil|nil|nil|nil"},
 		{alice, "meta", ""},
-		{bob, "after meta", "bob|lobby|2|after meta|nil|nil"},
+		{bob, "after meta", "bob|lobby|2|after meta|nil|nil|nil|nil"},
+		{alice, "umeta", ""},
+		{bob, "after umeta", "bob|lobby|2|after umeta|nil|nil|nil|nil"},
 		// A kept msg is the reused table: it shows the current message.
 		{alice, "keep", ""},
 		{bob, "kept?", "bob|kept?"},

@@ -95,17 +95,21 @@ type state struct {
 	timers   []timer
 	scripts  []string
 
-	// The message hook's msg table, reused from message to message (see
-	// msgTable), and the boxed values of its last fields: a message from
-	// the same sender in the same room costs no allocation for them.
+	// The message hook's msg table and its user table (msg.user), reused
+	// from message to message (see msgTable), and the boxed values of
+	// their last fields: a message from the same sender in the same room
+	// costs no allocation for them.
 	msg      *lua.LTable
-	msgUser  lua.LString
+	msgUserT *lua.LTable
+	msgName  lua.LString
 	msgRoom  lua.LString
 	msgText  lua.LString
+	msgAddr  lua.LString
 	msgSess  lua.LNumber
-	msgUserV lua.LValue
+	msgNameV lua.LValue
 	msgRoomV lua.LValue
 	msgTextV lua.LValue
+	msgAddrV lua.LValue
 	msgSessV lua.LValue
 
 	// Timer goroutine control; guarded by Engine.mu.

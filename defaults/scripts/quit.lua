@@ -18,7 +18,7 @@ chat.on("message", function(msg)
   -- The length test first keeps this cheap for the many longer messages.
   -- "/me quit" is an action (msg.action), not a wish to leave.
   if not msg.action and #msg.text <= 16 and msg.text:lower():match("^%s*quit%s*$") then
-    quit({ name = msg.user, room = msg.room, session = msg.session })
+    quit(msg.user)
     return false
   end
 end, 100)
