@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // TestUnknownCommandOverTheWire runs the engine behind a real chat server:
@@ -125,17 +125,6 @@ func serveChatServer(t *testing.T, files map[string]string, kv KV) (string, *cha
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	srv, err := chat.New(chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
-	if err != nil {
-		t.Fatalf("chat.New: %v", err)
-	}
-	e.Bind(srv)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx) // a second Shutdown is harmless
-		hs.Close()
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http"), srv
+	ts := chattest.Start(t, chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	return ts.WS, ts.Chat
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // hostCall is one call the fake host received.
@@ -239,16 +240,8 @@ func (r *rig) say(u chat.User, text string) chat.MessageResult {
 	return r.e.Message(context.Background(), u, &chat.Message{Room: u.Room, User: u.Name, Text: text, Time: time.Now()})
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually is chattest.Eventually, under the name these tests use.
+var eventually = chattest.Eventually
 
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())

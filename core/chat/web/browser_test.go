@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // chatServer is the real chat server (core/chat) behind a real listener on
@@ -27,7 +28,7 @@ type chatServer struct {
 	t     *testing.T
 	cfg   chat.Config
 	hooks boundHooks // nil: no hooks
-	hist  *memHistory
+	hist  *chattest.History
 	addr  string // fixed after the first start
 
 	mu   sync.Mutex
@@ -45,7 +46,7 @@ type boundHooks interface {
 	Bind(chat.Host)
 }
 
-func startChatServer(t *testing.T, cfg chat.Config, hooks boundHooks, hist *memHistory) *chatServer {
+func startChatServer(t *testing.T, cfg chat.Config, hooks boundHooks, hist *chattest.History) *chatServer {
 	t.Helper()
 	s := &chatServer{t: t, cfg: cfg, hooks: hooks, hist: hist, addr: "127.0.0.1:0"}
 	s.start()
@@ -60,7 +61,7 @@ func (s *chatServer) start() {
 	if s.hooks != nil {
 		hooks = s.hooks
 	}
-	var hist chat.History // likewise for a nil *memHistory: no history
+	var hist chat.History // likewise for a nil *chattest.History: no history
 	if s.hist != nil {
 		hist = s.hist
 	}
@@ -231,7 +232,7 @@ func countOf(lines []string, line string) int {
 // restart without losing or duplicating a message.
 func TestTwoPeopleChat(t *testing.T) {
 	browser := newBrowser(t)
-	hist := newMemHistory()
+	hist := chattest.NewHistory()
 	srv := startChatServer(t, chat.Config{}, nil, hist)
 	base := srv.url("")
 
@@ -292,7 +293,7 @@ func TestTwoPeopleChat(t *testing.T) {
 	waitFor(t, alice, "alice's page to notice the drop",
 		`['reconnecting', 'connecting'].includes(document.getElementById('status').dataset.state)`)
 	screenshot(t, alice, "alice-reconnecting.png")
-	hist.seed("garden", "carol", 1) // what someone said while the pages were away
+	hist.Seed("garden", "carol", 1) // what someone said while the pages were away
 	srv.start()
 	waitOnline(t, alice, "alice")
 	waitOnline(t, bob, "bob")
@@ -324,8 +325,8 @@ func TestTwoPeopleChat(t *testing.T) {
 // and keeps what the reader was looking at in place.
 func TestHistoryPaging(t *testing.T) {
 	browser := newBrowser(t)
-	hist := newMemHistory()
-	hist.seed("archive", "dave", 120)
+	hist := chattest.NewHistory()
+	hist.Seed("archive", "dave", 120)
 	srv := startChatServer(t, chat.Config{Replay: 50}, nil, hist)
 
 	tab := newPage(t, browser)
@@ -370,7 +371,7 @@ func TestHistoryPaging(t *testing.T) {
 // arrives in the middle of the catch-up.
 func TestResumeOverManyPages(t *testing.T) {
 	browser := newBrowser(t)
-	hist := newMemHistory()
+	hist := chattest.NewHistory()
 	srv := startChatServer(t, chat.Config{APILimit: 4}, nil, hist)
 	tab := newPage(t, browser)
 	joinAs(t, tab, srv.url(""), "frank", "backlog")
@@ -380,8 +381,8 @@ func TestResumeOverManyPages(t *testing.T) {
 	srv.stop()
 	waitFor(t, tab, "frank's page to notice the drop",
 		`['reconnecting', 'connecting'].includes(document.getElementById('status').dataset.state)`)
-	hist.seed("backlog", "carol", 11) // ids 2..12: three resume pages of 4
-	hit, release := hist.holdAfter(1) // the resume with since=1
+	hist.Seed("backlog", "carol", 11) // ids 2..12: three resume pages of 4
+	hit, release := hist.HoldAfter(1) // the resume with since=1
 	defer release()
 	srv.start()
 	select {
@@ -450,7 +451,7 @@ func waitMetric(t *testing.T, srv *chatServer, line string) {
 // (quit); the page shows why instead.
 func TestNoReconnectAfterRefusalOrQuit(t *testing.T) {
 	browser := newBrowser(t)
-	srv := startChatServer(t, chat.Config{MaxNameLength: 10}, &quitHooks{}, newMemHistory())
+	srv := startChatServer(t, chat.Config{MaxNameLength: 10}, &quitHooks{}, chattest.NewHistory())
 	tab := newPage(t, browser)
 
 	// The page allows 24 characters; this server only 10, so it refuses.
@@ -491,7 +492,7 @@ func TestNoReconnectAfterRefusalOrQuit(t *testing.T) {
 // narrow, dark layout.
 func TestServerEventsShown(t *testing.T) {
 	browser := newBrowser(t)
-	hist := newMemHistory()
+	hist := chattest.NewHistory()
 	srv := startChatServer(t, chat.Config{MaxTextBytes: 64}, nil, hist)
 	tab := newPage(t, browser)
 	joinAs(t, tab, srv.url(""), "gina", "events")
@@ -529,7 +530,7 @@ func TestServerEventsShown(t *testing.T) {
 	// While the server is down three messages arrive and the first of them
 	// is deleted: on resume (since=4) the page must say that one is lost.
 	srv.stop()
-	hist.seed("events", "carol", 3) // ids 5, 6, 7
+	hist.Seed("events", "carol", 3) // ids 5, 6, 7
 	if ok, err := hist.Redact("events", 5); !ok || err != nil {
 		t.Fatalf("redact 5: %v %v", ok, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/scripting"
 )
@@ -54,8 +55,8 @@ func timezone(id string) chromedp.Action[chromedp.Void] {
 // inline script is blocked and reported.
 func TestPageUnderCSP(t *testing.T) {
 	browser := newBrowser(t)
-	hist := newMemHistory()
-	hist.seed("secure", "carol", 3)
+	hist := chattest.NewHistory()
+	hist.Seed("secure", "carol", 3)
 	srv := startChatServer(t, chat.Config{}, nil, hist)
 	alice := newPage(t, browser)
 	bob := newPage(t, browser)
@@ -159,7 +160,7 @@ func startScriptedServer(t *testing.T, cfg chat.Config) *chatServer {
 		t.Fatalf("load the built-in scripts: %v", err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	return startChatServer(t, cfg, eng, newMemHistory())
+	return startChatServer(t, cfg, eng, chattest.NewHistory())
 }
 
 // youJS lists the presence entries marked "(you)".
@@ -285,12 +286,12 @@ func TestDaySeparators(t *testing.T) {
 	at := func(daysAgo, hour int) time.Time {
 		return midnight.AddDate(0, 0, -daysAgo).Add(time.Duration(hour)*time.Hour + 7*time.Second)
 	}
-	hist := newMemHistory()
-	hist.add("days", "dave", "three days ago, morning", at(3, 9)) // id 1
-	hist.add("days", "dave", "three days ago, noon", at(3, 12))   // id 2
-	hist.add("days", "erin", "yesterday, morning", at(1, 9))      // id 3
-	hist.add("days", "erin", "yesterday, evening", at(1, 21))     // id 4
-	hist.add("days", "dave", "this morning", at(0, 9))            // id 5
+	hist := chattest.NewHistory()
+	hist.Add("days", "dave", "three days ago, morning", at(3, 9)) // id 1
+	hist.Add("days", "dave", "three days ago, noon", at(3, 12))   // id 2
+	hist.Add("days", "erin", "yesterday, morning", at(1, 9))      // id 3
+	hist.Add("days", "erin", "yesterday, evening", at(1, 21))     // id 4
+	hist.Add("days", "dave", "this morning", at(0, 9))            // id 5
 	srv := startChatServer(t, chat.Config{Replay: 3}, nil, hist)  // ids 1, 2 come by paging
 	tab := newPage(t, browser)
 	watchPage(t, tab)

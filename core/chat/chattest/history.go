@@ -1,4 +1,4 @@
-package web_test
+package chattest
 
 import (
 	"context"
@@ -10,15 +10,16 @@ import (
 	"github.com/moonchat/moonchat/core/chat"
 )
 
-// memHistory is an in-memory chat.History for the browser tests: the page
-// under test needs real replay, paging and resume, not a disk. It keeps the
-// seam's promises (ids grow per room, After reports gaps) so that the chat
-// server behaves as it does on bbolt.
-type memHistory struct {
+// History is an in-memory chat.History: tests of the page and of scripts
+// need real replay, paging and resume, not a disk. It keeps the seam's
+// promises so that the chat server behaves as it does on bbolt: ids grow
+// by one per room and are never reused, and After reports a gap (complete
+// false) when the next stored id is not the one after the caller's.
+type History struct {
 	mu     sync.Mutex
 	rooms  map[string][]chat.Message // oldest first
 	nextID map[string]uint64         // last id assigned per room
-	gate   *afterGate                // holds one After call, see holdAfter
+	gate   *afterGate                // holds one After call, see HoldAfter
 }
 
 // afterGate holds the After call for one id until release is closed; hit
@@ -28,10 +29,17 @@ type afterGate struct {
 	hit, release chan struct{}
 }
 
-// holdAfter makes the next After(room, after, …) wait until the returned
+// NewHistory returns an empty History.
+func NewHistory() *History {
+	return &History{rooms: map[string][]chat.Message{}, nextID: map[string]uint64{}}
+}
+
+var _ chat.History = (*History)(nil)
+
+// HoldAfter makes the next After(room, after, …) wait until the returned
 // release func is called; the hit channel closes when that call arrives.
 // A test uses it to let live messages queue up behind a resume.
-func (h *memHistory) holdAfter(after uint64) (hit <-chan struct{}, release func()) {
+func (h *History) HoldAfter(after uint64) (hit <-chan struct{}, release func()) {
 	g := &afterGate{after: after, hit: make(chan struct{}), release: make(chan struct{})}
 	h.mu.Lock()
 	h.gate = g
@@ -40,12 +48,8 @@ func (h *memHistory) holdAfter(after uint64) (hit <-chan struct{}, release func(
 	return g.hit, func() { once.Do(func() { close(g.release) }) }
 }
 
-func newMemHistory() *memHistory {
-	return &memHistory{rooms: map[string][]chat.Message{}, nextID: map[string]uint64{}}
-}
-
 // Append implements chat.History.
-func (h *memHistory) Append(ctx context.Context, msgs []*chat.Message) error {
+func (h *History) Append(ctx context.Context, msgs []*chat.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -59,21 +63,38 @@ func (h *memHistory) Append(ctx context.Context, msgs []*chat.Message) error {
 	return nil
 }
 
-// seed stores n messages in room from user, as if sent before the test.
-func (h *memHistory) seed(room, user string, n int) {
+// Seed stores n messages in room from user ("seeded message 1" …), one a
+// minute up to now, as if sent before the test.
+func (h *History) Seed(room, user string, n int) {
 	msgs := make([]*chat.Message, n)
 	start := time.Now().Add(-time.Duration(n) * time.Minute).UTC()
 	for i := range msgs {
 		msgs[i] = &chat.Message{Room: room, User: user, Text: fmt.Sprintf("seeded message %d", i+1),
 			Time: start.Add(time.Duration(i) * time.Minute)}
 	}
+	h.mustAppend(msgs)
+}
+
+// Add stores one message in room from user, sent at t.
+func (h *History) Add(room, user, text string, t time.Time) {
+	h.mustAppend([]*chat.Message{{Room: room, User: user, Text: text, Time: t.UTC()}})
+}
+
+func (h *History) mustAppend(msgs []*chat.Message) {
 	if err := h.Append(context.Background(), msgs); err != nil {
 		panic(err) // cannot happen: the context is never cancelled
 	}
 }
 
+// All returns room's stored messages, oldest first.
+func (h *History) All(room string) []chat.Message {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return clone(h.rooms[room])
+}
+
 // Recent implements chat.History.
-func (h *memHistory) Recent(room string, n int) ([]chat.Message, error) {
+func (h *History) Recent(room string, n int) ([]chat.Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	all := h.rooms[room]
@@ -81,7 +102,7 @@ func (h *memHistory) Recent(room string, n int) ([]chat.Message, error) {
 }
 
 // Before implements chat.History.
-func (h *memHistory) Before(room string, before uint64, n int) ([]chat.Message, error) {
+func (h *History) Before(room string, before uint64, n int) ([]chat.Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	all := h.rooms[room]
@@ -90,7 +111,7 @@ func (h *memHistory) Before(room string, before uint64, n int) ([]chat.Message, 
 }
 
 // After implements chat.History.
-func (h *memHistory) After(room string, after uint64, n int) ([]chat.Message, bool, bool, error) {
+func (h *History) After(room string, after uint64, n int) ([]chat.Message, bool, bool, error) {
 	h.mu.Lock()
 	if g := h.gate; g != nil && g.after == after {
 		h.gate = nil
@@ -109,7 +130,7 @@ func (h *memHistory) After(room string, after uint64, n int) ([]chat.Message, bo
 }
 
 // Redact implements chat.History.
-func (h *memHistory) Redact(room string, id uint64) (bool, error) {
+func (h *History) Redact(room string, id uint64) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	all := h.rooms[room]
@@ -123,14 +144,4 @@ func (h *memHistory) Redact(room string, id uint64) (bool, error) {
 
 func clone(msgs []chat.Message) []chat.Message {
 	return append([]chat.Message(nil), msgs...)
-}
-
-var _ chat.History = (*memHistory)(nil)
-
-// add stores one message in room from user, sent at t.
-func (h *memHistory) add(room, user, text string, t time.Time) {
-	m := &chat.Message{Room: room, User: user, Text: text, Time: t.UTC()}
-	if err := h.Append(context.Background(), []*chat.Message{m}); err != nil {
-		panic(err) // cannot happen: the context is never cancelled
-	}
 }
