@@ -22,7 +22,9 @@ chat.command("t", function(user, args)
   if args == "long" then
     chat.action(user, string.rep("x", 70000))
   elseif args == "gone" then
-    chat.action(99, "waves")
+    -- A member who left is the ordinary course: nil and the reason.
+    local ok, err = chat.action(99, "waves")
+    return tostring(ok) .. ": " .. err
   else
     chat.action(user, "waves")
   end
@@ -33,7 +35,13 @@ end)`})
 	if got, want := r.host.take(), []hostCall{{Method: "Action", ID: 1, Text: "waves"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
-	for args, why := range map[string]string{"long": "chat.action: text too long", "gone": "chat.action: no such user"} {
+	if res := r.say(alice, "/t gone"); res.Err != nil || !res.Drop {
+		t.Errorf("/t gone: result %+v", res)
+	}
+	if got, want := r.host.take(), []hostCall{{Method: "Send", ID: 1, Text: "nil: no such user"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("/t gone: calls %v, want %v", got, want)
+	}
+	for args, why := range map[string]string{"long": "chat.action: text too long"} {
 		res := r.say(alice, "/t "+args)
 		// Where the failure is reported (the result or the log) is the
 		// engine's business; that it names chat.action's reason is ours.

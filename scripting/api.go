@@ -156,56 +156,70 @@ func checkText(L *lua.LState, n int, fname, what string, max int) string {
 	return s
 }
 
-func raiseHost(L *lua.LState, fname string, err error) {
-	L.RaiseError("%s: %v", fname, err)
+// failed is how a chat function reports a failure of the ordinary course
+// (a member who left, a name the server refuses, no history, a store
+// error): it returns nil and the error's text, as Lua libraries do
+// (io.open), so that a script tests the result instead of wrapping the
+// call in pcall. Wrong arguments are the script's bug and still raise.
+func failed(L *lua.LState, err error) int {
+	L.Push(lua.LNil)
+	L.Push(lua.LString(err.Error()))
+	return 2
+}
+
+// succeeded is the result of a chat function that has nothing to return: true,
+// so that "local ok, err = chat.send(...)" reads naturally.
+func succeeded(L *lua.LState) int {
+	L.Push(lua.LTrue)
+	return 1
 }
 
 // --- chat functions ---
 
-// chat.send(user, text)
+// chat.send(user, text) -> true | nil, err
 func (st *state) apiSend(L *lua.LState) int {
 	id := checkSession(L, 1, "chat.send")
 	text := checkText(L, 2, "chat.send", "text", maxNoticeBytes)
 	if err := st.sh.hostOf().Send(id, text); err != nil {
-		raiseHost(L, "chat.send", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
-// chat.broadcast(room, text)
+// chat.broadcast(room, text) -> true | nil, err
 func (st *state) apiBroadcast(L *lua.LState) int {
 	room := L.CheckString(1)
 	text := checkText(L, 2, "chat.broadcast", "text", maxNoticeBytes)
 	if err := st.sh.hostOf().Broadcast(room, text); err != nil {
-		raiseHost(L, "chat.broadcast", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
-// chat.action(user, text): text as user's /me action, posted like a
+// chat.action(user, text) -> true | nil, err: text as user's /me action, posted like a
 // message the user sent (message handlers, history, the room).
 func (st *state) apiAction(L *lua.LState) int {
 	id := checkSession(L, 1, "chat.action")
 	text := checkText(L, 2, "chat.action", "text", st.sh.maxText)
 	if err := st.sh.hostOf().Action(id, text); err != nil {
-		raiseHost(L, "chat.action", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
-// chat.rename(user, newname) -> name given
+// chat.rename(user, newname) -> name given | nil, err
 func (st *state) apiRename(L *lua.LState) int {
 	id := checkSession(L, 1, "chat.rename")
 	name := checkText(L, 2, "chat.rename", "name", maxNameBytes)
 	got, err := st.sh.hostOf().Rename(id, name)
 	if err != nil {
-		raiseHost(L, "chat.rename", err)
+		return failed(L, err)
 	}
 	L.Push(lua.LString(got))
 	return 1
 }
 
-// chat.kick(user [, reason])
+// chat.kick(user [, reason]) -> true | nil, err
 func (st *state) apiKick(L *lua.LState) int {
 	id := checkSession(L, 1, "chat.kick")
 	reason := ""
@@ -213,9 +227,9 @@ func (st *state) apiKick(L *lua.LState) int {
 		reason = checkText(L, 2, "chat.kick", "reason", maxNoticeBytes)
 	}
 	if err := st.sh.hostOf().Kick(id, reason); err != nil {
-		raiseHost(L, "chat.kick", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
 // chat.users(room) -> array of user tables
@@ -241,7 +255,7 @@ func (st *state) apiRooms(L *lua.LState) int {
 	return 1
 }
 
-// chat.history(room [, n]) -> array of {id, room, user, text, ts [, action]}
+// chat.history(room [, n]) -> array of {id, room, user, text, ts [, action]} | nil, err
 func (st *state) apiHistory(L *lua.LState) int {
 	room := L.CheckString(1)
 	n := L.OptInt(2, 20)
@@ -253,7 +267,7 @@ func (st *state) apiHistory(L *lua.LState) int {
 	}
 	msgs, err := st.sh.hostOf().History(room, n)
 	if err != nil {
-		raiseHost(L, "chat.history", err)
+		return failed(L, err)
 	}
 	t := L.CreateTable(len(msgs), 0)
 	for i, m := range msgs {
@@ -272,7 +286,7 @@ func (st *state) apiHistory(L *lua.LState) int {
 	return 1
 }
 
-// chat.redact(room, id)
+// chat.redact(room, id) -> true | nil, err
 func (st *state) apiRedact(L *lua.LState) int {
 	room := L.CheckString(1)
 	id := L.CheckNumber(2)
@@ -280,9 +294,9 @@ func (st *state) apiRedact(L *lua.LState) int {
 		L.RaiseError("chat.redact: bad message id %v", id)
 	}
 	if err := st.sh.hostOf().Redact(room, uint64(id)); err != nil {
-		raiseHost(L, "chat.redact", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
 // chat.commands() -> array of {name, help, script}, sorted by name
@@ -330,11 +344,12 @@ func checkKey(L *lua.LState, fname string) string {
 	return k
 }
 
+// chat.kv.get(key) -> value | nil (no such key) | nil, err
 func (st *state) apiKVGet(L *lua.LState, script string) int {
 	k := checkKey(L, "chat.kv.get")
 	v, ok, err := st.sh.kv.Get(script, k)
 	if err != nil {
-		raiseHost(L, "chat.kv.get", err)
+		return failed(L, err)
 	}
 	if !ok {
 		L.Push(lua.LNil)
@@ -344,6 +359,7 @@ func (st *state) apiKVGet(L *lua.LState, script string) int {
 	return 1
 }
 
+// chat.kv.set(key, value) -> true | nil, err (value nil: delete)
 func (st *state) apiKVSet(L *lua.LState, script string) int {
 	k := checkKey(L, "chat.kv.set")
 	if L.Get(2) == lua.LNil {
@@ -351,23 +367,25 @@ func (st *state) apiKVSet(L *lua.LState, script string) int {
 	}
 	v := checkText(L, 2, "chat.kv.set", "value", maxValueBytes)
 	if err := st.sh.kv.Set(script, k, v); err != nil {
-		raiseHost(L, "chat.kv.set", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
+// chat.kv.delete(key) -> true | nil, err
 func (st *state) apiKVDelete(L *lua.LState, script string) int {
 	k := checkKey(L, "chat.kv.delete")
 	if err := st.sh.kv.Delete(script, k); err != nil {
-		raiseHost(L, "chat.kv.delete", err)
+		return failed(L, err)
 	}
-	return 0
+	return succeeded(L)
 }
 
+// chat.kv.keys() -> array of keys | nil, err
 func (st *state) apiKVKeys(L *lua.LState, script string) int {
 	keys, err := st.sh.kv.Keys(script)
 	if err != nil {
-		raiseHost(L, "chat.kv.keys", err)
+		return failed(L, err)
 	}
 	t := L.CreateTable(len(keys), 0)
 	for i, k := range keys {

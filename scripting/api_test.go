@@ -72,27 +72,21 @@ func TestLogGoesToSlog(t *testing.T) {
 	}
 }
 
-// TestAPIErrors checks that host errors and bad arguments become Lua
+// TestAPIErrors checks that bad arguments (the script's bug) become Lua
 // errors with clear messages, which pcall can catch.
 func TestAPIErrors(t *testing.T) {
 	tests := []struct {
 		name, call, want string
 	}{
-		{"send to gone user", `chat.send(99, "x")`, "chat.send: no such user"},
 		{"send bad user", `chat.send("alice", "x")`, "chat.send: argument #1 must be a user table or a session number, got string"},
 		{"send table without session", `chat.send({}, "x")`, "argument #1 must be a user table"},
 		{"send bad text", `chat.send(1, {})`, "chat.send: text must be a string, got table"},
 		{"send too long", `chat.send(1, string.rep("x", 70000))`, "chat.send: text too long (70000 bytes"},
-		{"rename gone", `chat.rename(99, "x")`, "chat.rename: no such user"},
-		{"rename refused", `chat.rename(1, "a b")`, "chat.rename: bad name"},
-		{"kick gone", `chat.kick(99)`, "chat.kick: no such user"},
-		{"history error", `chat.history("lobby", 5)`, "chat.history: no history"},
 		{"redact bad id", `chat.redact("lobby", 1.5)`, "chat.redact: bad message id 1.5"},
 		{"kv bad key", `chat.kv.set({}, "v")`, "chat.kv.set: key must be a string, got table"},
 		{"kv empty key", `chat.kv.get("")`, "chat.kv.get: empty key"},
 		{"kv bad value", `chat.kv.set("k", true)`, "chat.kv.set: value must be a string, got boolean"},
 		{"kv value too long", `chat.kv.set("k", string.rep("v", 65537))`, "chat.kv.set: value too long"},
-		{"kv store error", `chat.kv.get("k")`, "chat.kv.get: disk on fire"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +96,6 @@ chat.command("t", function(user)
   assert(not ok, "no error")
   return err
 end)`})})
-			r.host.histErr = errors.New("no history")
 			r.say(alice, "/t")
 			var calls []hostCall
 			for _, c := range r.host.take() {
@@ -118,6 +111,78 @@ end)`})})
 				t.Fatalf("error %q, want a.lua:3: ... %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAPIFailuresReturnNilErr (issue 11.9): what can fail in the ordinary
+// course of a chat — a member who left, a refused name, no history, a
+// store error — returns nil and the reason instead of raising, and a
+// success returns something other than nil.
+func TestAPIFailuresReturnNilErr(t *testing.T) {
+	tests := []struct {
+		name, call, want string
+	}{
+		{"send to gone user", `chat.send(99, "x")`, "no such user"},
+		{"broadcast refused", `chat.broadcast("closed", "x")`, "the server is shutting down"},
+		{"action gone user", `chat.action(99, "waves")`, "no such user"},
+		{"rename gone", `chat.rename(99, "x")`, "no such user"},
+		{"rename refused", `chat.rename(1, "a b")`, "bad name"},
+		{"kick gone", `chat.kick(99)`, "no such user"},
+		{"history error", `chat.history("lobby", 5)`, "no history"},
+		{"redact error", `chat.redact("lobby", 5)`, "no such message"},
+		{"kv get store error", `chat.kv.get("k")`, "disk on fire"},
+		{"kv set store error", `chat.kv.set("k", "v")`, "disk on fire"},
+		{"kv set nil store error", `chat.kv.set("k", nil)`, "disk on fire"},
+		{"kv delete store error", `chat.kv.delete("k")`, "disk on fire"},
+		{"kv keys store error", `chat.kv.keys()`, "disk on fire"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRigOpts(t, Options{KV: failingKV{}, FS: scriptFS(map[string]string{"a.lua": `
+chat.command("t", function(user)
+  local n = select("#", ` + tt.call + `)
+  local v, err = ` + tt.call + `
+  return n .. "|" .. tostring(v) .. "|" .. tostring(err)
+end)`})})
+			r.host.histErr = errors.New("no history")
+			r.host.redactErr = errors.New("no such message")
+			r.host.broadcastErr = errors.New("the server is shutting down")
+			if res := r.say(alice, "/t"); res.Err != nil {
+				t.Fatalf("the call raised: %v", res.Err)
+			}
+			var got string
+			for _, c := range r.host.take() {
+				if c.Method == "Send" && c.ID == 1 {
+					got = c.Text
+				}
+			}
+			if want := "2|nil|" + tt.want; got != want {
+				t.Fatalf("results %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestAPISuccessResults: functions with nothing to return give true, so
+// "local ok, err = chat.x(...)" reads the same for all of them.
+func TestAPISuccessResults(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.command("t", function(user)
+  local r = {}
+  for _, v in ipairs({
+    chat.send(user, "x"), chat.broadcast("lobby", "x"), chat.action(user, "waves"),
+    chat.kick(2), chat.redact("lobby", 5), chat.kv.set("k", "v"),
+    chat.kv.delete("k"), chat.kv.set("k", nil),
+  }) do r[#r + 1] = tostring(v) end
+  r[#r + 1] = chat.rename(user, "alicia")
+  r[#r + 1] = tostring(chat.kv.get("nothing"))
+  r[#r + 1] = tostring(select("#", chat.kv.get("nothing")))
+  return table.concat(r, ",")
+end)`})
+	r.say(alice, "/t")
+	calls := r.host.take()
+	if last := calls[len(calls)-1]; last.Text != "true,true,true,true,true,true,true,true,alicia,nil,1" {
+		t.Fatalf("results %q", last.Text)
 	}
 }
 

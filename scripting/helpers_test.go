@@ -39,6 +39,9 @@ type fakeHost struct {
 	users   []chat.User
 	history []chat.Message
 	histErr error
+	// Errors Redact and Broadcast return when set.
+	redactErr    error
+	broadcastErr error
 }
 
 func (h *fakeHost) record(c hostCall) {
@@ -67,6 +70,9 @@ func (h *fakeHost) Send(id uint64, text string) error {
 }
 
 func (h *fakeHost) Broadcast(room, text string) error {
+	if h.broadcastErr != nil {
+		return h.broadcastErr
+	}
 	h.record(hostCall{Method: "Broadcast", Room: room, Text: text})
 	return nil
 }
@@ -156,6 +162,9 @@ func (h *fakeHost) History(room string, n int) ([]chat.Message, error) {
 
 func (h *fakeHost) Redact(room string, id uint64) error {
 	h.record(hostCall{Method: "Redact", Room: room, N: int(id)})
+	if h.redactErr != nil {
+		return h.redactErr
+	}
 	return nil
 }
 

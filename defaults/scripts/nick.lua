@@ -8,11 +8,11 @@ chat.command("nick", function(user, args)
   if not new then
     return false, "usage: /nick NAME"
   end
-  -- chat.rename raises an error for a name the server refuses; pcall turns
-  -- it into an answer for the user instead of a failed command.
-  local ok, given = pcall(chat.rename, user, new)
-  if not ok then
-    return false, "cannot change your name: " .. tostring(given):gsub("^.-chat%.rename: ", "")
+  -- chat.rename returns nil and the reason for a name the server refuses
+  -- (such as "invalid name: ':' not allowed"): an answer for the user.
+  local given, err = chat.rename(user, new)
+  if not given then
+    return false, "cannot change your name: " .. err
   end
   if given ~= new then
     return "that name is taken or looks like one in use; you are now " .. given
