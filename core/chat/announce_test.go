@@ -92,7 +92,11 @@ func TestCoalescedAnnouncements(t *testing.T) {
 		}
 		return g1.join(u)
 	}}
-	ts := startServer(t, Config{AnnounceBatchMembers: 2, AnnounceInterval: 200 * time.Millisecond}, hooks, nil)
+	// The clock decides when the interval has passed: nothing held is
+	// announced before Advance, whatever the machine's speed.
+	const interval = time.Second
+	clock := &fakeClock{}
+	ts := startServer(t, Config{AnnounceBatchMembers: 2, AnnounceInterval: interval, Clock: clock}, hooks, nil)
 
 	// Up to the threshold, every change is announced at once.
 	alice := ts.dial(t, "/chat/big?name=alice", "")
@@ -128,7 +132,22 @@ func TestCoalescedAnnouncements(t *testing.T) {
 	erin.expectEvent("history")
 	erin.expect(`{"type":"presence","room":"big","users":["alice","bob","erin"]}`)
 
-	// Then one coalesced notice and one delta, to everyone.
+	// Before the interval has passed the joins are not announced: the
+	// next frame everyone gets is a message.
+	bob.send(`{"type":"message","text":"before"}`)
+	alice.expect("bob: before")
+	dave.expect("bob: before")
+	for _, c := range []*client{bob, carol, erin} {
+		if m := c.expectEvent("message"); m.str("text") != "before" {
+			t.Fatalf("message: %v", m)
+		}
+	}
+
+	// Then, when the interval has passed, one coalesced notice and one
+	// delta, to everyone.
+	if n := clock.Advance(interval); n != 1 {
+		t.Fatalf("%d timers fired, want the announce timer", n)
+	}
 	const joined = "carol, dave and erin joined"
 	for _, c := range []*client{bob, carol, erin} {
 		c.expect(`{"type":"presence","room":"big","joined":["carol","dave","erin"]}`)
@@ -160,6 +179,19 @@ func TestCoalescedAnnouncements(t *testing.T) {
 		eventually(t, "leaves queued", func() bool { return ts.queued("big") >= i+1 })
 	}
 	close(g2.open)
+	eventually(t, "the leaves processed", func() bool {
+		return slices.Equal(ts.names("big"), []string{"alice", "bob", "carol"})
+	})
+	bob.send(`{"type":"message","text":"during"}`) // nothing announced yet
+	alice.expect("bob: during")
+	for _, c := range []*client{bob, carol} {
+		if m := c.expectEvent("message"); m.str("text") != "during" {
+			t.Fatalf("message: %v", m)
+		}
+	}
+	if n := clock.Advance(interval); n != 1 {
+		t.Fatalf("%d timers fired, want the announce timer", n)
+	}
 	const left = "dave and erin left"
 	alice.expect("* " + left)
 	for _, c := range []*client{bob, carol} {
@@ -180,9 +212,10 @@ func TestCoalescedAnnouncements(t *testing.T) {
 }
 
 func TestAnnounceHeldNotWaitedFor(t *testing.T) {
-	// With a very long interval the held notices do not come during the
-	// test, yet a newcomer gets its welcome, replay and list at once.
-	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: time.Hour}, nil, newMemHistory())
+	// Until the clock moves the held notices do not come, yet a newcomer
+	// gets its welcome, replay and list at once.
+	clock := &fakeClock{}
+	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: time.Hour, Clock: clock}, nil, newMemHistory())
 	alice := ts.dial(t, "/chat/r?name=alice", "")
 	alice.expect("* alice joined")
 	alice.send("before")
@@ -197,6 +230,15 @@ func TestAnnounceHeldNotWaitedFor(t *testing.T) {
 	alice.expect("bob: hi") // no "* bob joined" before it
 	if m := bob.expectEvent("message"); m.str("text") != "hi" {
 		t.Fatalf("message: %v", m)
+	}
+	// The held notice comes when the interval has passed.
+	if n := clock.Advance(time.Hour); n != 1 {
+		t.Fatalf("%d timers fired, want the announce timer", n)
+	}
+	alice.expect("* bob joined")
+	bob.expect(`{"type":"presence","room":"r","joined":["bob"]}`)
+	if s := bob.expectEvent("system"); s.str("text") != "bob joined" {
+		t.Fatalf("system: %v", s)
 	}
 }
 

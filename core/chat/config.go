@@ -71,6 +71,9 @@ type Config struct {
 	DeliverOnHookFailure bool
 	// Logger receives the server's logs. [slog.Default()]
 	Logger *slog.Logger
+	// Clock schedules the announce coalescing timer (AnnounceInterval).
+	// Tests inject a fake one. [package time]
+	Clock Clock
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are
 	// set by the chat server (from AllowedOrigins); Logger defaults to
 	// Logger; MaxMessageBytes defaults to 65536 here. WS.Hosts (the names
@@ -167,6 +170,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {

@@ -1,8 +1,10 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -199,3 +201,68 @@ func (h *testHooks) Rename(ctx context.Context, u User, old string) error {
 
 // contextT shortens the Hooks signatures in test doubles.
 type contextT = context.Context
+
+// fakeClock is a Clock whose time moves only when the test calls Advance,
+// so that a test decides when an announce interval has passed and can
+// show that nothing is announced before.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Duration // since the clock was made
+	timers []*fakeTimer
+}
+
+// fakeTimer is a fakeClock's timer; its fields are guarded by the clock's mu.
+type fakeTimer struct {
+	c      *fakeClock
+	at     time.Duration
+	active bool
+	f      func()
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now + d, active: true, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active = false
+	return was
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active, t.at = true, t.c.now+d
+	return was
+}
+
+// Advance moves the time forward by d and runs the functions of the timers
+// that came due, in the order they came due, and returns how many ran.
+func (c *fakeClock) Advance(d time.Duration) int {
+	type call struct {
+		at time.Duration
+		f  func()
+	}
+	c.mu.Lock()
+	c.now += d
+	var due []call
+	for _, t := range c.timers {
+		if t.active && t.at <= c.now {
+			t.active = false
+			due = append(due, call{t.at, t.f})
+		}
+	}
+	c.mu.Unlock()
+	slices.SortStableFunc(due, func(a, b call) int { return cmp.Compare(a.at, b.at) })
+	for _, t := range due {
+		t.f()
+	}
+	return len(due)
+}

@@ -100,7 +100,7 @@ type room struct {
 	// announceArmed is set from arming announceTimer until its opAnnounce
 	// is processed, so notices go out at most once per interval.
 	announceArmed bool
-	announceTimer *time.Timer // nil until first needed; stopped when run returns
+	announceTimer Timer // from Config.Clock; nil until first needed; stopped when run returns
 }
 
 // span is one encoded frame inside room.arena.
@@ -811,7 +811,7 @@ func (r *room) armAnnounce() {
 	r.announceArmed = true
 	d := r.srv.cfg.AnnounceInterval
 	if r.announceTimer == nil {
-		r.announceTimer = time.AfterFunc(d, func() { r.enqueue(op{kind: opAnnounce}) })
+		r.announceTimer = r.srv.cfg.Clock.AfterFunc(d, func() { r.enqueue(op{kind: opAnnounce}) })
 	} else {
 		r.announceTimer.Reset(d)
 	}
