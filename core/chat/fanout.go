@@ -42,7 +42,7 @@ import (
 //   - a member belongs to one sweeper from its add to its remove
 //     (member.sweeper, kept by the room goroutine); a sweeper's member
 //     lists are its own and change only while it has no pass in progress;
-//   - the room goroutine waits for every pass (room.drain) before it
+//   - the room goroutine waits for every pass (room.waitForPasses) before it
 //     writes to one existing member itself (history pages, notices,
 //     kicks), since such a write must follow the broadcasts before it;
 //   - at most maxPassesInFlight passes are in flight per room, so a room
@@ -257,35 +257,51 @@ func (sw *sweeper) stop() {
 	}
 }
 
+// fanout is a room's side of its sweepers.
+//
+// Invariants: owned by the room goroutine; sweepers is nil until the
+// room's first big broadcast and then stays set until the room ends;
+// load[i] is the number of members given to sweepers[i]; inflight passes
+// have been handed over and not yet taken back from passDone (at most
+// maxPassesInFlight); freePasses are completed passes kept for reuse.
+type fanout struct {
+	sweepers   []*sweeper
+	load       []int
+	wg         sync.WaitGroup
+	passDone   chan *pass // completed passes, from the sweepers; nil while small
+	inflight   int
+	freePasses []*pass
+}
+
 // bigRoom reports whether the room's broadcasts go to its sweepers.
 func (r *room) bigRoom() bool {
 	threshold := fanoutMinMembers
 	if r.srv.cfg.fanoutMin > 0 {
 		threshold = r.srv.cfg.fanoutMin
 	}
-	return r.sweepers != nil || (r.srv.sweepers > 0 && len(r.plain)+len(r.json) >= threshold)
+	return r.fan.sweepers != nil || (r.srv.sweepers > 0 && len(r.roster.plain)+len(r.roster.json) >= threshold)
 }
 
 // submit hands an outbox's encodings to the sweepers and returns without
 // waiting for the writes.
 func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
-	for r.inflight >= maxPassesInFlight {
-		r.completed(<-r.passDone)
+	for r.fan.inflight >= maxPassesInFlight {
+		r.finishPass(<-r.fan.passDone)
 	}
-	if r.sweepers == nil {
+	if r.fan.sweepers == nil {
 		r.startSweepers()
 	}
 	var p *pass
-	if k := len(r.freePasses); k > 0 {
-		p, r.freePasses = r.freePasses[k-1], r.freePasses[:k-1]
+	if k := len(r.fan.freePasses); k > 0 {
+		p, r.fan.freePasses = r.fan.freePasses[k-1], r.fan.freePasses[:k-1]
 	} else {
 		p = new(pass)
 	}
 	p.plain, p.json, p.start = plain, json, start
-	p.arrived = append(p.arrived[:0], r.outArrived...)
-	p.sweepers.Store(int32(len(r.sweepers)))
-	r.inflight++
-	for _, sw := range r.sweepers {
+	p.arrived = append(p.arrived[:0], r.out.arrived...)
+	p.sweepers.Store(int32(len(r.fan.sweepers)))
+	r.fan.inflight++
+	for _, sw := range r.fan.sweepers {
 		sw.give(sweepCmd{p: p})
 	}
 }
@@ -293,25 +309,27 @@ func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
 // assign gives a member of a big room to the sweeper with the fewest.
 func (r *room) assign(m *member) {
 	k := 0
-	for i, n := range r.sweepLoad {
-		if n < r.sweepLoad[k] {
+	for i, n := range r.fan.load {
+		if n < r.fan.load[k] {
 			k = i
 		}
 	}
 	m.sweeper = k
-	r.sweepLoad[k]++
-	r.sweepers[k].give(sweepCmd{m: m})
+	r.fan.load[k]++
+	r.fan.sweepers[k].give(sweepCmd{m: m})
 }
 
 // unassign takes a member of a big room from its sweeper.
 func (r *room) unassign(m *member) {
-	r.sweepLoad[m.sweeper]--
-	r.sweepers[m.sweeper].give(sweepCmd{m: m, remove: true})
+	r.fan.load[m.sweeper]--
+	r.fan.sweepers[m.sweeper].give(sweepCmd{m: m, remove: true})
 }
 
-// completed accounts for a pass every sweeper has finished.
-func (r *room) completed(p *pass) {
-	r.inflight--
+// finishPass takes back a pass every sweeper has finished: its metrics,
+// the slow consumers it found (left in r.evict for flush), and the pass
+// itself for reuse.
+func (r *room) finishPass(p *pass) {
+	r.fan.inflight--
 	m := &r.srv.metrics
 	m.broadcastTime.observe(durationBuckets, p.end.Sub(p.start).Seconds())
 	for _, t := range p.arrived {
@@ -322,56 +340,57 @@ func (r *room) completed(p *pass) {
 	p.evict = p.evict[:0]
 	p.arrived = p.arrived[:0]
 	p.plain, p.json = nil, nil
-	r.freePasses = append(r.freePasses, p)
+	r.fan.freePasses = append(r.fan.freePasses, p)
 }
 
-// reap accounts for the passes completed so far without waiting.
-func (r *room) reap() {
-	for r.inflight > 0 {
+// collectPasses takes back the passes completed so far, without waiting.
+func (r *room) collectPasses() {
+	for r.fan.inflight > 0 {
 		select {
-		case p := <-r.passDone:
-			r.completed(p)
+		case p := <-r.fan.passDone:
+			r.finishPass(p)
 		default:
 			return
 		}
 	}
 }
 
-// drain waits until every pass in flight is written.
-func (r *room) drain() {
-	for r.inflight > 0 {
-		r.completed(<-r.passDone)
+// waitForPasses waits until every pass in flight is written to every
+// member, taking each back (finishPass).
+func (r *room) waitForPasses() {
+	for r.fan.inflight > 0 {
+		r.finishPass(<-r.fan.passDone)
 	}
 }
 
 // startSweepers switches the room to sweepers, sharing out its members.
 func (r *room) startSweepers() {
 	n := r.srv.sweepers
-	r.passDone = make(chan *pass, maxPassesInFlight)
-	r.sweepers = make([]*sweeper, n)
-	r.sweepLoad = make([]int, n)
-	r.sweepWG.Add(n)
-	for i := range r.sweepers {
-		r.sweepers[i] = &sweeper{done: r.passDone, write: (*member).writeBatch, wake: make(chan struct{}, 1)}
+	r.fan.passDone = make(chan *pass, maxPassesInFlight)
+	r.fan.sweepers = make([]*sweeper, n)
+	r.fan.load = make([]int, n)
+	r.fan.wg.Add(n)
+	for i := range r.fan.sweepers {
+		r.fan.sweepers[i] = &sweeper{done: r.fan.passDone, write: (*member).writeBatch, wake: make(chan struct{}, 1)}
 	}
-	for _, m := range r.plain {
+	for _, m := range r.roster.plain {
 		r.assign(m)
 	}
-	for _, m := range r.json {
+	for _, m := range r.roster.json {
 		r.assign(m)
 	}
-	for _, sw := range r.sweepers {
-		go sw.run(&r.sweepWG)
+	for _, sw := range r.fan.sweepers {
+		go sw.run(&r.fan.wg)
 	}
 }
 
 // stopSweepers ends the sweepers once their passes are written; the room
 // goroutine calls it as it exits.
 func (r *room) stopSweepers() {
-	r.drain()
-	for _, sw := range r.sweepers {
+	r.waitForPasses()
+	for _, sw := range r.fan.sweepers {
 		sw.stop()
 	}
-	r.sweepWG.Wait()
-	r.sweepers = nil
+	r.fan.wg.Wait()
+	r.fan.sweepers = nil
 }

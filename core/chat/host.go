@@ -24,7 +24,7 @@ func (s *Server) Send(sessionID uint64, text string) error {
 	if m == nil {
 		return ErrNoSuchUser
 	}
-	if !m.room.enqueue(op{kind: opSend, m: m, text: text}) {
+	if !m.room.enqueue(op{kind: opSend, m: m, notice: text}) {
 		return ErrServerClosed
 	}
 	return nil
@@ -39,7 +39,7 @@ func (s *Server) Broadcast(room, text string) error {
 	if r == nil {
 		return fmt.Errorf("broadcast to %q: %w", room, ErrNoSuchRoom)
 	}
-	if !r.enqueue(op{kind: opBroadcast, text: text}) {
+	if !r.enqueue(op{kind: opBroadcast, notice: text}) {
 		return ErrServerClosed
 	}
 	return nil
@@ -67,7 +67,7 @@ func (s *Server) Action(sessionID uint64, text string) error {
 		return fmt.Errorf("%w: %s", ErrInvalidText, why)
 	}
 	m.acquire() // released by the room once the message is done, as for OnMessage
-	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, t: nowUTC(), action: true}) {
+	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, at: nowUTC(), action: true}) {
 		m.inflight.Add(-1)
 		return ErrServerClosed
 	}
@@ -87,23 +87,23 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 		return "", err
 	}
 	r := m.room
-	r.mu.Lock()
+	r.roster.mu.Lock()
 	if !m.joined.Load() {
-		r.mu.Unlock()
+		r.roster.mu.Unlock()
 		return "", ErrNoSuchUser
 	}
 	old := m.currentName()
 	if old == newName {
-		r.mu.Unlock()
+		r.roster.mu.Unlock()
 		return old, nil
 	}
-	r.names.remove(old, m)
-	given := uniqueName(newName, s.cfg.MaxNameLength, r.taken)
-	r.names.add(given, m)
+	r.roster.names.remove(old, m)
+	given := uniqueName(newName, s.cfg.MaxNameLength, r.roster.taken)
+	r.roster.names.add(given, m)
 	m.name.Store(&given)
-	r.mu.Unlock()
+	r.roster.mu.Unlock()
 	if given != old {
-		r.enqueue(op{kind: opRenamed, m: m, text: old})
+		r.enqueue(op{kind: opRenamed, m: m, oldName: old})
 	}
 	return given, nil
 }
@@ -115,7 +115,7 @@ func (s *Server) Kick(sessionID uint64, reason string) error {
 	if m == nil {
 		return ErrNoSuchUser
 	}
-	if !m.room.enqueue(op{kind: opKick, m: m, text: reason}) {
+	if !m.room.enqueue(op{kind: opKick, m: m, notice: reason}) {
 		return ErrServerClosed
 	}
 	return nil
@@ -129,10 +129,10 @@ func (s *Server) Users(room string) []User {
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	users := make([]User, len(r.members))
-	for i, m := range r.members {
+	r.roster.mu.Lock()
+	defer r.roster.mu.Unlock()
+	users := make([]User, len(r.roster.members))
+	for i, m := range r.roster.members {
 		users[i] = m.user()
 	}
 	return users
@@ -148,11 +148,11 @@ func (s *Server) Rooms() []string {
 	s.mu.Unlock()
 	var names []string
 	for _, r := range rooms {
-		r.mu.Lock()
-		if len(r.members) > 0 {
+		r.roster.mu.Lock()
+		if len(r.roster.members) > 0 {
 			names = append(names, r.name)
 		}
-		r.mu.Unlock()
+		r.roster.mu.Unlock()
 	}
 	slices.Sort(names)
 	return names
@@ -191,7 +191,7 @@ func (s *Server) Redact(room string, id uint64) error {
 	r := s.rooms[room]
 	s.mu.Unlock()
 	if r != nil {
-		r.enqueue(op{kind: opRedact, id: id})
+		r.enqueue(op{kind: opRedact, msgID: id})
 	}
 	return nil
 }

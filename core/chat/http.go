@@ -225,11 +225,11 @@ func (s *Server) memberCounts() map[string]int {
 	s.mu.Unlock()
 	counts := make(map[string]int, len(rooms))
 	for _, r := range rooms {
-		r.mu.Lock()
-		if n := len(r.members); n > 0 {
+		r.roster.mu.Lock()
+		if n := len(r.roster.members); n > 0 {
 			counts[r.name] = n
 		}
-		r.mu.Unlock()
+		r.roster.mu.Unlock()
 	}
 	return counts
 }

@@ -14,8 +14,8 @@ import (
 // Ownership: the fields in the first group are written before the
 // connection is handed to the engine or in OnOpen and only read afterwards;
 // bucket belongs to the connection's OnMessage calls (serialised by the
-// engine); name is changed under room.mu and read atomically anywhere;
-// joined is set and cleared by the room goroutine under room.mu.
+// engine); name is changed under room.roster.mu and read atomically anywhere;
+// joined is set and cleared by the room goroutine under room.roster.mu.
 type member struct {
 	srv    *Server
 	id     uint64
@@ -118,14 +118,14 @@ func (m *member) sendError(code, text string) {
 // write hands one frame to the engine.
 func (m *member) write(frame []byte) {
 	m.srv.metrics.framesOut.Add(1)
-	_ = m.check(m.conn.WriteMessage(ws.OpText, frame))
+	_ = m.slowConsumer(m.conn.WriteMessage(ws.OpText, frame))
 }
 
 // writePrepared hands an encoded batch to the engine. It reports whether
 // m turned out to be a slow consumer (the engine has closed it).
 func (m *member) writePrepared(p *ws.Prepared) bool {
 	m.srv.metrics.framesOut.Add(uint64(p.Len()))
-	return m.check(m.conn.WritePrepared(p))
+	return m.slowConsumer(m.conn.WritePrepared(p))
 }
 
 // writeBatch hands several encoded batches to the engine in one write (a
@@ -133,15 +133,16 @@ func (m *member) writePrepared(p *ws.Prepared) bool {
 // reports whether m turned out to be a slow consumer.
 func (m *member) writeBatch(ps []*ws.Prepared) bool {
 	if len(ps) == 1 {
-		return m.check(m.conn.WritePrepared(ps[0]))
+		return m.slowConsumer(m.conn.WritePrepared(ps[0]))
 	}
-	return m.check(m.conn.WritePreparedBatch(ps))
+	return m.slowConsumer(m.conn.WritePreparedBatch(ps))
 }
 
-// check handles a write error. A slow consumer has already been closed by
-// the engine (its OnClose will follow); it is logged once and counted. A
-// closed connection is simply leaving.
-func (m *member) check(err error) bool {
+// slowConsumer reports whether a write's error says m is a slow consumer.
+// The engine has already closed such a member (its OnClose will follow);
+// it is logged and counted once here. Any other error is a connection
+// that is simply leaving: not reported.
+func (m *member) slowConsumer(err error) bool {
 	if err == nil || !errors.Is(err, ws.ErrSlowConsumer) {
 		return false
 	}

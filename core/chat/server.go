@@ -256,14 +256,14 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 			return
 		}
 		if ev.Type == "history" || ev.Type == "presence" {
-			o := op{kind: opHistory, m: m, n: ev.Limit}
+			o := op{kind: opHistory, m: m, limit: ev.Limit}
 			switch {
 			case ev.Type == "presence":
 				o.kind = opPresence
 			case ev.After != nil:
-				o.kind, o.id = opHistoryAfter, *ev.After
+				o.kind, o.cursor = opHistoryAfter, *ev.After
 			case ev.Before != nil:
-				o.id = *ev.Before
+				o.cursor = *ev.Before
 			}
 			m.acquire()
 			if !m.room.enqueue(o) {
@@ -298,7 +298,7 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 	}
 	s.metrics.messagesIn.Add(1)
 	m.acquire()
-	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, t: now.UTC()}) {
+	if !m.room.enqueue(op{kind: opMessage, m: m, text: text, at: now.UTC()}) {
 		m.inflight.Add(-1)
 	}
 }

@@ -1,0 +1,282 @@
+package chat
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// roster is who is in a room.
+//
+// Invariants:
+//   - only the room goroutine adds or removes members (join, remove,
+//     leaveAll), and it does so under mu; Host.Rename changes names under
+//     mu too. So Host methods read members and names under mu without
+//     waiting for the room goroutine;
+//   - members is in join order and holds exactly the room's members whose
+//     joined flag is set; names holds the look-alike keys of their names
+//     (names.go);
+//   - plain and json are the same members split by wire format: the
+//     fan-out lists, read and written by the room goroutine alone (no
+//     lock).
+type roster struct {
+	mu      sync.Mutex
+	members []*member
+	names   nameTable
+
+	plain, json []*member
+}
+
+// taken reports whether name is used in the room; mu must be held.
+func (ro *roster) taken(name string) bool {
+	return ro.names.taken(name)
+}
+
+// memberNames appends the member names in join order.
+func (ro *roster) memberNames(names []string) []string {
+	for _, m := range ro.members {
+		names = append(names, m.currentName())
+	}
+	return names
+}
+
+// join admits m: the join hook, a unique name, the replay, then
+// membership. No chat message is in the outbox at this point, so every
+// message broadcast so far is in history (and in the replay) and every
+// later one reaches m live.
+func (r *room) join(m *member) {
+	s := r.srv
+	if m.gone.Load() {
+		return
+	}
+	name := m.requested
+	if name == "" {
+		name = "guest-" + strconv.FormatUint(s.guestSeq.Add(1), 10)
+	}
+	if s.hooks != nil {
+		var ok bool
+		if name, ok = r.joinHook(m, name); !ok {
+			return
+		}
+	}
+	if r.out.chatMsgs > 0 {
+		// Chat messages still in the outbox are in history already: they
+		// must not reach m twice (replay and live). (post flushes at the
+		// end of every run, so this is a safety net.) Notices and presence
+		// may stay: they are not in the replay, and leaving them lets a
+		// burst of joins share one flush and one presence event. (Given to
+		// the sweepers before m's add, they do not reach m.)
+		r.flush()
+	}
+
+	ro := &r.roster
+	ro.mu.Lock()
+	name = uniqueName(name, s.cfg.MaxNameLength, ro.taken)
+	m.name.Store(&name)
+	ro.names.add(name, m)
+	ro.members = append(ro.members, m)
+	m.joined.Store(true)
+	ro.mu.Unlock()
+	held := r.holdAnnouncements()
+	r.presenceJoined(name)
+
+	// Welcome, replay (or resume) and the full presence list, as one
+	// write, before any room-wide event about this join.
+	var frames [][]byte
+	if m.format == formatJSON {
+		frames = append(frames, appendJSONWelcome(nil, r.name, name))
+	}
+	frames = append(frames, r.replay(m)...)
+	if m.format == formatJSON {
+		frames = append(frames, appendJSONPresence(nil, r.name, r.presenceBase(name)))
+	}
+	if len(frames) > 0 {
+		m.writePrepared(ws.NewPrepared(ws.OpText, frames...))
+	}
+
+	if m.format == formatJSON {
+		ro.json = append(ro.json, m)
+	} else {
+		ro.plain = append(ro.plain, m)
+	}
+	if r.fan.sweepers != nil {
+		r.assign(m)
+	}
+	if held {
+		return // announced by releaseHeld
+	}
+	r.outPresence()
+	r.outSystem(name + " joined")
+}
+
+// joinHook runs Hooks.Join for m, who asks to join as name. It returns
+// the name to use, or false when m was refused (and told why: the
+// connection is closing).
+func (r *room) joinHook(m *member, name string) (string, bool) {
+	s := r.srv
+	u := m.user()
+	u.Name = name
+	start := time.Now()
+	res := s.hooks.Join(s.ctx, u)
+	s.metrics.hookJoin.observeSince(start)
+	if res.Err != nil {
+		if !s.cfg.DeliverOnHookFailure {
+			reason := s.hookFailed(hookKindJoin, u, res.Err, "join refused")
+			text := "join refused: " + hookFailText(reason)
+			s.metrics.refused.Add(1)
+			m.write(m.appendError(nil, codeHookFailed, text))
+			_ = m.conn.Close(hookFailClose(reason), closeReason(text))
+			return "", false
+		}
+		s.hookFailed(hookKindJoin, u, res.Err, "carrying on ([scripting] on_failure = \"deliver\")")
+	}
+	if res.Refuse {
+		reason := res.Reason
+		if reason == "" {
+			reason = "refused by the server"
+		}
+		s.refuse(m, ws.StatusPolicyViolation, reason)
+		return "", false
+	}
+	if res.Name != "" {
+		if given, err := checkName(res.Name, s.cfg.MaxNameLength); err != nil {
+			s.log.Warn("chat: join hook returned an invalid name; keeping the requested one",
+				"room", r.name, "name", res.Name, "err", err)
+		} else {
+			name = given
+		}
+	}
+	return name, true
+}
+
+// remove takes m out of the room at once and puts the announcement in the
+// outbox. It serves members who left (opLeave: the outbox is not flushed
+// first; what is in it was meant for m too, but m is gone) and members the
+// server dropped itself (kicked, slow consumers): their connection's
+// OnClose may come only after the closing handshake times out, and the
+// room should not wait for that.
+func (r *room) remove(m *member) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
+	ro := &r.roster
+	ro.mu.Lock()
+	name := m.currentName()
+	ro.names.remove(name, m)
+	ro.members = removeMember(ro.members, m)
+	m.joined.Store(false)
+	ro.mu.Unlock()
+	if m.format == formatJSON {
+		ro.json = removeMember(ro.json, m)
+	} else {
+		ro.plain = removeMember(ro.plain, m)
+	}
+	if r.fan.sweepers != nil {
+		r.unassign(m)
+	}
+	held := r.holdAnnouncements()
+	r.presenceLeft(name)
+	if !held { // else announced by releaseHeld
+		r.outSystem(name + " left")
+		r.outPresence()
+	}
+	if s.hooks != nil {
+		r.leaveHook(m)
+	}
+}
+
+// leaveHook runs Hooks.Leave for m, who has left.
+func (r *room) leaveHook(m *member) {
+	s := r.srv
+	u := m.user()
+	start := time.Now()
+	err := s.hooks.Leave(s.ctx, u)
+	s.metrics.hookLeave.observeSince(start)
+	if err != nil {
+		s.hookFailed(hookKindLeave, u, err, "the member has left regardless")
+	}
+}
+
+// leaveAll runs as the room goroutine exits. A room stops with members
+// still in it only at Shutdown (their connections are closed after the
+// rooms are done, and their leave operations find the room stopped), so
+// Hooks.Leave is called here: scripts see a leave for every join. Nothing
+// is announced, the connections are about to close with 1001. The hooks
+// get srv.ctx, which Shutdown cancels when its own context ends, so this
+// is bounded by the shutdown deadline.
+func (r *room) leaveAll() {
+	s := r.srv
+	r.waitForPasses()
+	ro := &r.roster
+	ro.mu.Lock()
+	left := ro.members
+	ro.members = nil
+	clear(ro.names)
+	for _, m := range left {
+		m.joined.Store(false)
+	}
+	ro.mu.Unlock()
+	ro.plain, ro.json = nil, nil
+	if s.hooks == nil {
+		return
+	}
+	for _, m := range left {
+		r.leaveHook(m)
+	}
+}
+
+// renamed announces a rename already made by Host.Rename.
+func (r *room) renamed(m *member, old string) {
+	s := r.srv
+	if !m.joined.Load() {
+		return
+	}
+	name := m.currentName()
+	// The pending presence delta names old, if anything: it is closed
+	// here so that the rename event follows it and later joins and leaves
+	// go into a new delta. Held announcements go out first for the same
+	// reason (they name old).
+	r.releaseHeld()
+	r.closePresence()
+	if len(r.roster.json) > 0 {
+		r.out.addRename(r.name, old, name)
+	}
+	r.outSystem(old + " is now known as " + name)
+	if s.hooks != nil {
+		start := time.Now()
+		u := m.user()
+		err := s.hooks.Rename(s.ctx, u, old)
+		s.metrics.hookRename.observeSince(start)
+		if err != nil {
+			s.hookFailed(hookKindRename, u, err, "the rename stands regardless")
+		}
+	}
+}
+
+// kick sends m the reason (if any), closes its connection and removes it.
+func (r *room) kick(m *member, reason string) {
+	if !m.joined.Load() {
+		return
+	}
+	r.flushAndWait()
+	if reason != "" {
+		m.write(m.appendNotice(nil, r.name, reason))
+	}
+	_ = m.conn.Close(ws.StatusNormalClosure, closeReason(reason))
+	r.remove(m)
+}
+
+// removeMember returns list without m, keeping the order.
+func removeMember(list []*member, m *member) []*member {
+	for i, x := range list {
+		if x == m {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			return list[:len(list)-1]
+		}
+	}
+	return list
+}

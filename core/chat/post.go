@@ -1,0 +1,103 @@
+package chat
+
+import "time"
+
+// posting is the room's scratch for one run of chat messages on its way
+// through the message hooks, History.Append and the outbox.
+//
+// Invariants:
+//   - owned by the room goroutine, empty between runs (references are
+//     cleared so that a finished run keeps no message or member alive);
+//   - msgs[i] was sent by senders[i];
+//   - a message reaches the outbox only after History.Append returned
+//     without error for it: not stored means not broadcast.
+type posting struct {
+	msgs    []*Message
+	senders []*member
+}
+
+// post runs the message hooks over a run of chat messages, appends the
+// survivors to history in one call, puts them in the outbox and flushes
+// it.
+func (r *room) post(ops []op) {
+	s := r.srv
+	msgs := r.posting.msgs[:0]
+	senders := r.posting.senders[:0]
+	for i := range ops {
+		o := &ops[i]
+		m := o.m
+		r.release = append(r.release, m)
+		if !m.joined.Load() {
+			continue // refused, or left before its message came up
+		}
+		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action}
+		if s.hooks != nil && !r.messageHook(m, msg) {
+			continue
+		}
+		msgs = append(msgs, msg)
+		senders = append(senders, m)
+	}
+	if len(msgs) > 0 {
+		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
+	}
+	if len(msgs) > 0 && s.history != nil {
+		start := time.Now()
+		err := s.history.Append(s.ctx, msgs)
+		s.metrics.appendTime.observeSince(start)
+		if err != nil {
+			// Not stored means not broadcast: the senders learn it, nobody
+			// else saw anything.
+			s.metrics.appendErrors.Add(uint64(len(msgs)))
+			s.log.Error("chat: storing messages failed", "room", r.name, "messages", len(msgs), "err", err)
+			for _, m := range senders {
+				r.out.notice(m, m.appendError(nil, codeDropped, "message not sent: the server could not store it"))
+			}
+			msgs = msgs[:0]
+		}
+	}
+	for _, msg := range msgs {
+		r.outMessage(msg)
+	}
+	clear(msgs)
+	r.posting.msgs = msgs[:0]
+	clear(senders)
+	r.posting.senders = senders[:0]
+	r.flush()
+}
+
+// messageHook runs Hooks.Message for msg from m and reports whether msg
+// goes on (possibly with its text replaced). A message it stops is
+// counted, and m is told why when there is something to say.
+func (r *room) messageHook(m *member, msg *Message) bool {
+	s := r.srv
+	start := time.Now()
+	u := m.user()
+	res := s.hooks.Message(s.ctx, u, msg)
+	s.metrics.hookMessage.observeSince(start)
+	if res.Err != nil {
+		if !s.cfg.DeliverOnHookFailure {
+			// Fail closed: not stored, not delivered, the sender told
+			// why. A command's own reason says more.
+			reason := s.hookFailed(hookKindMessage, u, res.Err, "message refused")
+			text := res.Reason
+			if !res.Drop || text == "" {
+				text = "message not sent: " + hookFailText(reason)
+			}
+			s.metrics.dropHook.Add(1)
+			r.out.notice(m, m.appendError(nil, codeHookFailed, text))
+			return false
+		}
+		s.hookFailed(hookKindMessage, u, res.Err, "carrying on ([scripting] on_failure = \"deliver\")")
+	}
+	if res.Replace {
+		msg.Text = res.Text
+	}
+	if res.Drop || msg.Text == "" {
+		s.metrics.dropHook.Add(1)
+		if res.Reason != "" {
+			r.out.notice(m, m.appendError(nil, dropCode(res.Code), res.Reason))
+		}
+		return false
+	}
+	return true
+}
