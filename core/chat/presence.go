@@ -25,7 +25,7 @@ type presence struct {
 	delta         presenceDelta
 	held          bool
 	announceArmed bool
-	announceTimer *time.Timer
+	announceTimer Timer // from Config.Clock
 }
 
 // presenceDelta is the presence change of the current outbox: who joined
@@ -90,7 +90,7 @@ func (r *room) armAnnounce() {
 	p.announceArmed = true
 	d := r.srv.cfg.AnnounceInterval
 	if p.announceTimer == nil {
-		p.announceTimer = time.AfterFunc(d, func() { r.enqueue(op{kind: opAnnounce}) })
+		p.announceTimer = r.srv.cfg.Clock.AfterFunc(d, func() { r.enqueue(op{kind: opAnnounce}) })
 	} else {
 		p.announceTimer.Reset(d)
 	}
