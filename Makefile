@@ -18,10 +18,10 @@ build:
 	$(GO) build -o bin/moonchat-bench ./cmd/moonchat-bench
 
 # Micro-benchmarks (short runs), then moonchat side by side with the gws
-# baseline (cmd/moonchat-bench/internal/loadgen TestSideBySide), which rewrites
+# baseline (cmd/moonchat-bench/internal/loadgen BenchmarkSideBySide), which rewrites
 # docs/performance.md from the figures. About 6 minutes.
 bench:
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt
 	MOONCHAT_BENCH=1 MOONCHAT_BENCH_MICRO=$(CURDIR)/bin/microbench.txt \
-		$(GO) test -count=1 -run '^TestSideBySide$$' -v -timeout 10m ./cmd/moonchat-bench/internal/loadgen
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkSideBySide$$' -benchtime=1x -v -timeout 10m ./cmd/moonchat-bench/internal/loadgen

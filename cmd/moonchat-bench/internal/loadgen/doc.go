@@ -4,5 +4,5 @@
 // reordering, the server's CPU and memory), ending in a Summary. It owns
 // its receive path (a goroutine per client, or on Linux a few epoll loops
 // for all of them) and, in its tests, the side-by-side run against a gws
-// baseline that writes docs/performance.md (TestSideBySide, `make bench`).
+// baseline that writes docs/performance.md (BenchmarkSideBySide, `make bench`).
 package loadgen

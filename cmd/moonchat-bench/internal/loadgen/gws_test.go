@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -25,9 +26,23 @@ import (
 // binary re-executed) so that it shares neither the scheduler nor the
 // garbage collector with the load generator.
 
-// gwsHelperEnv names the file the helper writes its address to; the helper
-// test runs only when it is set.
+// gwsHelperEnv names the file the helper writes its address to. When it is
+// set, the test binary is the helper: TestMain serves gws instead of
+// running tests.
 const gwsHelperEnv = "LOADGEN_GWS_HELPER_ADDR_FILE"
+
+// TestMain runs the gws baseline server when the binary was started as
+// its helper (startGWS), and the tests otherwise.
+func TestMain(m *testing.M) {
+	if addrFile := os.Getenv(gwsHelperEnv); addrFile != "" {
+		if err := serveGWS(addrFile); err != nil {
+			fmt.Fprintln(os.Stderr, "gws helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // gwsRoom is the one room: every member, by connection.
 type gwsRoom struct {
@@ -69,13 +84,10 @@ func (g *gwsRoom) OnMessage(c *gws.Conn, msg *gws.Message) {
 	_ = b.Close()
 }
 
-// TestHelperGWSServer is the gws baseline server process. It serves until
-// its stdin closes (the parent exited) or it gets SIGTERM.
-func TestHelperGWSServer(t *testing.T) {
-	addrFile := os.Getenv(gwsHelperEnv)
-	if addrFile == "" {
-		t.Skip("helper process of the side-by-side benchmark; runs only when started by it")
-	}
+// serveGWS is the gws baseline server process: it writes its address to
+// addrFile and serves until its stdin closes (the parent exited) or it
+// gets SIGTERM.
+func serveGWS(addrFile string) error {
 	room := &gwsRoom{members: make(map[*gws.Conn]string)}
 	up := gws.NewUpgrader(room, &gws.ServerOption{
 		Authorize: func(r *http.Request, s gws.SessionStorage) bool {
@@ -89,7 +101,7 @@ func TestHelperGWSServer(t *testing.T) {
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r)
@@ -99,11 +111,12 @@ func TestHelperGWSServer(t *testing.T) {
 		go c.ReadLoop()
 	})}
 	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
 	if err := os.WriteFile(addrFile+".tmp", []byte(ln.Addr().String()), 0o600); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("write address: %w", err)
 	}
 	if err := os.Rename(addrFile+".tmp", addrFile); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("write address: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -112,7 +125,7 @@ func TestHelperGWSServer(t *testing.T) {
 		stop()
 	}()
 	<-ctx.Done()
-	_ = srv.Close()
+	return nil
 }
 
 // childServer is a server process started by a test.
@@ -178,7 +191,7 @@ func (c *childServer) stop() {
 func startGWS(t testing.TB) *childServer {
 	t.Helper()
 	addrFile := t.TempDir() + "/gws.addr"
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperGWSServer$", "-test.count=1", "-test.timeout=0")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), gwsHelperEnv+"="+addrFile)
 	cmd.Stderr = os.Stderr
 	return startChild(t, cmd, addrFile)
