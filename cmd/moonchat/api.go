@@ -31,7 +31,7 @@ type apiClient struct {
 const (
 	apiTimeout  = time.Minute // the whole query
 	apiMaxPages = 10000       // at api_limit (500) a page: 5M messages scanned
-	apiPageSize = maxAPILimit // the server caps it at its [store] api_limit
+	apiPageSize = maxAPILimit // the server caps it at its [chat] api_limit
 )
 
 // apiPage is the body of GET /api/history.

@@ -95,11 +95,11 @@ func TestCheck(t *testing.T) {
 func TestCheckExplicitConfig(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "my.toml")
-	if err := os.WriteFile(p, []byte("[store]\nreplay = -3\n"), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte("[chat]\nreplay = -3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCmd(t, "check", "-config", p)
-	if code != 1 || !strings.Contains(stderr, p+": [store] replay: must be between 0 and 500, got -3") {
+	if code != 1 || !strings.Contains(stderr, p+": [chat] replay: must be between 0 and 500, got -3") {
 		t.Fatalf("code %d stderr %q", code, stderr)
 	}
 	code, _, stderr = runCmd(t, "check", "-config", filepath.Join(dir, "missing.toml"))

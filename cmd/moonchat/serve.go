@@ -292,8 +292,8 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		FloodRate:      cfg.Chat.FloodRate,
 		FloodBurst:     cfg.Chat.FloodBurst,
 		MaxTextBytes:   cfg.Chat.MaxTextBytes,
-		Replay:         cfg.Store.Replay,
-		APILimit:       cfg.Store.APILimit,
+		Replay:         cfg.Chat.Replay,
+		APILimit:       cfg.Chat.APILimit,
 		Logger:         log,
 
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",

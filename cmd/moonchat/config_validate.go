@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/ws"
+)
+
+// Validation: what TOML types cannot express (ranges, addresses, origins,
+// room names, keys that depend on each other). Errors name the key.
+
+// Limits that are not a matter of taste: beyond them something breaks.
+const (
+	maxRoomNameLen  = 32      // docs/protocol.md
+	maxAPILimit     = 10000   // one history page must stay a sane size in memory
+	maxMessageLimit = 1 << 30 // the engine keeps one message in memory
+)
+
+// validateConfig checks ranges and syntax that TOML types cannot express.
+func validateConfig(cfg *Config, file string) error {
+	var errs []error
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, &configError{file: file, key: key, msg: fmt.Sprintf(format, args...)})
+	}
+	atLeast := func(key string, v, lo int) {
+		if v < lo {
+			fail(key, "must be at least %d, got %d", lo, v)
+		}
+	}
+	between := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			fail(key, "must be between %d and %d, got %d", lo, hi, v)
+		}
+	}
+	positive := func(key string, d Duration) {
+		if d <= 0 {
+			fail(key, "must be positive, got %q", d.D().String())
+		}
+	}
+	nonNegative := func(key string, d Duration) {
+		if d < 0 {
+			fail(key, "must not be negative, got %q", d.D().String())
+		}
+	}
+
+	s := &cfg.Server
+	if err := checkAddr(s.Listen); err != nil {
+		fail("[server] listen", "%v", err)
+	}
+	for _, o := range s.AllowedOrigins {
+		if err := checkOrigin(o, len(s.AllowedOrigins)); err != nil {
+			fail("[server] allowed_origins", "%v", err)
+		}
+	}
+	for _, h := range s.Hosts {
+		if h == "*" && len(s.Hosts) > 1 {
+			fail("[server] hosts", `"*" accepts any Host: it must be the only entry`)
+		} else if _, err := ws.NewHostPolicy([]string{h}); err != nil {
+			fail("[server] hosts", "%v", err)
+		}
+	}
+	between("[server] max_message_bytes", s.MaxMessageBytes, 1, maxMessageLimit)
+	atLeast("[server] max_connections", s.MaxConnections, 1)
+	positive("[server] handshake_timeout", s.HandshakeTimeout)
+	nonNegative("[server] ping_interval", s.PingInterval)
+	positive("[server] ping_timeout", s.PingTimeout)
+	nonNegative("[server] idle_timeout", s.IdleTimeout)
+	positive("[server] write_timeout", s.WriteTimeout)
+	atLeast("[server] max_queue_bytes", s.MaxQueueBytes, 1)
+	positive("[server] close_timeout", s.CloseTimeout)
+	positive("[server] shutdown_timeout", s.ShutdownTimeout)
+	if s.Pprof != "" {
+		if err := checkAddr(s.Pprof); err != nil {
+			fail("[server] pprof", "%v", err)
+		} else if s.Pprof == s.Listen && !strings.HasSuffix(s.Pprof, ":0") {
+			fail("[server] pprof", "must differ from [server] listen")
+		}
+	}
+
+	c := &cfg.Chat
+	if err := checkRoomName(c.DefaultRoom); err != nil {
+		fail("[chat] default_room", "%v", err)
+	}
+	between("[chat] max_name_length", c.MaxNameLength, 8, 256) // guest-N plus a suffix must fit
+	atLeast("[chat] max_rooms", c.MaxRooms, 1)
+	if c.FloodRate < 0 || math.IsNaN(c.FloodRate) || math.IsInf(c.FloodRate, 0) {
+		fail("[chat] flood_rate", "must be 0 (off) or a positive number, got %v", c.FloodRate)
+	}
+	if c.FloodRate > 0 {
+		atLeast("[chat] flood_burst", c.FloodBurst, 1)
+	} else {
+		atLeast("[chat] flood_burst", c.FloodBurst, 0)
+	}
+	between("[chat] max_text_bytes", c.MaxTextBytes, 1, s.MaxMessageBytes)
+	atLeast("[chat] announce_batch_members", c.AnnounceBatchMembers, 1)
+	nonNegative("[chat] announce_interval", c.AnnounceInterval)
+	between("[chat] api_limit", c.APILimit, 1, maxAPILimit)
+	between("[chat] replay", c.Replay, 0, max(c.APILimit, 0))
+
+	st := &cfg.Store
+	atLeast("[store] max_per_room", st.MaxPerRoom, 0)
+	nonNegative("[store] max_age", st.MaxAge)
+	positive("[store] prune_interval", st.PruneInterval)
+
+	sc := &cfg.Scripting
+	positive("[scripting] hook_timeout", sc.HookTimeout)
+	if sc.OnFailure != "refuse" && sc.OnFailure != "deliver" {
+		fail("[scripting] on_failure", "must be \"refuse\" or \"deliver\", got %q", sc.OnFailure)
+	}
+	if sc.Enabled && sc.Dir == "" {
+		fail("[scripting] dir", "must not be empty (set enabled = false to run no scripts)")
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr validates a "host:port" listen address (port 0 = any free port).
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port, e.g. \"127.0.0.1:8080\" or \":8080\"", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port %q in %q: want 0-65535", port, addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid host %q in %q", host, addr)
+	}
+	return nil
+}
+
+// checkOrigin validates one allowed_origins entry; n is the list's length.
+func checkOrigin(o string, n int) error {
+	if o == "*" {
+		if n > 1 {
+			return errors.New(`"*" allows every origin: it must be the only entry`)
+		}
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("invalid origin %q: want scheme://host[:port] with scheme http or https, or \"*\"", o)
+	}
+	host := u.Hostname()
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		host = rest
+	}
+	if host == "" || strings.Contains(host, "*") {
+		return fmt.Errorf("invalid origin %q: \"*\" is only allowed as a whole subdomain label (\"https://*.example.com\")", o)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("invalid origin %q: bad port", o)
+		}
+	}
+	return nil
+}
+
+// checkRoomName applies the chat server's room name rule (docs/protocol.md).
+func checkRoomName(room string) error {
+	if err := chat.ValidRoomName(room); err != nil {
+		return fmt.Errorf("invalid room name %q: want 1-%d characters from A-Z a-z 0-9 and \"-_.\"", room, maxRoomNameLen)
+	}
+	return nil
+}
