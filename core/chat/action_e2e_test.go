@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
@@ -98,19 +99,7 @@ func TestNickAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	srv, err := chat.New(chat.Config{Logger: log}, eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.Bind(srv)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	u := "ws" + strings.TrimPrefix(hs.URL, "http")
+	u := chattest.Start(t, chat.Config{Logger: log}, eng, nil).WS
 	admin := dialE2E(t, u+"/chat/r?name=admin", "")
 	skipUntil(t, admin, "* admin joined")
 	c := dialE2E(t, u+"/chat/r?name=bob", "")
