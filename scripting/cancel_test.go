@@ -37,7 +37,7 @@ func TestCheckStopsOnCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			log := slog.New(cancelOnLog{slog.DiscardHandler, cancel})
-			err := Check(ctx, scriptFS(map[string]string{"a.lua": `print("started") ` + body, "b.lua": `print("not reached")`}), log)
+			err := Check(ctx, scriptFS(map[string]string{"a.lua": `print("started") ` + body, "b.lua": `print("not reached")`}), log, nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Check = %v, want context.Canceled", err)
 			}

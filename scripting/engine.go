@@ -57,6 +57,11 @@ type Options struct {
 	// Clock drives the chat.every timers and the directory watcher
 	// (nil → the real clock).
 	Clock Clock
+	// ScriptOptions are the scripts' own settings, config.toml's
+	// [scripts.NAME] tables: NAME.lua reads its table as chat.options.
+	// SetScriptOptions changes them for the next reload. The engine does
+	// not modify them; the caller must not either.
+	ScriptOptions ScriptOptions
 }
 
 // Engine runs the Lua scripts and implements chat.Hooks. All Lua code —
@@ -78,6 +83,7 @@ type Engine struct {
 	cur atomic.Pointer[state]
 
 	reloadMu sync.Mutex
+	opts     ScriptOptions // guarded by reloadMu: what the next load uses
 
 	mu      sync.Mutex
 	started bool
@@ -116,6 +122,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		poll:     opts.PollInterval,
 		lockWait: opts.LockWait,
 		clock:    opts.Clock,
+		opts:     opts.ScriptOptions,
 		sem:      make(chan struct{}, 1),
 	}
 	if e.clock == nil {
@@ -130,7 +137,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if e.dir != "" {
 		e.snap = snapshotOf(fsys)
 	}
-	st, err := buildState(ctx, sh, fsys)
+	st, err := buildState(ctx, sh, fsys, e.opts)
 	if err != nil {
 		return nil, fmt.Errorf("load scripts: %w", err)
 	}
@@ -209,7 +216,7 @@ func (e *Engine) Reload(cause string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	st, err := buildState(ctx, e.sh, e.fsys)
+	st, err := buildState(ctx, e.sh, e.fsys, e.opts)
 	if err != nil {
 		e.sh.log.Error("lua scripts not reloaded; the previous scripts keep running", "cause", cause, "error", err)
 		return fmt.Errorf("reload scripts: %w", err)
@@ -235,6 +242,22 @@ func (e *Engine) Reload(cause string) error {
 // every reload, the same message and format.
 func (st *state) logLoaded(cause string) {
 	st.sh.log.Info("lua scripts loaded", "cause", cause, "scripts", strings.Join(st.scripts, ","))
+	warnUnusedOptions(st.sh.log, st.opts, st.scripts)
+}
+
+// SetScriptOptions replaces the scripts' settings (config.toml's
+// [scripts.NAME] tables) and reports whether they changed. They take
+// effect with the next reload — a change is a reason to reload, as
+// cmd/moonchat does on SIGHUP — and only if that reload succeeds: until
+// then the running scripts keep the chat.options they loaded with.
+func (e *Engine) SetScriptOptions(opts ScriptOptions) (changed bool) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if sameOptions(e.opts, opts) {
+		return false
+	}
+	e.opts = opts
+	return true
 }
 
 // Close stops the watcher and the timers and releases the Lua state; hooks
@@ -278,17 +301,20 @@ func (e *Engine) Commands() []Command {
 }
 
 // Check compiles and runs every script of fsys in a throwaway sandbox with
-// a host that does nothing, for `moonchat check`. It reports all failures
-// (each a *ScriptError with file:line), not just the first. Each script's
+// a host that does nothing, for `moonchat check`, each with its chat.options
+// from opts. It reports all failures (each a *ScriptError with file:line),
+// not just the first; an options table for no script is a warning on
+// logger, not an error (the script may be added later). Each script's
 // top level runs under the load time limit of the default hook timeout
 // (1s); cancelling ctx (SIGINT, SIGTERM) stops it at once, and the error
 // then wraps ctx's cause.
-func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger) error {
+func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger, opts ScriptOptions) error {
 	sh := newShared(logger, nil, 0, 0)
-	st, err := buildState(ctx, sh, fsys)
+	st, err := buildState(ctx, sh, fsys, opts)
 	if err != nil {
 		return err
 	}
+	warnUnusedOptions(sh.log, opts, st.scripts)
 	st.close()
 	return nil
 }

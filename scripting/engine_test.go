@@ -145,7 +145,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if err := Check(t.Context(), defaults.Scripts(), nil); err != nil {
+	if err := Check(t.Context(), defaults.Scripts(), nil, nil); err != nil {
 		t.Fatalf("Check(default scripts) = %v", err)
 	}
 	fsys := fstest.MapFS{
@@ -156,7 +156,7 @@ func TestCheck(t *testing.T) {
 		"readme.txt":     {Data: []byte("not lua")},
 		"sub/nested.lua": {Data: []byte("garbage (not at the top level, skipped)")},
 	}
-	err := Check(t.Context(), fsys, nil)
+	err := Check(t.Context(), fsys, nil, nil)
 	if err == nil {
 		t.Fatal("Check passed bad scripts")
 	}

@@ -76,11 +76,12 @@ func unavailableLib(L *lua.LState, lib string) *lua.LTable {
 }
 
 // newSandbox makes a Lua state with no libraries, opens the safe ones to
-// copy from, and returns it with the template of a script environment.
+// copy from, and returns it with the template of a script environment and
+// the state's read-only tables.
 // The state's own global table is emptied afterwards: script code only
 // ever runs with its own environment (see state.loadScript), so nothing
 // the libraries registered there is reachable.
-func newSandbox() (*lua.LState, *lua.LTable) {
+func newSandbox() (*lua.LState, *lua.LTable, *readOnly) {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       callStackSize,
@@ -140,13 +141,17 @@ func newSandbox() (*lua.LState, *lua.LTable) {
 	mt.RawSetString("__metatable", lua.LFalse)
 	L.SetMetatable(lua.LString(""), mt)
 
+	// chat.options and its tables are read-only; see readOnly.
+	ro := newReadOnly(L)
+	ro.install(L, tmpl)
+
 	// Empty the state's globals; see the doc comment.
 	var keys []lua.LValue
 	g.ForEach(func(k, _ lua.LValue) { keys = append(keys, k) })
 	for _, k := range keys {
 		g.RawSet(k, lua.LNil)
 	}
-	return L, tmpl
+	return L, tmpl, ro
 }
 
 // newEnv returns a fresh global environment for one script: the template's

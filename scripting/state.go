@@ -89,6 +89,8 @@ type state struct {
 	L        *lua.LState
 	wd       *watchdog
 	tmpl     *lua.LTable
+	ro       *readOnly
+	opts     ScriptOptions // what this generation's chat.options show
 	loading  bool
 	handlers [numEvents][]handler
 	commands map[string]*command
@@ -157,7 +159,7 @@ func scriptNames(fsys fs.FS) ([]string, error) {
 // discards the state. Each script's top level runs under the load time
 // limit; ctx's cancellation stops the script running and the load (the
 // error then wraps ctx's cause).
-func buildState(ctx context.Context, sh *shared, fsys fs.FS) (*state, error) {
+func buildState(ctx context.Context, sh *shared, fsys fs.FS, opts ScriptOptions) (*state, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("scripts not loaded: %w", context.Cause(ctx))
 	}
@@ -165,8 +167,8 @@ func buildState(ctx context.Context, sh *shared, fsys fs.FS) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	L, tmpl := newSandbox()
-	st := &state{sh: sh, L: L, wd: newWatchdog(), tmpl: tmpl, loading: true, commands: map[string]*command{}}
+	L, tmpl, ro := newSandbox()
+	st := &state{sh: sh, L: L, wd: newWatchdog(), tmpl: tmpl, ro: ro, opts: opts, loading: true, commands: map[string]*command{}}
 	L.SetContext(st.wd)
 	stop := context.AfterFunc(ctx, func() {
 		st.wd.abort(fmt.Errorf("scripts load stopped: %w", context.Cause(ctx)))
@@ -209,7 +211,8 @@ func buildState(ctx context.Context, sh *shared, fsys fs.FS) (*state, error) {
 }
 
 // loadScript compiles one script and runs its top level in its own
-// environment (see newEnv) with the load time limit.
+// environment (see newEnv) with the load time limit. Its chat.options is
+// a read-only copy of its [scripts.NAME] table (empty without one).
 func (st *state) loadScript(name string, src []byte) error {
 	fn, err := st.L.Load(bytes.NewReader(src), name)
 	if err != nil {
@@ -217,6 +220,7 @@ func (st *state) loadScript(name string, src []byte) error {
 	}
 	env := newEnv(st.L, st.tmpl)
 	chatTbl := st.chatTable(name)
+	chatTbl.RawSetString("options", st.ro.table(st.L, st.opts[optionsKey(name)]))
 	env.RawSetString("chat", chatTbl)
 	env.RawSetString("print", chatTbl.RawGetString("log"))
 	fn.Env = env

@@ -1,11 +1,23 @@
--- wordfilter.lua: replaces the words listed here with asterisks, whatever
--- their case ("Darn" becomes "****"). Edit the list and save: the server
--- reloads the scripts within a second.
+-- wordfilter.lua: replaces listed words with asterisks, whatever their
+-- case ("Darn" becomes "****"). The list comes from config.toml:
+--
+--   [scripts.wordfilter]
+--   words = ["darn", "heck", "frak"]
+--
+-- and is the one below when config.toml has none. Change config.toml and
+-- send the server SIGHUP, or change this file and save: the scripts reload.
 
-local words = { "darn", "heck", "frak" }
+local words = chat.options.words or { "darn", "heck", "frak" }
+
+if type(words) ~= "table" then
+  error("[scripts.wordfilter] words must be a list of words, got " .. type(words))
+end
 
 local banned = {}
-for _, w in ipairs(words) do
+for i, w in ipairs(words) do
+  if type(w) ~= "string" or w == "" then
+    error("[scripts.wordfilter] words: entry " .. i .. " must be a word, got " .. tostring(w))
+  end
   banned[w:lower()] = true
 end
 
