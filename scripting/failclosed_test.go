@@ -1,15 +1,13 @@
 package scripting
 
 import (
-	"context"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // failScripts: a message hook that loops on "loop", a join hook (so joins
@@ -41,19 +39,7 @@ func serveFailing(t *testing.T, cfg chat.Config) (string, *Engine) {
 	t.Cleanup(func() { _ = e.Close() })
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.FloodRate = -1
-	srv, err := chat.New(cfg, e, nil)
-	if err != nil {
-		t.Fatalf("chat.New: %v", err)
-	}
-	e.Bind(srv)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http"), e
+	return chattest.Start(t, cfg, e, nil).WS, e
 }
 
 // plainConn is a plain-text client.
