@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/core/chat/chattest"
@@ -37,7 +36,7 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := chat.New(chat.Config{Logger: log}, eng, db)
+		srv, err := chat.New(chattest.Limits(chat.Config{Logger: log}), eng, db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,23 +55,23 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		}
 	}
 	run(func(u string) {
-		c := dialE2E(t, u+"/chat/r?name=alice", "")
-		skipUntil(t, c, "* alice joined")
-		send(t, c, "/me waves")
-		skipUntil(t, c, "* alice waves")
-		_ = c.Close() // gone before Shutdown, which would wait for its close handshake
+		c := chattest.Dial(t, u+"/chat/r?name=alice", "")
+		c.SkipUntil("* alice joined")
+		c.Send("/me waves")
+		c.SkipUntil("* alice waves")
+		_ = c.Conn.Close() // gone before Shutdown, which would wait for its close handshake
 	})
 	run(func(u string) {
-		c := dialE2E(t, u+"/chat/r?name=bob", "")
-		line := readLine(t, c)
+		c := chattest.Dial(t, u+"/chat/r?name=bob", "")
+		line := c.Read()
 		if _, rest, ok := strings.Cut(line, " UTC] "); !ok || !strings.HasPrefix(line, "[") || rest != "* alice waves" {
 			t.Fatalf("replayed %q, want \"[TIME UTC] * alice waves\"", line)
 		}
-		if got := readLine(t, c); got != "* --- end of history ---" {
+		if got := c.Read(); got != "* --- end of history ---" {
 			t.Fatalf("after the replay: %q", got)
 		}
-		j := dialE2E(t, u+"/chat/r?name=jay", chat.SubprotocolJSON)
-		readLine(t, j) // welcome
+		j := chattest.Dial(t, u+"/chat/r?name=jay", chat.SubprotocolJSON)
+		j.Read() // welcome
 		var h struct {
 			Type     string
 			Messages []struct {
@@ -80,13 +79,13 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 				Action     bool
 			}
 		}
-		if err := json.Unmarshal([]byte(readLine(t, j)), &h); err != nil {
+		if err := json.Unmarshal([]byte(j.Read()), &h); err != nil {
 			t.Fatal(err)
 		}
 		if h.Type != "history" || len(h.Messages) != 1 || !h.Messages[0].Action || h.Messages[0].Text != "waves" || h.Messages[0].User != "alice" {
 			t.Fatalf("history %+v", h)
 		}
-		_, _ = c.Close(), j.Close()
+		_, _ = c.Conn.Close(), j.Conn.Close()
 	})
 }
 
@@ -100,61 +99,24 @@ func TestNickAnswers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = eng.Close() })
 	u := chattest.Start(t, chat.Config{Logger: log}, eng, nil).WS
-	admin := dialE2E(t, u+"/chat/r?name=admin", "")
-	skipUntil(t, admin, "* admin joined")
-	c := dialE2E(t, u+"/chat/r?name=bob", "")
-	skipUntil(t, c, "* welcome to r! /help lists the commands; type quit to leave") // after "* bob joined"
+	admin := chattest.Dial(t, u+"/chat/r?name=admin", "")
+	admin.SkipUntil("* admin joined")
+	c := chattest.Dial(t, u+"/chat/r?name=bob", "")
+	c.SkipUntil("* welcome to r! /help lists the commands; type quit to leave") // after "* bob joined"
 	for _, tc := range []struct{ cmd, answer string }{
 		{"/nick a:b", "* cannot change your name: invalid name: ':' not allowed"},
 		{"/nick аdmin", "* cannot change your name: invalid name: mixes scripts (Cyrillic and Latin): use letters of one script"},
 		{"/nick ad\u3164min", "* cannot change your name: invalid name: invisible character U+3164 not allowed"},
 		{"/nick Admin", "* that name is taken or looks like one in use; you are now Admin-2"},
 	} {
-		send(t, c, tc.cmd)
-		line := readLine(t, c)
+		c.Send(tc.cmd)
+		line := c.Read()
 		if strings.HasPrefix(line, "* bob is now known as") {
-			line = readLine(t, c) // the room's notice comes first
+			line = c.Read() // the room's notice comes first
 		}
 		if line != tc.answer {
 			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.answer)
 		}
 	}
-	_, _ = admin.Close(), c.Close()
-}
-
-func dialE2E(t *testing.T, url, proto string) *websocket.Conn {
-	t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	if proto != "" {
-		d.Subprotocols = []string{proto}
-	}
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-func readLine(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(data)
-}
-
-func skipUntil(t *testing.T, c *websocket.Conn, want string) {
-	t.Helper()
-	for readLine(t, c) != want {
-	}
-}
-
-func send(t *testing.T, c *websocket.Conn, text string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
-		t.Fatal(err)
-	}
+	_, _ = admin.Conn.Close(), c.Conn.Close()
 }
