@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -21,7 +19,7 @@ import (
 // Open's spot check) skip it and go on with its neighbours, so a room with
 // one bad record still replays, pages and resumes. Skipping is reported,
 // not silent: a log line at error level naming the file, room and ID, and
-// moonchat_store_corrupt_records_total in /metrics (WriteMetrics), each
+// moonchat_store_corrupt_records_total in /metrics (metrics.go), each
 // once per record for the life of the DB. After treats a skipped record
 // right after `after` as missing (complete = false, so the chat server
 // sends a gap event). DeleteUser finishes its work and then fails, because
@@ -135,22 +133,3 @@ func (db *DB) skip(err error) error {
 // CorruptRecords returns how many distinct corrupt message records the
 // read paths have met (and skipped) since Open.
 func (db *DB) CorruptRecords() uint64 { return db.bad.count.Load() }
-
-// WriteMetrics writes the store's series in the Prometheus text format
-// (version 0.0.4). The chat server appends it to /metrics (chat.MetricsWriter).
-func (db *DB) WriteMetrics(w io.Writer) error {
-	s := db.Stats()
-	var b []byte
-	series := func(name, typ, help string, v uint64) {
-		b = append(b, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+typ+"\n"+name+" "...)
-		b = strconv.AppendUint(b, v, 10)
-		b = append(b, '\n')
-	}
-	series("moonchat_store_corrupt_records_total", "counter",
-		"Stored message records that failed verification (checksum, decoding, key) when read; they are not served. Each is counted once.",
-		db.CorruptRecords())
-	series("moonchat_store_commits_total", "counter",
-		"Write transactions (each one fsync) of the history group committer.", s.Commits)
-	_, err := w.Write(b)
-	return err
-}

@@ -18,6 +18,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DB is moonchat's history and KV store. It implements chat.History and
@@ -53,9 +54,9 @@ type DB struct {
 // not import scripting (the two stand side by side under cmd): the check
 // that DB is a scripting.KV lives in cmd/moonchat, which wires them.
 var (
-	_ chat.History       = (*DB)(nil)
-	_ chat.RoomLister    = (*DB)(nil) // GET /api/rooms
-	_ chat.MetricsWriter = (*DB)(nil) // moonchat_store_* in /metrics
+	_ chat.History         = (*DB)(nil)
+	_ chat.RoomLister      = (*DB)(nil) // GET /api/rooms
+	_ prometheus.Collector = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
 )
 
 // Options tunes a DB. The zero value keeps every message forever.

@@ -52,7 +52,7 @@
 //	db.Check()                     // full consistency check (slow: reads everything)
 //	db.Verify(ctx, report)         // the same, every problem to report (history -verify)
 //	db.CorruptRecords()            // corrupt records the reads skipped since Open
-//	db.WriteMetrics(w)             // the store's /metrics series (chat.MetricsWriter)
+//	db.Describe(ch); db.Collect(ch) // the store's /metrics series (prometheus.Collector)
 //
 // Recent, Before and After seek with a cursor and touch only the pages they
 // return, whatever the room's size (about 20 µs for 50 messages in a room of
@@ -76,7 +76,7 @@
 // — is never served, and does not take its room down either: Recent,
 // Before, After, Query, retention and DeleteUser skip it and go on, and
 // report it: an error log line naming the file, room and ID, and the
-// counter moonchat_store_corrupt_records_total (WriteMetrics), once per
+// counter moonchat_store_corrupt_records_total (Collect), once per
 // record per process. After reports a skipped record right after `after`
 // as a gap (complete = false). DeleteUser deletes the rest, then returns an
 // error wrapping ErrCorrupt (a record it cannot read may be the user's).

@@ -46,21 +46,17 @@ func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// serveMetrics writes the Prometheus text exposition.
+// serveMetrics answers with the server's registry in the Prometheus
+// exposition format promhttp negotiates (the text format unless the
+// client asks for protobuf; gzip when accepted).
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	s.mu.Lock()
-	rooms := len(s.rooms)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if s.metrics.write(w, int(max(s.conns.Load(), 0)), rooms) == nil {
-		s.writeHistoryMetrics(w)
-	}
+	s.metrics.handler.ServeHTTP(w, r)
 }
 
 // serveHistory answers GET /api/history?room=R&before=ID&after=ID&limit=N

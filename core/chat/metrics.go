@@ -1,31 +1,49 @@
 package chat
 
 import (
-	"bufio"
-	"io"
-	"math"
-	"strconv"
-	"sync/atomic"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the server's counters, exposed at /metrics in the Prometheus
-// text format (version 0.0.4), written by hand to avoid a dependency. All
-// fields are atomics: they are bumped on hot paths by many goroutines.
+// metrics are the server's series, exposed at /metrics by
+// github.com/prometheus/client_golang. docs/protocol.md lists them; a test
+// (cmd/moonchat) scrapes a running server against that table.
+//
+// Invariants:
+//   - Every Server has a registry of its own (no global default registry):
+//     two servers in one process count apart, and a History registered as a
+//     collector (seams.go) is seen only by the server it was given to.
+//   - Every labelled child (a drop reason, a hook, a hook × failure reason)
+//     is resolved once here, so the message path does no label lookup: a
+//     counter bump is one atomic add, an observation a bucket search and
+//     three atomic adds.
+//   - Every child exists from the start, so a scrape shows each documented
+//     series at 0 before it first happens.
+//   - The fields are set once by newMetrics and never reassigned; the
+//     values behind them are safe for concurrent use.
 type metrics struct {
-	messagesIn     atomic.Uint64 // chat messages accepted from clients
-	messagesOut    atomic.Uint64 // chat messages delivered (message x member)
-	framesOut      atomic.Uint64 // every frame handed to the engine
-	dropFlood      atomic.Uint64
-	dropTooLong    atomic.Uint64
-	dropBinary     atomic.Uint64
-	dropHook       atomic.Uint64
-	dropBadRequest atomic.Uint64
-	slowConsumers  atomic.Uint64 // connections closed as slow consumers
-	refused        atomic.Uint64 // connections refused (name, room, full, hook)
-	hostRefused    atomic.Uint64 // HTTP requests refused for their Host (421)
-	appendErrors   atomic.Uint64
-	hookFailures   [numHookKinds][numHookFailReasons]atomic.Uint64
+	reg     *prometheus.Registry
+	handler http.Handler // promhttp over reg
+
+	messagesIn     counter // chat messages accepted from clients
+	messagesOut    counter // chat messages delivered (message x member)
+	framesOut      counter // every frame handed to the engine
+	dropFlood      counter
+	dropTooLong    counter
+	dropBinary     counter
+	dropHook       counter
+	dropBadRequest counter
+	appendErrors   counter // dropped with reason store_error
+	slowConsumers  counter // connections closed as slow consumers
+	refused        counter // connections refused (name, room, full, hook)
+	hostRefused    counter // HTTP requests refused for their Host (421)
+	hookFailures   [numHookKinds][numHookFailReasons]counter
 	hookJoin       histogram
 	hookMessage    histogram
 	hookLeave      histogram
@@ -43,115 +61,148 @@ var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 // sizeBuckets are upper bounds for messages per batch.
 var sizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
-// maxBuckets is the largest bucket list above.
-const maxBuckets = 12
+// counter is a Prometheus counter bumped by whole numbers (the call sites
+// count messages, frames and connections).
+type counter struct{ c prometheus.Counter }
 
-// histogram is a fixed-bucket Prometheus histogram. counts[i] counts
-// observations <= bounds[i] (non-cumulative; cumulated when written).
-type histogram struct {
-	counts [maxBuckets + 1]atomic.Uint64
-	sum    atomic.Uint64 // float64 bits
-	count  atomic.Uint64
+// Add adds n to the counter.
+func (c counter) Add(n uint64) { c.c.Add(float64(n)) }
+
+// histogram is one Prometheus histogram (or one labelled child of a
+// histogram family); its buckets are fixed when the family is made.
+type histogram struct{ h prometheus.Observer }
+
+// observe records v. The bounds argument is ignored: the buckets are the
+// family's (durationBuckets or sizeBuckets, fixed in newMetrics). It stays
+// so that the call sites in the room code did not have to change while
+// that code was being split; drop it once they have settled.
+func (h histogram) observe(_ []float64, v float64) { h.h.Observe(v) }
+
+// observeSince records the seconds since start.
+func (h histogram) observeSince(start time.Time) { h.h.Observe(time.Since(start).Seconds()) }
+
+// gauges are the values /metrics reads at scrape time.
+type gauges struct {
+	conns func() float64 // open WebSocket connections
+	rooms func() float64 // rooms with at least one member
 }
 
-func (h *histogram) observe(bounds []float64, v float64) {
-	i := 0
-	for i < len(bounds) && v > bounds[i] {
-		i++
+// newMetrics makes the server's registry and every series in it: the
+// chat server's own, the gauges g reads at scrape time, the standard Go
+// runtime (go_*) and process (process_*) collectors, promhttp's own error
+// counter, and extra (the History's series, when it has any). It fails
+// only when two collectors claim one name.
+func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metrics, error) {
+	reg := prometheus.NewRegistry()
+	m := metrics{reg: reg}
+	newCounter := func(name, help string) counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		reg.MustRegister(c)
+		return counter{c}
 	}
-	h.counts[i].Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			break
+	// Register cannot fail for the families below: their names are
+	// distinct constants and the registry is new (MustRegister would only
+	// panic on a programming error caught by every test).
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moonchat_connections", Help: "Open WebSocket connections."}, g.conns),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moonchat_rooms", Help: "Rooms with at least one member."}, g.rooms),
+	)
+	m.messagesIn = newCounter("moonchat_messages_in_total", "Chat messages accepted from clients.")
+	m.messagesOut = newCounter("moonchat_messages_out_total", "Chat message deliveries (messages times receiving members).")
+	m.framesOut = newCounter("moonchat_frames_out_total", "Frames handed to the WebSocket engine (messages, notices, events).")
+
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_messages_dropped_total",
+		Help: "Client messages not broadcast, by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(dropped)
+	for _, d := range []struct {
+		c      *counter
+		reason string
+	}{
+		{&m.dropFlood, "flood"}, {&m.dropTooLong, "too_long"}, {&m.dropBinary, "binary"},
+		{&m.dropHook, "hook"}, {&m.dropBadRequest, "bad_request"}, {&m.appendErrors, "store_error"},
+	} {
+		*d.c = counter{dropped.WithLabelValues(d.reason)}
+	}
+
+	m.slowConsumers = newCounter("moonchat_slow_consumers_total", "Connections closed because their write queue stayed full (their deliveries were dropped).")
+	m.refused = newCounter("moonchat_connections_refused_total", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
+	m.hostRefused = newCounter("moonchat_host_refused_total", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")
+
+	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "moonchat_hook_duration_seconds",
+		Help:    "Time spent in script hooks.",
+		Buckets: durationBuckets,
+	}, []string{"hook"})
+	hookFails := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_hook_failures_total",
+		Help: "Hook calls that did not complete, by hook and reason (timeout, busy, error, canceled).",
+	}, []string{"hook", "reason"})
+	reg.MustRegister(hookTime, hookFails)
+	for k, h := range [numHookKinds]*histogram{&m.hookJoin, &m.hookMessage, &m.hookLeave, &m.hookRename} {
+		*h = histogram{hookTime.WithLabelValues(hookKindNames[k])}
+		for r, reason := range hookFailReasons {
+			m.hookFailures[k][r] = counter{hookFails.WithLabelValues(hookKindNames[k], string(reason))}
 		}
 	}
-	h.count.Add(1)
-}
 
-func (h *histogram) observeSince(start time.Time) {
-	h.observe(durationBuckets, time.Since(start).Seconds())
-}
-
-// promWriter writes the exposition format.
-type promWriter struct{ w *bufio.Writer }
-
-func (p promWriter) header(name, typ, help string) {
-	p.w.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
-}
-
-func (p promWriter) sample(name, labels string, v float64) {
-	p.w.WriteString(name)
-	if labels != "" {
-		p.w.WriteString("{" + labels + "}")
+	newHistogram := func(name, help string, buckets []float64) histogram {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+		reg.MustRegister(h)
+		return histogram{h}
 	}
-	p.w.WriteByte(' ')
-	p.w.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-	p.w.WriteByte('\n')
-}
+	m.appendTime = newHistogram("moonchat_history_append_duration_seconds", "Time History.Append took to make a batch durable.", durationBuckets)
+	m.batchSize = newHistogram("moonchat_batch_messages", "Chat messages per room batch (grows with load).", sizeBuckets)
+	m.broadcastTime = newHistogram("moonchat_broadcast_duration_seconds", "Time to write one room batch to every member of the room.", durationBuckets)
+	m.messageDelay = newHistogram("moonchat_message_delay_seconds", "Server-side latency of a chat message: from its arrival to the end of its broadcast (hooks, history, fan-out and queueing behind earlier batches).", durationBuckets)
 
-func (p promWriter) histogram(name, label string, bounds []float64, h *histogram) {
-	var cum uint64
-	sep := ""
-	if label != "" {
-		sep = ","
-	}
-	for i, b := range bounds {
-		cum += h.counts[i].Load()
-		p.sample(name+"_bucket", label+sep+`le="`+strconv.FormatFloat(b, 'g', -1, 64)+`"`, float64(cum))
-	}
-	cum += h.counts[len(bounds)].Load()
-	p.sample(name+"_bucket", label+sep+`le="+Inf"`, float64(cum))
-	p.sample(name+"_sum", label, math.Float64frombits(h.sum.Load()))
-	p.sample(name+"_count", label, float64(h.count.Load()))
-}
-
-// writeMetrics writes every series; conns and rooms are gauges read by the
-// caller.
-func (m *metrics) write(w io.Writer, conns, rooms int) error {
-	bw := bufio.NewWriter(w)
-	p := promWriter{bw}
-	p.header("moonchat_connections", "gauge", "Open WebSocket connections.")
-	p.sample("moonchat_connections", "", float64(conns))
-	p.header("moonchat_rooms", "gauge", "Rooms with at least one member.")
-	p.sample("moonchat_rooms", "", float64(rooms))
-	p.header("moonchat_messages_in_total", "counter", "Chat messages accepted from clients.")
-	p.sample("moonchat_messages_in_total", "", float64(m.messagesIn.Load()))
-	p.header("moonchat_messages_out_total", "counter", "Chat message deliveries (messages times receiving members).")
-	p.sample("moonchat_messages_out_total", "", float64(m.messagesOut.Load()))
-	p.header("moonchat_frames_out_total", "counter", "Frames handed to the WebSocket engine (messages, notices, events).")
-	p.sample("moonchat_frames_out_total", "", float64(m.framesOut.Load()))
-	p.header("moonchat_messages_dropped_total", "counter", "Client messages not broadcast, by reason.")
-	p.sample("moonchat_messages_dropped_total", `reason="flood"`, float64(m.dropFlood.Load()))
-	p.sample("moonchat_messages_dropped_total", `reason="too_long"`, float64(m.dropTooLong.Load()))
-	p.sample("moonchat_messages_dropped_total", `reason="binary"`, float64(m.dropBinary.Load()))
-	p.sample("moonchat_messages_dropped_total", `reason="hook"`, float64(m.dropHook.Load()))
-	p.sample("moonchat_messages_dropped_total", `reason="bad_request"`, float64(m.dropBadRequest.Load()))
-	p.sample("moonchat_messages_dropped_total", `reason="store_error"`, float64(m.appendErrors.Load()))
-	p.header("moonchat_slow_consumers_total", "counter", "Connections closed because their write queue stayed full (their deliveries were dropped).")
-	p.sample("moonchat_slow_consumers_total", "", float64(m.slowConsumers.Load()))
-	p.header("moonchat_connections_refused_total", "counter", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
-	p.sample("moonchat_connections_refused_total", "", float64(m.refused.Load()))
-	p.header("moonchat_host_refused_total", "counter", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")
-	p.sample("moonchat_host_refused_total", "", float64(m.hostRefused.Load()))
-	p.header("moonchat_hook_duration_seconds", "histogram", "Time spent in script hooks.")
-	p.histogram("moonchat_hook_duration_seconds", `hook="join"`, durationBuckets, &m.hookJoin)
-	p.histogram("moonchat_hook_duration_seconds", `hook="message"`, durationBuckets, &m.hookMessage)
-	p.histogram("moonchat_hook_duration_seconds", `hook="leave"`, durationBuckets, &m.hookLeave)
-	p.histogram("moonchat_hook_duration_seconds", `hook="rename"`, durationBuckets, &m.hookRename)
-	p.header("moonchat_hook_failures_total", "counter", "Hook calls that did not complete, by hook and reason (timeout, busy, error, canceled).")
-	for k := range m.hookFailures {
-		for r := range m.hookFailures[k] {
-			p.sample("moonchat_hook_failures_total", `hook="`+hookKindNames[k]+`",reason="`+string(hookFailReasons[r])+`"`, float64(m.hookFailures[k][r].Load()))
+	for _, c := range extra {
+		if err := reg.Register(c); err != nil {
+			return metrics{}, fmt.Errorf("chat: /metrics: registering the history's series: %w", err)
 		}
 	}
-	p.header("moonchat_history_append_duration_seconds", "histogram", "Time History.Append took to make a batch durable.")
-	p.histogram("moonchat_history_append_duration_seconds", "", durationBuckets, &m.appendTime)
-	p.header("moonchat_batch_messages", "histogram", "Chat messages per room batch (grows with load).")
-	p.histogram("moonchat_batch_messages", "", sizeBuckets, &m.batchSize)
-	p.header("moonchat_broadcast_duration_seconds", "histogram", "Time to write one room batch to every member of the room.")
-	p.histogram("moonchat_broadcast_duration_seconds", "", durationBuckets, &m.broadcastTime)
-	p.header("moonchat_message_delay_seconds", "histogram", "Server-side latency of a chat message: from its arrival to the end of its broadcast (hooks, history, fan-out and queueing behind earlier batches).")
-	p.histogram("moonchat_message_delay_seconds", "", durationBuckets, &m.messageDelay)
-	return bw.Flush()
+	// ContinueOnError: a collector that fails (the store's, say) must not
+	// hide the rest; the failure is logged and counted in
+	// promhttp_metric_handler_errors_total{cause="gathering"}.
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      promLogger{log},
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      reg,
+	})
+	return m, nil
+}
+
+// promLogger passes promhttp's errors to the server's log.
+type promLogger struct{ log *slog.Logger }
+
+// Println logs one promhttp error.
+func (l promLogger) Println(v ...any) {
+	l.log.Warn("chat: /metrics: " + fmt.Sprint(v...))
+}
+
+// initMetrics sets up s.metrics for s; New calls it once. A History that
+// is also a prometheus.Collector (package store's DB is) has its series
+// registered beside the server's (see History in seams.go).
+func (s *Server) initMetrics() error {
+	g := gauges{
+		conns: func() float64 { return float64(max(s.conns.Load(), 0)) },
+		rooms: func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(len(s.rooms))
+		},
+	}
+	var extra []prometheus.Collector
+	if c, ok := s.history.(prometheus.Collector); ok {
+		extra = append(extra, c)
+	}
+	m, err := newMetrics(g, s.log, extra...)
+	if err != nil {
+		return err
+	}
+	s.metrics = m
+	return nil
 }

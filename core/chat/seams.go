@@ -194,6 +194,12 @@ type Host interface {
 
 // History stores every message before it is broadcast and serves it back.
 // Implementations must be safe for concurrent use.
+//
+// A History that has series of its own for /metrics (package store's DB:
+// moonchat_store_*) also implements prometheus.Collector; New registers it
+// in the server's own registry, beside the server's series. It is optional,
+// like RoomLister, so that any History still plugs in; its names must not
+// clash with the server's (New fails if they do).
 type History interface {
 	// Append stores msgs durably, assigning each its room's next ID (in
 	// slice order), and returns only once they are on disk. Concurrent

@@ -70,6 +70,9 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if s.page, err = pageHandler(cfg.DefaultRoom); err != nil {
 		return nil, err
 	}
+	if err := s.initMetrics(); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.engine, err = ws.NewServer(handler{s}, cfg.WS)
 	if err != nil {

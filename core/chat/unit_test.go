@@ -232,48 +232,6 @@ func TestOriginChecker(t *testing.T) {
 	}
 }
 
-func TestMetricsText(t *testing.T) {
-	var m metrics
-	m.messagesIn.Add(3)
-	m.hookMessage.observe(durationBuckets, 0.0003)
-	m.hookMessage.observe(durationBuckets, 2)
-	m.appendTime.observe(durationBuckets, 0.004)
-	var b bytes.Buffer
-	if err := m.write(&b, 7, 2); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	for _, want := range []string{
-		"# TYPE moonchat_connections gauge\nmoonchat_connections 7\n",
-		"moonchat_rooms 2\n",
-		"moonchat_messages_in_total 3\n",
-		"moonchat_messages_out_total 0\n",
-		`moonchat_messages_dropped_total{reason="flood"} 0`,
-		"moonchat_slow_consumers_total 0\n",
-		`moonchat_hook_duration_seconds_bucket{hook="message",le="0.00025"} 0`,
-		`moonchat_hook_duration_seconds_bucket{hook="message",le="0.0005"} 1`,
-		`moonchat_hook_duration_seconds_bucket{hook="message",le="1"} 1`,
-		`moonchat_hook_duration_seconds_bucket{hook="message",le="+Inf"} 2`,
-		`moonchat_hook_duration_seconds_sum{hook="message"} 2.0003`,
-		`moonchat_hook_duration_seconds_count{hook="message"} 2`,
-		`moonchat_history_append_duration_seconds_bucket{le="0.005"} 1`,
-		"moonchat_history_append_duration_seconds_count 1\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
-	// Every non-comment line is "name[{labels}] value".
-	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if f := strings.Fields(line); len(f) != 2 || !strings.HasPrefix(f[0], "moonchat_") {
-			t.Errorf("malformed sample line %q", line)
-		}
-	}
-}
-
 func TestCloseReason(t *testing.T) {
 	long := strings.Repeat("é", 100) // 200 bytes
 	got := closeReason(long)
