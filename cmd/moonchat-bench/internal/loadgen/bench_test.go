@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/binary"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 
@@ -53,12 +54,17 @@ func BenchmarkFeed(b *testing.B) {
 	}
 }
 
-// BenchmarkDial measures one client's dial and opening handshake against
-// our chat server, then its close (what connecting 10,000 clients costs
-// the tool per client).
+// BenchmarkDial measures one client's dial and opening handshake, then
+// its close (what connecting 10,000 clients costs the tool per client),
+// against core/ws's bare server so that only the client side varies.
 func BenchmarkDial(b *testing.B) {
-	ts := startChat(b)
-	url := wsURL(ts, "/chat/dialbench")
+	srv, err := ws.NewServer(nopHandler{}, ws.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer func() { ts.Close(); _ = srv.Close() }()
+	url := wsURL(ts, "/")
 	ctx := context.Background()
 	for b.Loop() {
 		c, err := Dial(ctx, url, DialOptions{})
@@ -68,3 +74,10 @@ func BenchmarkDial(b *testing.B) {
 		c.Close()
 	}
 }
+
+// nopHandler accepts connections and ignores what they send.
+type nopHandler struct{}
+
+func (nopHandler) OnOpen(*ws.Conn)                       {}
+func (nopHandler) OnMessage(*ws.Conn, ws.Opcode, []byte) {}
+func (nopHandler) OnClose(*ws.Conn, error)               {}

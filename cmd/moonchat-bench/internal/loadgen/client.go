@@ -3,8 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -23,8 +20,11 @@ import (
 
 // This file is a lean RFC 6455 client: just what a load generator needs,
 // written for low overhead per connection (one bufio.Reader, one reused
-// write buffer, no goroutine of its own). It speaks to our server and to
-// any other RFC 6455 server; it does not negotiate extensions.
+// write buffer, no goroutine of its own). The opening handshake is
+// core/ws's Dial; the frames after it are read and written here, because
+// the epoll receive path below takes the socket out of the Go runtime and
+// parses what one read returned for all its connections. It speaks to our
+// server and to any other RFC 6455 server; it does not negotiate extensions.
 //
 // A Conn is read in one of two ways. ReadMessage pulls messages through the
 // bufio.Reader, on whatever goroutine calls it (one per connection in a
@@ -38,8 +38,8 @@ import (
 // Errors returned by the client.
 var (
 	// ErrBadHandshake means the server's answer to the upgrade request is
-	// not a valid RFC 6455 handshake response.
-	ErrBadHandshake = errors.New("websocket: bad handshake")
+	// not a valid RFC 6455 handshake response (core/ws's Dial said so).
+	ErrBadHandshake = ws.ErrBadHandshake
 	// ErrProtocol means the server sent frames that break RFC 6455.
 	ErrProtocol = errors.New("websocket: protocol error")
 	// ErrMessageTooBig means a message exceeded DialOptions.MaxMessageBytes.
@@ -81,10 +81,12 @@ type DialOptions struct {
 // connection (readerPool.add), ReadMessage, SetReadDeadline and
 // CloseHandshake must not be used any more.
 type Conn struct {
-	nc  net.Conn
-	br  *bufio.Reader // nil once detached
-	sub string
-	max int
+	nc    net.Conn
+	src   *restReader   // br's source: the handshake's read-ahead, then nc
+	br    *bufio.Reader // made by the first ReadMessage; nil once detached
+	rsize int           // br's size
+	sub   string
+	max   int
 
 	// Reader state (owned by the ReadMessage caller, or the reader loop).
 	msg      []byte // reassembled message / payload buffer
@@ -108,118 +110,76 @@ type Conn struct {
 	fd       int
 }
 
-// Dial opens a WebSocket connection to rawURL (ws:// only) and performs
-// the RFC 6455 opening handshake, checking Sec-WebSocket-Accept.
+// Dial opens a WebSocket connection to rawURL (ws:// only): core/ws's Dial
+// makes the connection and the RFC 6455 opening handshake (checking
+// Sec-WebSocket-Accept, the subprotocol, the extensions), then hands the
+// socket over (ws.ClientConn.Detach) with the bytes it read past the
+// handshake, and this client reads and writes the frames itself.
 func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse url %q: %w", rawURL, err)
-	}
-	if u.Scheme != "ws" {
+	if u, err := url.Parse(rawURL); err != nil || u.Scheme != "ws" {
 		return nil, fmt.Errorf("url %q: only ws:// is supported", rawURL)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	d := net.Dialer{Control: dialControl}
 	if opts.LocalAddr != nil {
 		d.LocalAddr = &net.TCPAddr{IP: opts.LocalAddr}
 	}
-	nc, err := d.DialContext(ctx, "tcp", host)
+	wc, _, err := ws.Dial(ctx, rawURL, &ws.DialOptions{
+		HTTPHeader:     opts.Header,
+		Subprotocols:   opts.Subprotocols,
+		NetDialContext: d.DialContext,
+		ReadBufferSize: opts.ReadBufferSize,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", host, err)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
-	c, err := handshake(nc, u, opts)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
-	_ = nc.SetDeadline(time.Time{})
-	return c, nil
-}
-
-// handshake sends the upgrade request on nc and checks the answer.
-func handshake(nc net.Conn, u *url.URL, opts DialOptions) (*Conn, error) {
-	var keyRaw [16]byte
-	_, _ = rand.Read(keyRaw[:])
-	key := base64.StdEncoding.EncodeToString(keyRaw[:])
-
-	path := u.RequestURI()
-	var b strings.Builder
-	b.WriteString("GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n")
-	if len(opts.Subprotocols) > 0 {
-		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(opts.Subprotocols, ", ") + "\r\n")
+	nc, rest, err := wc.Detach()
+	if err != nil { // cannot happen before the first read; fail closed
+		_ = wc.Close(ws.StatusInternalError, "")
+		return nil, fmt.Errorf("take over the connection: %w", err)
 	}
-	for k, vs := range opts.Header {
-		for _, v := range vs {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	if _, err := io.WriteString(nc, b.String()); err != nil {
-		return nil, fmt.Errorf("send handshake: %w", err)
-	}
-
 	size := opts.ReadBufferSize
 	if size <= 0 {
 		size = 4096
-	}
-	br := bufio.NewReaderSize(nc, size)
-	req := &http.Request{Method: http.MethodGet, URL: u}
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return nil, fmt.Errorf("read handshake response: %w", err)
-	}
-	// The body of a 101 is the WebSocket stream: never read or close it.
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: status %s: %s", ErrBadHandshake, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
-		return nil, fmt.Errorf("%w: missing Upgrade/Connection headers", ErrBadHandshake)
-	}
-	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), ws.AcceptKey(key); got != want {
-		return nil, fmt.Errorf("%w: Sec-WebSocket-Accept %q, want %q", ErrBadHandshake, got, want)
-	}
-	sub := resp.Header.Get("Sec-WebSocket-Protocol")
-	if sub != "" && !contains(opts.Subprotocols, sub) {
-		return nil, fmt.Errorf("%w: server chose subprotocol %q that was not offered", ErrBadHandshake, sub)
-	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
-		return nil, fmt.Errorf("%w: server chose extension %q that was not offered", ErrBadHandshake, ext)
 	}
 	maxMsg := opts.MaxMessageBytes
 	if maxMsg <= 0 {
 		maxMsg = 16 << 20
 	}
-	return &Conn{nc: nc, br: br, sub: sub, max: maxMsg, fd: -1}, nil
+	// br is made by the first ReadMessage: a connection handed to an epoll
+	// reader right away (the common case) never needs one.
+	return &Conn{nc: nc, src: &restReader{rest: rest, nc: nc}, rsize: size, sub: wc.Subprotocol(), max: maxMsg, fd: -1}, nil
 }
 
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
+// restReader reads the bytes the handshake read past its response first,
+// then the connection: the frames a server sends right after the 101
+// (moonchat's welcome and replay) arrive in the same read as the
+// handshake's answer.
+type restReader struct {
+	rest []byte
+	nc   net.Conn
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func (r *restReader) Read(p []byte) (int, error) {
+	if len(r.rest) > 0 {
+		n := copy(p, r.rest)
+		r.rest = r.rest[n:]
+		return n, nil
 	}
-	return false
+	return r.nc.Read(p)
+}
+
+// readAhead returns the bytes read from the socket but not parsed yet:
+// those in br, then those of the handshake that br has not taken yet.
+func (c *Conn) readAhead() []byte {
+	var b []byte
+	if c.br != nil && c.br.Buffered() > 0 {
+		p, _ := c.br.Peek(c.br.Buffered())
+		b = append(b, p...)
+	}
+	if c.src != nil {
+		b = append(b, c.src.rest...)
+	}
+	return b
 }
 
 // Subprotocol returns the subprotocol the server chose ("" when none).
@@ -239,6 +199,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(
 func (c *Conn) ReadMessage() (ws.Opcode, []byte, error) {
 	if c.closeErr != nil {
 		return 0, nil, c.closeErr
+	}
+	if c.br == nil && c.src != nil {
+		c.br = bufio.NewReaderSize(c.src, c.rsize)
 	}
 	var msgOp ws.Opcode
 	c.msg = c.msg[:0]

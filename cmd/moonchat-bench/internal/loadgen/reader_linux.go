@@ -54,7 +54,7 @@ type readerPool struct {
 type readReg struct {
 	c         *Conn
 	fd        int
-	leftover  []byte // bytes the handshake's bufio.Reader had read ahead
+	leftover  []byte // bytes read ahead (at the handshake, or by ReadMessage)
 	onMessage func(op ws.Opcode, data []byte)
 	onEnd     func(err error)
 }
@@ -131,13 +131,9 @@ func (p *readerPool) add(c *Conn, onMessage func(ws.Opcode, []byte), onEnd func(
 		c.wmu.Unlock()
 		return err
 	}
-	var leftover []byte
-	if n := c.br.Buffered(); n > 0 {
-		b, _ := c.br.Peek(n)
-		leftover = append([]byte(nil), b...)
-	}
+	leftover := c.readAhead()
 	_ = c.nc.Close() // the duplicate keeps the socket open
-	c.br = nil
+	c.br, c.src = nil, nil
 	c.detached, c.fd = true, fd
 	c.wmu.Unlock()
 

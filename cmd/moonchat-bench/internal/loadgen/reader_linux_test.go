@@ -24,7 +24,7 @@ func epollClient(t *testing.T, url string, opts DialOptions, wantBuffered bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wantBuffered && c.br.Buffered() == 0 {
+	if wantBuffered && len(c.readAhead()) == 0 {
 		t.Fatal("no frame was read ahead with the handshake; the test does not exercise that path")
 	}
 	pool, err := newReaderPool(2)
