@@ -70,6 +70,30 @@ func (g *gatedJoins) join(u User) JoinResult {
 	return JoinResult{}
 }
 
+// said has from (a JSON client named name) say text and checks that it is the next
+// frame of every plain and JSON client given.
+func said(t *testing.T, from *client, name, text string, plain, json []*client) {
+	t.Helper()
+	from.sendJSON(map[string]string{"type": "message", "text": text})
+	for _, c := range plain {
+		c.expect(name + ": " + text)
+	}
+	for _, c := range json {
+		if m := c.expectEvent("message"); m.str("text") != text {
+			t.Fatalf("message: %v, want %q", m, text)
+		}
+	}
+}
+
+// fire advances the clock by d and checks that exactly one timer, the
+// room's announce timer, fired.
+func (c *fakeClock) fire(t *testing.T, d time.Duration) {
+	t.Helper()
+	if n := c.Advance(d); n != 1 {
+		t.Fatalf("%d timers fired, want the announce timer", n)
+	}
+}
+
 // queued returns how many operations wait in room's queue.
 func (ts *testServer) queued(room string) int {
 	ts.srv.mu.Lock()
@@ -134,20 +158,11 @@ func TestCoalescedAnnouncements(t *testing.T) {
 
 	// Before the interval has passed the joins are not announced: the
 	// next frame everyone gets is a message.
-	bob.send(`{"type":"message","text":"before"}`)
-	alice.expect("bob: before")
-	dave.expect("bob: before")
-	for _, c := range []*client{bob, carol, erin} {
-		if m := c.expectEvent("message"); m.str("text") != "before" {
-			t.Fatalf("message: %v", m)
-		}
-	}
+	said(t, bob, "bob", "before", []*client{alice, dave}, []*client{bob, carol, erin})
 
 	// Then, when the interval has passed, one coalesced notice and one
 	// delta, to everyone.
-	if n := clock.Advance(interval); n != 1 {
-		t.Fatalf("%d timers fired, want the announce timer", n)
-	}
+	clock.fire(t, interval)
 	const joined = "carol, dave and erin joined"
 	for _, c := range []*client{bob, carol, erin} {
 		c.expect(`{"type":"presence","room":"big","joined":["carol","dave","erin"]}`)
@@ -158,14 +173,7 @@ func TestCoalescedAnnouncements(t *testing.T) {
 	alice.expect("* " + joined)
 	dave.expect("* " + joined)
 	// ... and nothing else about those joins: the next frame is a message.
-	bob.send(`{"type":"message","text":"hi"}`)
-	alice.expect("bob: hi")
-	dave.expect("bob: hi")
-	for _, c := range []*client{bob, carol, erin} {
-		if m := c.expectEvent("message"); m.str("text") != "hi" {
-			t.Fatalf("message: %v", m)
-		}
-	}
+	said(t, bob, "bob", "hi", []*client{alice, dave}, []*client{bob, carol, erin})
 
 	// frank joins and leaves within one interval while dave and erin
 	// leave: frank is in neither list, nor in the notice.
@@ -182,16 +190,8 @@ func TestCoalescedAnnouncements(t *testing.T) {
 	eventually(t, "the leaves processed", func() bool {
 		return slices.Equal(ts.names("big"), []string{"alice", "bob", "carol"})
 	})
-	bob.send(`{"type":"message","text":"during"}`) // nothing announced yet
-	alice.expect("bob: during")
-	for _, c := range []*client{bob, carol} {
-		if m := c.expectEvent("message"); m.str("text") != "during" {
-			t.Fatalf("message: %v", m)
-		}
-	}
-	if n := clock.Advance(interval); n != 1 {
-		t.Fatalf("%d timers fired, want the announce timer", n)
-	}
+	said(t, bob, "bob", "during", []*client{alice}, []*client{bob, carol}) // nothing announced yet
+	clock.fire(t, interval)
 	const left = "dave and erin left"
 	alice.expect("* " + left)
 	for _, c := range []*client{bob, carol} {
@@ -232,9 +232,7 @@ func TestAnnounceHeldNotWaitedFor(t *testing.T) {
 		t.Fatalf("message: %v", m)
 	}
 	// The held notice comes when the interval has passed.
-	if n := clock.Advance(time.Hour); n != 1 {
-		t.Fatalf("%d timers fired, want the announce timer", n)
-	}
+	clock.fire(t, time.Hour)
 	alice.expect("* bob joined")
 	bob.expect(`{"type":"presence","room":"r","joined":["bob"]}`)
 	if s := bob.expectEvent("system"); s.str("text") != "bob joined" {
