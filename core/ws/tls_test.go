@@ -1,15 +1,17 @@
 package ws
 
 import (
-	"bufio"
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net/http/httptest"
+	"strings"
 	"testing"
-	"time"
 )
 
 // TestTLSUsesGoroutineDriver: a TLS connection is not a *net.TCPConn after
-// the hijack, so it must run on the goroutine driver, and work.
+// the hijack, so it must run on the goroutine driver, and work. The client
+// is Dial over wss://, which also checks the client's TLS path.
 func TestTLSUsesGoroutineDriver(t *testing.T) {
 	h := newRecHandler()
 	srv, err := NewServer(h, Config{})
@@ -22,29 +24,30 @@ func TestTLSUsesGoroutineDriver(t *testing.T) {
 		_ = srv.Close()
 		checkNoGoroutines(t)
 	})
-	addr := hs.Listener.Addr().String()
-	nc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	// The server's certificate is verified, for the URL's host name
+	// (ServerName is not set: Dial takes it from the URL).
+	roots := x509.NewCertPool()
+	roots.AddCert(hs.Certificate())
+	ctx := context.Background()
+	c, _, err := Dial(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/", &DialOptions{
+		TLSConfig: &tls.Config{RootCAs: roots},
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer nc.Close()
-	rc := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
-	rc.write([]byte(handshakeRequest(addr, "/")))
-	if resp := rc.response(); resp.StatusCode != 101 {
-		t.Fatalf("status %d", resp.StatusCode)
 	}
 	ev := h.next(t, "open")
 	if ev.c.fb == nil || ev.c.lp != nil {
 		t.Fatal("TLS connection not on the goroutine driver")
 	}
-	rc.write(text("over tls"))
-	rc.expectMessage(OpText, []byte("over tls"))
-	rc.write(closeF(closeBody(1000, "")))
-	f := rc.mustFrame()
-	if f.op != OpClose {
-		t.Fatalf("got %v", f.op)
+	if err := c.WriteMessage(ctx, OpText, []byte("over tls")); err != nil {
+		t.Fatal(err)
 	}
-	_ = nc.SetReadDeadline(time.Now().Add(waitLong))
+	if op, got, err := c.ReadMessage(ctx); err != nil || op != OpText || string(got) != "over tls" {
+		t.Fatalf("echo: %s %q, %v", op, got, err)
+	}
+	if err := c.Close(StatusNormalClosure, ""); err != nil {
+		t.Fatalf("Close: %v (no close frame from the server)", err)
+	}
 	if ce := h.next(t, "close").err; ce.Code != 1000 {
 		t.Fatalf("OnClose %+v", ce)
 	}
