@@ -42,7 +42,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// so that stdout is only the summary.
 		logger := slog.New(slog.NewTextHandler(stderr, nil))
 		fsys, dir := scriptsFS(cfg, slog.New(slog.DiscardHandler))
-		if err := scripting.Check(ctx, fsys, logger, nil); err != nil {
+		if err := scripting.Check(ctx, fsys, logger, cfg.Scripts); err != nil {
 			if ctx.Err() != nil {
 				return interrupted(ctx)
 			}

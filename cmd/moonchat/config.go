@@ -20,6 +20,12 @@ type Config struct {
 	Chat      ChatConfig      `toml:"chat"`
 	Store     StoreConfig     `toml:"store"`
 	Scripting ScriptingConfig `toml:"scripting"`
+	// Scripts holds the scripts' own settings: [scripts.NAME] is read by
+	// NAME.lua as chat.options (scripting.ScriptOptions). Its keys are the
+	// scripts', so any key is allowed; a table for no script is a warning
+	// of the scripting engine, not a config error (the script may come
+	// later).
+	Scripts map[string]map[string]any `toml:"scripts"`
 
 	// Source says where the config came from: a file path, or
 	// builtinSource for the embedded defaults. Not a key.

@@ -223,6 +223,16 @@ func checkValues(md toml.MetaData, doc map[string]any, add adder) (dropped bool)
 			}
 			continue
 		}
+		if isTable && len(k) == 2 && sect.Kind() == reflect.Map && sect.Elem().Kind() == reflect.Map {
+			// A table of tables ([scripts.NAME]): each value must be a
+			// table, which the decoder would otherwise drop silently.
+			if _, ok := table[k[1]].(map[string]any); !ok {
+				add(k, keyName(k), "must be a table ([%s.%s]), got %s", k[0], k[1], describe(table[k[1]]))
+				delete(table, k[1])
+				dropped = true
+			}
+			continue
+		}
 		if !isTable || len(k) != 2 || sect.Kind() != reflect.Struct {
 			// Reported above, inside a key reported below, or a table of
 			// free-form keys (a map: the decoder takes every key).

@@ -21,7 +21,7 @@ func TestSIGHUPReloadLogsOneLine(t *testing.T) {
 	}
 	defer eng.Close()
 	buf.Reset()
-	s := &server{log: log, lua: eng}
+	s := &server{cfg: &Config{Source: builtinSource}, log: log, lua: eng}
 	s.reload()
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 || !strings.Contains(lines[0], `msg="lua scripts loaded" cause=SIGHUP scripts=a.lua,b.lua`) {

@@ -154,11 +154,12 @@ func (s *server) open(ctx context.Context) error {
 	} else {
 		fsys, dir := scriptsFS(cfg, log)
 		opts := scripting.Options{
-			FS:           fsys,
-			Dir:          dir,
-			HookTimeout:  cfg.Scripting.HookTimeout.D(),
-			Logger:       log,
-			MaxTextBytes: cfg.Chat.MaxTextBytes,
+			FS:            fsys,
+			Dir:           dir,
+			HookTimeout:   cfg.Scripting.HookTimeout.D(),
+			Logger:        log,
+			MaxTextBytes:  cfg.Chat.MaxTextBytes,
+			ScriptOptions: cfg.Scripts,
 		}
 		if s.db != nil {
 			opts.KV = s.db
@@ -213,13 +214,24 @@ func (s *server) open(ctx context.Context) error {
 	return nil
 }
 
-// reload re-reads the scripts (SIGHUP). A broken script keeps the old
-// ones running. The scripting engine logs the outcome, as one line naming
-// the cause, so nothing is logged here.
+// reload re-reads the scripts (SIGHUP), and before them the scripts'
+// settings, [scripts.NAME], from the config file the server started with
+// (its other keys need a restart). A config file that no longer loads
+// keeps the settings the scripts run with (logged); a broken script keeps
+// the old scripts running. The scripting engine logs the outcome, as one
+// line naming the cause.
 func (s *server) reload() {
 	if s.lua == nil {
 		s.log.Info("SIGHUP: scripting is off, nothing to reload")
 		return
+	}
+	if s.cfg.Source != builtinSource {
+		cfg, err := loadConfig(s.cfg.Source)
+		if err != nil {
+			s.log.Error("SIGHUP: config not re-read; the scripts keep their [scripts] settings", "config", s.cfg.Source, "error", err)
+		} else if s.lua.SetScriptOptions(cfg.Scripts) {
+			s.log.Info("SIGHUP: [scripts] settings changed", "config", s.cfg.Source)
+		}
 	}
 	_ = s.lua.Reload("SIGHUP")
 }
