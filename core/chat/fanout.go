@@ -331,9 +331,9 @@ func (r *room) unassign(m *member) {
 func (r *room) finishPass(p *pass) {
 	r.fan.inflight--
 	m := &r.srv.metrics
-	m.broadcastTime.observe(durationBuckets, p.end.Sub(p.start).Seconds())
+	m.broadcastTime.observe(p.end.Sub(p.start).Seconds())
 	for _, t := range p.arrived {
-		m.messageDelay.observe(durationBuckets, p.end.Sub(t).Seconds())
+		m.messageDelay.observe(p.end.Sub(t).Seconds())
 	}
 	r.evict = append(r.evict, p.evict...)
 	clear(p.evict)

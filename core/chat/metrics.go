@@ -72,11 +72,9 @@ func (c counter) Add(n uint64) { c.c.Add(float64(n)) }
 // histogram family); its buckets are fixed when the family is made.
 type histogram struct{ h prometheus.Observer }
 
-// observe records v. The bounds argument is ignored: the buckets are the
-// family's (durationBuckets or sizeBuckets, fixed in newMetrics). It stays
-// so that the call sites in the room code did not have to change while
-// that code was being split; drop it once they have settled.
-func (h histogram) observe(_ []float64, v float64) { h.h.Observe(v) }
+// observe records v in the buckets fixed when the family was made
+// (durationBuckets or sizeBuckets, in newMetrics).
+func (h histogram) observe(v float64) { h.h.Observe(v) }
 
 // observeSince records the seconds since start.
 func (h histogram) observeSince(start time.Time) { h.h.Observe(time.Since(start).Seconds()) }

@@ -167,10 +167,10 @@ func TestMetricsAfterEvents(t *testing.T) {
 // client_golang: cumulative buckets with the documented bounds.
 func TestMetricsHistogramText(t *testing.T) {
 	srv := newIdleServer(t)
-	srv.metrics.hookMessage.observe(durationBuckets, 0.0003)
-	srv.metrics.hookMessage.observe(durationBuckets, 2)
-	srv.metrics.appendTime.observe(durationBuckets, 0.004)
-	srv.metrics.batchSize.observe(sizeBuckets, 3)
+	srv.metrics.hookMessage.observe(0.0003)
+	srv.metrics.hookMessage.observe(2)
+	srv.metrics.appendTime.observe(0.004)
+	srv.metrics.batchSize.observe(3)
 	srv.metrics.messagesIn.Add(3)
 	body, _ := scrape(t, srv)
 	for _, want := range []string{

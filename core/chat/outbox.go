@@ -206,9 +206,9 @@ func (r *room) writeOutbox() {
 			r.writeAll(plainMembers, plain)
 			r.writeAll(jsonMembers, json)
 			end := time.Now()
-			s.metrics.broadcastTime.observe(durationBuckets, end.Sub(start).Seconds())
+			s.metrics.broadcastTime.observe(end.Sub(start).Seconds())
 			for _, t := range o.arrived {
-				s.metrics.messageDelay.observe(durationBuckets, end.Sub(t).Seconds())
+				s.metrics.messageDelay.observe(end.Sub(t).Seconds())
 			}
 		}
 	}

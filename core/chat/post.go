@@ -38,7 +38,7 @@ func (r *room) post(ops []op) {
 		senders = append(senders, m)
 	}
 	if len(msgs) > 0 {
-		s.metrics.batchSize.observe(sizeBuckets, float64(len(msgs)))
+		s.metrics.batchSize.observe(float64(len(msgs)))
 	}
 	if len(msgs) > 0 && s.history != nil {
 		start := time.Now()
