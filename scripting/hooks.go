@@ -223,10 +223,14 @@ func (st *state) checkMsgTable() {
 	}
 }
 
-// countFields counts the non-nil fields of t.
+// countFields counts the non-nil fields of t. It walks with Next, which
+// hands out the table's own key values: ForEach boxes every string key
+// anew, an allocation per field per message.
 func countFields(t *lua.LTable) int {
 	n := 0
-	t.ForEach(func(lua.LValue, lua.LValue) { n++ })
+	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
+		n++
+	}
 	return n
 }
 

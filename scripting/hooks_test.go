@@ -322,3 +322,15 @@ end)`})
 		}
 	}
 }
+
+// TestMessageHookAllocs: the message path reuses msg and msg.user, so a
+// message through a handler that does nothing allocates nothing (checking
+// the reused tables once allocated a boxed key per field per message).
+func TestMessageHookAllocs(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `chat.on("message", function(msg) end)`})
+	m := &chat.Message{Room: "lobby", User: "alice", Text: "hello"}
+	ctx := t.Context()
+	if n := testing.AllocsPerRun(200, func() { r.e.Message(ctx, alice, m) }); n != 0 {
+		t.Fatalf("%v allocations per message, want 0", n)
+	}
+}
