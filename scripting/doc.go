@@ -4,9 +4,12 @@
 // Every *.lua file at the top of the scripts file system is loaded, in name
 // order, into one sandboxed Lua state. Scripts register handlers for the
 // join, message, leave and rename events (chat.on), chat commands
-// (chat.command) and timers (chat.every), and act through the chat.* API,
-// which maps onto chat.Host and onto KV for chat.kv. docs/lua.md is the
-// user's guide and reference.
+// (chat.command) and timers (chat.every), act through the chat.* API,
+// which maps onto chat.Host and onto KV for chat.kv, and read their own
+// settings (config.toml's [scripts.NAME], Options.ScriptOptions) as the
+// read-only table chat.options. Failures of the ordinary course (a member
+// who left, a refused name, a store error) are results (nil, err); wrong
+// arguments raise. docs/lua.md is the user's guide and reference.
 //
 // Invariants:
 //
@@ -30,6 +33,9 @@
 //   - Each script has its own global environment and its own copies of the
 //     library tables; nothing outside the sandbox (files, processes,
 //     environment, other code) is reachable from Lua.
+//   - chat.options and the tables in it cannot be written from Lua (see
+//     readOnly); they change only when a reload builds a new state.
+//   - Timers and the directory watcher take their time from Options.Clock.
 //   - The engine never waits for the chat server: it relies on chat.Host
 //     methods not waiting for a room's goroutine and not calling Hooks
 //     synchronously. Should a Host break that promise, a hook waits at most
