@@ -7,8 +7,12 @@
 //     (ids grow per room, After reports gaps);
 //   - Start: a chat.Server behind an httptest listener, bound to its hooks
 //     and shut down when the test ends;
+//   - Client: a third-party (gorilla/websocket) user client that reads
+//     and checks frames;
 //   - Eventually: polls a condition for what a test must see happen.
 //
-// core/chat's in-package tests cannot import this package (it imports
-// core/chat); they keep their own doubles in core/chat/doubles_test.go.
+// core/chat's in-package tests (package chat) cannot import this package,
+// which imports core/chat; they keep their own doubles (doubles_test.go,
+// helpers_test.go) until they move to package chat_test, as the
+// end-to-end tests there already have.
 package chattest
