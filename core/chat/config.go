@@ -40,10 +40,12 @@ type Config struct {
 	// with a too_long error. [4096]
 	MaxTextBytes int
 	// Replay is how many recent messages a newcomer gets; negative = none.
-	// It is capped at APILimit. [50]
+	// It is capped at APILimit. It is only the replay's count: a history
+	// request without a limit gets APILimit. [50]
 	Replay int
 	// APILimit caps one history page (WebSocket paging, since-resume and
-	// /api/history). [500]
+	// /api/history), and is the size of a page whose request gives no
+	// limit (paging.go). [500]
 	APILimit int
 	// MaxPending bounds the messages of one connection that are inside the
 	// room pipeline (queued, being stored); past it the server stops

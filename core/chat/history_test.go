@@ -349,7 +349,7 @@ func TestHistoryAfterRequest(t *testing.T) {
 		wantMore bool
 	}{
 		{4, 100, "[5 6 7]", true}, // capped at APILimit
-		{6, 0, "[7 8]", false},    // limit 0 = replay
+		{6, 0, "[7 8]", false},    // limit 0 = api_limit
 		{8, 5, "[]", false},
 	} {
 		j.sendJSON(map[string]any{"type": "history", "after": tc.after, "limit": tc.limit})

@@ -94,48 +94,32 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "give before or after, not both")
 		return
 	}
-	limit := min(DefaultReplay, s.cfg.APILimit)
+	req := pageRequest{before: before, after: after, hasAfter: hasAfter}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n <= 0 {
 			jsonError(w, http.StatusBadRequest, "limit must be a positive integer")
 			return
 		}
-		limit = min(n, s.cfg.APILimit)
+		req.limit = n
 	}
 	if s.history == nil {
 		jsonError(w, http.StatusNotFound, "no history: the server runs without a store")
 		return
 	}
-	var (
-		msgs     []Message
-		complete = true
-		more     bool
-		err      error
-	)
-	switch {
-	case hasAfter:
-		msgs, complete, more, err = s.history.After(room, after, limit)
-	case hasBefore:
-		msgs, err = s.history.Before(room, before, limit+1)
-	default:
-		msgs, err = s.history.Recent(room, limit+1)
-	}
+	page, err := s.readPage(room, req)
 	if err != nil {
 		s.log.Error("chat: /api/history failed", "room", room, "err", err)
 		jsonError(w, http.StatusInternalServerError, "reading history failed")
 		return
 	}
-	if !hasAfter && len(msgs) > limit {
-		msgs, more = msgs[len(msgs)-limit:], true
-	}
 	b := []byte(`{"room":`)
 	b = appendJSONString(b, room)
 	b = append(b, `,"complete":`...)
-	b = strconv.AppendBool(b, complete)
+	b = strconv.AppendBool(b, page.complete)
 	b = append(b, `,"more":`...)
-	b = strconv.AppendBool(b, more)
-	b = appendJSONMessages(b, msgs)
+	b = strconv.AppendBool(b, page.more)
+	b = appendJSONMessages(b, page.msgs)
 	b = append(b, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

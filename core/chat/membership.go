@@ -280,3 +280,54 @@ func removeMember(list []*member, m *member) []*member {
 	}
 	return list
 }
+
+// replay returns the frames m gets from history on joining: the
+// Config.Replay newest messages, or with ?since=ID the first page after ID
+// (preceded by a gap notice when some of them no longer exist).
+func (r *room) replay(m *member) [][]byte {
+	s := r.srv
+	json := m.format == formatJSON
+	if s.history == nil {
+		if json {
+			return [][]byte{appendJSONHistory(nil, r.name, "join", nil, true, false)}
+		}
+		return nil
+	}
+	reason := "join"
+	page := historyPage{complete: true}
+	var err error
+	if m.hasSince {
+		reason = "since"
+		page, err = s.readPage(r.name, pageRequest{after: m.since, hasAfter: true})
+	} else if s.cfg.Replay > 0 {
+		page, err = s.readPage(r.name, pageRequest{limit: s.cfg.Replay})
+	}
+	if err != nil {
+		s.log.Error("chat: reading history for a newcomer failed", "room", r.name, "err", err)
+		return [][]byte{m.appendError(nil, codeNoHistory, "history is unavailable right now")}
+	}
+	var frames [][]byte
+	if json {
+		if !page.complete {
+			frames = append(frames, r.gapFrame(m.since, page.msgs))
+		}
+		return append(frames, appendJSONHistory(nil, r.name, reason, page.msgs, page.complete, page.more))
+	}
+	if !page.complete {
+		frames = append(frames, appendPlainNotice(nil, "some messages were lost"))
+	}
+	var b []byte
+	for i := range page.msgs {
+		start := len(b)
+		b = appendPlainReplay(b, &page.msgs[i])
+		frames = append(frames, b[start:len(b):len(b)])
+	}
+	if page.more && m.hasSince {
+		frames = append(frames, appendPlainNotice(nil, "more messages were missed than shown"))
+	}
+	if len(frames) > 0 {
+		// What follows is live (JSON clients have the history event).
+		frames = append(frames, appendPlainNotice(nil, plainEndOfHistory))
+	}
+	return frames
+}

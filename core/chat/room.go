@@ -8,7 +8,7 @@ import (
 // This file is the room itself: its queue and its goroutine, which takes
 // the queue in batches and hands each operation to the part of the room
 // that owns it: posting (post.go), membership (membership.go), presence and
-// announcements (presence.go), history requests (history.go), the outbox
+// announcements (presence.go), history requests (paging.go), the outbox
 // (outbox.go) and, in big rooms, the sweepers (fanout.go).
 
 // opKind is what a room operation does.
@@ -231,10 +231,10 @@ func (r *room) control(o *op) {
 		r.remove(o.m)
 	case opHistory:
 		r.release = append(r.release, o.m)
-		r.historyBefore(o.m, o.cursor, o.limit)
+		r.answerHistory(o.m, pageRequest{before: o.cursor, limit: o.limit})
 	case opHistoryAfter:
 		r.release = append(r.release, o.m)
-		r.historyAfter(o.m, o.cursor, o.limit)
+		r.answerHistory(o.m, pageRequest{after: o.cursor, hasAfter: true, limit: o.limit})
 	case opRenamed:
 		r.renamed(o.m, o.oldName)
 	case opSend:
