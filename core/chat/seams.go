@@ -9,8 +9,11 @@ import (
 // This file holds the seams between the chat server and the packages that
 // plug into it. The chat server (this package) owns rooms, members and
 // fan-out; it depends only on these interfaces. Package scripting implements
-// Hooks, package store implements History, and cmd/moonchat wires them
-// together from config.toml. Neither implementation is imported here.
+// Hooks, package store implements History (and its optional RoomLister and
+// prometheus.Collector), and cmd/moonchat wires them together from
+// config.toml. Neither implementation is imported here. Every interface the
+// chat server expects another package (or a test) to implement is in this
+// file.
 
 // Message is one chat message as it flows through hooks, history and
 // fan-out. A Message is immutable once History.Append has returned.
@@ -217,4 +220,47 @@ type History interface {
 	After(room string, after uint64, n int) (msgs []Message, complete, more bool, err error)
 	// Redact deletes one message for good; it reports whether it existed.
 	Redact(room string, id uint64) (bool, error)
+}
+
+// RoomStat describes one room's stored history, as GET /api/rooms reports
+// it.
+type RoomStat struct {
+	Name string
+	// Count is the number of messages stored in the room.
+	Count int
+	// FirstID is the oldest stored message's ID (0 when Count is 0);
+	// LastID is the newest ID ever assigned in the room, which stays when
+	// the newest messages are redacted or pruned.
+	FirstID, LastID uint64
+}
+
+// RoomLister is an optional interface of a History: one that implements it
+// can list its rooms, which GET /api/rooms needs. It is separate from
+// History so that a History without a room index (a test double, a remote
+// store) still plugs in; the chat server type-asserts it.
+type RoomLister interface {
+	// RoomStats lists every room that has ever stored a message, sorted
+	// by name.
+	RoomStats() ([]RoomStat, error)
+}
+
+// Clock schedules the server's timers. Config.Clock injects one; the
+// default is package time (clock.go). Tests use a fake clock to decide when
+// an interval has passed, so that they can show that something does not
+// happen before it (a held announcement) without sleeping.
+type Clock interface {
+	// AfterFunc calls f in its own goroutine once d has passed, as
+	// time.AfterFunc.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a Clock's timer, with the semantics of the *time.Timer that
+// time.AfterFunc returns.
+type Timer interface {
+	// Stop prevents the timer from firing; it reports whether it was
+	// active.
+	Stop() bool
+	// Reset makes the timer fire d from now; it reports whether it was
+	// active.
+	Reset(d time.Duration) bool
 }
