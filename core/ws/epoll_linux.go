@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moonchat/moonchat/internal/epoll"
 )
 
 // The epoll driver. Each loop is one epoll instance, one goroutine and one
@@ -34,6 +36,7 @@ const (
 
 type loop struct {
 	srv   *Server
+	ep    epoll.Instance // epfd and evfd, set up as the load generator's loops are
 	epfd  int
 	evfd  int // eventfd: wakes the loop for posted work and for stopping
 	done  chan struct{}
@@ -46,22 +49,11 @@ type loop struct {
 }
 
 func newLoop(s *Server) (*loop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	in, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
+		return nil, err
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
-	}
-	return &loop{srv: s, epfd: epfd, evfd: evfd, done: make(chan struct{}), conns: make(map[int32]*Conn)}, nil
+	return &loop{srv: s, ep: in, epfd: in.EpFD, evfd: in.EvFD, done: make(chan struct{}), conns: make(map[int32]*Conn)}, nil
 }
 
 // startLoops creates and starts n event loops.
@@ -82,10 +74,7 @@ func startLoops(s *Server, n int) ([]*loop, error) {
 }
 
 // wake makes epoll_wait return.
-func (l *loop) wake() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(l.evfd, one[:])
-}
+func (l *loop) wake() { l.ep.Wake() }
 
 // post queues c for the loop's attention (registration, pending input,
 // teardown). After the loop has stopped, the connection is finalized on the
@@ -137,8 +126,7 @@ func (l *loop) run() {
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			if int(ev.Fd) == l.evfd {
-				var b [8]byte
-				_, _ = unix.Read(l.evfd, b[:])
+				l.ep.Drain()
 				continue
 			}
 			c := l.conns[ev.Fd]

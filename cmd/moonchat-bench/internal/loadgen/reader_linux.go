@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moonchat/moonchat/core/ws"
+	"github.com/moonchat/moonchat/internal/epoll"
 )
 
 // The epoll receive path. A readerPool owns a few loops (one per
@@ -61,6 +62,7 @@ type readReg struct {
 
 // readLoop is one epoll instance and its goroutine.
 type readLoop struct {
+	ep         epoll.Instance // the same setup as core/ws's event loops
 	epfd, evfd int
 	epf        *os.File // owns epfd; polled by the Go runtime
 	buf        []byte
@@ -89,28 +91,16 @@ func newReaderPool(n int) (*readerPool, error) {
 }
 
 func newReadLoop() (*readLoop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	in, err := epoll.New()
 	if err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
-	}
-	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+		return nil, err
 	}
 	// Non-blocking, so that os.NewFile registers it with the netpoller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
+	if err := unix.SetNonblock(in.EpFD, true); err != nil {
+		in.Close(false)
 		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
 	}
-	return &readLoop{epfd: epfd, evfd: evfd, epf: os.NewFile(uintptr(epfd), "epoll"),
+	return &readLoop{ep: in, epfd: in.EpFD, evfd: in.EvFD, epf: os.NewFile(uintptr(in.EpFD), "epoll"),
 		buf: make([]byte, readBufSize), regs: make(map[int32]*readReg), done: make(chan struct{})}, nil
 }
 
@@ -207,10 +197,7 @@ func (l *readLoop) post(reg *readReg) bool {
 }
 
 // wakeLocked makes epoll_wait return; l.mu is held, so evfd is open.
-func (l *readLoop) wakeLocked() {
-	one := [8]byte{1}
-	_, _ = unix.Write(l.evfd, one[:])
-}
+func (l *readLoop) wakeLocked() { l.ep.Wake() }
 
 func (l *readLoop) run() {
 	defer close(l.done)
@@ -260,8 +247,7 @@ func (l *readLoop) run() {
 
 // tasks registers the posted connections; it reports whether to stop.
 func (l *readLoop) tasks() bool {
-	var b [8]byte
-	_, _ = unix.Read(l.evfd, b[:])
+	l.ep.Drain()
 	l.mu.Lock()
 	adds, stopping := l.adds, l.stopping
 	l.adds = nil
