@@ -37,7 +37,6 @@ func serveFailing(t *testing.T, cfg chat.Config) (string, *Engine) {
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.FloodRate = -1
 	return chattest.Start(t, cfg, e, nil).WS, e
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"time"
-
-	"github.com/moonchat/moonchat/core/chat"
 )
 
 // The keys and their defaults are documented in defaults/config.toml,
@@ -64,17 +62,6 @@ type ChatConfig struct {
 	AnnounceInterval     Duration `toml:"announce_interval"`
 	Replay               int      `toml:"replay"`
 	APILimit             int      `toml:"api_limit"`
-}
-
-// applyAnnounce maps announce_batch_members and announce_interval onto c.
-// config.toml says "0s" for "never coalesce" where chat.Config says
-// negative (its zero means the default).
-func (cc *ChatConfig) applyAnnounce(c *chat.Config) {
-	c.AnnounceBatchMembers = cc.AnnounceBatchMembers
-	c.AnnounceInterval = cc.AnnounceInterval.D()
-	if c.AnnounceInterval == 0 {
-		c.AnnounceInterval = -1
-	}
 }
 
 // StoreConfig is the [store] table: the history file and its retention.

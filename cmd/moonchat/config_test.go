@@ -311,27 +311,44 @@ func TestDurationText(t *testing.T) {
 	}
 }
 
-func TestApplyAnnounce(t *testing.T) {
-	tests := []struct {
-		name     string
-		members  int
-		interval Duration
-		want     chat.Config
-	}{
-		{"defaults", 100, Duration(time.Second), chat.Config{AnnounceBatchMembers: 100, AnnounceInterval: time.Second}},
-		{"custom", 2, Duration(200 * time.Millisecond), chat.Config{AnnounceBatchMembers: 2, AnnounceInterval: 200 * time.Millisecond}},
-		{"never", 100, 0, chat.Config{AnnounceBatchMembers: 100, AnnounceInterval: -1}},
+// TestChatConfigOnePath (issue 11.3): every key the chat server uses goes
+// from its one Config field to its one chat.Config field unchanged: 0 in
+// config.toml ("off", "none", "never") is 0 in chat.Config, which means the
+// same there, and chat.New accepts the result; the WebSocket engine gets
+// every [server] value, so none of its own defaults applies to serve.
+func TestChatConfigOnePath(t *testing.T) {
+	cfg, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// Through chatConfig, so the serve wiring is covered too.
-			cfg := &Config{Chat: ChatConfig{AnnounceBatchMembers: tt.members, AnnounceInterval: tt.interval}}
-			got := chatConfig(cfg, slog.New(slog.DiscardHandler))
-			if got.AnnounceBatchMembers != tt.want.AnnounceBatchMembers || got.AnnounceInterval != tt.want.AnnounceInterval {
-				t.Fatalf("got %d %v, want %d %v", got.AnnounceBatchMembers, got.AnnounceInterval,
-					tt.want.AnnounceBatchMembers, tt.want.AnnounceInterval)
-			}
-		})
+	for _, off := range []bool{false, true} {
+		if off {
+			cfg.Chat.FloodRate, cfg.Chat.Replay, cfg.Chat.AnnounceInterval = 0, 0, 0
+			cfg.Server.PingInterval, cfg.Server.IdleTimeout = 0, 0
+		}
+		c := chatConfig(cfg, slog.New(slog.DiscardHandler))
+		ch, s := &cfg.Chat, &cfg.Server
+		if c.FloodRate != ch.FloodRate || c.FloodBurst != ch.FloodBurst || c.Replay != ch.Replay ||
+			c.APILimit != ch.APILimit || c.AnnounceBatchMembers != ch.AnnounceBatchMembers ||
+			c.AnnounceInterval != ch.AnnounceInterval.D() || c.DefaultRoom != ch.DefaultRoom ||
+			c.MaxNameLength != ch.MaxNameLength || c.MaxRooms != ch.MaxRooms || c.MaxTextBytes != ch.MaxTextBytes ||
+			c.MaxConnections != s.MaxConnections {
+			t.Errorf("off=%v: [chat] %+v\nbecame %+v", off, *ch, c)
+		}
+		w := c.WS
+		if w.MaxMessageBytes != int64(s.MaxMessageBytes) || w.HandshakeTimeout != s.HandshakeTimeout.D() ||
+			w.PingInterval != s.PingInterval.D() || w.PingTimeout != s.PingTimeout.D() ||
+			w.IdleTimeout != s.IdleTimeout.D() || w.WriteTimeout != s.WriteTimeout.D() ||
+			w.MaxQueueBytes != s.MaxQueueBytes || w.CloseTimeout != s.CloseTimeout.D() || w.Hixie76 != s.LegacyHixie76 {
+			t.Errorf("off=%v: [server] %+v\nbecame ws %+v", off, *s, w)
+		}
+		srv, err := chat.New(c, nil, nil)
+		if err != nil {
+			t.Fatalf("off=%v: chat.New: %v", off, err)
+		}
+		if err := srv.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

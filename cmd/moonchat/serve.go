@@ -292,8 +292,9 @@ func (s *server) close() {
 	}
 }
 
-// chatConfig maps config.toml onto chat.Config. config.toml says 0 for
-// "off" where chat.Config says negative (its zero means "default").
+// chatConfig hands the keys the chat server uses on to chat.Config, each
+// to its one field, unchanged: chat.Config has no defaults of its own and
+// means by 0 what config.toml means.
 func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 	c := chat.Config{
 		AllowedOrigins: cfg.Server.AllowedOrigins,
@@ -308,13 +309,9 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		APILimit:       cfg.Chat.APILimit,
 		Logger:         log,
 
+		AnnounceBatchMembers: cfg.Chat.AnnounceBatchMembers,
+		AnnounceInterval:     cfg.Chat.AnnounceInterval.D(),
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
-	}
-	if c.FloodRate == 0 {
-		c.FloodRate = -1
-	}
-	if c.Replay == 0 {
-		c.Replay = -1
 	}
 	c.WS.MaxMessageBytes = int64(cfg.Server.MaxMessageBytes)
 	c.WS.HandshakeTimeout = cfg.Server.HandshakeTimeout.D()
@@ -327,7 +324,6 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 	c.WS.Hixie76 = cfg.Server.LegacyHixie76
 	c.WS.Hosts = answerHosts(&cfg.Server)
 	c.WS.Logger = log
-	cfg.Chat.applyAnnounce(&c)
 	return c
 }
 

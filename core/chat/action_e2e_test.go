@@ -36,7 +36,7 @@ func TestMeActionSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := chat.New(chattest.Limits(chat.Config{Logger: log}), eng, db)
+		srv, err := chat.New(chattest.Limits(chat.Config{Logger: log, Replay: 50}), eng, db)
 		if err != nil {
 			t.Fatal(err)
 		}

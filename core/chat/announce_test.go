@@ -30,17 +30,17 @@ func TestAnnounceText(t *testing.T) {
 }
 
 func TestAnnounceConfig(t *testing.T) {
-	cfg, err := Config{}.withDefaults()
+	cfg, err := testLimits(Config{}).withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AnnounceBatchMembers != DefaultAnnounceBatchMembers || cfg.AnnounceInterval != DefaultAnnounceInterval {
-		t.Fatalf("defaults: %d %v", cfg.AnnounceBatchMembers, cfg.AnnounceInterval)
+	if cfg.AnnounceBatchMembers != 0 || cfg.AnnounceInterval != 0 {
+		t.Fatalf("zero (never coalesce) not kept: %d %v", cfg.AnnounceBatchMembers, cfg.AnnounceInterval)
 	}
-	if _, err := (Config{AnnounceBatchMembers: -1}).withDefaults(); err == nil {
+	if _, err := (testLimits(Config{AnnounceBatchMembers: -1})).withDefaults(); err == nil {
 		t.Fatal("negative AnnounceBatchMembers accepted")
 	}
-	if _, err := New(Config{AnnounceBatchMembers: -1}, nil, nil); err == nil {
+	if _, err := New(testLimits(Config{AnnounceBatchMembers: -1}), nil, nil); err == nil {
 		t.Fatal("New accepted a negative AnnounceBatchMembers")
 	}
 }
@@ -215,7 +215,7 @@ func TestAnnounceHeldNotWaitedFor(t *testing.T) {
 	// Until the clock moves the held notices do not come, yet a newcomer
 	// gets its welcome, replay and list at once.
 	clock := &fakeClock{}
-	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: time.Hour, Clock: clock}, nil, newMemHistory())
+	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: time.Hour, Clock: clock, Replay: 50}, nil, newMemHistory())
 	alice := ts.dial(t, "/chat/r?name=alice", "")
 	alice.expect("* alice joined")
 	alice.send("before")
@@ -241,7 +241,7 @@ func TestAnnounceHeldNotWaitedFor(t *testing.T) {
 }
 
 func TestAnnounceIntervalOff(t *testing.T) {
-	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: -1}, nil, nil)
+	ts := startServer(t, Config{AnnounceBatchMembers: 1, AnnounceInterval: 0}, nil, nil)
 	alice := ts.dial(t, "/chat/r?name=alice", "")
 	alice.expect("* alice joined")
 	for _, n := range []string{"bob", "carol"} {

@@ -65,7 +65,7 @@ func TestAPIRooms(t *testing.T) {
 		t.Fatal("setup: redact failed")
 	}
 	hist.pruneTo("beta", 1)
-	ts := startServer(t, Config{FloodRate: -1}, nil, hist)
+	ts := startServer(t, Config{}, nil, hist)
 
 	rec := roomsGet(ts.srv, http.MethodGet)
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {

@@ -35,7 +35,7 @@ func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }
 // sending to receiving; with a full window the latency is mostly the time
 // the window takes to drain (window x members / deliveries per second).
 func benchmarkBroadcast(b *testing.B, members int) {
-	ts := startServer(b, Config{FloodRate: -1, MaxConnections: members + 10, Logger: discardLogger()}, trivialHooks{}, newMemHistory())
+	ts := startServer(b, Config{MaxConnections: members + 10, Logger: discardLogger()}, trivialHooks{}, newMemHistory())
 	const window = 256
 	var delivered atomic.Int64
 	latencies := make([][]time.Duration, members)

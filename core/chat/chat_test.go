@@ -36,7 +36,7 @@ func TestPlainTextChat(t *testing.T) {
 func TestJSONFormat(t *testing.T) {
 	hist := newMemHistory()
 	hist.add("lobby", "bob", "earlier")
-	ts := startServer(t, Config{}, nil, hist)
+	ts := startServer(t, Config{Replay: 50}, nil, hist)
 
 	bob := ts.dial(t, "/?name=bob", SubprotocolPlain)
 	bob.expect(replayAt+"bob: earlier", "* --- end of history ---", "* bob joined")
@@ -110,12 +110,12 @@ func TestJSONFormat(t *testing.T) {
 
 func TestBroadcastManySameOrder(t *testing.T) {
 	t.Run("room goroutine writes", func(t *testing.T) {
-		testBroadcastSameOrder(t, 50, Config{FloodRate: -1, fanoutWorkers: -1})
+		testBroadcastSameOrder(t, 50, Config{fanoutWorkers: -1})
 	})
 	// Above fanoutMinMembers the writes are shared with the fan-out
 	// workers; every member must still see one order.
 	t.Run("parallel fan-out", func(t *testing.T) {
-		testBroadcastSameOrder(t, fanoutMinMembers+22, Config{FloodRate: -1, fanoutWorkers: 3})
+		testBroadcastSameOrder(t, fanoutMinMembers+22, Config{fanoutWorkers: 3})
 	})
 }
 

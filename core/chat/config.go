@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,57 +12,65 @@ import (
 	"github.com/moonchat/moonchat/core/ws"
 )
 
-// Config tunes a Server. It mirrors the [server], [chat] and [store] keys of
-// config.toml that concern the chat server; the zero value of every field
-// means "the default" (given in brackets). Where config.toml uses 0 for
-// "off", the field uses a negative value, so cmd/moonchat maps 0 to -1.
+// Config tunes a Server. It mirrors the [server] and [chat] keys of
+// config.toml that concern the chat server, and every field means what it
+// says: there are no defaults here (the built-in config.toml holds them,
+// and cmd/moonchat hands each value on unchanged). A limit that must be
+// set is an error from New when it is zero (MaxConnections, MaxRooms,
+// MaxNameLength, MaxTextBytes, APILimit, DefaultRoom); where 0 means
+// "off" or "none" in config.toml, it means the same here (FloodRate,
+// Replay, AnnounceInterval). Negative values are errors. The fields that
+// are not config.toml keys say what their zero value means.
 type Config struct {
 	// AllowedOrigins lists the browser origins (scheme://host[:port], or
 	// scheme://*.domain for any subdomain) allowed to open WebSockets.
 	// Clients sending no Origin and pages served by this server itself are
-	// always allowed; "*" allows any origin. [none]
+	// always allowed; "*" allows any origin. Empty: none besides those.
 	AllowedOrigins []string
 	// MaxConnections bounds simultaneous WebSocket connections; more are
-	// closed with 1013 "server full". [10000]
+	// closed with 1013 "server full". At least 1.
 	MaxConnections int
-	// DefaultRoom is the room of "/" and "/chat". ["lobby"]
+	// DefaultRoom is the room of "/" and "/chat"; a valid room name.
 	DefaultRoom string
-	// MaxNameLength bounds nicknames, in characters. [24]
+	// MaxNameLength bounds nicknames, in characters. At least 8 (guest-N
+	// plus a collision suffix must fit).
 	MaxNameLength int
 	// MaxRooms bounds rooms with members; joining a new room beyond it is
-	// closed with 1013. [1000]
+	// closed with 1013. At least 1.
 	MaxRooms int
 	// FloodRate is the average messages per second one connection may send
-	// (token bucket); negative turns flood control off. [10]
+	// (token bucket); 0 = no flood control.
 	FloodRate float64
-	// FloodBurst is the token bucket's size. [20]
+	// FloodBurst is the token bucket's size; at least 1 when FloodRate is
+	// set.
 	FloodBurst int
 	// MaxTextBytes bounds a chat message's text; longer ones are refused
-	// with a too_long error. [4096]
+	// with a too_long error. At least 1.
 	MaxTextBytes int
-	// Replay is how many recent messages a newcomer gets; negative = none.
-	// It is capped at APILimit. It is only the replay's count: a history
-	// request without a limit gets APILimit. [50]
+	// Replay is how many recent messages a newcomer gets; 0 = none. At
+	// most APILimit. It is only the replay's count: a history
+	// request without a limit gets APILimit.
 	Replay int
 	// APILimit caps one history page (WebSocket paging, since-resume and
 	// /api/history), and is the size of a page whose request gives no
-	// limit (paging.go). [500]
+	// limit (paging.go). At least 1.
 	APILimit int
 	// MaxPending bounds the messages of one connection that are inside the
 	// room pipeline (queued, being stored); past it the server stops
 	// reading that connection until the room caught up, so a fast sender
-	// slows down instead of growing memory. [32]
+	// slows down instead of growing memory. Not a config.toml key: 0
+	// means defaultMaxPending.
 	MaxPending int
 	// AnnounceBatchMembers is the room size above which join/leave
 	// notices and presence deltas are coalesced (see AnnounceInterval);
-	// rooms with at most this many members announce each change at once.
-	// Negative is an error. [100]
+	// rooms with at most this many members announce each change at once
+	// (0: every room coalesces, when AnnounceInterval is set).
 	AnnounceBatchMembers int
 	// AnnounceInterval is how long a big room (more than
 	// AnnounceBatchMembers members) holds join/leave notices and presence
 	// deltas before sending them as one event per kind: in a big room a
 	// notice per change costs a write to every member for every join and
-	// leave, and is noise to users. Negative = never coalesce. [1s]
+	// leave, and is noise to users. 0 = never coalesce.
 	AnnounceInterval time.Duration
 	// DeliverOnHookFailure chooses what happens when a hook does not
 	// complete (JoinResult.Err, MessageResult.Err): false (the default,
@@ -69,16 +78,17 @@ type Config struct {
 	// not delivered, the sender gets a hook_failed error — and refuses the
 	// join; true ("deliver") carries on with what the hooks decided before
 	// they failed, so a broken filter lets messages through. Failures are
-	// logged and counted either way. [false]
+	// logged and counted either way.
 	DeliverOnHookFailure bool
-	// Logger receives the server's logs. [slog.Default()]
+	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval).
-	// Tests inject a fake one. [package time]
+	// Tests inject a fake one; nil means package time.
 	Clock Clock
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are
 	// set by the chat server (from AllowedOrigins); Logger defaults to
-	// Logger; MaxMessageBytes defaults to 65536 here. WS.Hosts (the names
+	// Logger; its other zero values mean what ws.Config says (the
+	// engine's own defaults: cmd/moonchat sets every one). WS.Hosts (the names
 	// the server answers to besides loopback names and the address a
 	// request arrived on) guards every path, not only upgrades.
 	WS ws.Config
@@ -90,23 +100,9 @@ type Config struct {
 	fanoutMin int
 }
 
-// Defaults for the zero values of Config.
-const (
-	DefaultMaxConnections  = 10000
-	DefaultRoom            = "lobby"
-	DefaultMaxNameLength   = 24
-	DefaultMaxRooms        = 1000
-	DefaultFloodRate       = 10
-	DefaultFloodBurst      = 20
-	DefaultMaxTextBytes    = 4096
-	DefaultReplay          = 50
-	DefaultAPILimit        = 500
-	DefaultMaxPending      = 32
-	DefaultMaxMessageBytes = 65536
-
-	DefaultAnnounceBatchMembers = 100
-	DefaultAnnounceInterval     = time.Second
-)
+// defaultMaxPending is MaxPending when it is 0: it is a property of the
+// pipeline, not a setting in config.toml.
+const defaultMaxPending = 32
 
 // Subprotocols understood by the chat server, in order of preference.
 const (
@@ -117,58 +113,53 @@ const (
 	SubprotocolPlain = "chat"
 )
 
-// withDefaults returns cfg with defaults applied, or an error for values
-// that cannot work.
+// withDefaults returns cfg ready to run, or an error naming the first
+// field that cannot work. Only the fields that are not settings get a
+// value here (MaxPending, Logger, Clock, the WebSocket wiring): every
+// setting means what it says (see Config).
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.DefaultRoom == "" {
-		cfg.DefaultRoom = DefaultRoom
+	atLeast := func(name string, v, lo int) error {
+		if v < lo {
+			return fmt.Errorf("%s %d: must be at least %d", name, v, lo)
+		}
+		return nil
 	}
 	if err := ValidRoomName(cfg.DefaultRoom); err != nil {
 		return cfg, fmt.Errorf("default room: %w", err)
 	}
-	if cfg.MaxNameLength <= 0 {
-		cfg.MaxNameLength = DefaultMaxNameLength
+	if math.IsNaN(cfg.FloodRate) || math.IsInf(cfg.FloodRate, 0) || cfg.FloodRate < 0 {
+		return cfg, fmt.Errorf("flood rate %v: must be 0 (off) or a positive number", cfg.FloodRate)
 	}
-	if cfg.MaxNameLength < 8 {
-		// guest-N plus a collision suffix must fit.
-		return cfg, fmt.Errorf("max name length %d: must be at least 8", cfg.MaxNameLength)
+	burst := 0
+	if cfg.FloodRate > 0 {
+		burst = 1
 	}
-	if cfg.MaxRooms <= 0 {
-		cfg.MaxRooms = DefaultMaxRooms
+	for _, c := range []struct {
+		name  string
+		v, lo int
+	}{
+		{"max connections", cfg.MaxConnections, 1},
+		{"max name length", cfg.MaxNameLength, 8}, // guest-N plus a collision suffix must fit
+		{"max rooms", cfg.MaxRooms, 1},
+		{"flood burst", cfg.FloodBurst, burst},
+		{"max text bytes", cfg.MaxTextBytes, 1},
+		{"api limit", cfg.APILimit, 1},
+		{"replay", cfg.Replay, 0},
+		{"max pending", cfg.MaxPending, 0},
+		{"announce batch members", cfg.AnnounceBatchMembers, 0},
+	} {
+		if err := atLeast(c.name, c.v, c.lo); err != nil {
+			return cfg, err
+		}
 	}
-	if cfg.FloodRate == 0 {
-		cfg.FloodRate = DefaultFloodRate
+	if cfg.Replay > cfg.APILimit {
+		return cfg, fmt.Errorf("replay %d: must be at most the api limit (%d)", cfg.Replay, cfg.APILimit)
 	}
-	if cfg.FloodBurst <= 0 {
-		cfg.FloodBurst = DefaultFloodBurst
+	if cfg.AnnounceInterval < 0 {
+		return cfg, fmt.Errorf("announce interval %v: must not be negative (0 = never coalesce)", cfg.AnnounceInterval)
 	}
-	if cfg.MaxTextBytes <= 0 {
-		cfg.MaxTextBytes = DefaultMaxTextBytes
-	}
-	if cfg.APILimit <= 0 {
-		cfg.APILimit = DefaultAPILimit
-	}
-	if cfg.Replay == 0 {
-		cfg.Replay = DefaultReplay
-	}
-	if cfg.Replay < 0 {
-		cfg.Replay = 0
-	}
-	cfg.Replay = min(cfg.Replay, cfg.APILimit)
-	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = DefaultMaxPending
-	}
-	if cfg.AnnounceBatchMembers < 0 {
-		return cfg, fmt.Errorf("announce batch members %d: must not be negative", cfg.AnnounceBatchMembers)
-	}
-	if cfg.AnnounceBatchMembers == 0 {
-		cfg.AnnounceBatchMembers = DefaultAnnounceBatchMembers
-	}
-	if cfg.AnnounceInterval == 0 {
-		cfg.AnnounceInterval = DefaultAnnounceInterval
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = defaultMaxPending
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -189,9 +180,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.WS.CheckOrigin = originChecker(cfg.AllowedOrigins)
 	if cfg.WS.Logger == nil {
 		cfg.WS.Logger = cfg.Logger
-	}
-	if cfg.WS.MaxMessageBytes <= 0 {
-		cfg.WS.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	return cfg, nil
 }

@@ -12,7 +12,12 @@ import (
 // A chat server without scripts or history: plain chat on one port. With a
 // store and scripts, pass them instead of the nils (cmd/moonchat does).
 func ExampleNew() {
-	srv, err := chat.New(chat.Config{DefaultRoom: "lobby", Replay: -1}, nil, nil)
+	// Every setting means what it says: chat.Config has no defaults (a
+	// zero limit is an error, a zero FloodRate or Replay means off).
+	srv, err := chat.New(chat.Config{
+		DefaultRoom: "lobby", MaxConnections: 10000, MaxRooms: 1000, MaxNameLength: 24,
+		MaxTextBytes: 4096, APILimit: 500, Replay: 50, FloodRate: 10, FloodBurst: 20,
+	}, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,14 +26,34 @@ type testServer struct {
 	http string // http://127.0.0.1:PORT
 }
 
-// startServer runs a chat server on 127.0.0.1:0; it is shut down when the
-// test ends. hooks and hist may be nil.
+// testLimits is chattest.Limits for the in-package tests (which cannot
+// import chattest): the settings New requires that cfg leaves at zero get
+// the built-in config.toml's values; the ones whose zero means "off" stay.
+func testLimits(cfg Config) Config {
+	set := func(v *int, to int) {
+		if *v == 0 {
+			*v = to
+		}
+	}
+	set(&cfg.MaxConnections, 10000)
+	set(&cfg.MaxNameLength, 24)
+	set(&cfg.MaxRooms, 1000)
+	set(&cfg.MaxTextBytes, 4096)
+	set(&cfg.APILimit, 500)
+	if cfg.DefaultRoom == "" {
+		cfg.DefaultRoom = "lobby"
+	}
+	return cfg
+}
+
+// startServer runs a chat server on 127.0.0.1:0 with testLimits(cfg); it is
+// shut down when the test ends. hooks and hist may be nil.
 func startServer(t testing.TB, cfg Config, hooks Hooks, hist History) *testServer {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
-	srv, err := New(cfg, hooks, hist)
+	srv, err := New(testLimits(cfg), hooks, hist)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

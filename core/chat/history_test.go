@@ -28,7 +28,7 @@ func TestReplayOnJoin(t *testing.T) {
 	}
 
 	// Replay: none.
-	ts2 := startServer(t, Config{Replay: -1}, nil, hist)
+	ts2 := startServer(t, Config{}, nil, hist)
 	c := ts2.dial(t, "/chat/r?name=q", "")
 	c.expect("* q joined")
 }
@@ -36,12 +36,12 @@ func TestReplayOnJoin(t *testing.T) {
 // A join queued behind messages gets exactly the messages before it in
 // its replay and exactly the ones after it live: none twice, none lost.
 func TestReplayAndLiveDoNotOverlap(t *testing.T) {
-	t.Run("small room", func(t *testing.T) { testReplayAndLive(t, 0, Config{FloodRate: -1, Replay: 500}) })
+	t.Run("small room", func(t *testing.T) { testReplayAndLive(t, 0, Config{Replay: 500}) })
 	// In a big room the broadcasts are written by the sweepers while the
 	// room goes on; newcomers join (and members leave) while passes are
 	// in flight.
 	t.Run("big room", func(t *testing.T) {
-		testReplayAndLive(t, fanoutMinMembers, Config{FloodRate: -1, Replay: 500, fanoutWorkers: 2})
+		testReplayAndLive(t, fanoutMinMembers, Config{Replay: 500, fanoutWorkers: 2})
 	})
 }
 
@@ -250,7 +250,7 @@ func TestResumeAfterPages(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		hist.add("r", "u", fmt.Sprint("m", i))
 	}
-	ts := startServer(t, Config{APILimit: 4, FloodRate: -1}, nil, hist)
+	ts := startServer(t, Config{APILimit: 4, Replay: 4}, nil, hist)
 	live := ts.dial(t, "/chat/r?name=live", "")
 	live.expect(replayAt+"u: m9", replayAt+"u: m10", replayAt+"u: m11", replayAt+"u: m12", "* --- end of history ---", "* live joined")
 

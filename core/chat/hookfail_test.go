@@ -66,7 +66,7 @@ func failingHooks() *testHooks {
 func TestHookFailureFailsClosed(t *testing.T) {
 	hist := newMemHistory()
 	var logs lockedBuffer
-	ts := startServer(t, Config{FloodRate: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, failingHooks(), hist)
+	ts := startServer(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, failingHooks(), hist)
 
 	a := ts.dial(t, "/chat/r?name=alice", "")
 	a.expect("* alice joined")
@@ -144,7 +144,7 @@ func TestHookFailureFailsClosed(t *testing.T) {
 // carries on with what the hooks decided; failures are still counted.
 func TestHookFailureDeliver(t *testing.T) {
 	hist := newMemHistory()
-	ts := startServer(t, Config{FloodRate: -1, DeliverOnHookFailure: true}, failingHooks(), hist)
+	ts := startServer(t, Config{DeliverOnHookFailure: true}, failingHooks(), hist)
 	late := ts.dial(t, "/chat/r?name=late", "")
 	late.expect("* late joined")
 	late.send("stuck")

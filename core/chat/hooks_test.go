@@ -67,7 +67,7 @@ func TestHooks(t *testing.T) {
 			return MessageResult{}
 		},
 	}
-	ts = startServer(t, Config{FloodRate: -1, WS: wsConfig{CloseTimeout: time.Minute}}, hooks, hist)
+	ts = startServer(t, Config{WS: wsConfig{CloseTimeout: time.Minute}}, hooks, hist)
 
 	m := ts.dial(t, "/chat/r?name=mallory", SubprotocolJSON)
 	if e := m.expectEvent("error"); e.str("code") != "refused" || e.str("text") != "banned" {
@@ -244,7 +244,7 @@ func TestDropCodes(t *testing.T) {
 			return MessageResult{Drop: true, Reason: reason, Code: code}
 		},
 	}
-	ts := startServer(t, Config{FloodRate: -1}, hooks, newMemHistory())
+	ts := startServer(t, Config{}, hooks, newMemHistory())
 	j := ts.dial(t, "/chat/r?name=j", SubprotocolJSON)
 	j.skipTo(func(s string) bool { return strings.Contains(s, `"j joined"`) })
 	p := ts.dial(t, "/chat/r?name=p", "")

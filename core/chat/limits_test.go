@@ -16,11 +16,11 @@ import (
 
 func TestSlowConsumerEvicted(t *testing.T) {
 	t.Run("room goroutine writes", func(t *testing.T) {
-		testSlowConsumerEvicted(t, Config{FloodRate: -1, MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: -1})
+		testSlowConsumerEvicted(t, Config{MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: -1})
 	})
 	// The sweepers find the slow consumer; the room removes it.
 	t.Run("sweepers", func(t *testing.T) {
-		testSlowConsumerEvicted(t, Config{FloodRate: -1, MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: 2, fanoutMin: 1})
+		testSlowConsumerEvicted(t, Config{MaxTextBytes: 40000, WS: wsQueue(32 << 10), fanoutWorkers: 2, fanoutMin: 1})
 	})
 }
 
@@ -141,7 +141,7 @@ func TestHTTPEndpoints(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
 	hist := newMemHistory()
-	srv, err := New(Config{Logger: testLogger(t), FloodRate: -1}, &testHooks{}, hist)
+	srv, err := New(testLimits(Config{Logger: testLogger(t)}), &testHooks{}, hist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestGracefulShutdown(t *testing.T) {
 func TestBackpressurePausesSender(t *testing.T) {
 	hist := newMemHistory()
 	hist.gate = make(chan struct{})
-	ts := startServer(t, Config{FloodRate: -1, MaxPending: 8, MaxTextBytes: 4096}, nil, hist)
+	ts := startServer(t, Config{MaxPending: 8, MaxTextBytes: 4096}, nil, hist)
 	c := ts.dial(t, "/chat/r?name=a", "")
 	c.expect("* a joined")
 	text := strings.Repeat("y", 4000)
@@ -225,7 +225,7 @@ func TestBackpressurePausesSender(t *testing.T) {
 func TestBatchesGrowWhileAppendIsSlow(t *testing.T) {
 	hist := newMemHistory()
 	hist.delay = 30 * time.Millisecond
-	ts := startServer(t, Config{FloodRate: -1}, nil, hist)
+	ts := startServer(t, Config{}, nil, hist)
 	reader := ts.dial(t, "/chat/r?name=reader", "")
 	reader.expect("* reader joined")
 	const senders, each = 5, 20
@@ -291,7 +291,7 @@ func TestOriginRefused(t *testing.T) {
 func TestShutdownWithStuckAppend(t *testing.T) {
 	hist := newMemHistory()
 	hist.gate = make(chan struct{}) // never opened
-	srv, err := New(Config{Logger: testLogger(t)}, nil, hist)
+	srv, err := New(testLimits(Config{Logger: testLogger(t)}), nil, hist)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func (c counter) Load() uint64 {
 // ServeHTTP.
 func newIdleServer(t testing.TB) *Server {
 	t.Helper()
-	srv, err := New(Config{Logger: discardLogger()}, nil, nil)
+	srv, err := New(testLimits(Config{Logger: discardLogger()}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestMetricsIncludeHistorySeries(t *testing.T) {
 	if _, body, _ := without.get(t, "/metrics"); strings.Contains(body, "moonchat_store_") {
 		t.Errorf("/metrics without one has store series:\n%s", body)
 	}
-	srv, err := New(Config{Logger: discardLogger()}, nil, newCollectingHistory("moonchat_rooms"))
+	srv, err := New(testLimits(Config{Logger: discardLogger()}), nil, newCollectingHistory("moonchat_rooms"))
 	if err == nil {
 		_ = srv.Shutdown(context.Background())
 		t.Fatal("New accepted a History whose series clash with the server's")

@@ -56,7 +56,7 @@ func TestTextProblem(t *testing.T) {
 // replayed, it stays one line that starts with its author's name.
 func TestMultiLineMessageCannotSpoof(t *testing.T) {
 	hist := newMemHistory()
-	ts := startServer(t, Config{}, nil, hist)
+	ts := startServer(t, Config{Replay: 50}, nil, hist)
 	p := ts.dial(t, "/chat/r?name=bob", "")
 	p.expect("* bob joined")
 	j := ts.dial(t, "/chat/r?name=jay", SubprotocolJSON)
@@ -197,7 +197,7 @@ func TestActions(t *testing.T) {
 		}
 		return MessageResult{}
 	}}
-	ts := startServer(t, Config{}, hooks, hist)
+	ts := startServer(t, Config{Replay: 50}, hooks, hist)
 	p := ts.dial(t, "/chat/r?name=alice", "")
 	p.expect("* alice joined")
 	j := ts.dial(t, "/chat/r?name=jay", SubprotocolJSON)
@@ -253,7 +253,7 @@ func TestActions(t *testing.T) {
 	}
 
 	// Refused like a client's text.
-	for text, want := range map[string]error{"": ErrInvalidText, "a\x1bb": ErrInvalidText, strings.Repeat("x", DefaultMaxTextBytes+1): ErrInvalidText} {
+	for text, want := range map[string]error{"": ErrInvalidText, "a\x1bb": ErrInvalidText, strings.Repeat("x", ts.srv.cfg.MaxTextBytes+1): ErrInvalidText} {
 		if err := ts.srv.Action(alice, text); !errors.Is(err, want) {
 			t.Errorf("Action(%.20q) = %v, want %v", text, err, want)
 		}

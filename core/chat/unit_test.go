@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -164,34 +165,47 @@ func TestBucket(t *testing.T) {
 	}
 }
 
-func TestConfigDefaults(t *testing.T) {
-	cfg, err := Config{}.withDefaults()
+// TestConfigMeansWhatItSays: Config has no defaults of its own (the
+// built-in config.toml holds them): a zero limit is refused, a zero
+// FloodRate, Replay or AnnounceInterval means off, and only the fields
+// that are not settings are filled in.
+func TestConfigMeansWhatItSays(t *testing.T) {
+	if _, err := (Config{}).withDefaults(); err == nil {
+		t.Fatal("the zero Config was accepted: it has no limits")
+	}
+	cfg, err := testLimits(Config{}).withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxConnections != 10000 || cfg.DefaultRoom != "lobby" || cfg.MaxNameLength != 24 ||
-		cfg.MaxRooms != 1000 || cfg.FloodRate != 10 || cfg.FloodBurst != 20 || cfg.MaxTextBytes != 4096 ||
-		cfg.Replay != 50 || cfg.APILimit != 500 || cfg.MaxPending != 32 || cfg.Logger == nil ||
-		cfg.WS.MaxMessageBytes != 65536 || cfg.WS.CheckOrigin == nil ||
+	if cfg.FloodRate != 0 || cfg.FloodBurst != 0 || cfg.Replay != 0 || cfg.AnnounceInterval != 0 ||
+		cfg.AnnounceBatchMembers != 0 || cfg.MaxPending != defaultMaxPending || cfg.Logger == nil ||
+		cfg.WS.MaxMessageBytes != 0 || cfg.WS.CheckOrigin == nil ||
 		strings.Join(cfg.WS.Subprotocols, ",") != "moonchat.v1,chat" {
-		t.Fatalf("defaults: %+v", cfg)
+		t.Fatalf("zero settings changed: %+v", cfg)
 	}
-	cfg, _ = Config{Replay: -1, FloodRate: -1, APILimit: 20}.withDefaults()
-	if cfg.Replay != 0 || cfg.FloodRate >= 0 {
-		t.Fatalf("negative = off not kept: replay %d rate %v", cfg.Replay, cfg.FloodRate)
-	}
-	cfg, _ = Config{Replay: 100, APILimit: 20}.withDefaults()
-	if cfg.Replay != 20 {
-		t.Fatalf("replay not capped at api limit: %d", cfg.Replay)
-	}
-	for _, bad := range []Config{
-		{DefaultRoom: "no spaces"},
-		{MaxNameLength: 3},
-		{AllowedOrigins: []string{"example.com"}},
-		{AllowedOrigins: []string{"https://example.com/path"}},
+	for name, set := range map[string]func(*Config){
+		"no max connections":     func(c *Config) { c.MaxConnections = 0 },
+		"no default room":        func(c *Config) { c.DefaultRoom = "" },
+		"no max name length":     func(c *Config) { c.MaxNameLength = 0 },
+		"no max rooms":           func(c *Config) { c.MaxRooms = 0 },
+		"no max text bytes":      func(c *Config) { c.MaxTextBytes = 0 },
+		"no api limit":           func(c *Config) { c.APILimit = 0 },
+		"bad default room":       func(c *Config) { c.DefaultRoom = "no spaces" },
+		"short max name length":  func(c *Config) { c.MaxNameLength = 3 },
+		"negative flood rate":    func(c *Config) { c.FloodRate = -1 },
+		"NaN flood rate":         func(c *Config) { c.FloodRate = math.NaN() },
+		"flood rate, no burst":   func(c *Config) { c.FloodRate = 1 },
+		"negative replay":        func(c *Config) { c.Replay = -1 },
+		"replay over api limit":  func(c *Config) { c.Replay, c.APILimit = 100, 20 },
+		"negative batch members": func(c *Config) { c.AnnounceBatchMembers = -1 },
+		"negative interval":      func(c *Config) { c.AnnounceInterval = -time.Second },
+		"origin without scheme":  func(c *Config) { c.AllowedOrigins = []string{"example.com"} },
+		"origin with a path":     func(c *Config) { c.AllowedOrigins = []string{"https://example.com/path"} },
 	} {
+		bad := testLimits(Config{})
+		set(&bad)
 		if _, err := bad.withDefaults(); err == nil {
-			t.Errorf("withDefaults(%+v) accepted", bad)
+			t.Errorf("%s: withDefaults(%+v) accepted", name, bad)
 		}
 	}
 }

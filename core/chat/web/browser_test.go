@@ -65,7 +65,7 @@ func (s *chatServer) start() {
 	if s.hist != nil {
 		hist = s.hist
 	}
-	srv, err := chat.New(s.cfg, hooks, hist)
+	srv, err := chat.New(chattest.Limits(s.cfg), hooks, hist)
 	if err != nil {
 		s.t.Fatalf("chat.New: %v", err)
 	}
@@ -233,7 +233,7 @@ func countOf(lines []string, line string) int {
 func TestTwoPeopleChat(t *testing.T) {
 	browser := newBrowser(t)
 	hist := chattest.NewHistory()
-	srv := startChatServer(t, chat.Config{}, nil, hist)
+	srv := startChatServer(t, chat.Config{Replay: 50}, nil, hist)
 	base := srv.url("")
 
 	alice := newPage(t, browser)

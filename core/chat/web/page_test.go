@@ -57,7 +57,7 @@ func TestPageUnderCSP(t *testing.T) {
 	browser := newBrowser(t)
 	hist := chattest.NewHistory()
 	hist.Seed("secure", "carol", 3)
-	srv := startChatServer(t, chat.Config{}, nil, hist)
+	srv := startChatServer(t, chat.Config{Replay: 50}, nil, hist)
 	alice := newPage(t, browser)
 	bob := newPage(t, browser)
 	watchPage(t, alice)
@@ -174,7 +174,7 @@ const youJS = `[...document.querySelectorAll('#presence li')].filter((li) => li.
 // error.
 func TestNamesAndQuit(t *testing.T) {
 	browser := newBrowser(t)
-	srv := startScriptedServer(t, chat.Config{})
+	srv := startScriptedServer(t, chat.Config{Replay: 50})
 	alice := newPage(t, browser)
 	bob := newPage(t, browser)
 	watchPage(t, alice)
@@ -363,7 +363,7 @@ func mustJSON(v any) string {
 // script, then, for each message the page sends, with reply.
 func fakeRoom(t *testing.T, script []map[string]any, reply func(text string) map[string]any) string {
 	t.Helper()
-	real, err := chat.New(chat.Config{}, nil, nil)
+	real, err := chat.New(chattest.Limits(chat.Config{}), nil, nil)
 	if err != nil {
 		t.Fatalf("chat.New: %v", err)
 	}
@@ -473,7 +473,7 @@ func TestActionsShown(t *testing.T) {
 // reload, replayed from history, both times as "* alice …".
 func TestActionThroughServer(t *testing.T) {
 	browser := newBrowser(t)
-	srv := startScriptedServer(t, chat.Config{})
+	srv := startScriptedServer(t, chat.Config{Replay: 50})
 	alice := newPage(t, browser)
 	bob := newPage(t, browser)
 	joinAs(t, alice, srv.url(""), "alice", "stage")
