@@ -88,7 +88,13 @@ func (h *recHandler) next(t *testing.T, kind string) event {
 // skipping events of other connections.
 func (h *recHandler) closeOf(t *testing.T, rc *rawClient) *CloseError {
 	t.Helper()
-	want := rc.nc.LocalAddr().String()
+	return h.closeOfAddr(t, rc.nc.LocalAddr().String())
+}
+
+// closeOfAddr returns the OnClose event of the connection from the client
+// address want, skipping events of other connections.
+func (h *recHandler) closeOfAddr(t *testing.T, want string) *CloseError {
+	t.Helper()
 	if ce, ok := h.closed[want]; ok {
 		return ce
 	}

@@ -25,6 +25,34 @@ func openConn(t *testing.T, ts *testServer) (*rawClient, *Conn) {
 	}
 }
 
+// openClient dials with Dial (for tests that need no byte-level control
+// of the client) and returns the client and the server-side Conn.
+func openClient(t *testing.T, ts *testServer) (*ClientConn, *Conn) {
+	t.Helper()
+	cc, _, err := Dial(context.Background(), "ws://"+ts.addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cc.LocalAddr().String()
+	for {
+		ev := ts.h.next(t, "open")
+		if ev.c.RemoteAddr() == want {
+			return cc, ev.c
+		}
+	}
+}
+
+// expectRead reads one message from cc and checks it.
+func expectRead(t *testing.T, cc *ClientConn, op Opcode, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	gotOp, got, err := cc.ReadMessage(ctx)
+	if err != nil || gotOp != op || !bytes.Equal(got, data) {
+		t.Fatalf("read %s %d bytes, %v; want %s %d bytes", gotOp, len(got), err, op, len(data))
+	}
+}
+
 func TestServerInitiatedClose(t *testing.T) {
 	forDrivers(t, func(t *testing.T, fallback bool) {
 		ts := newTestServer(t, Config{CloseTimeout: 300 * time.Millisecond}, fallback, nil)
@@ -226,18 +254,19 @@ func TestPreparedToMany(t *testing.T) {
 		if p.Len() != 3 {
 			t.Fatalf("Len %d", p.Len())
 		}
-		var rcs []*rawClient
+		var ccs []*ClientConn
 		for i := 0; i < 5; i++ {
-			rc, c := openConn(t, ts)
+			cc, c := openClient(t, ts)
 			if err := c.WritePrepared(p); err != nil {
 				t.Fatal(err)
 			}
-			rcs = append(rcs, rc)
+			ccs = append(ccs, cc)
 		}
-		for _, rc := range rcs {
-			rc.expectMessage(OpText, []byte("x"))
-			rc.expectMessage(OpText, []byte("yy"))
-			rc.expectMessage(OpText, bytes.Repeat([]byte("z"), 70000))
+		for _, cc := range ccs {
+			expectRead(t, cc, OpText, []byte("x"))
+			expectRead(t, cc, OpText, []byte("yy"))
+			expectRead(t, cc, OpText, bytes.Repeat([]byte("z"), 70000))
+			_ = cc.Close(StatusNormalClosure, "")
 		}
 	})
 }
@@ -342,23 +371,26 @@ func TestUserData(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	forDrivers(t, func(t *testing.T, fallback bool) {
 		ts := newTestServer(t, Config{}, fallback, nil)
-		var rcs []*rawClient
+		var ccs []*ClientConn
+		var addrs []string
 		for i := 0; i < 3; i++ {
-			rc, _ := openConn(t, ts)
-			rcs = append(rcs, rc)
+			cc, _ := openClient(t, ts)
+			ccs = append(ccs, cc)
+			addrs = append(addrs, cc.LocalAddr().String())
 		}
 		if ts.srv.Len() != 3 {
 			t.Fatalf("Len %d", ts.srv.Len())
 		}
 		done := make(chan error, 1)
 		go func() { done <- ts.srv.Shutdown(context.Background(), StatusGoingAway, "bye") }()
-		for _, rc := range rcs {
-			f := rc.mustFrame()
-			if f.op != OpClose || string(f.payload) != "\x03\xe9bye" {
-				t.Fatalf("got %v %q", f.op, f.payload)
+		for _, cc := range ccs {
+			// ReadMessage answers the close frame and waits for the
+			// server to close TCP first.
+			_, _, err := cc.ReadMessage(context.Background())
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Reason != "bye" {
+				t.Fatalf("client read %v, want 1001 bye", err)
 			}
-			rc.write(closeF(f.payload))
-			rc.expectEOF()
 		}
 		select {
 		case err := <-done:
@@ -371,8 +403,8 @@ func TestShutdown(t *testing.T) {
 		if ts.srv.Len() != 0 {
 			t.Fatalf("Len %d after Shutdown", ts.srv.Len())
 		}
-		for _, rc := range rcs {
-			if ce := ts.h.closeOf(t, rc); ce.Code != StatusGoingAway || ce.Reason != "bye" {
+		for _, addr := range addrs {
+			if ce := ts.h.closeOfAddr(t, addr); ce.Code != StatusGoingAway || ce.Reason != "bye" {
 				t.Fatalf("OnClose %+v", ce)
 			}
 		}
