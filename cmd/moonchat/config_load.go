@@ -270,6 +270,12 @@ func reportUndecoded(keys []toml.Key, add adder) {
 		if reported[k[0]] || (len(k) > 2 && reported[toml.Key(k[:2]).String()]) {
 			continue
 		}
+		if sect, ok := sections.field(k[0]); ok && sect.Kind() != reflect.Struct {
+			// A table of free-form keys (a map field): whatever it holds
+			// is its consumer's to check; values decoded into an "any"
+			// count as undecoded.
+			continue
+		}
 		if len(k) == 1 {
 			reported[k[0]] = true
 			add(k, "", "unknown section [%s]%s", k[0], suggest(k[0], sections.names))
