@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/core/chat/chattest"
 	"github.com/moonchat/moonchat/defaults"
