@@ -24,4 +24,35 @@
 // batches, so a newcomer's replay ends exactly where its live messages
 // begin. Host methods (the scripts' API) never wait for a room goroutine:
 // they take a short lock or enqueue an operation, so a hook may call them.
+//
+// # Files
+//
+// Each file owns its data and states its invariants at the type:
+//
+//   - seams.go: every interface the chat server expects others to
+//     implement (Hooks, History and its optional RoomLister, Host, Clock)
+//     and the types they exchange;
+//   - server.go: Server, connections' lifecycle (upgrade, OnOpen,
+//     OnMessage, OnClose), the room table, Shutdown;
+//   - config.go: Config and its checks; clock.go: the real Clock;
+//   - room.go: a room's queue and its goroutine, which hands each operation
+//     to the part that owns it;
+//   - post.go: posting a run of chat messages (message hooks,
+//     History.Append, the outbox);
+//   - membership.go: the roster (members, names, fan-out lists); join,
+//     replay, leave, rename, kick;
+//   - presence.go: presence deltas and the coalescing of join/leave
+//     announcements in big rooms;
+//   - outbox.go: what one room batch sends, encoded once per wire format,
+//     and its flush;
+//   - fanout.go: big rooms' sweepers, which write the outboxes to members;
+//   - paging.go: history paging, shared by history requests,
+//     /api/history and the replay;
+//   - member.go: one connection (backpressure, writes, slow consumers);
+//     flood.go: the per-connection token bucket; names.go: nicknames;
+//   - wire.go, wire_json.go: the wire formats (docs/protocol.md);
+//   - host.go: Host, the scripts' API; hookfail.go: hook failures;
+//   - http.go: /api/history, /api/rooms, /healthz, /metrics and the Host
+//     check; page.go: the chat page; metrics.go: the /metrics series;
+//     errors.go: the exported errors.
 package chat
