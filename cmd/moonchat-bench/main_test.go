@@ -6,34 +6,22 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moonchat/moonchat/cmd/moonchat-bench/internal/loadgen"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // TestRunSummary runs the command against our chat server in-process:
 // exit 0, one JSON line on stdout that decodes to a Summary with every
 // client connected and nothing lost (the summary `moonchat bench` printed).
 func TestRunSummary(t *testing.T) {
-	srv, err := chat.New(chat.Config{
-		FloodRate: -1, MaxConnections: 100,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/chat/benchcmd"
+	url := chattest.Start(t, chat.Config{
+		MaxConnections: 100,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, nil, nil).WS + "/chat/benchcmd"
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"-url", url, "-clients", "4", "-senders", "2",
 		"-duration", "300ms", "-warmup", "0s"}, &stdout, &stderr)

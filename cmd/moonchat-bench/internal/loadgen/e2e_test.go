@@ -12,26 +12,17 @@ import (
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
-// startChat runs our chat server in-process without hooks or history.
-func startChat(t testing.TB) *httptest.Server {
+// startChat runs our chat server in-process without hooks or history and
+// returns its ws:// base URL.
+func startChat(t testing.TB) string {
 	t.Helper()
-	srv, err := chat.New(chat.Config{
-		FloodRate: -1, MaxConnections: 1000,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return ts
+	return chattest.Start(t, chat.Config{
+		MaxConnections: 1000,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, nil, nil).WS
 }
 
 func wsURL(ts *httptest.Server, path string) string {
@@ -60,7 +51,7 @@ func TestRunAgainstChat(t *testing.T) {
 func runAgainstChat(t *testing.T, format string, goroutines bool) {
 	ts := startChat(t)
 	cfg := Config{
-		URL: wsURL(ts, "/chat/e2e-"+format), Clients: 20, Senders: 3, Window: 8, Size: 80,
+		URL: ts + "/chat/e2e-" + format, Clients: 20, Senders: 3, Window: 8, Size: 80,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Format: format,
 		JoinProbes: 3, GoroutineReaders: goroutines,
 	}
@@ -96,7 +87,7 @@ func runAgainstChat(t *testing.T, format string, goroutines bool) {
 func TestRunRate(t *testing.T) {
 	ts := startChat(t)
 	cfg := Config{
-		URL: wsURL(ts, "/chat/rate"), Clients: 10, Senders: 2, Rate: 20,
+		URL: ts + "/chat/rate", Clients: 10, Senders: 2, Rate: 20,
 		Duration: time.Second, Warmup: 0,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -122,7 +113,7 @@ func TestRunIdle(t *testing.T) {
 
 func runIdle(t *testing.T, goroutines bool) {
 	ts := startChat(t)
-	cfg := Config{URL: wsURL(ts, "/chat/idle"), Clients: 50, Idle: true, Duration: 200 * time.Millisecond,
+	cfg := Config{URL: ts + "/chat/idle", Clients: 50, Idle: true, Duration: 200 * time.Millisecond,
 		GoroutineReaders: goroutines}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

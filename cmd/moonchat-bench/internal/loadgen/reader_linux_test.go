@@ -146,7 +146,7 @@ func TestEpollReaderErrors(t *testing.T) {
 // (the loop sees the shut-down socket) and stopping the pool.
 func TestEpollReaderShutdown(t *testing.T) {
 	ts := startChat(t)
-	c, _, ended := epollClient(t, wsURL(ts, "/chat/shut?name=a"), DialOptions{}, false)
+	c, _, ended := epollClient(t, ts+"/chat/shut?name=a", DialOptions{}, false)
 	c.Close()
 	if err := expectEnd(t, ended); err == nil {
 		t.Fatal("no error at the end")
@@ -154,7 +154,7 @@ func TestEpollReaderShutdown(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c2, err := Dial(ctx, wsURL(ts, "/chat/shut?name=b"), DialOptions{})
+	c2, err := Dial(ctx, ts+"/chat/shut?name=b", DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
