@@ -216,30 +216,39 @@ func (c *ClientConn) writeFrame(op Opcode, payload []byte) error {
 	if op == OpClose {
 		c.closeSent = true
 	}
-	c.wbuf = appendMaskedFrame(c.wbuf[:0], op, payload)
+	c.wbuf = AppendClientFrame(c.wbuf[:0], op, payload, NewMaskKey())
 	if _, err := c.nc.Write(c.wbuf); err != nil {
 		return fmt.Errorf("websocket: write: %w", err)
 	}
 	return nil
 }
 
-// appendMaskedFrame appends one final client frame: the MASK bit, a fresh
-// masking key and the masked payload (section 5.3). The key only has to be
-// unpredictable to the application (it defeats cache poisoning of proxies,
-// section 10.3); math/rand/v2's per-thread ChaCha8 source is that, and
-// costs no system call per frame.
-func appendMaskedFrame(b []byte, op Opcode, payload []byte) []byte {
+// AppendClientFrame appends to b one final frame of op carrying payload as
+// a client must send it (RFC 6455 section 5.3): the MASK bit, key and the
+// payload masked with key; the length uses the minimal encoding (section
+// 5.2). key must be fresh for every frame: use NewMaskKey. It is for
+// callers that write frames themselves after Detach; a ClientConn frames
+// its writes with it.
+func AppendClientFrame(b []byte, op Opcode, payload []byte, key [4]byte) []byte {
 	var h [maxHeaderLen]byte
 	n := putHeader(h[:], op, len(payload))
 	h[1] |= maskBit
-	var key [4]byte
-	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
 	b = append(b, h[:n]...)
 	b = append(b, key[:]...)
 	start := len(b)
 	b = append(b, payload...)
 	mask.Apply(key, 0, b[start:])
 	return b
+}
+
+// NewMaskKey returns a fresh masking key. The key only has to be
+// unpredictable to the application (it defeats cache poisoning of
+// proxies, section 10.3); math/rand/v2's per-thread ChaCha8 source is
+// that, and costs no system call per frame.
+func NewMaskKey() [4]byte {
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
+	return key
 }
 
 // sendClose sends our close frame, once.

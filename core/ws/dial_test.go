@@ -392,3 +392,31 @@ func TestDialInterop(t *testing.T) {
 		t.Fatal("coder server Close did not return")
 	}
 }
+
+// TestAppendClientFrame checks the masked "Hello" of RFC 6455 section 5.7
+// and the three length encodings.
+func TestAppendClientFrame(t *testing.T) {
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	f := AppendClientFrame(nil, OpText, []byte("Hello"), key)
+	if want := []byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}; !bytes.Equal(f, want) {
+		t.Fatalf("frame %x, want %x", f, want)
+	}
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		p := bytes.Repeat([]byte{0xa5}, n)
+		f := AppendClientFrame([]byte("prefix"), OpBinary, p, key)
+		op, got := readClientFrame(t, bufio.NewReader(bytes.NewReader(f[len("prefix"):])))
+		if op != OpBinary || !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes: read back %s %d bytes", n, op, len(got))
+		}
+		if wantLen := 2 + 4 + n + map[bool]int{true: 2}[n > 125 && n <= 65535] + map[bool]int{true: 8}[n > 65535]; len(f)-len("prefix") != wantLen {
+			t.Fatalf("%d bytes: frame of %d bytes, want %d (minimal length)", n, len(f)-len("prefix"), wantLen)
+		}
+	}
+	keys := map[[4]byte]bool{}
+	for range 4 {
+		keys[NewMaskKey()] = true
+	}
+	if len(keys) == 1 {
+		t.Fatal("NewMaskKey gave the same key four times")
+	}
+}

@@ -332,8 +332,8 @@ func (c *Conn) handleControl(op ws.Opcode, p []byte) error {
 // WriteText sends each of msgs as one text frame, all in one write.
 func (c *Conn) WriteText(msgs ...[]byte) error { return c.writeFrames(ws.OpText, msgs...) }
 
-// writeFrames encodes one masked frame per payload (RFC 6455 section 5.3)
-// into the reused buffer and writes them with one syscall.
+// writeFrames encodes one masked frame per payload (RFC 6455 section 5.3,
+// core/ws's client framing) into the reused buffer and writes them with one syscall.
 func (c *Conn) writeFrames(op ws.Opcode, msgs ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -342,7 +342,7 @@ func (c *Conn) writeFrames(op ws.Opcode, msgs ...[]byte) error {
 	}
 	b := c.wbuf[:0]
 	for _, m := range msgs {
-		b = appendFrame(b, op, m, randomMask())
+		b = ws.AppendClientFrame(b, op, m, ws.NewMaskKey())
 	}
 	c.wbuf = b
 	if err := c.writeLocked(b, fdWriteTimeout); err != nil {
@@ -366,48 +366,6 @@ func (c *Conn) writeLocked(b []byte, timeout time.Duration) error {
 		return ErrConnClosed
 	}
 	return writeFD(c.fd, b, timeout)
-}
-
-// appendFrame appends one final, masked frame carrying p to b.
-func appendFrame(b []byte, op ws.Opcode, p []byte, key [4]byte) []byte {
-	b = append(b, 0x80|byte(op))
-	switch n := len(p); {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, p...)
-	maskBytes(b[start:], key)
-	return b
-}
-
-// maskBytes XORs p with the masking key (RFC 6455 section 5.3), eight
-// bytes at a time.
-func maskBytes(p []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k)
-	}
-	for ; i < len(p); i++ {
-		p[i] ^= key[i&3]
-	}
-}
-
-// randomMask returns a masking key; RFC 6455 section 5.3 asks for a fresh,
-// unpredictable key per frame (its purpose is to defeat proxy cache
-// poisoning, so a fast non-cryptographic source is enough here).
-func randomMask() [4]byte {
-	var k [4]byte
-	binary.LittleEndian.PutUint32(k[:], fastRand())
-	return k
 }
 
 // Close sends a close frame (1000) and closes the TCP connection without
@@ -468,7 +426,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 		return nil
 	}
 	c.wclose = true
-	b := appendFrame(c.wbuf[:0], ws.OpClose, p, randomMask())
+	b := ws.AppendClientFrame(c.wbuf[:0], ws.OpClose, p, ws.NewMaskKey())
 	c.wbuf = b
 	if !c.detached {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
