@@ -260,9 +260,10 @@ func (c *ClientConn) sendClose(code StatusCode, reason string) error {
 // Close starts the closing handshake (section 7.1.2) with code and reason
 // (StatusNoStatusRcvd for a close frame without a body) and closes the
 // connection when the server has answered, or after CloseTimeout. It
-// returns nil when the server answered with its close frame. When another
-// goroutine is inside ReadMessage, that call gets the server's answer (as a
-// *CloseError) and Close only bounds it.
+// returns nil when the server answered with its close frame. Reads then
+// return the server's answer as a *CloseError: when another goroutine is
+// inside ReadMessage, that call gets it (Close only bounds its wait), and
+// every later call does too.
 func (c *ClientConn) Close(code StatusCode, reason string) error {
 	if err := c.sendClose(code, reason); err != nil {
 		c.nc.Close()
@@ -299,8 +300,7 @@ func (c *ClientConn) Close(code StatusCode, reason string) error {
 			return cerr
 		}
 	}
-	c.closed()
-	c.readErr = ErrClosed
+	c.closed() // later reads return the server's close frame, as a reader's would
 	return nil
 }
 

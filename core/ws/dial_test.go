@@ -420,3 +420,51 @@ func TestAppendClientFrame(t *testing.T) {
 		t.Fatal("NewMaskKey gave the same key four times")
 	}
 }
+
+// TestCloseWhileReading is the terminal client's pattern: one goroutine
+// blocks in ReadMessage while another calls Close. The reader gets the
+// server's answer to the close (1000) and the server sees a clean close.
+func TestCloseWhileReading(t *testing.T) {
+	forDrivers(t, func(t *testing.T, fallback bool) {
+		h := newRecHandler()
+		ts := newTestServer(t, Config{}, fallback, h)
+		c, _, err := Dial(context.Background(), "ws://"+ts.addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.next(t, "open")
+		// The reader proves it is inside ReadMessage by reading one
+		// message first; the second read is the one Close ends.
+		read := make(chan error, 1)
+		first := make(chan struct{})
+		go func() {
+			_, _, err := c.ReadMessage(context.Background())
+			close(first)
+			if err != nil {
+				read <- err
+				return
+			}
+			_, _, err = c.ReadMessage(context.Background())
+			read <- err
+		}()
+		if err := c.WriteMessage(context.Background(), OpText, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		<-first
+		if err := c.Close(StatusNormalClosure, "quit"); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		select {
+		case err := <-read:
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
+				t.Fatalf("reader got %v, want the server's 1000", err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("reader still blocked after Close")
+		}
+		if ce := h.next(t, "close").err; ce.Code != StatusNormalClosure || ce.Reason != "quit" {
+			t.Fatalf("server saw %v, want 1000 quit", ce)
+		}
+	})
+}
