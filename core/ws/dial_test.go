@@ -85,13 +85,9 @@ func TestDialServerCloses(t *testing.T) {
 	forDrivers(t, func(t *testing.T, fallback bool) {
 		h := newRecHandler()
 		ts := newTestServer(t, Config{}, fallback, h)
-		c, _, err := Dial(context.Background(), "ws://"+ts.addr+"/", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		open := h.next(t, "open")
-		_ = open.c.Close(StatusGoingAway, "restart")
-		_, _, err = c.ReadMessage(context.Background())
+		c, sc := openClient(t, ts)
+		_ = sc.Close(StatusGoingAway, "restart")
+		_, _, err := c.ReadMessage(context.Background())
 		var ce *CloseError
 		if !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Reason != "restart" {
 			t.Fatalf("ReadMessage: %v, want 1001 restart", err)
@@ -301,12 +297,8 @@ func TestDialCancelDuringHandshake(t *testing.T) {
 // the context's error and leaves the connection closed.
 func TestReadMessageCancel(t *testing.T) {
 	ts := newTestServer(t, Config{}, false, nil)
-	c, _, err := Dial(context.Background(), "ws://"+ts.addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := openClient(t, ts)
 	ctx, cancel := context.WithCancel(context.Background())
-	ts.h.next(t, "open")
 	go func() {
 		cancel()
 	}()
@@ -428,11 +420,7 @@ func TestCloseWhileReading(t *testing.T) {
 	forDrivers(t, func(t *testing.T, fallback bool) {
 		h := newRecHandler()
 		ts := newTestServer(t, Config{}, fallback, h)
-		c, _, err := Dial(context.Background(), "ws://"+ts.addr+"/", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.next(t, "open")
+		c, _ := openClient(t, ts)
 		// The reader proves it is inside ReadMessage by reading one
 		// message first; the second read is the one Close ends.
 		read := make(chan error, 1)
