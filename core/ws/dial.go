@@ -110,7 +110,8 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*ClientConn, *
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	tcp := nc // the TCP connection, also under TLS (nc changes below)
+	stop := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Unix(1, 0)) })
 	if secure {
 		cfg := &tls.Config{}
 		if o.TLSConfig != nil {
