@@ -707,23 +707,25 @@ var (
 	errProbeFormat  = errors.New("the server did not accept the moonchat.v1 subprotocol (join probes need a moonchat server)")
 )
 
+// probeOne times one join: from the dial to the moonchat.v1 history
+// event that carries the replay. A probe is a plain one-off client, so it
+// is core/ws's ClientConn (the load's clients are this package's Conn).
 func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []string) (time.Duration, int, error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	t0 := time.Now()
-	c, err := Dial(pctx, rawURL, DialOptions{Subprotocols: protos})
+	c, _, err := ws.Dial(pctx, rawURL, &ws.DialOptions{Subprotocols: protos})
 	if err != nil {
 		return 0, 0, err
 	}
-	defer c.Close()
+	defer c.Close(ws.StatusNormalClosure, "")
 	if c.Subprotocol() != "moonchat.v1" {
 		return 0, 0, errProbeFormat
 	}
-	_ = c.SetReadDeadline(t0.Add(probeTimeout))
 	for {
-		_, data, err := c.ReadMessage()
+		_, data, err := c.ReadMessage(pctx)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			if errors.Is(err, context.DeadlineExceeded) {
 				return 0, 0, errProbeTimeout
 			}
 			return 0, 0, err
@@ -732,11 +734,6 @@ func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []str
 			return time.Since(t0), bytes.Count(data, []byte(`"id":`)), nil
 		}
 	}
-}
-
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
 }
 
 // closeAll closes every client, waits for the readers, then stops the
