@@ -118,7 +118,7 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 	textV := st.boxText(m.Text)
 	text := st.msgText
 	msg := st.msgTable(u, m)
-	defer st.checkMsgTable()
+	defer st.checkMsgTable(m.Action)
 	var failed error
 	for _, h := range st.handlers[evMessage] {
 		// Reset every time: only returned texts count, not in-place edits.
@@ -192,8 +192,8 @@ func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
 	st.msg.RawSetString("user", ut)
 	st.msg.RawSetString("room", st.msgRoomV)
 	if m.Action {
-		// Only actions carry the field, so the table has a fourth one and
-		// checkMsgTable drops it: the next message gets a clean table.
+		// Only actions carry the field, so checkMsgTable drops the table
+		// after an action: the next message gets a clean one.
 		st.msg.RawSetString("action", lua.LTrue)
 	}
 	return st.msg
@@ -210,28 +210,31 @@ func (st *state) boxText(text string) lua.LValue {
 }
 
 // checkMsgTable runs after the handlers: when one of them added fields to
-// msg or msg.user (or set a metatable on either), both are dropped so that
-// the next message gets clean ones and nothing leaks from one message into
-// the next.
-func (st *state) checkMsgTable() {
+// msg or msg.user (or set a metatable on either), or the message was an
+// action (msg.action), both are dropped so that the next message gets
+// clean ones and nothing leaks from one message into the next.
+func (st *state) checkMsgTable(action bool) {
 	t, ut := st.msg, st.msgUserT
 	if t == nil || ut == nil {
 		return
 	}
-	if countFields(t) != 3 || t.Metatable != lua.LNil || countFields(ut) != 4 || ut.Metatable != lua.LNil {
+	if action || t.Metatable != lua.LNil || ut.Metatable != lua.LNil || hasMore(t, lua.LString("text")) || hasMore(ut, lua.LString("addr")) {
 		st.msg, st.msgUserT = nil, nil
 	}
 }
 
-// countFields counts the non-nil fields of t. It walks with Next, which
-// hands out the table's own key values: ForEach boxes every string key
-// anew, an allocation per field per message.
-func countFields(t *lua.LTable) int {
-	n := 0
-	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
-		n++
+// hasMore reports whether t has a field besides the ones msgTable and
+// runMessage set; last is the last of them. A table keeps its string
+// (and other non-array) keys in insertion order, so a field a handler
+// added comes after last, where Next finds it — one map lookup, where
+// walking every field (ForEach boxes each key anew) cost an allocation
+// per field per message. Array items are counted by Len.
+func hasMore(t *lua.LTable, last lua.LValue) bool {
+	if t.Len() != 0 {
+		return true
 	}
-	return n
+	k, _ := t.Next(last)
+	return k != lua.LNil
 }
 
 func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {

@@ -334,3 +334,34 @@ func TestMessageHookAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per message, want 0", n)
 	}
 }
+
+// TestMessageTableReuseArraysAndActions: array items a handler puts in msg
+// or msg.user, and an action's msg.action, do not reach the next message
+// either, whether the table was new or reused when it happened.
+func TestMessageTableReuseArraysAndActions(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  if msg.text == "arr" then msg[1] = "x"; return end
+  if msg.text == "uarr" then msg.user[1] = "x"; return end
+  if msg.text == "far" then msg[7] = "x"; msg.user[true] = "x"; return end
+  return tostring(msg[1]) .. tostring(msg.user[1]) .. tostring(msg[7]) .. tostring(msg.user[true]) .. tostring(msg.action)
+end)`})
+	const clean = "nilnilnilnilnil"
+	for _, step := range []struct {
+		action bool
+		text   string
+	}{{true, "first an action"}, {false, "x"}, {false, "arr"}, {false, "x"}, {false, "uarr"}, {false, "x"}, {false, "far"}, {false, "x"}, {true, "act"}, {false, "x"}} {
+		var got chat.MessageResult
+		if step.action {
+			got = r.act(alice, step.text)
+			if want := "nilnilnilniltrue"; got.Text != want {
+				t.Fatalf("action %q: %+v, want %q", step.text, got, want)
+			}
+			continue
+		}
+		got = r.say(alice, step.text)
+		if step.text == "x" && got.Text != clean {
+			t.Fatalf("after the previous step: %q, want %q", got.Text, clean)
+		}
+	}
+}
