@@ -35,7 +35,10 @@ func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }
 // sending to receiving; with a full window the latency is mostly the time
 // the window takes to drain (window x members / deliveries per second).
 func benchmarkBroadcast(b *testing.B, members int) {
-	ts := startServer(b, Config{MaxConnections: members + 10, Logger: discardLogger()}, trivialHooks{}, newMemHistory())
+	// Announce coalescing as config.toml ships it: a big room's joins are
+	// announced together, as in production.
+	cfg := Config{MaxConnections: members + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second, Logger: discardLogger()}
+	ts := startServer(b, cfg, trivialHooks{}, newMemHistory())
 	const window = 256
 	var delivered atomic.Int64
 	latencies := make([][]time.Duration, members)
