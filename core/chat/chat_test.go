@@ -1,4 +1,4 @@
-package chat
+package chat_test
 
 import (
 	"encoding/json"
@@ -10,136 +10,138 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 func TestPlainTextChat(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
-	alice := ts.dial(t, "/chat/tea?name=alice", "")
-	alice.expect("* alice joined")
-	bob := ts.dial(t, "/chat/tea?name=bob", "chat")
-	bob.expect("* bob joined")
-	alice.expect("* bob joined")
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
+	alice := ts.Dial(t, "/chat/tea?name=alice", "")
+	alice.Expect("* alice joined")
+	bob := ts.Dial(t, "/chat/tea?name=bob", "chat")
+	bob.Expect("* bob joined")
+	alice.Expect("* bob joined")
 
-	bob.send("hi alice")
-	for _, c := range []*client{alice, bob} {
-		c.expect("bob: hi alice")
+	bob.Send("hi alice")
+	for _, c := range []*chattest.Client{alice, bob} {
+		c.Expect("bob: hi alice")
 	}
-	alice.send("hello bob\n") // a trailing line ending is not part of the text
-	for _, c := range []*client{alice, bob} {
-		c.expect("alice: hello bob")
+	alice.Send("hello bob\n") // a trailing line ending is not part of the text
+	for _, c := range []*chattest.Client{alice, bob} {
+		c.Expect("alice: hello bob")
 	}
-	_ = bob.c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
-	bob.expectClose(1000, "bye") // the server echoes the close
-	alice.expect("* bob left")
+	_ = bob.Conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+	bob.ExpectCloseReason(1000, "bye") // the server echoes the close
+	alice.Expect("* bob left")
 }
 
 func TestJSONFormat(t *testing.T) {
-	hist := newMemHistory()
-	hist.add("lobby", "bob", "earlier")
-	ts := startServer(t, Config{Replay: 50}, nil, hist)
+	hist := chattest.NewHistory()
+	add(hist, "lobby", "bob", "earlier")
+	ts := chattest.Start(t, chat.Config{Replay: 50}, nil, hist)
 
-	bob := ts.dial(t, "/?name=bob", SubprotocolPlain)
-	bob.expect(replayAt+"bob: earlier", "* --- end of history ---", "* bob joined")
+	bob := ts.Dial(t, "/?name=bob", chat.SubprotocolPlain)
+	bob.Expect(replayAt+"bob: earlier", "* --- end of history ---", "* bob joined")
 
-	alice := ts.dial(t, "/chat?name=alice", SubprotocolJSON)
-	if p := alice.c.Subprotocol(); p != SubprotocolJSON {
+	alice := ts.Dial(t, "/chat?name=alice", chat.SubprotocolJSON)
+	if p := alice.Conn.Subprotocol(); p != chat.SubprotocolJSON {
 		t.Fatalf("subprotocol %q", p)
 	}
-	if got := alice.read(); got != `{"type":"welcome","room":"lobby","user":"alice"}` {
+	if got := alice.Read(); got != `{"type":"welcome","room":"lobby","user":"alice"}` {
 		t.Fatalf("welcome: %s", got)
 	}
-	h := alice.expectEvent("history")
+	h := alice.ExpectEvent("history")
 	msgs, _ := h["messages"].([]any)
-	if h.str("reason") != "join" || h["complete"] != true || h["more"] != false || len(msgs) != 1 {
+	if h.Str("reason") != "join" || h["complete"] != true || h["more"] != false || len(msgs) != 1 {
 		t.Fatalf("history: %v", h)
 	}
-	if m := event(msgs[0].(map[string]any)); m.num("id") != 1 || m.str("user") != "bob" || m.str("text") != "earlier" || m.str("room") != "lobby" || len(m.str("ts")) != len("2026-11-22T10:00:00.000Z") {
+	if m := chattest.Event(msgs[0].(map[string]any)); m.Num("id") != 1 || m.Str("user") != "bob" || m.Str("text") != "earlier" || m.Str("room") != "lobby" || len(m.Str("ts")) != len("2026-11-22T10:00:00.000Z") {
 		t.Fatalf("history message: %v", m)
 	}
-	if got := alice.read(); got != `{"type":"presence","room":"lobby","users":["bob","alice"]}` {
+	if got := alice.Read(); got != `{"type":"presence","room":"lobby","users":["bob","alice"]}` {
 		t.Fatalf("presence: %s", got)
 	}
 	// The delta everyone gets; alice already has it in her list.
-	if got := alice.read(); got != `{"type":"presence","room":"lobby","joined":["alice"]}` {
+	if got := alice.Read(); got != `{"type":"presence","room":"lobby","joined":["alice"]}` {
 		t.Fatalf("presence delta: %s", got)
 	}
-	if s := alice.expectEvent("system"); s.str("text") != "alice joined" || s.str("room") != "lobby" || !strings.HasSuffix(s.str("ts"), "Z") {
+	if s := alice.ExpectEvent("system"); s.Str("text") != "alice joined" || s.Str("room") != "lobby" || !strings.HasSuffix(s.Str("ts"), "Z") {
 		t.Fatalf("system: %v", s)
 	}
-	bob.expect("* alice joined")
+	bob.Expect("* alice joined")
 
-	alice.sendJSON(map[string]string{"type": "message", "text": `say "hi" <b>`})
-	m := alice.expectEvent("message")
-	if m.num("id") != 2 || m.str("user") != "alice" || m.str("text") != `say "hi" <b>` || m.str("room") != "lobby" {
+	alice.SendJSON(map[string]string{"type": "message", "text": `say "hi" <b>`})
+	m := alice.ExpectEvent("message")
+	if m.Num("id") != 2 || m.Str("user") != "alice" || m.Str("text") != `say "hi" <b>` || m.Str("room") != "lobby" {
 		t.Fatalf("message: %v", m)
 	}
-	bob.expect(`alice: say "hi" <b>`)
+	bob.Expect(`alice: say "hi" <b>`)
 
-	bob.send("plain to json")
-	if m := alice.expectEvent("message"); m.num("id") != 3 || m.str("user") != "bob" || m.str("text") != "plain to json" {
+	bob.Send("plain to json")
+	if m := alice.ExpectEvent("message"); m.Num("id") != 3 || m.Str("user") != "bob" || m.Str("text") != "plain to json" {
 		t.Fatalf("message: %v", m)
 	}
-	bob.expect("bob: plain to json")
+	bob.Expect("bob: plain to json")
 
 	// Bad JSON gets an error event; the connection stays usable.
-	alice.send(`{"type":"dance"}`)
-	if e := alice.expectEvent("error"); e.str("code") != "bad_request" {
+	alice.Send(`{"type":"dance"}`)
+	if e := alice.ExpectEvent("error"); e.Str("code") != "bad_request" {
 		t.Fatalf("error: %v", e)
 	}
-	alice.send(`not json`)
-	if e := alice.expectEvent("error"); e.str("code") != "bad_request" {
+	alice.Send(`not json`)
+	if e := alice.ExpectEvent("error"); e.Str("code") != "bad_request" {
 		t.Fatalf("error: %v", e)
 	}
 
-	_ = bob.c.Close()
-	if s := alice.expectEvent("system"); s.str("text") != "bob left" {
+	_ = bob.Conn.Close()
+	if s := alice.ExpectEvent("system"); s.Str("text") != "bob left" {
 		t.Fatalf("system: %v", s)
 	}
-	if got := alice.read(); got != `{"type":"presence","room":"lobby","left":["bob"]}` {
+	if got := alice.Read(); got != `{"type":"presence","room":"lobby","left":["bob"]}` {
 		t.Fatalf("presence delta: %s", got)
 	}
 	// The full list on request.
-	alice.send(`{"type":"presence"}`)
-	if got := alice.read(); got != `{"type":"presence","room":"lobby","users":["alice"]}` {
+	alice.Send(`{"type":"presence"}`)
+	if got := alice.Read(); got != `{"type":"presence","room":"lobby","users":["alice"]}` {
 		t.Fatalf("presence on request: %s", got)
 	}
-	if got := hist.all("lobby"); len(got) != 3 || got[2].Text != "plain to json" {
+	if got := hist.All("lobby"); len(got) != 3 || got[2].Text != "plain to json" {
 		t.Fatalf("history holds %v", got)
 	}
 }
 
 func TestBroadcastManySameOrder(t *testing.T) {
 	t.Run("room goroutine writes", func(t *testing.T) {
-		testBroadcastSameOrder(t, 50, Config{fanoutWorkers: -1})
+		testBroadcastSameOrder(t, 50, chat.WithFanoutWorkers(chat.Config{}, -1))
 	})
 	// Above fanoutMinMembers the writes are shared with the fan-out
 	// workers; every member must still see one order.
 	t.Run("parallel fan-out", func(t *testing.T) {
-		testBroadcastSameOrder(t, fanoutMinMembers+22, Config{fanoutWorkers: 3})
+		testBroadcastSameOrder(t, chat.FanoutMinMembers+22, chat.WithFanoutWorkers(chat.Config{}, 3))
 	})
 }
 
-func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
+func testBroadcastSameOrder(t *testing.T, clients int, cfg chat.Config) {
 	const senders, perSender = 5, 20
-	hist := newMemHistory()
-	ts := startServer(t, cfg, nil, hist)
-	cs := make([]*client, clients)
+	hist := chattest.NewHistory()
+	ts := chattest.Start(t, cfg, nil, hist)
+	cs := make([]*chattest.Client, clients)
 	for i := range cs {
-		cs[i] = ts.dial(t, fmt.Sprintf("/chat/big?name=u%d", i), "")
+		cs[i] = ts.Dial(t, fmt.Sprintf("/chat/big?name=u%d", i), "")
 	}
 	// A few JSON members: the other encoding of the same batches.
-	js := make([]*client, 3)
+	js := make([]*chattest.Client, 3)
 	for i := range js {
-		js[i] = ts.dial(t, fmt.Sprintf("/chat/big?name=j%d", i), "moonchat.v1")
+		js[i] = ts.Dial(t, fmt.Sprintf("/chat/big?name=j%d", i), "moonchat.v1")
 	}
-	eventually(t, "all joined", func() bool { return len(ts.srv.Users("big")) == clients+len(js) })
+	chattest.Eventually(t, "all joined", func() bool { return len(ts.Chat.Users("big")) == clients+len(js) })
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range perSender {
-				if err := cs[s].c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "m%d-%d", s, i)); err != nil {
+				if err := cs[s].Conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "m%d-%d", s, i)); err != nil {
 					t.Errorf("send: %v", err)
 					return
 				}
@@ -151,7 +153,7 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 	for i, c := range cs {
 		var got []string
 		for len(got) < senders*perSender {
-			line := c.read()
+			line := c.Read()
 			if strings.HasPrefix(line, "* ") {
 				continue // joins of later clients
 			}
@@ -178,8 +180,8 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 	for i, c := range js {
 		var got []string
 		for len(got) < senders*perSender {
-			if e := c.readEvent(); e.str("type") == "message" {
-				got = append(got, e.str("user")+": "+e.str("text"))
+			if e := c.ReadEvent(); e.Str("type") == "message" {
+				got = append(got, e.Str("user")+": "+e.Str("text"))
 			}
 		}
 		if !slices.Equal(got, first) {
@@ -187,7 +189,7 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 		}
 	}
 	// And the order is the stored order.
-	stored := hist.all("big")
+	stored := hist.All("big")
 	for i, m := range stored {
 		if want := m.User + ": " + m.Text; first[i] != want {
 			t.Fatalf("delivery %d %q, stored %q", i, first[i], want)
@@ -196,62 +198,62 @@ func testBroadcastSameOrder(t *testing.T, clients int, cfg Config) {
 	// Every message's server-side delay was observed once its broadcast
 	// had reached everyone (by the room goroutine or by the sweepers).
 	want := fmt.Sprintf("moonchat_message_delay_seconds_count %d\n", senders*perSender)
-	eventually(t, want, func() bool {
-		_, body, _ := ts.get(t, "/metrics")
+	chattest.Eventually(t, want, func() bool {
+		_, body, _ := ts.Get(t, "/metrics")
 		return strings.Contains(body, want)
 	})
 }
 
 func TestRoomIsolation(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
-	a := ts.dial(t, "/chat/a?name=x", "")
-	a.expect("* x joined")
-	b := ts.dial(t, "/chat/b?name=x", "") // the same name in another room is fine
-	b.expect("* x joined")
-	a.send("in a")
-	a.expect("x: in a")
-	b.send("in b")
-	b.expect("x: in b")
-	if rooms := ts.srv.Rooms(); !slices.Equal(rooms, []string{"a", "b"}) {
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
+	a := ts.Dial(t, "/chat/a?name=x", "")
+	a.Expect("* x joined")
+	b := ts.Dial(t, "/chat/b?name=x", "") // the same name in another room is fine
+	b.Expect("* x joined")
+	a.Send("in a")
+	a.Expect("x: in a")
+	b.Send("in b")
+	b.Expect("x: in b")
+	if rooms := ts.Chat.Rooms(); !slices.Equal(rooms, []string{"a", "b"}) {
 		t.Fatalf("Rooms() = %v", rooms)
 	}
 }
 
 func TestNameCollisionsAndGuests(t *testing.T) {
-	ts := startServer(t, Config{MaxNameLength: 8}, nil, nil)
-	c1 := ts.dial(t, "/chat/r?name=alice", "")
-	c1.expect("* alice joined")
-	c2 := ts.dial(t, "/chat/r?name=alice", "")
-	c2.expect("* alice-2 joined")
-	c3 := ts.dial(t, "/chat/r?name=Alice", "") // names collide regardless of case
-	c3.expect("* Alice-3 joined")
-	c4 := ts.dial(t, "/chat/r?name=abcdefgh", "")
-	c4.expect("* abcdefgh joined")
-	c5 := ts.dial(t, "/chat/r?name=abcdefgh", "")
-	c5.expect("* abcdef-2 joined") // shortened to fit max_name_length
-	g1 := ts.dial(t, "/chat/r", "")
-	line := g1.read()
+	ts := chattest.Start(t, chat.Config{MaxNameLength: 8}, nil, nil)
+	c1 := ts.Dial(t, "/chat/r?name=alice", "")
+	c1.Expect("* alice joined")
+	c2 := ts.Dial(t, "/chat/r?name=alice", "")
+	c2.Expect("* alice-2 joined")
+	c3 := ts.Dial(t, "/chat/r?name=Alice", "") // names collide regardless of case
+	c3.Expect("* Alice-3 joined")
+	c4 := ts.Dial(t, "/chat/r?name=abcdefgh", "")
+	c4.Expect("* abcdefgh joined")
+	c5 := ts.Dial(t, "/chat/r?name=abcdefgh", "")
+	c5.Expect("* abcdef-2 joined") // shortened to fit max_name_length
+	g1 := ts.Dial(t, "/chat/r", "")
+	line := g1.Read()
 	var n int
 	if _, err := fmt.Sscanf(line, "* guest-%d joined", &n); err != nil {
 		t.Fatalf("guest join notice %q", line)
 	}
-	g2 := ts.dial(t, "/chat/r", "")
-	line2 := g2.read()
+	g2 := ts.Dial(t, "/chat/r", "")
+	line2 := g2.Read()
 	if line2 == line || !strings.HasPrefix(line2, "* guest-") {
 		t.Fatalf("second guest %q after %q", line2, line)
 	}
-	g1.expect(line2)
-	g3 := ts.dial(t, "/chat/r?name=", "") // an empty name also asks for a guest name
-	if line3 := g3.read(); !strings.HasPrefix(line3, "* guest-") {
+	g1.Expect(line2)
+	g3 := ts.Dial(t, "/chat/r?name=", "") // an empty name also asks for a guest name
+	if line3 := g3.Read(); !strings.HasPrefix(line3, "* guest-") {
 		t.Fatalf("empty name: %q", line3)
 	}
-	g1.skipTo(func(s string) bool { return strings.HasPrefix(s, "* guest-") })
-	g1.send("hi")
-	g1.expect(fmt.Sprintf("guest-%d: hi", n))
+	g1.SkipTo(func(s string) bool { return strings.HasPrefix(s, "* guest-") })
+	g1.Send("hi")
+	g1.Expect(fmt.Sprintf("guest-%d: hi", n))
 }
 
 func TestRefusedNamesAndRooms(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
 	for _, tc := range []struct {
 		path, proto, reason string
 	}{
@@ -267,81 +269,81 @@ func TestRefusedNamesAndRooms(t *testing.T) {
 		{"/chat/r?name=a%E2%80%AEb", "", "invalid name: bidi control character U+202E not allowed"},
 		{"/chat/r?name=" + strings.Repeat("n", 25), "", "invalid name: longer than 24 characters"},
 		{"/chat/r?name=ok&since=x", "", "invalid since: want a message id"},
-		{"/chat/r?name=a%20b", SubprotocolJSON, "invalid name: white space not allowed"},
+		{"/chat/r?name=a%20b", chat.SubprotocolJSON, "invalid name: white space not allowed"},
 	} {
-		c := ts.dial(t, tc.path, tc.proto)
-		if tc.proto == SubprotocolJSON {
-			e := c.expectEvent("error")
-			if e.str("code") != "refused" || e.str("text") != tc.reason {
+		c := ts.Dial(t, tc.path, tc.proto)
+		if tc.proto == chat.SubprotocolJSON {
+			e := c.ExpectEvent("error")
+			if e.Str("code") != "refused" || e.Str("text") != tc.reason {
 				t.Errorf("%s: error event %v", tc.path, e)
 			}
-		} else if got := c.read(); got != "* "+tc.reason {
+		} else if got := c.Read(); got != "* "+tc.reason {
 			t.Errorf("%s: got %q, want %q", tc.path, got, "* "+tc.reason)
 		}
-		c.expectClose(1008, tc.reason)
+		c.ExpectCloseReason(1008, tc.reason)
 	}
-	if ts.srv.Rooms() != nil {
-		t.Fatalf("refused clients created rooms: %v", ts.srv.Rooms())
+	if ts.Chat.Rooms() != nil {
+		t.Fatalf("refused clients created rooms: %v", ts.Chat.Rooms())
 	}
 	// Not a WebSocket endpoint.
-	if _, resp, err := ts.tryDial("/elsewhere", ""); err == nil || resp == nil || resp.StatusCode != 404 {
+	if _, resp, err := ts.TryDial("/elsewhere", ""); err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("upgrade at /elsewhere: %v", err)
 	}
 }
 
 func TestBinaryAndTooLong(t *testing.T) {
-	ts := startServer(t, Config{MaxTextBytes: 10}, nil, nil)
-	c := ts.dial(t, "/?name=a", "")
-	c.expect("* a joined")
-	j := ts.dial(t, "/?name=j", SubprotocolJSON)
-	j.skipTo(func(s string) bool { return strings.Contains(s, `"j joined"`) })
-	c.expect("* j joined")
+	ts := chattest.Start(t, chat.Config{MaxTextBytes: 10}, nil, nil)
+	c := ts.Dial(t, "/?name=a", "")
+	c.Expect("* a joined")
+	j := ts.Dial(t, "/?name=j", chat.SubprotocolJSON)
+	j.SkipTo(func(s string) bool { return strings.Contains(s, `"j joined"`) })
+	c.Expect("* j joined")
 
-	if err := c.c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+	if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	c.expect("* binary messages are not supported: send text")
-	c.send("0123456789x")
-	c.expect("* message too long: at most 10 bytes")
-	c.send("0123456789")
-	c.expect("a: 0123456789")
+	c.Expect("* binary messages are not supported: send text")
+	c.Send("0123456789x")
+	c.Expect("* message too long: at most 10 bytes")
+	c.Send("0123456789")
+	c.Expect("a: 0123456789")
 
-	if m := j.expectEvent("message"); m.str("text") != "0123456789" {
+	if m := j.ExpectEvent("message"); m.Str("text") != "0123456789" {
 		t.Fatalf("%v", m) // a's message; nothing from a's refused ones
 	}
-	_ = j.c.WriteMessage(websocket.BinaryMessage, []byte("x"))
-	if e := j.expectEvent("error"); e.str("code") != "binary" {
+	_ = j.Conn.WriteMessage(websocket.BinaryMessage, []byte("x"))
+	if e := j.ExpectEvent("error"); e.Str("code") != "binary" {
 		t.Fatalf("%v", e)
 	}
-	j.sendJSON(map[string]string{"type": "message", "text": "0123456789x"})
-	if e := j.expectEvent("error"); e.str("code") != "too_long" {
+	j.SendJSON(map[string]string{"type": "message", "text": "0123456789x"})
+	if e := j.ExpectEvent("error"); e.Str("code") != "too_long" {
 		t.Fatalf("%v", e)
 	}
-	j.sendJSON(map[string]string{"type": "message", "text": "ok"})
-	if m := j.expectEvent("message"); m.str("text") != "ok" {
+	j.SendJSON(map[string]string{"type": "message", "text": "ok"})
+	if m := j.ExpectEvent("message"); m.Str("text") != "ok" {
 		t.Fatalf("%v", m)
 	}
-	c.expect("j: ok")
+	c.Expect("j: ok")
 }
 
 func TestFloodLimit(t *testing.T) {
-	ts := startServer(t, Config{FloodRate: 0.001, FloodBurst: 3}, nil, nil)
-	f := ts.dial(t, "/?name=f", SubprotocolJSON)
-	f.skipTo(func(s string) bool { return strings.Contains(s, `"f joined"`) })
-	w := ts.dial(t, "/?name=w", "")
-	w.expect("* w joined")
+	ts := chattest.Start(t, chat.Config{FloodRate: 0.001, FloodBurst: 3}, nil, nil)
+	f := ts.Dial(t, "/?name=f", chat.SubprotocolJSON)
+	f.SkipTo(func(s string) bool { return strings.Contains(s, `"f joined"`) })
+	w := ts.Dial(t, "/?name=w", "")
+	w.Expect("* w joined")
 	for i := range 10 {
-		f.sendJSON(map[string]string{"type": "message", "text": fmt.Sprint("m", i)})
+		f.SendJSON(map[string]string{"type": "message", "text": fmt.Sprint("m", i)})
 	}
-	w.expect("f: m0", "f: m1", "f: m2")
-	w.send("after")
-	w.expect("w: after") // the rest of f's messages never reached the room
+	w.Expect("f: m0", "f: m1", "f: m2")
+	w.Send("after")
+	w.Expect("w: after") // the rest of f's messages never reached the room
 	var nErr, msgs int
 	for msgs < 4 {
-		e := f.readEvent()
-		switch e.str("type") {
+		e := f.ReadEvent()
+		switch e.Str("type") {
 		case "error":
-			if e.str("code") != "flood" {
+			if e.Str("code") != "flood" {
 				t.Fatalf("%v", e)
 			}
 			nErr++
@@ -361,8 +363,8 @@ func TestFloodLimit(t *testing.T) {
 func TestPresenceDeltasConverge(t *testing.T) {
 	// A slow join hook makes joins and leaves pile up into shared batches
 	// (one delta covering several changes, newcomers joining mid-delta).
-	slow := &testHooks{join: func(User) JoinResult { time.Sleep(2 * time.Millisecond); return JoinResult{} }}
-	ts := startServer(t, Config{}, slow, newMemHistory())
+	slow := &chattest.Hooks{OnJoin: func(chat.User) chat.JoinResult { time.Sleep(2 * time.Millisecond); return chat.JoinResult{} }}
+	ts := chattest.Start(t, chat.Config{}, slow, chattest.NewHistory())
 	const stayers, churners = 8, 24
 	type result struct {
 		name          string
@@ -375,14 +377,14 @@ func TestPresenceDeltasConverge(t *testing.T) {
 		churn.Add(1)
 		go func() {
 			defer churn.Done()
-			c, _, err := ts.tryDial(fmt.Sprintf("/chat/p?name=c%d", i%6), SubprotocolJSON)
+			c, _, err := ts.TryDial(fmt.Sprintf("/chat/p?name=c%d", i%6), chat.SubprotocolJSON)
 			if err != nil {
 				return
 			}
 			if i%2 == 0 {
 				// Half of them leave only once joined, half at once
 				// (their join and leave then often share a delta).
-				_ = c.SetReadDeadline(time.Now().Add(waitTime))
+				_ = c.SetReadDeadline(time.Now().Add(chattest.Wait))
 				_, _, _ = c.ReadMessage()
 			}
 			_ = c.Close()
@@ -395,7 +397,7 @@ func TestPresenceDeltasConverge(t *testing.T) {
 		dials.Add(1)
 		go func() {
 			defer dials.Done()
-			c, _, err := ts.tryDial(fmt.Sprintf("/chat/p?name=s%d", i), SubprotocolJSON)
+			c, _, err := ts.TryDial(fmt.Sprintf("/chat/p?name=s%d", i), chat.SubprotocolJSON)
 			if err != nil {
 				t.Errorf("dial: %v", err)
 				return
@@ -415,7 +417,7 @@ func TestPresenceDeltasConverge(t *testing.T) {
 			name := ""
 			fulls := 0
 			<-start
-			_ = c.SetReadDeadline(time.Now().Add(waitTime))
+			_ = c.SetReadDeadline(time.Now().Add(chattest.Wait))
 			for {
 				_, data, err := c.ReadMessage()
 				if err != nil {
@@ -442,7 +444,7 @@ func TestPresenceDeltasConverge(t *testing.T) {
 					}
 					list = slices.Clone(ev.Users)
 				case ev.Type == "presence":
-					list = applyPresenceDelta(list, ev.Left, ev.Joined)
+					list = chattest.ApplyPresence(list, ev.Left, ev.Joined)
 				}
 			}
 		}()

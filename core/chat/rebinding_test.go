@@ -1,4 +1,4 @@
-package chat
+package chat_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // TestHostCheck: DNS rebinding. A page on evil.example whose name now
@@ -17,19 +20,19 @@ import (
 // Host). Now every path but /healthz answers 421, while loopback names,
 // the address the request came to and configured names keep working.
 func TestHostCheck(t *testing.T) {
-	hist := &listingHistory{memHistory: newMemHistory()}
-	hist.add("lobby", "alice", "secret")
-	var cfg Config
+	hist := chattest.NewListingHistory()
+	add(hist.History, "lobby", "alice", "secret")
+	var cfg chat.Config
 	cfg.WS.Hosts = []string{"chat.example.com"}
-	ts := startServer(t, cfg, nil, hist)
-	addr := strings.TrimPrefix(ts.http, "http://")
+	ts := chattest.Start(t, cfg, nil, hist)
+	addr := strings.TrimPrefix(ts.HTTP, "http://")
 	_, port, _ := net.SplitHostPort(addr)
 
 	// do sends one request to the test server with the given Host and
 	// Origin; upgrade makes it a WebSocket handshake.
 	do := func(t *testing.T, path, host, origin string, upgrade bool) (int, string, http.Header) {
 		t.Helper()
-		req, err := http.NewRequest("GET", ts.http+path, nil)
+		req, err := http.NewRequest("GET", ts.HTTP+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +136,7 @@ func TestHostCheck(t *testing.T) {
 		}
 	}
 	// Behind a TLS-terminating proxy, the https page is the same origin.
-	req, _ := http.NewRequest("GET", ts.http+"/chat/lobby", nil)
+	req, _ := http.NewRequest("GET", ts.HTTP+"/chat/lobby", nil)
 	req.Host = "chat.example.com"
 	req.Header.Set("Origin", "https://chat.example.com")
 	req.Header.Set("X-Forwarded-Proto", "https")

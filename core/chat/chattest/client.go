@@ -1,6 +1,8 @@
 package chattest
 
 import (
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -76,17 +78,85 @@ func (c *Client) SkipUntil(want string) {
 	}
 }
 
+// SendJSON sends v encoded as JSON in one text frame (a moonchat.v1
+// client event).
+func (c *Client) SendJSON(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatalf("encode %v: %v", v, err)
+	}
+	c.Send(string(b))
+}
+
+// Event is a decoded moonchat.v1 (JSON) frame.
+type Event map[string]any
+
+// Str returns the string field k ("" when absent or not a string).
+func (e Event) Str(k string) string { s, _ := e[k].(string); return s }
+
+// Num returns the number field k as an id or count (0 when absent).
+func (e Event) Num(k string) uint64 { f, _ := e[k].(float64); return uint64(f) }
+
+// ReadEvent reads the next frame and decodes it as JSON.
+func (c *Client) ReadEvent() Event {
+	c.t.Helper()
+	raw := c.Read()
+	var e Event
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		c.t.Fatalf("frame is not JSON: %q: %v", raw, err)
+	}
+	return e
+}
+
+// ExpectEvent reads the next frame and checks that it is an event of type
+// typ.
+func (c *Client) ExpectEvent(typ string) Event {
+	c.t.Helper()
+	e := c.ReadEvent()
+	if e.Str("type") != typ {
+		c.t.Fatalf("got %v, want a %q event", e, typ)
+	}
+	return e
+}
+
+// SkipTo reads frames until one satisfies match and returns it.
+func (c *Client) SkipTo(match func(string) bool) string {
+	c.t.Helper()
+	for {
+		if s := c.Read(); match(s) {
+			return s
+		}
+	}
+}
+
 // ExpectClose reads until the connection ends and checks that it ended
 // with a close frame carrying code. Data frames before it are skipped.
 func (c *Client) ExpectClose(code int) {
 	c.t.Helper()
+	c.ExpectCloseReason(code, "")
+}
+
+// ExpectCloseReason is ExpectClose that also checks the close reason
+// (when reason is not empty). gorilla answers the close frame; the
+// connection is then closed, as the server waits for that (up to its
+// CloseTimeout) before it counts the user gone.
+func (c *Client) ExpectCloseReason(code int, reason string) {
+	c.t.Helper()
+	defer c.Conn.Close()
 	_ = c.Conn.SetReadDeadline(time.Now().Add(Wait))
 	for {
-		if _, _, err := c.Conn.ReadMessage(); err != nil {
-			if !websocket.IsCloseError(err, code) {
-				c.t.Fatalf("connection ended with %v, want close %d", err, code)
-			}
-			return
+		_, _, err := c.Conn.ReadMessage()
+		if err == nil {
+			continue
 		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			c.t.Fatalf("connection ended with %v, want close %d", err, code)
+		}
+		if ce.Code != code || (reason != "" && ce.Text != reason) {
+			c.t.Fatalf("close %d %q, want %d %q", ce.Code, ce.Text, code, reason)
+		}
+		return
 	}
 }

@@ -1,6 +1,7 @@
 package chattest
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -22,4 +23,18 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// ApplyPresence applies a presence delta the way docs/protocol.md tells
+// clients to: remove the left names, then add the joined ones not there.
+func ApplyPresence(list, left, joined []string) []string {
+	for _, n := range left {
+		list = slices.DeleteFunc(list, func(x string) bool { return x == n })
+	}
+	for _, n := range joined {
+		if !slices.Contains(list, n) {
+			list = append(list, n)
+		}
+	}
+	return list
 }

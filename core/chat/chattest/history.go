@@ -2,6 +2,7 @@ package chattest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -86,6 +87,16 @@ func (h *History) mustAppend(msgs []*chat.Message) {
 	}
 }
 
+// PruneTo removes room's messages with ids up to id, as retention does:
+// a resume from before id then finds a gap.
+func (h *History) PruneTo(room string, id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := h.rooms[room]
+	i := sort.Search(len(all), func(i int) bool { return all[i].ID > id })
+	h.rooms[room] = clone(all[i:])
+}
+
 // All returns room's stored messages, oldest first.
 func (h *History) All(room string) []chat.Message {
 	h.mu.Lock()
@@ -144,4 +155,42 @@ func (h *History) Redact(room string, id uint64) (bool, error) {
 
 func clone(msgs []chat.Message) []chat.Message {
 	return append([]chat.Message(nil), msgs...)
+}
+
+// ErrStore is the error a History double fails with when a test asks it
+// to (ListingHistory.Fail).
+var ErrStore = errors.New("chattest: store failure")
+
+// ListingHistory is a History that also lists its rooms (chat.RoomLister,
+// for GET /api/rooms), computed from what it holds. A plain History does
+// not, so that the servers of other tests list live rooms only.
+type ListingHistory struct {
+	*History
+	// Fail makes RoomStats fail with ErrStore.
+	Fail bool
+}
+
+var _ chat.RoomLister = (*ListingHistory)(nil)
+
+// NewListingHistory returns an empty ListingHistory.
+func NewListingHistory() *ListingHistory { return &ListingHistory{History: NewHistory()} }
+
+// RoomStats implements chat.RoomLister: every room that ever stored a
+// message, sorted by name, with its count, first and last ids.
+func (h *ListingHistory) RoomStats() ([]chat.RoomStat, error) {
+	if h.Fail {
+		return nil, ErrStore
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []chat.RoomStat
+	for name, last := range h.nextID {
+		st := chat.RoomStat{Name: name, Count: len(h.rooms[name]), LastID: last}
+		if st.Count > 0 {
+			st.FirstID = h.rooms[name][0].ID
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

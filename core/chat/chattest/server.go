@@ -2,10 +2,14 @@ package chattest
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
 	"github.com/moonchat/moonchat/core/chat"
 )
 
@@ -49,12 +53,16 @@ func Limits(cfg chat.Config) chat.Config {
 
 // Start runs chat.New(Limits(cfg), hooks, hist) behind an httptest
 // listener. Hooks
-// with a Bind(chat.Host) method are bound to the server. The server is
+// with a Bind(chat.Host) method are bound to the server. A cfg without a
+// Logger logs to the test log (TestLogger). The server is
 // shut down and the listener closed when the test ends (a test may shut
 // the server down earlier itself: a second Shutdown is harmless). hooks
 // and hist may be nil.
 func Start(t testing.TB, cfg chat.Config, hooks chat.Hooks, hist chat.History) *Server {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = TestLogger(t)
+	}
 	srv, err := chat.New(Limits(cfg), hooks, hist)
 	if err != nil {
 		t.Fatalf("chat.New: %v", err)
@@ -70,4 +78,60 @@ func Start(t testing.TB, cfg chat.Config, hooks chat.Hooks, hist chat.History) *
 		hs.Close()
 	})
 	return &Server{Chat: srv, HTTP: hs.URL, WS: "ws" + strings.TrimPrefix(hs.URL, "http")}
+}
+
+// Dial connects a Client to path ("/chat/ROOM?name=NAME") on s offering
+// the subprotocol proto ("" offers none); see the package's Dial.
+func (s *Server) Dial(t testing.TB, path, proto string) *Client {
+	t.Helper()
+	return Dial(t, s.WS+path, proto)
+}
+
+// TryDial is Dial for a test that expects the handshake to fail, or that
+// reads the raw connection from its own goroutines: it returns what the
+// dialer returned instead of failing the test, and the caller closes the
+// connection.
+func (s *Server) TryDial(path, proto string) (*websocket.Conn, *http.Response, error) {
+	d := websocket.Dialer{HandshakeTimeout: Wait}
+	if proto != "" {
+		d.Subprotocols = []string{proto}
+	}
+	return d.Dial(s.WS+path, nil)
+}
+
+// Get fetches path over HTTP and returns the status, body and header.
+func (s *Server) Get(t testing.TB, path string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(s.HTTP + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// Names returns the names of room's members, in the server's order.
+func (s *Server) Names(room string) []string {
+	var out []string
+	for _, u := range s.Chat.Users(room) {
+		out = append(out, u.Name)
+	}
+	return out
+}
+
+// TestLogger returns a logger that writes to t's log (shown when the test
+// fails, or with -v), at debug level.
+func TestLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
 }
