@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,9 +177,10 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 // promLogger passes promhttp's errors to the server's log.
 type promLogger struct{ log *slog.Logger }
 
-// Println logs one promhttp error.
+// Println logs one promhttp error (its operands space-separated, as
+// log.Println would).
 func (l promLogger) Println(v ...any) {
-	l.log.Warn("chat: /metrics: " + fmt.Sprint(v...))
+	l.log.Warn("chat: /metrics: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 }
 
 // initMetrics sets up s.metrics for s; New calls it once. A History that

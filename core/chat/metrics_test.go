@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -271,5 +272,39 @@ func TestMetricsIncludeHistorySeries(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "history's series") {
 		t.Errorf("error %q does not say what clashed", err)
+	}
+}
+
+// failingHistory is a History whose series cannot be collected.
+type failingHistory struct {
+	*memHistory
+	desc *prometheus.Desc
+}
+
+func (h failingHistory) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h failingHistory) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(h.desc, errors.New("store unreadable"))
+}
+
+// A series that cannot be collected does not hide the others: /metrics
+// still answers 200 with the server's series, and counts the failure in
+// promhttp_metric_handler_errors_total{cause="gathering"}.
+func TestMetricsCollectFailureCounted(t *testing.T) {
+	hist := failingHistory{newMemHistory(), prometheus.NewDesc("moonchat_store_broken_total", "A series that fails.", nil, nil)}
+	ts := startServer(t, Config{}, nil, hist)
+	for want := 1; want <= 2; want++ {
+		status, body, _ := ts.get(t, "/metrics")
+		if status != http.StatusOK {
+			t.Fatalf("/metrics with a failing collector: %d\n%s", status, body)
+		}
+		fams := parseMetrics(t, body)
+		if _, ok := value(fams, "moonchat_connections"); !ok {
+			t.Errorf("the server's series are hidden by the failing one:\n%s", body)
+		}
+		// The scrape that fails is counted before the next one reads it.
+		if v, _ := value(fams, "promhttp_metric_handler_errors_total", "cause", "gathering"); v != float64(want-1) {
+			t.Errorf("scrape %d: gathering errors = %v, want %d", want, v, want-1)
+		}
 	}
 }
