@@ -16,6 +16,31 @@
 // decoder in its client role (server frames must not be masked; UTF-8,
 // close codes and limits as below) and masks every frame it sends.
 //
+// # Files
+//
+// One concern per file; each states the invariants of the data it owns.
+//
+//   - conn.go: the Conn type, its ownership rules and flags, teardown
+//     (kill, finalize, OnClose exactly once) and the per-connection timers
+//     (idle timeout, keepalive pings, write progress, closing deadline).
+//   - read.go: the receive path: decoding input on the owner goroutine,
+//     data messages to the Handler, pings answered, PauseReading and
+//     ResumeReading.
+//   - write.go: the send path: direct writes, the queue and its bound
+//     (MaxQueueBytes, slow consumers), gathered writes of Prepared
+//     messages (WritePreparedBatch), Ping.
+//   - close.go: the closing handshake (RFC 6455 section 7) for both our
+//     close and the peer's, protocol errors (7.1.7), close codes (7.4),
+//     CloseError and close frame bodies.
+//   - frame.go: opcodes and the frame header (section 5.2); decoder.go:
+//     the push-style frame parser both sides share; prepared.go: messages
+//     framed once for many connections.
+//   - server.go (Upgrade, Shutdown), handshake.go, host.go, hixie76.go:
+//     the opening handshake and its checks; config.go: Config.
+//   - epoll_linux.go, fallback.go: the two drivers that own a connection's
+//     socket and call the paths above.
+//   - dial.go, client.go: the client side (above).
+//
 // # Protocol decisions
 //
 //   - Payload lengths must use the minimal encoding (RFC 6455 section 5.2,

@@ -296,7 +296,7 @@ func (c *Conn) epFlush() {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				break
 			}
-			c.killLocked(&CloseError{Code: StatusAbnormalClosure, Reason: "write: " + err.Error()})
+			c.writeFailedLocked(err)
 			return
 		}
 	}

@@ -163,7 +163,7 @@ func (c *Conn) fbWriter() {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					c.slowConsumerLocked("write timeout")
 				} else {
-					c.killLocked(&CloseError{Code: StatusAbnormalClosure, Reason: "write: " + err.Error()})
+					c.writeFailedLocked(err)
 				}
 				c.mu.Unlock()
 				return

@@ -2,8 +2,43 @@ package ws
 
 import (
 	"encoding/binary"
-	"unicode/utf8"
+	"strconv"
 )
+
+// Opcode is a WebSocket frame opcode (RFC 6455 section 5.2).
+type Opcode byte
+
+// Opcodes defined by RFC 6455 section 11.8.
+const (
+	OpContinuation Opcode = 0
+	OpText         Opcode = 1
+	OpBinary       Opcode = 2
+	OpClose        Opcode = 8
+	OpPing         Opcode = 9
+	OpPong         Opcode = 10
+)
+
+// String returns the opcode's name.
+func (op Opcode) String() string {
+	switch op {
+	case OpContinuation:
+		return "continuation"
+	case OpText:
+		return "text"
+	case OpBinary:
+		return "binary"
+	case OpClose:
+		return "close"
+	case OpPing:
+		return "ping"
+	case OpPong:
+		return "pong"
+	}
+	return "opcode(" + strconv.Itoa(int(op)) + ")"
+}
+
+// isControl reports whether op is a control opcode (section 5.5).
+func (op Opcode) isControl() bool { return op&0x8 != 0 }
 
 // Frame header layout, RFC 6455 section 5.2:
 //
@@ -65,23 +100,4 @@ func appendFrame(b []byte, op Opcode, payload []byte) []byte {
 	n := putHeader(h[:], op, len(payload))
 	b = append(b, h[:n]...)
 	return append(b, payload...)
-}
-
-// closePayload builds a close frame body: the code in network byte order
-// followed by the UTF-8 reason, truncated (on a rune boundary) so that the
-// frame stays within the 125-byte control frame limit. StatusNoStatusRcvd
-// means "no code": an empty body.
-func closePayload(code StatusCode, reason string) []byte {
-	if code == StatusNoStatusRcvd || code == 0 {
-		return nil
-	}
-	if len(reason) > maxControlPayload-2 {
-		reason = reason[:maxControlPayload-2]
-		for len(reason) > 0 && !utf8.ValidString(reason) {
-			reason = reason[:len(reason)-1]
-		}
-	}
-	b := make([]byte, 2, 2+len(reason))
-	binary.BigEndian.PutUint16(b, uint16(code))
-	return append(b, reason...)
 }

@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// ErrServerClosed is returned by Upgrade after Shutdown or Close.
+var ErrServerClosed = errors.New("websocket: server closed")
+
 // Handler receives connection events. For one Conn, calls never overlap:
 // OnOpen first (before any OnMessage), OnMessage in order, OnClose exactly
 // once, last. Different Conns run concurrently on the engine's event loops,
@@ -397,17 +400,6 @@ func (s *Server) Close() error {
 	<-s.drained
 	s.stop()
 	return nil
-}
-
-// abort sends a best-effort close frame (only if it fits in the socket
-// right now) and tears the connection down.
-func (c *Conn) abort() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.flags.Load()&(fSentClose|fDead) == 0 && c.qBytes == 0 && c.lp != nil {
-		_ = c.sendCloseLocked(StatusGoingAway, "server closed")
-	}
-	c.killLocked(&CloseError{Code: StatusAbnormalClosure, Reason: "server closed"})
 }
 
 // stop stops the event loops and waits for all goroutines.
