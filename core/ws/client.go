@@ -103,15 +103,10 @@ func (c *ClientConn) ReadMessage(ctx context.Context) (Opcode, []byte, error) {
 	}
 	c.got = false
 	for {
-		if c.br.Buffered() == 0 {
-			if _, err := c.br.Peek(1); err != nil {
-				return 0, nil, c.endRead(ctx, err)
-			}
-		}
-		p, _ := c.br.Peek(c.br.Buffered())
-		n, cerr := c.dec.feed(p, c)
-		_, _ = c.br.Discard(n)
+		cerr, err := c.feedBuffered(c)
 		switch {
+		case err != nil:
+			return 0, nil, c.endRead(ctx, err)
 		case cerr != nil:
 			// Fail the connection (section 7.1.7): our close frame
 			// carries the reason, then TCP goes.
@@ -126,6 +121,24 @@ func (c *ClientConn) ReadMessage(ctx context.Context) (Opcode, []byte, error) {
 			return c.msgOp, c.msg, nil
 		}
 	}
+}
+
+// feedBuffered hands the decoder the bytes the reader holds, reading from
+// the connection first when it holds none, and drops what the decoder
+// consumed; s receives the frames. err is the read error that ended the
+// stream (nothing was decoded then), cerr the protocol violation that
+// fails the connection. The caller holds rmu.
+func (c *ClientConn) feedBuffered(s frameSink) (cerr *CloseError, err error) {
+	if c.br.Buffered() == 0 {
+		if _, err = c.br.Peek(1); err != nil {
+			return nil, err
+		}
+	}
+	p, _ := c.br.Peek(c.br.Buffered())
+	var n int
+	n, cerr = c.dec.feed(p, s)
+	_, _ = c.br.Discard(n)
+	return cerr, nil
 }
 
 // endRead records why reading stopped: ctx, or the stream ending without
@@ -258,13 +271,17 @@ func (c *ClientConn) sendClose(code StatusCode, reason string) error {
 }
 
 // Close starts the closing handshake (section 7.1.2) with code and reason
-// (StatusNoStatusRcvd for a close frame without a body) and closes the
+// (StatusNoStatusRcvd for a close frame without a body; a code that may not
+// be sent, section 7.4.1, is refused and nothing is sent) and closes the
 // connection when the server has answered, or after CloseTimeout. It
 // returns nil when the server answered with its close frame. Reads then
 // return the server's answer as a *CloseError: when another goroutine is
 // inside ReadMessage, that call gets it (Close only bounds its wait), and
 // every later call does too.
 func (c *ClientConn) Close(code StatusCode, reason string) error {
+	if err := checkSendCode(code); err != nil {
+		return err
+	}
 	if err := c.sendClose(code, reason); err != nil {
 		c.nc.Close()
 		if errors.Is(err, ErrClosed) {
@@ -284,16 +301,12 @@ func (c *ClientConn) Close(code StatusCode, reason string) error {
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
 	for c.peer == nil {
-		if c.br.Buffered() == 0 {
-			if _, err := c.br.Peek(1); err != nil {
-				c.nc.Close()
-				c.readErr = ErrClosed
-				return fmt.Errorf("websocket: close: no close frame from the server: %w", err)
-			}
+		cerr, err := c.feedBuffered(discardSink{c})
+		if err != nil {
+			c.nc.Close()
+			c.readErr = ErrClosed
+			return fmt.Errorf("websocket: close: no close frame from the server: %w", err)
 		}
-		p, _ := c.br.Peek(c.br.Buffered())
-		n, cerr := c.dec.feed(p, discardSink{c})
-		_, _ = c.br.Discard(n)
 		if cerr != nil {
 			c.nc.Close()
 			c.readErr = cerr
@@ -309,12 +322,10 @@ func (c *ClientConn) Close(code StatusCode, reason string) error {
 // (our close frame is out: section 5.5.1, nothing may follow it).
 type discardSink struct{ c *ClientConn }
 
-func (discardSink) onMessage(Opcode, []byte) bool { return true }
-func (discardSink) onPing([]byte) bool            { return true }
-func (discardSink) onPong([]byte) bool            { return true }
-func (s discardSink) onClose(code StatusCode, reason []byte) {
-	s.c.peer = &CloseError{Code: code, Reason: string(reason)}
-}
+func (discardSink) onMessage(Opcode, []byte) bool            { return true }
+func (discardSink) onPing([]byte) bool                       { return true }
+func (discardSink) onPong([]byte) bool                       { return true }
+func (s discardSink) onClose(code StatusCode, reason []byte) { s.c.onClose(code, reason) }
 
 // Detach hands the connection over to a caller that speaks the protocol
 // itself (the load generator's epoll readers): it returns the TCP (or TLS)

@@ -10,7 +10,7 @@ import (
 
 // The closing handshake (RFC 6455 section 7) and the close codes (7.4),
 // for a server connection; ClientConn (client.go) plays the client's part
-// with the same codes and close frame bodies.
+// with the same codes (checkSendCode) and close frame bodies (closePayload).
 //
 // How a server connection ends:
 //   - We close (Close, a protocol error, Shutdown): our close frame goes
@@ -76,6 +76,18 @@ func validWireCode(code StatusCode) bool {
 	return false
 }
 
+// checkSendCode refuses a close code that may not be sent (section 7.4.1:
+// 1005, 1006 and 1015 are for reporting locally, the rest outside the
+// ranges validWireCode accepts is reserved or unused). StatusNoStatusRcvd
+// is accepted as "no code": a close frame without a body. Conn.Close and
+// ClientConn.Close share it, so both sides put the same codes on the wire.
+func checkSendCode(code StatusCode) error {
+	if code != StatusNoStatusRcvd && !validWireCode(code) {
+		return fmt.Errorf("websocket: close code %d may not be sent", code)
+	}
+	return nil
+}
+
 // CloseError is how a connection ended: the code and reason the peer sent,
 // or the code we sent (1002/1007/1009/...), or StatusAbnormalClosure (1006)
 // when TCP dropped without a close frame.
@@ -120,8 +132,8 @@ func closePayload(code StatusCode, reason string) []byte {
 // frame; the server then closes the TCP connection and OnClose follows. It
 // returns ErrClosed when the connection is already closing.
 func (c *Conn) Close(code StatusCode, reason string) error {
-	if code != StatusNoStatusRcvd && !validWireCode(code) {
-		return fmt.Errorf("websocket: close code %d may not be sent", code)
+	if err := checkSendCode(code); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	fl := c.flags.Load()

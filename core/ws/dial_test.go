@@ -456,3 +456,29 @@ func TestCloseWhileReading(t *testing.T) {
 		}
 	})
 }
+
+// TestClientCloseRefusesReservedCodes: a ClientConn, like a server's Conn,
+// refuses to put on the wire a close code that section 7.4 keeps off it
+// (1005 is "no code": a close frame without a body, so it is allowed).
+// The refusal sends nothing: the connection still carries messages, and
+// a valid Close still ends it cleanly.
+func TestClientCloseRefusesReservedCodes(t *testing.T) {
+	h := newRecHandler()
+	ts := newTestServer(t, Config{}, false, h)
+	c, _ := openClient(t, ts)
+	for _, code := range []StatusCode{0, 999, 1004, StatusAbnormalClosure, 1015, 2999, 5000} {
+		if err := c.Close(code, "x"); err == nil || errors.Is(err, ErrClosed) {
+			t.Fatalf("Close(%d): %v, want a refusal", code, err)
+		}
+	}
+	if err := c.WriteMessage(context.Background(), OpText, []byte("still open")); err != nil {
+		t.Fatal(err)
+	}
+	expectRead(t, c, OpText, []byte("still open"))
+	if err := c.Close(StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("Close(1000): %v", err)
+	}
+	if ce := h.next(t, "close").err; ce.Code != StatusNormalClosure || ce.Reason != "done" {
+		t.Fatalf("server saw %v, want 1000 done", ce)
+	}
+}
