@@ -1,4 +1,4 @@
-package chat
+package chat_test
 
 import (
 	"encoding/json"
@@ -7,39 +7,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
-
-// listingHistory is a memHistory that can also list its rooms
-// (RoomLister), computed from what it holds; fail makes RoomStats fail.
-type listingHistory struct {
-	*memHistory
-	fail bool
-}
-
-func (h *listingHistory) RoomStats() ([]RoomStat, error) {
-	if h.fail {
-		return nil, errTestStore
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []RoomStat
-	for name, last := range h.last {
-		st := RoomStat{Name: name, Count: len(h.rooms[name]), LastID: last}
-		if st.Count > 0 {
-			st.FirstID = h.rooms[name][0].ID
-		}
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b RoomStat) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
 
 // roomsGet calls GET /api/rooms on the server's handler. It goes to
 // serveRooms directly, so that it tests the handler whatever the router
 // in server.go does.
-func roomsGet(srv *Server, method string) *httptest.ResponseRecorder {
+func roomsGet(srv *chat.Server, method string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	srv.serveRooms(rec, httptest.NewRequest(method, "/api/rooms", nil))
+	srv.ServeRooms(rec, httptest.NewRequest(method, "/api/rooms", nil))
 	return rec
 }
 
@@ -58,16 +36,16 @@ type apiRooms struct {
 // GET /api/rooms lists stored rooms merged with live ones, sorted, with
 // the stored counts and ids and the live member counts.
 func TestAPIRooms(t *testing.T) {
-	hist := &listingHistory{memHistory: newMemHistory()}
-	hist.add("alpha", "u", "a1", "a2", "a3")
-	hist.add("beta", "u", "b1", "b2", "b3")
+	hist := chattest.NewListingHistory()
+	add(hist.History, "alpha", "u", "a1", "a2", "a3")
+	add(hist.History, "beta", "u", "b1", "b2", "b3")
 	if ok, _ := hist.Redact("beta", 3); !ok {
 		t.Fatal("setup: redact failed")
 	}
-	hist.pruneTo("beta", 1)
-	ts := startServer(t, Config{}, nil, hist)
+	hist.PruneTo("beta", 1)
+	ts := chattest.Start(t, chat.Config{}, nil, hist)
 
-	rec := roomsGet(ts.srv, http.MethodGet)
+	rec := roomsGet(ts.Chat, http.MethodGet)
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -78,16 +56,16 @@ func TestAPIRooms(t *testing.T) {
 	}
 
 	// Two members in beta (stored), one in gamma (nothing stored).
-	b1 := ts.dial(t, "/chat/beta?name=b1", "")
-	b1.skipTo(func(s string) bool { return s == "* b1 joined" })
-	b2 := ts.dial(t, "/chat/beta?name=b2", "")
-	b2.skipTo(func(s string) bool { return s == "* b2 joined" })
-	g := ts.dial(t, "/chat/gamma?name=g", "")
-	g.skipTo(func(s string) bool { return s == "* g joined" })
+	b1 := ts.Dial(t, "/chat/beta?name=b1", "")
+	b1.SkipTo(func(s string) bool { return s == "* b1 joined" })
+	b2 := ts.Dial(t, "/chat/beta?name=b2", "")
+	b2.SkipTo(func(s string) bool { return s == "* b2 joined" })
+	g := ts.Dial(t, "/chat/gamma?name=g", "")
+	g.SkipTo(func(s string) bool { return s == "* g joined" })
 
 	var p apiRooms
-	eventually(t, "members counted", func() bool {
-		rec := roomsGet(ts.srv, http.MethodGet)
+	chattest.Eventually(t, "members counted", func() bool {
+		rec := roomsGet(ts.Chat, http.MethodGet)
 		p = apiRooms{}
 		return rec.Code == 200 && json.Unmarshal(rec.Body.Bytes(), &p) == nil &&
 			len(p.Rooms) == 3 && p.Rooms[1].Members == 2 && p.Rooms[2].Members == 1
@@ -108,10 +86,10 @@ func TestAPIRooms(t *testing.T) {
 	}
 
 	// HEAD is allowed (like the other endpoints); anything else is not.
-	if rec := roomsGet(ts.srv, http.MethodHead); rec.Code != 200 {
+	if rec := roomsGet(ts.Chat, http.MethodHead); rec.Code != 200 {
 		t.Errorf("HEAD: %d", rec.Code)
 	}
-	rec = roomsGet(ts.srv, http.MethodPost)
+	rec = roomsGet(ts.Chat, http.MethodPost)
 	if rec.Code != 405 || rec.Header().Get("Allow") != "GET, HEAD" || !strings.Contains(rec.Body.String(), `"error":`) {
 		t.Errorf("POST: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
@@ -122,17 +100,17 @@ func TestAPIRooms(t *testing.T) {
 func TestAPIRoomsErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		hist   History
+		hist   chat.History
 		status int
 		text   string
 	}{
 		{"no store", nil, 404, "no history: the server runs without a store"},
-		{"history without RoomLister", newMemHistory(), 503, "this server's history store cannot list rooms"},
-		{"store failure", &listingHistory{memHistory: newMemHistory(), fail: true}, 500, "listing rooms failed"},
+		{"history without RoomLister", chattest.NewHistory(), 503, "this server's history store cannot list rooms"},
+		{"store failure", &chattest.ListingHistory{History: chattest.NewHistory(), Fail: true}, 500, "listing rooms failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := startServer(t, Config{}, nil, tc.hist)
-			rec := roomsGet(ts.srv, http.MethodGet)
+			ts := chattest.Start(t, chat.Config{}, nil, tc.hist)
+			rec := roomsGet(ts.Chat, http.MethodGet)
 			var p apiRooms
 			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 				t.Fatalf("%d %q: %v", rec.Code, rec.Body, err)

@@ -1,7 +1,9 @@
-package chat
+package chat_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,18 +13,20 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // trivialHooks is the cheapest possible Hooks: it lets everything through,
 // so the benchmark measures the hook call path, not a script.
 type trivialHooks struct{}
 
-func (trivialHooks) Join(ctx contextT, u User) JoinResult { return JoinResult{} }
-func (trivialHooks) Message(ctx contextT, u User, m *Message) MessageResult {
-	return MessageResult{}
+func (trivialHooks) Join(ctx context.Context, u chat.User) chat.JoinResult { return chat.JoinResult{} }
+func (trivialHooks) Message(ctx context.Context, u chat.User, m *chat.Message) chat.MessageResult {
+	return chat.MessageResult{}
 }
-func (trivialHooks) Leave(ctx contextT, u User) error              { return nil }
-func (trivialHooks) Rename(ctx contextT, u User, old string) error { return nil }
+func (trivialHooks) Leave(ctx context.Context, u chat.User) error              { return nil }
+func (trivialHooks) Rename(ctx context.Context, u chat.User, old string) error { return nil }
 
 func BenchmarkBroadcast100(b *testing.B)  { benchmarkBroadcast(b, 100) }
 func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }
@@ -37,21 +41,21 @@ func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000) }
 func benchmarkBroadcast(b *testing.B, members int) {
 	// Announce coalescing as config.toml ships it: a big room's joins are
 	// announced together, as in production.
-	cfg := Config{MaxConnections: members + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second, Logger: discardLogger()}
-	ts := startServer(b, cfg, trivialHooks{}, newMemHistory())
+	cfg := chat.Config{MaxConnections: members + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second, Logger: slog.New(slog.DiscardHandler)}
+	ts := chattest.Start(b, cfg, trivialHooks{}, chattest.NewHistory())
 	const window = 256
 	var delivered atomic.Int64
 	latencies := make([][]time.Duration, members)
 	conns := make([]*websocket.Conn, members)
 	for i := range members {
-		c, _, err := ts.tryDial(fmt.Sprintf("/chat/bench?name=m%d", i), "")
+		c, _, err := ts.TryDial(fmt.Sprintf("/chat/bench?name=m%d", i), "")
 		if err != nil {
 			b.Fatalf("dial %d: %v", i, err)
 		}
 		conns[i] = c
 	}
 	// Wait until everyone is in (join notices drained below by prefix).
-	eventually(b, "members joined", func() bool { return len(ts.srv.Users("bench")) == members })
+	chattest.Eventually(b, "members joined", func() bool { return len(ts.Chat.Users("bench")) == members })
 
 	var wg sync.WaitGroup
 	want := b.N

@@ -112,12 +112,12 @@ func TestJSONFormat(t *testing.T) {
 
 func TestBroadcastManySameOrder(t *testing.T) {
 	t.Run("room goroutine writes", func(t *testing.T) {
-		testBroadcastSameOrder(t, 50, chat.WithFanoutWorkers(chat.Config{}, -1))
+		testBroadcastSameOrder(t, 50, chat.WithFanout(chat.Config{}, -1, 0))
 	})
 	// Above fanoutMinMembers the writes are shared with the fan-out
 	// workers; every member must still see one order.
 	t.Run("parallel fan-out", func(t *testing.T) {
-		testBroadcastSameOrder(t, chat.FanoutMinMembers+22, chat.WithFanoutWorkers(chat.Config{}, 3))
+		testBroadcastSameOrder(t, chat.FanoutMinMembers+22, chat.WithFanout(chat.Config{}, 3, 0))
 	})
 }
 

@@ -1,55 +1,65 @@
 package chat
 
 import (
-	"cmp"
 	"context"
-	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
-// memHistory is an in-memory History for tests. Appends can be slowed down
-// (like an fsync), blocked, or made to fail; pruneTo simulates retention.
+// The doubles of the in-package tests. Tests that need only the exported
+// API are in package chat_test and use package chattest's doubles; the
+// ones here serve the tests that must stay in package chat because they
+// read internals (metrics_test.go reads the metric counters and
+// collectors) and cannot import chattest, which imports this package.
+// Keep them to what those tests use: anything more belongs in chattest.
+
+// waitTime bounds every "should eventually happen" here, as chattest.Wait
+// does for the external tests.
+const waitTime = 10 * time.Second
+
+// testLimits is chattest.Limits: the settings New requires that cfg leaves
+// at zero get the built-in config.toml's values; the ones whose zero
+// means "off" stay.
+func testLimits(cfg Config) Config {
+	set := func(v *int, to int) {
+		if *v == 0 {
+			*v = to
+		}
+	}
+	set(&cfg.MaxConnections, 10000)
+	set(&cfg.MaxNameLength, 24)
+	set(&cfg.MaxRooms, 1000)
+	set(&cfg.MaxTextBytes, 4096)
+	set(&cfg.APILimit, 500)
+	if cfg.DefaultRoom == "" {
+		cfg.DefaultRoom = "lobby"
+	}
+	return cfg
+}
+
+// memHistory is a minimal in-memory History (chattest.History is the
+// full double, with paging gaps and fault injection).
 type memHistory struct {
-	mu          sync.Mutex
-	rooms       map[string][]Message
-	last        map[string]uint64
-	pruned      map[string]uint64 // ids <= pruned[room] were removed by retention
-	appendCalls int
-	appendSizes []int
-	delay       time.Duration
-	gate        chan struct{} // non-nil: every Append waits for a receive
-	fail        bool
+	mu    sync.Mutex
+	rooms map[string][]Message
+	last  map[string]uint64 // last id per room
 }
 
 func newMemHistory() *memHistory {
-	return &memHistory{rooms: map[string][]Message{}, last: map[string]uint64{}, pruned: map[string]uint64{}}
+	return &memHistory{rooms: map[string][]Message{}, last: map[string]uint64{}}
 }
-
-var errTestStore = errors.New("test store failure")
 
 func (h *memHistory) Append(ctx context.Context, msgs []*Message) error {
 	h.mu.Lock()
-	gate, delay, fail := h.gate, h.delay, h.fail
-	h.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if delay > 0 {
-		time.Sleep(delay)
-	}
-	if fail {
-		return errTestStore
-	}
-	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.appendCalls++
-	h.appendSizes = append(h.appendSizes, len(msgs))
 	for _, m := range msgs {
 		h.last[m.Room]++
 		m.ID = h.last[m.Room]
@@ -58,47 +68,11 @@ func (h *memHistory) Append(ctx context.Context, msgs []*Message) error {
 	return nil
 }
 
-// addedAt is the time of the messages add stores, and replayAt how a
-// plain-text replay shows it.
-var addedAt = time.Date(2026, 12, 2, 14, 3, 59, 0, time.UTC)
-
-const replayAt = "[2026-12-02 14:03 UTC] "
-
-// add stores messages directly (test setup), at addedAt.
-func (h *memHistory) add(room, user string, texts ...string) {
-	for _, t := range texts {
-		_ = h.Append(context.Background(), []*Message{{Room: room, User: user, Text: t, Time: addedAt}})
-	}
-}
-
-// pruneTo removes the messages with id <= id.
-func (h *memHistory) pruneTo(room string, id uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var kept []Message
-	for _, m := range h.rooms[room] {
-		if m.ID > id {
-			kept = append(kept, m)
-		}
-	}
-	h.rooms[room] = kept
-	h.pruned[room] = id
-}
-
-func (h *memHistory) all(room string) []Message {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]Message(nil), h.rooms[room]...)
-}
-
 func (h *memHistory) Recent(room string, n int) ([]Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	all := h.rooms[room]
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	return append([]Message(nil), all...), nil
+	return slices.Clone(all[max(0, len(all)-n):]), nil
 }
 
 func (h *memHistory) Before(room string, before uint64, n int) ([]Message, error) {
@@ -110,10 +84,7 @@ func (h *memHistory) Before(room string, before uint64, n int) ([]Message, error
 			out = append(out, m)
 		}
 	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return out, nil
+	return out[max(0, len(out)-n):], nil
 }
 
 func (h *memHistory) After(room string, after uint64, n int) ([]Message, bool, bool, error) {
@@ -125,11 +96,7 @@ func (h *memHistory) After(room string, after uint64, n int) ([]Message, bool, b
 			out = append(out, m)
 		}
 	}
-	more := len(out) > n
-	if more {
-		out = out[:n]
-	}
-	return out, after >= h.pruned[room], more, nil
+	return out[:min(n, len(out))], true, len(out) > n, nil
 }
 
 func (h *memHistory) Redact(room string, id uint64) (bool, error) {
@@ -137,132 +104,116 @@ func (h *memHistory) Redact(room string, id uint64) (bool, error) {
 	defer h.mu.Unlock()
 	for i, m := range h.rooms[room] {
 		if m.ID == id {
-			h.rooms[room] = append(h.rooms[room][:i], h.rooms[room][i+1:]...)
+			h.rooms[room] = slices.Delete(h.rooms[room], i, i+1)
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// testHooks is a scripted Hooks: each hook runs the given function (when
-// set) and records what it saw.
-type testHooks struct {
-	join    func(u User) JoinResult
-	message func(u User, m *Message) MessageResult
-	leave   func(u User) error
-	rename  func(u User, old string) error
+// testHooks is a Hooks that lets everything through.
+type testHooks struct{}
 
-	mu     sync.Mutex
-	events []string
-}
-
-func (h *testHooks) record(e string) {
-	h.mu.Lock()
-	h.events = append(h.events, e)
-	h.mu.Unlock()
-}
-
-func (h *testHooks) seen() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.events...)
-}
-
-func (h *testHooks) Join(ctx context.Context, u User) JoinResult {
-	h.record("join " + u.Room + " " + u.Name)
-	if h.join != nil {
-		return h.join(u)
-	}
-	return JoinResult{}
-}
-
-func (h *testHooks) Message(ctx context.Context, u User, m *Message) MessageResult {
-	if h.message != nil {
-		return h.message(u, m)
-	}
+func (testHooks) Join(context.Context, User) JoinResult { return JoinResult{} }
+func (testHooks) Message(context.Context, User, *Message) MessageResult {
 	return MessageResult{}
 }
+func (testHooks) Leave(context.Context, User) error          { return nil }
+func (testHooks) Rename(context.Context, User, string) error { return nil }
 
-func (h *testHooks) Leave(ctx context.Context, u User) error {
-	h.record("leave " + u.Room + " " + u.Name)
-	if h.leave != nil {
-		return h.leave(u)
+// testServer is a chat server on 127.0.0.1:0, as chattest.Start runs one.
+type testServer struct {
+	srv  *Server
+	ws   string // ws://127.0.0.1:PORT
+	http string // http://127.0.0.1:PORT
+}
+
+// startServer runs New(testLimits(cfg), hooks, hist) behind an httptest
+// listener until the test ends. hooks and hist may be nil.
+func startServer(t testing.TB, cfg Config, hooks Hooks, hist History) *testServer {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
 	}
-	return nil
-}
-
-func (h *testHooks) Rename(ctx context.Context, u User, old string) error {
-	h.record("rename " + old + " " + u.Name)
-	if h.rename != nil {
-		return h.rename(u, old)
+	srv, err := New(testLimits(cfg), hooks, hist)
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
-	return nil
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return &testServer{srv: srv, http: hs.URL, ws: "ws" + strings.TrimPrefix(hs.URL, "http")}
 }
 
-// contextT shortens the Hooks signatures in test doubles.
-type contextT = context.Context
-
-// fakeClock is a Clock whose time moves only when the test calls Advance,
-// so that a test decides when an announce interval has passed and can
-// show that nothing is announced before.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Duration // since the clock was made
-	timers []*fakeTimer
+// client is a third-party WebSocket client (gorilla/websocket).
+type client struct {
+	t testing.TB
+	c *websocket.Conn
 }
 
-// fakeTimer is a fakeClock's timer; its fields are guarded by the clock's mu.
-type fakeTimer struct {
-	c      *fakeClock
-	at     time.Duration
-	active bool
-	f      func()
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now + d, active: true, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := t.active
-	t.active = false
-	return was
-}
-
-func (t *fakeTimer) Reset(d time.Duration) bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := t.active
-	t.active, t.at = true, t.c.now+d
-	return was
-}
-
-// Advance moves the time forward by d and runs the functions of the timers
-// that came due, in the order they came due, and returns how many ran.
-func (c *fakeClock) Advance(d time.Duration) int {
-	type call struct {
-		at time.Duration
-		f  func()
+// dial connects to path ("/chat/room?name=x") offering the subprotocol
+// proto ("" offers none) and fails the test on error.
+func (ts *testServer) dial(t testing.TB, path, proto string) *client {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: waitTime}
+	if proto != "" {
+		d.Subprotocols = []string{proto}
 	}
-	c.mu.Lock()
-	c.now += d
-	var due []call
-	for _, t := range c.timers {
-		if t.active && t.at <= c.now {
-			t.active = false
-			due = append(due, call{t.at, t.f})
+	c, _, err := d.Dial(ts.ws+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &client{t: t, c: c}
+}
+
+// send sends text as one text frame.
+func (c *client) send(text string) {
+	c.t.Helper()
+	if err := c.c.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// expect reads len(lines) text frames and checks them byte for byte.
+func (c *client) expect(lines ...string) {
+	c.t.Helper()
+	for i, want := range lines {
+		_ = c.c.SetReadDeadline(time.Now().Add(waitTime))
+		op, data, err := c.c.ReadMessage()
+		if err != nil || op != websocket.TextMessage || string(data) != want {
+			c.t.Fatalf("frame %d: got %d %q %v, want text %q", i, op, data, err, want)
 		}
 	}
-	c.mu.Unlock()
-	slices.SortStableFunc(due, func(a, b call) int { return cmp.Compare(a.at, b.at) })
-	for _, t := range due {
-		t.f()
+}
+
+// get fetches path over HTTP and returns status, body and header.
+func (ts *testServer) get(t testing.TB, path string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(ts.http + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
-	return len(due)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// eventually polls cond until it holds or waitTime passed.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

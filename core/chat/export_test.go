@@ -1,5 +1,7 @@
 package chat
 
+import "net/http"
+
 // This file lends the external tests (package chat_test, which use
 // chattest's doubles) the few internals they set or size themselves by.
 
@@ -7,9 +9,33 @@ package chat
 // workers share (fanoutMinMembers).
 const FanoutMinMembers = fanoutMinMembers
 
-// WithFanoutWorkers returns cfg with n sweepers per big room (-1: the room
-// goroutine writes every broadcast itself), a setting only tests have.
-func WithFanoutWorkers(cfg Config, n int) Config {
-	cfg.fanoutWorkers = n
+// WithFanout returns cfg with workers sweepers per big room (-1: the
+// room goroutine writes every broadcast itself) for rooms of minMembers
+// or more (0: FanoutMinMembers), settings only tests have.
+func WithFanout(cfg Config, workers, minMembers int) Config {
+	cfg.fanoutWorkers, cfg.fanoutMin = workers, minMembers
 	return cfg
+}
+
+// ServeRooms is the GET /api/rooms handler itself, for tests of the
+// handler whatever the router in server.go does.
+func (s *Server) ServeRooms(w http.ResponseWriter, r *http.Request) { s.serveRooms(w, r) }
+
+// RenderIndex is renderIndex: the page template filled in for a default
+// room.
+var RenderIndex = renderIndex
+
+// Queued returns how many operations wait in room's queue (0 when the
+// room does not exist), so that a test can line operations up behind one
+// the room goroutine is held in.
+func (s *Server) Queued(room string) int {
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return len(r.queue)
 }

@@ -44,7 +44,7 @@ func TestReplayAndLiveDoNotOverlap(t *testing.T) {
 	// room goes on; newcomers join (and members leave) while passes are
 	// in flight.
 	t.Run("big room", func(t *testing.T) {
-		testReplayAndLive(t, chat.FanoutMinMembers, chat.WithFanoutWorkers(chat.Config{Replay: 500}, 2))
+		testReplayAndLive(t, chat.FanoutMinMembers, chat.WithFanout(chat.Config{Replay: 500}, 2, 0))
 	})
 }
 

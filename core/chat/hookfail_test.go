@@ -1,14 +1,16 @@
-package chat
+package chat_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // lockedBuffer is a log destination safe for the server's goroutines.
@@ -32,31 +34,35 @@ func (l *lockedBuffer) String() string {
 // failingHooks fail on cue: a message "stuck" times out, "broken" raises
 // an error; joins named "late" find the scripts busy, "crash" raise; every
 // leave and rename fails.
-func failingHooks() *testHooks {
-	return &testHooks{
-		join: func(u User) JoinResult {
+func failingHooks() *chattest.Hooks {
+	return &chattest.Hooks{
+		OnJoin: func(u chat.User) chat.JoinResult {
 			switch u.Name {
 			case "late":
-				return JoinResult{Err: &HookError{Reason: HookFailBusy, Err: errors.New("scripts busy")}}
+				return chat.JoinResult{Err: &chat.HookError{Reason: chat.HookFailBusy, Err: errors.New("scripts busy")}}
 			case "crash":
-				return JoinResult{Err: &HookError{Reason: HookFailError, Err: errors.New("ban.lua:3: boom")}}
+				return chat.JoinResult{Err: &chat.HookError{Reason: chat.HookFailError, Err: errors.New("ban.lua:3: boom")}}
 			}
-			return JoinResult{}
+			return chat.JoinResult{}
 		},
-		message: func(u User, m *Message) MessageResult {
+		OnMessage: func(u chat.User, m *chat.Message) chat.MessageResult {
 			switch m.Text {
 			case "stuck":
-				return MessageResult{Err: &HookError{Reason: HookFailTimeout, Err: errors.New("filter.lua:2: script time limit exceeded")}}
+				return chat.MessageResult{Err: &chat.HookError{Reason: chat.HookFailTimeout, Err: errors.New("filter.lua:2: script time limit exceeded")}}
 			case "broken":
 				// What the hooks decided before failing: a replacement.
-				return MessageResult{Replace: true, Text: "half-filtered", Err: errors.New("not a HookError")}
+				return chat.MessageResult{Replace: true, Text: "half-filtered", Err: errors.New("not a HookError")}
 			case "/cmd":
-				return MessageResult{Drop: true, Reason: "command /cmd failed", Err: &HookError{Reason: HookFailError, Err: errors.New("cmd.lua:1: oops")}}
+				return chat.MessageResult{Drop: true, Reason: "command /cmd failed", Err: &chat.HookError{Reason: chat.HookFailError, Err: errors.New("cmd.lua:1: oops")}}
 			}
-			return MessageResult{}
+			return chat.MessageResult{}
 		},
-		leave:  func(User) error { return &HookError{Reason: HookFailTimeout, Err: errors.New("leave timed out")} },
-		rename: func(User, string) error { return &HookError{Reason: HookFailError, Err: errors.New("rename raised")} },
+		OnLeave: func(chat.User) error {
+			return &chat.HookError{Reason: chat.HookFailTimeout, Err: errors.New("leave timed out")}
+		},
+		OnRename: func(chat.User, string) error {
+			return &chat.HookError{Reason: chat.HookFailError, Err: errors.New("rename raised")}
+		},
 	}
 }
 
@@ -64,50 +70,50 @@ func failingHooks() *testHooks {
 // neither delivered nor stored and its sender is told why; a join is
 // refused. Every failure is logged and counted.
 func TestHookFailureFailsClosed(t *testing.T) {
-	hist := newMemHistory()
+	hist := chattest.NewHistory()
 	var logs lockedBuffer
-	ts := startServer(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, failingHooks(), hist)
+	ts := chattest.Start(t, chat.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, failingHooks(), hist)
 
-	a := ts.dial(t, "/chat/r?name=alice", "")
-	a.expect("* alice joined")
-	j := ts.dial(t, "/chat/r?name=jay", SubprotocolJSON)
-	j.skipTo(func(l string) bool { return strings.Contains(l, `"jay joined"`) })
-	a.expect("* jay joined")
+	a := ts.Dial(t, "/chat/r?name=alice", "")
+	a.Expect("* alice joined")
+	j := ts.Dial(t, "/chat/r?name=jay", chat.SubprotocolJSON)
+	j.SkipTo(func(l string) bool { return strings.Contains(l, `"jay joined"`) })
+	a.Expect("* jay joined")
 
-	a.send("stuck")
-	a.expect("* message not sent: a server script took too long")
-	j.send(`{"type":"message","text":"broken"}`)
-	if e := j.expectEvent("error"); e.str("code") != "hook_failed" || e.str("text") != "message not sent: a server script failed" {
+	a.Send("stuck")
+	a.Expect("* message not sent: a server script took too long")
+	j.Send(`{"type":"message","text":"broken"}`)
+	if e := j.ExpectEvent("error"); e.Str("code") != "hook_failed" || e.Str("text") != "message not sent: a server script failed" {
 		t.Fatalf("error event %v", e)
 	}
-	a.send("/cmd")
-	a.expect("* command /cmd failed")
+	a.Send("/cmd")
+	a.Expect("* command /cmd failed")
 	// Nothing of the above reached the room: the next line is the next
 	// message.
-	a.send("fine")
-	a.expect("alice: fine")
-	if e := j.expectEvent("message"); e.str("text") != "fine" {
+	a.Send("fine")
+	a.Expect("alice: fine")
+	if e := j.ExpectEvent("message"); e.Str("text") != "fine" {
 		t.Fatalf("jay got %v, want only the message that passed", e)
 	}
-	if got := hist.all("r"); len(got) != 1 || got[0].Text != "fine" {
+	if got := hist.All("r"); len(got) != 1 || got[0].Text != "fine" {
 		t.Fatalf("stored %+v, want only \"fine\"", got)
 	}
 
-	late := ts.dial(t, "/chat/r?name=late", SubprotocolJSON)
-	if e := late.expectEvent("error"); e.str("code") != "hook_failed" || e.str("text") != "join refused: the server's scripts are busy, try again" {
+	late := ts.Dial(t, "/chat/r?name=late", chat.SubprotocolJSON)
+	if e := late.ExpectEvent("error"); e.Str("code") != "hook_failed" || e.Str("text") != "join refused: the server's scripts are busy, try again" {
 		t.Fatalf("error event %v", e)
 	}
-	late.expectClose(1013, "join refused: the server's scripts are busy, try again")
-	crash := ts.dial(t, "/chat/r?name=crash", "")
-	crash.expect("* join refused: a server script failed")
-	crash.expectClose(1011, "join refused: a server script failed")
+	late.ExpectCloseReason(1013, "join refused: the server's scripts are busy, try again")
+	crash := ts.Dial(t, "/chat/r?name=crash", "")
+	crash.Expect("* join refused: a server script failed")
+	crash.ExpectCloseReason(1011, "join refused: a server script failed")
 
-	if _, err := ts.srv.Rename(ts.srv.Users("r")[0].SessionID, "alicia"); err != nil {
+	if _, err := ts.Chat.Rename(ts.Chat.Users("r")[0].SessionID, "alicia"); err != nil {
 		t.Fatal(err)
 	}
-	a.expect("* alice is now known as alicia")
-	j.c.Close()
-	a.expect("* jay left")
+	a.Expect("* alice is now known as alicia")
+	j.Conn.Close()
+	a.Expect("* jay left")
 
 	want := []string{
 		`moonchat_hook_failures_total{hook="message",reason="timeout"} 1`,
@@ -119,8 +125,8 @@ func TestHookFailureFailsClosed(t *testing.T) {
 		`moonchat_hook_failures_total{hook="join",reason="timeout"} 0`,
 		`moonchat_messages_dropped_total{reason="hook"} 3`,
 	}
-	eventually(t, "every failure counted", func() bool {
-		_, body, _ := ts.get(t, "/metrics")
+	chattest.Eventually(t, "every failure counted", func() bool {
+		_, body, _ := ts.Get(t, "/metrics")
 		for _, w := range want {
 			if !strings.Contains(body, w+"\n") {
 				return false
@@ -143,20 +149,20 @@ func TestHookFailureFailsClosed(t *testing.T) {
 // With DeliverOnHookFailure ([scripting] on_failure = "deliver") the room
 // carries on with what the hooks decided; failures are still counted.
 func TestHookFailureDeliver(t *testing.T) {
-	hist := newMemHistory()
-	ts := startServer(t, Config{DeliverOnHookFailure: true}, failingHooks(), hist)
-	late := ts.dial(t, "/chat/r?name=late", "")
-	late.expect("* late joined")
-	late.send("stuck")
-	late.expect("late: stuck")
-	late.send("broken")
-	late.expect("late: half-filtered")
-	late.send("/cmd") // a command is never chat text, failed or not
-	late.expect("* command /cmd failed")
-	if got := hist.all("r"); len(got) != 2 || got[0].Text != "stuck" || got[1].Text != "half-filtered" {
+	hist := chattest.NewHistory()
+	ts := chattest.Start(t, chat.Config{DeliverOnHookFailure: true}, failingHooks(), hist)
+	late := ts.Dial(t, "/chat/r?name=late", "")
+	late.Expect("* late joined")
+	late.Send("stuck")
+	late.Expect("late: stuck")
+	late.Send("broken")
+	late.Expect("late: half-filtered")
+	late.Send("/cmd") // a command is never chat text, failed or not
+	late.Expect("* command /cmd failed")
+	if got := hist.All("r"); len(got) != 2 || got[0].Text != "stuck" || got[1].Text != "half-filtered" {
 		t.Fatalf("stored %+v", got)
 	}
-	_, body, _ := ts.get(t, "/metrics")
+	_, body, _ := ts.Get(t, "/metrics")
 	for _, w := range []string{
 		`moonchat_hook_failures_total{hook="join",reason="busy"} 1`,
 		`moonchat_hook_failures_total{hook="message",reason="timeout"} 1`,
@@ -171,16 +177,17 @@ func TestHookFailureDeliver(t *testing.T) {
 // The leave hooks run at Shutdown for the members still connected are
 // counted when they fail, like any other.
 func TestHookFailureAtShutdownCounted(t *testing.T) {
-	ts := startServer(t, Config{}, failingHooks(), nil)
-	a := ts.dial(t, "/chat/r?name=alice", "")
-	a.expect("* alice joined")
-	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	ts := chattest.Start(t, chat.Config{}, failingHooks(), nil)
+	a := ts.Dial(t, "/chat/r?name=alice", "")
+	a.Expect("* alice joined")
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.Wait)
 	defer cancel()
-	if err := ts.srv.Shutdown(ctx); err != nil {
+	if err := ts.Chat.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	timeout := slices.Index(hookFailReasons[:], HookFailTimeout)
-	if n := ts.srv.metrics.hookFailures[hookKindLeave][timeout].Load(); n != 1 {
-		t.Fatalf("leave failures at shutdown counted %d, want 1", n)
+	// /metrics still answers after Shutdown (the listener is the test's).
+	want := `moonchat_hook_failures_total{hook="leave",reason="timeout"} 1` + "\n"
+	if _, body, _ := ts.Get(t, "/metrics"); !strings.Contains(body, want) {
+		t.Fatalf("leave failures at shutdown not counted once: /metrics lacks %q\n%s", want, body)
 	}
 }

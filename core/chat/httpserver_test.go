@@ -1,13 +1,9 @@
-package chat
+package chat_test
 
 import (
 	"net"
 	"net/http"
-
-	"github.com/moonchat/moonchat/core/ws"
 )
-
-type wsConfig = ws.Config
 
 // httpServer runs an http.Server on a listener until stop, which waits
 // for it.

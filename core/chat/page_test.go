@@ -1,10 +1,13 @@
-package chat
+package chat_test
 
 import (
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // TestPageSecurityHeaders checks that every response of the chat page
@@ -12,7 +15,7 @@ import (
 // content security policy and the framing, sniffing and referrer headers
 // (issue 10.18).
 func TestPageSecurityHeaders(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
 	want := map[string]string{
 		"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; " +
 			"connect-src 'self'; img-src 'self' data:; object-src 'none'; " +
@@ -32,7 +35,7 @@ func TestPageSecurityHeaders(t *testing.T) {
 		{"GET", "/nope", 404},
 		{"POST", "/", 405},
 	} {
-		req, err := http.NewRequest(tc.method, ts.http+tc.path, nil)
+		req, err := http.NewRequest(tc.method, ts.HTTP+tc.path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +59,8 @@ func TestPageSecurityHeaders(t *testing.T) {
 // policy: no inline script, no event handler attribute, no style element
 // or attribute (the policy would block them, and the page would break).
 func TestPageHasNoInlineCode(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
-	status, body, _ := ts.get(t, "/")
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
+	status, body, _ := ts.Get(t, "/")
 	if status != 200 {
 		t.Fatalf("GET /: %d", status)
 	}
@@ -87,12 +90,12 @@ func TestPageHasNoInlineCode(t *testing.T) {
 func TestPageDefaultRoom(t *testing.T) {
 	for _, room := range []string{"lobby", "tea.room_2-b"} {
 		t.Run(room, func(t *testing.T) {
-			cfg := Config{}
+			cfg := chat.Config{}
 			if room != "lobby" {
 				cfg.DefaultRoom = room
 			}
-			ts := startServer(t, cfg, nil, nil)
-			status, body, hdr := ts.get(t, "/")
+			ts := chattest.Start(t, cfg, nil, nil)
+			status, body, hdr := ts.Get(t, "/")
 			if status != 200 {
 				t.Fatalf("GET /: %d", status)
 			}
@@ -112,7 +115,7 @@ func TestPageDefaultRoom(t *testing.T) {
 	}
 	// The template escapes what it fills in, whatever a future caller
 	// passes (room names are validated, so this is belt and braces).
-	b, err := renderIndex(`x"><script>alert(1)</script>`)
+	b, err := chat.RenderIndex(`x"><script>alert(1)</script>`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +127,9 @@ func TestPageDefaultRoom(t *testing.T) {
 // TestPageIndexRedirect checks that /index.html (the template's own name)
 // is not served raw: the file server sends it to /.
 func TestPageIndexRedirect(t *testing.T) {
-	ts := startServer(t, Config{}, nil, nil)
+	ts := chattest.Start(t, chat.Config{}, nil, nil)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get(ts.http + "/index.html")
+	resp, err := client.Get(ts.HTTP + "/index.html")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,22 @@
 // double exists once:
 //
 //   - History: an in-memory chat.History that keeps the seam's promises
-//     (ids grow per room, After reports gaps);
+//     (ids grow per room, After reports gaps), with retention (PruneTo)
+//     and fault injection (HoldAfter, BlockAppends, SlowAppends);
+//     ListingHistory adds chat.RoomLister;
+//   - Hooks: a scripted chat.Hooks that records joins, leaves and renames;
+//   - Clock: a chat.Clock that moves only when the test advances it, for
+//     tests that must show that something does not happen yet;
 //   - Start: a chat.Server behind an httptest listener, bound to its hooks
-//     and shut down when the test ends;
+//     and shut down when the test ends, with Limits for the settings
+//     chat.New requires;
 //   - Client: a third-party (gorilla/websocket) user client that reads
-//     and checks frames;
+//     and checks frames (plain text and moonchat.v1 events);
 //   - Eventually: polls a condition for what a test must see happen.
 //
 // core/chat's in-package tests (package chat) cannot import this package,
-// which imports core/chat; they keep their own doubles (doubles_test.go,
-// helpers_test.go) until they move to package chat_test, as the
-// end-to-end tests there already have.
+// which imports core/chat; only the ones that read internals stay there,
+// with the few doubles they need in core/chat/doubles_test.go. The rest
+// are external tests (package chat_test) and use this package, with what
+// they need of the internals lent by core/chat/export_test.go.
 package chattest

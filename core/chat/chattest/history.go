@@ -21,6 +21,12 @@ type History struct {
 	rooms  map[string][]chat.Message // oldest first
 	nextID map[string]uint64         // last id assigned per room
 	gate   *afterGate                // holds one After call, see HoldAfter
+
+	// Fault injection for Append (BlockAppends, SlowAppends) and what it
+	// saw (AppendSizes).
+	appendGate  chan struct{} // non-nil: Append waits until it is closed
+	appendDelay time.Duration
+	appendSizes []int
 }
 
 // afterGate holds the After call for one id until release is closed; hit
@@ -49,13 +55,51 @@ func (h *History) HoldAfter(after uint64) (hit <-chan struct{}, release func()) 
 	return g.hit, func() { once.Do(func() { close(g.release) }) }
 }
 
+// BlockAppends makes every Append wait until release is called or the
+// Append's context ends (then Append fails with the context's error), as
+// a store that does not answer. release may be called more than once.
+func (h *History) BlockAppends() (release func()) {
+	gate := make(chan struct{})
+	h.mu.Lock()
+	h.appendGate = gate
+	h.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// SlowAppends makes every Append take at least d, as an fsync does.
+func (h *History) SlowAppends(d time.Duration) {
+	h.mu.Lock()
+	h.appendDelay = d
+	h.mu.Unlock()
+}
+
+// AppendSizes returns how many messages each completed Append call
+// stored, in call order (Seed and Add count too).
+func (h *History) AppendSizes() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int(nil), h.appendSizes...)
+}
+
 // Append implements chat.History.
 func (h *History) Append(ctx context.Context, msgs []*chat.Message) error {
+	h.mu.Lock()
+	gate, delay := h.appendGate, h.appendDelay
+	h.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
+	time.Sleep(delay)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.appendSizes = append(h.appendSizes, len(msgs))
 	for _, m := range msgs {
 		h.nextID[m.Room]++
 		m.ID = h.nextID[m.Room]
