@@ -3,7 +3,7 @@ package chat
 import "net/http"
 
 // This file lends the external tests (package chat_test, which use
-// chattest's doubles) the few internals they set or size themselves by.
+// chattest's doubles) the few internals they set, size or record by.
 
 // FanoutMinMembers is the smallest room whose broadcasts the fan-out
 // workers share (fanoutMinMembers).
@@ -38,4 +38,29 @@ func (s *Server) Queued(room string) int {
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
 	return len(r.queue)
+}
+
+// MetricsProbe records chosen samples straight into a few of a server's
+// series, so that a test can check the text /metrics writes for known
+// values: the message path would observe timings a test cannot choose.
+type MetricsProbe struct {
+	// HookMessage observes a message hook's duration, in seconds.
+	HookMessage func(seconds float64)
+	// AppendTime observes a History.Append's duration, in seconds.
+	AppendTime func(seconds float64)
+	// BatchSize observes the number of chat messages in a room batch.
+	BatchSize func(messages float64)
+	// MessagesIn adds n to moonchat_messages_in_total.
+	MessagesIn func(n uint64)
+}
+
+// Probe returns the MetricsProbe of s's own series.
+func (s *Server) Probe() MetricsProbe {
+	m := &s.metrics
+	return MetricsProbe{
+		HookMessage: m.hookMessage.observe,
+		AppendTime:  m.appendTime.observe,
+		BatchSize:   m.batchSize.observe,
+		MessagesIn:  m.messagesIn.Add,
+	}
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 // duration. RunParallel, because connection goroutines and room goroutines
 // update the same series at once.
 func BenchmarkMetricsMessagePath(b *testing.B) {
-	m, err := newMetrics(gauges{}, discardLogger())
+	m, err := newMetrics(gauges{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package chat
+package chat_test
 
 import (
 	"context"
@@ -8,26 +8,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
-// Load returns the counter's value (tests only).
-func (c counter) Load() uint64 {
-	var m dto.Metric
-	if err := c.c.Write(&m); err != nil {
-		panic(err)
-	}
-	return uint64(m.GetCounter().GetValue())
-}
+// The tests of /metrics read every value by scraping it, as Prometheus
+// does; only TestMetricsHistogramText records values through a lent
+// internal (export_test.go's Probe), to check the text of known samples.
 
 // newIdleServer is a server that is not listening: tests call its
 // ServeHTTP.
-func newIdleServer(t testing.TB) *Server {
+func newIdleServer(t testing.TB) *chat.Server {
 	t.Helper()
-	srv, err := New(testLimits(Config{Logger: discardLogger()}), nil, nil)
+	srv, err := chat.New(chattest.Limits(chat.Config{Logger: chattest.TestLogger(t)}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,20 +94,20 @@ next:
 // batch, broadcast and delay histograms, a hook's duration; and it has the
 // standard Go runtime and process collectors.
 func TestMetricsAfterEvents(t *testing.T) {
-	ts := startServer(t, Config{}, &testHooks{}, newMemHistory())
-	a := ts.dial(t, "/chat/r?name=alice", "")
-	a.expect("* alice joined")
-	b := ts.dial(t, "/chat/r?name=bob", "")
-	b.expect("* bob joined")
-	a.expect("* bob joined")
-	a.send("hello")
-	a.expect("alice: hello")
-	b.expect("alice: hello")
+	ts := chattest.Start(t, chat.Config{}, &chattest.Hooks{}, chattest.NewHistory())
+	a := ts.Dial(t, "/chat/r?name=alice", "")
+	a.Expect("* alice joined")
+	b := ts.Dial(t, "/chat/r?name=bob", "")
+	b.Expect("* bob joined")
+	a.Expect("* bob joined")
+	a.Send("hello")
+	a.Expect("alice: hello")
+	b.Expect("alice: hello")
 
 	var fams map[string]*dto.MetricFamily
 	var body string
 	get := func() {
-		status, text, hdr := ts.get(t, "/metrics")
+		status, text, hdr := ts.Get(t, "/metrics")
 		if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain; version=0.0.4") {
 			t.Fatalf("/metrics: %d %q", status, hdr.Get("Content-Type"))
 		}
@@ -118,7 +115,7 @@ func TestMetricsAfterEvents(t *testing.T) {
 	}
 	// The delay is observed once the broadcast has been written, which a
 	// reader can see a moment before it is counted.
-	eventually(t, "message delay observed", func() bool {
+	chattest.Eventually(t, "message delay observed", func() bool {
 		get()
 		n, _ := value(fams, "moonchat_message_delay_seconds")
 		return n == 1
@@ -168,11 +165,12 @@ func TestMetricsAfterEvents(t *testing.T) {
 // client_golang: cumulative buckets with the documented bounds.
 func TestMetricsHistogramText(t *testing.T) {
 	srv := newIdleServer(t)
-	srv.metrics.hookMessage.observe(0.0003)
-	srv.metrics.hookMessage.observe(2)
-	srv.metrics.appendTime.observe(0.004)
-	srv.metrics.batchSize.observe(3)
-	srv.metrics.messagesIn.Add(3)
+	probe := srv.Probe()
+	probe.HookMessage(0.0003)
+	probe.HookMessage(2)
+	probe.AppendTime(0.004)
+	probe.BatchSize(3)
+	probe.MessagesIn(3)
 	body, _ := scrape(t, srv)
 	for _, want := range []string{
 		"# TYPE moonchat_connections gauge\nmoonchat_connections 0\n",
@@ -231,15 +229,15 @@ func TestMetricsMethod(t *testing.T) {
 	}
 }
 
-// collectingHistory is a memHistory with series of its own: it implements
+// collectingHistory is a chattest.History with series of its own: it implements
 // prometheus.Collector, as package store's DB does.
 type collectingHistory struct {
-	*memHistory
+	*chattest.History
 	desc *prometheus.Desc
 }
 
 func newCollectingHistory(name string) collectingHistory {
-	return collectingHistory{newMemHistory(), prometheus.NewDesc(name, "A test series.", nil, nil)}
+	return collectingHistory{chattest.NewHistory(), prometheus.NewDesc(name, "A test series.", nil, nil)}
 }
 
 func (h collectingHistory) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
@@ -252,8 +250,8 @@ func (h collectingHistory) Collect(ch chan<- prometheus.Metric) {
 // beside the server's; a History without any adds none; one whose series
 // clash with the server's is refused by New.
 func TestMetricsIncludeHistorySeries(t *testing.T) {
-	with := startServer(t, Config{}, nil, newCollectingHistory("moonchat_store_test_total"))
-	_, body, _ := with.get(t, "/metrics")
+	with := chattest.Start(t, chat.Config{}, nil, newCollectingHistory("moonchat_store_test_total"))
+	_, body, _ := with.Get(t, "/metrics")
 	fams := parseMetrics(t, body)
 	if v, ok := value(fams, "moonchat_store_test_total"); !ok || v != 7 || fams["moonchat_store_test_total"].GetType() != dto.MetricType_COUNTER {
 		t.Errorf("/metrics with a collecting history:\n%s", body)
@@ -261,11 +259,11 @@ func TestMetricsIncludeHistorySeries(t *testing.T) {
 	if _, ok := value(fams, "moonchat_connections"); !ok {
 		t.Errorf("the server's own series are missing:\n%s", body)
 	}
-	without := startServer(t, Config{}, nil, newMemHistory())
-	if _, body, _ := without.get(t, "/metrics"); strings.Contains(body, "moonchat_store_") {
+	without := chattest.Start(t, chat.Config{}, nil, chattest.NewHistory())
+	if _, body, _ := without.Get(t, "/metrics"); strings.Contains(body, "moonchat_store_") {
 		t.Errorf("/metrics without one has store series:\n%s", body)
 	}
-	srv, err := New(testLimits(Config{Logger: discardLogger()}), nil, newCollectingHistory("moonchat_rooms"))
+	srv, err := chat.New(chattest.Limits(chat.Config{Logger: chattest.TestLogger(t)}), nil, newCollectingHistory("moonchat_rooms"))
 	if err == nil {
 		_ = srv.Shutdown(context.Background())
 		t.Fatal("New accepted a History whose series clash with the server's")
@@ -277,7 +275,7 @@ func TestMetricsIncludeHistorySeries(t *testing.T) {
 
 // failingHistory is a History whose series cannot be collected.
 type failingHistory struct {
-	*memHistory
+	*chattest.History
 	desc *prometheus.Desc
 }
 
@@ -291,10 +289,10 @@ func (h failingHistory) Collect(ch chan<- prometheus.Metric) {
 // still answers 200 with the server's series, and counts the failure in
 // promhttp_metric_handler_errors_total{cause="gathering"}.
 func TestMetricsCollectFailureCounted(t *testing.T) {
-	hist := failingHistory{newMemHistory(), prometheus.NewDesc("moonchat_store_broken_total", "A series that fails.", nil, nil)}
-	ts := startServer(t, Config{}, nil, hist)
+	hist := failingHistory{chattest.NewHistory(), prometheus.NewDesc("moonchat_store_broken_total", "A series that fails.", nil, nil)}
+	ts := chattest.Start(t, chat.Config{}, nil, hist)
 	for want := 1; want <= 2; want++ {
-		status, body, _ := ts.get(t, "/metrics")
+		status, body, _ := ts.Get(t, "/metrics")
 		if status != http.StatusOK {
 			t.Fatalf("/metrics with a failing collector: %d\n%s", status, body)
 		}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"math"
@@ -163,6 +164,21 @@ func TestBucket(t *testing.T) {
 			t.Fatal("disabled flood control refused a message")
 		}
 	}
+}
+
+// testLimits returns cfg with the settings New requires that cfg leaves
+// at zero (the limits and the default room) set to the built-in
+// config.toml's values. It is chattest.Limits for the tests that must stay
+// in package chat because they read withDefaults' result: they cannot
+// import chattest, which imports this package.
+func testLimits(cfg Config) Config {
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, 10000)
+	cfg.MaxNameLength = cmp.Or(cfg.MaxNameLength, 24)
+	cfg.MaxRooms = cmp.Or(cfg.MaxRooms, 1000)
+	cfg.MaxTextBytes = cmp.Or(cfg.MaxTextBytes, 4096)
+	cfg.APILimit = cmp.Or(cfg.APILimit, 500)
+	cfg.DefaultRoom = cmp.Or(cfg.DefaultRoom, "lobby")
+	return cfg
 }
 
 // TestConfigMeansWhatItSays: Config has no defaults of its own (the
