@@ -80,6 +80,12 @@ type Config struct {
 	// they failed, so a broken filter lets messages through. Failures are
 	// logged and counted either way.
 	DeliverOnHookFailure bool
+	// RoomRules are the [rooms."PATTERN"] tables of config.toml: who may
+	// read, post and moderate where (access.go). nil or no rules: every
+	// room is open to everyone, as before rules existed. NOT ENFORCED YET
+	// (issue 12): no path consults them, so New refuses a Config with
+	// rules rather than serve rooms open that the rules close.
+	RoomRules *RoomRules
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval).
@@ -157,6 +163,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.AnnounceInterval < 0 {
 		return cfg, fmt.Errorf("announce interval %v: must not be negative (0 = never coalesce)", cfg.AnnounceInterval)
+	}
+	if n := cfg.RoomRules.Len(); n > 0 {
+		return cfg, fmt.Errorf("room rules (%d): %w", n, ErrRoomRulesNotEnforced)
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = defaultMaxPending
