@@ -30,6 +30,9 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"redact":    st.apiRedact,
 		"commands":  st.apiCommands,
 		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
+
+		"password_hash":  st.apiPasswordHash,
+		"password_check": st.apiPasswordCheck,
 	}
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(fn))
@@ -53,6 +56,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
 	"rooms", "history", "redact", "commands", "log",
+	"password_hash", "password_check",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
 

@@ -20,7 +20,9 @@
 //   - Every call into Lua runs under a time limit (Options.HookTimeout)
 //     enforced by gopher-lua between instructions and, for the library
 //     calls that could run on (pattern matching, gsub, table.concat), inside
-//     them (strlib.go); no single call builds a string over 1 MiB. A call
+//     them (strlib.go); a password hash, which cannot be interrupted, runs
+//     on its own goroutine and the call waits for it no longer than the
+//     limit (password.go); no single call builds a string over 1 MiB. A call
 //     never panics out of the engine: a failed hook or command is returned
 //     to the chat server as a *chat.HookError (file:line, reason), which
 //     decides — by default the message or join is refused; it is never

@@ -73,7 +73,7 @@ func TestDocDefaultScripts(t *testing.T) {
 func TestDocAPIReference(t *testing.T) {
 	_, doc := docBlocks(t)
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^### chat\.([a-z.]+)\(`).FindAllStringSubmatch(doc, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^### chat\.([a-z._]+)\(`).FindAllStringSubmatch(doc, -1) {
 		documented[m[1]] = true
 	}
 	for _, f := range apiFuncs {

@@ -139,6 +139,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	st, err := buildState(ctx, sh, fsys, e.opts)
 	if err != nil {
+		sh.pw.wait() // a hash abandoned at the load time limit
 		return nil, fmt.Errorf("load scripts: %w", err)
 	}
 	e.cur.Store(st)
@@ -159,7 +160,7 @@ func newShared(log *slog.Logger, kv KV, hookTimeout time.Duration, maxText int) 
 	if maxText <= 0 {
 		maxText = maxNoticeBytes
 	}
-	sh := &shared{kv: kv, log: log, hookTimeout: hookTimeout, loadTimeout: max(time.Second, 10*hookTimeout), maxText: maxText}
+	sh := &shared{kv: kv, log: log, hookTimeout: hookTimeout, loadTimeout: max(time.Second, 10*hookTimeout), maxText: maxText, pw: newHasher()}
 	sh.host.Store(&hostBox{noopHost{}})
 	return sh
 }
@@ -287,6 +288,7 @@ func (e *Engine) Close() error {
 		e.mu.Unlock()
 		st.close()
 	}
+	e.sh.pw.wait() // a hash abandoned at its time limit
 	return nil
 }
 
@@ -310,6 +312,7 @@ func (e *Engine) Commands() []Command {
 // then wraps ctx's cause.
 func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger, opts ScriptOptions) error {
 	sh := newShared(logger, nil, 0, 0)
+	defer sh.pw.wait() // a hash abandoned at the load time limit
 	st, err := buildState(ctx, sh, fsys, opts)
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ type shared struct {
 	hookTimeout time.Duration
 	loadTimeout time.Duration
 	maxText     int
+	pw          *hasher // chat.password_hash and chat.password_check
 }
 
 type hostBox struct{ h chat.Host }
