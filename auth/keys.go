@@ -54,7 +54,21 @@ type keyEntry struct {
 func algorithms(key any) ([]string, error) {
 	switch k := key.(type) {
 	case []byte:
-		return []string{"HS256", "HS384", "HS512"}, nil
+		// RFC 7518 section 3.2: the key must be at least as long as the
+		// hash output, so a 32-byte secret admits HS256 only.
+		var algs []string
+		for _, a := range []struct {
+			alg  string
+			size int
+		}{{"HS256", 32}, {"HS384", 48}, {"HS512", 64}} {
+			if len(k) >= a.size {
+				algs = append(algs, a.alg)
+			}
+		}
+		if len(algs) == 0 {
+			return nil, fmt.Errorf("secret of %d bytes, need at least %d (RFC 7518 section 3.2)", len(k), MinSecretLen)
+		}
+		return algs, nil
 	case *rsa.PublicKey:
 		if k.N.BitLen() < MinRSABits {
 			return nil, fmt.Errorf("RSA key of %d bits, need at least %d", k.N.BitLen(), MinRSABits)

@@ -39,7 +39,7 @@ type keys struct {
 
 func newKeys(t testing.TB) *keys {
 	t.Helper()
-	k := &keys{secret: []byte("0123456789abcdef0123456789abcdef")}
+	k := &keys{secret: []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")}
 	var err error
 	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		t.Fatal(err)
@@ -136,6 +136,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}{
 		{"no key", auth.Config{}},
 		{"short secret", auth.Config{Secret: []byte("short")}},
+		{"31-byte secret", auth.Config{Secret: k.secret[:31]}},
 		{"negative leeway", auth.Config{Secret: k.secret, Leeway: -time.Second}},
 		{"leeway too large", auth.Config{Secret: k.secret, Leeway: time.Hour}},
 		{"RSA 1024", auth.Config{PublicKeys: []auth.PublicKey{{PEM: pemOf(t, small.Public())}}}},
@@ -161,7 +162,9 @@ func TestAlgorithmsPinnedToKeyTypes(t *testing.T) {
 		cfg  auth.Config
 		want []string
 	}{
-		{"secret", auth.Config{Secret: k.secret}, []string{"HS256", "HS384", "HS512"}},
+		{"64-byte secret", auth.Config{Secret: k.secret}, []string{"HS256", "HS384", "HS512"}},
+		{"48-byte secret", auth.Config{Secret: k.secret[:48]}, []string{"HS256", "HS384"}},
+		{"32-byte secret", auth.Config{Secret: k.secret[:32]}, []string{"HS256"}},
 		{"RSA", auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.rsaPEM}}}, []string{"PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}},
 		{"P-256", auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.p256PEM}}}, []string{"ES256"}},
 		{"P-384", auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.p384PEM}}}, []string{"ES384"}},

@@ -17,6 +17,10 @@ import (
 // enough to revive a token that expired long ago.
 const MaxLeeway = 5 * time.Minute
 
+// MaxTokenLen bounds the token Verify parses, in bytes: far above any
+// real token, low enough that a hostile one costs little to refuse.
+const MaxTokenLen = 8 << 10
+
 // Limits on claim values. A claim beyond them is refused (ErrBadClaims),
 // not cut: an id that was cut could name someone else.
 const (
@@ -29,8 +33,9 @@ const (
 // Config names the keys and rules a Verifier trusts. At least one key
 // (Secret or PublicKeys) is required.
 type Config struct {
-	// Secret is the HMAC key for HS256, HS384 and HS512; nil disables
-	// them. At least MinSecretLen bytes.
+	// Secret is the HMAC key; nil disables HS*. At least MinSecretLen
+	// bytes; it admits HS256, HS384 from 48 bytes and HS512 from 64 (RFC
+	// 7518 section 3.2: a key no shorter than the hash output).
 	Secret []byte
 	// PublicKeys are the trusted public keys. An RSA key admits RS256/384/512
 	// and PS256/384/512, an ECDSA key only the ES* of its curve (P-256:
@@ -143,11 +148,16 @@ func (v *Verifier) Algorithms() []string { return slices.Clone(v.methods) }
 
 // Verify checks a token's signature and claims and returns the identity
 // it carries, or a named error: ErrNoToken for an empty string, otherwise
-// one of the refusals matching ErrBadToken. The error never contains the
-// token.
+// one of the refusals matching ErrBadToken. Besides the signature it
+// checks "exp", "nbf" and "iat" (none may put the token in the future or
+// the past beyond the leeway), "iss" and "aud" when configured. The
+// error never contains the token.
 func (v *Verifier) Verify(token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, ErrNoToken
+	}
+	if len(token) > MaxTokenLen {
+		return Identity{}, ErrMalformed
 	}
 	var c claims
 	tok, err := v.parser.ParseWithClaims(token, &c, v.keyFunc)
@@ -161,6 +171,11 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 // algorithm (the parser has already refused any other algorithm), and
 // only the one its "kid" names when that matches a configured key.
 func (v *Verifier) keyFunc(tok *jwt.Token) (any, error) {
+	if _, ok := tok.Header["crit"]; ok {
+		// RFC 7515 section 4.1.11: a token naming critical extensions
+		// must be refused by a verifier that understands none of them.
+		return nil, ErrMalformed
+	}
 	keys := v.byAlg[tok.Method.Alg()]
 	if len(keys) == 0 { // unreachable behind WithValidMethods; fail closed anyway
 		return nil, ErrWrongAlgorithm
@@ -184,11 +199,14 @@ func (v *Verifier) keyFunc(tok *jwt.Token) (any, error) {
 // refusal names the reason jwt refused a token. The library's error text
 // is dropped: it may quote parts of the token.
 func (v *Verifier) refusal(tok *jwt.Token, c *claims, err error) error {
+	if r, ok := errors.AsType[refusal](err); ok { // keyFunc's own verdict
+		return r
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return ErrMalformed
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		// An "alg" the library does not know, or our keyFunc's refusal.
+		// An "alg" the library does not know.
 		return ErrWrongAlgorithm
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		if tok == nil || tok.Method == nil || v.byAlg[tok.Method.Alg()] == nil {

@@ -146,6 +146,7 @@ func TestVerifyRefusals(t *testing.T) {
 	p384Only := auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.p384PEM}}, Now: fixedNow}
 	p256Only := auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.p256PEM}}, Now: fixedNow}
 	edOnly := auth.Config{PublicKeys: []auth.PublicKey{{PEM: k.edPEM}}, Now: fixedNow}
+	secret32 := auth.Config{Secret: k.secret[:32], Now: fixedNow}
 	hs := func(edit func(jwt.MapClaims)) string {
 		return sign(t, jwt.SigningMethodHS256, k.secret, good(edit), nil)
 	}
@@ -182,6 +183,9 @@ func TestVerifyRefusals(t *testing.T) {
 		{"none", full, none, auth.ErrWrongAlgorithm},
 		{"none, unsigned with empty signature", full, strings.TrimSuffix(none, ".") + ".", auth.ErrWrongAlgorithm},
 		{"unknown alg", full, unknownAlg, auth.ErrWrongAlgorithm},
+		{"HS512 with a 32-byte secret (RFC 7518 3.2)", secret32, sign(t, jwt.SigningMethodHS512, k.secret[:32], good(nil), nil), auth.ErrWrongAlgorithm},
+		{"critical extension (RFC 7515 4.1.11)", full, sign(t, jwt.SigningMethodHS256, k.secret, good(nil), map[string]any{"crit": []string{"exp"}}), auth.ErrMalformed},
+		{"too long", full, hs(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("p", auth.MaxTokenLen) }), auth.ErrMalformed},
 		{"HS256 with RSA public key as secret, no secret configured", rsaOnly, confusion, auth.ErrWrongAlgorithm},
 		{"HS256 with RSA public key as secret, secret configured", full, confusion, auth.ErrBadSignature},
 		{"ES256 token, only a P-384 key", p384Only, sign(t, jwt.SigningMethodES256, k.p256, good(nil), nil), auth.ErrWrongAlgorithm},
