@@ -24,6 +24,11 @@ type Config struct {
 	// of the scripting engine, not a config error (the script may come
 	// later).
 	Scripts map[string]map[string]any `toml:"scripts"`
+	// Rooms holds the room permission rules: [rooms."PATTERN"] with the
+	// keys read, post, moderate and history (config_rooms.go). Like
+	// Scripts, its table names are free (patterns), so it is a map checked
+	// by buildRoomRules (validateConfig); its one consumer is chatConfig.
+	Rooms map[string]map[string]any `toml:"rooms"`
 
 	// Source says where the config came from: a file path, or
 	// builtinSource for the embedded defaults. Not a key.

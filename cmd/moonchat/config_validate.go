@@ -117,6 +117,8 @@ func validateConfig(cfg *Config, file string) error {
 	if sc.Enabled && sc.Dir == "" {
 		fail("[scripting] dir", "must not be empty (set enabled = false to run no scripts)")
 	}
+
+	buildRoomRules(cfg.Rooms, fail)
 	return errors.Join(errs...)
 }
 

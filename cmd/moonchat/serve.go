@@ -312,6 +312,7 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		AnnounceBatchMembers: cfg.Chat.AnnounceBatchMembers,
 		AnnounceInterval:     cfg.Chat.AnnounceInterval.D(),
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
+		RoomRules:            roomRules(cfg),
 	}
 	c.WS.MaxMessageBytes = int64(cfg.Server.MaxMessageBytes)
 	c.WS.HandshakeTimeout = cfg.Server.HandshakeTimeout.D()

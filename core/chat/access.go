@@ -184,7 +184,7 @@ func compileRule(r RoomRule) (compiledRule, error) {
 		name  string
 		roles *[]string
 	}{{"read", &c.Read}, {"post", &c.Post}, {"moderate", &c.Moderate}} {
-		if err := checkRoles(*l.roles); err != nil {
+		if err := CheckRoles(*l.roles); err != nil {
 			return c, fmt.Errorf("room pattern %q: %s: %w", r.Pattern, l.name, err)
 		}
 		*l.roles = slices.Clone(*l.roles)
@@ -192,10 +192,10 @@ func compileRule(r RoomRule) (compiledRule, error) {
 	return c, nil
 }
 
-// checkRoles says what is wrong with a role list of a RoomRule (nil when
+// CheckRoles says what is wrong with a role list of a RoomRule (nil when
 // nothing is): an empty role name, or RoleEveryone next to other roles
 // (which would say nothing more, and suggests a misunderstanding).
-func checkRoles(roles []string) error {
+func CheckRoles(roles []string) error {
 	for _, r := range roles {
 		switch {
 		case r == "" || strings.TrimSpace(r) != r:
