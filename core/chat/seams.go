@@ -39,6 +39,13 @@ type User struct {
 	Room      string
 	// Addr is the remote address (host:port) of the connection.
 	Addr string
+	// ID is the stable account id of an authenticated user ("" for a
+	// guest): the same person across connections, rooms and restarts.
+	ID string
+	// Roles are the user's roles: the built-in "guest" (no ID) or "user"
+	// (an ID), then those its credentials grant. Room rules (RoomRules)
+	// decide what each role may do.
+	Roles []string
 }
 
 // JoinResult is what Hooks.Join decides about a newcomer.
