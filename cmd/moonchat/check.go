@@ -30,10 +30,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ctx.Err(); err != nil {
 		return interrupted(ctx)
 	}
-	if len(cfg.Rooms) > 0 {
-		// Valid, but serve refuses them (chat.ErrRoomRulesNotEnforced):
-		// say so here rather than let "ok" promise a server that starts.
-		slog.New(slog.NewTextHandler(stderr, nil)).Warn("[rooms] tables are valid but not enforced by this version: moonchat serve refuses to start with them", "tables", len(cfg.Rooms))
+	// The keys must exist and parse: the same construction serve does.
+	if _, err := newAuthenticator(&cfg.Auth); err != nil {
+		return err
 	}
 	configLine := "config: " + cfg.Source
 	if cfg.Source == builtinSource && *configPath == "" {

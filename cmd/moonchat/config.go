@@ -18,6 +18,7 @@ type Config struct {
 	Chat      ChatConfig      `toml:"chat"`
 	Store     StoreConfig     `toml:"store"`
 	Scripting ScriptingConfig `toml:"scripting"`
+	Auth      AuthConfig      `toml:"auth"`
 	// Scripts holds the scripts' own settings: [scripts.NAME] is read by
 	// NAME.lua as chat.options (scripting.ScriptOptions). Its keys are the
 	// scripts', so any key is allowed; a table for no script is a warning
@@ -109,3 +110,15 @@ func (d Duration) MarshalText() ([]byte, error) {
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// AuthConfig is the [auth] table: who may connect (guests, JSON Web
+// Tokens). Its one consumer is newAuthenticator (auth.go).
+type AuthConfig struct {
+	Guests        bool     `toml:"guests"`
+	JWTSecret     string   `toml:"jwt_secret"`
+	JWTPublicKeys []string `toml:"jwt_public_keys"`
+	JWTIssuer     string   `toml:"jwt_issuer"`
+	JWTAudience   string   `toml:"jwt_audience"`
+	RequireExp    bool     `toml:"require_exp"`
+	Leeway        Duration `toml:"leeway"`
+}

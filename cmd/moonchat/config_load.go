@@ -117,6 +117,11 @@ func loadConfig(path string) (*Config, error) {
 		if cfg.Scripting.Dir != "" && !filepath.IsAbs(cfg.Scripting.Dir) {
 			cfg.Scripting.Dir = filepath.Join(dir, cfg.Scripting.Dir)
 		}
+		for i, p := range cfg.Auth.JWTPublicKeys {
+			if p != "" && !filepath.IsAbs(p) {
+				cfg.Auth.JWTPublicKeys[i] = filepath.Join(dir, p)
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -60,6 +60,15 @@ func documentedDefaults() *Config {
 			Enabled:     true,
 			OnFailure:   "refuse",
 		},
+		Auth: AuthConfig{
+			Guests:        true,
+			JWTSecret:     "",
+			JWTPublicKeys: []string{},
+			JWTIssuer:     "",
+			JWTAudience:   "",
+			RequireExp:    true,
+			Leeway:        Duration(30 * time.Second),
+		},
 		Source: builtinSource,
 	}
 }
@@ -97,9 +106,10 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 	// BRIEF.md documents 29; [chat] announce_batch_members and
 	// announce_interval came later (docs/protocol.md), then [scripting]
-	// on_failure (issue 10.12), then [server] hosts (issue 10.15).
-	if keys != 33 {
-		t.Errorf("%d keys in config.toml, want 33 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts)", keys)
+	// on_failure (issue 10.12), then [server] hosts (issue 10.15), then
+	// the 7 keys of [auth] (issue 12).
+	if keys != 40 {
+		t.Errorf("%d keys in config.toml, want 40 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 7 [auth])", keys)
 	}
 }
 

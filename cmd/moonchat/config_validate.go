@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moonchat/moonchat/auth"
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/core/ws"
 )
@@ -116,6 +117,22 @@ func validateConfig(cfg *Config, file string) error {
 	}
 	if sc.Enabled && sc.Dir == "" {
 		fail("[scripting] dir", "must not be empty (set enabled = false to run no scripts)")
+	}
+
+	au := &cfg.Auth
+	if au.Leeway.D() < 0 || au.Leeway.D() > auth.MaxLeeway {
+		fail("[auth] leeway", "must be between 0s and %v, got %v", auth.MaxLeeway, au.Leeway.D())
+	}
+	if au.JWTSecret != "" && len(au.JWTSecret) < auth.MinSecretLen {
+		fail("[auth] jwt_secret", "must be at least %d bytes (RFC 7518 section 3.2), got %d", auth.MinSecretLen, len(au.JWTSecret))
+	}
+	for i, p := range au.JWTPublicKeys {
+		if p == "" {
+			fail("[auth] jwt_public_keys", "entry %d is empty", i+1)
+		}
+	}
+	if !au.Guests && au.JWTSecret == "" && len(au.JWTPublicKeys) == 0 {
+		fail("[auth] guests", "false needs a key to verify tokens with (jwt_secret or jwt_public_keys): nobody could connect")
 	}
 
 	buildRoomRules(cfg.Rooms, fail)

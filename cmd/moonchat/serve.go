@@ -176,7 +176,11 @@ func (s *server) open(ctx context.Context) error {
 		return fmt.Errorf("[server] hosts: %w", err)
 	}
 	s.hosts = hosts
-	srv, err := chat.New(chatConfig(cfg, log), hooks, history)
+	chatCfg := chatConfig(cfg, log)
+	if chatCfg.Authenticator, err = newAuthenticator(&cfg.Auth); err != nil {
+		return err
+	}
+	srv, err := chat.New(chatCfg, hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
 	}

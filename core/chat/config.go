@@ -86,6 +86,9 @@ type Config struct {
 	// (issue 12): no path consults them, so New refuses a Config with
 	// rules rather than serve rooms open that the rules close.
 	RoomRules *RoomRules
+	// Authenticator turns each WebSocket handshake into an identity or a
+	// refusal (HTTP 401/403 before the upgrade). nil: everyone is a guest.
+	Authenticator Authenticator
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval).

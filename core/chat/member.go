@@ -25,6 +25,8 @@ type member struct {
 	// from the request
 	roomName  string
 	requested string
+	account   string   // Identity.ID; "" for a guest
+	roles     []string // "guest", or "user" and the credentials' roles
 	since     uint64
 	hasSince  bool
 	// refuseCode != 0: the connection is refused right after the upgrade.
@@ -51,7 +53,7 @@ type member struct {
 
 // user returns the seam view of m.
 func (m *member) user() User {
-	return User{SessionID: m.id, Name: m.currentName(), Room: m.roomName, Addr: m.addr}
+	return User{SessionID: m.id, Name: m.currentName(), Room: m.roomName, Addr: m.addr, ID: m.account, Roles: m.roles}
 }
 
 func (m *member) currentName() string {

@@ -44,6 +44,8 @@ type metrics struct {
 	slowConsumers  counter // connections closed as slow consumers
 	refused        counter // connections refused (name, room, full, hook)
 	hostRefused    counter // HTTP requests refused for their Host (421)
+	authRefused401 counter // handshakes refused by the Authenticator with 401
+	authRefused403 counter // ... with 403
 	hookFailures   [numHookKinds][numHookFailReasons]counter
 	hookJoin       histogram
 	hookMessage    histogram
@@ -130,6 +132,14 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	m.slowConsumers = newCounter("moonchat_slow_consumers_total", "Connections closed because their write queue stayed full (their deliveries were dropped).")
 	m.refused = newCounter("moonchat_connections_refused_total", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
 	m.hostRefused = newCounter("moonchat_host_refused_total", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")
+
+	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_auth_refused_total",
+		Help: "WebSocket handshakes refused before the upgrade by authentication, by HTTP status (401 no or bad credentials, 403 not allowed here).",
+	}, []string{"status"})
+	reg.MustRegister(authRefused)
+	m.authRefused401 = counter{authRefused.WithLabelValues("401")}
+	m.authRefused403 = counter{authRefused.WithLabelValues("403")}
 
 	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "moonchat_hook_duration_seconds",

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -46,6 +47,45 @@ type User struct {
 	// (an ID), then those its credentials grant. Room rules (RoomRules)
 	// decide what each role may do.
 	Roles []string
+}
+
+// Identity is who a connection's credentials say the user is, as an
+// Authenticator found it. ID is the stable account id (never empty for an
+// authenticated user); Name is the nick the account holds (its "name",
+// default the id); Roles are what the credentials grant (the built-in
+// "user" is added by the chat server); Rooms, when not nil, are the room
+// patterns (RoomAllowed) the credentials allow, an empty non-nil list
+// allowing none; Expires is zero when the credentials do not expire.
+type Identity struct {
+	ID, Name string
+	Roles    []string
+	Rooms    []string
+	Expires  time.Time
+}
+
+// AuthError is an Authenticator's refusal: Status is the HTTP status the
+// handshake is answered with (401 for missing or bad credentials, 403 for
+// credentials that are not allowed here) and Reason one line for the
+// client and the log. Reason must never contain the credentials.
+type AuthError struct {
+	Status int
+	Reason string
+}
+
+// Error implements error.
+func (e *AuthError) Error() string {
+	return "auth refused (" + http.StatusText(e.Status) + "): " + e.Reason
+}
+
+// Authenticator turns a WebSocket handshake into an identity before the
+// upgrade (Config.Authenticator; nil means everyone is a guest).
+// Implementations must be safe for concurrent use.
+type Authenticator interface {
+	// Authenticate returns the identity of the request's credentials for
+	// room; ok is false for a guest (no credentials, guests allowed). A
+	// refusal is an error: an *AuthError says its status and reason; any
+	// other error is refused with 401 (fail closed).
+	Authenticate(r *http.Request, room string) (id Identity, ok bool, err error)
 }
 
 // JoinResult is what Hooks.Join decides about a newcomer.

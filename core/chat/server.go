@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,8 +147,17 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	account, roles, name, ok := s.authenticate(w, r, room)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
-	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: q.Get("name")}
+	requested := q.Get("name")
+	if account != "" {
+		// An account's nick is its own: the token's name, not ?name=.
+		requested = name
+	}
+	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles}
 	m.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
 	if err := ValidRoomName(room); err != nil {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
@@ -176,6 +186,57 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 			s.log.Debug("chat: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		}
 	}
+}
+
+// authenticate asks Config.Authenticator about r before the upgrade. It
+// returns the account id ("" for a guest), the member's roles and the
+// account's nick; false means r was refused: answered with the status and
+// a one-line reason, logged (remote address and reason, never the
+// credentials) and counted in moonchat_auth_refused_total.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, room string) (account string, roles []string, name string, ok bool) {
+	if s.cfg.Authenticator == nil {
+		return "", []string{"guest"}, "", true
+	}
+	id, authed, err := s.cfg.Authenticator.Authenticate(r, room)
+	if err == nil && authed {
+		switch {
+		case id.ID == "":
+			err = &AuthError{Status: http.StatusUnauthorized, Reason: "credentials name no account"}
+		case id.Rooms != nil && !RoomAllowed(id.Rooms, room):
+			err = &AuthError{Status: http.StatusForbidden, Reason: "token does not allow room " + strconv.Quote(room)}
+		}
+	}
+	if err != nil {
+		ae := &AuthError{Status: http.StatusUnauthorized, Reason: "credentials refused"}
+		var e *AuthError
+		if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
+			ae = e
+		}
+		if ae.Status == http.StatusForbidden {
+			s.metrics.authRefused403.Add(1)
+		} else {
+			s.metrics.authRefused401.Add(1)
+			// RFC 6750 section 3: a 401 names the scheme it wants.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="moonchat"`)
+		}
+		s.log.Info("chat: connection refused by authentication", "remote", r.RemoteAddr, "room", room, "status", ae.Status, "reason", ae.Reason)
+		http.Error(w, ae.Reason, ae.Status)
+		return "", nil, "", false
+	}
+	if !authed {
+		return "", []string{"guest"}, "", true
+	}
+	roles = append(make([]string, 0, 1+len(id.Roles)), "user")
+	for _, role := range id.Roles {
+		if role != "user" && role != "guest" && !slices.Contains(roles, role) {
+			roles = append(roles, role)
+		}
+	}
+	name = id.Name
+	if name == "" {
+		name = id.ID
+	}
+	return id.ID, roles, name, true
 }
 
 // reasonOf turns one of our validation errors into a client-facing reason

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+)
+
+// testSecret is the [auth] jwt_secret of the tests (32 bytes: HS256 only).
+const testSecret = "0123456789abcdef0123456789abcdef"
+
+// authServer starts a server with [auth] lines auth, an ES256 public key
+// in ec.pem, and returns it with the matching private key and the public
+// key's PEM text.
+func authServer(t *testing.T, authLines string) (*inProcess, *ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "ec.pem"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir, nil)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.WriteString(f, "[auth]\njwt_secret = \""+testSecret+"\"\njwt_public_keys = [\"ec.pem\"]\njwt_issuer = \"app\"\njwt_audience = \"chat\"\n"+authLines)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startInProcess(t, cfg), key, pub
+}
+
+// sign makes a token with method and key over claims.
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// goodClaims are claims the test server accepts, changed by edit.
+func goodClaims(edit func(jwt.MapClaims)) jwt.MapClaims {
+	c := jwt.MapClaims{"sub": "u-alice", "name": "alice", "iss": "app", "aud": "chat", "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"mod"}}
+	if edit != nil {
+		edit(c)
+	}
+	return c
+}
+
+// dialToken tries to join room with token; it returns the connection (nil
+// when refused) and the handshake response's status and body.
+func dialToken(t *testing.T, addr, room, name, token string) (*websocket.Conn, int, string) {
+	t.Helper()
+	q := url.Values{"name": {name}}
+	if token != "" {
+		q.Set("token", token)
+	}
+	u := url.URL{Scheme: "ws", Host: addr, Path: "/chat/" + room, RawQuery: q.Encode()}
+	d := websocket.Dialer{Subprotocols: []string{"moonchat.v1"}, HandshakeTimeout: waitLong}
+	conn, resp, err := d.Dial(u.String(), nil)
+	if err == nil {
+		t.Cleanup(func() { conn.Close() })
+		return conn, resp.StatusCode, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return nil, resp.StatusCode, string(body)
+}
+
+// TestAuthRefusals (issue 12): every bad credential is refused at the
+// handshake with its status and a one-line reason, before any history is
+// sent; the token never reaches the log; refusals are counted.
+func TestAuthRefusals(t *testing.T) {
+	srv, key, pub := authServer(t, "guests = true\n")
+	// History the refused clients must not see.
+	guest := dial(t, srv.addr, "lobby", "carol", nil)
+	guest.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	guest.send("secret history")
+	guest.waitFor("own message", func(e event) bool { return e.Type == "message" })
+
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := func(edit func(jwt.MapClaims)) string {
+		return sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(edit))
+	}
+	cases := []struct {
+		name   string
+		room   string
+		token  string
+		status int
+		reason string
+	}{
+		{"bad signature", "lobby", sign(t, jwt.SigningMethodES256, other, goodClaims(nil)), 401, "signature"},
+		{"wrong algorithm", "lobby", sign(t, jwt.SigningMethodES384, p384, goodClaims(nil)), 401, "algorithm"},
+		{"none", "lobby", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims(nil)), 401, "algorithm"},
+		{"key confusion", "lobby", sign(t, jwt.SigningMethodHS256, pub, goodClaims(nil)), 401, "signature"},
+		{"expired", "lobby", hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), 401, "expired"},
+		{"no exp", "lobby", hs(func(c jwt.MapClaims) { delete(c, "exp") }), 401, "exp"},
+		{"wrong issuer", "lobby", hs(func(c jwt.MapClaims) { c["iss"] = "evil" }), 401, "issuer"},
+		{"wrong audience", "lobby", hs(func(c jwt.MapClaims) { c["aud"] = "other" }), 401, "audience"},
+		{"missing sub", "lobby", hs(func(c jwt.MapClaims) { delete(c, "sub") }), 401, "sub"},
+		{"garbage", "lobby", "not.a.token", 401, "malformed"},
+		{"room not allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{"team-*"} }), 403, "room"},
+		{"no rooms allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{} }), 403, "room"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, status, body := dialToken(t, srv.addr, tc.room, "mallory", tc.token)
+			if conn != nil {
+				t.Fatalf("connected with a bad token")
+			}
+			if status != tc.status || !strings.Contains(body, tc.reason) {
+				t.Errorf("got %d %q, want %d with %q", status, body, tc.status, tc.reason)
+			}
+			if strings.Contains(body, "secret history") || strings.Count(strings.TrimSpace(body), "\n") != 0 {
+				t.Errorf("body %q: want one line, no history", body)
+			}
+		})
+	}
+	// A token the rooms claim allows gets in.
+	ok := sign(t, jwt.SigningMethodES256, key, goodClaims(func(c jwt.MapClaims) { c["rooms"] = []string{"lob*"} }))
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "x", ok); conn == nil {
+		t.Fatalf("ES256 token refused: %d %q", status, body)
+	}
+	_, metrics := httpGet(t, "http://"+srv.addr+"/metrics")
+	for _, want := range []string{`moonchat_auth_refused_total{status="401"} 10`, `moonchat_auth_refused_total{status="403"} 2`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	srv.stop(t)
+	log := srv.log.String()
+	if !strings.Contains(log, "connection refused by authentication") {
+		t.Errorf("refusals not logged:\n%s", log)
+	}
+	for _, tc := range cases {
+		if tc.token != "" && strings.Contains(log, tc.token) {
+			t.Errorf("log contains the %s token", tc.name)
+		}
+	}
+}
+
+// TestAuthGuestsOff (issue 12): with guests = false a connection without a
+// token is refused 401; with a token it gets in.
+func TestAuthGuestsOff(t *testing.T) {
+	srv, _, _ := authServer(t, "guests = false\n")
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "carol", ""); conn != nil || status != http.StatusUnauthorized || !strings.Contains(body, "token is required") {
+		t.Errorf("no token: connected=%v %d %q", conn != nil, status, body)
+	}
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "alice", sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))); conn == nil {
+		t.Errorf("good token refused: %d %q", status, body)
+	}
+}
+
+// TestAuthIdentity (issue 12): a token user joins with the token's name
+// (not ?name=), its presence carries id and roles; a guest asking for that
+// name gets a variant; /nick to it too.
+func TestAuthIdentity(t *testing.T) {
+	srv, _, _ := authServer(t, "guests = true\n")
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))
+	conn, status, body := dialToken(t, srv.addr, "lobby", "someone-else", tok)
+	if conn == nil {
+		t.Fatalf("token refused: %d %q", status, body)
+	}
+	alice := &client{t: t, conn: conn, name: "alice"}
+	alice.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
+
+	guest := dial(t, srv.addr, "lobby", "alice", nil)
+	w := guest.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	if w.User == "alice" {
+		t.Fatalf("guest was given the account's name")
+	}
+	guest.send("/nick alice")
+	guest.send("hello")
+	m := alice.waitFor("guest's message", func(e event) bool { return e.Type == "message" && e.Text == "hello" })
+	if m.User == "alice" {
+		t.Errorf("guest's /nick took the account's name")
+	}
+	if !slices.Contains([]string{"alice-2", "alice-3"}, m.User) {
+		t.Errorf("guest named %q, want a variant of alice", m.User)
+	}
+}
