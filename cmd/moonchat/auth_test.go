@@ -215,4 +215,20 @@ func TestAuthIdentity(t *testing.T) {
 	if !slices.Contains([]string{"alice-2", "alice-3"}, m.User) {
 		t.Errorf("guest named %q, want a variant of alice", m.User)
 	}
+
+	// In another room too, in any case: the account holds the name
+	// server-wide while it is connected.
+	for _, asked := range []string{"alice", "ALICE"} {
+		g := dial(t, srv.addr, "elsewhere", asked, nil)
+		if w := g.waitFor("welcome", func(e event) bool { return e.Type == "welcome" }); !strings.HasPrefix(w.User, asked+"-") {
+			t.Errorf("guest asking for %q in another room got %q, want a variant", asked, w.User)
+		}
+	}
+	// The account itself may connect again, in another room, as alice.
+	conn2, status, body := dialToken(t, srv.addr, "elsewhere", "", tok)
+	if conn2 == nil {
+		t.Fatalf("second connection refused: %d %q", status, body)
+	}
+	again := &client{t: t, conn: conn2, name: "alice#2"}
+	again.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
 }

@@ -98,8 +98,10 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 		return old, nil
 	}
 	r.roster.names.remove(old, m)
-	given := uniqueName(newName, s.cfg.MaxNameLength, r.roster.taken)
+	s.releaseName(m, old)
+	given := uniqueName(newName, s.cfg.MaxNameLength, r.nameTaken(m))
 	r.roster.names.add(given, m)
+	s.holdName(m, given)
 	m.name.Store(&given)
 	r.roster.mu.Unlock()
 	if given != old {

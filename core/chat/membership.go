@@ -73,9 +73,10 @@ func (r *room) join(m *member) {
 
 	ro := &r.roster
 	ro.mu.Lock()
-	name = uniqueName(name, s.cfg.MaxNameLength, ro.taken)
+	name = uniqueName(name, s.cfg.MaxNameLength, r.nameTaken(m))
 	m.name.Store(&name)
 	ro.names.add(name, m)
+	s.holdName(m, name)
 	ro.members = append(ro.members, m)
 	m.joined.Store(true)
 	ro.mu.Unlock()
@@ -166,6 +167,7 @@ func (r *room) remove(m *member) {
 	ro.mu.Lock()
 	name := m.currentName()
 	ro.names.remove(name, m)
+	s.releaseName(m, name)
 	ro.members = removeMember(ro.members, m)
 	m.joined.Store(false)
 	ro.mu.Unlock()
@@ -217,6 +219,7 @@ func (r *room) leaveAll() {
 	clear(ro.names)
 	for _, m := range left {
 		m.joined.Store(false)
+		s.releaseName(m, m.currentName())
 	}
 	ro.mu.Unlock()
 	ro.plain, ro.json = nil, nil

@@ -36,6 +36,7 @@ type Server struct {
 
 	nextSession atomic.Uint64
 	guestSeq    atomic.Uint64
+	accounts    accountNames // names held by connected accounts (accounts.go)
 	conns       atomic.Int64 // connections counted against MaxConnections
 
 	mu       sync.Mutex
