@@ -5,7 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -206,11 +208,27 @@ func TestAuthIdentity(t *testing.T) {
 	if w.User == "alice" {
 		t.Fatalf("guest was given the account's name")
 	}
+	// The guest's full presence list marks alice as an account.
+	p := waitRaw(guest, func(e map[string]any) bool { return e["type"] == "presence" && e["users"] != nil })
+	acc, _ := p["accounts"].(map[string]any)
+	if a, _ := acc["alice"].(map[string]any); a["id"] != "u-alice" || fmt.Sprint(a["roles"]) != "[user mod]" || len(acc) != 1 {
+		t.Errorf("presence %v: want accounts {alice: {id u-alice, roles [user mod]}} only", p)
+	}
+	// alice's messages carry her account id and roles.
+	alice.send("hi from alice")
+	am := waitRaw(guest, func(e map[string]any) bool { return e["type"] == "message" && e["text"] == "hi from alice" })
+	if am["user_id"] != "u-alice" || fmt.Sprint(am["roles"]) != "[user mod]" {
+		t.Errorf("alice's message %v: want user_id and roles", am)
+	}
 	guest.send("/nick alice")
 	guest.send("hello")
 	m := alice.waitFor("guest's message", func(e event) bool { return e.Type == "message" && e.Text == "hello" })
 	if m.User == "alice" {
 		t.Errorf("guest's /nick took the account's name")
+	}
+	guest.send("still a guest")
+	if gm := waitRaw(alice, func(e map[string]any) bool { return e["type"] == "message" && e["text"] == "still a guest" }); gm["user_id"] != nil || gm["roles"] != nil {
+		t.Errorf("guest's message %v carries an identity", gm)
 	}
 	if !slices.Contains([]string{"alice-2", "alice-3"}, m.User) {
 		t.Errorf("guest named %q, want a variant of alice", m.User)
@@ -231,4 +249,25 @@ func TestAuthIdentity(t *testing.T) {
 	}
 	again := &client{t: t, conn: conn2, name: "alice#2"}
 	again.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
+}
+
+// waitRaw reads c's events until match accepts one, decoded as a map.
+func waitRaw(c *client, match func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	for range 1000 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(waitLong))
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("%s: %v", c.name, err)
+		}
+		var e map[string]any
+		if err := json.Unmarshal(data, &e); err != nil {
+			c.t.Fatalf("bad event %q: %v", data, err)
+		}
+		if match(e) {
+			return e
+		}
+	}
+	c.t.Fatalf("%s: no matching event", c.name)
+	return nil
 }

@@ -88,3 +88,75 @@ func (s *Server) releaseName(m *member, name string) {
 		s.accounts.release(name, m.account)
 	}
 }
+
+// any reports whether any account is connected: a server of guests alone
+// skips the accounts part of presence events without looking.
+func (a *accountNames) any() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.keys) > 0
+}
+
+// accountInfo is what moonchat.v1 presence events say about a member with
+// an account: its name, account id and roles.
+type accountInfo struct {
+	name, id string
+	roles    []string
+}
+
+// accountsIn returns the members of r with an account whose current name
+// is in names, in names' order: the "accounts" of a presence event listing
+// names. Guests are left out (a name not in it is a guest).
+func (r *room) accountsIn(names []string) []accountInfo {
+	if len(names) == 0 || !r.srv.accounts.any() {
+		return nil
+	}
+	ro := &r.roster
+	byName := make(map[string]*member)
+	ro.mu.Lock()
+	for _, m := range ro.members {
+		if m.account != "" {
+			byName[m.currentName()] = m
+		}
+	}
+	ro.mu.Unlock()
+	var out []accountInfo
+	for _, n := range names {
+		if m := byName[n]; m != nil {
+			out = append(out, accountInfo{name: n, id: m.account, roles: m.roles})
+		}
+	}
+	return out
+}
+
+// withAccounts adds `"accounts":{NAME:{"id":…,"roles":[…]},…}` to the
+// JSON object that ends b (none when accs is empty).
+func withAccounts(b []byte, accs []accountInfo) []byte {
+	if len(accs) == 0 || len(b) == 0 || b[len(b)-1] != '}' {
+		return b
+	}
+	b = append(b[:len(b)-1], `,"accounts":{`...)
+	for i, a := range accs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, a.name)
+		b = append(b, `:{"id":`...)
+		b = appendJSONString(b, a.id)
+		b = appendJSONRoles(b, a.roles)
+		b = append(b, '}')
+	}
+	return append(b, "}}"...)
+}
+
+// appendJSONRoles appends `,"roles":[…]`.
+func appendJSONRoles(b []byte, roles []string) []byte {
+	b = append(b, `,"roles":[`...)
+	for i, r := range roles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, r)
+	}
+	return append(b, ']')
+}

@@ -27,6 +27,7 @@ type member struct {
 	requested string
 	account   string   // Identity.ID; "" for a guest
 	roles     []string // "guest", or "user" and the credentials' roles
+	acct      *Account // nil for a guest; shared by the member's messages
 	since     uint64
 	hasSince  bool
 	// refuseCode != 0: the connection is refused right after the upgrade.

@@ -91,7 +91,8 @@ func (r *room) join(m *member) {
 	}
 	frames = append(frames, r.replay(m)...)
 	if m.format == formatJSON {
-		frames = append(frames, appendJSONPresence(nil, r.name, r.presenceBase(name)))
+		base := r.presenceBase(name)
+		frames = append(frames, withAccounts(appendJSONPresence(nil, r.name, base), r.accountsIn(base)))
 	}
 	if len(frames) > 0 {
 		m.writePrepared(ws.NewPrepared(ws.OpText, frames...))

@@ -97,10 +97,10 @@ func (o *outbox) reserveJSON() int {
 
 // fillJSONPresence makes the reserved place at i a presence delta, or
 // leaves it empty (skipped by prepare) when the delta is no change.
-func (o *outbox) fillJSONPresence(i int, room string, joined, left []string) {
+func (o *outbox) fillJSONPresence(i int, room string, joined, left []string, accs []accountInfo) {
 	start := len(o.arena)
 	if len(joined) > 0 || len(left) > 0 {
-		o.arena = appendJSONPresenceDelta(o.arena, room, joined, left)
+		o.arena = withAccounts(appendJSONPresenceDelta(o.arena, room, joined, left), accs)
 	}
 	o.json[i] = span{start, len(o.arena)}
 }

@@ -30,7 +30,7 @@ func (r *room) post(ops []op) {
 		if !m.joined.Load() {
 			continue // refused, or left before its message came up
 		}
-		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action}
+		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action, Account: m.acct}
 		if s.hooks != nil && !r.messageHook(m, msg) {
 			continue
 		}

@@ -200,7 +200,7 @@ func (r *room) outPresence() {
 func (r *room) closePresence() {
 	d := &r.presence.delta
 	if d.at >= 0 {
-		r.out.fillJSONPresence(d.at, r.name, d.joined, d.left)
+		r.out.fillJSONPresence(d.at, r.name, d.joined, d.left, r.accountsIn(d.joined))
 		d.at = -1
 	}
 	clear(d.joined)

@@ -252,7 +252,8 @@ func (r *room) control(o *op) {
 			// Flushed first: the list is then the state after every
 			// event m already has, and no pending delta follows it.
 			r.flushAndWait()
-			o.m.write(appendJSONPresence(nil, r.name, r.roster.memberNames(nil)))
+			names := r.roster.memberNames(nil)
+			o.m.write(withAccounts(appendJSONPresence(nil, r.name, names), r.accountsIn(names)))
 		}
 	case opAnnounce:
 		r.presence.announceArmed = false

@@ -30,6 +30,17 @@ type Message struct {
 	// Action marks a "/me" action ("* alice waves" in plain text): Text is
 	// what the user does, shown after their name.
 	Action bool
+	// Account is the sender's account (nil for a guest), for moonchat.v1's
+	// live message events. History does not store it: a replayed message
+	// has none. (A pointer keeps Message comparable.)
+	Account *Account
+}
+
+// Account is an authenticated member's account: its stable id and roles
+// ("user" and those its credentials grant). Immutable once made.
+type Account struct {
+	ID    string
+	Roles []string
 }
 
 // User identifies one connected member. SessionID is unique for the life of

@@ -159,6 +159,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		requested = name
 	}
 	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles}
+	if account != "" {
+		m.acct = &Account{ID: account, Roles: roles}
+	}
 	m.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
 	if err := ValidRoomName(room); err != nil {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)

@@ -32,6 +32,12 @@ func appendJSONMessageFields(b []byte, m *Message) []byte {
 	if m.Action {
 		b = append(b, `,"action":true`...)
 	}
+	if a := m.Account; a != nil {
+		// Live messages of accounts only: history does not store them.
+		b = append(b, `,"user_id":`...)
+		b = appendJSONString(b, a.ID)
+		b = appendJSONRoles(b, a.Roles)
+	}
 	return b
 }
 
