@@ -271,3 +271,45 @@ func waitRaw(c *client, match func(map[string]any) bool) map[string]any {
 	c.t.Fatalf("%s: no matching event", c.name)
 	return nil
 }
+
+// TestCheckAuthKeys (issue 12): moonchat check loads the [auth] keys as
+// serve would, and refuses a missing or unparsable key file, a short
+// secret and guests = false without any key.
+func TestCheckAuthKeys(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	tests := []struct {
+		name, auth string
+		code       int
+		stderr     string
+	}{
+		{"good key", `jwt_public_keys = ["good.pem"]`, 0, ""},
+		{"good secret, guests off", "guests = false\njwt_secret = \"" + testSecret + "\"", 0, ""},
+		{"missing key file", `jwt_public_keys = ["nope.pem"]`, 1, "nope.pem"},
+		{"not a PEM file", `jwt_public_keys = ["junk.pem"]`, 1, "junk.pem"},
+		{"short secret", `jwt_secret = "short"`, 1, "[auth] jwt_secret"},
+		{"guests off, no key", "guests = false", 1, "[auth] guests"},
+		{"leeway too long", `leeway = "1h"`, 1, "[auth] leeway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			for name, data := range map[string][]byte{"good.pem": good, "junk.pem": []byte("not a key\n"), "config.toml": []byte("[scripting]\nenabled = false\n[auth]\n" + tt.auth + "\n")} {
+				if err := os.WriteFile(name, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, stdout, stderr := runCmd(t, "check")
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s (want %q)", code, tt.code, stdout, stderr, tt.stderr)
+			}
+		})
+	}
+}
