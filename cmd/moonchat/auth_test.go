@@ -249,6 +249,10 @@ func TestAuthIdentity(t *testing.T) {
 	}
 	again := &client{t: t, conn: conn2, name: "alice#2"}
 	again.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
+	srv.stop(t)
+	if strings.Contains(srv.log.String(), tok) {
+		t.Errorf("the server log contains the token")
+	}
 }
 
 // waitRaw reads c's events until match accepts one, decoded as a map.
