@@ -249,6 +249,14 @@ func TestAuthIdentity(t *testing.T) {
 	}
 	again := &client{t: t, conn: conn2, name: "alice#2"}
 	again.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
+	// A token name that is no valid nick joins under the account id.
+	spaced := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(func(c jwt.MapClaims) { c["sub"] = "u-bob"; c["name"] = "Bob Smith" }))
+	conn3, status, body := dialToken(t, srv.addr, "elsewhere", "", spaced)
+	if conn3 == nil {
+		t.Fatalf("token with a spaced name refused: %d %q", status, body)
+	}
+	bob := &client{t: t, conn: conn3, name: "bob"}
+	bob.waitFor("welcome as u-bob", func(e event) bool { return e.Type == "welcome" && e.User == "u-bob" })
 	srv.stop(t)
 	if strings.Contains(srv.log.String(), tok) {
 		t.Errorf("the server log contains the token")

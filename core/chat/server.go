@@ -156,7 +156,12 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	requested := q.Get("name")
 	if account != "" {
 		// An account's nick is its own: the token's name, not ?name=.
+		// A name that is no valid nick (white space, mixed scripts...)
+		// falls back to the account id rather than locking the user out.
 		requested = name
+		if _, err := checkName(name, s.cfg.MaxNameLength); err != nil {
+			requested = account
+		}
 	}
 	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles}
 	if account != "" {
