@@ -185,8 +185,22 @@ func TestAuthGuestsOff(t *testing.T) {
 	if conn, status, body := dialToken(t, srv.addr, "lobby", "carol", ""); conn != nil || status != http.StatusUnauthorized || !strings.Contains(body, "token is required") {
 		t.Errorf("no token: connected=%v %d %q", conn != nil, status, body)
 	}
-	if conn, status, body := dialToken(t, srv.addr, "lobby", "alice", sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))); conn == nil {
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "alice", tok); conn == nil {
 		t.Errorf("good token refused: %d %q", status, body)
+	}
+	// Other clients send it as a Bearer header (RFC 6750 section 2.1); a
+	// request with both ways is refused (section 2: only one).
+	d := websocket.Dialer{Subprotocols: []string{"moonchat.v1"}, HandshakeTimeout: waitLong}
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	conn, _, err := d.Dial("ws://"+srv.addr+"/chat/lobby", hdr)
+	if err != nil {
+		t.Fatalf("Bearer header refused: %v", err)
+	}
+	conn.Close()
+	_, resp, err := d.Dial("ws://"+srv.addr+"/chat/lobby?token="+url.QueryEscape(tok), hdr)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("token in header and query: err %v, response %v; want 401", err, resp)
 	}
 }
 
