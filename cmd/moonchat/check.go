@@ -34,11 +34,6 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := newAuthenticator(&cfg.Auth); err != nil {
 		return err
 	}
-	if len(cfg.Rooms) > 0 {
-		// Valid, but serve refuses them (chat.ErrRoomRulesNotEnforced):
-		// say so here rather than let "ok" promise a server that starts.
-		slog.New(slog.NewTextHandler(stderr, nil)).Warn("[rooms] tables are valid but not enforced by this version: moonchat serve refuses to start with them", "tables", len(cfg.Rooms))
-	}
 	configLine := "config: " + cfg.Source
 	if cfg.Source == builtinSource && *configPath == "" {
 		configLine += " (no ./" + defaultConfigFile + ")"

@@ -11,10 +11,11 @@ import (
 // Room permission rules ([rooms."PATTERN"] tables in config.toml, issue
 // 12): who may read, post and moderate in which rooms, and whether a
 // room's history is public over HTTP. This file holds the rules as a
-// value and the decision; the server's paths (join, post, /api/history,
-// /api/rooms, WebSocket history requests, Lua's chat.history) do not
-// consult them yet, and New refuses rules rather than run with rules that
-// would not apply (Config.RoomRules).
+// value and the decision, and the Server's helpers that apply them on
+// every path: joining (read), posting (post), WebSocket history requests
+// (read), /api/history (an anonymous caller: guest read and public
+// history) and /api/rooms (rooms a guest may read). Lua's chat.history
+// reads as the server itself, for no user (docs/lua.md).
 //
 // Patterns are path.Match globs over room names, restricted to what can
 // match a room name: room-name characters (A-Z a-z 0-9 - _ .) stand for
@@ -135,11 +136,6 @@ func (c *compiledRule) more(d *compiledRule) bool {
 	}
 	return c.stars < d.stars
 }
-
-// ErrRoomRulesNotEnforced is New's answer to a Config with room rules:
-// the server's paths do not consult them yet, and running would leave open
-// the rooms they close (fail closed).
-var ErrRoomRulesNotEnforced = errors.New("not enforced by this version of the chat server; remove the [rooms] tables to run")
 
 // ErrInvalidPattern marks a room pattern that is not valid.
 var ErrInvalidPattern = errors.New("invalid room pattern")
@@ -372,4 +368,50 @@ func RoomAllowed(patterns []string, room string) bool {
 		}
 	}
 	return false
+}
+
+// rolesOrGuest returns roles, or the guest role when there are none: a
+// caller without roles is a guest (anonymous HTTP callers, and every
+// member until the identity layer fills User.Roles).
+func rolesOrGuest(roles []string) []string {
+	if len(roles) == 0 {
+		return []string{RoleGuest}
+	}
+	return roles
+}
+
+// allows reports whether a caller with roles may do action in room under
+// Config.RoomRules (no rules: everything is allowed, at no cost).
+func (s *Server) allows(room string, roles []string, action Action) bool {
+	if s.cfg.RoomRules.Len() == 0 {
+		return true
+	}
+	return s.cfg.RoomRules.Allows(room, rolesOrGuest(roles), action)
+}
+
+// readRefusal returns why a caller with roles may not join room, or ""
+// when it may. It is the one decision for joins, whether taken in the
+// room (membership.go, close 1008) or before the upgrade (HTTP 403).
+func (s *Server) readRefusal(room string, roles []string) string {
+	if s.allows(room, roles, ActionRead) {
+		return ""
+	}
+	return "you may not read " + room
+}
+
+// anonymousHistoryRefusal returns why an anonymous HTTP caller (a guest:
+// there are no HTTP credentials yet) may not read room's history over
+// /api/history, or "" when it may: the room must be readable by a guest
+// and its history public (RoomRule.History).
+func (s *Server) anonymousHistoryRefusal(room string) string {
+	if s.cfg.RoomRules.Len() == 0 {
+		return ""
+	}
+	if !s.allows(room, nil, ActionRead) {
+		return "you may not read " + room
+	}
+	if !s.cfg.RoomRules.HistoryPublic(room) {
+		return "the history of " + room + " is not public"
+	}
+	return ""
 }

@@ -236,24 +236,19 @@ func TestRoomAllowed(t *testing.T) {
 	}
 }
 
-// TestNewRefusesUnenforcedRoomRules: until the server's paths consult
-// them, New refuses rules instead of running with rooms open that they
-// close; no rules (nil or empty) runs as before.
-func TestNewRefusesUnenforcedRoomRules(t *testing.T) {
+// TestNewAcceptsRoomRules: New runs with rules (they are enforced, see
+// access_e2e_test.go) and without (nil or empty), as before.
+func TestNewAcceptsRoomRules(t *testing.T) {
 	cfg := chat.Config{DefaultRoom: "lobby", MaxConnections: 1, MaxNameLength: 24, MaxRooms: 1, MaxTextBytes: 100, APILimit: 10}
 	rr, err := chat.NewRoomRules([]chat.RoomRule{rule("*", roles("user"), roles("user"), nil, false)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RoomRules = rr
-	if _, err := chat.New(cfg, nil, nil); !errors.Is(err, chat.ErrRoomRulesNotEnforced) {
-		t.Fatalf("New with rules: err = %v, want ErrRoomRulesNotEnforced", err)
-	}
-	for _, none := range []*chat.RoomRules{nil, {}} {
-		cfg.RoomRules = none
+	for _, rules := range []*chat.RoomRules{rr, nil, {}} {
+		cfg.RoomRules = rules
 		srv, err := chat.New(cfg, nil, nil)
 		if err != nil {
-			t.Fatalf("New without rules: %v", err)
+			t.Fatalf("New with %d rules: %v", rules.Len(), err)
 		}
 		if err := srv.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)

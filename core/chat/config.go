@@ -82,9 +82,9 @@ type Config struct {
 	DeliverOnHookFailure bool
 	// RoomRules are the [rooms."PATTERN"] tables of config.toml: who may
 	// read, post and moderate where (access.go). nil or no rules: every
-	// room is open to everyone, as before rules existed. NOT ENFORCED YET
-	// (issue 12): no path consults them, so New refuses a Config with
-	// rules rather than serve rooms open that the rules close.
+	// room is open to everyone, as before rules existed. Enforced on every
+	// path (access.go): join, post, WebSocket history requests,
+	// /api/history and /api/rooms; a member without roles is a guest.
 	RoomRules *RoomRules
 	// Authenticator turns each WebSocket handshake into an identity or a
 	// refusal (HTTP 401/403 before the upgrade). nil: everyone is a guest.
@@ -166,9 +166,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.AnnounceInterval < 0 {
 		return cfg, fmt.Errorf("announce interval %v: must not be negative (0 = never coalesce)", cfg.AnnounceInterval)
-	}
-	if n := cfg.RoomRules.Len(); n > 0 {
-		return cfg, fmt.Errorf("room rules (%d): %w", n, ErrRoomRulesNotEnforced)
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = defaultMaxPending

@@ -77,6 +77,13 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, reasonOf(err))
 		return
 	}
+	if reason := s.anonymousHistoryRefusal(room); reason != "" {
+		// There are no HTTP credentials yet: every caller is a guest.
+		s.metrics.historyRefused.Add(1)
+		s.log.Info("chat: /api/history refused by the room rules", "room", room, "remote", r.RemoteAddr, "reason", reason)
+		jsonError(w, http.StatusForbidden, reason)
+		return
+	}
 	parseID := func(key string) (uint64, bool, bool) {
 		if !q.Has(key) {
 			return 0, false, true
@@ -162,11 +169,15 @@ func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]row, 0, len(stats)+len(live))
 	for _, st := range stats {
-		rows = append(rows, row{st, live[st.Name]})
+		if s.allows(st.Name, nil, ActionRead) { // anonymous: a guest
+			rows = append(rows, row{st, live[st.Name]})
+		}
 		delete(live, st.Name)
 	}
 	for name, n := range live {
-		rows = append(rows, row{RoomStat{Name: name}, n})
+		if s.allows(name, nil, ActionRead) {
+			rows = append(rows, row{RoomStat{Name: name}, n})
+		}
 	}
 	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.Name, b.Name) })
 

@@ -55,6 +55,13 @@ func (r *room) join(m *member) {
 	if name == "" {
 		name = "guest-" + strconv.FormatUint(s.guestSeq.Add(1), 10)
 	}
+	if reason := s.readRefusal(r.name, m.roles); reason != "" {
+		// Before the join hook: scripts never see a member the room
+		// rules keep out.
+		s.log.Info("chat: join refused by the room rules", "room", r.name, "remote", m.addr)
+		s.refuse(m, ws.StatusPolicyViolation, reason)
+		return
+	}
 	if s.hooks != nil {
 		var ok bool
 		if name, ok = r.joinHook(m, name); !ok {

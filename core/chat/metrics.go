@@ -40,10 +40,12 @@ type metrics struct {
 	dropBinary     counter
 	dropHook       counter
 	dropBadRequest counter
+	dropNotAllowed counter // refused by the room rules (access.go)
 	appendErrors   counter // dropped with reason store_error
 	slowConsumers  counter // connections closed as slow consumers
 	refused        counter // connections refused (name, room, full, hook)
 	hostRefused    counter // HTTP requests refused for their Host (421)
+	historyRefused counter // history requests refused by the room rules
 	authRefused401 counter // handshakes refused by the Authenticator with 401
 	authRefused403 counter // ... with 403
 	hookFailures   [numHookKinds][numHookFailReasons]counter
@@ -125,12 +127,14 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	}{
 		{&m.dropFlood, "flood"}, {&m.dropTooLong, "too_long"}, {&m.dropBinary, "binary"},
 		{&m.dropHook, "hook"}, {&m.dropBadRequest, "bad_request"}, {&m.appendErrors, "store_error"},
+		{&m.dropNotAllowed, "not_allowed"},
 	} {
 		*d.c = counter{dropped.WithLabelValues(d.reason)}
 	}
 
 	m.slowConsumers = newCounter("moonchat_slow_consumers_total", "Connections closed because their write queue stayed full (their deliveries were dropped).")
 	m.refused = newCounter("moonchat_connections_refused_total", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
+	m.historyRefused = newCounter("moonchat_history_refused_total", "History requests (/api/history, WebSocket history events) refused by the room rules.")
 	m.hostRefused = newCounter("moonchat_host_refused_total", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")
 
 	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{

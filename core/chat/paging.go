@@ -88,6 +88,13 @@ func (r *room) answerHistory(m *member, q pageRequest) {
 	if !m.joined.Load() {
 		return
 	}
+	if reason := s.readRefusal(r.name, m.roles); reason != "" {
+		// Joining needed read already; this holds should a member's roles
+		// ever change while it is in the room.
+		s.metrics.historyRefused.Add(1)
+		m.write(appendJSONError(nil, codeNotAllowed, reason))
+		return
+	}
 	// Flushed first, so that every message m already has live is older
 	// than the page's snapshot of history.
 	r.flushAndWait()

@@ -30,6 +30,15 @@ func (r *room) post(ops []op) {
 		if !m.joined.Load() {
 			continue // refused, or left before its message came up
 		}
+		if !s.allows(r.name, m.roles, ActionPost) {
+			// Before the hooks: a message the rules refuse is not seen by
+			// scripts, stored or delivered (and commands, which scripts
+			// answer, are unavailable to this member here).
+			s.metrics.dropNotAllowed.Add(1)
+			s.log.Debug("chat: message refused by the room rules", "room", r.name, "session", m.id)
+			r.out.notice(m, m.appendError(nil, codeNotAllowed, "message not sent: you may not post in "+r.name))
+			continue
+		}
 		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action, Account: m.acct}
 		if s.hooks != nil && !r.messageHook(m, msg) {
 			continue

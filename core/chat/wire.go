@@ -29,6 +29,7 @@ const (
 	codeDropped    = "dropped"
 	codeRefused    = "refused"
 	codeNoHistory  = "no_history"
+	codeNotAllowed = "not_allowed" // the room rules refuse it (access.go)
 	// codeUnknownCommand is only ever set by hooks (MessageResult.Code).
 	codeUnknownCommand = "unknown_command"
 )
