@@ -38,8 +38,15 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 	for i := range next {
 		next[i] = now.Add(st.timers[i].interval)
 	}
-	t := e.clock.NewTimer(time.Hour)
-	defer t.Stop()
+	// The timer is made at the first deadline, not made idle and then
+	// Reset: a timer exists only armed for the tick it waits for, which is
+	// what a test's fake clock sees (Active) before it advances.
+	var t Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		i := 0
 		for j := range next {
@@ -47,7 +54,11 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 				i = j
 			}
 		}
-		t.Reset(next[i].Sub(e.clock.Now()))
+		if d := next[i].Sub(e.clock.Now()); t == nil {
+			t = e.clock.NewTimer(d)
+		} else {
+			t.Reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			return
