@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -112,17 +111,7 @@ func TestConfigRoomRulesErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := loadConfig(writeConfig(t, tt.toml))
-			if err == nil {
-				t.Fatalf("no error for:\n%s", tt.toml)
-			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error is not ErrConfig: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
-			}
+			wantConfigError(t, err, tt.toml, tt.want)
 		})
 	}
 }

@@ -292,18 +292,25 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := loadConfig("")
-			if err == nil {
-				t.Fatalf("no error for:\n%s", tt.toml)
-			}
-			if !errors.Is(err, ErrConfig) {
-				t.Errorf("error is not ErrConfig: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
-			}
+			wantConfigError(t, err, tt.toml, tt.want)
 		})
+	}
+}
+
+// wantConfigError checks that loading toml failed with an ErrConfig whose
+// text contains every one of want.
+func wantConfigError(t *testing.T, err error, toml string, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error for:\n%s", toml)
+	}
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("error is not ErrConfig: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\ndoes not contain %q", err, w)
+		}
 	}
 }
 
