@@ -29,6 +29,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"history":   st.apiHistory,
 		"redact":    st.apiRedact,
 		"commands":  st.apiCommands,
+		"has_role":  apiHasRole,
 		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
 
 		"password_hash":  st.apiPasswordHash,
@@ -55,7 +56,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 // test (docs/lua.md must describe each of them).
 var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
-	"rooms", "history", "redact", "commands", "log",
+	"rooms", "history", "redact", "commands", "log", "has_role",
 	"password_hash", "password_check",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
@@ -399,14 +400,55 @@ func (st *state) apiKVKeys(L *lua.LState, script string) int {
 	return 1
 }
 
-// userTable is the Lua view of a member: {name, room, session, addr}.
+// userTable is the Lua view of a member: {name, room, session, addr, id,
+// roles}. id is nil for a guest; roles is a fresh array, so a handler that
+// changes it changes only its own copy.
 func userTable(L *lua.LState, u chat.User) *lua.LTable {
-	t := L.CreateTable(0, 4)
+	t := L.CreateTable(0, 6)
 	t.RawSetString("name", lua.LString(u.Name))
 	t.RawSetString("room", lua.LString(u.Room))
 	t.RawSetString("session", lua.LNumber(u.SessionID))
 	t.RawSetString("addr", lua.LString(u.Addr))
+	if u.ID != "" {
+		t.RawSetString("id", lua.LString(u.ID))
+	}
+	t.RawSetString("roles", rolesTable(L, u.Roles))
 	return t
+}
+
+// rolesTable returns roles as a Lua array.
+func rolesTable(L *lua.LState, roles []string) *lua.LTable {
+	t := L.CreateTable(len(roles), 0)
+	for i, r := range roles {
+		t.RawSetInt(i+1, lua.LString(r))
+	}
+	return t
+}
+
+// chat.has_role(user, role) -> bool: whether the user table's roles (as
+// hooks and commands get them) include role. It reads the table rather
+// than asking the server, so it also answers for a user who has left.
+func apiHasRole(L *lua.LState) int {
+	ut, ok := L.Get(1).(*lua.LTable)
+	if !ok {
+		L.RaiseError("chat.has_role: argument #1 must be a user table, got %s", L.Get(1).Type())
+	}
+	role, ok := L.Get(2).(lua.LString)
+	if !ok {
+		L.RaiseError("chat.has_role: argument #2 must be a string, got %s", L.Get(2).Type())
+	}
+	roles, ok := ut.RawGetString("roles").(*lua.LTable)
+	if !ok {
+		L.RaiseError("chat.has_role: argument #1 must be a user table (it has no roles array)")
+	}
+	for i, n := 1, roles.Len(); i <= n; i++ {
+		if roles.RawGetInt(i) == role {
+			L.Push(lua.LTrue)
+			return 1
+		}
+	}
+	L.Push(lua.LFalse)
+	return 1
 }
 
 // noopHost is the host before Bind and in Check: it accepts everything and

@@ -196,9 +196,9 @@ func (l *logBuf) String() string {
 }
 
 var (
-	alice = chat.User{SessionID: 1, Name: "alice", Room: "lobby", Addr: "127.0.0.1:5001"}
-	bob   = chat.User{SessionID: 2, Name: "bob", Room: "lobby", Addr: "127.0.0.1:5002"}
-	carol = chat.User{SessionID: 3, Name: "carol", Room: "dev", Addr: "127.0.0.1:5003"}
+	alice = chat.User{SessionID: 1, Name: "alice", Room: "lobby", Addr: "127.0.0.1:5001", Roles: []string{"guest"}}
+	bob   = chat.User{SessionID: 2, Name: "bob", Room: "lobby", Addr: "127.0.0.1:5002", Roles: []string{"guest"}}
+	carol = chat.User{SessionID: 3, Name: "carol", Room: "dev", Addr: "127.0.0.1:5003", Roles: []string{"guest"}}
 )
 
 // rig is an engine with a fake host, an in-memory KV and a captured log.

@@ -189,6 +189,26 @@ func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
 	ut.RawSetString("room", st.msgRoomV)
 	ut.RawSetString("session", st.msgSessV)
 	ut.RawSetString("addr", st.msgAddrV)
+	if st.msgIDV == nil || string(st.msgID) != u.ID {
+		st.msgID = lua.LString(u.ID)
+		st.msgIDV = st.msgID
+		if u.ID == "" {
+			st.msgIDV = lua.LNil
+		}
+	}
+	// Setting nil deletes the field but keeps its place in the key order,
+	// so roles stays the last field (checkMsgTable relies on that).
+	ut.RawSetString("id", st.msgIDV)
+	if !st.sameRoles(u.Roles) {
+		// A new roles array only when the roles change or a handler
+		// changed the last one: a guest's ["guest"] is built once.
+		st.msgRolesT = rolesTable(st.L, u.Roles)
+		st.msgRolesLast = lua.LValue(lua.LNil)
+		if len(u.Roles) > 0 {
+			st.msgRolesLast = lua.LNumber(len(u.Roles))
+		}
+	}
+	ut.RawSetString("roles", st.msgRolesT)
 	st.msg.RawSetString("user", ut)
 	st.msg.RawSetString("room", st.msgRoomV)
 	if m.Action {
@@ -218,9 +238,26 @@ func (st *state) checkMsgTable(action bool) {
 	if t == nil || ut == nil {
 		return
 	}
-	if action || t.Metatable != lua.LNil || ut.Metatable != lua.LNil || hasMore(t, lua.LString("text")) || hasMore(ut, lua.LString("addr")) {
+	if action || t.Metatable != lua.LNil || ut.Metatable != lua.LNil || hasMore(t, lua.LString("text")) || hasMore(ut, lua.LString("roles")) {
 		st.msg, st.msgUserT = nil, nil
 	}
+}
+
+// sameRoles reports whether the cached msg.user.roles array still holds
+// exactly roles: no metatable, the same items, no other keys. A handler may
+// have changed it in place; then it is rebuilt rather than passed on.
+func (st *state) sameRoles(roles []string) bool {
+	t := st.msgRolesT
+	if t == nil || t.Metatable != lua.LNil || t.Len() != len(roles) {
+		return false
+	}
+	for i, r := range roles {
+		if v, ok := t.RawGetInt(i + 1).(lua.LString); !ok || string(v) != r {
+			return false
+		}
+	}
+	k, _ := t.Next(st.msgRolesLast)
+	return k == lua.LNil
 }
 
 // hasMore reports whether t has a field besides the ones msgTable and

@@ -56,7 +56,10 @@ func TestMessageUserSameShape(t *testing.T) {
 	r := newRig(t, map[string]string{"a.lua": `
 local function shape(u)
   local keys = {}
-  for k, v in pairs(u) do keys[#keys + 1] = k .. "=" .. tostring(v) end
+  for k, v in pairs(u) do
+    if k == "roles" then v = table.concat(v, "+") end
+    keys[#keys + 1] = k .. "=" .. tostring(v)
+  end
   table.sort(keys)
   return table.concat(keys, ",")
 end
@@ -69,7 +72,7 @@ end)`})
 	r.e.Join(t.Context(), alice)
 	r.say(alice, "/shape")
 	r.say(alice, "hello")
-	want := "addr=127.0.0.1:5001,name=alice,room=lobby,session=1"
+	want := "addr=127.0.0.1:5001,name=alice,roles=guest,room=lobby,session=1"
 	for _, k := range []string{"join", "command", "message"} {
 		if v, _, _ := r.kv.Get("a.lua", k); v != want {
 			t.Errorf("%s handler's user = %q, want %q", k, v, want)

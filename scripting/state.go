@@ -114,6 +114,12 @@ type state struct {
 	msgTextV lua.LValue
 	msgAddrV lua.LValue
 	msgSessV lua.LValue
+	msgID    lua.LString
+	msgIDV   lua.LValue // nil for a guest
+	// msg.user.roles, reused while the sender's roles are the same, and
+	// its last array index boxed once (sameRoles looks past it).
+	msgRolesT    *lua.LTable
+	msgRolesLast lua.LValue
 
 	// Timer goroutine control; guarded by Engine.mu.
 	timerStop chan struct{}
