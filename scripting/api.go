@@ -464,5 +464,7 @@ func (noopHost) Users(string) []chat.User                    { return nil }
 func (noopHost) Rooms() []string                             { return nil }
 func (noopHost) History(string, int) ([]chat.Message, error) { return nil, nil }
 func (noopHost) Redact(string, uint64) error                 { return nil }
+func (noopHost) Grant(uint64, string) error                  { return nil }
+func (noopHost) Revoke(uint64, string) error                 { return nil }
 
 var _ chat.Host = noopHost{}

@@ -168,6 +168,16 @@ func (h *fakeHost) Redact(room string, id uint64) error {
 	return nil
 }
 
+func (h *fakeHost) Grant(sessionID uint64, role string) error {
+	h.record(hostCall{Method: "Grant", ID: sessionID, Text: role})
+	return nil
+}
+
+func (h *fakeHost) Revoke(sessionID uint64, role string) error {
+	h.record(hostCall{Method: "Revoke", ID: sessionID, Text: role})
+	return nil
+}
+
 // take returns and forgets the calls recorded so far.
 func (h *fakeHost) take() []hostCall {
 	h.mu.Lock()

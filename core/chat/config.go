@@ -89,6 +89,26 @@ type Config struct {
 	// Authenticator turns each WebSocket handshake into an identity or a
 	// refusal (HTTP 401/403 before the upgrade). nil: everyone is a guest.
 	Authenticator Authenticator
+	// GuestPrefix is [auth] guest_prefix: when not empty, a guest asking
+	// for a name an account owns is given GuestPrefix+name (then made
+	// unique as usual) instead of the name's numbered variant ("alice-2").
+	GuestPrefix string
+	// Routes are extra HTTP handlers by exact path (such as
+	// "/api/login"), served behind the same Host check as every other
+	// path; cmd/moonchat adds the login endpoints here. A path the server
+	// serves itself cannot be replaced (New refuses it).
+	Routes map[string]http.Handler
+	// AdminToken is [admin] token: the bearer token of the admin API
+	// (admin.go, docs/protocol.md), compared in constant time. Empty: the
+	// admin API is off (its paths answer 404).
+	AdminToken string
+	// AdminSeparate is true when [admin] listen is set: ServeHTTP then
+	// serves neither the admin API nor /metrics, and cmd/moonchat serves
+	// AdminHandler on the admin address instead.
+	AdminSeparate bool
+	// MetricsNeedToken is [admin] protect_metrics: /metrics answers only
+	// requests bearing AdminToken (401 otherwise).
+	MetricsNeedToken bool
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval).

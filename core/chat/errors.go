@@ -25,6 +25,12 @@ var (
 	// ErrInvalidText is returned (wrapped with the reason) for a message
 	// text the server does not accept (control characters).
 	ErrInvalidText = errors.New("invalid text")
+	// ErrBuiltinRole is returned by Host.Grant and Host.Revoke for the
+	// built-in roles "guest" and "user", which only credentials decide.
+	ErrBuiltinRole = errors.New("guest and user are built-in roles: credentials decide them")
+	// ErrInvalidRole is returned (wrapped with the reason) for a role name
+	// that is empty, too long or holds spaces or control characters.
+	ErrInvalidRole = errors.New("invalid role")
 	// ErrServerClosed is returned by Host methods after Shutdown.
 	ErrServerClosed = errors.New("the server is shutting down")
 )

@@ -99,6 +99,36 @@ type Authenticator interface {
 	Authenticate(r *http.Request, room string) (id Identity, ok bool, err error)
 }
 
+// TokenRefresher is an optional interface of an Authenticator: one that
+// implements it lets a moonchat.v1 client replace its credentials before
+// they expire ({"type":"token","token":…}, docs/protocol.md). Without it,
+// or when the new token is refused, a connection whose credentials expire
+// is closed with close code 4001 ("token expired") when they do.
+type TokenRefresher interface {
+	// Refresh verifies token as the new credentials of a connection in
+	// room. The chat server accepts the result only when it names the
+	// same account (Identity.ID) the connection already has, and then
+	// takes its Expires (the session's roles and name do not change). A
+	// refusal is an error, an *AuthError when it has a reason to show.
+	Refresh(token, room string) (Identity, error)
+}
+
+// NameOwners is an optional interface of a History: one that implements it
+// keeps which account owns which nick across restarts, so that an
+// account's name stays its own while it is offline and after a restart (a
+// guest or another account asking for it gets a variant). Without it the
+// chat server remembers owners only while the process runs. The chat
+// server type-asserts it, as it does RoomLister.
+type NameOwners interface {
+	// NameOwners returns every owned name: account id → the name it owns.
+	// The chat server calls it once, from New.
+	NameOwners() (map[string]string, error)
+	// SetNameOwner records durably that account id now owns name, and no
+	// longer the name it owned before (an account owns one name: the one
+	// it was last given). It returns once the change is on disk.
+	SetNameOwner(id, name string) error
+}
+
 // JoinResult is what Hooks.Join decides about a newcomer.
 type JoinResult struct {
 	// Name replaces the requested name when non-empty. The chat server still
@@ -251,6 +281,15 @@ type Host interface {
 	// Redact deletes a stored message for good and tells the room's live
 	// members so that pages can hide it.
 	Redact(room string, id uint64) error
+	// Grant gives a member role for the rest of its session (not its
+	// account: a new connection starts with its credentials' roles), and
+	// Revoke takes it away. Room rules see the change at the member's next
+	// action; moonchat.v1 clients in the room are told (docs/protocol.md).
+	// The built-in roles "guest" and "user" cannot be granted or revoked
+	// (ErrBuiltinRole); granting a role the member has, or revoking one it
+	// lacks, is not an error.
+	Grant(sessionID uint64, role string) error
+	Revoke(sessionID uint64, role string) error
 }
 
 // History stores every message before it is broadcast and serves it back.
