@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/moonchat/moonchat/core/ws"
 )
@@ -25,9 +26,10 @@ type member struct {
 	// from the request
 	roomName  string
 	requested string
-	account   string   // Identity.ID; "" for a guest
-	roles     []string // "guest", or "user" and the credentials' roles
-	acct      *Account // nil for a guest; shared by the member's messages
+	account   string    // Identity.ID; "" for a guest
+	roles     []string  // "guest", or "user" and the credentials' roles
+	acct      *Account  // nil for a guest; shared by the member's messages
+	expires   time.Time // when the credentials expire (Identity.Expires); zero = never
 	since     uint64
 	hasSince  bool
 	// refuseCode != 0: the connection is refused right after the upgrade.

@@ -46,7 +46,7 @@ type metrics struct {
 	refused        counter // connections refused (name, room, full, hook)
 	hostRefused    counter // HTTP requests refused for their Host (421)
 	historyRefused counter // history requests refused by the room rules
-	authRefused401 counter // handshakes refused by the Authenticator with 401
+	authRefused401 counter // handshakes and API requests refused by authentication with 401
 	authRefused403 counter // ... with 403
 	hookFailures   [numHookKinds][numHookFailReasons]counter
 	hookJoin       histogram
@@ -139,7 +139,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 
 	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_auth_refused_total",
-		Help: "WebSocket handshakes refused before the upgrade by authentication, by HTTP status (401 no or bad credentials, 403 not allowed here).",
+		Help: "Requests refused by authentication (WebSocket handshakes before the upgrade, /api/session, /api/history, /api/rooms), by HTTP status (401 no or bad credentials, 403 not allowed here).",
 	}, []string{"status"})
 	reg.MustRegister(authRefused)
 	m.authRefused401 = counter{authRefused.WithLabelValues("401")}

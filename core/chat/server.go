@@ -148,10 +148,11 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	account, roles, name, ok := s.authenticate(w, r, room)
+	id, ok := s.authenticate(w, r, room)
 	if !ok {
 		return
 	}
+	account, roles, name := id.account, id.roles, id.name
 	q := r.URL.Query()
 	requested := q.Get("name")
 	if account != "" {
@@ -163,7 +164,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 			requested = account
 		}
 	}
-	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles}
+	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles, expires: id.expires}
 	if account != "" {
 		m.acct = &Account{ID: account, Roles: roles}
 	}
@@ -197,21 +198,40 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	}
 }
 
-// authenticate asks Config.Authenticator about r before the upgrade. It
-// returns the account id ("" for a guest), the member's roles and the
-// account's nick; false means r was refused: answered with the status and
-// a one-line reason, logged (remote address and reason, never the
-// credentials) and counted in moonchat_auth_refused_total.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, room string) (account string, roles []string, name string, ok bool) {
+// identity is who a request is, as identify found it: an account (its
+// id, nick, roles and expiry) or a guest.
+type identity struct {
+	account string    // Identity.ID; "" for a guest
+	name    string    // the account's nick (Identity.Name, default its id); "" for a guest
+	roles   []string  // "guest", or "user" and the credentials' roles
+	rooms   []string  // the credentials' rooms claim (RoomAllowed); nil = not narrowed
+	expires time.Time // when the credentials expire; zero = never (and for a guest)
+}
+
+// guest reports whether id is a guest (no account).
+func (id *identity) guest() bool { return id.account == "" }
+
+// identify asks Config.Authenticator who r is, for room: the one decision
+// shared by WebSocket handshakes, /api/session, /api/history and
+// /api/rooms. A refusal is an *AuthError with status 401 (no or bad
+// credentials: an Authenticator's error that is not an *AuthError, or
+// carries another status, fails closed to 401) or 403 (not allowed here:
+// the Authenticator's 403, or a rooms claim that excludes room). A refusal
+// is logged (remote address, path and reason, never the credentials) and
+// counted in moonchat_auth_refused_total. room "" asks about no room in
+// particular (/api/rooms): the rooms claim is then returned in
+// identity.rooms for the caller to apply to each room.
+func (s *Server) identify(r *http.Request, room string) (identity, *AuthError) {
+	guest := identity{roles: []string{RoleGuest}}
 	if s.cfg.Authenticator == nil {
-		return "", []string{"guest"}, "", true
+		return guest, nil
 	}
 	id, authed, err := s.cfg.Authenticator.Authenticate(r, room)
 	if err == nil && authed {
 		switch {
 		case id.ID == "":
 			err = &AuthError{Status: http.StatusUnauthorized, Reason: "credentials name no account"}
-		case id.Rooms != nil && !RoomAllowed(id.Rooms, room):
+		case room != "" && id.Rooms != nil && !RoomAllowed(id.Rooms, room):
 			err = &AuthError{Status: http.StatusForbidden, Reason: "token does not allow room " + strconv.Quote(room)}
 		}
 	}
@@ -225,27 +245,45 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, room strin
 			s.metrics.authRefused403.Add(1)
 		} else {
 			s.metrics.authRefused401.Add(1)
-			// RFC 6750 section 3: a 401 names the scheme it wants.
-			w.Header().Set("WWW-Authenticate", `Bearer realm="moonchat"`)
 		}
-		s.log.Info("chat: connection refused by authentication", "remote", r.RemoteAddr, "room", room, "status", ae.Status, "reason", ae.Reason)
-		http.Error(w, ae.Reason, ae.Status)
-		return "", nil, "", false
+		s.log.Info("chat: request refused by authentication", "remote", r.RemoteAddr, "path", r.URL.Path, "room", room, "status", ae.Status, "reason", ae.Reason)
+		return identity{}, ae
 	}
 	if !authed {
-		return "", []string{"guest"}, "", true
+		return guest, nil
 	}
-	roles = append(make([]string, 0, 1+len(id.Roles)), "user")
+	roles := append(make([]string, 0, 1+len(id.Roles)), RoleUser)
 	for _, role := range id.Roles {
-		if role != "user" && role != "guest" && !slices.Contains(roles, role) {
+		if role != RoleUser && role != RoleGuest && !slices.Contains(roles, role) {
 			roles = append(roles, role)
 		}
 	}
-	name = id.Name
+	name := id.Name
 	if name == "" {
 		name = id.ID
 	}
-	return id.ID, roles, name, true
+	return identity{account: id.ID, name: name, roles: roles, rooms: id.Rooms, expires: id.Expires}, nil
+}
+
+// authenticate is identify for a WebSocket handshake: a refusal is
+// answered before the upgrade with its status and the one-line reason in
+// plain text, and false.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, room string) (identity, bool) {
+	id, ae := s.identify(r, room)
+	if ae != nil {
+		authChallenge(w, ae)
+		http.Error(w, ae.Reason, ae.Status)
+		return identity{}, false
+	}
+	return id, true
+}
+
+// authChallenge sets WWW-Authenticate on a 401: RFC 6750 section 3, a 401
+// names the scheme it wants.
+func authChallenge(w http.ResponseWriter, ae *AuthError) {
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="moonchat"`)
+	}
 }
 
 // reasonOf turns one of our validation errors into a client-facing reason
