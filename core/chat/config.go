@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/moonchat/moonchat/core/ws"
 )
 
@@ -109,6 +111,10 @@ type Config struct {
 	// MetricsNeedToken is [admin] protect_metrics: /metrics answers only
 	// requests bearing AdminToken (401 otherwise).
 	MetricsNeedToken bool
+	// Collectors are extra series for /metrics, registered in the
+	// server's registry beside its own (cmd/moonchat: the login
+	// endpoint's refusals). nil: none. New fails if a name clashes.
+	Collectors []prometheus.Collector
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval).

@@ -48,6 +48,7 @@ type metrics struct {
 	historyRefused counter // history requests refused by the room rules
 	authRefused401 counter // handshakes and API requests refused by authentication with 401
 	authRefused403 counter // ... with 403
+	authRefused503 counter // ... with 503 (the check could not complete)
 	hookFailures   [numHookKinds][numHookFailReasons]counter
 	hookJoin       histogram
 	hookMessage    histogram
@@ -139,11 +140,12 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 
 	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_auth_refused_total",
-		Help: "Requests refused by authentication (WebSocket handshakes before the upgrade, /api/session, /api/history, /api/rooms), by HTTP status (401 no or bad credentials, 403 not allowed here).",
+		Help: "Requests refused by authentication (WebSocket handshakes before the upgrade, /api/session, /api/history, /api/rooms), by HTTP status (401 no or bad credentials, 403 not allowed here, 503 the check could not complete: a connect script failed).",
 	}, []string{"status"})
 	reg.MustRegister(authRefused)
 	m.authRefused401 = counter{authRefused.WithLabelValues("401")}
 	m.authRefused403 = counter{authRefused.WithLabelValues("403")}
+	m.authRefused503 = counter{authRefused.WithLabelValues("503")}
 
 	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "moonchat_hook_duration_seconds",
@@ -213,6 +215,7 @@ func (s *Server) initMetrics() error {
 	if c, ok := s.history.(prometheus.Collector); ok {
 		extra = append(extra, c)
 	}
+	extra = append(extra, s.cfg.Collectors...)
 	m, err := newMetrics(g, s.log, extra...)
 	if err != nil {
 		return err

@@ -76,8 +76,10 @@ type Identity struct {
 
 // AuthError is an Authenticator's refusal: Status is the HTTP status the
 // handshake is answered with (401 for missing or bad credentials, 403 for
-// credentials that are not allowed here) and Reason one line for the
-// client and the log. Reason must never contain the credentials.
+// credentials that are not allowed here, 503 when the check could not
+// complete, such as a connect script that failed: refused, fail closed;
+// any other status is answered 401) and Reason one line for the client
+// and the log. Reason must never contain the credentials.
 type AuthError struct {
 	Status int
 	Reason string

@@ -238,12 +238,15 @@ func (s *Server) identify(r *http.Request, room string) (identity, *AuthError) {
 	if err != nil {
 		ae := &AuthError{Status: http.StatusUnauthorized, Reason: "credentials refused"}
 		var e *AuthError
-		if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
+		if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden || e.Status == http.StatusServiceUnavailable) {
 			ae = e
 		}
-		if ae.Status == http.StatusForbidden {
+		switch ae.Status {
+		case http.StatusForbidden:
 			s.metrics.authRefused403.Add(1)
-		} else {
+		case http.StatusServiceUnavailable: // the check could not complete (a connect script failed): refused
+			s.metrics.authRefused503.Add(1)
+		default:
 			s.metrics.authRefused401.Add(1)
 		}
 		s.log.Info("chat: request refused by authentication", "remote", r.RemoteAddr, "path", r.URL.Path, "room", room, "status", ae.Status, "reason", ae.Reason)
