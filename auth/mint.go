@@ -81,9 +81,12 @@ func NewMinter(cfg MinterConfig) (*Minter, error) {
 	}, nil
 }
 
-// Mint signs a token for id (ID, Name, Roles and Rooms; Expires is
-// ignored) and returns it with its expiry. It refuses an identity a
-// Verifier would refuse, so a minted token always verifies.
+// Mint signs a token for id (ID, Name, Roles, Rooms and LoginTime, when
+// set, as the "login_time" claim) and returns it with its expiry: the
+// Minter's TTL from now, or id.Expires when that is set and earlier (a
+// renewal that must not outlive its session's maximum age). It refuses an
+// identity a Verifier would refuse, and an Expires not after now, so a
+// minted token always verifies.
 func (m *Minter) Mint(id Identity) (token string, expires time.Time, err error) {
 	if id.ID == "" {
 		return "", time.Time{}, fmt.Errorf("auth: mint: %w", ErrMissingSub)
@@ -97,6 +100,12 @@ func (m *Minter) Mint(id Identity) (token string, expires time.Time, err error) 
 	// JWT times are whole seconds (RFC 7519 section 2, NumericDate).
 	now := m.now().Truncate(time.Second)
 	expires = now.Add(m.ttl)
+	if !id.Expires.IsZero() && id.Expires.Before(expires) {
+		expires = id.Expires.Truncate(time.Second)
+		if !expires.After(now) {
+			return "", time.Time{}, fmt.Errorf("auth: mint: %w", ErrExpired)
+		}
+	}
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id.ID,
@@ -108,6 +117,9 @@ func (m *Minter) Mint(id Identity) (token string, expires time.Time, err error) 
 		Name:  id.Name,
 		Roles: id.Roles,
 		Rooms: id.Rooms,
+	}
+	if !id.LoginTime.IsZero() {
+		c.LoginTime = jwt.NewNumericDate(id.LoginTime.Truncate(time.Second))
 	}
 	if m.audience != "" {
 		c.Audience = jwt.ClaimStrings{m.audience}

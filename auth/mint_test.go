@@ -183,3 +183,54 @@ func TestLoadOrCreateSecretRefusesUnsafeFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestMintLoginTimeAndCap (issue 12, /api/token renewals): a minted
+// token carries its login time as "login_time", which Verify returns; an
+// Expires earlier than the TTL caps the token's expiry, and one not after
+// now is refused.
+func TestMintLoginTimeAndCap(t *testing.T) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	m, err := auth.NewMinter(auth.MinterConfig{Secret: secret, TTL: time.Hour, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := t0.Add(-23 * time.Hour)
+	tok, exp, err := m.Mint(auth.Identity{ID: "acct:bob", LoginTime: login, Expires: login.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(t0.Add(time.Hour)) {
+		t.Errorf("expires %v, want the TTL (the cap is later)", exp)
+	}
+	tok2, exp2, err := m.Mint(auth.Identity{ID: "acct:bob", LoginTime: login, Expires: t0.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp2.Equal(t0.Add(10 * time.Minute)) {
+		t.Errorf("expires %v, want the cap", exp2)
+	}
+	if _, _, err := m.Mint(auth.Identity{ID: "acct:bob", Expires: t0}); !errors.Is(err, auth.ErrExpired) {
+		t.Errorf("Mint with Expires = now: %v, want ErrExpired", err)
+	}
+	v := mustNew(t, auth.Config{Secret: secret, RequireExp: true, Now: fixedNow})
+	for _, tk := range []string{tok, tok2} {
+		id, err := v.Verify(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !id.LoginTime.Equal(login) {
+			t.Errorf("login time %v, want %v", id.LoginTime, login)
+		}
+		if id.Claims["sub"] != "acct:bob" || id.Claims["login_time"] != float64(login.Unix()) {
+			t.Errorf("claims %v", id.Claims)
+		}
+	}
+	// A token without it has none.
+	plain, _, err := m.Mint(auth.Identity{ID: "acct:bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := v.Verify(plain); err != nil || !id.LoginTime.IsZero() {
+		t.Errorf("plain token: %+v, %v; want no login time", id, err)
+	}
+}

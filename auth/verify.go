@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -68,6 +69,16 @@ type Identity struct {
 	Roles   []string
 	Rooms   []string
 	Expires time.Time
+	// LoginTime is when the user logged in, for a token a Minter signed
+	// at login (the "login_time" claim, a NumericDate): a renewal carries
+	// it on, so that a session can be held to a maximum age. Zero when
+	// the token has none.
+	LoginTime time.Time
+	// Claims are all of the verified token's claims as JSON decoded them
+	// (numbers are float64), for scripts that read claims of their own
+	// (the connect hook's req.claims). Verify sets it; Mint ignores it.
+	// Treat it as read-only.
+	Claims map[string]any
 }
 
 // Verifier checks tokens against a fixed set of keys. It is safe for
@@ -83,9 +94,23 @@ type Verifier struct {
 // claims is the token payload moonchat reads.
 type claims struct {
 	jwt.RegisteredClaims
-	Name  string   `json:"name,omitempty"`
-	Roles []string `json:"roles,omitempty"`
-	Rooms []string `json:"rooms,omitempty"`
+	Name      string           `json:"name,omitempty"`
+	Roles     []string         `json:"roles,omitempty"`
+	Rooms     []string         `json:"rooms,omitempty"`
+	LoginTime *jwt.NumericDate `json:"login_time,omitempty"`
+	// all is every claim of the payload, for Identity.Claims; filled by
+	// UnmarshalJSON, never marshalled.
+	all map[string]any
+}
+
+// UnmarshalJSON decodes the payload twice: into the fields moonchat
+// checks and, whole, into all, so that scripts see every claim.
+func (c *claims) UnmarshalJSON(data []byte) error {
+	type fields claims // the same fields without this method
+	if err := json.Unmarshal(data, (*fields)(c)); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, &c.all)
 }
 
 // New builds a Verifier, refusing a Config with no key, a weak or
@@ -259,6 +284,10 @@ func identityOf(c *claims) (Identity, error) {
 	if c.ExpiresAt != nil {
 		id.Expires = c.ExpiresAt.Time
 	}
+	if c.LoginTime != nil {
+		id.LoginTime = c.LoginTime.Time
+	}
+	id.Claims = c.all
 	return id, nil
 }
 

@@ -288,3 +288,23 @@ func TestVerifyHonoursKid(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyClaims (issue 12): Identity.Claims holds every claim of a
+// verified token, its own too, for the connect hook's req.claims.
+func TestVerifyClaims(t *testing.T) {
+	k := newKeys(t)
+	id, err := mustNew(t, fullConfig(k)).Verify(sign(t, jwt.SigningMethodHS256, k.secret, good(func(c jwt.MapClaims) {
+		c["team"] = "blue"
+		c["level"] = 3
+		c["tags"] = []string{"a", "b"}
+	}), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Claims["team"] != "blue" || id.Claims["level"] != float64(3) || id.Claims["sub"] != "u-42" {
+		t.Errorf("claims %v", id.Claims)
+	}
+	if tags, _ := id.Claims["tags"].([]any); len(tags) != 2 || tags[0] != "a" {
+		t.Errorf("tags %#v", id.Claims["tags"])
+	}
+}
