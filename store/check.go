@@ -18,13 +18,15 @@ const verifyCheckEvery = 1024
 
 // VerifyStats summarises a Verify scan.
 type VerifyStats struct {
-	// Rooms and Records count what was read.
-	Rooms, Records int
+	// Rooms and Records count what was read; Names counts the owned-name
+	// entries read.
+	Rooms, Records, Names int
 	// Corrupt counts the message records that failed verification
 	// (reported as *CorruptRecord).
 	Corrupt int
 	// Problems counts everything else found wrong: bbolt's page checks,
-	// meta records, IDs outside a room's range, wrong counts.
+	// meta records, IDs outside a room's range, wrong counts, corrupt
+	// owned-name entries.
 	Problems int
 }
 
@@ -34,9 +36,10 @@ func (s VerifyStats) OK() bool { return s.Corrupt == 0 && s.Problems == 0 }
 // Verify reads the whole file and calls report for every problem it finds,
 // in file order: first bbolt's own page consistency check (when that fails,
 // the tree is not walked: walking it may panic), then the invariants of the
-// package documentation for every record: its CRC-32C (version 2 records),
+// package documentation for every record: its CRC-32C (versions 2 and 3),
 // that it decodes, that its ID and room match its key and bucket, that IDs
-// lie in (Pruned, LastID], and each room's Count. A bad record is reported
+// lie in (Pruned, LastID], each room's Count, and the owned-name entries
+// (nameOwners' invariant 1). A bad record is reported
 // as a *CorruptRecord (errors.As), anything else as an error wrapping
 // ErrCorrupt. Verify neither logs nor counts what it finds (the read paths
 // do), and reads in one transaction: on a big file, do it with the server
@@ -69,6 +72,16 @@ func (db *DB) Verify(ctx context.Context, report func(error)) (VerifyStats, erro
 		if _, err := db.verify(tx, func(error) error { return nil }); err != nil {
 			problem(err)
 			return nil
+		}
+		err := namesOf(tx).forEach(func(id, _ string, err error) error {
+			st.Names++
+			if err != nil {
+				problem(fmt.Errorf("owned name of account %q: %w", id, err))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
 		if rooms == nil {

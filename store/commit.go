@@ -12,7 +12,7 @@ import (
 
 // Group commit.
 //
-// Every durable write (Append, Set, Delete) becomes a request on db.reqs and
+// Every durable write (Append, Set, Delete, SetNameOwner) becomes a request on db.reqs and
 // waits for its done channel. One goroutine, the committer, takes the first
 // queued request, then everything else already queued (up to
 // maxBatchMessages), and writes them all in one bbolt transaction: one fsync
@@ -31,6 +31,7 @@ type request struct {
 	msgs []chat.Message // Append: copies of the caller's messages
 	ids  []uint64       // Append: IDs assigned, written by the committer
 	kv   *kvOp          // Set/Delete
+	name *nameOp        // SetNameOwner
 	done chan error     // buffered(1): the committer never blocks on it
 }
 
@@ -41,7 +42,7 @@ type kvOp struct {
 }
 
 func (r *request) size() int {
-	if r.kv != nil {
+	if r.kv != nil || r.name != nil {
 		return 1
 	}
 	return len(r.msgs)
@@ -143,6 +144,12 @@ func (db *DB) commit(batch []*request) error {
 				}
 				continue
 			}
+			if r.name != nil {
+				if err := applyName(tx, r.name); err != nil {
+					return err
+				}
+				continue
+			}
 			r.ids = r.ids[:0]
 			for i := range r.msgs {
 				m := &r.msgs[i]
@@ -215,6 +222,9 @@ func (db *DB) Append(ctx context.Context, msgs []*chat.Message) error {
 		}
 		if m.Room == "" || len(m.Room) > maxRoomLen {
 			return fmt.Errorf("append to history %s: %w: room name of %d bytes", db.path, ErrInvalid, len(m.Room))
+		}
+		if err := checkAccount(m.Account); err != nil {
+			return fmt.Errorf("append to history %s: %w", db.path, err)
 		}
 		if recordSize(m) > maxValueLen {
 			return fmt.Errorf("append to history %s: %w: message of %d bytes", db.path, ErrInvalid, recordSize(m))

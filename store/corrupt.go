@@ -12,7 +12,7 @@ import (
 // Corrupt records.
 //
 // A message record that fails verification — its CRC-32C does not match
-// (version 2), it does not decode, or its ID or room disagree with the key
+// (versions 2 and 3), it does not decode, or its ID or room disagree with the key
 // and bucket it is stored under — is never served: serving altered history
 // is never acceptable. Nor does it take its room down: the read paths
 // (Recent, Before, After, Query, the retention and DeleteUser scans, and
@@ -101,6 +101,8 @@ type corruption struct {
 type recordRef struct {
 	room string
 	id   uint64
+	// account is set (and room, id are zero) for an owned-name entry.
+	account string
 }
 
 // skip reports a corrupt record met by a read path and tells it to go on:
@@ -111,25 +113,42 @@ func (db *DB) skip(err error) error {
 	if !errors.As(err, &c) {
 		return err
 	}
-	ref := recordRef{c.Room, c.ID}
-	db.bad.mu.Lock()
-	_, seen := db.bad.reported[ref]
-	if !seen && len(db.bad.reported) < maxReported {
-		if db.bad.reported == nil {
-			db.bad.reported = make(map[recordRef]struct{})
-		}
-		db.bad.reported[ref] = struct{}{}
+	if db.bad.first(recordRef{room: c.Room, id: c.ID}) {
+		db.log.Error("history record is corrupt: not served (run moonchat history -verify with the server stopped)",
+			"path", db.path, "room", c.Room, "id", c.ID, "err", c.Err)
 	}
-	db.bad.mu.Unlock()
-	if seen {
-		return nil
-	}
-	db.bad.count.Add(1)
-	db.log.Error("history record is corrupt: not served (run moonchat history -verify with the server stopped)",
-		"path", db.path, "room", c.Room, "id", c.ID, "err", c.Err)
 	return nil
 }
 
+// skipName reports a corrupt owned-name entry that NameOwners leaves out,
+// as skip does a record: logged and counted once per entry.
+func (db *DB) skipName(account string, err error) {
+	if db.bad.first(recordRef{account: account}) {
+		db.log.Error("owned-name entry is corrupt: the account does not own a name until it is given one again (run moonchat history -verify with the server stopped)",
+			"path", db.path, "account", account, "err", err)
+	}
+}
+
+// first counts ref and reports whether it is the first sighting of it
+// (to be logged). Beyond maxReported remembered entries, every sighting
+// counts as a first.
+func (c *corruption) first(ref recordRef) bool {
+	c.mu.Lock()
+	_, seen := c.reported[ref]
+	if !seen && len(c.reported) < maxReported {
+		if c.reported == nil {
+			c.reported = make(map[recordRef]struct{})
+		}
+		c.reported[ref] = struct{}{}
+	}
+	c.mu.Unlock()
+	if !seen {
+		c.count.Add(1)
+	}
+	return !seen
+}
+
 // CorruptRecords returns how many distinct corrupt message records the
-// read paths have met (and skipped) since Open.
+// read paths have met (and skipped) since Open, and corrupt owned-name
+// entries NameOwners left out.
 func (db *DB) CorruptRecords() uint64 { return db.bad.count.Load() }

@@ -56,6 +56,7 @@ type DB struct {
 var (
 	_ chat.History         = (*DB)(nil)
 	_ chat.RoomLister      = (*DB)(nil) // GET /api/rooms
+	_ chat.NameOwners      = (*DB)(nil) // account names across restarts (names.go)
 	_ prometheus.Collector = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
 )
 
@@ -255,7 +256,8 @@ func classifyIOError(path string, err error) error {
 // against bbolt's high-water mark, and each room's meta and first and last
 // record: O(rooms) pages, not the whole file (Check does that). A corrupt
 // first or last record is reported and skipped like any read's, not fatal.
-// A writable Open upgrades a format 1 marker to format 2 (see formatVersion).
+// A writable Open upgrades a format 1 or 2 marker to format 3 and creates
+// the "names" bucket (see formatVersion).
 func (db *DB) init() error {
 	var format uint32
 	err := db.view(func(tx *bolt.Tx) error {
@@ -266,8 +268,11 @@ func (db *DB) init() error {
 	if err != nil || db.readOnly || format == formatVersion {
 		return db.openError(err)
 	}
-	if format == formatV1 {
+	if format == formatV1 || format == formatV2 {
 		return db.openError(db.update(func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketNames); err != nil {
+				return err
+			}
 			return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion))
 		}))
 	}
@@ -279,7 +284,7 @@ func (db *DB) init() error {
 		if err := mb.Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV} {
+		for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV, bucketNames} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -315,11 +320,11 @@ func (db *DB) verify(tx *bolt.Tx, onRecord func(error) error) (uint32, error) {
 		return 0, fmt.Errorf("%w: bad format marker", ErrCorrupt)
 	}
 	f := binary.BigEndian.Uint32(v)
-	if f != formatV1 && f != formatVersion {
-		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d and %d (upgrade moonchat)", ErrFormat, f, formatV1, formatVersion)
+	if f != formatV1 && f != formatV2 && f != formatVersion {
+		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d to %d (upgrade moonchat)", ErrFormat, f, formatV1, formatVersion)
 	}
 	rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
-	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil {
+	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil || (f == formatVersion && tx.Bucket(bucketNames) == nil) {
 		return 0, fmt.Errorf("%w: missing top-level buckets", ErrCorrupt)
 	}
 	return f, metas.ForEach(func(name, v []byte) error {

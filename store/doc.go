@@ -1,6 +1,7 @@
 // Package store keeps moonchat's chat history and the Lua scripts' key-value
 // data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
-// the chat server (and chat.RoomLister for GET /api/rooms) and scripting.KV
+// the chat server (with chat.RoomLister for GET /api/rooms and
+// chat.NameOwners for the names accounts own) and scripting.KV
 // for the Lua layer without importing scripting: store depends on core/chat
 // only, and cmd/moonchat wires it into the scripts (and checks that it fits)
 // and uses the query API below for `moonchat history` and the HTTP API.
@@ -53,6 +54,8 @@
 //	db.Verify(ctx, report)         // the same, every problem to report (history -verify)
 //	db.CorruptRecords()            // corrupt records the reads skipped since Open
 //	db.Describe(ch); db.Collect(ch) // the store's /metrics series (prometheus.Collector)
+//	db.NameOwners()                // account id → owned name (chat.NameOwners)
+//	db.SetNameOwner(id, name)      // durably; replaces the account's previous name
 //
 // Recent, Before and After seek with a cursor and touch only the pages they
 // return, whatever the room's size (about 20 µs for 50 messages in a room of
@@ -87,36 +90,58 @@
 // a bad record as a *CorruptRecord, whose error wraps ErrChecksum when its
 // checksum did not match. Version 1 records (written before checksums)
 // are read as before; only damage that breaks their decoding is found.
+// Owned-name entries carry a CRC-32C too; a bad one is left out by
+// NameOwners (logged, counted in the same series) and reported by Verify.
 //
-// # File layout (format 2)
+// # File layout (format 3)
 //
-// The bbolt file holds four top-level buckets:
+// The bbolt file holds five top-level buckets:
 //
-//	"meta"                      "format" → uint32 big-endian, the layout version (2)
+//	"meta"                      "format" → uint32 big-endian, the layout version (3)
 //	"rooms"/<room>              one nested bucket per room:
 //	                            8-byte big-endian ID → message record
 //	"roommeta"                  <room> → room meta record
 //	"kv"/<script>               one nested bucket per script (e.g. "karma.lua"):
 //	                            key → value, both raw bytes
+//	"names"                     account id → owned-name entry (chat.NameOwners;
+//	                            layout and invariants at type nameOwners, names.go)
 //
-// Format 2 is format 1 whose rooms may also hold version 2 records. This
-// moonchat reads both; opening a format 1 file for writing rewrites only the
-// marker (old records stay as they are), so that an older moonchat refuses
-// the file with ErrFormat rather than calling version 2 records corrupt.
-// Nothing else changed: a format 1 file is a valid format 2 file.
+// Format 2 is format 1 whose rooms may also hold version 2 records; format
+// 3 is format 2 whose rooms may also hold version 3 records, plus the
+// "names" bucket. This moonchat reads all three; opening a format 1 or 2
+// file for writing rewrites only the marker and adds the "names" bucket
+// (old records stay as they are), so that an older moonchat refuses the
+// file with ErrFormat rather than calling newer records corrupt. Nothing
+// else changed: a format 1 or 2 file opened read-only reads as it is (and
+// owns no names).
 //
-// Message record, version 2 (written since moonchat added checksums; all
-// integers big-endian; uvarint as in encoding/binary):
+// Message record, version 3 (written since moonchat stores the sender's
+// account; all integers big-endian; uvarint as in encoding/binary):
 //
 //	offset  size    field
-//	0       1       record version = 2
+//	0       1       record version = 3
 //	1       8       ID (equals the key)
 //	9       8       Time: Unix nanoseconds (int64), UTC
-//	17      1       flags: bit 0 = Action (a /me action); bits 1-7 are 0
+//	17      1       flags: bit 0 = Action (a /me action), bit 1 = Account
+//	                (the sender has an account: the account fields follow
+//	                Text); bits 2-7 are 0
 //	18      uvarint len(Room), then Room (equals the bucket name)
 //	...     uvarint len(User), then User
 //	...     uvarint len(Text), then Text
+//	...     only with flag bit 1 (chat.Message.Account; a guest has none):
+//	        uvarint len(ID), then ID     0 to MaxAccountIDLen bytes (empty:
+//	                                     a guest whose session was granted roles)
+//	        uvarint number of roles      0 to MaxRoles
+//	        per role: uvarint len(role), then the role (1 to MaxRoleLen bytes)
 //	end-4   4       CRC-32C (Castagnoli) of every byte before it; nothing follows
+//
+// A guest's version 3 record is its version 2 record with version 3 (and
+// its checksum). Roles read back in the order stored; no roles read back
+// as a nil slice.
+//
+// Message record, version 2 (read, never written since version 3; Account
+// is nil): version 3 without the account fields, with record version = 2
+// and flag bits 1-7 all 0.
 //
 // Message record, version 1 (read, never written; no checksum, Action is
 // false):
@@ -140,7 +165,7 @@
 //
 //  1. "rooms"/R exists if and only if "roommeta"/R exists.
 //  2. Every key k in "rooms"/R is 8 bytes and Pruned < k <= LastID; its
-//     record's ID is k and its Room is R, and a version 2 record's
+//     record's ID is k and its Room is R, and a version 2 or 3 record's
 //     checksum matches. (A record breaking only the second half is a
 //     corrupt record, skipped by reads; a key outside (Pruned, LastID]
 //     means a damaged room: Open refuses the file when its spot check

@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned (wrapped, with the file name and cause) by this package.
 // Test for them with errors.Is.
@@ -31,4 +34,12 @@ var (
 	// ErrInvalid is returned for arguments the database cannot store or
 	// answer (an empty room name, an empty KV key, a negative limit, ...).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrInvalidAccount is returned by Append for a message whose
+	// chat.Account cannot be stored (an over-long id, too many roles, an
+	// empty or over-long role) and by SetNameOwner for an empty or
+	// over-long account id. It wraps ErrInvalid.
+	ErrInvalidAccount = fmt.Errorf("%w: account", ErrInvalid)
+	// ErrInvalidName is returned by SetNameOwner for an empty or over-long
+	// name. It wraps ErrInvalid.
+	ErrInvalidName = fmt.Errorf("%w: owned name", ErrInvalid)
 )

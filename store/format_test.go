@@ -86,8 +86,8 @@ func TestFormat1FileUpgrades(t *testing.T) {
 		if v := b.Get(idKey(1)); v[0] != recordV1 {
 			t.Errorf("old record rewritten: version %d", v[0])
 		}
-		if v := b.Get(idKey(4)); v[0] != recordV2 {
-			t.Errorf("new record version %d, want %d", v[0], recordV2)
+		if v := b.Get(idKey(4)); v[0] != recordV3 {
+			t.Errorf("new record version %d, want %d", v[0], recordV3)
 		}
 		return nil
 	}); err != nil {

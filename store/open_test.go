@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -110,7 +111,9 @@ func TestOpenForeignAndNewer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte{0, 0, 0, 3}) })
+	_ = bdb.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion+1))
+	})
 	bdb.Close()
 	_, err = OpenReadOnly(newer, Options{})
 	wantOpenError(t, err, ErrFormat, newer)

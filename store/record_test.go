@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,9 +94,10 @@ func TestRecordV1Decodes(t *testing.T) {
 	}
 }
 
-// TestRecordV2 checks the version 2 layout against a hand-written record,
-// the Action flag, and that every single-bit flip anywhere in a record is
-// caught by its checksum.
+// TestRecordV2 checks that version 2 records (written before version 3)
+// still read exactly as before, against hand-written records: the Action
+// flag, and every single-bit flip anywhere in a record caught by its
+// checksum. A version 2 record never has an account.
 func TestRecordV2(t *testing.T) {
 	ns := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC).UnixNano()
 	for _, action := range []bool{false, true} {
@@ -105,33 +107,155 @@ func TestRecordV2(t *testing.T) {
 			flags = 1
 		}
 		raw := v2Record(42, ns, flags, "lobby", "bob", "waves")
-		if enc := appendRecord(nil, 42, &want); !slices.Equal(enc, raw) {
-			t.Errorf("appendRecord(action=%v) = %x, want %x", action, enc, raw)
-		}
-		if n := recordSize(&want); n != len(raw) {
-			t.Errorf("recordSize = %d, want %d", n, len(raw))
-		}
 		got, err := decodeRecord(raw)
 		if err != nil || got != want {
 			t.Errorf("decodeRecord(hand-written v2) = %+v, %v; want %+v", got, err, want)
 		}
-		for bit := range len(raw) * 8 {
-			bad := slices.Clone(raw)
-			bad[bit/8] ^= 1 << (bit % 8)
-			if m, err := decodeRecord(bad); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("bit %d flipped: decodeRecord = %+v, %v; want ErrCorrupt", bit, m, err)
-			} else if bit/8 != 0 && !errors.Is(err, ErrChecksum) {
-				t.Fatalf("bit %d flipped: %v, want ErrChecksum", bit, err)
-			}
-		}
+		flipEveryBit(t, raw)
 	}
 	// A record whose checksum matches but uses a flag version 2 does not
-	// define is not guessed at.
-	if _, err := decodeRecord(v2Record(1, ns, 0x80, "r", "u", "t")); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("unknown flag: %v, want ErrCorrupt", err)
+	// define is not guessed at: bit 1 (an account) is version 3's.
+	for _, flags := range []byte{0x80, flagAccount} {
+		if _, err := decodeRecord(v2Record(1, ns, flags, "r", "u", "t")); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("v2 flags %#x: %v, want ErrCorrupt", flags, err)
+		}
 	}
 	if _, err := decodeRecord(v2Record(1, ns, 0, "r", "u", "t")[:recordV2Header+2]); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("truncated v2: %v, want ErrCorrupt", err)
+	}
+}
+
+// flipEveryBit checks that every single-bit flip in raw makes it corrupt,
+// caught by the checksum unless the flip is in the version byte.
+func flipEveryBit(t *testing.T, raw []byte) {
+	t.Helper()
+	for bit := range len(raw) * 8 {
+		bad := slices.Clone(raw)
+		bad[bit/8] ^= 1 << (bit % 8)
+		if m, err := decodeRecord(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("bit %d flipped: decodeRecord = %+v, %v; want ErrCorrupt", bit, m, err)
+		} else if bit/8 != 0 && !errors.Is(err, ErrChecksum) {
+			t.Fatalf("bit %d flipped: %v, want ErrChecksum", bit, err)
+		}
+	}
+}
+
+// v3Record is a version 3 record written by hand from the layout in
+// doc.go, independent of appendRecord: version 2's layout with version 3,
+// and after Text, when flags has bit 1, the account id and roles.
+func v3Record(id uint64, ns int64, flags byte, room, user, text string, acct ...string) []byte {
+	b := []byte{3}
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = binary.BigEndian.AppendUint64(b, uint64(ns))
+	b = append(b, flags)
+	for _, s := range []string{room, user, text} {
+		b = append(b, byte(len(s))) // < 128: a one-byte uvarint
+		b = append(b, s...)
+	}
+	if len(acct) > 0 { // acct[0] is the id, the rest the roles
+		b = append(b, byte(len(acct[0])))
+		b = append(b, acct[0]...)
+		b = append(b, byte(len(acct)-1))
+		for _, r := range acct[1:] {
+			b = append(b, byte(len(r)))
+			b = append(b, r...)
+		}
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// sameMessage compares two messages including the account they point to
+// (Message compares Account by pointer).
+func sameMessage(a, b chat.Message) bool {
+	aa, ba := a.Account, b.Account
+	a.Account, b.Account = nil, nil
+	if a != b || (aa == nil) != (ba == nil) {
+		return false
+	}
+	return aa == nil || aa.ID == ba.ID && slices.Equal(aa.Roles, ba.Roles)
+}
+
+// TestRecordV3 checks the version 3 layout (the one written) against
+// hand-written records: a guest's message (no account: version 2's bytes
+// but for the version), an account's with roles and with none, with and
+// without Action; every bit flip is caught by the checksum; flags and
+// account fields outside what Append stores are corrupt.
+func TestRecordV3(t *testing.T) {
+	ns := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC).UnixNano()
+	for _, tc := range []struct {
+		name   string
+		action bool
+		acct   []string
+	}{
+		{"guest", false, nil},
+		{"guest action", true, nil},
+		{"account", false, []string{"u-42", "user", "mod"}},
+		{"account action", true, []string{"u-42", "user"}},
+		{"account without roles", false, []string{"u-42"}},
+		{"guest granted roles (no id)", false, []string{"", "guest", "mod"}},
+	} {
+		want := chat.Message{ID: 42, Room: "lobby", User: "bob", Text: "waves", Time: time.Unix(0, ns).UTC(), Action: tc.action}
+		var flags byte
+		if tc.action {
+			flags |= flagAction
+		}
+		if tc.acct != nil {
+			flags |= flagAccount
+			want.Account = &chat.Account{ID: tc.acct[0]}
+			if len(tc.acct) > 1 {
+				want.Account.Roles = tc.acct[1:]
+			}
+		}
+		raw := v3Record(42, ns, flags, "lobby", "bob", "waves", tc.acct...)
+		if enc := appendRecord(nil, 42, &want); !slices.Equal(enc, raw) {
+			t.Errorf("%s: appendRecord = %x, want %x", tc.name, enc, raw)
+		}
+		if n := recordSize(&want); n != len(raw) {
+			t.Errorf("%s: recordSize = %d, want %d", tc.name, n, len(raw))
+		}
+		got, err := decodeRecord(raw)
+		if err != nil || !sameMessage(got, want) {
+			t.Errorf("%s: decodeRecord = %+v (%+v), %v; want %+v", tc.name, got, got.Account, err, want)
+		}
+		if tc.acct == nil {
+			if v2 := v2Record(42, ns, flags, "lobby", "bob", "waves"); !slices.Equal(raw[1:len(raw)-4], v2[1:len(v2)-4]) {
+				t.Errorf("%s: a guest's v3 record differs from v2 beyond its version byte", tc.name)
+			}
+		}
+		r, err := openRecord(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, err := r.user(); string(u) != "bob" || err != nil {
+			t.Errorf("%s: user = %q, %v", tc.name, u, err)
+		}
+		flipEveryBit(t, raw)
+	}
+	long := strings.Repeat("x", MaxRoleLen+1)
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"unknown flag", v3Record(1, ns, 0x04, "r", "u", "t")},
+		{"account flag without account", v3Record(1, ns, flagAccount, "r", "u", "t")},
+		{"account without flag", v3Record(1, ns, 0, "r", "u", "t", "id", "user")},
+		{"empty role", v3Record(1, ns, flagAccount, "r", "u", "t", "id", "")},
+		{"truncated", v3Record(1, ns, flagAccount, "r", "u", "t", "id", "user")[:recordV2Header+10]},
+		{"role too long", func() []byte {
+			m := &chat.Message{Room: "r", User: "u", Text: "t", Account: &chat.Account{ID: "id", Roles: []string{long}}}
+			return appendRecord(nil, 1, m) // the encoder does not check: Append does
+		}()},
+		{"too many roles", func() []byte {
+			m := &chat.Message{Room: "r", User: "u", Text: "t", Account: &chat.Account{ID: "id", Roles: make([]string, MaxRoles+1)}}
+			for i := range m.Account.Roles {
+				m.Account.Roles[i] = "r"
+			}
+			return appendRecord(nil, 1, m)
+		}()},
+	} {
+		if m, err := decodeRecord(tc.raw); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: decodeRecord = %+v, %v; want ErrCorrupt", tc.name, m, err)
+		}
 	}
 }
 

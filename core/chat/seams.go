@@ -31,8 +31,9 @@ type Message struct {
 	// what the user does, shown after their name.
 	Action bool
 	// Account is the sender's account (nil for a guest), for moonchat.v1's
-	// live message events. History does not store it: a replayed message
-	// has none. (A pointer keeps Message comparable.)
+	// message events. A History may store it (package store does, with each
+	// message): a replayed message then has it too. (A pointer keeps
+	// Message comparable.)
 	Account *Account
 }
 
