@@ -233,19 +233,22 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // jsonMessage is a message as printed by -json: the moonchat.v1 "message"
 // object without "type", "action" included (true only for a /me action,
-// as on the wire).
+// as on the wire), and "user_id" and "roles" for a sender with an account.
 type jsonMessage struct {
-	ID     uint64 `json:"id"`
-	Room   string `json:"room"`
-	User   string `json:"user"`
-	Text   string `json:"text"`
-	TS     string `json:"ts"`
-	Action bool   `json:"action,omitempty"`
+	ID     uint64   `json:"id"`
+	Room   string   `json:"room"`
+	User   string   `json:"user"`
+	Text   string   `json:"text"`
+	TS     string   `json:"ts"`
+	Action bool     `json:"action,omitempty"`
+	UserID string   `json:"user_id,omitempty"`
+	Roles  []string `json:"roles,omitempty"`
 }
 
 // printMessages prints msgs one per line ("TIME ROOM [#ID] NICK: TEXT", or
-// "TIME ROOM [#ID] * NICK TEXT" for a /me action, as chat clients show it),
-// or as JSON lines. Room, name and text come from chat users: escapeLine
+// "TIME ROOM [#ID] * NICK TEXT" for a /me action, as chat clients show it;
+// NICK is followed by " [ACCOUNT-ID]" when the sender had an account), or
+// as JSON lines. Room, name and text come from chat users: escapeLine
 // and escapeJSON keep every
 // character a terminal would act on (ESC, BEL, NUL, bidi overrides, …)
 // visible and inert, and each message on its own line.
@@ -257,7 +260,11 @@ func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, 
 		ts := m.Time.UTC().Format(timeLayout)
 		if asJSON {
 			buf.Reset()
-			if err := enc.Encode(jsonMessage{m.ID, m.Room, m.User, m.Text, ts, m.Action}); err != nil {
+			j := jsonMessage{ID: m.ID, Room: m.Room, User: m.User, Text: m.Text, TS: ts, Action: m.Action}
+			if m.Account != nil {
+				j.UserID, j.Roles = m.Account.ID, m.Account.Roles
+			}
+			if err := enc.Encode(j); err != nil {
 				return err
 			}
 			if _, err := stdout.Write(escapeJSON(buf.Bytes())); err != nil {
@@ -269,10 +276,14 @@ func printMessages(stdout, stderr io.Writer, msgs []chat.Message, more, asJSON, 
 		if ids {
 			line += fmt.Sprintf(" #%d", m.ID)
 		}
+		nick := escapeLine(m.User)
+		if m.Account != nil && m.Account.ID != "" {
+			nick += " [" + escapeLine(m.Account.ID) + "]"
+		}
 		if m.Action {
-			line += " * " + escapeLine(m.User) + " " + escapeLine(m.Text)
+			line += " * " + nick + " " + escapeLine(m.Text)
 		} else {
-			line += " " + escapeLine(m.User) + ": " + escapeLine(m.Text)
+			line += " " + nick + ": " + escapeLine(m.Text)
 		}
 		if _, err := io.WriteString(stdout, line+"\n"); err != nil {
 			return err

@@ -340,3 +340,56 @@ func TestHistoryActions(t *testing.T) {
 		t.Fatalf("server exit code %d", code)
 	}
 }
+
+// TestHistoryAccounts: a stored message of a sender with an account
+// prints its account id after the nick ("alice [u-alice]: …", also in a
+// /me action), escaped like the rest; a guest's message, and one of a
+// guest granted roles (an account without id), prints as before; -json
+// carries "user_id" and "roles" as moonchat.v1 does. Read from the file
+// (server stopped).
+func TestHistoryAccounts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	db, err := store.Open(filepath.Join(dir, "moonchat.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &chat.Account{ID: "u-alice\x1b", Roles: []string{"user", "mod"}}
+	if err := db.Append(context.Background(), []*chat.Message{
+		{Room: "lobby", User: "alice", Text: "hi", Time: t0, Account: alice},
+		{Room: "lobby", User: "alice", Text: "waves", Time: t0.Add(time.Second), Action: true, Account: alice},
+		{Room: "lobby", User: "guest-1", Text: "hello", Time: t0.Add(2 * time.Second)},
+		{Room: "lobby", User: "guest-2", Text: "granted", Time: t0.Add(3 * time.Second), Account: &chat.Account{Roles: []string{"guest", "mod"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(i int) string { return t0.Add(time.Duration(i) * time.Second).UTC().Format(timeLayout) }
+	code, stdout, stderr := runCmd(t, "history", "-config", cfg, "-room", "lobby")
+	want := ts(0) + ` lobby alice [u-alice\x1b]: hi` + "\n" +
+		ts(1) + ` lobby * alice [u-alice\x1b] waves` + "\n" +
+		ts(2) + " lobby guest-1: hello\n" +
+		ts(3) + " lobby guest-2: granted\n"
+	if code != 0 || stdout != want {
+		t.Errorf("code %d\n got %q\nwant %q\nstderr %s", code, stdout, want, stderr)
+	}
+	code, stdout, _ = runCmd(t, "history", "-config", cfg, "-room", "lobby", "-json")
+	lines := nonEmptyLines(stdout)
+	if code != 0 || len(lines) != 4 {
+		t.Fatalf("-json: code %d: %q", code, stdout)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first["user_id"] != "u-alice\x1b" || fmt.Sprint(first["roles"]) != "[user mod]" {
+		t.Errorf("-json alice: %s", lines[0])
+	}
+	if strings.Contains(lines[2], `"user_id"`) || strings.Contains(lines[2], `"roles"`) ||
+		strings.Contains(lines[3], `"user_id"`) || !strings.Contains(lines[3], `"roles":["guest","mod"]`) {
+		t.Errorf("-json guests: %s\n%s", lines[2], lines[3])
+	}
+}
