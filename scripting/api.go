@@ -30,6 +30,8 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"redact":    st.apiRedact,
 		"commands":  st.apiCommands,
 		"has_role":  apiHasRole,
+		"grant":     st.apiGrant,
+		"revoke":    st.apiRevoke,
 		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
 
 		"password_hash":  st.apiPasswordHash,
@@ -56,7 +58,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 // test (docs/lua.md must describe each of them).
 var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
-	"rooms", "history", "redact", "commands", "log", "has_role",
+	"rooms", "history", "redact", "commands", "log", "has_role", "grant", "revoke",
 	"password_hash", "password_check",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
@@ -81,7 +83,7 @@ func (st *state) apiOn(L *lua.LState, script string) int {
 			return 0
 		}
 	}
-	L.RaiseError("chat.on: unknown event %q (want join, message, leave or rename)", name)
+	L.RaiseError("chat.on: unknown event %q (want join, message, leave, rename, connect or login)", name)
 	return 0
 }
 
@@ -449,6 +451,70 @@ func apiHasRole(L *lua.LState) int {
 	}
 	L.Push(lua.LFalse)
 	return 1
+}
+
+// chat.grant(user, role) -> true | nil, err
+func (st *state) apiGrant(L *lua.LState) int { return st.changeRole(L, "chat.grant", true) }
+
+// chat.revoke(user, role) -> true | nil, err
+func (st *state) apiRevoke(L *lua.LState) int { return st.changeRole(L, "chat.revoke", false) }
+
+// changeRole gives (grant) or takes away a role of a member's session
+// through Host.Grant / Host.Revoke. The server's answer decides: a
+// member who left, a built-in role ("guest", "user") or a role name the
+// server refuses is nil, err. On success the user table given (when it
+// was one) is updated too, so that chat.has_role(user, role) in the same
+// call agrees with what later calls will see; the server's member is what
+// counts, and later hook calls get their user tables from it.
+func (st *state) changeRole(L *lua.LState, fname string, grant bool) int {
+	id := checkSession(L, 1, fname)
+	role, ok := L.Get(2).(lua.LString)
+	if !ok {
+		L.RaiseError("%s: argument #2 must be a role name (a string), got %s", fname, L.Get(2).Type())
+	}
+	if len(role) > maxNameBytes {
+		L.RaiseError("%s: role too long (%d bytes, at most %d)", fname, len(role), maxNameBytes)
+	}
+	h := st.sh.hostOf()
+	var err error
+	if grant {
+		err = h.Grant(id, string(role))
+	} else {
+		err = h.Revoke(id, string(role))
+	}
+	if err != nil {
+		return failed(L, err)
+	}
+	if ut, ok := L.Get(1).(*lua.LTable); ok {
+		if roles, ok := ut.RawGetString("roles").(*lua.LTable); ok {
+			updateRoles(L, ut, roles, role, grant)
+		}
+	}
+	return succeeded(L)
+}
+
+// updateRoles sets ut.roles to a new array: roles with role added (grant)
+// or removed. A new array rather than an in-place change, because the
+// message hook's msg.user.roles is cached between messages (msgTable):
+// replacing it leaves the cached array as it was.
+func updateRoles(L *lua.LState, ut, roles *lua.LTable, role lua.LString, grant bool) {
+	n := roles.Len()
+	out := L.CreateTable(n+1, 0)
+	has := false
+	for i := 1; i <= n; i++ {
+		v := roles.RawGetInt(i)
+		if v == role {
+			has = true
+			if !grant {
+				continue
+			}
+		}
+		out.Append(v)
+	}
+	if grant && !has {
+		out.Append(role)
+	}
+	ut.RawSetString("roles", out)
 }
 
 // noopHost is the host before Bind and in Check: it accepts everything and

@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"io/fs"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -42,7 +43,8 @@ func docBlocks(t *testing.T) (blocks []docBlock, doc string) {
 }
 
 // TestDocDefaultScripts: the doc shows every default script exactly as it
-// ships.
+// ships, and every example script of defaults/scripts/examples (not
+// embedded: read from the source tree) exactly as it is.
 func TestDocDefaultScripts(t *testing.T) {
 	blocks, _ := docBlocks(t)
 	shown := map[string]bool{}
@@ -51,6 +53,15 @@ func TestDocDefaultScripts(t *testing.T) {
 			continue
 		}
 		shown[b.name] = true
+		if strings.HasPrefix(b.name, "examples/") {
+			src, err := os.ReadFile("../defaults/scripts/" + b.name)
+			if err != nil {
+				t.Errorf("docs/lua.md shows scripts/%s: %v", b.name, err)
+			} else if string(src) != b.body {
+				t.Errorf("docs/lua.md's copy of scripts/%s differs from defaults/scripts/%s", b.name, b.name)
+			}
+			continue
+		}
 		src, err := fs.ReadFile(defaults.Scripts(), b.name)
 		if err != nil {
 			t.Errorf("docs/lua.md shows scripts/%s: %v", b.name, err)
@@ -61,6 +72,11 @@ func TestDocDefaultScripts(t *testing.T) {
 		}
 	}
 	files, _ := fs.Glob(defaults.Scripts(), "*.lua")
+	examples, _ := fs.Glob(os.DirFS("../defaults/scripts"), "examples/*.lua")
+	if len(examples) == 0 {
+		t.Error("no defaults/scripts/examples/*.lua found")
+	}
+	files = append(files, examples...)
 	for _, f := range files {
 		if !shown[f] {
 			t.Errorf("docs/lua.md does not show scripts/%s", f)
@@ -105,6 +121,26 @@ chat.command("t", function() return table.concat(names, " ") end)`})
 // docScenarios exercise each example of docs/lua.md; an example without a
 // scenario, or a scenario without an example, fails TestDocExamples.
 var docScenarios = map[string]func(t *testing.T, r *rig){
+	"invites.lua": func(t *testing.T, r *rig) {
+		if err := r.kv.Set("invites.lua", "invite:abc", "1"); err != nil {
+			t.Fatal(err)
+		}
+		refused := ConnectResult{Refuse: true, Reason: "this chat is by invitation"}
+		for _, tc := range []struct {
+			req  ConnectRequest
+			want ConnectResult
+		}{
+			{ConnectRequest{Room: "lobby", Query: url.Values{"invite": {"abc"}}}, ConnectResult{}},
+			{ConnectRequest{Room: "lobby", Query: url.Values{"invite": {"xyz"}}}, refused},
+			{ConnectRequest{Room: "lobby"}, refused},
+			{ConnectRequest{Room: "lobby", Claims: map[string]any{"sub": "u-1", "team": "core"}}, ConnectResult{}},
+			{ConnectRequest{Room: "lobby", Claims: map[string]any{"sub": "u-1", "team": "sales"}}, refused},
+		} {
+			if got := r.e.Connect(t.Context(), tc.req); got != tc.want {
+				t.Errorf("%+v → %+v, want %+v", tc.req, got, tc.want)
+			}
+		}
+	},
 	"shout.lua": func(t *testing.T, r *rig) {
 		if got := r.say(alice, "hi!"); got.Text != "HI!" {
 			t.Errorf("hi! → %+v", got)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -168,14 +169,54 @@ func (h *fakeHost) Redact(room string, id uint64) error {
 	return nil
 }
 
+// Grant and Revoke change the member's roles as core/chat does: the
+// built-in roles are refused, a member who left is ErrNoSuchUser, and
+// granting a role held (or revoking one lacking) changes nothing.
 func (h *fakeHost) Grant(sessionID uint64, role string) error {
-	h.record(hostCall{Method: "Grant", ID: sessionID, Text: role})
-	return nil
+	return h.changeRole("Grant", sessionID, role, true)
 }
 
 func (h *fakeHost) Revoke(sessionID uint64, role string) error {
-	h.record(hostCall{Method: "Revoke", ID: sessionID, Text: role})
+	return h.changeRole("Revoke", sessionID, role, false)
+}
+
+func (h *fakeHost) changeRole(method string, id uint64, role string, grant bool) error {
+	if role == chat.RoleGuest || role == chat.RoleUser {
+		return chat.ErrBuiltinRole
+	}
+	h.mu.Lock()
+	found := false
+	for i := range h.users {
+		u := &h.users[i]
+		if u.SessionID != id {
+			continue
+		}
+		found = true
+		switch {
+		case grant && !slices.Contains(u.Roles, role):
+			u.Roles = append(slices.Clone(u.Roles), role)
+		case !grant:
+			u.Roles = slices.DeleteFunc(slices.Clone(u.Roles), func(r string) bool { return r == role })
+		}
+	}
+	h.mu.Unlock()
+	if !found {
+		return chat.ErrNoSuchUser
+	}
+	h.record(hostCall{Method: method, ID: id, Text: role})
 	return nil
+}
+
+// user returns the member with session id as the host has it now.
+func (h *fakeHost) user(id uint64) chat.User {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range h.users {
+		if u.SessionID == id {
+			return u
+		}
+	}
+	return chat.User{}
 }
 
 // take returns and forgets the calls recorded so far.

@@ -26,10 +26,12 @@ const (
 	evMessage
 	evLeave
 	evRename
+	evConnect // a WebSocket handshake, before the upgrade (connect.go)
+	evLogin   // POST /api/login (connect.go)
 	numEvents
 )
 
-var eventNames = [numEvents]string{"join", "message", "leave", "rename"}
+var eventNames = [numEvents]string{"join", "message", "leave", "rename", "connect", "login"}
 
 // Command describes one chat command a script registered with
 // chat.command.

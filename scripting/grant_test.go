@@ -1,0 +1,130 @@
+package scripting
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moonchat/moonchat/core/chat"
+)
+
+// TestGrantRevoke: chat.grant and chat.revoke go to Host.Grant and
+// Host.Revoke; the server's refusals come back as nil, err; the user table
+// given is updated at once, and later hook calls (which get their users
+// from the server) see the change.
+func TestGrantRevoke(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+local function show(user) return table.concat(user.roles, ",") .. ";" .. tostring(chat.has_role(user, "mod")) end
+chat.command("op", function(user, args)
+  local ok, err = chat.grant(user, args)
+  return tostring(ok) .. ";" .. tostring(err) .. ";" .. show(user)
+end)
+chat.command("deop", function(user, args)
+  local ok, err = chat.revoke(user, args)
+  return tostring(ok) .. ";" .. tostring(err) .. ";" .. show(user)
+end)
+chat.command("opsession", function(user, args)
+  return tostring(chat.grant(tonumber(args), "mod"))
+end)
+chat.command("bad", function(user)
+  local out = {}
+  for _, f in ipairs({
+    function() return chat.grant(user) end,
+    function() return chat.grant(user, 5) end,
+    function() return chat.grant("x", "mod") end,
+    function() return chat.revoke(user, string.rep("r", 300)) end,
+  }) do
+    local ok, err = pcall(f)
+    out[#out + 1] = ok and "ok" or tostring(err):match("chat%.%a+: [^\n]*")
+  end
+  return table.concat(out, "|")
+end)
+chat.on("message", function(msg) return show(msg.user) end)`})
+
+	r.say(alice, "/op mod")
+	if got := reply(t, r); got != "true;nil;guest,mod;true" {
+		t.Errorf("/op mod: %q", got)
+	}
+	// The next message comes with the member as the server has it now.
+	if got := r.say(r.host.user(alice.SessionID), "hi"); got.Text != "guest,mod;true" {
+		t.Errorf("message after the grant: %+v", got)
+	}
+	r.say(alice, "/op mod") // held already: not an error
+	if got := reply(t, r); got != "true;nil;guest,mod;true" {
+		t.Errorf("second /op mod: %q", got)
+	}
+	r.say(r.host.user(alice.SessionID), "/deop mod")
+	if got := reply(t, r); got != "true;nil;guest;false" {
+		t.Errorf("/deop mod: %q", got)
+	}
+	if got := r.say(r.host.user(alice.SessionID), "hi"); got.Text != "guest;false" {
+		t.Errorf("message after the revoke: %+v", got)
+	}
+	r.say(alice, "/op user")
+	if got := reply(t, r); got != "nil;"+chat.ErrBuiltinRole.Error()+";guest;false" {
+		t.Errorf("/op user: %q", got)
+	}
+	r.say(alice, "/deop guest")
+	if got := reply(t, r); got != "nil;"+chat.ErrBuiltinRole.Error()+";guest;false" {
+		t.Errorf("/deop guest: %q", got)
+	}
+	r.say(alice, "/opsession 99")
+	if got := reply(t, r); got != "nil" {
+		t.Errorf("/opsession of a member who left: %q", got)
+	}
+	r.say(alice, "/opsession 2")
+	if got := reply(t, r); got != "true" {
+		t.Errorf("/opsession 2: %q", got)
+	}
+	if u := r.host.user(bob.SessionID); !reflect.DeepEqual(u.Roles, []string{"guest", "mod"}) {
+		t.Errorf("bob's roles on the host: %v", u.Roles)
+	}
+	r.say(alice, "/bad")
+	parts := strings.Split(reply(t, r), "|")
+	if len(parts) != 4 {
+		t.Fatalf("/bad: %v", parts)
+	}
+	for i, want := range []string{"chat.grant: argument #2", "chat.grant: argument #2", "chat.grant: argument #1", "chat.revoke: role too long"} {
+		if !strings.HasPrefix(parts[i], want) {
+			t.Errorf("/bad[%d] = %q, want %q…", i, parts[i], want)
+		}
+	}
+}
+
+// reply returns the text of the one Send a command's answer made, among
+// the other host calls (Grant, Revoke) it made.
+func reply(t *testing.T, r *rig) string {
+	t.Helper()
+	var sends []string
+	for _, c := range r.host.take() {
+		if c.Method == "Send" {
+			sends = append(sends, c.Text)
+		}
+	}
+	if len(sends) != 1 {
+		t.Fatalf("sends = %q, want one", sends)
+	}
+	return sends[0]
+}
+
+// TestGrantInMessageHook: a grant on msg.user shows in that handler's
+// table but not in the next message's table until the server says so;
+// the cached msg.user.roles is not corrupted.
+func TestGrantInMessageHook(t *testing.T) {
+	r := newRig(t, map[string]string{"a.lua": `
+chat.on("message", function(msg)
+  if msg.text == "op" then chat.grant(msg.user, "mod") end
+  return table.concat(msg.user.roles, ",")
+end)`})
+	if got := r.say(alice, "op"); got.Text != "guest,mod" {
+		t.Errorf("op: %+v", got)
+	}
+	// alice as the caller had her before the grant: the handler sees what
+	// the server says, not what the last handler did to the table.
+	if got := r.say(alice, "x"); got.Text != "guest" {
+		t.Errorf("x with the old roles: %+v", got)
+	}
+	if got := r.say(r.host.user(alice.SessionID), "x"); got.Text != "guest,mod" {
+		t.Errorf("x with the server's roles: %+v", got)
+	}
+}
