@@ -164,7 +164,11 @@ func (db *DB) NameOwners() (map[string]string, error) {
 // SetNameOwner records that account id now owns name, replacing the name
 // it owned before (chat.NameOwners). It returns once the change is on disk
 // (the group committer's fsync). When id already owns exactly name nothing
-// is written: an account reconnecting under its name costs no fsync.
+// is written: an account reconnecting under its name costs no fsync. (That
+// check reads committed data, which bbolt shows to readers from the
+// moment the commit's meta page is written, just before its last fsync
+// returns: a call racing the very commit that stored the same name may
+// return a moment before that fsync does.)
 // Errors wrap ErrInvalidAccount or ErrInvalidName for arguments out of
 // bounds, ErrReadOnly and ErrClosed.
 func (db *DB) SetNameOwner(id, name string) error {
