@@ -146,5 +146,9 @@ func (j jsonMessage) message() (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("message %d: bad ts %q", j.ID, j.TS)
 	}
-	return chat.Message{ID: j.ID, Room: j.Room, User: j.User, Text: j.Text, Time: t, Action: j.Action}, nil
+	m := chat.Message{ID: j.ID, Room: j.Room, User: j.User, Text: j.Text, Time: t, Action: j.Action}
+	if j.UserID != "" || len(j.Roles) > 0 {
+		m.Account = &chat.Account{ID: j.UserID, Roles: j.Roles}
+	}
+	return m, nil
 }

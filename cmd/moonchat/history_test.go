@@ -392,4 +392,19 @@ func TestHistoryAccounts(t *testing.T) {
 		strings.Contains(lines[3], `"user_id"`) || !strings.Contains(lines[3], `"roles":["guest","mod"]`) {
 		t.Errorf("-json guests: %s\n%s", lines[2], lines[3])
 	}
+
+	// Through a running server's HTTP API the answer is the same.
+	jsonOut := stdout
+	srv := startInProcess(t, cfg)
+	code, stdout, stderr = runCmd(t, "history", "-config", cfg, "-server", srv.addr, "-room", "lobby")
+	if code != 0 || stdout != want {
+		t.Errorf("running: code %d\n got %q\nwant %q\nstderr %s", code, stdout, want, stderr)
+	}
+	code, stdout, _ = runCmd(t, "history", "-config", cfg, "-server", srv.addr, "-room", "lobby", "-json")
+	if code != 0 || stdout != jsonOut {
+		t.Errorf("running -json: code %d\n got %q\nwant %q", code, stdout, jsonOut)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("server exit code %d", code)
+	}
 }
