@@ -33,6 +33,7 @@ type chatServer struct {
 
 	mu   sync.Mutex
 	reqs []string // request URIs of WebSocket attempts, in order
+	all  []string // "METHOD URI" of every request, in order
 
 	srv  *chat.Server
 	hs   *http.Server
@@ -88,11 +89,12 @@ func (s *chatServer) start() {
 	s.addr = ln.Addr().String()
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.mu.Lock()
 			if strings.HasPrefix(r.URL.Path, "/chat") {
-				s.mu.Lock()
 				s.reqs = append(s.reqs, r.URL.RequestURI())
-				s.mu.Unlock()
 			}
+			s.all = append(s.all, r.Method+" "+r.URL.RequestURI())
+			s.mu.Unlock()
 			srv.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -130,6 +132,13 @@ func (s *chatServer) requests() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.reqs...)
+}
+
+// allRequests returns "METHOD URI" of every request seen so far.
+func (s *chatServer) allRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.all...)
 }
 
 // quitHooks gives the server one command, "/quit", which kicks the sender

@@ -22,6 +22,19 @@
   const KEY_NAME = 'moonchat.name';
   const KEY_ROOM = 'moonchat.room';
   const KEY_JOINED = 'moonchat.joined'; // sessionStorage: this tab was in a room
+  // sessionStorage: this tab's credentials, {token, expires, login} (see
+  // setAuth). Per tab and gone with it: a token is not left behind in
+  // localStorage for the next user of the browser.
+  const KEY_AUTH = 'moonchat.auth';
+  const TOKEN_MAX = 8192; // bytes; the server refuses longer tokens (auth.MaxTokenLen)
+  // A token from a login is renewed this long before it expires: a fifth
+  // of what is left, between RENEW_LEAD_MIN_S and RENEW_LEAD_MAX_S.
+  const RENEW_LEAD_MIN_S = 2;
+  const RENEW_LEAD_MAX_S = 300;
+  const RENEW_RETRY_MS = 15000; // after a failed renewal that may work later
+  // Roles every member has one of: not worth a badge.
+  const PLAIN_ROLES = new Set(['user', 'guest']);
+  const ROLE_BADGES_MAX = 3; // badges shown per name (all of them in its tooltip)
   // The server's [chat] default_room, which it writes into a <meta> when it
   // serves the page (the content security policy forbids inline script).
   // "lobby" only when the page was not served by moonchat.
@@ -38,13 +51,29 @@
     roomTitle: $('room-title'),
     me: $('me'),
     meName: $('me-name'),
+    meMarks: $('me-marks'),
     leave: $('leave'),
+    logout: $('logout'),
     joinView: $('join-view'),
     joinForm: $('join-form'),
+    signedIn: $('signed-in'),
+    signedInText: $('signed-in-text'),
+    signedInMarks: $('signed-in-marks'),
+    nameField: $('name-field'),
     joinName: $('join-name'),
     joinRoom: $('join-room'),
     joinError: $('join-error'),
     joinInfo: $('join-info'),
+    showAuth: $('show-auth'),
+    auth: $('auth'),
+    loginForm: $('login-form'),
+    loginName: $('login-name'),
+    loginPassword: $('login-password'),
+    loginError: $('login-error'),
+    loginButton: $('login-button'),
+    tokenForm: $('token-form'),
+    tokenInput: $('token-input'),
+    tokenError: $('token-error'),
     chatView: $('chat-view'),
     scroller: $('scroller'),
     older: $('older'),
@@ -85,6 +114,17 @@
     unread: 0,
     nameNote: '',      // "alice is taken; …", shown once the join's replay is in
     today: '',         // the day the day separators were labelled on
+    // Identity. auth is this tab's credentials ({token, expires, login}:
+    // expires in Unix seconds, 0 unknown; login is true for a token this
+    // server minted at a login, which it can renew) or null for a guest.
+    auth: null,
+    session: null,     // the server's last GET /api/session answer for S.room
+    accounts: new Map(), // member name -> {id, roles}, from presence "accounts"
+    connGen: 0,        // bumped by every connect and leave: a stale session check is ignored
+    wsToken: '',       // the token the server holds for the current socket
+    sentToken: '',     // a renewed token sent over the socket, not yet confirmed
+    renewTimer: 0,
+    loginAvailable: false, // GET /api/login said a login script is loaded
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -145,6 +185,45 @@
     return h % 360;
   }
 
+  // accountOf returns the account {id, roles} an event field describes, or
+  // null for a guest: only a non-empty id (from the server, which verified
+  // the credentials) makes a verified member. A name alone never does.
+  function accountOf(id, roles) {
+    if (typeof id !== 'string' || id === '') return null;
+    return { id, roles: Array.isArray(roles) ? roles.map(String) : [] };
+  }
+
+  // marksEl renders what is known of a member besides the name: a check
+  // mark for a verified account (its id in the tooltip) and a badge per
+  // role beyond the plain "user"/"guest". Guests get an empty span.
+  function marksEl(account) {
+    const span = document.createElement('span');
+    span.className = 'marks';
+    fillMarks(span, account);
+    return span;
+  }
+
+  function fillMarks(span, account) {
+    span.replaceChildren();
+    if (!account) return;
+    const v = document.createElement('span');
+    v.className = 'verified';
+    v.textContent = '✓';
+    v.title = `verified account: ${account.id}`;
+    v.setAttribute('role', 'img');
+    v.setAttribute('aria-label', `verified account ${account.id}`);
+    span.append(v);
+    const roles = account.roles.filter((r) => !PLAIN_ROLES.has(r));
+    for (const r of roles.slice(0, ROLE_BADGES_MAX)) {
+      const b = document.createElement('span');
+      b.className = 'role';
+      b.dataset.role = r;
+      b.textContent = r;
+      b.title = `roles: ${roles.join(', ')}`;
+      span.append(b);
+    }
+  }
+
   // fillText appends text to node, turning http(s) URLs into links. Only
   // Text nodes and anchors with a checked scheme are created.
   function fillText(node, text) {
@@ -191,6 +270,11 @@
     if (m.id) li.dataset.id = String(m.id);
     const user = String(m.user ?? '');
     li.dataset.user = user;
+    // user_id and roles come with an account's messages (replayed ones
+    // too, when the server's store keeps them); a message without them
+    // is a guest's, or one the server knows no account of.
+    const account = accountOf(m.user_id, m.roles);
+    if (account) li.dataset.account = account.id;
     if (S.ownNames.has(user)) li.classList.add('own');
     const who = document.createElement('span');
     who.className = 'user';
@@ -200,12 +284,17 @@
     text.className = 'text';
     if (m.action === true) {
       li.classList.add('action');
-      text.append('* ', who, ' ');
+      text.append('* ', who);
+      if (account) text.append(marksEl(account));
+      text.append(' ');
       fillText(text, String(m.text ?? ''));
       li.append(timeEl(d), text);
     } else {
       fillText(text, String(m.text ?? ''));
-      li.append(timeEl(d), who, text);
+      const head = document.createElement('span');
+      head.className = 'who';
+      head.append(who, marksEl(account));
+      li.append(timeEl(d), head, text);
     }
     return li;
   }
@@ -298,7 +387,11 @@
     const p = visiblePrev(li);
     // An action reads as a sentence with the name in it: it never shares
     // a header, nor gives one to the message after it.
+    // The same name is not enough: a verified member and a guest who got
+    // the name later (or a message replayed without its account) each
+    // get their own header.
     const cont = Boolean(p && p.classList.contains('msg') && p.dataset.user === li.dataset.user &&
+      p.dataset.account === li.dataset.account &&
       !li.classList.contains('action') && !p.classList.contains('action') &&
       Math.abs(Number(li.dataset.t) - Number(p.dataset.t)) < GROUP_MS);
     li.classList.toggle('cont', cont);
@@ -382,9 +475,20 @@
   // presence: a full list ("users": on joining, or asked for) replaces
   // ours; a delta removes "left" names, then adds "joined" ones (both
   // idempotent, so a newcomer's list absorbs a delta it already reflects).
+  // "accounts" maps the names of users/joined that have an account to
+  // {id, roles}; a name it does not list is a guest's.
   function onPresence(ev) {
+    const accs = ev.accounts && typeof ev.accounts === 'object' ? ev.accounts : {};
+    const setAccounts = (names) => {
+      for (const n of names) {
+        const a = Object.hasOwn(accs, n) && accs[n] ? accountOf(accs[n].id, accs[n].roles) : null;
+        if (a) S.accounts.set(n, a); else S.accounts.delete(n);
+      }
+    };
     if (Array.isArray(ev.users)) {
       S.people = ev.users.map(String);
+      S.accounts.clear();
+      setAccounts(S.people);
       // The full list follows the join's welcome and replay: a note about
       // the name given goes under the replayed messages, not above them.
       if (S.nameNote) {
@@ -395,9 +499,12 @@
       const left = Array.isArray(ev.left) ? ev.left.map(String) : [];
       const joined = Array.isArray(ev.joined) ? ev.joined.map(String) : [];
       S.people = S.people.filter((n) => !left.includes(n));
+      for (const n of left) S.accounts.delete(n);
       for (const n of joined) if (!S.people.includes(n)) S.people.push(n);
+      setAccounts(joined);
     }
     renderPresence(S.people);
+    updateIdentity();
   }
 
   function renderPresence(users) {
@@ -410,7 +517,9 @@
       const n = document.createElement('span');
       n.className = 'name';
       n.textContent = name;
-      li.append(dot, n);
+      const acc = S.accounts.get(name) ?? null;
+      if (acc) li.dataset.account = acc.id;
+      li.append(dot, n, marksEl(acc));
       if (name === S.myName) {
         li.classList.add('self');
         const you = document.createElement('span');
@@ -422,6 +531,40 @@
     });
     el.presence.replaceChildren(...items);
     el.peopleCount.textContent = `(${users.length})`;
+  }
+
+  // myAccount is this tab's account as the server describes it: from the
+  // room's presence while in one (it follows role changes), else from the
+  // last session check; null for a guest.
+  function myAccount() {
+    if (S.myName && S.accounts.has(S.myName)) return S.accounts.get(S.myName);
+    const ses = S.session;
+    return ses && ses.guest === false ? accountOf(ses.id, ses.roles) : null;
+  }
+
+  // updateIdentity shows who this tab is: the marks by "you are …", the
+  // "signed in" line of the join form (which then needs no name: an
+  // account's nick is its own) and the log-out control.
+  function updateIdentity() {
+    const acc = myAccount();
+    fillMarks(el.meMarks, acc);
+    el.logout.hidden = !S.auth;
+    el.nameField.hidden = Boolean(S.auth);
+    el.signedIn.hidden = !S.auth;
+    if (S.auth) {
+      const ses = S.session;
+      const who = ses && ses.guest === false && ses.name ? String(ses.name) : '';
+      let text = who ? `Signed in as ${who}` : 'Signed in with a token';
+      if (S.auth.expires > 0) text += ` until ${clock(S.auth.expires)}`;
+      el.signedInText.textContent = text;
+      fillMarks(el.signedInMarks, who ? acc : null);
+    }
+  }
+
+  // clock formats a Unix time (seconds) as the local HH:MM.
+  function clock(unix) {
+    const d = new Date(unix * 1000);
+    return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
   }
 
   function updateOlder() {
@@ -443,6 +586,7 @@
       const name = li.querySelector('.name')?.textContent;
       li.classList.toggle('self', name === S.myName);
     }
+    updateIdentity();
   }
 
   function updateTitle() {
@@ -472,28 +616,106 @@
 
   // ---- connection ----------------------------------------------------------
 
-  function wsURL() {
+  // wsURL is the WebSocket URL of S.room. The token goes in the query:
+  // browsers cannot set an Authorization header on a WebSocket handshake.
+  function wsURL(token) {
     const params = new URLSearchParams();
-    params.set('name', S.wantName);
+    if (S.wantName) params.set('name', S.wantName);
     if (S.lastId > 0) params.set('since', String(S.lastId));
+    if (token) params.set('token', token);
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     return `${scheme}//${location.host}/chat/${encodeURIComponent(S.room)}?${params}`;
   }
 
-  function connect() {
+  // authHeaders carries the token of fetch calls. (The WebSocket handshake
+  // cannot have headers: there it is ?token=, see wsURL.) A header keeps it
+  // out of URLs, which proxies and servers log (RFC 6750 section 2.3).
+  function authHeaders(token) {
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  // readJSON returns a response's JSON body, or null when it has none.
+  async function readJSON(resp) {
+    try {
+      return await resp.json();
+    } catch {
+      return null;
+    }
+  }
+
+  // checkSession asks the server what a handshake to room with token would
+  // get (GET /api/session, docs/protocol.md), since a page cannot read the
+  // HTTP status of a refused WebSocket handshake. The answer is one of
+  // {kind: 'ok', session}, {kind: 'refused', status, reason} (401/403: do
+  // not connect) or {kind: 'failed', reason} (no answer we can use: the
+  // server is down or broken; try again later).
+  async function checkSession(room, token) {
+    let resp;
+    try {
+      resp = await fetch(`/api/session?room=${encodeURIComponent(room)}`, {
+        headers: authHeaders(token),
+        cache: 'no-store',
+      });
+    } catch {
+      return { kind: 'failed', reason: 'cannot reach the server' };
+    }
+    const body = await readJSON(resp);
+    if (resp.status === 401 || resp.status === 403) {
+      const reason = body && typeof body.error === 'string' && body.error
+        ? body.error : (resp.status === 401 ? 'sign-in required' : 'not allowed here');
+      return { kind: 'refused', status: resp.status, reason };
+    }
+    if (resp.ok && body && typeof body === 'object') return { kind: 'ok', session: body };
+    return { kind: 'failed', reason: `the server answered ${resp.status} to the session check` };
+  }
+
+  // connect checks the session, then opens the WebSocket. It runs on every
+  // attempt, reconnects too: credentials can expire while a page waits to
+  // reconnect, and a refused handshake looks like any network failure
+  // from here (close code 1006), so only the check can say "stop".
+  async function connect() {
     clearRetry();
     S.online = false;
     S.lastError = '';
+    const gen = ++S.connGen;
     setStatus('connecting', 'connecting…');
+    const token = S.auth ? S.auth.token : '';
+    const check = await checkSession(S.room, token);
+    // Left, moved or reconnected meanwhile: this check is old news.
+    if (gen !== S.connGen || !S.joined) return;
+    if (check.kind === 'refused') {
+      refused(check.status, check.reason, token);
+      return;
+    }
+    if (check.kind === 'failed') {
+      if (S.attempt === 0) notice('error', `Cannot connect: ${check.reason}.`);
+      showView('chat');
+      scheduleRetry();
+      return;
+    }
+    S.session = check.session;
+    if (S.auth && S.session.guest === false) {
+      // An account joins under its own nick: ask for it, so that the
+      // welcome's name is no surprise.
+      if (typeof S.session.name === 'string' && S.session.name) S.wantName = S.session.name;
+      if (Number(S.session.expires) > 0) setAuth({ ...S.auth, expires: Number(S.session.expires) });
+    }
+    updateIdentity();
+    if (el.app.dataset.view !== 'chat') {
+      showView('chat');
+      el.text.focus();
+    }
     let ws;
     try {
-      ws = new WebSocket(wsURL(), PROTOCOL);
+      ws = new WebSocket(wsURL(token), PROTOCOL);
     } catch (err) {
       notice('error', `cannot connect: ${err.message}`);
       scheduleRetry();
       return;
     }
     S.ws = ws;
+    S.wsToken = token;
+    S.sentToken = '';
     ws.onopen = () => {
       if (S.ws !== ws) return;
       if (ws.protocol !== PROTOCOL) {
@@ -527,6 +749,18 @@
     S.held = [];
     if (!S.joined) {
       setStatus('idle', 'not connected');
+      return;
+    }
+    if (ev.code === 4001) {
+      // The credentials expired (docs/protocol.md). A token renewed since
+      // the server last took one is worth a reconnect (the session check
+      // vets it first); the same token again would only be refused.
+      if (S.auth && S.auth.token !== S.wsToken) {
+        notice('local', 'Session renewed; reconnecting…');
+        connect();
+        return;
+      }
+      expired(ev.reason || 'token expired');
       return;
     }
     if (ev.code === 1000 || ev.code === 1008) {
@@ -610,6 +844,8 @@
       case 'redact': onRedact(ev); break;
       case 'gap': onGap(ev); break;
       case 'error': onError(ev); break;
+      case 'token': onTokenAccepted(ev); break;
+      case 'roles': onRoles(ev); break;
       default: break; // newer server, older page: ignore what we do not know
     }
   }
@@ -691,6 +927,10 @@
       store('local', KEY_NAME, newName);
       if (S.joined) store('session', KEY_JOINED, JSON.stringify({ name: newName, room: S.room }));
     }
+    // The account (if any) goes with the member to the new name.
+    const acc = S.accounts.get(oldName);
+    S.accounts.delete(oldName);
+    if (acc) S.accounts.set(newName, acc);
     // No presence event follows a rename: the list is updated here.
     const i = S.people.indexOf(oldName);
     if (i >= 0) {
@@ -730,6 +970,11 @@
     const li = noticeEl('error', text);
     if (ev.code) li.dataset.code = String(ev.code);
     appendItems([li], true);
+    if (ev.code === 'token_refused') {
+      // The socket keeps the token it had (and closes with 4001 when that
+      // expires; onClosed then reconnects with the newer one).
+      S.sentToken = '';
+    }
     if (ev.code === 'no_history' && S.loadingOlder) {
       // The older page we asked for will not come; let the reader retry.
       S.loadingOlder = false;
@@ -776,6 +1021,7 @@
       // A different room: start from a clean slate.
       el.messages.replaceChildren();
       S.people = [];
+      S.accounts.clear();
       el.presence.replaceChildren();
       S.byId.clear();
       S.lastId = 0;
@@ -787,7 +1033,7 @@
     S.joined = true;
     S.attempt = 0;
     S.unread = 0;
-    store('local', KEY_NAME, name);
+    if (name) store('local', KEY_NAME, name); // a guest's name, for next time
     store('local', KEY_ROOM, room);
     // Per tab, so that two tabs of one browser each rejoin as themselves.
     store('session', KEY_JOINED, JSON.stringify({ name, room }));
@@ -796,12 +1042,12 @@
     el.joinInfo.textContent = '';
     updateMe();
     updateTitle();
-    showView('chat');
+    // The chat view comes when the session check lets us in (connect).
     connect();
-    el.text.focus();
   }
 
   function leave() {
+    S.connGen++; // a session check under way is for nothing now
     S.joined = false;
     store('session', KEY_JOINED, null);
     clearRetry();
@@ -823,22 +1069,294 @@
     el.joinError.textContent = '';
     el.joinInfo.textContent = '';
     showView('join');
-    el.joinName.focus();
+    (el.nameField.hidden ? el.joinRoom : el.joinName).focus();
+  }
+
+  // submitJoin joins what the join form says. With credentials the name
+  // field is not used: an account's nick is its own (the server ignores
+  // name= then).
+  function submitJoin() {
+    const name = S.auth ? '' : el.joinName.value.trim();
+    const room = el.joinRoom.value.trim() || DEFAULT_ROOM;
+    const badName = S.auth ? '' : validName(name);
+    const bad = badName || (ROOM_RE.test(room) ? '' : 'Rooms use 1–32 letters, digits, "-", "_" or ".".');
+    if (bad) {
+      el.joinInfo.textContent = '';
+      el.joinError.textContent = bad;
+      (badName ? el.joinName : el.joinRoom).focus();
+      return;
+    }
+    join(name, room);
   }
 
   el.joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
-    const name = el.joinName.value.trim();
-    const room = el.joinRoom.value.trim() || DEFAULT_ROOM;
-    const bad = validName(name) || (ROOM_RE.test(room) ? '' : 'Rooms use 1–32 letters, digits, "-", "_" or ".".');
-    if (bad) {
-      el.joinInfo.textContent = '';
-      el.joinError.textContent = bad;
-      (validName(name) ? el.joinName : el.joinRoom).focus();
+    submitJoin();
+  });
+
+  // ---- identity ------------------------------------------------------------------
+
+  // setAuth makes a the tab's credentials ({token, expires, login}) and
+  // keeps them in sessionStorage, so that a reload stays signed in.
+  function setAuth(a) {
+    S.auth = a;
+    store('session', KEY_AUTH, JSON.stringify(a));
+    scheduleRenew();
+    updateIdentity();
+  }
+
+  // forgetAuth drops the tab's credentials: after a log-out, or when the
+  // server refused or expired them.
+  function forgetAuth() {
+    S.auth = null;
+    S.session = null;
+    store('session', KEY_AUTH, null);
+    clearTimeout(S.renewTimer);
+    S.renewTimer = 0;
+    updateIdentity();
+  }
+
+  function loadAuth() {
+    try {
+      const a = JSON.parse(load('session', KEY_AUTH) || 'null');
+      if (a && typeof a.token === 'string' && a.token && a.token.length <= TOKEN_MAX) {
+        return { token: a.token, expires: Number(a.expires) || 0, login: a.login === true };
+      }
+    } catch { /* ignore a damaged entry */ }
+    return null;
+  }
+
+  // fragmentToken takes a token an embedding application put in the page's
+  // address (#token=T, with room= and name= if it likes) and removes it from
+  // the address bar and the tab's history entry, so that it is not
+  // bookmarked, shared or shown. The rest of the fragment stays.
+  function fragmentToken() {
+    const raw = location.hash.slice(1);
+    if (!raw.includes('token=')) return '';
+    const h = new URLSearchParams(raw);
+    const token = (h.get('token') || '').trim();
+    h.delete('token');
+    const rest = h.toString();
+    history.replaceState(null, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+    return token && token.length <= TOKEN_MAX && !/\s/.test(token) ? token : '';
+  }
+
+  // openAuth shows the sign-in forms: the token box always, the password
+  // form when the server has a login script (GET /api/login).
+  async function openAuth() {
+    el.auth.hidden = false;
+    el.showAuth.hidden = true;
+    let available = false;
+    try {
+      const resp = await fetch('/api/login', { cache: 'no-store' });
+      const body = await readJSON(resp);
+      available = resp.ok && body !== null && body.available === true;
+    } catch { /* no answer: no password form */ }
+    S.loginAvailable = available;
+    el.loginForm.hidden = !available;
+    if (el.app.dataset.view === 'join' && !el.auth.hidden) {
+      (available ? el.loginName : el.tokenInput).focus();
+    }
+  }
+
+  function closeAuth() {
+    el.auth.hidden = true;
+    el.showAuth.hidden = Boolean(S.auth);
+    el.loginError.textContent = '';
+    el.tokenError.textContent = '';
+  }
+
+  // signedIn is what follows a login or a pasted token: join the room of
+  // the join form with the new credentials (the session check vets them).
+  function signedIn() {
+    closeAuth();
+    el.joinError.textContent = '';
+    submitJoin();
+  }
+
+  el.showAuth.addEventListener('click', () => openAuth());
+
+  el.loginForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = el.loginName.value.trim();
+    const password = el.loginPassword.value;
+    if (!name || !password) {
+      el.loginError.textContent = 'Enter your account name and password.';
       return;
     }
-    join(name, room);
+    el.loginError.textContent = '';
+    el.loginButton.disabled = true;
+    let resp = null;
+    let body = null;
+    try {
+      // The password travels in the body of a POST, never in a URL.
+      resp = await fetch('/api/login', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name, password }),
+        cache: 'no-store',
+      });
+      body = await readJSON(resp);
+    } catch { /* resp stays null */ }
+    el.loginButton.disabled = false;
+    if (!resp) {
+      el.loginError.textContent = 'Cannot reach the server.';
+      return;
+    }
+    if (!resp.ok || !body || typeof body.token !== 'string' || !body.token) {
+      let msg = body && typeof body.error === 'string' && body.error ? body.error : `login failed (HTTP ${resp.status})`;
+      const after = resp.headers.get('Retry-After');
+      if (resp.status === 429 && after) msg += ` (try again in ${after}s)`;
+      el.loginError.textContent = msg;
+      el.loginPassword.select();
+      return;
+    }
+    el.loginPassword.value = '';
+    setAuth({ token: body.token, expires: Number(body.expires) || 0, login: true });
+    signedIn();
   });
+
+  el.tokenForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const token = el.tokenInput.value.trim();
+    if (!token) {
+      el.tokenError.textContent = 'Paste a token first.';
+      return;
+    }
+    if (token.length > TOKEN_MAX || /\s/.test(token)) {
+      el.tokenError.textContent = 'That is not a token: a token is one word, without spaces.';
+      return;
+    }
+    el.tokenInput.value = '';
+    el.tokenError.textContent = '';
+    // Where it came from, the server cannot renew it: login is false.
+    setAuth({ token, expires: 0, login: false });
+    signedIn();
+  });
+
+  el.logout.addEventListener('click', () => {
+    forgetAuth();
+    if (S.joined) leave();
+    closeAuth();
+    el.joinError.textContent = '';
+    el.joinInfo.textContent = 'Logged out.';
+    (el.nameField.hidden ? el.joinRoom : el.joinName).focus();
+  });
+
+  // refused: the session check said no (401: no or bad credentials; 403:
+  // not allowed here). The reason is shown on the join form with the
+  // sign-in forms; a token refused with 401 is forgotten (it is bad or
+  // expired), one refused with 403 is kept (it may do for another room).
+  function refused(status, reason, token) {
+    S.joined = false;
+    store('session', KEY_JOINED, null);
+    clearRetry();
+    if (status === 401 && token && S.auth && S.auth.token === token) forgetAuth();
+    if (el.app.dataset.view === 'chat') notice('error', `Refused: ${reason}`);
+    setStatus('closed', `refused: ${reason}`);
+    backToJoin();
+    S.myName = '';
+    updateMe();
+    el.joinError.textContent = reason;
+    openAuth();
+  }
+
+  // expired: the server closed the socket with 4001 (the credentials
+  // expired). Reconnecting would be refused: ask for new ones instead.
+  function expired(reason) {
+    S.joined = false;
+    store('session', KEY_JOINED, null);
+    clearRetry();
+    forgetAuth();
+    setStatus('closed', 'session expired');
+    notice('error', `Session expired (${reason}).`);
+    backToJoin();
+    S.myName = '';
+    updateMe();
+    el.joinError.textContent = `Session expired (${reason}). Log in again or paste a new token.`;
+    openAuth();
+  }
+
+  // scheduleRenew arranges for a token from a login to be renewed a little
+  // before it expires. Other tokens come from elsewhere (the embedding
+  // application): this server cannot renew them.
+  function scheduleRenew() {
+    clearTimeout(S.renewTimer);
+    S.renewTimer = 0;
+    const a = S.auth;
+    if (!a || !a.login || !(a.expires > 0)) return;
+    const left = a.expires - Date.now() / 1000;
+    const lead = Math.min(RENEW_LEAD_MAX_S, Math.max(RENEW_LEAD_MIN_S, left / 5));
+    S.renewTimer = setTimeout(renew, Math.max(0, (left - lead) * 1000));
+  }
+
+  // renew trades the login's token for a fresh one (POST /api/token) and
+  // hands it to the open socket ({"type":"token"}), which would otherwise
+  // be closed with 4001 when the old one expires.
+  async function renew() {
+    S.renewTimer = 0;
+    const a = S.auth;
+    if (!a || !a.login) return;
+    let resp = null;
+    let body = null;
+    try {
+      resp = await fetch('/api/token', { method: 'POST', headers: authHeaders(a.token), cache: 'no-store' });
+      body = await readJSON(resp);
+    } catch { /* resp stays null */ }
+    if (!S.auth || S.auth.token !== a.token) return; // logged out or signed in again meanwhile
+    if (resp && resp.ok && body && typeof body.token === 'string' && body.token) {
+      setAuth({ token: body.token, expires: Number(body.expires) || 0, login: true });
+      if (sendJSON({ type: 'token', token: body.token })) S.sentToken = body.token;
+      return;
+    }
+    if (resp && resp.status >= 400 && resp.status < 500) {
+      // This login cannot be extended (it is older than the server's
+      // maximum session age, or the server does not renew): it ends.
+      const text = `Your session ends at ${clock(a.expires)}; log in again then to stay.`;
+      if (S.joined) notice('local', text); else el.joinInfo.textContent = text;
+      return;
+    }
+    // No answer: try again while the token lives.
+    if (a.expires - Date.now() / 1000 > RENEW_RETRY_MS / 1000) S.renewTimer = setTimeout(renew, RENEW_RETRY_MS);
+  }
+
+  // onTokenAccepted: the server took the renewed token for this socket.
+  function onTokenAccepted() {
+    if (S.sentToken) S.wsToken = S.sentToken;
+    S.sentToken = '';
+  }
+
+  // onRoles: a member's roles changed (granted or revoked).
+  function onRoles(ev) {
+    const name = String(ev.user ?? '');
+    if (!name) return;
+    const had = S.accounts.get(name);
+    const id = typeof ev.id === 'string' && ev.id ? ev.id : had?.id;
+    const acc = accountOf(id, ev.roles);
+    if (acc) S.accounts.set(name, acc); else S.accounts.delete(name);
+    renderPresence(S.people);
+    updateIdentity();
+  }
+
+  // identityCheck asks who the tab's token makes it (for the join form's
+  // "signed in as"), before any room is joined. A refused token is
+  // forgotten, with the reason shown.
+  async function identityCheck() {
+    const a = S.auth;
+    if (!a) return;
+    const room = el.joinRoom.value.trim() || DEFAULT_ROOM;
+    const check = await checkSession(ROOM_RE.test(room) ? room : DEFAULT_ROOM, a.token);
+    if (!S.auth || S.auth.token !== a.token || S.joined) return;
+    if (check.kind === 'ok') {
+      S.session = check.session;
+      if (Number(S.session.expires) > 0) setAuth({ ...a, expires: Number(S.session.expires) });
+      updateIdentity();
+    } else if (check.kind === 'refused' && check.status === 401) {
+      forgetAuth();
+      el.joinError.textContent = check.reason;
+      openAuth();
+    }
+  }
 
   el.composer.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -859,6 +1377,13 @@
 
   // Editing the room in the address bar moves this tab to that room.
   window.addEventListener('hashchange', () => {
+    // A link with a new token (#token=…): adopt it for the next join.
+    const token = fragmentToken();
+    if (token) {
+      setAuth({ token, expires: 0, login: false });
+      if (!S.joined) identityCheck();
+      return;
+    }
     const raw = decodeURIComponent(location.hash.slice(1));
     if (!S.joined || raw.includes('=') || raw === S.room || !ROOM_RE.test(raw)) return;
     const ws = S.ws;
@@ -899,24 +1424,34 @@
     try {
       const t = JSON.parse(load('session', KEY_JOINED) || 'null');
       if (t && typeof t.name === 'string' && typeof t.room === 'string' &&
-          !validName(t.name) && ROOM_RE.test(t.room)) return t;
+          (t.name === '' ? S.auth !== null : !validName(t.name)) && ROOM_RE.test(t.room)) return t;
     } catch { /* ignore a damaged entry */ }
     return null;
   }
 
   scheduleRelabel();
+  // Credentials: a token in the address (an embedding application's link)
+  // replaces the one this tab had.
+  {
+    const token = fragmentToken();
+    const a = token ? { token, expires: 0, login: false } : loadAuth();
+    if (a) setAuth(a);
+  }
   const d = defaults();
   el.joinName.value = d.name;
   el.joinRoom.value = d.room;
   showView('join');
   setStatus('idle', 'not connected');
+  updateIdentity();
+  closeAuth();
   // A reload of a tab that was in a room goes straight back in.
   const again = rejoinTarget();
   if (again) {
-    el.joinName.value = again.name;
+    if (again.name) el.joinName.value = again.name;
     el.joinRoom.value = again.room;
     join(again.name, again.room);
   } else {
-    (d.name ? el.joinRoom : el.joinName).focus();
+    (d.name || S.auth ? el.joinRoom : el.joinName).focus();
+    identityCheck();
   }
 })();

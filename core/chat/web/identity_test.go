@@ -1,0 +1,429 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/moonchat/moonchat/auth"
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
+)
+
+// testSecret is the HS256 key of the identity tests: the test's
+// authenticator verifies with it and its minters sign with it.
+var testSecret = []byte("moonchat web test secret, 32+ bytes long")
+
+// jwtAuth is a chat.Authenticator over a real auth.Verifier, as
+// cmd/moonchat's [auth] builds one: a token that verifies is an account;
+// no token is a guest when guests is true and a 401 otherwise; a token that
+// does not verify is a 401. It is also a chat.TokenRefresher, so that a
+// page can hand a renewed token to its open socket.
+type jwtAuth struct {
+	v      *auth.Verifier
+	guests bool
+}
+
+func newJWTAuth(t *testing.T, guests bool) *jwtAuth {
+	t.Helper()
+	v, err := auth.New(auth.Config{Secret: testSecret, RequireExp: true})
+	if err != nil {
+		t.Fatalf("auth.New: %v", err)
+	}
+	return &jwtAuth{v: v, guests: guests}
+}
+
+// Authenticate implements chat.Authenticator.
+func (a *jwtAuth) Authenticate(r *http.Request, _ string) (chat.Identity, bool, error) {
+	tok, err := auth.TokenFromRequest(r)
+	if errors.Is(err, auth.ErrNoToken) {
+		if a.guests {
+			return chat.Identity{}, false, nil
+		}
+		return chat.Identity{}, false, &chat.AuthError{Status: http.StatusUnauthorized, Reason: "a token is required (guests are not admitted)"}
+	}
+	if err != nil {
+		return chat.Identity{}, false, refusal(err)
+	}
+	id, err := a.Refresh(tok, "")
+	return id, err == nil, err
+}
+
+// Refresh implements chat.TokenRefresher.
+func (a *jwtAuth) Refresh(token, _ string) (chat.Identity, error) {
+	id, err := a.v.Verify(token)
+	if err != nil {
+		return chat.Identity{}, refusal(err)
+	}
+	return chat.Identity{ID: id.ID, Name: id.Name, Roles: id.Roles, Rooms: id.Rooms, Expires: id.Expires}, nil
+}
+
+// refusal is the 401 for a token auth refused, with its fixed reason.
+func refusal(err error) *chat.AuthError {
+	return &chat.AuthError{Status: http.StatusUnauthorized, Reason: strings.TrimPrefix(err.Error(), "auth: ")}
+}
+
+// mint signs an HS256 token for id that lives ttl.
+func mint(t *testing.T, id auth.Identity, ttl time.Duration) string {
+	t.Helper()
+	m, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, TTL: ttl})
+	if err != nil {
+		t.Fatalf("auth.NewMinter: %v", err)
+	}
+	tok, _, err := m.Mint(id)
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	return tok
+}
+
+// shownMember is a presence entry or a message's sender as a page shows
+// it: the name, the tooltip of its verified mark ("" without one) and its
+// role badges.
+type shownMember struct {
+	Name     string   `json:"name"`
+	Verified string   `json:"verified"`
+	Roles    []string `json:"roles"`
+}
+
+func (m shownMember) String() string {
+	return fmt.Sprintf("%s[%s]%v", m.Name, m.Verified, m.Roles)
+}
+
+const marksOfJS = `(el) => ({verified: el.querySelector('.verified')?.title ?? '', roles: [...el.querySelectorAll('.role')].map((b) => b.textContent)})`
+
+// presenceMarksJS lists the member list with its marks.
+const presenceMarksJS = `[...document.querySelectorAll('#presence li')].map((li) => ({name: li.querySelector('.name').textContent, ...(` + marksOfJS + `)(li)}))`
+
+// messageMarksJS lists the shown messages' senders with their marks, as
+// "name" = "sender: text".
+const messageMarksJS = `[...document.querySelectorAll('#messages li.msg:not([hidden])')].map((li) => ({name: li.querySelector('.user').textContent + ': ' + li.querySelector('.text').textContent, ...(` + marksOfJS + `)(li)}))`
+
+// checkMarks fails the test unless got (from presenceMarksJS or
+// messageMarksJS) is want, in order.
+func checkMarks(t *testing.T, what string, got, want []shownMember) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s shows %v, want %v", what, got, want)
+	}
+}
+
+// noPageErrors fails the test if a page watched by watchPage reported a
+// content security policy violation or a script error.
+func noPageErrors(t *testing.T, name string, tab context.Context) {
+	t.Helper()
+	if v := eval[[]string](t, tab, `window.__csp.concat(window.__errors)`); len(v) != 0 {
+		t.Errorf("%s's page reported %q", name, v)
+	}
+}
+
+// TestVerifiedMarks: a page signed in with a token (from the address, as
+// an embedding application links to it) shows the verified mark and the
+// role badge for its own messages and in the member list; a guest asking
+// for the same nick gets a variant and no mark, on both pages.
+func TestVerifiedMarks(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startChatServer(t, chat.Config{Replay: 50, Authenticator: newJWTAuth(t, true)}, nil, chattest.NewHistory())
+	token := mint(t, auth.Identity{ID: "acct-1001", Name: "alice", Roles: []string{"moderator"}}, time.Hour)
+
+	alice := newPage(t, browser)
+	watchPage(t, alice)
+	step(t, alice, "open the page with a token in the address",
+		chromedp.Navigate(srv.url("/#token="+token+"&room=club")),
+		chromedp.WaitVisible(chromedp.ID("join-room")),
+	)
+	// The token is read, kept for the tab, and gone from the address.
+	if href := eval[string](t, alice, `location.href`); strings.Contains(href, token) || !strings.HasSuffix(href, "#room=club") {
+		t.Errorf("after reading the token the address is %q, want it without the token, ending in #room=club", href)
+	}
+	waitFor(t, alice, "the join form to say who the token is",
+		`document.getElementById('signed-in-text').textContent.startsWith('Signed in as alice') && document.querySelector('#signed-in-marks .verified') !== null`)
+	if !eval[bool](t, alice, `document.getElementById('name-field').hidden && !document.getElementById('logout').hidden`) {
+		t.Error("signed in, the join form still asks for a name or offers no log-out")
+	}
+	step(t, alice, "join", chromedp.Click(chromedp.ID("join-button")))
+	waitOnline(t, alice, "alice")
+	if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0], "token="+url.QueryEscape(token)) {
+		t.Errorf("WebSocket requests %q: want one, carrying the token", reqs)
+	}
+
+	guest := newPage(t, browser)
+	watchPage(t, guest)
+	joinAs(t, guest, srv.url(""), "alice", "club")
+	if got := eval[string](t, guest, `document.getElementById('me-name').textContent`); got != "alice-2" {
+		t.Errorf("the guest asking for alice is %q, want alice-2", got)
+	}
+	say(t, alice, "alice", "hello from the real alice")
+	say(t, guest, "alice-2", "hello from a guest")
+	for name, tab := range map[string]context.Context{"alice": alice, "guest": guest} {
+		waitShows(t, tab, name, "alice", "hello from the real alice")
+		waitShows(t, tab, name, "alice-2", "hello from a guest")
+		waitPresence(t, tab, name, "alice", "alice-2")
+	}
+
+	verified := "verified account: acct-1001"
+	wantPeople := []shownMember{{Name: "alice", Verified: verified, Roles: []string{"moderator"}}, {Name: "alice-2", Roles: []string{}}}
+	wantMsgs := []shownMember{
+		{Name: "alice: hello from the real alice", Verified: verified, Roles: []string{"moderator"}},
+		{Name: "alice-2: hello from a guest", Roles: []string{}},
+	}
+	for name, tab := range map[string]context.Context{"alice": alice, "guest": guest} {
+		checkMarks(t, name+"'s member list", eval[[]shownMember](t, tab, presenceMarksJS), wantPeople)
+		checkMarks(t, name+"'s messages", eval[[]shownMember](t, tab, messageMarksJS), wantMsgs)
+	}
+	// Each page's "you are …" carries its own marks only.
+	if got := eval[string](t, alice, `document.getElementById('me-marks').textContent`); got != "✓moderator" {
+		t.Errorf("alice's top bar marks read %q, want ✓moderator", got)
+	}
+	if got := eval[string](t, guest, `document.getElementById('me-marks').textContent`); got != "" {
+		t.Errorf("the guest's top bar marks read %q, want none", got)
+	}
+	screenshot(t, alice, "verified-alice.png")
+	screenshot(t, guest, "verified-guest.png")
+
+	// A reload keeps the tab signed in (sessionStorage) and in the room.
+	step(t, alice, "reload alice's page", chromedp.Reload())
+	waitOnline(t, alice, "alice")
+	waitPresence(t, alice, "alice", "alice-2", "alice") // join order: alice came back
+	checkMarks(t, "alice's member list after a reload", eval[[]shownMember](t, alice, presenceMarksJS),
+		[]shownMember{wantPeople[1], wantPeople[0]})
+	noPageErrors(t, "alice", alice)
+	noPageErrors(t, "guest", guest)
+}
+
+// pasteToken puts token into the sign-in form's token box and submits it.
+func pasteToken(t *testing.T, tab context.Context, token string) {
+	t.Helper()
+	step(t, tab, "paste a token",
+		chromedp.WaitVisible(chromedp.ID("token-input")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('token-input').value = `+jsString(token)),
+		chromedp.Click(chromedp.ID("token-button")),
+	)
+}
+
+// storedAuthJS is what the tab keeps of its credentials (null: nothing).
+const storedAuthJS = `sessionStorage.getItem('moonchat.auth')`
+
+// TestGuestsRefused: with guests refused, a page asking to join as a
+// guest shows the server's reason and the token box, without trying a
+// WebSocket; a bad token is refused with its reason and forgotten; a good
+// one joins as the account; logging out forgets it.
+func TestGuestsRefused(t *testing.T) {
+	browser := newBrowser(t)
+	authn := newJWTAuth(t, false)
+	srv := startChatServer(t, chat.Config{Authenticator: authn}, nil, chattest.NewHistory())
+	tab := newPage(t, browser)
+	watchPage(t, tab)
+	step(t, tab, "join as a guest",
+		chromedp.Navigate(srv.url("/")),
+		chromedp.WaitVisible(chromedp.ID("join-name")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('join-room').value = ''`),
+		chromedp.SendKeys(chromedp.ID("join-name"), "mallory"),
+		chromedp.SendKeys(chromedp.ID("join-room"), "vault"),
+		chromedp.Click(chromedp.ID("join-button")),
+	)
+	waitFor(t, tab, "the refusal with the token box",
+		`document.getElementById('app').dataset.view === 'join' &&
+		 document.getElementById('join-error').textContent === 'a token is required (guests are not admitted)' &&
+		 document.getElementById('token-input').checkVisibility()`)
+	if state := eval[string](t, tab, `document.getElementById('status').dataset.state`); state != "closed" {
+		t.Errorf("status is %q after the refusal, want closed", state)
+	}
+	// No login script here: GET /api/login is not served, so no password form.
+	if eval[bool](t, tab, `document.getElementById('login-form').checkVisibility()`) {
+		t.Error("the page offers a password form though the server has no login")
+	}
+	if reqs := srv.requests(); len(reqs) != 0 {
+		t.Errorf("the page tried WebSockets %q after the session check refused it", reqs)
+	}
+	screenshot(t, tab, "guests-refused.png")
+
+	// A token signed with another key: refused with auth's reason, and not kept.
+	other, err := auth.NewMinter(auth.MinterConfig{Secret: []byte("another secret entirely, also 32+ bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _, err := other.Mint(auth.Identity{ID: "acct-7", Name: "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = authn.Refresh(forged, "")
+	var ae *chat.AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("the forged token verified: %v", err)
+	}
+	pasteToken(t, tab, forged)
+	waitFor(t, tab, "the forged token's refusal", fmt.Sprintf(
+		`document.getElementById('join-error').textContent === %s && document.getElementById('token-input').checkVisibility()`, jsString(ae.Reason)))
+	if v := eval[*string](t, tab, storedAuthJS); v != nil {
+		t.Errorf("the page keeps a refused token: %s", *v)
+	}
+
+	// A good token joins the room as its account.
+	pasteToken(t, tab, mint(t, auth.Identity{ID: "acct-42", Name: "dave", Roles: []string{"admin"}}, time.Hour))
+	waitOnline(t, tab, "dave")
+	if got := eval[string](t, tab, `document.getElementById('me-name').textContent`); got != "dave" {
+		t.Errorf("signed in with dave's token the page is %q", got)
+	}
+	waitPresence(t, tab, "dave", "dave")
+	checkMarks(t, "dave's member list", eval[[]shownMember](t, tab, presenceMarksJS),
+		[]shownMember{{Name: "dave", Verified: "verified account: acct-42", Roles: []string{"admin"}}})
+	if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0], "token=") {
+		t.Errorf("WebSocket requests %q: want one, with the token", reqs)
+	}
+
+	// Log out: the token is forgotten and the page is a guest's again.
+	step(t, tab, "log out", chromedp.Click(chromedp.ID("logout")))
+	waitFor(t, tab, "the join form of a guest",
+		`document.getElementById('app').dataset.view === 'join' && document.getElementById('join-name').checkVisibility() &&
+		 document.getElementById('join-info').textContent === 'Logged out.' && document.getElementById('logout').hidden`)
+	if v := eval[*string](t, tab, storedAuthJS); v != nil {
+		t.Errorf("after logging out the tab keeps %s", *v)
+	}
+	noPageErrors(t, "mallory", tab)
+}
+
+// loginDouble stands in for cmd/moonchat's /api/login (docs/protocol.md):
+// GET says a login is available; POST {name, password} answers carol's
+// right password with a token minted for her, anything else with 401.
+type loginDouble struct {
+	t      *testing.T
+	minter *auth.Minter
+
+	mu    sync.Mutex
+	posts []string // "CONTENT-TYPE NAME" of each POST
+}
+
+const carolPassword = "correct horse battery staple"
+
+func newLoginDouble(t *testing.T, ttl time.Duration) *loginDouble {
+	t.Helper()
+	m, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, TTL: ttl})
+	if err != nil {
+		t.Fatalf("auth.NewMinter: %v", err)
+	}
+	return &loginDouble{t: t, minter: m}
+}
+
+func writeTestJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (d *loginDouble) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		writeTestJSON(w, http.StatusOK, map[string]bool{"available": true})
+	case http.MethodPost:
+		var body struct{ Name, Password string }
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+			writeTestJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON"})
+			return
+		}
+		d.mu.Lock()
+		d.posts = append(d.posts, r.Header.Get("Content-Type")+" "+body.Name)
+		d.mu.Unlock()
+		if body.Name != "carol" || body.Password != carolPassword {
+			writeTestJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong name or password"})
+			return
+		}
+		tok, exp, err := d.minter.Mint(auth.Identity{ID: "acct-carol", Name: "carol", LoginTime: time.Now()})
+		if err != nil {
+			d.t.Errorf("mint: %v", err)
+			writeTestJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "mint failed"})
+			return
+		}
+		writeTestJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": exp.Unix(), "id": "acct-carol", "name": "carol"})
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeTestJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+	}
+}
+
+func (d *loginDouble) postsSoFar() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.posts...)
+}
+
+// logIn fills in the page's password form and submits it.
+func logIn(t *testing.T, tab context.Context, name, password string) {
+	t.Helper()
+	step(t, tab, "log in as "+name,
+		chromedp.WaitVisible(chromedp.ID("login-password")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('login-name').value = ''; document.getElementById('login-password').value = ''`),
+		chromedp.SendKeys(chromedp.ID("login-name"), name),
+		chromedp.SendKeys(chromedp.ID("login-password"), password),
+		chromedp.Click(chromedp.ID("login-button")),
+	)
+}
+
+// TestLoginForm: with guests refused and a login available, the page
+// offers a password form; a wrong password is answered in the form; the
+// right one posts JSON to /api/login and joins with the returned token.
+// The password never appears in a URL.
+func TestLoginForm(t *testing.T) {
+	browser := newBrowser(t)
+	login := newLoginDouble(t, time.Hour)
+	srv := startChatServer(t, chat.Config{
+		Authenticator: newJWTAuth(t, false),
+		Routes:        map[string]http.Handler{"/api/login": login},
+	}, nil, chattest.NewHistory())
+	tab := newPage(t, browser)
+	watchPage(t, tab)
+	step(t, tab, "join as a guest",
+		chromedp.Navigate(srv.url("/")),
+		chromedp.WaitVisible(chromedp.ID("join-name")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('join-room').value = ''`),
+		chromedp.SendKeys(chromedp.ID("join-name"), "carol"),
+		chromedp.SendKeys(chromedp.ID("join-room"), "vault"),
+		chromedp.Click(chromedp.ID("join-button")),
+	)
+	waitFor(t, tab, "the refusal with the password form and the token box",
+		`document.getElementById('join-error').textContent !== '' &&
+		 document.getElementById('login-form').checkVisibility() && document.getElementById('token-input').checkVisibility()`)
+	screenshot(t, tab, "login-form.png")
+
+	logIn(t, tab, "carol", "not her password")
+	waitFor(t, tab, "the wrong password's answer", `document.getElementById('login-error').textContent === 'wrong name or password'`)
+	if v := eval[*string](t, tab, storedAuthJS); v != nil {
+		t.Errorf("a failed login left credentials: %s", *v)
+	}
+
+	logIn(t, tab, "carol", carolPassword)
+	waitOnline(t, tab, "carol")
+	if got := eval[string](t, tab, `document.getElementById('me-name').textContent`); got != "carol" {
+		t.Errorf("logged in as carol the page is %q", got)
+	}
+	waitPresence(t, tab, "carol", "carol")
+	checkMarks(t, "carol's member list", eval[[]shownMember](t, tab, presenceMarksJS),
+		[]shownMember{{Name: "carol", Verified: "verified account: acct-carol", Roles: []string{}}})
+	if v := eval[string](t, tab, `document.getElementById('login-password').value`); v != "" {
+		t.Errorf("the password box still holds %q after the login", v)
+	}
+
+	if posts := login.postsSoFar(); len(posts) != 2 || posts[0] != "application/json carol" || posts[1] != "application/json carol" {
+		t.Errorf("POST /api/login saw %q, want two JSON logins of carol", posts)
+	}
+	all := srv.allRequests()
+	for _, r := range all {
+		for _, secret := range []string{"horse", "not her password", url.QueryEscape("not her password")} {
+			if strings.Contains(r, secret) {
+				t.Errorf("a request URL holds the password: %s", r)
+			}
+		}
+	}
+	if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0], "token=") {
+		t.Errorf("WebSocket requests %q: want one, with the token", reqs)
+	}
+	noPageErrors(t, "carol", tab)
+}
