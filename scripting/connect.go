@@ -243,7 +243,7 @@ func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict,
 // checkIdentity turns an identity table {id = "…", name = "…", roles =
 // {…}} into a chat.Identity, or says what is wrong with it. id is
 // required; name defaults to id; roles is an array (possibly empty or
-// absent) of role names. Every value must be clean text within the
+// absent) of role names (cleanRole). Every value must be clean text within the
 // limits a token's claims have (package auth), so that an identity a
 // login handler returns can always be minted into a token: valid UTF-8,
 // no control characters, no spaces around it. "guest" cannot be an
@@ -373,7 +373,7 @@ func checkRoles(v lua.LValue) ([]string, error) {
 			return nil, fmt.Errorf("roles[%d] must be a string, got %s", i, t.RawGetInt(i).Type())
 		}
 		r := string(s)
-		if err := cleanText(r, auth.MaxEntryLen); err != nil {
+		if err := cleanRole(r); err != nil {
 			return nil, fmt.Errorf("roles[%d]: %w", i, err)
 		}
 		switch {
@@ -385,6 +385,28 @@ func checkRoles(v lua.LValue) ([]string, error) {
 		roles = append(roles, r)
 	}
 	return roles, nil
+}
+
+// maxRoleBytes is the longest role the chat server grants (core/chat's
+// roles.go): an identity's roles follow the rules of chat.grant, so that
+// what a script gives at connect it can also revoke later.
+const maxRoleBytes = 64
+
+// cleanRole says what is wrong with r as a role name: cleanText's rules,
+// at most maxRoleBytes, and, as for Host.Grant, no white space or format
+// characters anywhere (roles travel in events and logs, and "team lead"
+// would read as two), and not "*" (everyone, in room rules).
+func cleanRole(r string) error {
+	if err := cleanText(r, min(maxRoleBytes, auth.MaxEntryLen)); err != nil {
+		return err
+	}
+	if r == chat.RoleEveryone {
+		return errors.New(`"*" means everyone in room rules, it cannot be a role`)
+	}
+	if strings.IndexFunc(r, func(c rune) bool { return unicode.IsSpace(c) || unicode.Is(unicode.Cf, c) }) >= 0 {
+		return errors.New("holds white space or format characters")
+	}
+	return nil
 }
 
 // oneLine makes a script's reason fit one line: control characters
