@@ -13,8 +13,8 @@ import (
 // room's history is public over HTTP. This file holds the rules as a
 // value and the decision, and the Server's helpers that apply them on
 // every path: joining (read), posting (post), WebSocket history requests
-// (read), /api/history (an anonymous caller: guest read and public
-// history) and /api/rooms (rooms a guest may read). Lua's chat.history
+// (read), /api/history (the caller's identity: read, and public history
+// unless it is a member) and /api/rooms (rooms the caller may read). Lua's chat.history
 // reads as the server itself, for no user (docs/lua.md).
 //
 // Patterns are path.Match globs over room names, restricted to what can
@@ -371,8 +371,7 @@ func RoomAllowed(patterns []string, room string) bool {
 }
 
 // rolesOrGuest returns roles, or the guest role when there are none: a
-// caller without roles is a guest (anonymous HTTP callers, and every
-// member until the identity layer fills User.Roles).
+// caller without roles is a guest.
 func rolesOrGuest(roles []string) []string {
 	if len(roles) == 0 {
 		return []string{RoleGuest}
@@ -399,18 +398,19 @@ func (s *Server) readRefusal(room string, roles []string) string {
 	return "you may not read " + room
 }
 
-// anonymousHistoryRefusal returns why an anonymous HTTP caller (a guest:
-// there are no HTTP credentials yet) may not read room's history over
-// /api/history, or "" when it may: the room must be readable by a guest
-// and its history public (RoomRule.History).
-func (s *Server) anonymousHistoryRefusal(room string) string {
+// historyRefusal returns why the HTTP caller id may not read room's
+// history over /api/history, or "" when it may: it must be allowed to
+// read the room, and the room's history must be public (RoomRule.History)
+// unless id is an account with a live connection in the room (a member).
+// Its credentials' rooms claim was applied by identify.
+func (s *Server) historyRefusal(room string, id *identity) string {
 	if s.cfg.RoomRules.Len() == 0 {
 		return ""
 	}
-	if !s.allows(room, nil, ActionRead) {
+	if !s.allows(room, id.roles, ActionRead) {
 		return "you may not read " + room
 	}
-	if !s.cfg.RoomRules.HistoryPublic(room) {
+	if !s.cfg.RoomRules.HistoryPublic(room) && !s.hasAccountIn(room, id.account) {
 		return "the history of " + room + " is not public"
 	}
 	return ""

@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -193,6 +194,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.AnnounceInterval < 0 {
 		return cfg, fmt.Errorf("announce interval %v: must not be negative (0 = never coalesce)", cfg.AnnounceInterval)
 	}
+	if cfg.MetricsNeedToken && cfg.AdminToken == "" {
+		return cfg, fmt.Errorf("metrics need the admin token, but the admin token is empty")
+	}
+	if err := checkRoutes(cfg.Routes); err != nil {
+		return cfg, err
+	}
+	cfg.Routes = maps.Clone(cfg.Routes) // the caller's map cannot change them later
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = defaultMaxPending
 	}

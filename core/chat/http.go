@@ -1,11 +1,15 @@
 package chat
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/moonchat/moonchat/core/chat/web"
 	"github.com/moonchat/moonchat/core/ws"
 )
 
@@ -49,11 +53,22 @@ func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
 // serveMetrics answers with the server's registry in the Prometheus
 // exposition format promhttp negotiates (the text format unless the
 // client asks for protobuf; gzip when accepted).
+//
+// With Config.MetricsNeedToken a request without the admin bearer token
+// gets 401 (logged and counted as an admin request, action "metrics").
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
+	}
+	if s.cfg.MetricsNeedToken {
+		if !s.adminAuthorized(r) {
+			s.adminRefused(w, r, adminMetrics)
+			http.Error(w, "admin token required: Authorization: Bearer <[admin] token>", http.StatusUnauthorized)
+			return
+		}
+		s.metrics.admin[adminMetrics][adminOK].Add(1)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.metrics.handler.ServeHTTP(w, r)
@@ -77,8 +92,11 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, reasonOf(err))
 		return
 	}
-	if reason := s.anonymousHistoryRefusal(room); reason != "" {
-		// There are no HTTP credentials yet: every caller is a guest.
+	id, ok := s.identifyAPI(w, r, room)
+	if !ok {
+		return
+	}
+	if reason := s.historyRefusal(room, &id); reason != "" {
 		s.metrics.historyRefused.Add(1)
 		s.log.Info("chat: /api/history refused by the room rules", "room", room, "remote", r.RemoteAddr, "reason", reason)
 		jsonError(w, http.StatusForbidden, reason)
@@ -136,13 +154,22 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 // serveRooms answers GET /api/rooms with
 // {"rooms":[{"room":R,"count":N,"first_id":ID,"last_id":ID,"members":N},...]}
 // sorted by room name: every room with stored history (from the History's
-// RoomLister) merged with every room that has live members now. See
-// docs/protocol.md.
+// RoomLister) merged with every room that has live members now, of which
+// only those the caller's identity may read (room rules, and its
+// credentials' rooms claim). See docs/protocol.md.
 func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
 		return
+	}
+	// No room in particular: the rooms claim is applied to each room.
+	id, ok := s.identifyAPI(w, r, "")
+	if !ok {
+		return
+	}
+	readable := func(room string) bool {
+		return (id.rooms == nil || RoomAllowed(id.rooms, room)) && s.allows(room, id.roles, ActionRead)
 	}
 	if s.history == nil {
 		jsonError(w, http.StatusNotFound, "no history: the server runs without a store")
@@ -169,13 +196,13 @@ func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]row, 0, len(stats)+len(live))
 	for _, st := range stats {
-		if s.allows(st.Name, nil, ActionRead) { // anonymous: a guest
+		if readable(st.Name) {
 			rows = append(rows, row{st, live[st.Name]})
 		}
 		delete(live, st.Name)
 	}
 	for name, n := range live {
-		if s.allows(name, nil, ActionRead) {
+		if readable(name) {
 			rows = append(rows, row{RoomStat{Name: name}, n})
 		}
 	}
@@ -223,6 +250,64 @@ func (s *Server) memberCounts() map[string]int {
 		r.roster.mu.Unlock()
 	}
 	return counts
+}
+
+// hasAccountIn reports whether account has a joined connection in room:
+// over HTTP such an account counts as a member of the room (its history
+// is theirs to read even when the room's history is not public).
+func (s *Server) hasAccountIn(room, account string) bool {
+	if account == "" {
+		return false // a guest over HTTP is nobody in particular
+	}
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.roster.mu.Lock()
+	defer r.roster.mu.Unlock()
+	for _, m := range r.roster.members {
+		if m.account == account {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRoutes says what is wrong with Config.Routes (nil when nothing
+// is): a path that is not absolute, has no handler, or is one the server
+// serves itself — its endpoints, the admin API's paths, WebSocket paths
+// (/, /chat, /chat/ROOM) and the chat page's files — which a route would
+// silently take over.
+func checkRoutes(routes map[string]http.Handler) error {
+	var errs []error
+	for p, h := range routes {
+		switch {
+		case !strings.HasPrefix(p, "/"):
+			errs = append(errs, fmt.Errorf("route %q: the path must start with /", p))
+		case h == nil:
+			errs = append(errs, fmt.Errorf("route %q: no handler", p))
+		case servedPath(p):
+			errs = append(errs, fmt.Errorf("route %q: the chat server serves this path itself", p))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// servedPath reports whether the chat server answers path itself.
+func servedPath(p string) bool {
+	switch p {
+	case "/", "/chat", "/healthz", "/metrics", "/api/session", "/api/history", "/api/rooms":
+		return true
+	}
+	if isAdminPath(p) || strings.HasPrefix(p, "/chat/") {
+		return true
+	}
+	// The page's files (index.html, app.js, ...), at their names.
+	_, err := fs.Stat(web.FS, strings.TrimPrefix(p, "/"))
+	return err == nil
 }
 
 // jsonError writes {"error":TEXT} with status.

@@ -58,6 +58,9 @@ type metrics struct {
 	batchSize      histogram
 	broadcastTime  histogram // one room batch written to every member
 	messageDelay   histogram // a chat message's arrival to the end of its broadcast
+
+	// admin API requests by action and result (admin.go)
+	admin [numAdminActions][numAdminResults]counter
 }
 
 // durationBuckets are upper bounds in seconds for hook and commit times:
@@ -146,6 +149,17 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	m.authRefused401 = counter{authRefused.WithLabelValues("401")}
 	m.authRefused403 = counter{authRefused.WithLabelValues("403")}
 	m.authRefused503 = counter{authRefused.WithLabelValues("503")}
+
+	adminReqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_admin_requests_total",
+		Help: "Admin API requests (and /metrics scrapes when it needs the admin token), by action and result (unauthorized: no or wrong admin token).",
+	}, []string{"action", "result"})
+	reg.MustRegister(adminReqs)
+	for a, action := range adminActionNames {
+		for r, result := range adminResultNames {
+			m.admin[a][r] = counter{adminReqs.WithLabelValues(action, result)}
+		}
+	}
 
 	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "moonchat_hook_duration_seconds",

@@ -27,6 +27,7 @@ const (
 	opRedact                     // Host.Redact: tell the room
 	opPresence                   // m asks for the full presence list (JSON)
 	opAnnounce                   // the announce timer fired: send held join/leave notices
+	opAdminPost                  // the admin API posts a message (admin.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -53,6 +54,8 @@ type op struct {
 	limit  int
 	// msgID is the message redacted (opRedact).
 	msgID uint64
+	// admin is the message the admin API posts (opAdminPost).
+	admin *adminMsg
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -220,7 +223,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opAdminPost:
 	default:
 		r.waitForPasses()
 	}
@@ -262,6 +265,8 @@ func (r *room) control(o *op) {
 		if len(r.roster.json) > 0 {
 			r.out.addRedact(r.name, o.msgID)
 		}
+	case opAdminPost:
+		r.adminPost(o.admin)
 	}
 }
 

@@ -18,16 +18,18 @@ import (
 )
 
 // Server is the chat server. It is an http.Handler serving the chat page,
-// the WebSocket endpoints, /api/history, /api/rooms, /healthz and /metrics, and it
-// implements Host for the scripts.
+// the WebSocket endpoints, /api/session, /api/history, /api/rooms, the
+// admin API, /healthz, /metrics and Config.Routes, and it implements Host
+// for the scripts.
 type Server struct {
-	cfg     Config
-	hooks   Hooks
-	history History
-	log     *slog.Logger
-	engine  *ws.Server
-	page    http.Handler
-	metrics metrics
+	cfg      Config
+	hooks    Hooks
+	history  History
+	log      *slog.Logger
+	engine   *ws.Server
+	page     http.Handler
+	adminMux *http.ServeMux // the admin API's routes (admin.go)
+	metrics  metrics
 
 	// ctx is passed to hooks and History.Append; cancelled by Shutdown
 	// once the rooms are done (or its deadline passed).
@@ -72,6 +74,7 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if s.page, err = pageHandler(cfg.DefaultRoom); err != nil {
 		return nil, err
 	}
+	s.adminMux = s.newAdminMux()
 	if err := s.initMetrics(); err != nil {
 		return nil, err
 	}
@@ -90,9 +93,12 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 }
 
 // ServeHTTP routes a request: WebSocket upgrades at /, /chat and
-// /chat/ROOM; /healthz; /metrics; /api/history; /api/rooms; everything else is the chat
-// page and its files. A Host the server does not answer to gets 421 on
-// every path but /healthz (hostAllowed).
+// /chat/ROOM; /healthz; /metrics; /api/session; /api/history; /api/rooms;
+// the admin API (admin.go); Config.Routes by exact path; everything else
+// is the chat page and its files. A Host the server does not answer to
+// gets 421 on every path but /healthz (hostAllowed). With
+// Config.AdminSeparate, /metrics and the admin API are 404 here
+// (AdminHandler serves them).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(w, r) {
 		return
@@ -105,13 +111,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 		return
 	case "/metrics":
+		if s.cfg.AdminSeparate {
+			http.Error(w, "404 page not found", http.StatusNotFound)
+			return
+		}
 		s.serveMetrics(w, r)
+		return
+	case "/api/session":
+		s.serveSession(w, r)
 		return
 	case "/api/history":
 		s.serveHistory(w, r)
 		return
 	case "/api/rooms":
 		s.serveRooms(w, r)
+		return
+	}
+	if h, ok := s.cfg.Routes[path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if isAdminPath(path) {
+		s.serveAdmin(w, r)
 		return
 	}
 	if ws.IsUpgradeRequest(r) {
