@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,6 +425,121 @@ func TestLoginForm(t *testing.T) {
 	}
 	if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0], "token=") {
 		t.Errorf("WebSocket requests %q: want one, with the token", reqs)
+	}
+	noPageErrors(t, "carol", tab)
+}
+
+// renewDouble stands in for cmd/moonchat's POST /api/token: it renews a
+// token it can verify (sent as a Bearer header) with a fresh one for the
+// same identity, and refuses from its refuseFrom-th call on, as the real
+// one does past the maximum session age.
+type renewDouble struct {
+	v          *auth.Verifier
+	minter     *auth.Minter
+	refuseFrom int32
+	calls      atomic.Int32
+	inURL      atomic.Bool // a call carried the token in its URL
+}
+
+func (d *renewDouble) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeTestJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+		return
+	}
+	n := d.calls.Add(1)
+	if r.URL.Query().Has("token") {
+		d.inURL.Store(true)
+	}
+	tok, err := auth.TokenFromRequest(r)
+	var id auth.Identity
+	if err == nil {
+		id, err = d.v.Verify(tok)
+	}
+	if err != nil || n >= d.refuseFrom {
+		writeTestJSON(w, http.StatusUnauthorized, map[string]string{"error": "the login is too old to renew"})
+		return
+	}
+	fresh, exp, err := d.minter.Mint(auth.Identity{ID: id.ID, Name: id.Name, Roles: id.Roles, LoginTime: id.LoginTime})
+	if err != nil {
+		writeTestJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "mint failed"})
+		return
+	}
+	writeTestJSON(w, http.StatusOK, map[string]any{"token": fresh, "expires": exp.Unix()})
+}
+
+// TestSessionRenewalAndExpiry: a token from a login is renewed before it
+// expires (POST /api/token) and handed to the open socket, which the real
+// chat server then keeps past the first token's expiry; when a renewal is
+// refused the server closes the socket with 4001 at expiry, and the page
+// says "session expired" and offers the login form instead of
+// reconnecting; logging in again joins again.
+func TestSessionRenewalAndExpiry(t *testing.T) {
+	// Tokens live 8s and the page renews them 3s before they expire, so
+	// the second renewal comes 2s after the first token expired.
+	const ttl = 8 * time.Second
+	browser := newBrowser(t)
+	authn := newJWTAuth(t, true)
+	m, err := auth.NewMinter(auth.MinterConfig{Secret: testSecret, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew := &renewDouble{v: authn.v, minter: m, refuseFrom: 3}
+	srv := startChatServer(t, chat.Config{
+		Authenticator: authn,
+		Routes: map[string]http.Handler{
+			"/api/login": newLoginDouble(t, ttl),
+			"/api/token": renew,
+		},
+	}, nil, chattest.NewHistory())
+	tab := newPage(t, browser)
+	watchPage(t, tab)
+	step(t, tab, "open the sign-in form",
+		chromedp.Navigate(srv.url("/")),
+		chromedp.WaitVisible(chromedp.ID("join-room")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('join-room').value = 'night'`),
+		chromedp.Click(chromedp.ID("show-auth")),
+	)
+	logIn(t, tab, "carol", carolPassword)
+	waitOnline(t, tab, "carol")
+
+	deadline := time.Now().Add(2*ttl + stepTimeout)
+	for renew.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page renewed its token %d times, want 2", renew.calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Had the socket not taken the first renewal, the server would have
+	// closed it when the first token expired and the page reconnected.
+	if reqs := srv.requests(); len(reqs) != 1 {
+		t.Errorf("after two renewals the page made %d WebSocket requests, want 1 (the same socket)", len(reqs))
+	}
+	if renew.inURL.Load() {
+		t.Error("POST /api/token carried the token in its URL, want a Bearer header")
+	}
+
+	// The third renewal is refused: the session ends with the token.
+	waitFor(t, tab, "'session expired' and the login form",
+		`document.getElementById('status').textContent === 'session expired' &&
+		 document.getElementById('join-error').textContent.startsWith('Session expired (token expired)') &&
+		 document.getElementById('login-form').checkVisibility()`)
+	waitMetric(t, srv, "moonchat_token_expired_total 1")
+	if n := eval[int](t, tab, `[...document.querySelectorAll('#messages li.notice')].filter((li) => li.textContent.includes('Your session ends at')).length`); n != 1 {
+		t.Errorf("the page showed %d notices that the session would end, want 1", n)
+	}
+	if v := eval[*string](t, tab, storedAuthJS); v != nil {
+		t.Errorf("after expiry the tab keeps %s", *v)
+	}
+	if reqs := srv.requests(); len(reqs) != 1 {
+		t.Errorf("the page reconnected after 4001: %q", reqs)
+	}
+	screenshot(t, tab, "session-expired.png")
+
+	logIn(t, tab, "carol", carolPassword)
+	waitOnline(t, tab, "carol")
+	if reqs := srv.requests(); len(reqs) != 2 {
+		t.Errorf("WebSocket requests %q: want a second one after logging in again", reqs)
 	}
 	noPageErrors(t, "carol", tab)
 }

@@ -29,7 +29,7 @@
   const TOKEN_MAX = 8192; // bytes; the server refuses longer tokens (auth.MaxTokenLen)
   // A token from a login is renewed this long before it expires: a fifth
   // of what is left, between RENEW_LEAD_MIN_S and RENEW_LEAD_MAX_S.
-  const RENEW_LEAD_MIN_S = 2;
+  const RENEW_LEAD_MIN_S = 3;
   const RENEW_LEAD_MAX_S = 300;
   const RENEW_RETRY_MS = 15000; // after a failed renewal that may work later
   // Roles every member has one of: not worth a badge.
