@@ -11,6 +11,15 @@
 // who left, a refused name, a store error) are results (nil, err); wrong
 // arguments raise. docs/lua.md is the user's guide and reference.
 //
+// Two more events decide identity rather than act in a room (connect.go):
+// "connect" for a WebSocket handshake before the upgrade and "login" for
+// POST /api/login. cmd/moonchat calls them through Engine.Connect and
+// Engine.Login from HTTP handlers, skipping them when Engine.Handles says
+// no script handles the event. They take the same semaphore and time limit
+// as the room hooks; anything but a clean decision is a *chat.HookError,
+// and the caller refuses (fail closed). A login's password never appears
+// in an error or reason the engine returns.
+//
 // Invariants:
 //
 //   - One Lua state serves everything, one call at a time: hooks from all
