@@ -2,6 +2,8 @@ package scripting
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -59,4 +61,39 @@ func BenchmarkMessageParallel(b *testing.B) {
 			r.e.Message(context.Background(), alice, m)
 		}
 	})
+}
+
+// BenchmarkConnectHook: one handshake through a connect handler that reads
+// a claim and a header and returns an identity — the per-handshake cost a
+// connect script adds (request tables, the call, the identity checks).
+func BenchmarkConnectHook(b *testing.B) {
+	r := newRig(b, map[string]string{"a.lua": `
+chat.on("connect", function(req)
+  if req.headers["user-agent"] == "blocked" then return false, "no" end
+  if req.claims then return { id = req.claims.sub, name = req.name, roles = { "member" } } end
+end)`})
+	req := ConnectRequest{
+		Room: "lobby", Name: "alice", Addr: "127.0.0.1:5000",
+		Query:   url.Values{"name": {"alice"}},
+		Headers: http.Header{"User-Agent": {"Mozilla/5.0"}, "Origin": {"https://chat.example"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}},
+		Claims:  map[string]any{"sub": "u-alice", "name": "alice", "exp": 1.8e9, "roles": []any{"member"}},
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := r.e.Connect(ctx, req); res.Identity == nil {
+			b.Fatalf("no identity: %+v", res)
+		}
+	}
+}
+
+// BenchmarkHandles: the check callers make on every handshake.
+func BenchmarkHandles(b *testing.B) {
+	r := newRig(b, map[string]string{"a.lua": `chat.on("message", function() end)`})
+	b.ReportAllocs()
+	for b.Loop() {
+		if r.e.Handles("connect") {
+			b.Fatal("handles connect")
+		}
+	}
 }
