@@ -11,8 +11,9 @@ import (
 	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
-// Room rules enforced over real connections (issue 12). Every member is a
-// guest today (no identity wiring yet): nil roles count as "guest".
+// Room rules enforced over real connections (issue 12). Without an
+// Authenticator every member and HTTP caller is a guest; TestRoomRulesRoles
+// and session_test.go bring identities.
 
 // accessRules are the rules of these tests:
 //   - "*": read and post for "user" only, history not public;
@@ -143,10 +144,10 @@ func TestRoomRulesReadOnlyRoomRefusesPosts(t *testing.T) {
 	}
 }
 
-// /api/history answers an anonymous caller (a guest: there are no HTTP
-// credentials yet) only for rooms a guest may read whose history is
-// public; otherwise 403 and no message text. Without rules every room's
-// history is served, as before.
+// /api/history answers a caller without credentials (a guest) only for
+// rooms a guest may read whose history is public; otherwise 403 and no
+// message text. Without rules every room's history is served, as before.
+// (TestAPIHistoryCredentials covers callers with credentials.)
 func TestRoomRulesAPIHistory(t *testing.T) {
 	for _, tc := range []struct {
 		room   string

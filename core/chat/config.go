@@ -110,7 +110,8 @@ type Config struct {
 	// AdminHandler on the admin address instead.
 	AdminSeparate bool
 	// MetricsNeedToken is [admin] protect_metrics: /metrics answers only
-	// requests bearing AdminToken (401 otherwise).
+	// requests bearing AdminToken (401 otherwise). New refuses it when
+	// AdminToken is empty (nobody could scrape).
 	MetricsNeedToken bool
 	// Collectors are extra series for /metrics, registered in the
 	// server's registry beside its own (cmd/moonchat: the login

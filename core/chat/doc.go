@@ -1,7 +1,7 @@
 // Package chat is moonchat's chat server: rooms, members, the two wire
 // formats (plain "NICK: TEXT" lines and moonchat.v1 JSON events), fan-out,
-// flood control and the HTTP endpoints (chat page, /api/history, /healthz,
-// /metrics). It drives WebSocket connections through package core/ws and
+// flood control and the HTTP endpoints (chat page, /api/session,
+// /api/history, /api/rooms, the admin API, /healthz, /metrics). It drives WebSocket connections through package core/ws and
 // plugs in scripting and storage through the seams in seams.go.
 //
 // # Ordering and durability
@@ -52,7 +52,8 @@
 //     flood.go: the per-connection token bucket; names.go: nicknames;
 //   - wire.go, wire_json.go: the wire formats (docs/protocol.md);
 //   - host.go: Host, the scripts' API; hookfail.go: hook failures;
-//   - http.go: /api/history, /api/rooms, /healthz, /metrics and the Host
-//     check; page.go: the chat page; metrics.go: the /metrics series;
-//     errors.go: the exported errors.
+//   - http.go: /api/history, /api/rooms, /healthz, /metrics, Config.Routes
+//     and the Host check; session.go: /api/session; admin.go: the admin
+//     API and AdminHandler; page.go: the chat page; metrics.go: the
+//     /metrics series; errors.go: the exported errors.
 package chat

@@ -71,13 +71,20 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 		Room:  room,
 		Guest: id.guest(),
 		ID:    id.account,
-		Name:  id.name,
 		Roles: roles,
 		May: sessionMays{
 			Read:     true,
 			Post:     s.cfg.RoomRules.Allows(room, roles, ActionPost),
 			Moderate: s.cfg.RoomRules.Allows(room, roles, ActionModerate),
 		},
+	}
+	if !id.guest() {
+		// The nick the account would join under (upgrade): its name, or
+		// its id when the name is not a valid nick.
+		a.Name = id.account
+		if given, err := checkName(id.name, s.cfg.MaxNameLength); err == nil {
+			a.Name = given
+		}
 	}
 	if !id.expires.IsZero() {
 		a.Expires = id.expires.Unix()

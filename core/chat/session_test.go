@@ -53,6 +53,7 @@ var tokenExpires = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 //   - "sam": account u-sam, role staff, never expiring;
 //   - "una": account u-una, no role of its own;
 //   - "teams": account u-teams whose rooms claim is "team-*";
+//   - "spaced": account u-spaced whose name "two words" is no nick;
 //   - "expired" (and any other token): 401 "token expired" — a bad
 //     token is refused, never treated as a guest;
 //   - no token: a guest, or 401 when guestsOff.
@@ -75,6 +76,8 @@ func (a bearerAuth) Authenticate(r *http.Request, _ string) (chat.Identity, bool
 		return chat.Identity{ID: "u-sam", Name: "sam", Roles: []string{"staff"}}, true, nil
 	case "una":
 		return chat.Identity{ID: "u-una", Name: "una"}, true, nil
+	case "spaced":
+		return chat.Identity{ID: "u-spaced", Name: "two words"}, true, nil
 	case "teams":
 		return chat.Identity{ID: "u-teams", Name: "teams", Rooms: []string{"team-*"}}, true, nil
 	}
@@ -124,6 +127,8 @@ func TestAPISession(t *testing.T) {
 			`{"room":"news","guest":false,"id":"u-sam","name":"sam","roles":["user","staff"],"may":{"read":true,"post":true,"moderate":false}}`},
 		{"account in a users-only room", "/api/session?room=staff", "una", 200,
 			`{"room":"staff","guest":false,"id":"u-una","name":"una","roles":["user"],"may":{"read":true,"post":true,"moderate":false}}`},
+		{"account whose name is no nick", "/api/session?room=lobby", "spaced", 200,
+			`{"room":"lobby","guest":false,"id":"u-spaced","name":"u-spaced","roles":["user"],"may":{"read":true,"post":true,"moderate":false}}`},
 		{"guest in a users-only room", "/api/session?room=staff", "", 403, `{"error":"you may not read staff"}`},
 		{"bad token", "/api/session?room=lobby", "expired", 401, `{"error":"token expired"}`},
 		{"rooms claim", "/api/session?room=lobby", "teams", 403, `{"error":"token does not allow room \"lobby\""}`},
