@@ -119,6 +119,13 @@ func TestAdminAPIAuth(t *testing.T) {
 			t.Errorf("admin API off: %s %s: %d %s", e.method, e.path, status, body)
 		}
 	}
+	// An authorized request is logged with its action, room and address.
+	if status, _, _ := do(t, ts, "GET", "/api/members?room=lobby", adminToken, ""); status != 200 {
+		t.Fatalf("members: %d", status)
+	}
+	if !strings.Contains(logs.String(), `msg="chat: admin request" action=members room=lobby remote=127.0.0.1:`) {
+		t.Errorf("admin request not logged:\n%s", logs.String())
+	}
 	if strings.Contains(logs.String(), adminToken[:5]) {
 		t.Errorf("the log holds the token:\n%s", logs.String())
 	}
@@ -238,6 +245,7 @@ func TestAdminPostRefused(t *testing.T) {
 		{"unknown field", "/api/rooms/lobby/messages", `{"text":"x","user":"y"}`, 400, `bad JSON body: json: unknown field "user"`},
 		{"not JSON", "/api/rooms/lobby/messages", `text=x`, 400, "bad JSON body: invalid character 'e' in literal true (expecting 'r')"},
 		{"two objects", "/api/rooms/lobby/messages", `{"text":"x"}{}`, 400, "bad JSON body: one JSON object expected, found more"},
+		{"too large", "/api/rooms/lobby/messages", `{"text":"` + strings.Repeat("x", 2000) + `"}`, 413, "body too large: at most 1144 bytes"},
 		{"store fails", "/api/rooms/lobby/messages", `{"text":"fail me"}`, 500, "message not posted: the server could not store it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,7 +269,7 @@ func TestAdminPostRefused(t *testing.T) {
 	}
 	_, m, _ := ts.Get(t, "/metrics")
 	for _, want := range []string{
-		`moonchat_admin_requests_total{action="post",result="bad_request"} 8`,
+		`moonchat_admin_requests_total{action="post",result="bad_request"} 9`,
 		`moonchat_admin_requests_total{action="post",result="failed"} 1`,
 	} {
 		if !strings.Contains(m, want) {
@@ -332,6 +340,9 @@ func TestAdminDeleteMembersKick(t *testing.T) {
 	if status, body, _ := do(t, ts, "POST", "/api/rooms/lobby/kick", adminToken, `{"name":"carol","reason":"x"}`); status != 404 || jsonErr(body) != `no member named "carol" in lobby` {
 		t.Errorf("kick unknown: %d %s", status, body)
 	}
+	if status, body, _ := do(t, ts, "POST", "/api/rooms/lobby/kick", adminToken, `{"name":"bob","reason":"bell\u0007"}`); status != 400 || jsonErr(body) != "reason: invalid text: control character U+0007 is not allowed (only tab and line breaks are)" {
+		t.Errorf("kick with a bad reason: %d %s", status, body)
+	}
 	if status, body, _ := do(t, ts, "POST", "/api/rooms/lobby/kick", adminToken, `{"name":"bob","reason":"be nice"}`); status != 204 {
 		t.Fatalf("kick: %d %s", status, body)
 	}
@@ -347,6 +358,7 @@ func TestAdminDeleteMembersKick(t *testing.T) {
 		`moonchat_admin_requests_total{action="members",result="ok"} 2`,
 		`moonchat_admin_requests_total{action="kick",result="ok"} 1`,
 		`moonchat_admin_requests_total{action="kick",result="not_found"} 1`,
+		`moonchat_admin_requests_total{action="kick",result="bad_request"} 1`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
