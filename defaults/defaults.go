@@ -22,6 +22,12 @@ var config []byte
 //go:embed scripts/*.lua
 var scripts embed.FS
 
+// tree is the whole scripts directory, examples/ included: embedding the
+// directory (not examples/ itself) builds whether or not examples exist.
+//
+//go:embed scripts
+var tree embed.FS
+
 // Config returns the built-in config.toml: every key, documented, with its
 // default value. The result is a fresh copy that the caller may modify.
 func Config() []byte {
@@ -35,6 +41,19 @@ func Scripts() fs.FS {
 	if err != nil {
 		// fs.Sub fails only for an invalid path, and "scripts" is valid.
 		panic("defaults: embedded scripts: " + err.Error())
+	}
+	return sub
+}
+
+// Examples returns the example scripts (defaults/scripts/examples/*.lua,
+// such as accounts.lua) as a read-only file system with the scripts at
+// its top level. They are not loaded by default: `moonchat init` copies
+// them into scripts/examples/, from where a user copies one up to use it.
+func Examples() fs.FS {
+	sub, err := fs.Sub(tree, "scripts/examples")
+	if err != nil {
+		// fs.Sub fails only for an invalid path, and this one is valid.
+		panic("defaults: embedded examples: " + err.Error())
 	}
 	return sub
 }

@@ -46,7 +46,7 @@ func benchConnect(b *testing.B, method jwt.SigningMethod) {
 	}
 	cfg.Auth.JWTPublicKeys = []string{pemPath}
 	cc := chatConfig(cfg, slog.New(slog.DiscardHandler))
-	if cc.Authenticator, err = newAuthenticator(&cfg.Auth); err != nil {
+	if cc.Authenticator, err = newAuthenticator(&cfg.Auth, []byte(testSecret), nil, nil); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := chat.New(cc, nil, nil)

@@ -30,7 +30,19 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 // key's PEM text.
 func authServer(t *testing.T, authLines string) (*inProcess, *ecdsa.PrivateKey, []byte) {
 	t.Helper()
+	return authServerScripts(t, authLines, nil)
+}
+
+// authServerScripts is authServer with a scripts directory holding
+// scripts (file name → Lua source) instead of the built-in scripts, when
+// scripts is not nil. authLines may end the [auth] table and add others
+// ("[admin]\n...").
+func authServerScripts(t *testing.T, authLines string, scripts map[string]string) (*inProcess, *ecdsa.PrivateKey, []byte) {
+	t.Helper()
 	dir := t.TempDir()
+	if scripts != nil {
+		writeScripts(t, dir, scripts)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +97,15 @@ func dialToken(t *testing.T, addr, room, name, token string) (*websocket.Conn, i
 	if token != "" {
 		q.Set("token", token)
 	}
+	return dialWith(t, addr, room, q, nil)
+}
+
+// dialWith is dialToken with the whole query and extra headers.
+func dialWith(t *testing.T, addr, room string, q url.Values, hdr http.Header) (*websocket.Conn, int, string) {
+	t.Helper()
 	u := url.URL{Scheme: "ws", Host: addr, Path: "/chat/" + room, RawQuery: q.Encode()}
 	d := websocket.Dialer{Subprotocols: []string{"moonchat.v1"}, HandshakeTimeout: waitLong}
-	conn, resp, err := d.Dial(u.String(), nil)
+	conn, resp, err := d.Dial(u.String(), hdr)
 	if err == nil {
 		t.Cleanup(func() { conn.Close() })
 		return conn, resp.StatusCode, ""
@@ -99,11 +117,25 @@ func dialToken(t *testing.T, addr, room, name, token string) (*websocket.Conn, i
 	return nil, resp.StatusCode, string(body)
 }
 
-// TestAuthRefusals (issue 12): every bad credential is refused at the
+// refusalScript is the connect script of TestAuthRefusals: ?deny=1 is
+// refused with a reason naming the asked-for name, ?boom=1 fails.
+const refusalScript = `
+chat.on("connect", function(req)
+  if req.query.deny then return false, "no entry for " .. req.name end
+  if req.query.boom then error("the accounts service is down") end
+end)
+`
+
+// TestAuthRefusals (issue 12): every refusal is answered at the
 // handshake with its status and a one-line reason, before any history is
-// sent; the token never reaches the log; refusals are counted.
+// sent (no upgrade, no message text in the body): bad tokens of every
+// kind, a room the token's rooms claim does not allow, no token with
+// guests off, a connect script's refusal (403 with its reason) and its
+// failure (503: fail closed). The token never reaches the log; refusals
+// are counted by status.
 func TestAuthRefusals(t *testing.T) {
-	srv, key, pub := authServer(t, "guests = true\n")
+	srv, key, pub := authServerScripts(t, "guests = true\n", map[string]string{"connect.lua": refusalScript})
+	off, _, _ := authServer(t, "guests = false\n")
 	// History the refused clients must not see.
 	guest := dial(t, srv.addr, "lobby", "carol", nil)
 	guest.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
@@ -127,25 +159,44 @@ func TestAuthRefusals(t *testing.T) {
 		token  string
 		status int
 		reason string
+		query  url.Values // more query parameters
+		srv    *inProcess // nil: srv (guests on, the connect script)
 	}{
-		{"bad signature", "lobby", sign(t, jwt.SigningMethodES256, other, goodClaims(nil)), 401, "signature"},
-		{"wrong algorithm", "lobby", sign(t, jwt.SigningMethodES384, p384, goodClaims(nil)), 401, "algorithm"},
-		{"none", "lobby", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims(nil)), 401, "algorithm"},
-		{"key confusion", "lobby", sign(t, jwt.SigningMethodHS256, pub, goodClaims(nil)), 401, "signature"},
-		{"expired", "lobby", hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), 401, "expired"},
-		{"no exp", "lobby", hs(func(c jwt.MapClaims) { delete(c, "exp") }), 401, "exp"},
-		{"wrong issuer", "lobby", hs(func(c jwt.MapClaims) { c["iss"] = "evil" }), 401, "issuer"},
-		{"wrong audience", "lobby", hs(func(c jwt.MapClaims) { c["aud"] = "other" }), 401, "audience"},
-		{"missing sub", "lobby", hs(func(c jwt.MapClaims) { delete(c, "sub") }), 401, "sub"},
-		{"garbage", "lobby", "not.a.token", 401, "malformed"},
-		{"room not allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{"team-*"} }), 403, "room"},
-		{"no rooms allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{} }), 403, "room"},
+		{"bad signature", "lobby", sign(t, jwt.SigningMethodES256, other, goodClaims(nil)), 401, "signature", nil, nil},
+		{"wrong algorithm", "lobby", sign(t, jwt.SigningMethodES384, p384, goodClaims(nil)), 401, "algorithm", nil, nil},
+		{"none", "lobby", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims(nil)), 401, "algorithm", nil, nil},
+		{"key confusion", "lobby", sign(t, jwt.SigningMethodHS256, pub, goodClaims(nil)), 401, "signature", nil, nil},
+		{"expired", "lobby", hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), 401, "expired", nil, nil},
+		{"no exp", "lobby", hs(func(c jwt.MapClaims) { delete(c, "exp") }), 401, "exp", nil, nil},
+		{"wrong issuer", "lobby", hs(func(c jwt.MapClaims) { c["iss"] = "evil" }), 401, "issuer", nil, nil},
+		{"wrong audience", "lobby", hs(func(c jwt.MapClaims) { c["aud"] = "other" }), 401, "audience", nil, nil},
+		{"missing sub", "lobby", hs(func(c jwt.MapClaims) { delete(c, "sub") }), 401, "sub", nil, nil},
+		{"garbage", "lobby", "not.a.token", 401, "malformed", nil, nil},
+		{"room not allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{"team-*"} }), 403, "room", nil, nil},
+		{"no rooms allowed", "lobby", hs(func(c jwt.MapClaims) { c["rooms"] = []string{} }), 403, "room", nil, nil},
+		{"guests off, no token", "lobby", "", 401, "a token is required", nil, off},
+		{"guests off, bad token", "lobby", "not.a.token", 401, "malformed", nil, off},
+		{"connect script refuses", "lobby", "", 403, "no entry for mallory", url.Values{"deny": {"1"}}, nil},
+		{"connect script refuses a token", "lobby", hs(nil), 403, "no entry for mallory", url.Values{"deny": {"1"}}, nil},
+		{"connect script fails", "lobby", "", 503, "the connect script failed", url.Values{"boom": {"1"}}, nil},
+		{"bad token before the script", "lobby", "not.a.token", 401, "malformed", url.Values{"deny": {"1"}}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, status, body := dialToken(t, srv.addr, tc.room, "mallory", tc.token)
+			s := srv
+			if tc.srv != nil {
+				s = tc.srv
+			}
+			q := url.Values{"name": {"mallory"}}
+			for k, v := range tc.query {
+				q[k] = v
+			}
+			if tc.token != "" {
+				q.Set("token", tc.token)
+			}
+			conn, status, body := dialWith(t, s.addr, tc.room, q, nil)
 			if conn != nil {
-				t.Fatalf("connected with a bad token")
+				t.Fatalf("connected")
 			}
 			if status != tc.status || !strings.Contains(body, tc.reason) {
 				t.Errorf("got %d %q, want %d with %q", status, body, tc.status, tc.reason)
@@ -161,14 +212,18 @@ func TestAuthRefusals(t *testing.T) {
 		t.Fatalf("ES256 token refused: %d %q", status, body)
 	}
 	_, metrics := httpGet(t, "http://"+srv.addr+"/metrics")
-	for _, want := range []string{`moonchat_auth_refused_total{status="401"} 10`, `moonchat_auth_refused_total{status="403"} 2`} {
+	for _, want := range []string{`moonchat_auth_refused_total{status="401"} 11`, `moonchat_auth_refused_total{status="403"} 4`, `moonchat_auth_refused_total{status="503"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The script's failure is logged with its cause, for the operator.
+	if log := srv.log.String(); !strings.Contains(log, "connect script failed") || !strings.Contains(log, "the accounts service is down") {
+		t.Errorf("the connect script's failure is not logged with its cause:\n%s", log)
+	}
 	srv.stop(t)
 	log := srv.log.String()
-	if !strings.Contains(log, "connection refused by authentication") {
+	if !strings.Contains(log, "refused by authentication") {
 		t.Errorf("refusals not logged:\n%s", log)
 	}
 	for _, tc := range cases {
@@ -337,5 +392,95 @@ func TestCheckAuthKeys(t *testing.T) {
 				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s (want %q)", code, tt.code, stdout, stderr, tt.stderr)
 			}
 		})
+	}
+}
+
+// connectScript is the connect script of TestConnectHook. It refuses a
+// request that shows it a credential (a cookie, an Authorization header
+// or the token in the query), returns an identity for ?as=NAME, and one
+// built from the token's own claims for a token with a "team" claim.
+const connectScript = `
+chat.on("connect", function(req)
+  if req.headers.cookie or req.headers.authorization or req.query.token then
+    return false, "saw a credential"
+  end
+  if req.query.as then
+    return {id = "script:" .. req.query.as, name = req.query.as, roles = {"scripted"}}
+  end
+  if req.claims and req.claims.team then
+    return {id = req.claims.sub, name = req.claims.name .. "-" .. req.claims.team, roles = {req.claims.team}}
+  end
+  if req.headers["x-app-user"] then
+    return {id = "hdr:" .. req.headers["x-app-user"], name = req.headers["x-app-user"]}
+  end
+end)
+`
+
+// TestConnectHook (issue 12): the connect script runs before the
+// upgrade; an identity it returns wins over the token's and over being a
+// guest (presence carries its id and roles), it sees the verified claims
+// as req.claims and the headers, but never the token, the cookie or the
+// Authorization header unless [auth] expose_credentials is set. With
+// guests off, an identity from the script is enough.
+func TestConnectHook(t *testing.T) {
+	srv, _, _ := authServerScripts(t, "guests = false\n", map[string]string{"connect.lua": connectScript})
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))
+
+	// An identity from the script, without a token (guests are off).
+	conn, status, body := dialWith(t, srv.addr, "lobby", url.Values{"name": {"x"}, "as": {"bob"}}, nil)
+	if conn == nil {
+		t.Fatalf("script identity refused: %d %q", status, body)
+	}
+	bob := &client{t: t, conn: conn, name: "bob"}
+	bob.waitFor("welcome as bob", func(e event) bool { return e.Type == "welcome" && e.User == "bob" })
+	p := waitRaw(bob, func(e map[string]any) bool { return e["type"] == "presence" && e["users"] != nil })
+	acc, _ := p["accounts"].(map[string]any)
+	if a, _ := acc["bob"].(map[string]any); a["id"] != "script:bob" || fmt.Sprint(a["roles"]) != "[user scripted]" {
+		t.Errorf("presence %v: want bob as script:bob with roles [user scripted]", p)
+	}
+
+	// The token's claims reach the script, which builds the identity.
+	team := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(func(c jwt.MapClaims) { c["team"] = "blue" }))
+	conn, status, body = dialToken(t, srv.addr, "lobby", "x", team)
+	if conn == nil {
+		t.Fatalf("token with a team claim refused: %d %q", status, body)
+	}
+	blue := &client{t: t, conn: conn, name: "alice-blue"}
+	blue.waitFor("welcome as alice-blue", func(e event) bool { return e.Type == "welcome" && e.User == "alice-blue" })
+
+	// The token in the query, a Bearer header and a cookie: the script
+	// sees none of them (it would refuse), the token's identity applies.
+	hdr := http.Header{"Cookie": {"session=s3cret"}}
+	conn, status, body = dialWith(t, srv.addr, "lobby", url.Values{"name": {"x"}, "token": {tok}}, hdr)
+	if conn == nil {
+		t.Fatalf("credentials reached the script: %d %q", status, body)
+	}
+	alice := &client{t: t, conn: conn, name: "alice"}
+	alice.waitFor("welcome as alice", func(e event) bool { return e.Type == "welcome" && e.User == "alice" })
+	hdr = http.Header{"Authorization": {"Bearer " + tok}, "X-App-User": {"ignored"}}
+	if conn, status, body := dialWith(t, srv.addr, "elsewhere", url.Values{"name": {"x"}}, hdr); conn == nil {
+		t.Fatalf("Authorization reached the script: %d %q", status, body)
+	}
+	// Other headers do reach it.
+	if conn, status, body := dialWith(t, srv.addr, "elsewhere", url.Values{"name": {"x"}}, http.Header{"X-App-User": {"carol"}}); conn == nil {
+		t.Errorf("X-App-User identity refused: %d %q", status, body)
+	} else {
+		c := &client{t: t, conn: conn, name: "carol"}
+		c.waitFor("welcome as carol", func(e event) bool { return e.Type == "welcome" && e.User == "carol" })
+	}
+	// Nothing from the script and no token, guests off: 401.
+	if conn, status, body := dialWith(t, srv.addr, "lobby", url.Values{"name": {"x"}}, nil); conn != nil || status != http.StatusUnauthorized || !strings.Contains(body, "token is required") {
+		t.Errorf("no identity at all: connected=%v %d %q", conn != nil, status, body)
+	}
+
+	// expose_credentials = true: the script sees the cookie.
+	exposed, _, _ := authServerScripts(t, "guests = true\nexpose_credentials = true\n", map[string]string{"connect.lua": connectScript})
+	conn, status, body = dialWith(t, exposed.addr, "lobby", url.Values{"name": {"x"}}, http.Header{"Cookie": {"session=s3cret"}})
+	if conn != nil || status != http.StatusForbidden || !strings.Contains(body, "saw a credential") {
+		t.Errorf("expose_credentials: connected=%v %d %q, want 403 from the script", conn != nil, status, body)
+	}
+	srv.stop(t)
+	if strings.Contains(srv.log.String(), tok) || strings.Contains(srv.log.String(), "s3cret") {
+		t.Errorf("the log holds a credential")
 	}
 }

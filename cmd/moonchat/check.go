@@ -31,7 +31,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return interrupted(ctx)
 	}
 	// The keys must exist and parse: the same construction serve does.
-	if _, err := newAuthenticator(&cfg.Auth); err != nil {
+	if _, err := newAuthenticator(&cfg.Auth, nil, nil, nil); err != nil {
 		return err
 	}
 	configLine := "config: " + cfg.Source

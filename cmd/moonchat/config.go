@@ -19,6 +19,7 @@ type Config struct {
 	Store     StoreConfig     `toml:"store"`
 	Scripting ScriptingConfig `toml:"scripting"`
 	Auth      AuthConfig      `toml:"auth"`
+	Admin     AdminConfig     `toml:"admin"`
 	// Scripts holds the scripts' own settings: [scripts.NAME] is read by
 	// NAME.lua as chat.options (scripting.ScriptOptions). Its keys are the
 	// scripts', so any key is allowed; a table for no script is a warning
@@ -112,7 +113,9 @@ func (d Duration) MarshalText() ([]byte, error) {
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // AuthConfig is the [auth] table: who may connect (guests, JSON Web
-// Tokens). Its one consumer is newAuthenticator (auth.go).
+// Tokens, the connect and login scripts). Its consumers are
+// newAuthenticator (auth.go) and newLogin (login.go); GuestPrefix goes to
+// chat.Config.
 type AuthConfig struct {
 	Guests        bool     `toml:"guests"`
 	JWTSecret     string   `toml:"jwt_secret"`
@@ -121,4 +124,23 @@ type AuthConfig struct {
 	JWTAudience   string   `toml:"jwt_audience"`
 	RequireExp    bool     `toml:"require_exp"`
 	Leeway        Duration `toml:"leeway"`
+	// ExposeCredentials lets the connect script see the cookie and
+	// authorization headers.
+	ExposeCredentials bool   `toml:"expose_credentials"`
+	GuestPrefix       string `toml:"guest_prefix"`
+	// LoginTTL is the lifetime of a token minted by POST /api/login or
+	// renewed by POST /api/token; LoginMaxAge how long after the login
+	// renewals are still given.
+	LoginTTL    Duration `toml:"login_ttl"`
+	LoginMaxAge Duration `toml:"login_max_age"`
+}
+
+// AdminConfig is the [admin] table: the admin API's bearer token and
+// where the admin API, /metrics and pprof are served. Its consumers are
+// chatConfig (token, protect_metrics, whether listen is set) and
+// server.open (listen).
+type AdminConfig struct {
+	Token          string `toml:"token"`
+	Listen         string `toml:"listen"`
+	ProtectMetrics bool   `toml:"protect_metrics"`
 }

@@ -68,7 +68,10 @@ func documentedDefaults() *Config {
 			JWTAudience:   "",
 			RequireExp:    true,
 			Leeway:        Duration(30 * time.Second),
+			LoginTTL:      Duration(time.Hour),
+			LoginMaxAge:   Duration(24 * time.Hour),
 		},
+		Admin:  AdminConfig{},
 		Source: builtinSource,
 	}
 }
@@ -107,9 +110,9 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// BRIEF.md documents 29; [chat] announce_batch_members and
 	// announce_interval came later (docs/protocol.md), then [scripting]
 	// on_failure (issue 10.12), then [server] hosts (issue 10.15), then
-	// the 7 keys of [auth] (issue 12).
-	if keys != 40 {
-		t.Errorf("%d keys in config.toml, want 40 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 7 [auth])", keys)
+	// the 11 keys of [auth] and the 3 of [admin] (issue 12).
+	if keys != 47 {
+		t.Errorf("%d keys in config.toml, want 47 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin])", keys)
 	}
 }
 
@@ -278,6 +281,30 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[chat] announce_interval: invalid duration "soon"`}},
 		{"announce interval not a string", "[chat]\nannounce_interval = 1\n",
 			[]string{`[chat] announce_interval:`}},
+		{"short admin token", "[admin]\ntoken = \"short\"\n",
+			[]string{`config.toml: [admin] token: must be empty (admin API off) or at least 32 characters, got 5`}},
+		{"admin token with a space", "[admin]\ntoken = \"" + strings.Repeat("a", 20) + " " + strings.Repeat("b", 20) + "\"\n",
+			[]string{`config.toml: [admin] token: must not contain spaces`}},
+		{"protect_metrics without token", "[admin]\nprotect_metrics = true\n",
+			[]string{`config.toml: [admin] protect_metrics: true needs [admin] token`}},
+		{"bad admin listen", "[admin]\nlisten = \"9090\"\n",
+			[]string{`config.toml: [admin] listen: invalid address "9090"`}},
+		{"admin listen on the main port", "[server]\nlisten = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"\n",
+			[]string{`config.toml: [admin] listen: must differ from [server] listen`}},
+		{"unknown admin key", "[admin]\ntokn = \"x\"\n",
+			[]string{"config.toml: unknown key [admin] tokn", "did you mean token?"}},
+		{"guest_prefix with a space", "[auth]\nguest_prefix = \"a guest\"\n",
+			[]string{`config.toml: [auth] guest_prefix: "a guest": no spaces`}},
+		{"long guest_prefix", "[auth]\nguest_prefix = \"" + strings.Repeat("g", 17) + "\"\n",
+			[]string{`config.toml: [auth] guest_prefix: must be at most 16 characters`}},
+		{"zero login_ttl", "[auth]\nlogin_ttl = \"0s\"\n",
+			[]string{`config.toml: [auth] login_ttl: must be positive`}},
+		{"login_ttl too long", "[auth]\nlogin_ttl = \"48h\"\nlogin_max_age = \"72h\"\n",
+			[]string{`config.toml: [auth] login_ttl: must be at most 24h0m0s`}},
+		{"login_max_age under login_ttl", "[auth]\nlogin_ttl = \"2h\"\nlogin_max_age = \"1h\"\n",
+			[]string{`config.toml: [auth] login_max_age: must be at least login_ttl (2h0m0s), got 1h0m0s`}},
+		{"expose_credentials not a bool", "[auth]\nexpose_credentials = \"yes\"\n",
+			[]string{`config.toml: [auth] expose_credentials: want true or false, got string "yes"`}},
 		{"syntax error", "[server\nlisten = 1\n",
 			[]string{"config.toml: line 2: expected"}},
 		{"every problem reported", "[server]\nping_interval = \"3x\"\nmax_connections = -2\n[chat]\nflod_rate = 1\n",
@@ -366,6 +393,24 @@ func TestChatConfigOnePath(t *testing.T) {
 		if err := srv.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAdminAuthKeysMapToChatConfig (issue 12): [auth] guest_prefix and
+// the [admin] keys reach chat.Config, each to its one field.
+func TestAdminAuthKeysMapToChatConfig(t *testing.T) {
+	cfg, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := chatConfig(cfg, slog.New(slog.DiscardHandler)); c.GuestPrefix != "" || c.AdminToken != "" || c.AdminSeparate || c.MetricsNeedToken {
+		t.Errorf("defaults: %+v", c)
+	}
+	cfg.Auth.GuestPrefix = "guest-"
+	cfg.Admin = AdminConfig{Token: strings.Repeat("t", 32), Listen: "127.0.0.1:0", ProtectMetrics: true}
+	c := chatConfig(cfg, slog.New(slog.DiscardHandler))
+	if c.GuestPrefix != "guest-" || c.AdminToken != cfg.Admin.Token || !c.AdminSeparate || !c.MetricsNeedToken {
+		t.Errorf("set: %+v", c)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/moonchat/moonchat/auth"
 	"github.com/moonchat/moonchat/core/chat"
@@ -19,9 +21,11 @@ import (
 
 // Limits that are not a matter of taste: beyond them something breaks.
 const (
-	maxRoomNameLen  = 32      // docs/protocol.md
-	maxAPILimit     = 10000   // one history page must stay a sane size in memory
-	maxMessageLimit = 1 << 30 // the engine keeps one message in memory
+	minAdminTokenLen = 32      // guessing stays out of reach (about 190 bits of base64)
+	maxGuestPrefix   = 16      // characters; the name still needs room after it
+	maxRoomNameLen   = 32      // docs/protocol.md
+	maxAPILimit      = 10000   // one history page must stay a sane size in memory
+	maxMessageLimit  = 1 << 30 // the engine keeps one message in memory
 )
 
 // validateConfig checks ranges and syntax that TOML types cannot express.
@@ -134,6 +138,34 @@ func validateConfig(cfg *Config, file string) error {
 	if !au.Guests && au.JWTSecret == "" && len(au.JWTPublicKeys) == 0 {
 		fail("[auth] guests", "false needs a key to verify tokens with (jwt_secret or jwt_public_keys): nobody could connect")
 	}
+	if err := checkGuestPrefix(au.GuestPrefix, c.MaxNameLength); err != nil {
+		fail("[auth] guest_prefix", "%v", err)
+	}
+	positive("[auth] login_ttl", au.LoginTTL)
+	if au.LoginTTL.D() > auth.MaxMintTTL {
+		fail("[auth] login_ttl", "must be at most %v, got %v", auth.MaxMintTTL, au.LoginTTL.D())
+	}
+	if au.LoginMaxAge < au.LoginTTL {
+		fail("[auth] login_max_age", "must be at least login_ttl (%v), got %v", au.LoginTTL.D(), au.LoginMaxAge.D())
+	}
+
+	ad := &cfg.Admin
+	if ad.Token != "" && len(ad.Token) < minAdminTokenLen {
+		fail("[admin] token", "must be empty (admin API off) or at least %d characters, got %d", minAdminTokenLen, len(ad.Token))
+	}
+	if strings.ContainsFunc(ad.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		fail("[admin] token", "must not contain spaces or control characters (it travels in an Authorization header)")
+	}
+	if ad.ProtectMetrics && ad.Token == "" {
+		fail("[admin] protect_metrics", "true needs [admin] token: nobody could read /metrics")
+	}
+	if ad.Listen != "" {
+		if err := checkAddr(ad.Listen); err != nil {
+			fail("[admin] listen", "%v", err)
+		} else if !strings.HasSuffix(ad.Listen, ":0") && (ad.Listen == s.Listen || ad.Listen == s.Pprof) {
+			fail("[admin] listen", "must differ from [server] listen and [server] pprof")
+		}
+	}
 
 	buildRoomRules(cfg.Rooms, fail)
 	return errors.Join(errs...)
@@ -187,6 +219,27 @@ func checkOrigin(o string, n int) error {
 func checkRoomName(room string) error {
 	if err := chat.ValidRoomName(room); err != nil {
 		return fmt.Errorf("invalid room name %q: want 1-%d characters from A-Z a-z 0-9 and \"-_.\"", room, maxRoomNameLen)
+	}
+	return nil
+}
+
+// checkGuestPrefix validates [auth] guest_prefix: "" (off), or a short
+// run of printable characters without spaces that leaves room for a name
+// within [chat] max_name_length.
+func checkGuestPrefix(p string, maxName int) error {
+	if p == "" {
+		return nil
+	}
+	n := utf8.RuneCountInString(p)
+	switch {
+	case !utf8.ValidString(p):
+		return errors.New("must be valid UTF-8")
+	case n > maxGuestPrefix || n >= maxName-1:
+		return fmt.Errorf("must be at most %d characters and shorter than [chat] max_name_length - 1, got %d", maxGuestPrefix, n)
+	case strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == ':' }):
+		return fmt.Errorf("%q: no spaces, control characters or \":\"", p)
+	case p[0] == '*':
+		return fmt.Errorf("%q: must not start with \"*\" (plain-text notices start so)", p)
 	}
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 
 // runInit is "moonchat init": write a starter config.toml (every key of
 // the built-in defaults, commented out) and a scripts directory holding
-// copies of the built-in scripts into -dir, so that a user has files to
+// copies of the built-in scripts (and, in scripts/examples/, of the
+// example scripts, which do not run from there) into -dir, so that a user has files to
 // edit that are theirs and not the binary's defaults.
 //
 // It never overwrites: when config.toml or the scripts directory already
@@ -81,10 +82,39 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		created = append(created, filepath.Join(scriptsDir, name))
 	}
+	// The example scripts go one level down, where they do not run.
+	examples, err := fs.Glob(defaults.Examples(), "*.lua")
+	if err != nil {
+		undo()
+		return fmt.Errorf("built-in examples: %w", err)
+	}
+	examplesDir := filepath.Join(scriptsDir, "examples")
+	if len(examples) > 0 {
+		if err := os.Mkdir(examplesDir, 0o755); err != nil {
+			undo()
+			return fmt.Errorf("init: %w", err)
+		}
+		created = append(created, examplesDir)
+	}
+	for _, name := range examples {
+		src, err := fs.ReadFile(defaults.Examples(), name)
+		if err == nil {
+			err = writeNew(filepath.Join(examplesDir, name), src)
+		}
+		if err != nil {
+			undo()
+			return fmt.Errorf("init: example %s: %w", name, err)
+		}
+		created = append(created, filepath.Join(examplesDir, name))
+	}
 
 	fmt.Fprintf(stdout, "wrote %s: every setting commented out, so the built-in defaults apply until you uncomment a line\n", cfgPath)
 	fmt.Fprintf(stdout, "wrote %s/: %d scripts (%s); this directory now replaces the built-in scripts: edit, add or delete freely\n",
 		scriptsDir, len(names), strings.Join(names, ", "))
+	if len(examples) > 0 {
+		fmt.Fprintf(stdout, "wrote %s/: %d example scripts (%s), not loaded: copy one up into %s/ to use it\n",
+			examplesDir, len(examples), strings.Join(examples, ", "), scriptsDir)
+	}
 	if *dir == "." {
 		fmt.Fprintln(stdout, "run `moonchat check` to validate them, `moonchat` to serve with them")
 	} else {

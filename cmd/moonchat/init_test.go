@@ -111,6 +111,27 @@ func TestInit(t *testing.T) {
 	if got, want := dirScripts(t, scriptsDir), builtinScripts(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("scripts/ holds %v, want copies of the built-in %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
+	// The examples (accounts.lua) are copied one level down, where they
+	// do not run (check below still counts 7 scripts).
+	examples := map[string][]byte{}
+	names, err := fs.Glob(defaults.Examples(), "*.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if examples[name], err = fs.ReadFile(defaults.Examples(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := examples["accounts.lua"]; !ok {
+		t.Errorf("built-in examples %v lack accounts.lua", names)
+	}
+	if got := dirScripts(t, filepath.Join(scriptsDir, "examples")); !reflect.DeepEqual(got, examples) {
+		t.Errorf("scripts/examples/ holds %v, want copies of the built-in examples %v", slices.Sorted(maps.Keys(got)), names)
+	}
+	if !strings.Contains(stdout, "wrote "+filepath.Join(scriptsDir, "examples")+"/: ") || !strings.Contains(stdout, "accounts.lua") {
+		t.Errorf("init output does not name the examples:\n%s", stdout)
+	}
 
 	code, stdout, stderr = runCmd(t, "check", "-config", cfgPath)
 	if code != 0 || stdout != "config: "+cfgPath+"\nscripts: directory "+scriptsDir+

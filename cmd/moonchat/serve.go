@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -64,6 +66,11 @@ type server struct {
 	ln     net.Listener
 	pprof  *http.Server // nil unless [server] pprof is set
 	pprofL net.Listener
+	admin  *http.Server // nil unless [admin] listen is set
+	adminL net.Listener
+	// serving is set once open succeeded and the listeners are handed
+	// to their servers (which then own and close them).
+	serving bool
 }
 
 // serve runs the server described by cfg until ctx is cancelled, then
@@ -83,8 +90,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	s.serving = true
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -95,6 +103,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 		go func() {
 			defer wg.Done()
 			serveErr <- s.pprof.Serve(s.pprofL)
+		}()
+	}
+	if s.admin != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveErr <- s.admin.Serve(s.adminL)
 		}()
 	}
 	addr := s.ln.Addr().String()
@@ -177,9 +192,27 @@ func (s *server) open(ctx context.Context) error {
 	}
 	s.hosts = hosts
 	chatCfg := chatConfig(cfg, log)
-	if chatCfg.Authenticator, err = newAuthenticator(&cfg.Auth); err != nil {
+	secret, err := mintSecret(cfg, log)
+	if err != nil {
 		return err
 	}
+	var scripts scriptHooks // an untyped nil without scripts
+	if s.lua != nil {
+		scripts = s.lua
+	}
+	// The authenticator exists even without keys: the server accepts the
+	// tokens it mints at login, and the connect script may run.
+	authn, err := newAuthenticator(&cfg.Auth, secret, scripts, log)
+	if err != nil {
+		return err
+	}
+	chatCfg.Authenticator = authn
+	login, err := newLoginService(&cfg.Auth, secret, scripts, log)
+	if err != nil {
+		return err
+	}
+	chatCfg.Routes = login.routes()
+	chatCfg.Collectors = login.collectors()
 	srv, err := chat.New(chatCfg, hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
@@ -215,7 +248,55 @@ func (s *server) open(ctx context.Context) error {
 		}
 		log.Warn("pprof listening (no authentication: keep it on loopback)", "addr", s.pprofL.Addr().String())
 	}
+
+	if cfg.Admin.Listen != "" {
+		s.adminL, err = net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s ([admin] listen): %w", cfg.Admin.Listen, err)
+		}
+		s.admin = &http.Server{
+			Handler:           adminMux(srv.AdminHandler(), s.hosts, cfg.Admin.Token),
+			ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
+			IdleTimeout:       httpIdleTimeout,
+			MaxHeaderBytes:    httpMaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		log.Info("admin listening: the admin API, /metrics and /debug/pprof/ are served here, not on the main port",
+			"addr", s.adminL.Addr().String(), "admin_api", cfg.Admin.Token != "", "protect_metrics", cfg.Admin.ProtectMetrics)
+		if cfg.Admin.Token == "" {
+			log.Warn("[admin] token is empty: /debug/pprof/ on the admin listener has no authentication (keep it on loopback)")
+		}
+	}
 	return nil
+}
+
+// adminMux serves the [admin] listen address: the chat server's admin
+// API and /metrics (admin, which checks the Host and the token itself),
+// and /debug/pprof/ behind the Host check and, when token is set, the
+// admin token.
+func adminMux(admin http.Handler, hosts *ws.HostPolicy, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/debug/pprof/", hostGuard(hosts, requireBearer(token, pprofMux())))
+	mux.Handle("/", admin)
+	return mux
+}
+
+// requireBearer answers 401 to requests without "Authorization: Bearer
+// token" (compared in constant time); token "" lets everything through.
+func requireBearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="moonchat admin"`)
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // reload re-reads the scripts (SIGHUP), and before them the scripts'
@@ -261,6 +342,16 @@ func (s *server) shutdown() {
 			s.log.Warn("chat shutdown", "err", err)
 		}
 	}()
+	if s.admin != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.admin.Shutdown(ctx); err != nil {
+				s.log.Warn("admin http shutdown", "err", err)
+				_ = s.admin.Close()
+			}
+		}()
+	}
 	if s.pprof != nil {
 		_ = s.pprof.Close()
 	}
@@ -270,17 +361,19 @@ func (s *server) shutdown() {
 // close releases what open acquired, in reverse order. The store is
 // closed last so that everything the chat server appended is flushed.
 func (s *server) close() {
-	if s.chat != nil && s.http == nil {
-		// open failed after chat.New: nothing was served, stop it at once.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
-		_ = s.chat.Shutdown(ctx)
-		cancel()
-	}
-	if s.ln != nil && s.http == nil {
-		_ = s.ln.Close()
-	}
-	if s.pprofL != nil && s.pprof == nil {
-		_ = s.pprofL.Close()
+	if !s.serving {
+		// open failed: nothing was served, stop the chat server at once
+		// and close the listeners it opened (Serve did not take them).
+		if s.chat != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
+			_ = s.chat.Shutdown(ctx)
+			cancel()
+		}
+		for _, ln := range []net.Listener{s.ln, s.pprofL, s.adminL} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
 	}
 	if s.lua != nil {
 		if err := s.lua.Close(); err != nil {
@@ -317,6 +410,10 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		AnnounceInterval:     cfg.Chat.AnnounceInterval.D(),
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
 		RoomRules:            roomRules(cfg),
+		GuestPrefix:          cfg.Auth.GuestPrefix,
+		AdminToken:           cfg.Admin.Token,
+		AdminSeparate:        cfg.Admin.Listen != "",
+		MetricsNeedToken:     cfg.Admin.ProtectMetrics,
 	}
 	c.WS.MaxMessageBytes = int64(cfg.Server.MaxMessageBytes)
 	c.WS.HandshakeTimeout = cfg.Server.HandshakeTimeout.D()
