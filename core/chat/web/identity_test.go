@@ -187,6 +187,39 @@ func TestVerifiedMarks(t *testing.T) {
 	if got := eval[string](t, guest, `document.getElementById('me-marks').textContent`); got != "" {
 		t.Errorf("the guest's top bar marks read %q, want none", got)
 	}
+
+	// Session roles change (a script's chat.grant / chat.revoke): the
+	// "roles" event updates both pages. The guest granted a role gets its
+	// badge, never the verified mark; alice loses "moderator".
+	for _, u := range srv.srv.Users("club") {
+		var err error
+		switch u.Name {
+		case "alice":
+			err = srv.srv.Revoke(u.SessionID, "moderator")
+		case "alice-2":
+			err = srv.srv.Grant(u.SessionID, "helper")
+		}
+		if err != nil {
+			t.Fatalf("change %s's roles: %v", u.Name, err)
+		}
+	}
+	wantPeople = []shownMember{{Name: "alice", Verified: verified, Roles: []string{}}, {Name: "alice-2", Roles: []string{"helper"}}}
+	for name, tab := range map[string]context.Context{"alice": alice, "guest": guest} {
+		waitFor(t, tab, name+"'s member list after the role changes",
+			fmt.Sprintf(`JSON.stringify(%s.map((m) => m.name + '[' + m.verified + ']' + m.roles.join())) === %s`,
+				presenceMarksJS, jsString(mustJSON([]string{"alice[" + verified + "]", "alice-2[]helper"}))))
+	}
+	if got := eval[string](t, guest, `document.getElementById('me-marks').textContent`); got != "helper" {
+		t.Errorf("the guest's top bar marks read %q after the grant, want helper", got)
+	}
+	say(t, guest, "alice-2", "now with a role")
+	waitShows(t, alice, "alice", "alice-2", "now with a role")
+	got := eval[[]shownMember](t, alice, messageMarksJS)
+	checkMarks(t, "the granted guest's message on alice's page", got[len(got)-1:],
+		[]shownMember{{Name: "alice-2: now with a role", Roles: []string{"helper"}}})
+	if eval[bool](t, alice, `document.querySelector('#messages li.msg:last-child').classList.contains('cont')`) {
+		t.Error("the message after the grant shares the header (and so the badges) of the one before it")
+	}
 	screenshot(t, alice, "verified-alice.png")
 	screenshot(t, guest, "verified-guest.png")
 
@@ -194,8 +227,9 @@ func TestVerifiedMarks(t *testing.T) {
 	step(t, alice, "reload alice's page", chromedp.Reload())
 	waitOnline(t, alice, "alice")
 	waitPresence(t, alice, "alice", "alice-2", "alice") // join order: alice came back
+	// A new session: alice's roles are her token's again.
 	checkMarks(t, "alice's member list after a reload", eval[[]shownMember](t, alice, presenceMarksJS),
-		[]shownMember{wantPeople[1], wantPeople[0]})
+		[]shownMember{{Name: "alice-2", Roles: []string{"helper"}}, {Name: "alice", Verified: verified, Roles: []string{"moderator"}}})
 	noPageErrors(t, "alice", alice)
 	noPageErrors(t, "guest", guest)
 }

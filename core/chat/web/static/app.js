@@ -119,7 +119,9 @@
     // server minted at a login, which it can renew) or null for a guest.
     auth: null,
     session: null,     // the server's last GET /api/session answer for S.room
-    accounts: new Map(), // member name -> {id, roles}, from presence "accounts"
+    // member name -> {id, roles} for the members with an account or
+    // granted roles, from presence "accounts"/"guests" and "roles" events
+    accounts: new Map(),
     connGen: 0,        // bumped by every connect and leave: a stale session check is ignored
     wsToken: '',       // the token the server holds for the current socket
     sentToken: '',     // a renewed token sent over the socket, not yet confirmed
@@ -185,17 +187,22 @@
     return h % 360;
   }
 
-  // accountOf returns the account {id, roles} an event field describes, or
-  // null for a guest: only a non-empty id (from the server, which verified
-  // the credentials) makes a verified member. A name alone never does.
+  // accountOf returns what an event says of a member besides its name,
+  // {id, roles}, or null for a plain guest. id is the account id ('' for a
+  // guest): only a non-empty one, from the server that verified the
+  // credentials, makes a verified member; a name alone never does. roles
+  // may mark a guest too (a script granted its session some).
   function accountOf(id, roles) {
-    if (typeof id !== 'string' || id === '') return null;
-    return { id, roles: Array.isArray(roles) ? roles.map(String) : [] };
+    const acc = {
+      id: typeof id === 'string' ? id : '',
+      roles: Array.isArray(roles) ? roles.map(String) : [],
+    };
+    return acc.id || acc.roles.some((r) => !PLAIN_ROLES.has(r)) ? acc : null;
   }
 
   // marksEl renders what is known of a member besides the name: a check
   // mark for a verified account (its id in the tooltip) and a badge per
-  // role beyond the plain "user"/"guest". Guests get an empty span.
+  // role beyond the plain "user"/"guest". Plain guests get an empty span.
   function marksEl(account) {
     const span = document.createElement('span');
     span.className = 'marks';
@@ -206,13 +213,15 @@
   function fillMarks(span, account) {
     span.replaceChildren();
     if (!account) return;
-    const v = document.createElement('span');
-    v.className = 'verified';
-    v.textContent = '✓';
-    v.title = `verified account: ${account.id}`;
-    v.setAttribute('role', 'img');
-    v.setAttribute('aria-label', `verified account ${account.id}`);
-    span.append(v);
+    if (account.id) {
+      const v = document.createElement('span');
+      v.className = 'verified';
+      v.textContent = '✓';
+      v.title = `verified account: ${account.id}`;
+      v.setAttribute('role', 'img');
+      v.setAttribute('aria-label', `verified account ${account.id}`);
+      span.append(v);
+    }
     const roles = account.roles.filter((r) => !PLAIN_ROLES.has(r));
     for (const r of roles.slice(0, ROLE_BADGES_MAX)) {
       const b = document.createElement('span');
@@ -274,7 +283,9 @@
     // too, when the server's store keeps them); a message without them
     // is a guest's, or one the server knows no account of.
     const account = accountOf(m.user_id, m.roles);
-    if (account) li.dataset.account = account.id;
+    if (account && account.id) li.dataset.account = account.id;
+    // What the header shows besides the name, for regroup.
+    li.dataset.marks = account ? `${account.id} ${account.roles.join(' ')}` : '';
     if (S.ownNames.has(user)) li.classList.add('own');
     const who = document.createElement('span');
     who.className = 'user';
@@ -388,10 +399,10 @@
     // An action reads as a sentence with the name in it: it never shares
     // a header, nor gives one to the message after it.
     // The same name is not enough: a verified member and a guest who got
-    // the name later (or a message replayed without its account) each
-    // get their own header.
+    // the name later each get their own header, and so does a change of
+    // roles (its badges are in the header).
     const cont = Boolean(p && p.classList.contains('msg') && p.dataset.user === li.dataset.user &&
-      p.dataset.account === li.dataset.account &&
+      p.dataset.marks === li.dataset.marks &&
       !li.classList.contains('action') && !p.classList.contains('action') &&
       Math.abs(Number(li.dataset.t) - Number(p.dataset.t)) < GROUP_MS);
     li.classList.toggle('cont', cont);
@@ -476,12 +487,17 @@
   // ours; a delta removes "left" names, then adds "joined" ones (both
   // idempotent, so a newcomer's list absorbs a delta it already reflects).
   // "accounts" maps the names of users/joined that have an account to
-  // {id, roles}; a name it does not list is a guest's.
+  // {id, roles}, "guests" those of guests granted roles to {roles}; a name
+  // in neither is a plain guest's.
   function onPresence(ev) {
-    const accs = ev.accounts && typeof ev.accounts === 'object' ? ev.accounts : {};
+    const table = (v) => (v && typeof v === 'object' ? v : {});
+    const accs = table(ev.accounts);
+    const guests = table(ev.guests);
     const setAccounts = (names) => {
       for (const n of names) {
-        const a = Object.hasOwn(accs, n) && accs[n] ? accountOf(accs[n].id, accs[n].roles) : null;
+        let a = null;
+        if (Object.hasOwn(accs, n) && accs[n]) a = accountOf(accs[n].id, accs[n].roles);
+        else if (Object.hasOwn(guests, n) && guests[n]) a = accountOf('', guests[n].roles);
         if (a) S.accounts.set(n, a); else S.accounts.delete(n);
       }
     };
@@ -518,7 +534,7 @@
       n.className = 'name';
       n.textContent = name;
       const acc = S.accounts.get(name) ?? null;
-      if (acc) li.dataset.account = acc.id;
+      if (acc && acc.id) li.dataset.account = acc.id;
       li.append(dot, n, marksEl(acc));
       if (name === S.myName) {
         li.classList.add('self');
@@ -1326,13 +1342,13 @@
     S.sentToken = '';
   }
 
-  // onRoles: a member's roles changed (granted or revoked).
+  // onRoles: a member's roles changed for its session (a script granted or
+  // revoked one): {name, id (accounts only), roles}. Its new roles replace
+  // the old ones wherever the member is shown from now on.
   function onRoles(ev) {
-    const name = String(ev.user ?? '');
+    const name = String(ev.name ?? '');
     if (!name) return;
-    const had = S.accounts.get(name);
-    const id = typeof ev.id === 'string' && ev.id ? ev.id : had?.id;
-    const acc = accountOf(id, ev.roles);
+    const acc = accountOf(ev.id, ev.roles);
     if (acc) S.accounts.set(name, acc); else S.accounts.delete(name);
     renderPresence(S.people);
     updateIdentity();
