@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/moonchat/moonchat/auth"
@@ -354,5 +355,46 @@ func writeScripts(t *testing.T, dir string, scripts map[string]string) {
 		if err := os.WriteFile(filepath.Join(dir, "scripts", name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestLoginTokenRefresh (issue 12): a connection made with a login token
+// takes the renewed token from POST /api/token over moonchat.v1
+// ({"type":"token"}: the authenticator's Refresh), and refuses a token of
+// another account (token_refused).
+func TestLoginTokenRefresh(t *testing.T) {
+	srv, _, _ := authServerScripts(t, "guests = true\n", map[string]string{"login.lua": loginScript})
+	base := "http://" + srv.addr
+	code, ok, _ := post(t, base+"/api/login", loginBody("alice", "right-password"), "")
+	tok, _ := ok["token"].(string)
+	if code != http.StatusOK || tok == "" {
+		t.Fatalf("login: %d %v", code, ok)
+	}
+	conn, status, body := dialToken(t, srv.addr, "lobby", "", tok)
+	if conn == nil {
+		t.Fatalf("token refused: %d %q", status, body)
+	}
+	alice := &client{t: t, conn: conn, name: "alice"}
+	alice.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	code, renewed, _ := post(t, base+"/api/token", "", tok)
+	tok2, _ := renewed["token"].(string)
+	if code != http.StatusOK || tok2 == "" {
+		t.Fatalf("renewal: %d %v", code, renewed)
+	}
+	sendJSON := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendJSON(map[string]string{"type": "token", "token": tok2})
+	ack := waitRaw(alice, func(e map[string]any) bool { return e["type"] == "token" || e["type"] == "error" })
+	if ack["type"] != "token" || ack["expires"] != renewed["expires"] {
+		t.Errorf("fresh token: %v, want {type: token, expires: %v}", ack, renewed["expires"])
+	}
+	other := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(func(c jwt.MapClaims) { c["sub"] = "u-mallory" }))
+	sendJSON(map[string]string{"type": "token", "token": other})
+	if e := waitRaw(alice, func(e map[string]any) bool { return e["type"] == "token" || e["type"] == "error" }); e["type"] != "error" || e["code"] != "token_refused" {
+		t.Errorf("another account's token: %v, want a token_refused error", e)
 	}
 }
