@@ -7,6 +7,20 @@
 // what browsers get, with one exception: index.html is an html/template into
 // which the chat server writes its configuration (the default room, in a
 // <meta>, since the page's content security policy allows no inline script).
+//
+// Identity (docs/protocol.md, "The chat page and credentials"): before
+// every connection the page asks GET /api/session for the room, because a
+// page cannot read the HTTP status of a refused WebSocket handshake; a
+// 401/403 is shown with its reason and the sign-in forms (a token box, and
+// a name/password form when GET /api/login says a login script is
+// loaded). Its token comes from a login (POST /api/login), the box, or the
+// address (#token=T, which an embedding application may link to; the page
+// removes it from the address bar), lives in sessionStorage, and travels
+// as ?token= on the WebSocket URL and as an Authorization: Bearer header
+// on the page's HTTP calls. A login's token is renewed before it expires
+// (POST /api/token, then {"type":"token"} on the socket); close code 4001
+// brings back the sign-in forms. Members and messages with an account id
+// carry a check mark (the id in its tooltip) and badges for their roles.
 package web
 
 import (

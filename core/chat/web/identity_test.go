@@ -577,3 +577,34 @@ func TestSessionRenewalAndExpiry(t *testing.T) {
 	}
 	noPageErrors(t, "carol", tab)
 }
+
+// TestTokenIgnoredWithoutAuth: a server without an authenticator checks
+// no tokens (everyone is a guest). A page given one says so, forgets it
+// and joins as a guest, without a verified mark; it offers no "Sign in…"
+// either, as the server has no login.
+func TestTokenIgnoredWithoutAuth(t *testing.T) {
+	browser := newBrowser(t)
+	srv := startChatServer(t, chat.Config{}, nil, nil)
+	tab := newPage(t, browser)
+	watchPage(t, tab)
+	step(t, tab, "open the page with a token in the address",
+		chromedp.Navigate(srv.url("/#token="+mint(t, auth.Identity{ID: "acct-9", Name: "ivy"}, time.Hour)+"&room=open")),
+		chromedp.WaitVisible(chromedp.ID("join-room")),
+	)
+	waitFor(t, tab, "the note that tokens are not checked",
+		`document.getElementById('join-info').textContent === 'This server does not check tokens: you are a guest here.' &&
+		 document.getElementById('join-name').checkVisibility() && document.getElementById('logout').hidden`)
+	if v := eval[*string](t, tab, storedAuthJS); v != nil {
+		t.Errorf("the tab keeps a token the server ignores: %s", *v)
+	}
+	if eval[bool](t, tab, `document.getElementById('show-auth').checkVisibility()`) {
+		t.Error("the page offers to sign in on a server without a login")
+	}
+	joinAs(t, tab, srv.url(""), "ivy", "open")
+	if reqs := srv.requests(); len(reqs) != 1 || strings.Contains(reqs[0], "token=") {
+		t.Errorf("WebSocket requests %q: want one, without a token", reqs)
+	}
+	waitPresence(t, tab, "ivy", "ivy")
+	checkMarks(t, "ivy's member list", eval[[]shownMember](t, tab, presenceMarksJS), []shownMember{{Name: "ivy", Roles: []string{}}})
+	noPageErrors(t, "ivy", tab)
+}

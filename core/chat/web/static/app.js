@@ -695,7 +695,7 @@
     S.lastError = '';
     const gen = ++S.connGen;
     setStatus('connecting', 'connecting…');
-    const token = S.auth ? S.auth.token : '';
+    let token = S.auth ? S.auth.token : '';
     const check = await checkSession(S.room, token);
     // Left, moved or reconnected meanwhile: this check is old news.
     if (gen !== S.connGen || !S.joined) return;
@@ -710,6 +710,10 @@
       return;
     }
     S.session = check.session;
+    if (S.auth && S.session.guest === true) {
+      ignoredToken();
+      token = '';
+    }
     if (S.auth && S.session.guest === false) {
       // An account joins under its own nick: ask for it, so that the
       // welcome's name is no surprise.
@@ -1157,11 +1161,9 @@
     return token && token.length <= TOKEN_MAX && !/\s/.test(token) ? token : '';
   }
 
-  // openAuth shows the sign-in forms: the token box always, the password
-  // form when the server has a login script (GET /api/login).
-  async function openAuth() {
-    el.auth.hidden = false;
-    el.showAuth.hidden = true;
+  // probeLogin asks whether the server has a login script (GET
+  // /api/login): then the page offers a password form.
+  async function probeLogin() {
     let available = false;
     try {
       const resp = await fetch('/api/login', { cache: 'no-store' });
@@ -1170,6 +1172,16 @@
     } catch { /* no answer: no password form */ }
     S.loginAvailable = available;
     el.loginForm.hidden = !available;
+    el.showAuth.hidden = !available || Boolean(S.auth) || !el.auth.hidden;
+    return available;
+  }
+
+  // openAuth shows the sign-in forms: the token box always, the password
+  // form when the server has a login script.
+  async function openAuth() {
+    el.auth.hidden = false;
+    el.showAuth.hidden = true;
+    const available = await probeLogin();
     if (el.app.dataset.view === 'join' && !el.auth.hidden) {
       (available ? el.loginName : el.tokenInput).focus();
     }
@@ -1177,7 +1189,9 @@
 
   function closeAuth() {
     el.auth.hidden = true;
-    el.showAuth.hidden = Boolean(S.auth);
+    // "Sign in…" leads to a password form: without a login script, the
+    // token box comes when the server asks for credentials.
+    el.showAuth.hidden = Boolean(S.auth) || !S.loginAvailable;
     el.loginError.textContent = '';
     el.tokenError.textContent = '';
   }
@@ -1336,6 +1350,18 @@
     if (a.expires - Date.now() / 1000 > RENEW_RETRY_MS / 1000) S.renewTimer = setTimeout(renew, RENEW_RETRY_MS);
   }
 
+  // ignoredToken: the server answered a request with a token as a guest's,
+  // so it checks no tokens (no [auth] keys). Holding on to the token would
+  // only claim a sign-in that is not there.
+  function ignoredToken() {
+    forgetAuth();
+    const text = 'This server does not check tokens: you are a guest here.';
+    if (S.joined) notice('local', text); else el.joinInfo.textContent = text;
+    // Join under the name of the form (now shown again), if it has one.
+    const name = el.joinName.value.trim();
+    if (S.joined && !S.wantName && name && !validName(name)) S.wantName = name;
+  }
+
   // onTokenAccepted: the server took the renewed token for this socket.
   function onTokenAccepted() {
     if (S.sentToken) S.wsToken = S.sentToken;
@@ -1365,6 +1391,10 @@
     if (!S.auth || S.auth.token !== a.token || S.joined) return;
     if (check.kind === 'ok') {
       S.session = check.session;
+      if (S.session.guest === true) {
+        ignoredToken();
+        return;
+      }
       if (Number(S.session.expires) > 0) setAuth({ ...a, expires: Number(S.session.expires) });
       updateIdentity();
     } else if (check.kind === 'refused' && check.status === 401) {
@@ -1460,6 +1490,7 @@
   setStatus('idle', 'not connected');
   updateIdentity();
   closeAuth();
+  probeLogin();
   // A reload of a tab that was in a room goes straight back in.
   const again = rejoinTarget();
   if (again) {
