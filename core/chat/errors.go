@@ -31,6 +31,11 @@ var (
 	// ErrInvalidRole is returned (wrapped with the reason) for a role name
 	// that is empty, too long or holds spaces or control characters.
 	ErrInvalidRole = errors.New("invalid role")
+	// ErrNameNotRecorded is returned (wrapped with the name) by
+	// Host.Rename, and is a join's refusal reason, when the name an
+	// account was given could not be recorded as its own (NameOwners):
+	// the server fails closed rather than give a name it cannot keep.
+	ErrNameNotRecorded = errors.New("name not recorded")
 	// ErrServerClosed is returned by Host methods after Shutdown.
 	ErrServerClosed = errors.New("the server is shutting down")
 )

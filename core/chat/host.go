@@ -99,14 +99,23 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 	}
 	r.roster.names.remove(old, m)
 	s.releaseName(m, old)
-	given := uniqueName(newName, s.cfg.MaxNameLength, r.nameTaken(m))
+	given := r.giveName(m, newName)
+	if err := s.recordOwner(m, newName, given); err != nil {
+		r.roster.names.add(old, m)
+		s.holdName(m, old)
+		r.roster.mu.Unlock()
+		return "", err
+	}
 	r.roster.names.add(given, m)
 	s.holdName(m, given)
 	m.name.Store(&given)
-	r.roster.mu.Unlock()
 	if given != old {
+		// Queued under roster.mu: a roles event (Host.Grant) names the
+		// member as it reads it under the same lock, so both events
+		// reach the room in the order the changes were made.
 		r.enqueue(op{kind: opRenamed, m: m, oldName: old})
 	}
+	r.roster.mu.Unlock()
 	return given, nil
 }
 

@@ -27,8 +27,8 @@ type member struct {
 	roomName  string
 	requested string
 	account   string    // Identity.ID; "" for a guest
-	roles     []string  // "guest", or "user" and the credentials' roles
-	acct      *Account  // nil for a guest; shared by the member's messages
+	roles     []string  // "guest", or "user" and the credentials' roles (read through currentRoles)
+	acct      *Account  // nil for a guest; shared by the member's messages (read through msgAccount)
 	expires   time.Time // when the credentials expire (Identity.Expires); zero = never
 	since     uint64
 	hasSince  bool
@@ -41,7 +41,15 @@ type member struct {
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
 
-	name   atomic.Pointer[string]
+	name atomic.Pointer[string]
+	// granted is the member's roles once Host.Grant or Host.Revoke changed
+	// them (nil until then: roles and acct hold). It is replaced whole,
+	// never changed in place, so that the room goroutine reads a member's
+	// roles with one atomic load while Host methods on any goroutine
+	// change them (roles.go).
+	granted atomic.Pointer[sessionRoles]
+	// expiry is the credentials' expiry timer and refresh state (expiry.go).
+	expiry expiry
 	joined atomic.Bool // in the room's member list
 	gone   atomic.Bool // OnClose has run
 	slow   atomic.Bool // closed as a slow consumer (logged once)
@@ -56,7 +64,27 @@ type member struct {
 
 // user returns the seam view of m.
 func (m *member) user() User {
-	return User{SessionID: m.id, Name: m.currentName(), Room: m.roomName, Addr: m.addr, ID: m.account, Roles: m.roles}
+	return User{SessionID: m.id, Name: m.currentName(), Room: m.roomName, Addr: m.addr, ID: m.account, Roles: m.currentRoles()}
+}
+
+// currentRoles returns m's roles now: the credentials' roles, or those
+// Host.Grant and Host.Revoke left. The slice is never changed in place:
+// callers may keep it.
+func (m *member) currentRoles() []string {
+	if g := m.granted.Load(); g != nil {
+		return g.roles
+	}
+	return m.roles
+}
+
+// msgAccount returns what m's messages carry as Message.Account: nil for
+// a guest that has only the guest role, else an *Account shared by every
+// message until m's roles change again.
+func (m *member) msgAccount() *Account {
+	if g := m.granted.Load(); g != nil {
+		return g.acct
+	}
+	return m.acct
 }
 
 func (m *member) currentName() string {

@@ -55,7 +55,7 @@ func (r *room) join(m *member) {
 	if name == "" {
 		name = "guest-" + strconv.FormatUint(s.guestSeq.Add(1), 10)
 	}
-	if reason := s.readRefusal(r.name, m.roles); reason != "" {
+	if reason := s.readRefusal(r.name, m.currentRoles()); reason != "" {
 		// Before the join hook: scripts never see a member the room
 		// rules keep out.
 		s.log.Info("chat: join refused by the room rules", "room", r.name, "remote", m.addr)
@@ -80,13 +80,20 @@ func (r *room) join(m *member) {
 
 	ro := &r.roster
 	ro.mu.Lock()
-	name = uniqueName(name, s.cfg.MaxNameLength, r.nameTaken(m))
+	wanted := name
+	name = r.giveName(m, name)
+	if err := s.recordOwner(m, wanted, name); err != nil {
+		ro.mu.Unlock()
+		s.refuse(m, ws.StatusTryAgainLater, reasonOf(err))
+		return
+	}
 	m.name.Store(&name)
 	ro.names.add(name, m)
 	s.holdName(m, name)
 	ro.members = append(ro.members, m)
 	m.joined.Store(true)
 	ro.mu.Unlock()
+	s.startExpiry(m) // before the welcome: a refresh may follow it
 	held := r.holdAnnouncements()
 	r.presenceJoined(name)
 
@@ -171,6 +178,7 @@ func (r *room) remove(m *member) {
 	if !m.joined.Load() {
 		return
 	}
+	s.stopExpiry(m)
 	ro := &r.roster
 	ro.mu.Lock()
 	name := m.currentName()
@@ -230,6 +238,9 @@ func (r *room) leaveAll() {
 		s.releaseName(m, m.currentName())
 	}
 	ro.mu.Unlock()
+	for _, m := range left {
+		s.stopExpiry(m)
+	}
 	ro.plain, ro.json = nil, nil
 	if s.hooks == nil {
 		return

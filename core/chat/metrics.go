@@ -32,32 +32,36 @@ type metrics struct {
 	reg     *prometheus.Registry
 	handler http.Handler // promhttp over reg
 
-	messagesIn     counter // chat messages accepted from clients
-	messagesOut    counter // chat messages delivered (message x member)
-	framesOut      counter // every frame handed to the engine
-	dropFlood      counter
-	dropTooLong    counter
-	dropBinary     counter
-	dropHook       counter
-	dropBadRequest counter
-	dropNotAllowed counter // refused by the room rules (access.go)
-	appendErrors   counter // dropped with reason store_error
-	slowConsumers  counter // connections closed as slow consumers
-	refused        counter // connections refused (name, room, full, hook)
-	hostRefused    counter // HTTP requests refused for their Host (421)
-	historyRefused counter // history requests refused by the room rules
-	authRefused401 counter // handshakes and API requests refused by authentication with 401
-	authRefused403 counter // ... with 403
-	authRefused503 counter // ... with 503 (the check could not complete)
-	hookFailures   [numHookKinds][numHookFailReasons]counter
-	hookJoin       histogram
-	hookMessage    histogram
-	hookLeave      histogram
-	hookRename     histogram
-	appendTime     histogram
-	batchSize      histogram
-	broadcastTime  histogram // one room batch written to every member
-	messageDelay   histogram // a chat message's arrival to the end of its broadcast
+	messagesIn      counter // chat messages accepted from clients
+	messagesOut     counter // chat messages delivered (message x member)
+	framesOut       counter // every frame handed to the engine
+	dropFlood       counter
+	dropTooLong     counter
+	dropBinary      counter
+	dropHook        counter
+	dropBadRequest  counter
+	dropNotAllowed  counter // refused by the room rules (access.go)
+	appendErrors    counter // dropped with reason store_error
+	slowConsumers   counter // connections closed as slow consumers
+	refused         counter // connections refused (name, room, full, hook)
+	hostRefused     counter // HTTP requests refused for their Host (421)
+	historyRefused  counter // history requests refused by the room rules
+	authRefused401  counter // handshakes and API requests refused by authentication with 401
+	authRefused403  counter // ... with 403
+	authRefused503  counter // ... with 503 (the check could not complete)
+	nameOwnerErrors counter // account names that could not be recorded (NameOwners.SetNameOwner failed)
+	tokenRefreshed  counter // moonchat.v1 token refreshes accepted (expiry.go)
+	tokenRefused    counter // ... refused
+	tokenExpired    counter // connections closed with 4001 "token expired"
+	hookFailures    [numHookKinds][numHookFailReasons]counter
+	hookJoin        histogram
+	hookMessage     histogram
+	hookLeave       histogram
+	hookRename      histogram
+	appendTime      histogram
+	batchSize       histogram
+	broadcastTime   histogram // one room batch written to every member
+	messageDelay    histogram // a chat message's arrival to the end of its broadcast
 
 	// admin API requests by action and result (admin.go)
 	admin [numAdminActions][numAdminResults]counter
@@ -160,6 +164,16 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 			m.admin[a][r] = counter{adminReqs.WithLabelValues(action, result)}
 		}
 	}
+
+	m.nameOwnerErrors = newCounter("moonchat_name_owner_errors_total", "Joins and renames refused because the history store could not record which account owns the name.")
+	m.tokenExpired = newCounter("moonchat_token_expired_total", "Connections closed with 4001 because their credentials expired.")
+	tokenRefresh := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_token_refresh_total",
+		Help: "moonchat.v1 token refreshes ({\"type\":\"token\"}), by result (accepted, refused).",
+	}, []string{"result"})
+	reg.MustRegister(tokenRefresh)
+	m.tokenRefreshed = counter{tokenRefresh.WithLabelValues("accepted")}
+	m.tokenRefused = counter{tokenRefresh.WithLabelValues("refused")}
 
 	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "moonchat_hook_duration_seconds",

@@ -88,7 +88,7 @@ func (r *room) answerHistory(m *member, q pageRequest) {
 	if !m.joined.Load() {
 		return
 	}
-	if reason := s.readRefusal(r.name, m.roles); reason != "" {
+	if reason := s.readRefusal(r.name, m.currentRoles()); reason != "" {
 		// Joining needed read already; this holds should a member's roles
 		// ever change while it is in the room.
 		s.metrics.historyRefused.Add(1)

@@ -30,7 +30,7 @@ func (r *room) post(ops []op) {
 		if !m.joined.Load() {
 			continue // refused, or left before its message came up
 		}
-		if !s.allows(r.name, m.roles, ActionPost) {
+		if !s.allows(r.name, m.currentRoles(), ActionPost) {
 			// Before the hooks: a message the rules refuse is not seen by
 			// scripts, stored or delivered (and commands, which scripts
 			// answer, are unavailable to this member here).
@@ -39,7 +39,7 @@ func (r *room) post(ops []op) {
 			r.out.notice(m, m.appendError(nil, codeNotAllowed, "message not sent: you may not post in "+r.name))
 			continue
 		}
-		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action, Account: m.acct}
+		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action, Account: m.msgAccount()}
 		if s.hooks != nil && !r.messageHook(m, msg) {
 			continue
 		}

@@ -27,6 +27,8 @@ const (
 	opRedact                     // Host.Redact: tell the room
 	opPresence                   // m asks for the full presence list (JSON)
 	opAnnounce                   // the announce timer fired: send held join/leave notices
+	opRoles                      // Host.Grant/Revoke changed m's roles: tell the room
+	opExpired                    // m's credentials expired: close it with 4001 (expiry.go)
 	opAdminPost                  // the admin API posts a message (admin.go)
 )
 
@@ -45,7 +47,8 @@ type op struct {
 	// notice is shown to m (opSend; opKick: the reason, may be empty) or
 	// to the room (opBroadcast).
 	notice string
-	// oldName is m's name before Host.Rename (opRenamed).
+	// oldName is m's name before Host.Rename (opRenamed), or when its
+	// roles changed (opRoles).
 	oldName string
 	// cursor is the message id a page starts from (opHistory: before it,
 	// 0 = the newest; opHistoryAfter: after it), limit the page size asked
@@ -54,6 +57,9 @@ type op struct {
 	limit  int
 	// msgID is the message redacted (opRedact).
 	msgID uint64
+	// expiryGen is the generation of m's expiry timer that fired
+	// (opExpired): a refresh since then makes it stale (expiry.go).
+	expiryGen uint64
 	// admin is the message the admin API posts (opAdminPost).
 	admin *adminMsg
 }
@@ -223,7 +229,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opAdminPost:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost:
 	default:
 		r.waitForPasses()
 	}
@@ -261,6 +267,10 @@ func (r *room) control(o *op) {
 	case opAnnounce:
 		r.presence.announceArmed = false
 		r.releaseHeld()
+	case opRoles:
+		r.rolesChangedEvent(o.m, o.oldName)
+	case opExpired:
+		r.expire(o.m, o.expiryGen)
 	case opRedact:
 		if len(r.roster.json) > 0 {
 			r.out.addRedact(r.name, o.msgID)

@@ -31,14 +31,19 @@ type Message struct {
 	// what the user does, shown after their name.
 	Action bool
 	// Account is the sender's account (nil for a guest), for moonchat.v1's
-	// message events. A History may store it (package store does, with each
-	// message): a replayed message then has it too. (A pointer keeps
-	// Message comparable.)
+	// message events: its id and roles as the session had them when the
+	// message was sent. A guest whose session was granted roles
+	// (Host.Grant) has one too, with an empty ID. A History may store
+	// it (package store does, with each message): a replayed message
+	// then has it too. (A pointer keeps Message comparable.)
 	Account *Account
 }
 
 // Account is an authenticated member's account: its stable id and roles
-// ("user" and those its credentials grant). Immutable once made.
+// ("user" and those its credentials grant, as Host.Grant and Host.Revoke
+// changed them for the session). ID is empty for a guest whose session
+// was granted roles ("guest" first). Immutable once made: the chat server
+// shares one between a member's messages until its roles change.
 type Account struct {
 	ID    string
 	Roles []string
@@ -56,7 +61,8 @@ type User struct {
 	// guest): the same person across connections, rooms and restarts.
 	ID string
 	// Roles are the user's roles: the built-in "guest" (no ID) or "user"
-	// (an ID), then those its credentials grant. Room rules (RoomRules)
+	// (an ID), then those its credentials grant, as Host.Grant and
+	// Host.Revoke changed them for the session. Room rules (RoomRules)
 	// decide what each role may do.
 	Roles []string
 }

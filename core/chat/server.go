@@ -78,6 +78,9 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if err := s.initMetrics(); err != nil {
 		return nil, err
 	}
+	if err := s.accounts.loadNameOwners(history); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.engine, err = ws.NewServer(handler{s}, cfg.WS)
 	if err != nil {
@@ -388,6 +391,10 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 		if err != nil {
 			s.metrics.dropBadRequest.Add(1)
 			m.sendError(codeBadRequest, err.Error())
+			return
+		}
+		if ev.Type == "token" {
+			s.refreshToken(m, *ev.Token) // expiry.go
 			return
 		}
 		if ev.Type == "history" || ev.Type == "presence" {

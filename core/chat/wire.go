@@ -22,14 +22,15 @@ const (
 
 // Error codes of the JSON "error" event (docs/protocol.md).
 const (
-	codeBadRequest = "bad_request"
-	codeBinary     = "binary"
-	codeTooLong    = "too_long"
-	codeFlood      = "flood"
-	codeDropped    = "dropped"
-	codeRefused    = "refused"
-	codeNoHistory  = "no_history"
-	codeNotAllowed = "not_allowed" // the room rules refuse it (access.go)
+	codeBadRequest   = "bad_request"
+	codeBinary       = "binary"
+	codeTooLong      = "too_long"
+	codeFlood        = "flood"
+	codeDropped      = "dropped"
+	codeRefused      = "refused"
+	codeNoHistory    = "no_history"
+	codeNotAllowed   = "not_allowed"   // the room rules refuse it (access.go)
+	codeTokenRefused = "token_refused" // a token refresh was refused (expiry.go)
 	// codeUnknownCommand is only ever set by hooks (MessageResult.Code).
 	codeUnknownCommand = "unknown_command"
 )

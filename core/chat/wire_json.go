@@ -33,9 +33,13 @@ func appendJSONMessageFields(b []byte, m *Message) []byte {
 		b = append(b, `,"action":true`...)
 	}
 	if a := m.Account; a != nil {
-		// Live messages of accounts only: history does not store them.
-		b = append(b, `,"user_id":`...)
-		b = appendJSONString(b, a.ID)
+		// An account's messages, live or from history (a store keeps
+		// the account with each message), and those of a guest whose
+		// session was granted roles: roles without user_id.
+		if a.ID != "" {
+			b = append(b, `,"user_id":`...)
+			b = appendJSONString(b, a.ID)
+		}
 		b = appendJSONRoles(b, a.Roles)
 	}
 	return b
@@ -124,6 +128,33 @@ func appendJSONRename(b []byte, room, old, new string) []byte {
 	b = appendJSONString(b, old)
 	b = append(b, `,"new":`...)
 	b = appendJSONString(b, new)
+	return append(b, '}')
+}
+
+// appendJSONRolesEvent appends a "roles" event: the member known as name
+// (account id, "" for a guest) now has roles.
+func appendJSONRolesEvent(b []byte, room, name, id string, roles []string) []byte {
+	b = append(b, `{"type":"roles","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, name)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	b = appendJSONRoles(b, roles)
+	return append(b, '}')
+}
+
+// appendJSONToken appends the answer to an accepted token refresh:
+// {"type":"token","expires":UNIX}, without expires when the new
+// credentials do not expire.
+func appendJSONToken(b []byte, expires time.Time) []byte {
+	b = append(b, `{"type":"token"`...)
+	if !expires.IsZero() {
+		b = append(b, `,"expires":`...)
+		b = strconv.AppendInt(b, expires.Unix(), 10)
+	}
 	return append(b, '}')
 }
 
@@ -239,6 +270,8 @@ type clientEvent struct {
 	Before *uint64 `json:"before"`
 	After  *uint64 `json:"after"`
 	Limit  int     `json:"limit"`
+	// Token is the new credentials of a "token" event (expiry.go).
+	Token *string `json:"token"`
 }
 
 // badFrame is the start of every answer to a malformed moonchat.v1
@@ -258,11 +291,12 @@ var fieldKinds = map[string]string{
 	"before": "a message id (a whole number, 0 or more)",
 	"after":  "a message id (a whole number, 0 or more)",
 	"limit":  "a whole number",
+	"token":  "a string",
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
-// text), "history" (with at most one of before and after) and "presence"
-// are valid. Errors name what is wrong in terms of the protocol (the field
+// text), "history" (with at most one of before and after), "presence" and
+// "token" (with a token) are valid. Errors name what is wrong in terms of the protocol (the field
 // and what it should be), not the decoder's internals.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
@@ -293,10 +327,14 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 			return ev, frameError(`give "before" or "after", not both`)
 		}
 	case "presence":
+	case "token":
+		if ev.Token == nil || *ev.Token == "" {
+			return ev, frameError(`a "token" event needs a "token" string`)
+		}
 	case "":
 		return ev, frameError(`no "type" field`)
 	default:
-		return ev, frameError(`unknown type %q (want "message", "history" or "presence")`, ev.Type)
+		return ev, frameError(`unknown type %q (want "message", "history", "presence" or "token")`, ev.Type)
 	}
 	return ev, nil
 }

@@ -57,6 +57,21 @@ func (t *timer) Reset(d time.Duration) bool {
 	return was
 }
 
+// Pending returns how many timers are armed (made or reset, and neither
+// stopped nor fired yet): a test checks that a timer it expects to be
+// stopped was.
+func (c *Clock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.active {
+			n++
+		}
+	}
+	return n
+}
+
 // Advance moves the time forward by d, runs the functions of the timers
 // that came due, in the order they came due, and returns how many ran.
 func (c *Clock) Advance(d time.Duration) int {

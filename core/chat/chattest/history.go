@@ -27,6 +27,12 @@ type History struct {
 	appendGate  chan struct{} // non-nil: Append waits until it is closed
 	appendDelay time.Duration
 	appendSizes []int
+
+	// chat.NameOwners: account id → the name it owns, and the fault
+	// injection of FailNameOwners.
+	owners       map[string]string
+	setOwnerErr  error
+	loadOwnerErr error
 }
 
 // afterGate holds the After call for one id until release is closed; hit
@@ -41,7 +47,47 @@ func NewHistory() *History {
 	return &History{rooms: map[string][]chat.Message{}, nextID: map[string]uint64{}}
 }
 
-var _ chat.History = (*History)(nil)
+var (
+	_ chat.History    = (*History)(nil)
+	_ chat.NameOwners = (*History)(nil)
+)
+
+// NameOwners implements chat.NameOwners: a copy of who owns which name.
+func (h *History) NameOwners() (map[string]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.loadOwnerErr != nil {
+		return nil, h.loadOwnerErr
+	}
+	out := make(map[string]string, len(h.owners))
+	for id, name := range h.owners {
+		out[id] = name
+	}
+	return out, nil
+}
+
+// SetNameOwner implements chat.NameOwners: account id now owns name (and
+// no longer the name it owned before).
+func (h *History) SetNameOwner(id, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.setOwnerErr != nil {
+		return fmt.Errorf("set owner of %q: %w", name, h.setOwnerErr)
+	}
+	if h.owners == nil {
+		h.owners = map[string]string{}
+	}
+	h.owners[id] = name
+	return nil
+}
+
+// FailNameOwners makes SetNameOwner fail with set and NameOwners with
+// load from now on (nil: succeed again), as a store whose disk fails.
+func (h *History) FailNameOwners(set, load error) {
+	h.mu.Lock()
+	h.setOwnerErr, h.loadOwnerErr = set, load
+	h.mu.Unlock()
+}
 
 // HoldAfter makes the next After(room, after, …) wait until the returned
 // release func is called; the hit channel closes when that call arrives.
