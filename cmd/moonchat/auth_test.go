@@ -376,7 +376,7 @@ func TestCheckAuthKeys(t *testing.T) {
 		{"missing key file", `jwt_public_keys = ["nope.pem"]`, 1, "nope.pem"},
 		{"not a PEM file", `jwt_public_keys = ["junk.pem"]`, 1, "junk.pem"},
 		{"short secret", `jwt_secret = "short"`, 1, "[auth] jwt_secret"},
-		{"guests off, no key", "guests = false", 1, "[auth] guests"},
+		{"guests off, no key, no scripting", "guests = false", 1, "[auth] guests"},
 		{"leeway too long", `leeway = "1h"`, 1, "[auth] leeway"},
 	}
 	for _, tt := range tests {

@@ -135,8 +135,10 @@ func validateConfig(cfg *Config, file string) error {
 			fail("[auth] jwt_public_keys", "entry %d is empty", i+1)
 		}
 	}
-	if !au.Guests && au.JWTSecret == "" && len(au.JWTPublicKeys) == 0 {
-		fail("[auth] guests", "false needs a key to verify tokens with (jwt_secret or jwt_public_keys): nobody could connect")
+	if !au.Guests && au.JWTSecret == "" && len(au.JWTPublicKeys) == 0 && !sc.Enabled {
+		// With scripts, a connect script or the login script (tokens the
+		// server mints itself) can still let people in.
+		fail("[auth] guests", "false needs a key to verify tokens with (jwt_secret or jwt_public_keys) or scripting (a connect or login script): nobody could connect")
 	}
 	if err := checkGuestPrefix(au.GuestPrefix, c.MaxNameLength); err != nil {
 		fail("[auth] guest_prefix", "%v", err)

@@ -398,3 +398,59 @@ func TestLoginTokenRefresh(t *testing.T) {
 		t.Errorf("another account's token: %v, want a token_refused error", e)
 	}
 }
+
+// TestGuestsOffLoginOnly (issue 12): guests = false with no key of its
+// own is a valid server when a script lets people in: the login script's
+// tokens (signed with the key kept beside the database) connect, no
+// token is 401; without any such script the server warns at start.
+func TestGuestsOffLoginOnly(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("[auth]\nguests = false\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeScripts(t, dir, map[string]string{"login.lua": loginScript})
+	if code, stdout, stderr := runCmd(t, "check", "-config", cfg); code != 0 {
+		t.Fatalf("check: %d %s %s", code, stdout, stderr)
+	}
+	srv := startInProcess(t, cfg)
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "carol", ""); conn != nil || status != http.StatusUnauthorized {
+		t.Errorf("no token: connected=%v %d %q", conn != nil, status, body)
+	}
+	code, ok, _ := post(t, "http://"+srv.addr+"/api/login", loginBody("alice", "right-password"), "")
+	tok, _ := ok["token"].(string)
+	if code != http.StatusOK || tok == "" {
+		t.Fatalf("login: %d %v", code, ok)
+	}
+	if conn, status, body := dialToken(t, srv.addr, "lobby", "", tok); conn == nil {
+		t.Errorf("login token refused: %d %q", status, body)
+	}
+	if info, err := os.Stat(filepath.Join(dir, auth.SecretFileName)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the login key beside the database: %v, %v", info, err)
+	}
+	if strings.Contains(srv.log.String(), "nobody can connect") {
+		t.Errorf("warned although a login script is loaded")
+	}
+
+	// The same without the script: it starts, and says nobody can connect.
+	dir2 := t.TempDir()
+	cfg2 := testConfig(t, dir2, nil)
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg2, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeScripts(t, dir2, map[string]string{"who.lua": "chat.command('x', function() end)\n"})
+	srv2 := startInProcess(t, cfg2)
+	srv2.stop(t)
+	if !strings.Contains(srv2.log.String(), "nobody can connect") {
+		t.Errorf("no warning:\n%s", srv2.log)
+	}
+}

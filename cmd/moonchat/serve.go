@@ -207,6 +207,10 @@ func (s *server) open(ctx context.Context) error {
 		return err
 	}
 	chatCfg.Authenticator = authn
+	if !cfg.Auth.Guests && cfg.Auth.JWTSecret == "" && len(cfg.Auth.JWTPublicKeys) == 0 &&
+		(s.lua == nil || !(s.lua.Handles("connect") || s.lua.Handles("login"))) {
+		log.Warn("[auth] guests = false without jwt_secret or jwt_public_keys, and no script handles connect or login: nobody can connect until one does")
+	}
 	login, err := newLoginService(&cfg.Auth, secret, scripts, log)
 	if err != nil {
 		return err
