@@ -1,8 +1,10 @@
 package chat_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -117,5 +119,100 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	b.ReportMetric(float64(b.N)*float64(members)/elapsed.Seconds(), "deliveries/s")
 	for _, c := range conns {
 		_ = c.Close()
+	}
+}
+
+// BenchmarkPostIdentity shows that identity costs the message path
+// nothing (issue 12): the same messages posted through a room
+// (Host.Action: room rules, the message hook, encoding for both formats,
+// delivery to a moonchat.v1 and a plain-text member) by a guest, by an
+// account with roles, whose JSON events carry user_id and roles, and by a
+// guest Host.Grant gave a role. Both
+// should report the same allocs/op: a member's roles are read with one
+// atomic load and its *Account is shared by all its messages. No store:
+// History.Append's cost is the store's (package store's benchmarks).
+func BenchmarkPostIdentity(b *testing.B) {
+	for _, tc := range []struct {
+		name, path string
+		grant      bool
+	}{
+		{"guest", "/chat/bench?name=gus", false},
+		{"account", "/chat/bench?as=u-alice&n=alice&role=mod&role=ops", false},
+		{"granted-guest", "/chat/bench?name=gus", true}, // Host.Grant gave it a role
+	} {
+		b.Run(tc.name, func(b *testing.B) { benchmarkPostIdentity(b, tc.path, tc.grant) })
+	}
+}
+
+func benchmarkPostIdentity(b *testing.B, path string, grant bool) {
+	rules, err := chat.NewRoomRules([]chat.RoomRule{{Pattern: "bench", Read: []string{"*"}, Post: []string{"guest", "user"}, History: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := chat.Config{Authenticator: authFunc(memberAuth), RoomRules: rules, Logger: slog.New(slog.DiscardHandler)}
+	ts := chattest.Start(b, cfg, trivialHooks{}, nil)
+	want := int64(b.N)
+	sender, _, err := ts.TryDial(path, "moonchat.v1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sender.Close()
+	plain, _, err := ts.TryDial("/chat/bench?name=pat", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close()
+	// Each reader counts the messages it got (JSON "message" events,
+	// plain lines ending in the benchmark's text) and says when it has
+	// them all; frames are discarded through a fixed buffer.
+	const text = "benchmark message"
+	done := make(chan struct{}, 2)
+	read := func(c *websocket.Conn, isMsg func([]byte) bool) {
+		buf := make([]byte, 256)
+		var got int64
+		for {
+			_, r, err := c.NextReader()
+			if err != nil {
+				return
+			}
+			n, _ := io.ReadFull(r, buf)
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			if isMsg(buf[:n]) {
+				if got++; got == want {
+					done <- struct{}{}
+				}
+			}
+		}
+	}
+	go read(sender, func(f []byte) bool { return bytes.HasPrefix(f, []byte(`{"type":"message"`)) })
+	go read(plain, func(f []byte) bool { return bytes.HasSuffix(f, []byte(" "+text)) })
+	var id uint64
+	chattest.Eventually(b, "both joined", func() bool {
+		us := ts.Chat.Users("bench")
+		if len(us) == 2 {
+			id = us[0].SessionID
+		}
+		return len(us) == 2
+	})
+	if grant {
+		if err := ts.Chat.Grant(id, "mod"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := ts.Chat.Action(id, text); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(chattest.Wait):
+			b.Fatal("messages not delivered")
+		}
 	}
 }
