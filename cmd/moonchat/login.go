@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -153,6 +154,15 @@ func (l *loginService) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if !l.available() {
 		l.refuse(r, refusedNoScript, "")
 		writeJSONError(w, http.StatusNotFound, "no login script is loaded")
+		return
+	}
+	// Only JSON: a cross-site page can POST a form or text/plain without
+	// asking, but application/json needs a CORS preflight this server
+	// never grants, so visitors' browsers cannot be made to guess
+	// passwords for another site (nor use up their address's attempts).
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		l.refuse(r, refusedBadRequest, "")
+		writeJSONError(w, http.StatusBadRequest, "bad request: want Content-Type: application/json")
 		return
 	}
 	if ok, wait := l.limit.allow(r.RemoteAddr, l.now()); !ok {

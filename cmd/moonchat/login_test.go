@@ -101,6 +101,16 @@ func TestLogin(t *testing.T) {
 	if code, m, _ := post(t, base+"/api/login", `{"name":`, ""); code != http.StatusBadRequest {
 		t.Errorf("bad JSON: %d %v", code, m)
 	}
+	// A body a cross-site form could send (no CORS preflight) is refused
+	// before the script or the rate limit sees it.
+	resp, err := http.Post(base+"/api/login", "text/plain", strings.NewReader(loginBody("alice", "right-password")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("text/plain login: %d, want 400", resp.StatusCode)
+	}
 
 	// The token connects as the account.
 	conn, status, body := dialToken(t, srv.addr, "lobby", "whoever", tok)
@@ -162,7 +172,7 @@ func TestLogin(t *testing.T) {
 
 	_, metrics := httpGet(t, base+"/metrics")
 	for _, want := range []string{`moonchat_login_refused_total{reason="rate_limited"} 1`, `moonchat_login_refused_total{reason="hook_failed"} 1`,
-		`moonchat_login_refused_total{reason="bad_request"} 1`, `moonchat_login_tokens_total{kind="login"} 1`, `moonchat_login_tokens_total{kind="renewal"} 1`,
+		`moonchat_login_refused_total{reason="bad_request"} 2`, `moonchat_login_tokens_total{kind="login"} 1`, `moonchat_login_tokens_total{kind="renewal"} 1`,
 		`moonchat_login_refused_total{reason="renewal_refused"} 4`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
