@@ -203,11 +203,12 @@ func TestVerifiedMarks(t *testing.T) {
 			t.Fatalf("change %s's roles: %v", u.Name, err)
 		}
 	}
-	wantPeople = []shownMember{{Name: "alice", Verified: verified, Roles: []string{}}, {Name: "alice-2", Roles: []string{"helper"}}}
+	// The member lists, as "name[verified tooltip]roles".
+	wantRoles := mustJSON([]string{"alice[" + verified + "]", "alice-2[]helper"})
 	for name, tab := range map[string]context.Context{"alice": alice, "guest": guest} {
 		waitFor(t, tab, name+"'s member list after the role changes",
 			fmt.Sprintf(`JSON.stringify(%s.map((m) => m.name + '[' + m.verified + ']' + m.roles.join())) === %s`,
-				presenceMarksJS, jsString(mustJSON([]string{"alice[" + verified + "]", "alice-2[]helper"}))))
+				presenceMarksJS, jsString(wantRoles)))
 	}
 	if got := eval[string](t, guest, `document.getElementById('me-marks').textContent`); got != "helper" {
 		t.Errorf("the guest's top bar marks read %q after the grant, want helper", got)
