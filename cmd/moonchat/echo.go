@@ -31,6 +31,8 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "127.0.0.1:9001", "address to listen on")
 	maxMessage := fs.Int64("max-message", 64<<20, "largest message accepted, in bytes (larger ones close with 1009)")
 	hixie := fs.Bool("hixie76", false, "also accept the legacy hixie-76 handshake")
+	compress := fs.Bool("compress", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it")
+	compressMin := fs.Int("compress-threshold", -1, "with -compress: messages shorter than this many bytes are sent uncompressed (negative: compress every message)")
 	verbose := fs.Bool("v", false, "log debug messages (handshake refusals, protocol errors)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,6 +50,11 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// sending; Autobahn 9.x echoes messages of up to 16 MiB.
 		MaxQueueBytes: int(min(2**maxMessage+1<<20, 1<<31-1)),
 		Hixie76:       *hixie,
+		Compression:   *compress,
+		// The echo server compresses every message by default, so
+		// that a conformance run exercises compression on all of
+		// them; a message that would not shrink still goes plain.
+		CompressionThreshold: *compressMin,
 		// Autobahn's clients send an Origin header naming their own
 		// host; the echo server serves no pages, so any origin is fine.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -66,7 +73,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("echo server listening", "addr", ln.Addr().String(), "max_message", *maxMessage)
+	log.Info("echo server listening", "addr", ln.Addr().String(), "max_message", *maxMessage, "compress", *compress)
 
 	select {
 	case err := <-serveErr:

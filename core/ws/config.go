@@ -43,6 +43,19 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Hixie76 accepts the legacy hixie-76 handshake and framing.
 	Hixie76 bool
+	// Compression negotiates permessage-deflate (RFC 7692) with clients
+	// that offer it, as browsers do; off by default. The server answers
+	// with server_no_context_takeover and client_no_context_takeover:
+	// each message is compressed on its own, so a broadcast is compressed
+	// once for every member (Prepared) and an idle connection holds no
+	// compression state (deflate.go).
+	Compression bool
+	// CompressionThreshold is the size in bytes below which a message is
+	// sent uncompressed even when compression was negotiated (0 → 64; a
+	// negative value compresses every message). Whatever the threshold,
+	// a message that compression would not make smaller goes
+	// uncompressed.
+	CompressionThreshold int
 	// Logger receives the engine's logs; nil → slog.Default().
 	Logger *slog.Logger
 }
@@ -78,6 +91,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.CompressionThreshold == 0:
+		cfg.CompressionThreshold = defaultCompressionThreshold
+	case cfg.CompressionThreshold < 0:
+		cfg.CompressionThreshold = 0
 	}
 	return cfg
 }

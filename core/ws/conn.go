@@ -45,7 +45,8 @@ const (
 //
 // Which file owns which field: the queue (q, qBytes, progress) and the
 // header scratch whdr are write.go's; pending, dec and the keepalive clocks
-// (lastRead, pingSent) are read.go's and tick's; deadline and closeErr are
+// (lastRead, pingSent) are read.go's and tick's, except dec.z (the
+// negotiated compression, immutable, read by the write path too); deadline and closeErr are
 // close.go's. Exactly one of lp and fb is set, for the connection's life.
 type Conn struct {
 	srv   *Server
@@ -94,6 +95,11 @@ func (c *Conn) Subprotocol() string { return c.sub }
 
 // RemoteAddr returns the peer's address as host:port.
 func (c *Conn) RemoteAddr() string { return c.addr }
+
+// Compression reports whether permessage-deflate (RFC 7692) was
+// negotiated: messages at least Config.CompressionThreshold long are then
+// sent compressed, and the peer may send compressed messages.
+func (c *Conn) Compression() bool { return c.dec.z != nil }
 
 // Hixie76 reports whether the connection speaks the legacy hixie-76 draft.
 func (c *Conn) Hixie76() bool { return c.flags.Load()&fHixie != 0 }

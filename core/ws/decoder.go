@@ -53,6 +53,12 @@ const (
 //   - Payload length encodings must be minimal (section 5.2: "the minimal
 //     number of bytes MUST be used"); a non-minimal one fails with 1002.
 //     Browsers and the common client libraries always encode minimally.
+//   - With permessage-deflate (z set), a compressed message (RSV1 on its
+//     first frame, RFC 7692 section 6) is gathered compressed, bounded by
+//     zmax, and inflated once complete with a pooled inflater into a
+//     pooled buffer, bounded by max as it inflates (1009 before the memory
+//     is spent); UTF-8 is validated on the inflated text. Nothing of it is
+//     kept between messages.
 type decoder struct {
 	state  uint8
 	hdrN   uint8
@@ -65,17 +71,24 @@ type decoder struct {
 	utf8   utf8.Validator
 	hdr    [maxHeaderLen]byte
 	key    [4]byte
-	remain int64 // payload bytes of the current frame still to come
-	msgLen int64 // payload bytes of the current message so far
-	max    int64
-	buf    *[]byte                  // message bytes, while a message is incomplete
-	ctrl   *[maxControlPayload]byte // control payload split across reads
-	pool   *bufPool
 	// client is set on the client side of a connection (Dial): the peer
 	// is a server, whose frames must NOT be masked (RFC 6455 section 5.1),
 	// while a server requires masked frames from its clients.
-	client bool
-	masked bool // the current frame carries a masking key
+	client     bool
+	masked     bool  // the current frame carries a masking key
+	compressed bool  // the message in progress is compressed (RFC 7692)
+	remain     int64 // payload bytes of the current frame still to come
+	msgLen     int64 // payload bytes of the current message so far
+	max        int64
+	buf        *[]byte                  // message bytes, while a message is incomplete
+	ctrl       *[maxControlPayload]byte // control payload split across reads
+	pool       *bufPool
+	// z is the permessage-deflate parameters when the extension was
+	// negotiated (RFC 7692), else nil: RSV1 may then mark a message as
+	// compressed, inflated with pool.z's inflaters. Set before the
+	// connection is shared and never changed, so the write path reads it
+	// too (Conn.WriteMessage) from any goroutine.
+	z *deflateParams
 }
 
 func newDecoder(max int64, hixie bool, pool *bufPool) decoder {
@@ -171,10 +184,19 @@ func (d *decoder) feed(p []byte, s frameSink) (int, *CloseError) {
 // header validates a complete frame header and sets up the frame.
 func (d *decoder) header(h []byte) *CloseError {
 	b0, b1 := h[0], h[1]
-	if b0&rsvBits != 0 {
-		return protoErr("reserved bits set without a negotiated extension")
-	}
 	op := Opcode(b0 & opBits)
+	rsv1 := false
+	if rsv := b0 & rsvBits; rsv != 0 {
+		if rsv != rsv1Bit || d.z == nil {
+			return protoErr("reserved bits set without a negotiated extension")
+		}
+		// RFC 7692 section 6: RSV1 marks a compressed message on its
+		// first frame only; never on a control or continuation frame.
+		if op.isControl() || op == OpContinuation {
+			return protoErr("RSV1 set on a " + op.String() + " frame")
+		}
+		rsv1 = true
+	}
 	switch op {
 	case OpContinuation, OpText, OpBinary, OpClose, OpPing, OpPong:
 	default:
@@ -223,13 +245,22 @@ func (d *decoder) header(h []byte) *CloseError {
 		} else if d.msgOp != 0 {
 			return protoErr("new data frame inside a fragmented message")
 		}
-		if n > uint64(d.max-d.msgLenIf(op)) {
+		compressed := d.compressed
+		if op != OpContinuation {
+			compressed = rsv1
+		}
+		limit := d.max
+		if compressed {
+			limit = zmax(d.max)
+		}
+		if n > uint64(limit-d.msgLenIf(op)) {
 			return errTooBig
 		}
 		if op != OpContinuation {
 			d.msgOp = op
 			d.msgLen = 0
 			d.utf8.Reset()
+			d.compressed = compressed
 		}
 		d.msgLen += int64(n)
 	}
@@ -275,7 +306,7 @@ func (d *decoder) payload(chunk []byte, s frameSink) (bool, *CloseError) {
 		d.ctrl, d.ctrlN = nil, 0 // idle connections hold no buffers
 		return more, err
 	}
-	if d.msgOp == OpText && !d.utf8.Write(chunk) {
+	if d.msgOp == OpText && !d.compressed && !d.utf8.Write(chunk) {
 		return false, errBadUTF8
 	}
 	// Zero copy when the whole message is this one chunk.
@@ -296,19 +327,53 @@ func (d *decoder) payload(chunk []byte, s frameSink) (bool, *CloseError) {
 	if !d.fin {
 		return true, nil
 	}
+	data := chunk
+	if !whole && d.buf != nil {
+		data = *d.buf
+	}
+	var zbuf *[]byte // the inflated message, while it is delivered
+	if d.compressed {
+		zbuf = d.pool.get()
+		var check func([]byte) bool
+		if d.msgOp == OpText {
+			check = d.utf8.Write
+		}
+		out, err := d.pool.z.inflate((*zbuf)[:0], data, d.max, check)
+		*zbuf = out
+		if err != nil {
+			d.pool.put(zbuf)
+			return false, err
+		}
+		data = out
+	}
 	if d.msgOp == OpText && !d.utf8.Complete() {
+		if zbuf != nil {
+			d.pool.put(zbuf)
+		}
 		return false, errBadUTF8
 	}
 	op := d.msgOp
 	d.msgOp = 0
 	d.msgLen = 0
-	data := chunk
-	if !whole && d.buf != nil {
-		data = *d.buf
-	}
+	d.compressed = false
 	more := s.onMessage(op, data)
 	d.release()
+	if zbuf != nil {
+		d.pool.put(zbuf)
+	}
 	return more, nil
+}
+
+// zmax bounds the compressed size of a message whose inflated size is
+// bounded by max: DEFLATE's worst case on incompressible data is a stored
+// block (5 bytes per 64 KiB), so an eighth more is a generous bound that
+// still refuses, before reading it, a compressed message that could only
+// inflate past max.
+func zmax(max int64) int64 {
+	if max > (1<<62)/2 {
+		return max
+	}
+	return max + max/8 + 64
 }
 
 // control handles a complete control frame (section 5.5).
@@ -431,9 +496,13 @@ func (d *decoder) feedHixie(p []byte, s frameSink) (int, *CloseError) {
 	return i, nil
 }
 
-// bufPool recycles message buffers. Buffers that grew large are left to the
-// garbage collector so that one huge message does not pin memory.
-type bufPool struct{ p sync.Pool }
+// bufPool recycles message buffers, and its owner's permessage-deflate
+// compressors and inflaters (deflate.go). Buffers that grew large are left
+// to the garbage collector so that one huge message does not pin memory.
+type bufPool struct {
+	p sync.Pool
+	z flatePools
+}
 
 const (
 	poolBufSize = 4 << 10

@@ -34,7 +34,9 @@
 //     CloseError and close frame bodies.
 //   - frame.go: opcodes and the frame header (section 5.2); decoder.go:
 //     the push-style frame parser both sides share; prepared.go: messages
-//     framed once for many connections.
+//     framed once for many connections; deflate.go: permessage-deflate
+//     (RFC 7692) negotiation, compression and bounded inflation;
+//     prepared_deflate.go: Prepared messages compressed once.
 //   - server.go (Upgrade, Shutdown), handshake.go, host.go, hixie76.go:
 //     the opening handshake and its checks; config.go: Config.
 //   - epoll_linux.go, fallback.go: the two drivers that own a connection's
@@ -52,8 +54,15 @@
 //   - Text is validated as bytes arrive: 1007 at the first byte that can no
 //     longer be valid UTF-8, even mid-frame. Limits are checked on frame
 //     headers: 1009 before a too-large payload is read.
-//   - No extension is negotiated (permessage-deflate is declined), so any RSV
-//     bit is 1002.
+//   - permessage-deflate (RFC 7692, deflate.go) is negotiated when
+//     Config.Compression is on and the client offers it, always with
+//     server_no_context_takeover and client_no_context_takeover: every
+//     message is compressed on its own, so a broadcast is compressed once
+//     for all members (prepared_deflate.go) and an idle connection holds no
+//     compression state. RSV1 is accepted only on the first frame of a
+//     message on such a connection; any other RSV bit is 1002. A compressed
+//     message that inflates past MaxMessageBytes is 1009, stopped as the
+//     output passes the bound.
 //   - Closing (section 7): the server echoes the peer's close and closes TCP
 //     first; when it starts the handshake it waits up to CloseTimeout for the
 //     reply. After its last frame it shuts down the write side and reads and

@@ -3,6 +3,7 @@ package ws
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 )
 
 // Prepared is one or more data messages encoded once (one frame per
@@ -17,6 +18,12 @@ type Prepared struct {
 	hixieOnce sync.Once
 	hixie     []byte // hixie-76 framing, built on first use
 	hixieErr  error
+
+	// Compressed framings (permessage-deflate), one per set of
+	// parameters connections asked for, built on first use
+	// (prepared_deflate.go).
+	zmu sync.Mutex
+	z   atomic.Pointer[[]zframes]
 }
 
 // NewPrepared encodes msgs as op (OpText or OpBinary) frames. Other opcodes
@@ -48,24 +55,31 @@ func (p *Prepared) hixieFrames() ([]byte, error) {
 			return
 		}
 		out := make([]byte, 0, len(p.frames))
-		b := p.frames
-		for len(b) > 0 {
-			n := int(b[1] & lenBits)
-			h := 2
-			switch n {
-			case 126:
-				n = int(binary.BigEndian.Uint16(b[2:]))
-				h = 4
-			case 127:
-				n = int(binary.BigEndian.Uint64(b[2:]))
-				h = 10
-			}
+		eachPayload(p.frames, func(m []byte) {
 			out = append(out, 0x00)
-			out = append(out, b[h:h+n]...)
+			out = append(out, m...)
 			out = append(out, 0xFF)
-			b = b[h+n:]
-		}
+		})
 		p.hixie = out
 	})
 	return p.hixie, p.hixieErr
+}
+
+// eachPayload calls f with the payload of every frame in frames: unmasked
+// final frames as appendFrame writes them, so a payload is the message.
+func eachPayload(frames []byte, f func([]byte)) {
+	for len(frames) > 0 {
+		n := int(frames[1] & lenBits)
+		h := 2
+		switch n {
+		case 126:
+			n = int(binary.BigEndian.Uint16(frames[2:]))
+			h = 4
+		case 127:
+			n = int(binary.BigEndian.Uint64(frames[2:]))
+			h = 10
+		}
+		f(frames[h : h+n])
+		frames = frames[h+n:]
+	}
 }

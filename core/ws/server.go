@@ -44,7 +44,7 @@ type Server struct {
 	hosts *HostPolicy
 	epoch time.Time
 	tick  time.Duration // timer sweep period
-	pool  bufPool
+	pool  bufPool // message buffers, compressors and inflaters
 
 	// forceFallback makes every connection use the goroutine driver (a
 	// test knob, so that tests exercise both drivers on Linux).
@@ -178,12 +178,19 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (
 		return nil, refuse(w, &HandshakeError{Status: http.StatusForbidden, Reason: "origin not allowed"})
 	}
 	proto := selectSubprotocol(r, s.cfg.Subprotocols)
+	var (
+		ext string
+		z   *deflateParams
+	)
+	if s.cfg.Compression && !hixie {
+		ext, z = negotiateDeflate(r.Header, s.cfg.CompressionThreshold)
+	}
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, refuse(w, &HandshakeError{Status: http.StatusInternalServerError, Reason: "connection cannot be hijacked"})
 	}
-	leftover, err := s.finishHandshake(nc, brw, r, hixie, key, p1, p2, proto)
+	leftover, err := s.finishHandshake(nc, brw, r, hixie, key, p1, p2, proto, ext)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -191,6 +198,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (
 
 	c := &Conn{srv: s, fd: -1, sub: proto, addr: nc.RemoteAddr().String(), userData: userData}
 	c.dec = newDecoder(s.cfg.MaxMessageBytes, hixie, &s.pool)
+	c.dec.z = z
 	if hixie {
 		c.flags.Store(fHixie)
 	}
@@ -226,9 +234,11 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, userData any) (
 }
 
 // finishHandshake reads what the handshake still needs (the hixie-76 key3),
-// writes the 101 response and returns the client bytes already buffered
-// past the handshake, which must be decoded before anything read later.
-func (s *Server) finishHandshake(nc net.Conn, brw *bufio.ReadWriter, r *http.Request, hixie bool, key string, p1, p2 uint32, proto string) ([]byte, error) {
+// writes the 101 response (with ext, the accepted extension, as
+// Sec-WebSocket-Extensions when not empty) and returns the client bytes
+// already buffered past the handshake, which must be decoded before
+// anything read later.
+func (s *Server) finishHandshake(nc net.Conn, brw *bufio.ReadWriter, r *http.Request, hixie bool, key string, p1, p2 uint32, proto, ext string) ([]byte, error) {
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	var resp []byte
 	if hixie {
@@ -245,6 +255,11 @@ func (s *Server) finishHandshake(nc net.Conn, brw *bufio.ReadWriter, r *http.Req
 		if proto != "" {
 			b = append(b, "Sec-WebSocket-Protocol: "...)
 			b = append(b, proto...)
+			b = append(b, "\r\n"...)
+		}
+		if ext != "" {
+			b = append(b, "Sec-WebSocket-Extensions: "...)
+			b = append(b, ext...)
 			b = append(b, "\r\n"...)
 		}
 		resp = append(b, "\r\n"...)

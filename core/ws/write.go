@@ -52,9 +52,11 @@ func (c *Conn) Buffered() int {
 }
 
 // WriteMessage sends one data message (OpText or OpBinary) as a single
-// frame. It never blocks: bytes the socket does not take at once are copied
-// into the connection's queue. When the queue would exceed MaxQueueBytes
-// the connection is closed and ErrSlowConsumer returned.
+// frame, compressed when permessage-deflate was negotiated and the message
+// is long enough (Config.CompressionThreshold). It never blocks: bytes the
+// socket does not take at once are copied into the connection's queue.
+// When the queue would exceed MaxQueueBytes the connection is closed and
+// ErrSlowConsumer returned.
 func (c *Conn) WriteMessage(op Opcode, data []byte) error {
 	if op != OpText && op != OpBinary {
 		return errBadOpcode
@@ -62,9 +64,35 @@ func (c *Conn) WriteMessage(op Opcode, data []byte) error {
 	if c.Hixie76() && op != OpText {
 		return errHixieBinary
 	}
+	if z := c.dec.z; z != nil && z.wants(len(data)) {
+		return c.writeCompressed(op, data)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sendFrameLocked(op, data, false)
+}
+
+// writeCompressed sends data compressed (RFC 7692 section 7.2.1) in one
+// frame with RSV1 set, or uncompressed when compression does not make it
+// smaller. It compresses before taking mu, so that other writers do not
+// wait for DEFLATE; with no context takeover the order of compression and
+// sending does not matter.
+func (c *Conn) writeCompressed(op Opcode, data []byte) error {
+	fp := &c.srv.pool.z
+	d := fp.getDeflater()
+	defer fp.putDeflater(d)
+	z, ok := d.compress(d.out.b[:0], data)
+	d.out.b = z // keep the buffer in the pooled deflater
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		return c.sendFrameLocked(op, data, false)
+	}
+	n := putHeader(c.whdr[:], op, len(z))
+	c.whdr[0] |= rsv1Bit
+	// Not noCopy: what the socket does not take is copied, since z goes
+	// back to the pool.
+	return c.sendLocked(c.whdr[:n], z, nil, false, false)
 }
 
 // sendFrameLocked frames payload as op (RFC 6455, or hixie-76 text) with
@@ -80,7 +108,10 @@ func (c *Conn) sendFrameLocked(op Opcode, payload []byte, control bool) error {
 }
 
 // WritePrepared sends the messages of p. The queue refers to p's bytes
-// instead of copying them, which is why a Prepared is immutable.
+// instead of copying them, which is why a Prepared is immutable. On a
+// connection with permessage-deflate they are p's compressed frames,
+// compressed once for every connection with the same parameters
+// (prepared_deflate.go).
 func (c *Conn) WritePrepared(p *Prepared) error {
 	if c.Hixie76() {
 		b, err := p.hixieFrames()
@@ -89,7 +120,7 @@ func (c *Conn) WritePrepared(p *Prepared) error {
 		}
 		return c.send(nil, b, nil, true, false)
 	}
-	return c.send(nil, p.frames, nil, true, false)
+	return c.send(nil, p.framesFor(c.dec.z, &c.srv.pool.z), nil, true, false)
 }
 
 // maxPreparedBatch bounds WritePreparedBatch's gather list kept on the
@@ -112,7 +143,7 @@ func (c *Conn) WritePreparedBatch(ps []*Prepared) error {
 				}
 				iov[k] = b
 			} else {
-				iov[k] = ps[k].frames
+				iov[k] = ps[k].framesFor(c.dec.z, &c.srv.pool.z)
 			}
 			k++
 		}
