@@ -155,6 +155,20 @@ func TestVerifiedMarks(t *testing.T) {
 	if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0], "token="+url.QueryEscape(token)) {
 		t.Errorf("WebSocket requests %q: want one, carrying the token", reqs)
 	}
+	// Only the WebSocket URL carries it (a handshake cannot have headers);
+	// the session checks send it as a Bearer header.
+	sessionChecks := 0
+	for _, r := range srv.allRequests() {
+		if strings.Contains(r, "/api/session") {
+			sessionChecks++
+		}
+		if !strings.HasPrefix(r, "GET /chat/") && strings.Contains(r, token) {
+			t.Errorf("the token is in the URL of %.40s…", r)
+		}
+	}
+	if sessionChecks < 2 { // the join form's "signed in as", then the join
+		t.Errorf("the page asked /api/session %d times, want at least 2", sessionChecks)
+	}
 
 	guest := newPage(t, browser)
 	watchPage(t, guest)
