@@ -1,11 +1,14 @@
 package scripting
 
 import (
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // TestGrantRevoke: chat.grant and chat.revoke go to Host.Grant and
@@ -127,4 +130,53 @@ end)`})
 	if got := r.say(r.host.user(alice.SessionID), "x"); got.Text != "guest,mod" {
 		t.Errorf("x with the server's roles: %+v", got)
 	}
+}
+
+// TestGrantOverTheWire: with the real chat server as the host, a role
+// chat.grant gives is in user.roles at the member's next message, and
+// gone after chat.revoke; a built-in role is refused with the server's
+// error.
+func TestGrantOverTheWire(t *testing.T) {
+	e, err := New(t.Context(), Options{
+		FS: scriptFS(map[string]string{"a.lua": `
+local function change(user, args, fn, what)
+  for _, u in ipairs(chat.users(user.room)) do
+    if u.name == args then
+      local ok, err = fn(u, "mod")
+      if not ok then return "refused: " .. err end
+      return args .. " " .. what
+    end
+  end
+  return "no " .. args
+end
+chat.command("op", function(user, args) return change(user, args, chat.grant, "opped") end)
+chat.command("deop", function(user, args) return change(user, args, chat.revoke, "deopped") end)
+chat.command("builtin", function(user) local _, err = chat.grant(user, "user"); return "refused: " .. err end)
+chat.on("message", function(msg) return msg.text .. " roles=" .. table.concat(msg.user.roles, ",") .. "|" end)`}),
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	ts := chattest.Start(t, chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	alice := ts.Dial(t, "/chat/lobby?name=alice", "")
+	bob := ts.Dial(t, "/chat/lobby?name=bob", "")
+	readContaining(t, alice, "bob joined")
+
+	bob.Send("before")
+	readContaining(t, bob, "bob: before roles=guest|")
+	// Each step waits for the command's answer before bob speaks: the
+	// change is made by then.
+	alice.Send("/op bob")
+	readContaining(t, alice, "bob opped")
+	bob.Send("hi")
+	readContaining(t, bob, "bob: hi roles=guest,mod|")
+	alice.Send("/deop bob")
+	readContaining(t, alice, "bob deopped")
+	bob.Send("bye")
+	readContaining(t, bob, "bob: bye roles=guest|")
+	alice.Send("/builtin")
+	readContaining(t, alice, "refused: "+chat.ErrBuiltinRole.Error())
 }
