@@ -333,7 +333,7 @@ func TestNameOwnership(t *testing.T) {
 
 	// After a restart with the same store, and with a guest prefix.
 	cfg.GuestPrefix = "guest-"
-	ts = chattest.Start(t, cfg, nil, h)
+	ts = chattest.Start(t, cfg, hooks, h)
 	if _, n := joinName(t, ts, "/chat/b?name=alice"); n != "guest-alice" {
 		t.Errorf("guest after the restart named %q, want guest-alice", n)
 	}
@@ -373,6 +373,8 @@ func TestNameOwnership(t *testing.T) {
 		t.Errorf("refusal %v", e)
 	}
 	zed.ExpectClose(1013)
+	// The join hook saw zed, so the leave hook does too.
+	chattest.Eventually(t, "zed's leave", left("a", "zed"))
 	if _, err := ts.Chat.Rename(aliceID, "al"); !errors.Is(err, chat.ErrNameNotRecorded) {
 		t.Errorf("rename with a failing store: %v", err)
 	}

@@ -85,6 +85,11 @@ func (r *room) join(m *member) {
 	if err := s.recordOwner(m, wanted, name); err != nil {
 		ro.mu.Unlock()
 		s.refuse(m, ws.StatusTryAgainLater, reasonOf(err))
+		if s.hooks != nil {
+			// The join hook accepted m: scripts get the leave that
+			// goes with it, under the name they gave or saw.
+			r.leaveHookAs(m, wanted)
+		}
 		return
 	}
 	m.name.Store(&name)
@@ -207,9 +212,13 @@ func (r *room) remove(m *member) {
 }
 
 // leaveHook runs Hooks.Leave for m, who has left.
-func (r *room) leaveHook(m *member) {
+func (r *room) leaveHook(m *member) { r.leaveHookAs(m, m.currentName()) }
+
+// leaveHookAs runs Hooks.Leave for m under name.
+func (r *room) leaveHookAs(m *member, name string) {
 	s := r.srv
 	u := m.user()
+	u.Name = name
 	start := time.Now()
 	err := s.hooks.Leave(s.ctx, u)
 	s.metrics.hookLeave.observeSince(start)
