@@ -3,7 +3,6 @@ package scripting
 import (
 	"io/fs"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,17 +14,20 @@ import (
 	"github.com/moonchat/moonchat/defaults"
 )
 
-// examplePath is the accounts example in the source tree. It is not
-// embedded (defaults embeds scripts/*.lua only), so the tests read it
-// from disk, as the docs test reads docs/lua.md.
-const examplePath = "../defaults/scripts/examples/accounts.lua"
-
-func accountsRig(t *testing.T, opts ScriptOptions) *rig {
+// accountsSource is the accounts example as the binary ships it
+// (defaults.Examples, what `moonchat init` writes to scripts/examples/).
+func accountsSource(t *testing.T) []byte {
 	t.Helper()
-	src, err := os.ReadFile(examplePath)
+	src, err := fs.ReadFile(defaults.Examples(), "accounts.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+func accountsRig(t *testing.T, opts ScriptOptions) *rig {
+	t.Helper()
+	src := accountsSource(t)
 	return newRigOpts(t, Options{FS: scriptFS(map[string]string{"accounts.lua": string(src)}), ScriptOptions: opts})
 }
 
@@ -114,10 +116,7 @@ func TestAccountsOptions(t *testing.T) {
 	if got := r.say(alice, "/register twelve-chars"); got != (chat.MessageResult{Drop: true}) {
 		t.Errorf("12 characters: %+v", got)
 	}
-	src, err := os.ReadFile(examplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := accountsSource(t)
 	for _, bad := range []any{"8", int64(0), 2.5} {
 		_, err := New(t.Context(), Options{
 			FS:            scriptFS(map[string]string{"accounts.lua": string(src)}),
@@ -137,10 +136,7 @@ func TestAccountsOptions(t *testing.T) {
 // was delivered before (a room delivers in order).
 func TestAccountsRegisterNeverShown(t *testing.T) {
 	const pw = "s3cret-enough-pw"
-	src, err := os.ReadFile(examplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := accountsSource(t)
 	engineLog, serverLog := &logBuf{}, &logBuf{}
 	e, err := New(t.Context(), Options{
 		FS:          scriptFS(map[string]string{"accounts.lua": string(src)}),

@@ -3,8 +3,8 @@
 -- form (POST /api/login) signs them in under that name, which becomes
 -- theirs: nobody else gets it while they are connected.
 --
--- Not loaded by default: copy it into your scripts directory. Options, in
--- config.toml:
+-- Not loaded by default: `moonchat init` writes it to scripts/examples/;
+-- move it up to scripts/ to use it. Options, in config.toml:
 --
 --   [scripts.accounts]
 --   min_password_length = 8
