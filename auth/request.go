@@ -25,7 +25,7 @@ func TokenFromRequest(r *http.Request) (string, error) {
 			found = append(found, strings.TrimSpace(rest))
 		}
 	}
-	if r.URL != nil {
+	if r.URL != nil && mayHoldToken(r.URL.RawQuery) {
 		found = append(found, r.URL.Query()[TokenQueryParam]...)
 	}
 	switch {
@@ -37,4 +37,12 @@ func TokenFromRequest(r *http.Request) (string, error) {
 		return "", ErrMalformed
 	}
 	return found[0], nil
+}
+
+// mayHoldToken reports whether a raw query could have a "token"
+// parameter: it names it, or has a percent-escape that could spell it.
+// Parsing the query allocates; a guest's handshake ("?name=alice") skips
+// it.
+func mayHoldToken(rawQuery string) bool {
+	return strings.Contains(rawQuery, TokenQueryParam) || strings.Contains(rawQuery, "%")
 }

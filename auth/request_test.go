@@ -27,6 +27,12 @@ func TestTokenFromRequest(t *testing.T) {
 		{"two bearer headers", "/ws", []string{"Bearer t1", "Bearer t2"}, "", auth.ErrManyTokens},
 		{"empty query token", "/ws?token=", nil, "", auth.ErrMalformed},
 		{"empty bearer", "/ws", []string{"Bearer "}, "", auth.ErrMalformed},
+		// The guest fast path skips parsing a query that cannot name
+		// "token"; an escaped spelling of it is still found.
+		{"escaped parameter name", "/ws?%74oken=abc", nil, "abc", nil},
+		{"escaped other parameter", "/ws?name=%C3%A9&token=abc", nil, "abc", nil},
+		{"escaped name, no token", "/ws?name=%C3%A9", nil, "", auth.ErrNoToken},
+		{"token in a value is not a token", "/ws?name=token", nil, "", auth.ErrNoToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", tc.url, nil)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -96,4 +97,39 @@ func BenchmarkConnectJWT(b *testing.B) {
 	b.Run("guest", func(b *testing.B) { benchConnect(b, nil) })
 	b.Run("HS256", func(b *testing.B) { benchConnect(b, jwt.SigningMethodHS256) })
 	b.Run("ES256", func(b *testing.B) { benchConnect(b, jwt.SigningMethodES256) })
+}
+
+// BenchmarkAuthenticate (issue 12): the authenticator alone, per
+// handshake: a guest (no token, no connect script: the fast path every
+// guest takes) and an HS256 token.
+func BenchmarkAuthenticate(b *testing.B) {
+	cfg, err := defaultConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := newAuthenticator(&cfg.Auth, []byte(testSecret), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u-bench", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(testSecret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name, url string
+		authed    bool
+	}{
+		{"guest", "/chat/lobby?name=alice", false},
+		{"HS256", "/chat/lobby?name=alice&token=" + tok, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, bc.url, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok, err := a.Authenticate(r, "lobby"); err != nil || ok != bc.authed {
+					b.Fatalf("authenticate: %v %v", ok, err)
+				}
+			}
+		})
+	}
 }
