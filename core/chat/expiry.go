@@ -134,6 +134,16 @@ func (r *room) expire(m *member, gen uint64) {
 // refusal is an error event "token_refused", logged (never the token) and
 // counted; the connection then keeps its old expiry.
 func (s *Server) refreshToken(m *member, token string) {
+	// A token event costs a signature check: it counts against the
+	// connection's flood bucket like a message. Refusals for flooding
+	// are counted but not logged (that would be a flood of its own).
+	if now := time.Now(); !m.bucket.take(now) {
+		s.metrics.tokenRefused.Add(1)
+		if m.bucket.shouldNotify(now) {
+			m.sendError(codeTokenRefused, "token refused: you are sending too fast")
+		}
+		return
+	}
 	if m.account == "" {
 		s.refuseToken(m, "a guest has no token to refresh: reconnect to log in")
 		return

@@ -600,3 +600,17 @@ func TestReplayCarriesAccounts(t *testing.T) {
 		t.Fatalf("/api/history: %v %s", err, body)
 	}
 }
+
+// TestTokenFlood: token events count against the connection's flood
+// bucket, as messages do.
+func TestTokenFlood(t *testing.T) {
+	ts := chattest.Start(t, chat.Config{Authenticator: authFunc(memberAuth), FloodRate: 0.001, FloodBurst: 1}, nil, nil)
+	c := ts.Dial(t, "/chat/j?as=u-alice&n=alice", "moonchat.v1")
+	nextOf(t, c, "presence")
+	for _, want := range []string{"cannot refresh", "sending too fast"} {
+		c.SendJSON(map[string]string{"type": "token", "token": "x"})
+		if e := nextOf(t, c, "error"); e.Str("code") != "token_refused" || !strings.Contains(e.Str("text"), want) {
+			t.Errorf("got %v, want token_refused %q", e, want)
+		}
+	}
+}
