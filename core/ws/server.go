@@ -44,7 +44,7 @@ type Server struct {
 	hosts *HostPolicy
 	epoch time.Time
 	tick  time.Duration // timer sweep period
-	pool  bufPool // message buffers, compressors and inflaters
+	pool  bufPool       // message buffers, compressors and inflaters
 
 	// forceFallback makes every connection use the goroutine driver (a
 	// test knob, so that tests exercise both drivers on Linux).

@@ -2,6 +2,8 @@ package interop
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -29,14 +31,17 @@ import (
 const (
 	envIdleAddr = "INTEROP_IDLE_CLIENT_ADDR"
 	envIdleN    = "INTEROP_IDLE_CLIENT_N"
-	envEchoURL  = "INTEROP_ECHO_CLIENT_URL"
-	envEchoSize = "INTEROP_ECHO_CLIENT_SIZE"
+	// envIdleDeflate makes the idle clients offer permessage-deflate and
+	// send one compressed message before going idle.
+	envIdleDeflate = "INTEROP_IDLE_CLIENT_DEFLATE"
+	envEchoURL     = "INTEROP_ECHO_CLIENT_URL"
+	envEchoSize    = "INTEROP_ECHO_CLIENT_SIZE"
 )
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(envIdleAddr); addr != "" {
 		n, _ := strconv.Atoi(os.Getenv(envIdleN))
-		if err := runIdleClients(addr, n); err != nil {
+		if err := runIdleClients(addr, n, os.Getenv(envIdleDeflate) != ""); err != nil {
 			fmt.Fprintln(os.Stderr, "idle clients:", err)
 			os.Exit(1)
 		}
@@ -66,10 +71,23 @@ func (echoHandler) OnClose(*ws.Conn, error)                         {}
 type benchServer struct {
 	addr string
 	open func() int
+	// deflate: the server negotiates permessage-deflate, and idle clients
+	// offer it and send one compressed message before going idle.
+	deflate bool
 }
 
 func startMoonchat(b *testing.B) benchServer {
-	srv, err := ws.NewServer(echoHandler{}, ws.Config{Logger: quietLogger(b)})
+	return startMoonchatWith(b, ws.Config{Logger: quietLogger(b)})
+}
+
+func startMoonchatDeflate(b *testing.B) benchServer {
+	s := startMoonchatWith(b, ws.Config{Logger: quietLogger(b), Compression: true})
+	s.deflate = true
+	return s
+}
+
+func startMoonchatWith(b *testing.B, cfg ws.Config) benchServer {
+	srv, err := ws.NewServer(echoHandler{}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,8 +100,17 @@ func startMoonchat(b *testing.B) benchServer {
 }
 
 func startGorilla(b *testing.B) benchServer {
+	return startGorillaWith(b, websocket.Upgrader{}) // defaults, as most gorilla servers run
+}
+
+func startGorillaDeflate(b *testing.B) benchServer {
+	s := startGorillaWith(b, websocket.Upgrader{EnableCompression: true})
+	s.deflate = true
+	return s
+}
+
+func startGorillaWith(b *testing.B, up websocket.Upgrader) benchServer {
 	var open atomic.Int64
-	up := websocket.Upgrader{} // defaults, as most gorilla servers run
 	var wg sync.WaitGroup
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
@@ -112,12 +139,22 @@ func startGorilla(b *testing.B) benchServer {
 	return benchServer{addr: hs.Listener.Addr().String(), open: func() int { return int(open.Load()) }}
 }
 
-var benchServers = []struct {
+type namedServer struct {
 	name  string
 	start func(*testing.B) benchServer
-}{
+}
+
+var benchServers = []namedServer{
 	{"moonchat", startMoonchat},
 	{"gorilla", startGorilla},
+}
+
+// deflateServers are the same servers with permessage-deflate negotiated
+// (idle memory: what a compressed connection costs once it has carried a
+// compressed message each way).
+var deflateServers = []namedServer{
+	{"moonchat-deflate", startMoonchatDeflate},
+	{"gorilla-deflate", startGorillaDeflate},
 }
 
 // BenchmarkEcho: one gorilla client, one op = one message round trip.
@@ -238,7 +275,7 @@ func sizeName(n int) string {
 // ns/op is the cost of Server.Len and not a figure of interest.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const n = 2000
-	for _, s := range benchServers {
+	for _, s := range append(benchServers[:len(benchServers):len(benchServers)], deflateServers...) {
 		b.Run(s.name, func(b *testing.B) {
 			srv := s.start(b)
 			held := holdIdle(b, srv, n)
@@ -286,6 +323,9 @@ func holdIdle(b *testing.B, srv benchServer, n int) *idleHold {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envIdleAddr+"="+srv.addr, envIdleN+"="+strconv.Itoa(n))
+	if srv.deflate {
+		cmd.Env = append(cmd.Env, envIdleDeflate+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -346,8 +386,10 @@ func (h *idleHold) measure() (bytesPerConn, goroutinesPerConn float64) {
 }
 
 // runIdleClients (child process) opens n WebSocket connections to addr with
-// a hand-written handshake, reports "ready", and holds them until stdin ends.
-func runIdleClients(addr string, n int) error {
+// a hand-written handshake (offering permessage-deflate and sending one
+// compressed message when deflate is set), reports "ready", and holds them
+// until stdin ends.
+func runIdleClients(addr string, n int, deflate bool) error {
 	conns := make([]net.Conn, n)
 	var (
 		wg       sync.WaitGroup
@@ -364,7 +406,13 @@ func runIdleClients(addr string, n int) error {
 				if i >= n {
 					return
 				}
-				c, err := dialRaw(addr)
+				var c net.Conn
+				var err error
+				if deflate {
+					c, err = dialRawDeflate(addr)
+				} else {
+					c, err = dialRaw(addr)
+				}
 				if err != nil {
 					errMu.Lock()
 					if firstErr == nil {
@@ -395,13 +443,44 @@ func runIdleClients(addr string, n int) error {
 }
 
 func dialRaw(addr string) (net.Conn, error) {
+	return dialRawWith(addr, "")
+}
+
+// idleDeflateMsg is the compressed message each deflate idle client sends
+// (RFC 7692 section 7.2.1: sync-flushed, 00 00 ff ff removed).
+var idleDeflateMsg = func() []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	_, _ = w.Write(chatLine(200))
+	_ = w.Flush()
+	return b.Bytes()[:b.Len()-4]
+}()
+
+// dialRawDeflate is dialRaw offering permessage-deflate, which must be
+// accepted, and then sending one compressed text message (its echo is
+// left unread: it costs the client, not the server).
+func dialRawDeflate(addr string) (net.Conn, error) {
+	c, err := dialRawWith(addr, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+	if err != nil {
+		return nil, err
+	}
+	f := ws.AppendClientFrame(nil, ws.OpText, idleDeflateMsg, ws.NewMaskKey())
+	f[0] |= 0x40 // RSV1: compressed (RFC 7692 section 6)
+	if _, err := c.Write(f); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func dialRawWith(addr, extra string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, eventually)
 	if err != nil {
 		return nil, err
 	}
 	key := base64.StdEncoding.EncodeToString([]byte("idle-client-key!"))
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
 	_ = c.SetDeadline(time.Now().Add(eventually))
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
@@ -424,6 +503,10 @@ func dialRaw(addr string) (net.Conn, error) {
 	if !strings.HasPrefix(hdr.String(), "HTTP/1.1 101") {
 		c.Close()
 		return nil, fmt.Errorf("handshake refused: %q", strings.SplitN(hdr.String(), "\r\n", 2)[0])
+	}
+	if extra != "" && !strings.Contains(hdr.String(), "permessage-deflate") {
+		c.Close()
+		return nil, fmt.Errorf("permessage-deflate not negotiated: %q", hdr.String())
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil
