@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -290,7 +291,8 @@ func unauthorizedJSON(w http.ResponseWriter, reason string) {
 }
 
 // addrLimiter is a token bucket (golang.org/x/time/rate) per remote
-// address (the IP, without the port). Safe for concurrent use.
+// address (limitKey: the IPv4 address, or the IPv6 /64). Safe for
+// concurrent use.
 type addrLimiter struct {
 	every rate.Limit
 	burst int
@@ -304,13 +306,30 @@ func newAddrLimiter(every rate.Limit, burst, max int) *addrLimiter {
 	return &addrLimiter{every: every, burst: burst, max: max, m: make(map[string]*rate.Limiter)}
 }
 
-// allow takes one attempt for remote (host:port) at now; when none is
-// left it reports false and how long until the next.
-func (a *addrLimiter) allow(remote string, now time.Time) (bool, time.Duration) {
+// limitKey is the bucket of a remote address: its IPv4 address, or the
+// /64 prefix of its IPv6 one (one host usually holds a whole /64, so
+// per-address buckets would let it try without limit).
+func limitKey(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
 	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail for an IPv6 address
+		return p.String()
+	}
+	return ip.String()
+}
+
+// allow takes one attempt for remote (host:port) at now; when none is
+// left it reports false and how long until the next.
+func (a *addrLimiter) allow(remote string, now time.Time) (bool, time.Duration) {
+	host := limitKey(remote)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	lim := a.m[host]

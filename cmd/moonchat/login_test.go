@@ -346,6 +346,23 @@ func TestAddrLimiter(t *testing.T) {
 	if ok, _ := l.allow("10.0.0.3:1000", now); ok {
 		t.Errorf("a third address fit in a table of two busy ones")
 	}
+	// One IPv6 /64 is one bucket (a host usually holds all of it).
+	l6 := newAddrLimiter(rate.Every(6*time.Second), 1, 10)
+	if ok, _ := l6.allow("[2001:db8:1:2::1]:1000", now); !ok {
+		t.Errorf("first IPv6 attempt refused")
+	}
+	if ok, _ := l6.allow("[2001:db8:1:2:ffff::9]:1000", now); ok {
+		t.Errorf("another address of the same /64 had its own bucket")
+	}
+	if ok, _ := l6.allow("[2001:db8:1:3::1]:1000", now); !ok {
+		t.Errorf("another /64 refused")
+	}
+	if ok, _ := l6.allow("[::ffff:10.0.0.9]:1000", now); !ok {
+		t.Errorf("an IPv4-mapped address refused")
+	}
+	if ok, _ := l6.allow("10.0.0.9:1000", now); ok {
+		t.Errorf("an IPv4 address and its IPv4-mapped form had two buckets")
+	}
 	later := now.Add(time.Minute) // both recovered: forgotten
 	if ok, _ := l.allow("10.0.0.3:1000", later); !ok {
 		t.Errorf("a new address refused once the table had recovered")
