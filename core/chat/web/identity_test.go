@@ -338,6 +338,15 @@ func TestGuestsRefused(t *testing.T) {
 	if v := eval[*string](t, tab, storedAuthJS); v != nil {
 		t.Errorf("after logging out the tab keeps %s", *v)
 	}
+
+	// A link to the open page with a new token (#token=…) signs it in.
+	erin := mint(t, auth.Identity{ID: "acct-43", Name: "erin"}, time.Hour)
+	step(t, tab, "follow a #token= link", chromedp.Evaluate[chromedp.Void](`location.hash = `+jsString("token="+erin)))
+	waitFor(t, tab, "the join form to say who the new token is",
+		`document.getElementById('signed-in-text').textContent.startsWith('Signed in as erin') && !document.getElementById('join-name').checkVisibility()`)
+	if href := eval[string](t, tab, `location.href`); strings.Contains(href, erin) {
+		t.Errorf("the address still holds the token: %s", href)
+	}
 	noPageErrors(t, "mallory", tab)
 }
 
