@@ -1,7 +1,7 @@
 -- accounts.lua: accounts kept by a script. A guest registers the name they
 -- are using with "/register PASSWORD"; from then on the chat page's log-in
--- form (POST /api/login) signs them in under that name, which becomes
--- theirs: nobody else gets it while they are connected.
+-- form (POST /api/login) signs them in under that name, which is theirs
+-- from their first log-in on: nobody else gets it, across restarts too.
 --
 -- Not loaded by default: `moonchat init` writes it to scripts/examples/;
 -- move it up to scripts/ to use it. Options, in config.toml:
@@ -22,6 +22,11 @@ end
 local function key(name)
   return "account:" .. name:lower()
 end
+
+-- A log-in for a name nobody registered checks the password against this
+-- hash anyway, so that it takes as long as a wrong password: the answer's
+-- timing does not tell which names are registered.
+local unknown_hash = assert(chat.password_hash("not a registered account"))
 
 chat.command("register", function(user, password)
   if user.id then
@@ -64,6 +69,7 @@ chat.on("login", function(req)
   end
   local hash, name = (stored or ""):match("^(%S+) (.+)$")
   if not hash then
+    chat.password_check(unknown_hash, req.password)
     return false, "wrong name or password"
   end
   local ok
