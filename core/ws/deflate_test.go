@@ -389,3 +389,42 @@ func TestPreparedDeflateShared(t *testing.T) {
 		t.Fatal("a connection without compression does not get the plain frames")
 	}
 }
+
+// FuzzDecoderDeflate is FuzzDecoder on a connection that negotiated
+// permessage-deflate: no panic, inflated messages bounded by the limit, and
+// the same events and verdict however the input is split.
+func FuzzDecoderDeflate(f *testing.F) {
+	z := func(b0 byte, msg []byte) []byte { return frame(b0|rsv1Bit, deflateMsg(f, msg)) }
+	zbig := deflateMsg(f, make([]byte, 3*fuzzMax))
+	seeds := [][]byte{
+		z(finBit|byte(OpText), []byte("hello hello hello")),
+		append(frame(rsv1Bit|byte(OpBinary), zbig[:5]), frame(finBit|byte(OpContinuation), zbig[5:])...),
+		frame(finBit|rsv1Bit|byte(OpBinary), zbig),
+		append(z(byte(OpText), []byte("frag")), ping("p")...),
+		z(finBit|byte(OpText), []byte("ok \xff")),
+		frame(finBit|rsv1Bit|byte(OpText), []byte{0x00}),
+		frame(finBit|rsv1Bit|byte(OpPing), nil),
+		text("plain"),
+	}
+	for i, s := range seeds {
+		f.Add(s, uint16(i*7), uint16(len(s)/2))
+	}
+	params := &deflateParams{max: 1 << 30}
+	f.Fuzz(func(t *testing.T, data []byte, c1, c2 uint16) {
+		whole, wcode := decodeAllWith(t, data, nil, false, params)
+		for _, ev := range whole {
+			// "msg OP HEX": a message's hex is twice its length.
+			if len(ev) > 2*fuzzMax+32 {
+				t.Fatalf("delivered a message over the %d-byte limit", fuzzMax)
+			}
+		}
+		a, b := int(c1)%(len(data)+1), int(c2)%(len(data)+1)
+		if a > b {
+			a, b = b, a
+		}
+		split, scode := decodeAllWith(t, data, []int{a, b}, false, params)
+		if wcode != scode || strings.Join(whole, "|") != strings.Join(split, "|") {
+			t.Fatalf("split changes the outcome:\nwhole %v %d\nsplit %v %d", whole, wcode, split, scode)
+		}
+	})
+}

@@ -33,9 +33,16 @@ const fuzzMax = 4096
 // decodeAll feeds data in pieces cut at the given offsets and returns the
 // events and the error code (0 when none).
 func decodeAll(t *testing.T, data []byte, cuts []int, hixie bool) ([]string, StatusCode) {
+	return decodeAllWith(t, data, cuts, hixie, nil)
+}
+
+// decodeAllWith is decodeAll on a decoder with permessage-deflate
+// parameters z (nil: not negotiated).
+func decodeAllWith(t *testing.T, data []byte, cuts []int, hixie bool, z *deflateParams) ([]string, StatusCode) {
 	data = bytes.Clone(data) // unmasking works in place
 	var pool bufPool
 	d := newDecoder(fuzzMax, hixie, &pool)
+	d.z = z
 	s := &recSink{}
 	prev := 0
 	for _, c := range append(cuts, len(data)) {
@@ -104,6 +111,7 @@ func FuzzHandshake(f *testing.F) {
 	f.Add("Host: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: x,websocket\r\nSec-WebSocket-Version: 8")
 	f.Add("Host: a\r\nSec-WebSocket-Key1: 99999999999999999999 \r\nSec-WebSocket-Key2:  ")
 	f.Add("Host: a\r\nOrigin: ://%zz\r\nSec-WebSocket-Key: ====")
+	f.Add("Host: a\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=\"10\"; client_max_window_bits, x; y=\"a,b\"")
 	// One rule of each form, so that the fuzzer walks them all.
 	hosts, err := NewHostPolicy([]string{"a", "b.example:8080", "*.c.example", "*.d.example:443", "192.0.2.1", "2001:db8::1", "[2001:db8::2]:8443"})
 	if err != nil {
@@ -119,6 +127,9 @@ func FuzzHandshake(f *testing.F) {
 		SameOrigin(r)
 		if herr, ok := hosts.Check(r).(*HandshakeError); ok && (herr.Status != 421 || strings.ContainsAny(herr.Reason, "\r\n")) {
 			t.Fatalf("host refusal %+v", herr)
+		}
+		if ext, z := negotiateDeflate(r.Header, 0); (ext == "") != (z == nil) || strings.ContainsAny(ext, "\r\n,") {
+			t.Fatalf("permessage-deflate answer %q %+v", ext, z)
 		}
 		proto := selectSubprotocol(r, []string{"chat", "moonchat.v1"})
 		if proto != "" && proto != "chat" && proto != "moonchat.v1" {
