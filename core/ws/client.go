@@ -67,6 +67,10 @@ func newClientConn(nc net.Conn, br *bufio.Reader, sub string, o *DialOptions) *C
 	return c
 }
 
+// Compression reports whether the server accepted permessage-deflate
+// (DialOptions.Compression).
+func (c *ClientConn) Compression() bool { return c.dec.z != nil }
+
 // Subprotocol returns the subprotocol the server chose ("" when none).
 func (c *ClientConn) Subprotocol() string { return c.sub }
 
@@ -219,7 +223,9 @@ func (c *ClientConn) WriteMessage(ctx context.Context, op Opcode, data []byte) e
 	return nil
 }
 
-// writeFrame writes one final masked frame carrying payload.
+// writeFrame writes one final masked frame carrying payload, compressed
+// (RSV1 set, RFC 7692 section 6) when permessage-deflate was negotiated and
+// the data message is long enough and shrinks.
 func (c *ClientConn) writeFrame(op Opcode, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -228,6 +234,19 @@ func (c *ClientConn) writeFrame(op Opcode, payload []byte) error {
 	}
 	if op == OpClose {
 		c.closeSent = true
+	}
+	if z := c.dec.z; z != nil && !op.isControl() && z.wants(len(payload)) {
+		d := c.pool.z.getDeflater()
+		defer c.pool.z.putDeflater(d)
+		if zp, ok := d.compress(d.out.b[:0], payload); ok {
+			d.out.b = zp
+			c.wbuf = AppendClientFrame(c.wbuf[:0], op, zp, NewMaskKey())
+			c.wbuf[0] |= rsv1Bit
+			if _, err := c.nc.Write(c.wbuf); err != nil {
+				return fmt.Errorf("websocket: write: %w", err)
+			}
+			return nil
+		}
 	}
 	c.wbuf = AppendClientFrame(c.wbuf[:0], op, payload, NewMaskKey())
 	if _, err := c.nc.Write(c.wbuf); err != nil {

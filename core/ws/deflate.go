@@ -3,6 +3,7 @@ package ws
 import (
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -103,6 +104,42 @@ func negotiateDeflate(h http.Header, threshold int) (string, *deflateParams) {
 		return resp, p
 	}
 	return "", nil
+}
+
+// clientDeflateOffer is what Dial offers with DialOptions.Compression:
+// each message compressed on its own in both directions, so that neither
+// side keeps a compression context per connection.
+const clientDeflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// acceptDeflateResponse checks the server's answer to clientDeflateOffer
+// (RFC 7692 section 7.1; a client fails the connection when the answer is
+// not one its offer allows): exactly one permessage-deflate element,
+// server_no_context_takeover present (we inflate each message on its own),
+// client_no_context_takeover optional, nothing else (window sizes were not
+// offered, so the server may not answer with them).
+func acceptDeflateResponse(values []string, threshold int) (*deflateParams, error) {
+	els := parseExtensions(values)
+	if len(els) != 1 || !strings.EqualFold(els[0].name, "permessage-deflate") {
+		return nil, fmt.Errorf("server chose extensions %q; permessage-deflate was offered", strings.Join(values, ", "))
+	}
+	seen := map[string]bool{}
+	for _, p := range els[0].params {
+		name := strings.ToLower(p.name)
+		if seen[name] || p.hasValue || (name != "server_no_context_takeover" && name != "client_no_context_takeover") {
+			return nil, fmt.Errorf("permessage-deflate answer %q has a parameter the offer does not allow", strings.Join(values, ", "))
+		}
+		seen[name] = true
+	}
+	if !seen["server_no_context_takeover"] {
+		return nil, fmt.Errorf("permessage-deflate answer %q lacks server_no_context_takeover", strings.Join(values, ", "))
+	}
+	switch {
+	case threshold == 0:
+		threshold = defaultCompressionThreshold
+	case threshold < 0:
+		threshold = 0
+	}
+	return &deflateParams{min: threshold, max: int(^uint(0) >> 1)}, nil
 }
 
 // parseDeflateOffer validates an offer's parameters (section 7.1).

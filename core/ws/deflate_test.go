@@ -3,7 +3,9 @@ package ws
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -427,4 +429,83 @@ func FuzzDecoderDeflate(f *testing.F) {
 			t.Fatalf("split changes the outcome:\nwhole %v %d\nsplit %v %d", whole, wcode, split, scode)
 		}
 	})
+}
+
+// TestDialDeflate: the client side offers permessage-deflate
+// (DialOptions.Compression), compresses what it sends (RSV1 on a masked
+// frame) and inflates what the engine sends compressed.
+func TestDialDeflate(t *testing.T) {
+	ts := newTestServer(t, Config{Compression: true}, false, nil)
+	ctx := context.Background()
+	c, resp, err := Dial(ctx, "ws://"+ts.addr+"/", &DialOptions{Compression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(StatusNormalClosure, "")
+	if !c.Compression() || resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+		t.Fatalf("not negotiated: %q", resp.Header.Get("Sec-WebSocket-Extensions"))
+	}
+	if !ts.h.next(t, "open").c.Compression() {
+		t.Fatal("server side not compressed")
+	}
+	for _, m := range [][]byte{[]byte("hi"), bytes.Repeat([]byte("chat line "), 50), bytes.Repeat([]byte("big "), 100000)} {
+		if err := c.WriteMessage(ctx, OpText, m); err != nil {
+			t.Fatal(err)
+		}
+		if ev := ts.h.next(t, "message"); !bytes.Equal(ev.data, m) {
+			t.Fatalf("server got %q, want %q", trunc(ev.data), trunc(m))
+		}
+		op, got, err := c.ReadMessage(ctx)
+		if err != nil || op != OpText || !bytes.Equal(got, m) {
+			t.Fatalf("echo %v %q %v, want %q", op, trunc(got), err, trunc(m))
+		}
+	}
+
+	// On the wire: a compressed, masked frame with RSV1.
+	addr, conns := fakeServer(t, func(fc *fakeConn) {
+		accept(fc, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
+	})
+	fcl, _, err := Dial(ctx, "ws://"+addr+"/", &DialOptions{Compression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := <-conns
+	if got := fc.req.Header.Get("Sec-WebSocket-Extensions"); got != clientDeflateOffer {
+		t.Fatalf("offer %q", got)
+	}
+	msg := bytes.Repeat([]byte("compress me "), 20)
+	if err := fcl.WriteMessage(ctx, OpText, msg); err != nil {
+		t.Fatal(err)
+	}
+	b0, _ := fc.br.Peek(1)
+	if b0[0] != finBit|rsv1Bit|byte(OpText) {
+		t.Fatalf("first header byte %#x, want FIN|RSV1|text", b0[0])
+	}
+	// readClientFrame checks the mask; strip RSV1 from its view.
+	_, p := readClientFrame(t, fc.br)
+	if got := inflateMsg(t, p); !bytes.Equal(got, msg) {
+		t.Fatalf("inflated %q", trunc(got))
+	}
+}
+
+// TestDialDeflateRefusals: an answer the offer does not allow fails Dial.
+func TestDialDeflateRefusals(t *testing.T) {
+	for _, ext := range []string{
+		"permessage-deflate",                                                        // server would keep its context
+		"permessage-deflate; client_no_context_takeover",                            // likewise
+		"permessage-deflate; server_no_context_takeover; server_max_window_bits=10", // not offered
+		"permessage-deflate; server_no_context_takeover; client_max_window_bits=10", // not offered
+		"permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+		"permessage-deflate; server_no_context_takeover=1",
+		"permessage-deflate; server_no_context_takeover, permessage-deflate; server_no_context_takeover",
+		"x-webkit-deflate-frame",
+	} {
+		t.Run(ext, func(t *testing.T) {
+			addr, _ := fakeServer(t, func(fc *fakeConn) { accept(fc, "Sec-WebSocket-Extensions: "+ext+"\r\n") })
+			c, _, err := Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Compression: true})
+			if c != nil || !errors.Is(err, ErrBadHandshake) {
+				t.Fatalf("Dial: %v, want ErrBadHandshake", err)
+			}
+		})
+	}
 }

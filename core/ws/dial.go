@@ -54,6 +54,15 @@ type DialOptions struct {
 	// server's close frame, wait for the server's side of the closing
 	// handshake (0 → 5s).
 	CloseTimeout time.Duration
+	// Compression offers permessage-deflate (RFC 7692) with both
+	// no_context_takeover parameters, as the server side negotiates it
+	// (deflate.go): if the server accepts, messages of at least
+	// CompressionThreshold bytes are sent compressed (when that makes
+	// them smaller) and compressed messages are read.
+	Compression bool
+	// CompressionThreshold: as Config.CompressionThreshold (0 → 64,
+	// negative: every message).
+	CompressionThreshold int
 }
 
 // Dial opens a WebSocket connection to rawURL (ws://, wss://; http:// and
@@ -186,6 +195,9 @@ func clientHandshake(nc net.Conn, u *url.URL, o *DialOptions) (*ClientConn, *htt
 	if len(o.Subprotocols) > 0 {
 		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(o.Subprotocols, ", ") + "\r\n")
 	}
+	if o.Compression {
+		b.WriteString("Sec-WebSocket-Extensions: " + clientDeflateOffer + "\r\n")
+	}
 	_ = o.HTTPHeader.Write(&b)
 	b.WriteString("\r\n")
 	if _, err := nc.Write(b.Bytes()); err != nil {
@@ -223,10 +235,19 @@ func clientHandshake(nc net.Conn, u *url.URL, o *DialOptions) (*ClientConn, *htt
 	if sub != "" && !offered(o.Subprotocols, sub) {
 		return nil, resp, fmt.Errorf("%w: server chose subprotocol %q, which was not offered", ErrBadHandshake, sub)
 	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
-		return nil, resp, fmt.Errorf("%w: server chose extension %q, which was not offered", ErrBadHandshake, ext)
+	var z *deflateParams
+	if exts := resp.Header.Values("Sec-WebSocket-Extensions"); len(exts) > 0 {
+		if !o.Compression {
+			return nil, resp, fmt.Errorf("%w: server chose extension %q, which was not offered", ErrBadHandshake, strings.Join(exts, ", "))
+		}
+		var err error
+		if z, err = acceptDeflateResponse(exts, o.CompressionThreshold); err != nil {
+			return nil, resp, fmt.Errorf("%w: %w", ErrBadHandshake, err)
+		}
 	}
-	return newClientConn(nc, br, sub, o), resp, nil
+	c := newClientConn(nc, br, sub, o)
+	c.dec.z = z
+	return c, resp, nil
 }
 
 // offered reports whether the server's choice is one of the client's

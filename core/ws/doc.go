@@ -14,7 +14,9 @@
 // such as Authorization, bounded by a context), then a ClientConn read
 // and written by the caller's goroutines. It shares the server's frame
 // decoder in its client role (server frames must not be masked; UTF-8,
-// close codes and limits as below) and masks every frame it sends.
+// close codes and limits as below) and masks every frame it sends. With
+// DialOptions.Compression it offers permessage-deflate the way the server
+// side negotiates it (no context takeover either way).
 //
 // # Files
 //
