@@ -272,7 +272,15 @@ func (st *state) apiHistory(L *lua.LState) int {
 	if n > maxHistory {
 		n = maxHistory
 	}
-	msgs, err := st.sh.hostOf().History(room, n)
+	var msgs []chat.Message
+	var err error
+	if L.GetTop() >= 3 && L.Get(3) != lua.LNil {
+		// On behalf of a user: the room rules and the user's credentials
+		// decide, as for the user's own history requests.
+		msgs, err = st.sh.hostOf().HistoryFor(checkSession(L, 3, "chat.history"), room, n)
+	} else {
+		msgs, err = st.sh.hostOf().History(room, n)
+	}
 	if err != nil {
 		return failed(L, err)
 	}
@@ -529,8 +537,11 @@ func (noopHost) Kick(uint64, string) error                   { return nil }
 func (noopHost) Users(string) []chat.User                    { return nil }
 func (noopHost) Rooms() []string                             { return nil }
 func (noopHost) History(string, int) ([]chat.Message, error) { return nil, nil }
-func (noopHost) Redact(string, uint64) error                 { return nil }
-func (noopHost) Grant(uint64, string) error                  { return nil }
-func (noopHost) Revoke(uint64, string) error                 { return nil }
+func (noopHost) HistoryFor(uint64, string, int) ([]chat.Message, error) {
+	return nil, nil
+}
+func (noopHost) Redact(string, uint64) error { return nil }
+func (noopHost) Grant(uint64, string) error  { return nil }
+func (noopHost) Revoke(uint64, string) error { return nil }
 
 var _ chat.Host = noopHost{}

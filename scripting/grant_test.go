@@ -180,3 +180,57 @@ chat.on("message", function(msg) return msg.text .. " roles=" .. table.concat(ms
 	alice.Send("/builtin")
 	readContaining(t, alice, "refused: "+chat.ErrBuiltinRole.Error())
 }
+
+// TestHistoryOnBehalfOverTheWire: chat.history(room, n, user) reads as that
+// user — a room the room rules keep from the user's roles is refused with
+// the server's reason, and the same room reads for a user granted the role
+// (and for chat.history without a user, which reads as the server).
+func TestHistoryOnBehalfOverTheWire(t *testing.T) {
+	e, err := New(t.Context(), Options{
+		FS: scriptFS(map[string]string{"a.lua": `
+chat.command("peek", function(user, room)
+  local msgs, err = chat.history(room, 10, user)
+  if not msgs then return "refused: " .. err end
+  return "read " .. #msgs .. " from " .. room
+end)
+chat.command("peekserver", function(user, room)
+  local msgs, err = chat.history(room, 10)
+  if not msgs then return "refused: " .. err end
+  return "server read " .. #msgs
+end)
+chat.command("op", function(user)
+  assert(chat.grant(user, "staff"))
+  return "opped"
+end)`}),
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	rules, err := chat.NewRoomRules([]chat.RoomRule{
+		{Pattern: "staff", Read: []string{"staff"}, Post: []string{"staff"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := chattest.NewHistory()
+	if err := hist.Append(t.Context(), []*chat.Message{
+		{Room: "staff", User: "boss", Text: "secret plan", Time: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ts := chattest.Start(t, chat.Config{Logger: slog.New(slog.DiscardHandler), RoomRules: rules}, e, hist)
+	bob := ts.Dial(t, "/chat/lobby?name=bob", "")
+	readContaining(t, bob, "joined")
+
+	bob.Send("/peek staff")
+	readContaining(t, bob, "refused: not allowed: you may not read staff")
+	bob.Send("/peekserver staff")
+	readContaining(t, bob, "server read 1")
+	bob.Send("/op")
+	readContaining(t, bob, "opped")
+	bob.Send("/peek staff")
+	readContaining(t, bob, "read 1 from staff")
+}

@@ -161,6 +161,11 @@ func (h *fakeHost) History(room string, n int) ([]chat.Message, error) {
 	return out, nil
 }
 
+func (h *fakeHost) HistoryFor(sessionID uint64, room string, n int) ([]chat.Message, error) {
+	h.record(hostCall{Method: "HistoryFor", ID: sessionID, Room: room, N: n})
+	return h.History(room, n)
+}
+
 func (h *fakeHost) Redact(room string, id uint64) error {
 	h.record(hostCall{Method: "Redact", Room: room, N: int(id)})
 	if h.redactErr != nil {

@@ -100,3 +100,36 @@ func TestAuthenticatorSeam(t *testing.T) {
 		t.Errorf("names %v", ts.Names("lobby"))
 	}
 }
+
+// TestHistoryForRoomsClaim: Host.HistoryFor reads as the member — its
+// credentials' rooms claim is applied to the room asked for (not only to
+// the room it joined), as are the room rules; History (as the server) is
+// not narrowed.
+func TestHistoryForRoomsClaim(t *testing.T) {
+	h := chattest.NewHistory()
+	add(h, "team-a", "carol", "team a")
+	add(h, "hr", "carol", "salaries")
+	ts := chattest.Start(t, chat.Config{Authenticator: authFunc(func(r *http.Request, room string) (chat.Identity, bool, error) {
+		return chat.Identity{ID: "u1", Name: "ann", Rooms: []string{"team-*"}}, true, nil
+	})}, nil, h)
+	ts.Dial(t, "/chat/team-a", "")
+	chattest.Eventually(t, "ann in team-a", func() bool { return len(ts.Chat.Users("team-a")) == 1 })
+	users := ts.Chat.Users("team-a")
+	if len(users) != 1 {
+		t.Fatalf("users %v", users)
+	}
+	sid := users[0].SessionID
+	if msgs, err := ts.Chat.HistoryFor(sid, "team-a", 10); err != nil || len(msgs) != 1 {
+		t.Errorf("own room: %v, %v", msgs, err)
+	}
+	msgs, err := ts.Chat.HistoryFor(sid, "hr", 10)
+	if !errors.Is(err, chat.ErrNotAllowed) || len(msgs) != 0 || !strings.Contains(err.Error(), `room "hr"`) {
+		t.Errorf("hr for ann: %v, %v", msgs, err)
+	}
+	if msgs, err := ts.Chat.History("hr", 10); err != nil || len(msgs) != 1 {
+		t.Errorf("hr as the server: %v, %v", msgs, err)
+	}
+	if _, err := ts.Chat.HistoryFor(sid+1000, "hr", 10); !errors.Is(err, chat.ErrNoSuchUser) {
+		t.Errorf("unknown session: %v", err)
+	}
+}

@@ -36,6 +36,9 @@ var (
 	// account was given could not be recorded as its own (NameOwners):
 	// the server fails closed rather than give a name it cannot keep.
 	ErrNameNotRecorded = errors.New("name not recorded")
+	// ErrNotAllowed is returned (wrapped with the reason) by
+	// Host.HistoryFor when the member may not read the room.
+	ErrNotAllowed = errors.New("not allowed")
 	// ErrServerClosed is returned by Host methods after Shutdown.
 	ErrServerClosed = errors.New("the server is shutting down")
 )

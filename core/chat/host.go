@@ -172,6 +172,28 @@ func (s *Server) Rooms() []string {
 // History returns up to n of room's most recent stored messages, oldest
 // first (n is capped at Config.APILimit).
 func (s *Server) History(room string, n int) ([]Message, error) {
+	return s.recent(room, n)
+}
+
+// HistoryFor implements Host: the member's read permission for room is the
+// one a join there would get (its roles now, its credentials' rooms claim).
+func (s *Server) HistoryFor(sessionID uint64, room string, n int) ([]Message, error) {
+	m := s.session(sessionID)
+	if m == nil {
+		return nil, ErrNoSuchUser
+	}
+	if m.rooms != nil && !RoomAllowed(m.rooms, room) {
+		return nil, fmt.Errorf("%w: your credentials do not allow room %q", ErrNotAllowed, room)
+	}
+	if reason := s.readRefusal(room, m.currentRoles()); reason != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotAllowed, reason)
+	}
+	return s.recent(room, n)
+}
+
+// recent is History's read: up to n (at most APILimit) of room's newest
+// messages.
+func (s *Server) recent(room string, n int) ([]Message, error) {
 	if s.history == nil {
 		return nil, ErrNoHistory
 	}

@@ -29,6 +29,7 @@ type member struct {
 	account   string    // Identity.ID; "" for a guest
 	roles     []string  // "guest", or "user" and the credentials' roles (read through currentRoles)
 	acct      *Account  // nil for a guest; shared by the member's messages (read through msgAccount)
+	rooms     []string  // the credentials' rooms claim (RoomAllowed); nil = not narrowed
 	expires   time.Time // when the credentials expire (Identity.Expires); zero = never
 	since     uint64
 	hasSince  bool

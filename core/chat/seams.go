@@ -290,6 +290,11 @@ type Host interface {
 	// History returns up to n of room's most recent stored messages, oldest
 	// first. It returns ErrNoHistory when the server runs without a store.
 	History(room string, n int) ([]Message, error)
+	// HistoryFor is History read on behalf of a member: it returns
+	// ErrNotAllowed (wrapped with the reason) when the member may not read
+	// room — the room rules for its roles now, or its credentials' rooms
+	// claim — as /api/history and WebSocket history requests refuse it.
+	HistoryFor(sessionID uint64, room string, n int) ([]Message, error)
 	// Redact deletes a stored message for good and tells the room's live
 	// members so that pages can hide it.
 	Redact(room string, id uint64) error

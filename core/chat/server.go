@@ -188,7 +188,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 			requested = account
 		}
 	}
-	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles, expires: id.expires}
+	m := &member{srv: s, id: s.nextSession.Add(1), roomName: room, requested: requested, account: account, roles: roles, rooms: id.rooms, expires: id.expires}
 	if account != "" {
 		m.acct = &Account{ID: account, Roles: roles}
 	}
