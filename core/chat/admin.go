@@ -409,13 +409,8 @@ type adminMember struct {
 // Config.DefaultRoom) with the room's members in join order: name,
 // account id (accounts only), roles and session id.
 func (s *Server) adminMembers(w http.ResponseWriter, r *http.Request) (adminResult, string) {
-	q := r.URL.Query()
-	room := q.Get("room")
-	if !q.Has("room") {
-		room = s.cfg.DefaultRoom
-	}
-	if err := ValidRoomName(room); err != nil {
-		jsonError(w, http.StatusBadRequest, reasonOf(err))
+	room, ok := s.queryRoom(w, r)
+	if !ok {
 		return adminBadRequest, room
 	}
 	users := s.Users(room)

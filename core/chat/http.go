@@ -78,20 +78,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 // with {"room":R,"messages":[...],"complete":B,"more":B}; see
 // docs/protocol.md.
 func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+	if !apiGET(w, r) {
+		return
+	}
+	room, ok := s.queryRoom(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	room := q.Get("room")
-	if !q.Has("room") {
-		room = s.cfg.DefaultRoom
-	}
-	if err := ValidRoomName(room); err != nil {
-		jsonError(w, http.StatusBadRequest, reasonOf(err))
-		return
-	}
 	id, ok := s.identifyAPI(w, r, room)
 	if !ok {
 		return
@@ -158,9 +152,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 // only those the caller's identity may read (room rules, and its
 // credentials' rooms claim). See docs/protocol.md.
 func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+	if !apiGET(w, r) {
 		return
 	}
 	// No room in particular: the rooms claim is applied to each room.
@@ -317,4 +309,31 @@ func jsonError(w http.ResponseWriter, status int, text string) {
 	w.WriteHeader(status)
 	b := appendJSONString([]byte(`{"error":`), text)
 	_, _ = w.Write(append(b, "}\n"...))
+}
+
+// apiGET answers a request to a read-only /api/ endpoint that is not a GET
+// or HEAD with 405 and reports false.
+func apiGET(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+	return false
+}
+
+// queryRoom returns the ?room= of an /api/ request (Config.DefaultRoom
+// when absent, as for a WebSocket at "/"), or answers 400 for an invalid
+// room name and reports false.
+func (s *Server) queryRoom(w http.ResponseWriter, r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	room := q.Get("room")
+	if !q.Has("room") {
+		room = s.cfg.DefaultRoom
+	}
+	if err := ValidRoomName(room); err != nil {
+		jsonError(w, http.StatusBadRequest, reasonOf(err))
+		return room, false
+	}
+	return room, true
 }

@@ -39,18 +39,11 @@ type sessionMays struct {
 // (401 with WWW-Authenticate). room defaults to Config.DefaultRoom, as for
 // a WebSocket at "/".
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		jsonError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+	if !apiGET(w, r) {
 		return
 	}
-	q := r.URL.Query()
-	room := q.Get("room")
-	if !q.Has("room") {
-		room = s.cfg.DefaultRoom
-	}
-	if err := ValidRoomName(room); err != nil {
-		jsonError(w, http.StatusBadRequest, reasonOf(err))
+	room, ok := s.queryRoom(w, r)
+	if !ok {
 		return
 	}
 	id, ok := s.identifyAPI(w, r, room)
