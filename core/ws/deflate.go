@@ -20,8 +20,9 @@ import (
 //     server_no_context_takeover (section 7.1.1.1 lets a server add it to
 //     any offer it accepts). Each message is compressed on its own, so a
 //     broadcast is compressed once and the same bytes go to every member
-//     (prepared.go), and no connection owns a compressor: compressors are
-//     pooled per Server and held only while a message is compressed.
+//     (prepared_deflate.go), and no connection owns a compressor:
+//     compressors are pooled per Server (bufPool.z) and held only while a
+//     message is compressed.
 //   - Nor does the client: every response also carries
 //     client_no_context_takeover (section 7.1.1.2 lets a server add it
 //     too). Each incoming message then inflates on its own, with an
@@ -38,8 +39,8 @@ import (
 //   - Inflation is bounded: a message that inflates past MaxMessageBytes
 //     fails with 1009 as soon as the output passes the bound, before more
 //     memory is spent (zip bombs).
-//   - Compressed input that is not valid DEFLATE fails with 1007 (the
-//     payload data is inconsistent with the message's type, section 7.4.1).
+//   - Compressed input that is not valid DEFLATE fails with 1007 (data
+//     inconsistent with the message's type, RFC 6455 section 7.4.1).
 
 // rsv1Bit is RSV1 in the first header byte: on the first frame of a
 // message it marks the message as compressed (RFC 7692 section 6).
@@ -48,14 +49,15 @@ const rsv1Bit = 0x40
 // deflateTail is what the sender strips from the end of every compressed
 // message and the receiver appends before inflating (section 7.2.1 and
 // 7.2.2): the empty stored block a sync flush ends with.
-var deflateTail = [4]byte{0x00, 0x00, 0xff, 0xff}
+const deflateTail = "\x00\x00\xff\xff"
 
 // defaultCompressionThreshold is Config.CompressionThreshold's zero value:
 // below it, DEFLATE's block header and Huffman tables eat the gain.
 const defaultCompressionThreshold = 64
 
-// deflateParams is what a connection negotiated; immutable, shared by the
-// connections with the same parameters.
+// deflateParams is what a connection negotiated; immutable once the
+// connection is shared. Prepared messages key their compressed framings by
+// its value.
 type deflateParams struct {
 	// min and max bound the messages sent compressed: at least the
 	// threshold, at most 2^server_max_window_bits bytes (see above).

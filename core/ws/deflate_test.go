@@ -116,7 +116,7 @@ func deflateMsg(t testing.TB, msg []byte) []byte {
 		t.Fatal(err)
 	}
 	out := b.Bytes()
-	if !bytes.HasSuffix(out, deflateTail[:]) {
+	if !bytes.HasSuffix(out, []byte(deflateTail)) {
 		t.Fatalf("flush did not end with 00 00 ff ff")
 	}
 	return out[:len(out)-4]
@@ -125,7 +125,7 @@ func deflateMsg(t testing.TB, msg []byte) []byte {
 // inflateMsg undoes deflateMsg (section 7.2.2).
 func inflateMsg(t testing.TB, payload []byte) []byte {
 	t.Helper()
-	r := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(deflateTail[:])))
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(payload), strings.NewReader(deflateTail)))
 	out, err := io.ReadAll(r)
 	if err != nil && err != io.ErrUnexpectedEOF {
 		t.Fatalf("inflate: %v", err)
