@@ -103,9 +103,14 @@ func TestDeflateHandshake(t *testing.T) {
 // deflateMsg compresses msg as a permessage-deflate payload (section 7.2.1:
 // sync flush, trailing 00 00 ff ff removed).
 func deflateMsg(t testing.TB, msg []byte) []byte {
+	return deflateLevel(t, msg, flate.BestCompression)
+}
+
+// deflateLevel is deflateMsg at a given compress/flate level.
+func deflateLevel(t testing.TB, msg []byte, level int) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	w, err := flate.NewWriter(&b, flate.BestCompression)
+	w, err := flate.NewWriter(&b, level)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +292,7 @@ func TestDeflateProtocolErrors(t *testing.T) {
 // inflate.
 func TestDeflateZipBomb(t *testing.T) {
 	const limit = 1 << 20
-	bomb := deflateMsg(t, make([]byte, 64<<20)) // 64 MiB of zeros in ~64 KiB
+	bomb := deflateLevel(t, make([]byte, 32<<20), flate.BestSpeed) // 32 MiB of zeros in less than 128 KiB
 	if len(bomb) > 128<<10 {
 		t.Fatalf("bomb is %d bytes compressed", len(bomb))
 	}
@@ -302,7 +307,7 @@ func TestDeflateZipBomb(t *testing.T) {
 			t.Fatalf("inflated into len %d cap %d, bound %d", len(out), cap(out), limit)
 		}
 		// Exactly the bound is fine.
-		exact := deflateMsg(t, make([]byte, limit))
+		exact := deflateLevel(t, make([]byte, limit), flate.BestSpeed)
 		out, err = fp.inflate(nil, exact, limit, nil)
 		if err != nil || len(out) != limit {
 			t.Fatalf("exact bound: len %d err %v", len(out), err)
@@ -321,7 +326,7 @@ func TestDeflateZipBomb(t *testing.T) {
 		})
 		t.Run("fragmented text", func(t *testing.T) {
 			rc, _ := dial(t, ts.addr, nil, zOffer)
-			text := deflateMsg(t, bytes.Repeat([]byte("a"), limit+1))
+			text := deflateLevel(t, bytes.Repeat([]byte("a"), limit+1), flate.BestSpeed)
 			rc.write(frame(rsv1Bit|byte(OpText), text[:10]))
 			rc.write(frame(finBit|byte(OpContinuation), text[10:]))
 			rc.expectClose(StatusMessageTooBig)
