@@ -54,6 +54,13 @@ type ServerConfig struct {
 	ShutdownTimeout  Duration `toml:"shutdown_timeout"`
 	LegacyHixie76    bool     `toml:"legacy_hixie76"`
 	Pprof            string   `toml:"pprof"`
+	// Per-address limits and reverse proxies (addrlimits.go).
+	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
+	HandshakeRate            float64  `toml:"handshake_rate"`
+	HandshakeBurst           int      `toml:"handshake_burst"`
+	LimitsExempt             []string `toml:"limits_exempt"`
+	TrustedProxies           []string `toml:"trusted_proxies"`
+	ForwardedHeader          string   `toml:"forwarded_header"`
 }
 
 // ChatConfig is the [chat] table: rooms, names, flood control, how big

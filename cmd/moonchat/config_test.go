@@ -35,6 +35,13 @@ func documentedDefaults() *Config {
 			ShutdownTimeout:  Duration(5 * time.Second),
 			LegacyHixie76:    false,
 			Pprof:            "",
+
+			MaxConnectionsPerAddress: 100,
+			HandshakeRate:            10,
+			HandshakeBurst:           100,
+			LimitsExempt:             []string{"127.0.0.1", "::1"},
+			TrustedProxies:           []string{},
+			ForwardedHeader:          "X-Forwarded-For",
 		},
 		Chat: ChatConfig{
 			DefaultRoom:          "lobby",
@@ -110,9 +117,10 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// BRIEF.md documents 29; [chat] announce_batch_members and
 	// announce_interval came later (docs/protocol.md), then [scripting]
 	// on_failure (issue 10.12), then [server] hosts (issue 10.15), then
-	// the 11 keys of [auth] and the 3 of [admin] (issue 12).
-	if keys != 47 {
-		t.Errorf("%d keys in config.toml, want 47 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin])", keys)
+	// the 11 keys of [auth] and the 3 of [admin] (issue 12), then the 6
+	// per-address keys of [server] (issue 13).
+	if keys != 53 {
+		t.Errorf("%d keys in config.toml, want 53 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address)", keys)
 	}
 }
 
@@ -255,6 +263,20 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[server] allowed_origins: "*" allows every origin: it must be the only entry`}},
 		{"origins not strings", "[server]\nallowed_origins = [1]\n",
 			[]string{`[server] allowed_origins: want an array of strings, got an array`}},
+		{"negative per-address connections", "[server]\nmax_connections_per_address = -1\n",
+			[]string{`config.toml: [server] max_connections_per_address: must be 0 (no limit) or more, got -1`}},
+		{"handshake rate without burst", "[server]\nhandshake_rate = 2\nhandshake_burst = 0\n",
+			[]string{`config.toml: [server] handshake_burst: must be at least 1 when handshake_rate is set, got 0`}},
+		{"negative handshake rate", "[server]\nhandshake_rate = -2\n",
+			[]string{`config.toml: [server] handshake_rate: must be 0 (no limit) or a positive number, got -2`}},
+		{"exempt not a network", "[server]\nlimits_exempt = [\"localhost\"]\n",
+			[]string{`config.toml: [server] limits_exempt: "localhost": want an IP address or a CIDR prefix`}},
+		{"proxy not a network", "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+			[]string{`config.toml: [server] trusted_proxies: "10.0.0.0/33": want an IP address or a CIDR prefix`}},
+		{"unknown forwarded header", "[server]\nforwarded_header = \"X-Real-IP\"\n",
+			[]string{`config.toml: [server] forwarded_header: forwarding header "X-Real-IP": want "X-Forwarded-For" or "Forwarded"`}},
+		{"per-address key misspelt", "[server]\nmax_conns_per_addr = 5\n",
+			[]string{`config.toml: unknown key [server] max_conns_per_addr`}},
 		{"host as URL", "[server]\nhosts = [\"https://chat.example.com\"]\n",
 			[]string{`config.toml: [server] hosts: invalid host "https://chat.example.com": want name, name:port, *.domain, an IP address or "*"`}},
 		{"host with bad port", "[server]\nhosts = [\"chat.example.com:99999\"]\n",

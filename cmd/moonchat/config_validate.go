@@ -81,6 +81,7 @@ func validateConfig(cfg *Config, file string) error {
 	atLeast("[server] max_queue_bytes", s.MaxQueueBytes, 1)
 	positive("[server] close_timeout", s.CloseTimeout)
 	positive("[server] shutdown_timeout", s.ShutdownTimeout)
+	checkAddrLimits(s, fail)
 	if s.Pprof != "" {
 		if err := checkAddr(s.Pprof); err != nil {
 			fail("[server] pprof", "%v", err)

@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/moonchat/moonchat/auth"
+	"github.com/moonchat/moonchat/core/addrlimit"
 	"github.com/moonchat/moonchat/scripting"
 )
 
@@ -56,8 +55,11 @@ type loginService struct {
 	minted *auth.Verifier // accepts only tokens signed with the minting secret
 	maxAge time.Duration  // [auth] login_max_age
 	limit  *addrLimiter
-	log    *slog.Logger
-	now    func() time.Time
+	// proxies resolves the client address the limit counts ([server]
+	// trusted_proxies; the zero value trusts nobody).
+	proxies addrlimit.Proxies
+	log     *slog.Logger
+	now     func() time.Time
 
 	refused *prometheus.CounterVec // reason
 	issued  *prometheus.CounterVec // kind: login, renewal
@@ -166,7 +168,7 @@ func (l *loginService) serveLogin(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad request: want Content-Type: application/json")
 		return
 	}
-	if ok, wait := l.limit.allow(r.RemoteAddr, l.now()); !ok {
+	if ok, wait := l.limit.allow(clientKey(l.proxies, r), l.now()); !ok {
 		l.refuse(r, refusedRateLimited, "")
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		writeJSONError(w, http.StatusTooManyRequests, "too many login attempts: try again later")
@@ -308,23 +310,9 @@ func newAddrLimiter(every rate.Limit, burst, max int) *addrLimiter {
 
 // limitKey is the bucket of a remote address: its IPv4 address, or the
 // /64 prefix of its IPv6 one (one host usually holds a whole /64, so
-// per-address buckets would let it try without limit).
-func limitKey(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64) // cannot fail for an IPv6 address
-		return p.String()
-	}
-	return ip.String()
-}
+// per-address buckets would let it try without limit). It is
+// addrlimit.KeyOf, the definition the WebSocket limits use too.
+func limitKey(remote string) string { return addrlimit.KeyOf(remote) }
 
 // allow takes one attempt for remote (host:port) at now; when none is
 // left it reports false and how long until the next.

@@ -192,6 +192,9 @@ func (s *server) open(ctx context.Context) error {
 	}
 	s.hosts = hosts
 	chatCfg := chatConfig(cfg, log)
+	if chatCfg.AddrLimits, chatCfg.Proxies, err = addrLimits(&cfg.Server); err != nil {
+		return err
+	}
 	secret, err := mintSecret(cfg, log)
 	if err != nil {
 		return err
@@ -215,6 +218,7 @@ func (s *server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	login.proxies = chatCfg.Proxies // its limit counts the client, as the WebSocket limits do
 	chatCfg.Routes = login.routes()
 	chatCfg.Collectors = login.collectors()
 	srv, err := chat.New(chatCfg, hooks, history)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/moonchat/moonchat/core/addrlimit"
 	"github.com/moonchat/moonchat/core/ws"
 )
 
@@ -30,9 +31,21 @@ type Config struct {
 	// Clients sending no Origin and pages served by this server itself are
 	// always allowed; "*" allows any origin. Empty: none besides those.
 	AllowedOrigins []string
-	// MaxConnections bounds simultaneous WebSocket connections; more are
-	// closed with 1013 "server full". At least 1.
+	// MaxConnections bounds simultaneous WebSocket connections (a
+	// handshake counts from the moment it is admitted); more are refused
+	// before the upgrade with 503 and Retry-After. At least 1.
 	MaxConnections int
+	// AddrLimits are the per-address limits on WebSocket handshakes
+	// ([server] max_connections_per_address, handshake_rate,
+	// handshake_burst, limits_exempt): an address (addrlimit.Key: IPv4,
+	// or IPv6 by /64) over one of them is refused before the upgrade with
+	// 429 and Retry-After. The zero value limits nothing.
+	AddrLimits addrlimit.Config
+	// Proxies says whose forwarding header names the client's address
+	// ([server] trusted_proxies, forwarded_header); the address is what
+	// AddrLimits count, what the logs and User.Addr show. The zero value
+	// trusts nobody: the TCP peer is the client.
+	Proxies addrlimit.Proxies
 	// DefaultRoom is the room of "/" and "/chat"; a valid room name.
 	DefaultRoom string
 	// MaxNameLength bounds nicknames, in characters. At least 8 (guest-N
@@ -216,8 +229,13 @@ func (cfg Config) withDefaults() (Config, error) {
 			continue
 		}
 		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			return cfg, fmt.Errorf("allowed origin %q: want scheme://host[:port] or \"*\"", o)
+		}
+		// "*" only as a whole leading label: anything else would be
+		// compared literally and never match.
+		if strings.Contains(strings.TrimPrefix(u.Host, "*."), "*") {
+			return cfg, fmt.Errorf("allowed origin %q: \"*\" may only stand for subdomains, as in https://*.example.com", o)
 		}
 	}
 	cfg.WS.Subprotocols = []string{SubprotocolJSON, SubprotocolPlain}
@@ -239,7 +257,7 @@ func originChecker(allowed []string) func(r *http.Request) bool {
 	var suffixes []string // "scheme://" + ".domain" pairs for "*." entries
 	anyOrigin := false
 	for _, o := range allowed {
-		o = strings.TrimSuffix(strings.ToLower(o), "/")
+		o = originKey(strings.TrimSuffix(strings.ToLower(o), "/"))
 		switch {
 		case o == "*":
 			anyOrigin = true
@@ -262,7 +280,7 @@ func originChecker(allowed []string) func(r *http.Request) bool {
 		if ws.SameOrigin(r) { // scheme, host and port; Host was checked (hostAllowed)
 			return true
 		}
-		o := strings.ToLower(u.Scheme + "://" + u.Host)
+		o := originKey(strings.ToLower(u.Scheme + "://" + u.Host))
 		for _, e := range exact {
 			if o == e {
 				return true
@@ -276,4 +294,17 @@ func originChecker(allowed []string) func(r *http.Request) bool {
 		}
 		return false
 	}
+}
+
+// originKey drops the scheme's default port from a lower-case
+// "scheme://host[:port]" (a browser's Origin omits it, RFC 6454 section
+// 6.1), so that "https://chat.example.com:443" in allowed_origins matches
+// the Origin "https://chat.example.com".
+func originKey(o string) string {
+	for _, d := range [...]struct{ scheme, port string }{{"http://", ":80"}, {"ws://", ":80"}, {"https://", ":443"}, {"wss://", ":443"}} {
+		if strings.HasPrefix(o, d.scheme) && strings.HasSuffix(o, d.port) {
+			return strings.TrimSuffix(o, d.port)
+		}
+	}
+	return o
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moonchat/moonchat/core/addrlimit"
 	"github.com/moonchat/moonchat/core/ws"
 )
 
@@ -37,6 +38,9 @@ type member struct {
 	refuseCode   ws.StatusCode
 	refuseReason string
 	room         *room // nil for a refused connection
+	// lease is the connection's count against its address's limits,
+	// released with s.conns in OnClose (addrlimits.go).
+	lease addrlimit.Lease
 
 	bucket bucket
 

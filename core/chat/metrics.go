@@ -65,6 +65,9 @@ type metrics struct {
 
 	// admin API requests by action and result (admin.go)
 	admin [numAdminActions][numAdminResults]counter
+
+	// handshakes refused before the upgrade (addrlimits.go)
+	limits limitMetrics
 }
 
 // durationBuckets are upper bounds in seconds for hook and commit times:

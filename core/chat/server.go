@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moonchat/moonchat/core/addrlimit"
 	"github.com/moonchat/moonchat/core/ws"
 )
 
@@ -51,6 +52,11 @@ type Server struct {
 	// sweepers is the number of goroutines writing each big room's
 	// broadcasts (fanout.go); 0 = the room goroutine writes them.
 	sweepers int
+
+	// limits are the per-address limits on handshakes; refusalLog
+	// samples the log lines of refused handshakes (addrlimits.go).
+	limits     *addrlimit.Limiter
+	refusalLog *addrlimit.Sampler
 }
 
 var _ Host = (*Server)(nil)
@@ -78,11 +84,23 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if err := s.initMetrics(); err != nil {
 		return nil, err
 	}
+	if err := s.initLimits(); err != nil {
+		return nil, fmt.Errorf("chat config: per-address limits: %w", err)
+	}
 	if err := s.accounts.loadNameOwners(history); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.engine, err = ws.NewServer(handler{s}, cfg.WS)
+	if allowed := s.cfg.WS.CheckOrigin; allowed != nil {
+		s.cfg.WS.CheckOrigin = func(r *http.Request) bool {
+			if allowed(r) {
+				return true
+			}
+			s.originRefused(r) // the engine answers 403
+			return false
+		}
+	}
+	s.engine, err = ws.NewServer(handler{s}, s.cfg.WS)
 	if err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("chat: websocket engine: %w", err)
@@ -161,9 +179,11 @@ func roomFromPath(path, def string) (string, bool) {
 	return "", false
 }
 
-// upgrade validates what the request asks for, counts the connection and
-// hands it to the engine. Invalid requests are still upgraded so that the
-// client learns why it was refused (docs/protocol.md): OnOpen refuses them.
+// upgrade admits the handshake (per-address limits and the global cap,
+// addrlimits.go: refused before the upgrade with 429 or 503), validates
+// what the request asks for and hands it to the engine. Invalid requests
+// are still upgraded so that the client learns why it was refused
+// (docs/protocol.md): OnOpen refuses them.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	s.mu.Lock()
 	closing := s.closing
@@ -172,6 +192,17 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	client := s.clientAddr(r)
+	lease, ok := s.admit(w, r, client)
+	if !ok {
+		return
+	}
+	opened := false
+	defer func() {
+		if !opened { // refused before OnOpen: no OnClose will release
+			s.release(lease)
+		}
+	}()
 	id, ok := s.authenticate(w, r, room)
 	if !ok {
 		return
@@ -203,6 +234,10 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		}
 		m.requested = given
 	}
+	m.lease = lease
+	if client.IsValid() && client.String() != r.RemoteAddr {
+		m.addr = client.String() // through a trusted proxy
+	}
 	if m.refuseCode == 0 && q.Has("since") {
 		since, err := strconv.ParseUint(q.Get("since"), 10, 64)
 		if err != nil {
@@ -210,16 +245,14 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		}
 		m.since, m.hasSince = since, true
 	}
-	if n := s.conns.Add(1); n > int64(s.cfg.MaxConnections) {
-		m.refuseCode, m.refuseReason = ws.StatusTryAgainLater, "server full"
-	}
 	if _, err := s.engine.Upgrade(w, r, m); err != nil {
-		s.conns.Add(-1)
 		var he *ws.HandshakeError
 		if !errors.As(err, &he) && !errors.Is(err, ws.ErrServerClosed) {
 			s.log.Debug("chat: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		}
+		return
 	}
+	opened = true // OnClose releases
 }
 
 // identity is who a request is, as identify found it: an account (its
@@ -337,7 +370,9 @@ func (h handler) OnOpen(c *ws.Conn) {
 		return
 	}
 	m.conn = c
-	m.addr = c.RemoteAddr()
+	if m.addr == "" { // not set from a trusted proxy's header
+		m.addr = c.RemoteAddr()
+	}
 	if c.Subprotocol() == SubprotocolJSON {
 		m.format = formatJSON
 	}
@@ -465,7 +500,7 @@ func (h handler) OnClose(c *ws.Conn, _ error) {
 	if !ok {
 		return
 	}
-	s.conns.Add(-1)
+	s.release(m.lease)
 	m.gone.Store(true)
 	if m.room == nil {
 		return

@@ -217,6 +217,9 @@ func TestConfigMeansWhatItSays(t *testing.T) {
 		"negative interval":      func(c *Config) { c.AnnounceInterval = -time.Second },
 		"origin without scheme":  func(c *Config) { c.AllowedOrigins = []string{"example.com"} },
 		"origin with a path":     func(c *Config) { c.AllowedOrigins = []string{"https://example.com/path"} },
+		"origin, inner wildcard": func(c *Config) { c.AllowedOrigins = []string{"https://chat.*.example.com"} },
+		"origin, port wildcard":  func(c *Config) { c.AllowedOrigins = []string{"http://localhost:*"} },
+		"origin with user info":  func(c *Config) { c.AllowedOrigins = []string{"https://u@example.com"} },
 	} {
 		bad := testLimits(Config{})
 		set(&bad)
@@ -249,6 +252,14 @@ func TestOriginChecker(t *testing.T) {
 		{[]string{"https://*.example.org"}, "https://a.b.example.org", "chat.example.com", true},
 		{[]string{"https://*.example.org"}, "https://example.org", "chat.example.com", false},
 		{[]string{"https://*.example.org"}, "https://evilexample.org", "chat.example.com", false},
+		{[]string{"https://*.example.org"}, "https://a.example.org:8443", "chat.example.com", false},
+		{[]string{"https://*.example.org:8443"}, "https://a.example.org:8443", "chat.example.com", true},
+		{[]string{"https://*.example.org"}, "https://a.example.org.evil.example", "chat.example.com", false},
+		// A default port written out matches the Origin that omits it, and back.
+		{[]string{"https://chat.example.com:443"}, "https://chat.example.com", "chat.example.org", true},
+		{[]string{"https://chat.example.com"}, "https://chat.example.com:443", "chat.example.org", true},
+		{[]string{"http://chat.example.com:80"}, "http://chat.example.com", "chat.example.org", true},
+		{[]string{"https://chat.example.com:80"}, "https://chat.example.com", "chat.example.org", false},
 	} {
 		check := originChecker(tc.allowed)
 		r := httptest.NewRequest("GET", "http://"+tc.host+"/chat", nil)
