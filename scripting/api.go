@@ -543,5 +543,9 @@ func (noopHost) HistoryFor(uint64, string, int) ([]chat.Message, error) {
 func (noopHost) Redact(string, uint64) error { return nil }
 func (noopHost) Grant(uint64, string) error  { return nil }
 func (noopHost) Revoke(uint64, string) error { return nil }
+func (noopHost) Limits(uint64) (chat.Limits, error) {
+	return chat.Limits{}, nil
+}
+func (noopHost) SetLimits(uint64, chat.Limits) error { return nil }
 
 var _ chat.Host = noopHost{}

@@ -43,7 +43,14 @@ type fakeHost struct {
 	// Errors Redact and Broadcast return when set.
 	redactErr    error
 	broadcastErr error
+	// limits are the members' flood limits SetLimits stored (Limits
+	// reports defaultLimits for the others).
+	limits map[uint64]chat.Limits
 }
+
+// defaultLimits are the flood limits fakeHost reports for a member no
+// script changed: [chat] flood_rate and flood_burst as shipped.
+var defaultLimits = chat.Limits{Rate: 10, Burst: 20}
 
 func (h *fakeHost) record(c hostCall) {
 	h.mu.Lock()
@@ -209,6 +216,38 @@ func (h *fakeHost) changeRole(method string, id uint64, role string, grant bool)
 		return chat.ErrNoSuchUser
 	}
 	h.record(hostCall{Method: method, ID: id, Text: role})
+	return nil
+}
+
+// Limits and SetLimits keep each member's flood limits as core/chat
+// does: a member who left is ErrNoSuchUser, limits that cannot work wrap
+// chat.ErrInvalidLimits.
+func (h *fakeHost) Limits(id uint64) (chat.Limits, error) {
+	if !h.known(id) {
+		return chat.Limits{}, chat.ErrNoSuchUser
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.limits[id]; ok {
+		return l, nil
+	}
+	return defaultLimits, nil
+}
+
+func (h *fakeHost) SetLimits(id uint64, l chat.Limits) error {
+	if l.Rate < 0 || l.Rate > 0 && l.Burst < 1 {
+		return fmt.Errorf("%w: rate %v, burst %d", chat.ErrInvalidLimits, l.Rate, l.Burst)
+	}
+	if !h.known(id) {
+		return chat.ErrNoSuchUser
+	}
+	h.mu.Lock()
+	if h.limits == nil {
+		h.limits = make(map[uint64]chat.Limits)
+	}
+	h.limits[id] = l
+	h.mu.Unlock()
+	h.record(hostCall{Method: "SetLimits", ID: id, Text: fmt.Sprint(l.Rate), N: l.Burst})
 	return nil
 }
 

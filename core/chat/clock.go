@@ -7,3 +7,5 @@ import "time"
 type realClock struct{}
 
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+func (realClock) Now() time.Time { return time.Now() }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,6 +59,25 @@ type Config struct {
 	// FloodBurst is the token bucket's size; at least 1 when FloodRate is
 	// set.
 	FloodBurst int
+	// FloodRateAddr and FloodBurstAddr are the token bucket shared by
+	// every connection from one address (an IPv4 address, or an IPv6 /64),
+	// so that many connections from one host do not get many times the
+	// rate; 0 = no per-address limit (flood.go).
+	FloodRateAddr  float64
+	FloodBurstAddr int
+	// FloodRateAccount and FloodBurstAccount are the token bucket shared by
+	// every connection of one account (many tabs or devices of one user);
+	// 0 = no per-account limit. Guests have no account bucket.
+	FloodRateAccount  float64
+	FloodBurstAccount int
+	// FloodStrikes closes a connection with 1008 "flooding: too many
+	// messages" once this many of its messages were refused by the flood
+	// limits within FloodStrikeWindow; 0 = never close (the messages are
+	// only dropped).
+	FloodStrikes int
+	// FloodStrikeWindow is the period FloodStrikes counts over; positive
+	// when FloodStrikes is set.
+	FloodStrikeWindow time.Duration
 	// MaxTextBytes bounds a chat message's text; longer ones are refused
 	// with a too_long error. At least 1.
 	MaxTextBytes int
@@ -132,8 +150,9 @@ type Config struct {
 	Collectors []prometheus.Collector
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Clock schedules the announce coalescing timer (AnnounceInterval).
-	// Tests inject a fake one; nil means package time.
+	// Clock schedules the announce coalescing timer (AnnounceInterval)
+	// and is the flood limits' time. Tests inject a fake one; nil means
+	// package time.
 	Clock Clock
 	// WS configures the WebSocket engine. Subprotocols and CheckOrigin are
 	// set by the chat server (from AllowedOrigins); Logger defaults to
@@ -177,12 +196,24 @@ func (cfg Config) withDefaults() (Config, error) {
 	if err := ValidRoomName(cfg.DefaultRoom); err != nil {
 		return cfg, fmt.Errorf("default room: %w", err)
 	}
-	if math.IsNaN(cfg.FloodRate) || math.IsInf(cfg.FloodRate, 0) || cfg.FloodRate < 0 {
-		return cfg, fmt.Errorf("flood rate %v: must be 0 (off) or a positive number", cfg.FloodRate)
+	for _, f := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{
+		{"flood", cfg.FloodRate, cfg.FloodBurst},
+		{"per-address flood", cfg.FloodRateAddr, cfg.FloodBurstAddr},
+		{"per-account flood", cfg.FloodRateAccount, cfg.FloodBurstAccount},
+	} {
+		if err := (Limits{Rate: f.rate, Burst: f.burst}).check(); err != nil {
+			return cfg, fmt.Errorf("%s limits: %w", f.name, err)
+		}
 	}
-	burst := 0
-	if cfg.FloodRate > 0 {
-		burst = 1
+	if cfg.FloodStrikes < 0 {
+		return cfg, fmt.Errorf("flood strikes %d: must be 0 (off) or more", cfg.FloodStrikes)
+	}
+	if cfg.FloodStrikes > 0 && cfg.FloodStrikeWindow <= 0 {
+		return cfg, fmt.Errorf("flood strike window %v: must be positive when flood strikes are set", cfg.FloodStrikeWindow)
 	}
 	for _, c := range []struct {
 		name  string
@@ -191,7 +222,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"max connections", cfg.MaxConnections, 1},
 		{"max name length", cfg.MaxNameLength, 8}, // guest-N plus a collision suffix must fit
 		{"max rooms", cfg.MaxRooms, 1},
-		{"flood burst", cfg.FloodBurst, burst},
 		{"max text bytes", cfg.MaxTextBytes, 1},
 		{"api limit", cfg.APILimit, 1},
 		{"replay", cfg.Replay, 0},

@@ -39,6 +39,10 @@ var (
 	// ErrNotAllowed is returned (wrapped with the reason) by
 	// Host.HistoryFor when the member may not read the room.
 	ErrNotAllowed = errors.New("not allowed")
+	// ErrInvalidLimits is returned (wrapped with the reason) by
+	// Host.SetLimits, and by New for flood settings, for limits that
+	// cannot work (see Limits).
+	ErrInvalidLimits = errors.New("invalid limits")
 	// ErrServerClosed is returned by Host methods after Shutdown.
 	ErrServerClosed = errors.New("the server is shutting down")
 )

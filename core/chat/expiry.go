@@ -137,11 +137,8 @@ func (s *Server) refreshToken(m *member, token string) {
 	// A token event costs a signature check: it counts against the
 	// connection's flood bucket like a message. Refusals for flooding
 	// are counted but not logged (that would be a flood of its own).
-	if now := time.Now(); !m.bucket.take(now) {
+	if !s.allowFlood(m, s.floodNow(time.Now()), true) {
 		s.metrics.tokenRefused.Add(1)
-		if m.bucket.shouldNotify(now) {
-			m.sendError(codeTokenRefused, "token refused: you are sending too fast")
-		}
 		return
 	}
 	if m.account == "" {

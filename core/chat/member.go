@@ -15,8 +15,8 @@ import (
 //
 // Ownership: the fields in the first group are written before the
 // connection is handed to the engine or in OnOpen and only read afterwards;
-// bucket belongs to the connection's OnMessage calls (serialised by the
-// engine); name is changed under room.roster.mu and read atomically anywhere;
+// flood belongs to the connection's OnMessage calls (serialised by the
+// engine) but for flood.limits (atomic, flood.go); name is changed under room.roster.mu and read atomically anywhere;
 // joined is set and cleared by the room goroutine under room.roster.mu.
 type member struct {
 	srv    *Server
@@ -42,7 +42,7 @@ type member struct {
 	// released with s.conns in OnClose (addrlimits.go).
 	lease addrlimit.Lease
 
-	bucket bucket
+	flood floodState // flood control (flood.go)
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
 

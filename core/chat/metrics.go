@@ -63,6 +63,11 @@ type metrics struct {
 	broadcastTime   histogram // one room batch written to every member
 	messageDelay    histogram // a chat message's arrival to the end of its broadcast
 
+	// flood limits (flood.go): messages and token events refused, by
+	// floodLimit; connections closed with 1008 for flooding
+	floodRefused [len(floodLimitNames)]counter
+	floodClosed  counter
+
 	// admin API requests by action and result (admin.go)
 	admin [numAdminActions][numAdminResults]counter
 
@@ -177,6 +182,18 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	reg.MustRegister(tokenRefresh)
 	m.tokenRefreshed = counter{tokenRefresh.WithLabelValues("accepted")}
 	m.tokenRefused = counter{tokenRefresh.WithLabelValues("refused")}
+
+	floodRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_flood_refused_total",
+		Help: "Chat messages and token events refused by a flood limit, by the limit that refused them (connection, account, address).",
+	}, []string{"limit"})
+	reg.MustRegister(floodRefused)
+	for lim, name := range floodLimitNames {
+		if name != "" {
+			m.floodRefused[lim] = counter{floodRefused.WithLabelValues(name)}
+		}
+	}
+	m.floodClosed = newCounter("moonchat_flood_closed_total", "Connections closed with 1008 for flooding ([chat] flood_strikes refusals within flood_strike_window).")
 
 	hookTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "moonchat_hook_duration_seconds",

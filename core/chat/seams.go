@@ -307,6 +307,27 @@ type Host interface {
 	// lacks, is not an error.
 	Grant(sessionID uint64, role string) error
 	Revoke(sessionID uint64, role string) error
+	// Limits returns a member's flood limits: those of its connection
+	// ([chat] flood_rate and flood_burst) until SetLimits changed them.
+	Limits(sessionID uint64) (Limits, error)
+	// SetLimits replaces a member's flood limits for the rest of its
+	// session (not its account: a new connection starts with the
+	// server's). From then on the member is held to these limits alone:
+	// its messages no longer count against, nor are refused by, the
+	// buckets its address and account share (flood.go), so that a script
+	// can give a trusted bot more than its account would get as well as
+	// give a suspicious guest less. It returns an error wrapping
+	// ErrInvalidLimits for limits that cannot work (see Limits).
+	SetLimits(sessionID uint64, l Limits) error
+}
+
+// Limits are a member's flood limits: a token bucket of Rate messages per
+// second on average with bursts of up to Burst. Rate 0 means no limit (as
+// [chat] flood_rate = 0), and Burst is then 0; otherwise Rate is a
+// finite positive number and Burst at least 1 (at most MaxFloodBurst).
+type Limits struct {
+	Rate  float64
+	Burst int
 }
 
 // History stores every message before it is broadcast and serves it back.
@@ -358,14 +379,17 @@ type RoomLister interface {
 	RoomStats() ([]RoomStat, error)
 }
 
-// Clock schedules the server's timers. Config.Clock injects one; the
-// default is package time (clock.go). Tests use a fake clock to decide when
+// Clock schedules the server's timers and tells the flood limits the
+// time. Config.Clock injects one; the default is package time (clock.go). Tests use a fake clock to decide when
 // an interval has passed, so that they can show that something does not
 // happen before it (a held announcement) without sleeping.
 type Clock interface {
 	// AfterFunc calls f in its own goroutine once d has passed, as
 	// time.AfterFunc.
 	AfterFunc(d time.Duration, f func()) Timer
+	// Now returns the current time, as time.Now. The flood limits' token
+	// buckets read it (flood.go), so that a test decides when they refill.
+	Now() time.Time
 }
 
 // Timer is a Clock's timer, with the semantics of the *time.Timer that

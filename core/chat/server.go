@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strconv"
@@ -57,6 +58,14 @@ type Server struct {
 	// samples the log lines of refused handshakes (addrlimits.go).
 	limits     *addrlimit.Limiter
 	refusalLog *addrlimit.Sampler
+
+	// floodAddrs and floodAccounts are the flood buckets shared by an
+	// address's and an account's connections (flood.go); nil when that
+	// limit is off. fakeClock: Config.Clock is not the real one, so the
+	// flood limits ask it the time.
+	floodAddrs    *floodTable[netip.Prefix]
+	floodAccounts *floodTable[string]
+	fakeClock     bool
 }
 
 var _ Host = (*Server)(nil)
@@ -76,7 +85,12 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		rooms:    make(map[string]*room),
 		retired:  make(map[string]*room),
 		sessions: make(map[uint64]*member),
+
+		floodAddrs:    newFloodTable[netip.Prefix](cfg.FloodRateAddr, cfg.FloodBurstAddr),
+		floodAccounts: newFloodTable[string](cfg.FloodRateAccount, cfg.FloodBurstAccount),
 	}
+	_, realTime := cfg.Clock.(realClock)
+	s.fakeClock = !realTime
 	if s.page, err = pageHandler(cfg.DefaultRoom); err != nil {
 		return nil, err
 	}
@@ -223,7 +237,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 	if account != "" {
 		m.acct = &Account{ID: account, Roles: roles}
 	}
-	m.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
+	m.flood.bucket = newBucket(s.cfg.FloodRate, s.cfg.FloodBurst)
+	addrKey, limited := s.floodAddrKey(client)
+	m.flood.addrKey, m.flood.noAddr = addrKey, !limited
 	if err := ValidRoomName(room); err != nil {
 		m.refuseCode, m.refuseReason = ws.StatusPolicyViolation, reasonOf(err)
 	} else if m.requested != "" {
@@ -403,6 +419,9 @@ func (h handler) OnOpen(c *ws.Conn) {
 	r.refs++
 	m.room = r
 	s.sessions[m.id] = m
+	// The shared flood buckets are taken before the join is queued: the
+	// member's messages may follow at once.
+	s.floodOpen(m)
 	r.enqueue(op{kind: opJoin, m: m})
 	s.mu.Unlock()
 }
@@ -466,11 +485,8 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 		return
 	}
 	now := time.Now()
-	if !m.bucket.take(now) {
+	if !s.allowFlood(m, s.floodNow(now), false) {
 		s.metrics.dropFlood.Add(1)
-		if m.bucket.shouldNotify(now) {
-			m.sendError(codeFlood, "you are sending too fast; messages were dropped")
-		}
 		return
 	}
 	s.metrics.messagesIn.Add(1)
@@ -505,6 +521,7 @@ func (h handler) OnClose(c *ws.Conn, _ error) {
 	if m.room == nil {
 		return
 	}
+	s.floodClose(m)
 	s.mu.Lock()
 	delete(s.sessions, m.id)
 	r := m.room

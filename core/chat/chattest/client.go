@@ -3,6 +3,8 @@ package chattest
 import (
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -23,11 +25,34 @@ type Client struct {
 // test ends.
 func Dial(t testing.TB, url, proto string) *Client {
 	t.Helper()
+	return DialFrom(t, "", url, proto)
+}
+
+// DialFrom is Dial from the local address ip ("127.0.0.2": any 127.0.0.0/8
+// address is loopback on Linux), so that a test can show what a
+// per-address limit does to two clients; "" lets the system choose.
+func DialFrom(t testing.TB, ip, url, proto string) *Client {
+	t.Helper()
+	return DialHeader(t, ip, url, proto, nil)
+}
+
+// DialHeader is DialFrom with extra request headers (a test playing a
+// reverse proxy sends X-Forwarded-For).
+func DialHeader(t testing.TB, ip, url, proto string, h http.Header) *Client {
+	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: Wait}
+	if ip != "" {
+		local := &net.TCPAddr{IP: net.ParseIP(ip)}
+		if local.IP == nil {
+			t.Fatalf("dial from %q: not an IP address", ip)
+		}
+		nd := &net.Dialer{LocalAddr: local}
+		d.NetDialContext = nd.DialContext
+	}
 	if proto != "" {
 		d.Subprotocols = []string{proto}
 	}
-	c, resp, err := d.Dial(url, nil)
+	c, resp, err := d.Dial(url, h)
 	if err != nil {
 		status := 0
 		if resp != nil {

@@ -57,6 +57,17 @@ func (t *timer) Reset(d time.Duration) bool {
 	return was
 }
 
+// epoch is what a Clock's Now returns before the first Advance: a fixed
+// time, so that tests do not depend on the date they run.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Now implements chat.Clock: a fixed epoch plus every Advance so far.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return epoch.Add(c.now)
+}
+
 // Pending returns how many timers are armed (made or reset, and neither
 // stopped nor fired yet): a test checks that a timer it expects to be
 // stopped was.

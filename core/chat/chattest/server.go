@@ -87,6 +87,13 @@ func (s *Server) Dial(t testing.TB, path, proto string) *Client {
 	return Dial(t, s.WS+path, proto)
 }
 
+// DialFrom is Dial from the local address ip (see the package's
+// DialFrom).
+func (s *Server) DialFrom(t testing.TB, ip, path, proto string) *Client {
+	t.Helper()
+	return DialFrom(t, ip, s.WS+path, proto)
+}
+
 // TryDial is Dial for a test that expects the handshake to fail, or that
 // reads the raw connection from its own goroutines: it returns what the
 // dialer returned instead of failing the test, and the caller closes the
