@@ -79,6 +79,9 @@ func (st *state) apiOn(L *lua.LState, script string) int {
 	prio := L.OptInt(3, 0)
 	for ev, n := range eventNames {
 		if n == name {
+			if len(st.handlers[ev]) >= maxHandlers {
+				L.RaiseError("chat.on: too many %s handlers (at most %d)", name, maxHandlers)
+			}
 			st.handlers[ev] = append(st.handlers[ev], handler{fn: fn, script: script, where: where(fn, script), prio: prio})
 			return 0
 		}
@@ -125,6 +128,9 @@ func (st *state) apiEvery(L *lua.LState, script string) int {
 	fn := L.CheckFunction(2)
 	if math.IsNaN(secs) || secs < minEvery || secs > 365*24*3600 {
 		L.RaiseError("chat.every: interval must be between %g seconds and a year, got %g", minEvery, secs)
+	}
+	if len(st.timers) >= maxTimers {
+		L.RaiseError("chat.every: too many timers (at most %d)", maxTimers)
 	}
 	st.timers = append(st.timers, timer{interval: time.Duration(secs * float64(time.Second)), fn: fn, script: script, where: where(fn, script)})
 	return 0

@@ -36,6 +36,11 @@
 //     to the chat server as a *chat.HookError (file:line, reason), which
 //     decides — by default the message or join is refused; it is never
 //     treated as if it had returned nothing. Failed timers are logged.
+//   - Every call also runs under a memory limit (Options.MaxMemory,
+//     limits.go): a call that allocates more is stopped like one over its
+//     time limit (reason memory), and a state whose scripts keep more fails
+//     every call until the engine has loaded the scripts again into a fresh
+//     state (Engine.release, which also starts a rebuild only once).
 //   - Loading (New, Reload, Check) runs each script's top level under the
 //     load time limit and stops at once when its context is cancelled.
 //   - Reload builds a complete new state aside and swaps it in only when

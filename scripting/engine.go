@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,14 @@ type Options struct {
 	// Clock drives the chat.every timers and the directory watcher
 	// (nil → the real clock).
 	Clock Clock
+	// MaxMemory bounds, in bytes, both what one script call may allocate
+	// and what the scripts may keep between calls (0 → DefaultMaxMemory,
+	// 64 MiB; less than MinMaxMemory → MinMaxMemory). A call over it fails
+	// like one over its time limit (a *chat.HookError with reason memory);
+	// scripts keeping more are loaded again into a fresh Lua state. The
+	// bound is coarse: see limits.go and docs/lua.md, Limits.
+	// cmd/moonchat passes [scripting] max_memory_bytes.
+	MaxMemory int64
 	// ScriptOptions are the scripts' own settings, config.toml's
 	// [scripts.NAME] tables: NAME.lua reads its table as chat.options.
 	// SetScriptOptions changes them for the next reload. The engine does
@@ -90,7 +99,11 @@ type Engine struct {
 	closed  bool
 	runCtx  context.Context
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the watcher goroutine
+	wg      sync.WaitGroup // the watcher goroutine and rebuilds
+
+	rebuildMu  sync.Mutex
+	noRebuild  bool        // Close was called: no more rebuilds (guarded by rebuildMu)
+	reclaiming atomic.Bool // a reclaim runs
 
 	// snap is the scripts directory as it was just before New loaded it,
 	// so that a change between New and Start is not missed.
@@ -114,7 +127,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		fsys = os.DirFS(opts.Dir)
 	}
-	sh := newShared(opts.Logger, opts.KV, opts.HookTimeout, opts.MaxTextBytes)
+	sh := newShared(opts.Logger, opts.KV, opts.HookTimeout, opts.MaxTextBytes, opts.MaxMemory)
 	e := &Engine{
 		sh:       sh,
 		fsys:     fsys,
@@ -147,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-func newShared(log *slog.Logger, kv KV, hookTimeout time.Duration, maxText int) *shared {
+func newShared(log *slog.Logger, kv KV, hookTimeout time.Duration, maxText int, maxMemory int64) *shared {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -160,7 +173,11 @@ func newShared(log *slog.Logger, kv KV, hookTimeout time.Duration, maxText int) 
 	if maxText <= 0 {
 		maxText = maxNoticeBytes
 	}
-	sh := &shared{kv: kv, log: log, hookTimeout: hookTimeout, loadTimeout: max(time.Second, 10*hookTimeout), maxText: maxText, pw: newHasher()}
+	if maxMemory == 0 {
+		maxMemory = DefaultMaxMemory
+	}
+	maxMemory = max(maxMemory, MinMaxMemory)
+	sh := &shared{kv: kv, log: log, hookTimeout: hookTimeout, loadTimeout: max(time.Second, 10*hookTimeout), maxText: maxText, maxMemory: maxMemory, pw: newHasher()}
 	sh.host.Store(&hostBox{noopHost{}})
 	return sh
 }
@@ -274,7 +291,10 @@ func (e *Engine) Close() error {
 		e.cancel()
 	}
 	e.mu.Unlock()
-	e.wg.Wait() // the watcher may be in Reload; let it finish
+	e.rebuildMu.Lock()
+	e.noRebuild = true
+	e.rebuildMu.Unlock()
+	e.wg.Wait() // the watcher or a rebuild may be in Reload; let it finish
 
 	e.reloadMu.Lock()
 	e.sem <- struct{}{}
@@ -311,7 +331,7 @@ func (e *Engine) Commands() []Command {
 // (1s); cancelling ctx (SIGINT, SIGTERM) stops it at once, and the error
 // then wraps ctx's cause.
 func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger, opts ScriptOptions) error {
-	sh := newShared(logger, nil, 0, 0)
+	sh := newShared(logger, nil, 0, 0, 0)
 	defer sh.pw.wait() // a hash abandoned at the load time limit
 	st, err := buildState(ctx, sh, fsys, opts)
 	if err != nil {
@@ -346,4 +366,65 @@ func (e *Engine) acquire(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) release() { <-e.sem }
+// release gives the Lua state back. When the scripts were found holding
+// more than their memory limit during the call (limits.go), it first
+// starts loading them again into a fresh state, once: until that is
+// swapped in, every call on the old state fails at once.
+func (e *Engine) release() {
+	if st := e.cur.Load(); st != nil {
+		if st.mem.over != nil && !st.rebuilding {
+			st.rebuilding = true
+			e.rebuild()
+		}
+		if st.mem.stopped {
+			st.mem.stopped = false
+			e.reclaim()
+		}
+	}
+	<-e.sem
+}
+
+// reclaim gives the memory of a call stopped by the memory limit back to
+// the operating system, on a goroutine of the engine (Close waits for it),
+// at most one at a time. Without it the garbage the call left raises the
+// Go heap's next GC goal, so that each further runaway call adds to the
+// process's resident size before a collection (measured: 270, 370, 470
+// MB for three runaway `s = s .. s` calls; with it the size falls back to
+// where it was after each). A forced collection holds no lock of the
+// engine; hooks go on meanwhile.
+func (e *Engine) reclaim() {
+	if !e.reclaiming.CompareAndSwap(false, true) {
+		return
+	}
+	e.rebuildMu.Lock()
+	defer e.rebuildMu.Unlock()
+	if e.noRebuild {
+		e.reclaiming.Store(false)
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer e.reclaiming.Store(false)
+		debug.FreeOSMemory()
+	}()
+}
+
+// rebuild reloads the scripts on a goroutine of the engine (Close waits
+// for it): the state over its memory limit is replaced as a reload
+// replaces it, or, should the scripts no longer load, stays and keeps
+// failing every call (fail closed) until a reload succeeds.
+func (e *Engine) rebuild() {
+	// Not e.mu: whoever holds it may be waiting for a timer goroutine
+	// that is here.
+	e.rebuildMu.Lock()
+	defer e.rebuildMu.Unlock()
+	if e.noRebuild {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		_ = e.Reload("memory limit") // Reload logs the outcome
+	}()
+}

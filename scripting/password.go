@@ -149,6 +149,7 @@ func (st *state) apiPasswordHash(L *lua.LState) int {
 	salt := make([]byte, pwSaltLen)
 	rand.Read(salt) // crypto/rand.Read never fails (it crashes the program instead)
 	p := argonParams{memory: pwMemory, time: pwTime, threads: pwThreads}
+	st.wd.allow(uint64(p.memory) * 1024) // argon2's memory is the call's, by design
 	key := st.sh.pw.derive(L, []byte(pw), salt, p, pwKeyLen)
 	L.Push(lua.LString(encodeArgon2id(p, salt, key)))
 	return 1
@@ -165,6 +166,7 @@ func (st *state) apiPasswordCheck(L *lua.LState) int {
 	if err != nil {
 		return failed(L, err)
 	}
+	st.wd.allow(uint64(p.memory) * 1024) // argon2's memory is the call's, by design
 	got := st.sh.pw.derive(L, []byte(pw), salt, p, uint32(len(want)))
 	L.Push(lua.LBool(subtle.ConstantTimeCompare(got, want) == 1))
 	return 1

@@ -73,6 +73,7 @@ type shared struct {
 	hookTimeout time.Duration
 	loadTimeout time.Duration
 	maxText     int
+	maxMemory   int64   // bytes a call may allocate and the scripts may keep (limits.go)
 	pw          *hasher // chat.password_hash and chat.password_check
 }
 
@@ -99,6 +100,11 @@ type state struct {
 	commands map[string]*command
 	timers   []timer
 	scripts  []string
+	envs     []*lua.LTable // each script's globals, for the memory walk
+	mem      memGuard      // what the scripts keep (limits.go)
+	// rebuilding: the engine is loading the scripts again because this
+	// state is over its memory limit (Engine.release).
+	rebuilding bool
 
 	// The message hook's msg table and its user table (msg.user), reused
 	// from message to message (see msgTable), and the boxed values of
@@ -177,7 +183,7 @@ func buildState(ctx context.Context, sh *shared, fsys fs.FS, opts ScriptOptions)
 		return nil, err
 	}
 	L, tmpl, ro := newSandbox()
-	st := &state{sh: sh, L: L, wd: newWatchdog(), tmpl: tmpl, ro: ro, opts: opts, loading: true, commands: map[string]*command{}}
+	st := &state{sh: sh, L: L, wd: newWatchdog(sh.maxMemory), tmpl: tmpl, ro: ro, opts: opts, loading: true, commands: map[string]*command{}, mem: newMemGuard(sh.maxMemory)}
 	L.SetContext(st.wd)
 	stop := context.AfterFunc(ctx, func() {
 		st.wd.abort(fmt.Errorf("scripts load stopped: %w", context.Cause(ctx)))
@@ -234,6 +240,7 @@ func (st *state) loadScript(name string, src []byte) error {
 	env.RawSetString("print", chatTbl.RawGetString("log"))
 	fn.Env = env
 	st.scripts = append(st.scripts, name)
+	st.envs = append(st.envs, env)
 	st.L.Push(fn)
 	if err := st.pcall(st.sh.loadTimeout, 0, 0); err != nil {
 		pos, msg := errorPos(err)
@@ -321,15 +328,22 @@ func where(fn *lua.LFunction, script string) string {
 // pcall calls the function and nargs arguments on top of the stack with
 // time limit d, leaving nret results. It never panics: gopher-lua's PCall
 // recovers Lua errors and Go panics alike, and a panic outside it is
-// recovered here too.
+// recovered here too. On a state whose scripts hold more than their
+// memory limit it fails at once (the function and arguments popped, as a
+// failed PCall leaves the stack) until the engine replaces the state.
 func (st *state) pcall(d time.Duration, nargs, nret int) (err error) {
+	if st.mem.over != nil {
+		st.L.SetTop(max(st.L.GetTop()-nargs-1, 0))
+		return st.mem.over
+	}
 	st.wd.begin(d)
 	defer func() {
-		st.wd.end()
+		long := st.wd.end()
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic in script call: %v", r)
 			st.L.SetTop(0)
 		}
+		st.afterCall(err, long)
 	}()
 	return st.L.PCall(nargs, nret, nil)
 }
@@ -346,6 +360,8 @@ func (st *state) fail(kind string, script, fnWhere string, err error) {
 	text := "lua timer failed"
 	if isTimeLimit(msg) {
 		text = "lua timer stopped: time limit exceeded"
+	} else if isMemoryLimit(msg) {
+		text = "lua timer stopped: memory limit exceeded"
 	}
 	st.sh.log.Warn(text, "hook", kind, "script", script, "at", pos, "function", fnWhere, "error", msg)
 }
@@ -355,7 +371,7 @@ func isTimeLimit(msg string) bool { return strings.Contains(msg, ErrTimeLimit.Er
 
 // hookError describes a failed hook or command call for the chat server:
 // "file:line: message (join hook defined at file:line)", with the reason
-// the time limit when that is what stopped it.
+// the time or memory limit when that is what stopped it.
 func hookError(kind, fnWhere string, err error) error {
 	pos, msg := errorPos(err)
 	if pos == "" {
@@ -364,6 +380,8 @@ func hookError(kind, fnWhere string, err error) error {
 	reason := chat.HookFailError
 	if isTimeLimit(msg) {
 		reason = chat.HookFailTimeout
+	} else if isMemoryLimit(msg) {
+		reason = chat.HookFailMemory
 	}
 	return &chat.HookError{Reason: reason, Err: fmt.Errorf("%s: %s (%s defined at %s)", pos, msg, kind, fnWhere)}
 }

@@ -95,6 +95,9 @@ type ScriptingConfig struct {
 	// OnFailure is what a hook that did not complete means: "refuse"
 	// (fail closed) or "deliver" (chat.Config.DeliverOnHookFailure).
 	OnFailure string `toml:"on_failure"`
+	// MaxMemoryBytes bounds what one script call may allocate and what
+	// the scripts may keep (scripting.Options.MaxMemory).
+	MaxMemoryBytes int `toml:"max_memory_bytes"`
 }
 
 // Duration is a time.Duration written in config.toml as a string such as

@@ -14,6 +14,7 @@ import (
 	"github.com/moonchat/moonchat/auth"
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/core/ws"
+	"github.com/moonchat/moonchat/scripting"
 )
 
 // Validation: what TOML types cannot express (ranges, addresses, origins,
@@ -117,6 +118,7 @@ func validateConfig(cfg *Config, file string) error {
 
 	sc := &cfg.Scripting
 	positive("[scripting] hook_timeout", sc.HookTimeout)
+	atLeast("[scripting] max_memory_bytes", sc.MaxMemoryBytes, scripting.MinMaxMemory)
 	if sc.OnFailure != "refuse" && sc.OnFailure != "deliver" {
 		fail("[scripting] on_failure", "must be \"refuse\" or \"deliver\", got %q", sc.OnFailure)
 	}

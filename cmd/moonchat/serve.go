@@ -172,6 +172,7 @@ func (s *server) open(ctx context.Context) error {
 			FS:            fsys,
 			Dir:           dir,
 			HookTimeout:   cfg.Scripting.HookTimeout.D(),
+			MaxMemory:     int64(cfg.Scripting.MaxMemoryBytes),
 			Logger:        log,
 			MaxTextBytes:  cfg.Chat.MaxTextBytes,
 			ScriptOptions: cfg.Scripts,

@@ -21,7 +21,7 @@ var hookKindNames = [numHookKinds]string{"join", "message", "leave", "rename"}
 
 // hookFailReasons are the reason labels of moonchat_hook_failures_total,
 // in counter order.
-var hookFailReasons = [...]HookFailReason{HookFailTimeout, HookFailBusy, HookFailError, HookFailCanceled}
+var hookFailReasons = [...]HookFailReason{HookFailTimeout, HookFailBusy, HookFailError, HookFailCanceled, HookFailMemory}
 
 const numHookFailReasons = len(hookFailReasons)
 
@@ -53,6 +53,8 @@ func hookFailText(reason HookFailReason) string {
 		return "the server's scripts are busy, try again"
 	case HookFailCanceled:
 		return "the server is shutting down"
+	case HookFailMemory:
+		return "a server script used too much memory"
 	}
 	return "a server script failed"
 }

@@ -202,7 +202,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	}, []string{"hook"})
 	hookFails := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_hook_failures_total",
-		Help: "Hook calls that did not complete, by hook and reason (timeout, busy, error, canceled).",
+		Help: "Hook calls that did not complete, by hook and reason (timeout, busy, error, canceled, memory).",
 	}, []string{"hook", "reason"})
 	reg.MustRegister(hookTime, hookFails)
 	for k, h := range [numHookKinds]*histogram{&m.hookJoin, &m.hookMessage, &m.hookLeave, &m.hookRename} {

@@ -195,6 +195,10 @@ const (
 	// HookFailCanceled: the call's context ended (the server is shutting
 	// down) before the hook could run or finish.
 	HookFailCanceled HookFailReason = "canceled"
+	// HookFailMemory: a script allocated more than its memory limit in
+	// the call, or the scripts' data had grown past it (they are then
+	// loaded again).
+	HookFailMemory HookFailReason = "memory"
 )
 
 // HookError is a hook call that did not complete.
@@ -222,7 +226,7 @@ func hookFailReason(err error) HookFailReason {
 	var he *HookError
 	if errors.As(err, &he) {
 		switch he.Reason {
-		case HookFailTimeout, HookFailBusy, HookFailError, HookFailCanceled:
+		case HookFailTimeout, HookFailBusy, HookFailError, HookFailCanceled, HookFailMemory:
 			return he.Reason
 		}
 	}
