@@ -32,6 +32,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"has_role":  apiHasRole,
 		"grant":     st.apiGrant,
 		"revoke":    st.apiRevoke,
+		"limits":    st.apiLimits,
 		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
 
 		"password_hash":  st.apiPasswordHash,
@@ -58,7 +59,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 // test (docs/lua.md must describe each of them).
 var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
-	"rooms", "history", "redact", "commands", "log", "has_role", "grant", "revoke",
+	"rooms", "history", "redact", "commands", "log", "has_role", "grant", "revoke", "limits",
 	"password_hash", "password_check",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
@@ -529,6 +530,61 @@ func updateRoles(L *lua.LState, ut, roles *lua.LTable, role lua.LString, grant b
 		out.Append(role)
 	}
 	ut.RawSetString("roles", out)
+}
+
+// chat.limits(user) -> {rate = R, burst = B} | nil, err
+// chat.limits(user, {rate = R, burst = B}) -> true | nil, err
+//
+// Reads or replaces a member's flood limits through Host.Limits and
+// Host.SetLimits. A field left out of the table keeps its current value.
+// A table that is not {rate, burst} with numbers (a misspelt field, a
+// fractional burst) is the script's bug and raises; values the server
+// refuses (a negative rate, a burst of 0 with a rate) and a member who
+// left are nil, err.
+func (st *state) apiLimits(L *lua.LState) int {
+	const fname = "chat.limits"
+	id := checkSession(L, 1, fname)
+	h := st.sh.hostOf()
+	cur, err := h.Limits(id)
+	if err != nil {
+		return failed(L, err)
+	}
+	if L.Get(2) == lua.LNil {
+		t := L.CreateTable(0, 2)
+		t.RawSetString("rate", lua.LNumber(cur.Rate))
+		t.RawSetString("burst", lua.LNumber(cur.Burst))
+		L.Push(t)
+		return 1
+	}
+	t, ok := L.Get(2).(*lua.LTable)
+	if !ok {
+		L.RaiseError("%s: argument #2 must be a table {rate = …, burst = …}, got %s", fname, L.Get(2).Type())
+	}
+	next := cur
+	t.ForEach(func(k, v lua.LValue) {
+		n, isNum := v.(lua.LNumber)
+		switch k {
+		case lua.LString("rate"):
+			if !isNum {
+				L.RaiseError("%s: rate must be a number (messages per second), got %s", fname, v.Type())
+			}
+			next.Rate = float64(n)
+		case lua.LString("burst"):
+			f := float64(n)
+			if !isNum || f != math.Trunc(f) {
+				L.RaiseError("%s: burst must be a whole number, got %s", fname, lua.LVAsString(v))
+			}
+			// Out of int's range: clamped so that the server refuses it
+			// with its own message.
+			next.Burst = int(max(min(f, 1<<31), -1<<31))
+		default:
+			L.RaiseError("%s: unknown field %s (want rate and burst)", fname, lua.LVAsString(k))
+		}
+	})
+	if err := h.SetLimits(id, next); err != nil {
+		return failed(L, err)
+	}
+	return succeeded(L)
 }
 
 // noopHost is the host before Bind and in Check: it accepts everything and

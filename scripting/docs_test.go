@@ -220,6 +220,18 @@ var docScenarios = map[string]func(t *testing.T, r *rig){
 			t.Errorf("calls %v, want %v", got, want)
 		}
 	},
+	"limits.lua": func(t *testing.T, r *rig) {
+		bot := chat.User{SessionID: 7, Name: "bot", Room: "lobby", ID: "u-bot", Roles: []string{"user", "bot"}}
+		member := chat.User{SessionID: 8, Name: "dana", Room: "lobby", ID: "u-dana", Roles: []string{"user"}}
+		r.host.users = append(r.host.users, bot, member)
+		for _, u := range []chat.User{bot, alice, member} {
+			r.e.Join(t.Context(), u)
+		}
+		want := map[uint64]chat.Limits{bot.SessionID: {Rate: 50, Burst: 100}, alice.SessionID: {Rate: 1, Burst: 3}}
+		if !reflect.DeepEqual(r.host.limits, want) {
+			t.Errorf("limits %v, want %v (an account without the bot role keeps the server's)", r.host.limits, want)
+		}
+	},
 	"departures.lua": func(t *testing.T, r *rig) {
 		r.host.users = []chat.User{bob} // alice has gone
 		r.e.Leave(t.Context(), alice)

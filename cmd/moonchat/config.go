@@ -71,6 +71,12 @@ type ChatConfig struct {
 	MaxRooms             int      `toml:"max_rooms"`
 	FloodRate            float64  `toml:"flood_rate"`
 	FloodBurst           int      `toml:"flood_burst"`
+	FloodRateAddr        float64  `toml:"flood_rate_addr"`
+	FloodBurstAddr       int      `toml:"flood_burst_addr"`
+	FloodRateAccount     float64  `toml:"flood_rate_account"`
+	FloodBurstAccount    int      `toml:"flood_burst_account"`
+	FloodStrikes         int      `toml:"flood_strikes"`
+	FloodStrikeWindow    Duration `toml:"flood_strike_window"`
 	MaxTextBytes         int      `toml:"max_text_bytes"`
 	AnnounceBatchMembers int      `toml:"announce_batch_members"`
 	AnnounceInterval     Duration `toml:"announce_interval"`

@@ -49,6 +49,12 @@ func documentedDefaults() *Config {
 			MaxRooms:             1000,
 			FloodRate:            10,
 			FloodBurst:           20,
+			FloodRateAddr:        50,
+			FloodBurstAddr:       100,
+			FloodRateAccount:     10,
+			FloodBurstAccount:    20,
+			FloodStrikes:         50,
+			FloodStrikeWindow:    Duration(10 * time.Second),
 			MaxTextBytes:         4096,
 			AnnounceBatchMembers: 100,
 			AnnounceInterval:     Duration(time.Second),
@@ -120,8 +126,8 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// on_failure (issue 10.12), then [server] hosts (issue 10.15), then
 	// the 11 keys of [auth] and the 3 of [admin] (issue 12), then the 6
 	// per-address keys of [server] (issue 13).
-	if keys != 53 {
-		t.Errorf("%d keys in config.toml, want 53 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address)", keys)
+	if keys != 59 {
+		t.Errorf("%d keys in config.toml, want 59 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address + 6 flood)", keys)
 	}
 }
 
@@ -294,6 +300,14 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[chat] default_room: invalid room name`}},
 		{"negative flood", "[chat]\nflood_rate = -1\n",
 			[]string{`[chat] flood_rate: must be 0 (off) or a positive number, got -1`}},
+		{"flood per address, no burst", "[chat]\nflood_burst_addr = 0\n",
+			[]string{`[chat] flood_burst_addr: must be between 1 and 1000000, got 0`}},
+		{"flood per account NaN", "[chat]\nflood_rate_account = nan\n",
+			[]string{`[chat] flood_rate_account: must be 0 (off) or a positive number, got NaN`}},
+		{"flood strikes without window", "[chat]\nflood_strike_window = \"0s\"\n",
+			[]string{`[chat] flood_strike_window: must be positive`}},
+		{"negative flood strikes", "[chat]\nflood_strikes = -1\n",
+			[]string{`[chat] flood_strikes: must be at least 0, got -1`}},
 		{"text over message", "[chat]\nmax_text_bytes = 70000\n",
 			[]string{`[chat] max_text_bytes: must be between 1 and 65536, got 70000`}},
 		{"zero announce members", "[chat]\nannounce_batch_members = 0\n",
@@ -393,11 +407,15 @@ func TestChatConfigOnePath(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		if off {
 			cfg.Chat.FloodRate, cfg.Chat.Replay, cfg.Chat.AnnounceInterval = 0, 0, 0
+			cfg.Chat.FloodRateAddr, cfg.Chat.FloodRateAccount, cfg.Chat.FloodStrikes = 0, 0, 0
 			cfg.Server.PingInterval, cfg.Server.IdleTimeout = 0, 0
 		}
 		c := chatConfig(cfg, slog.New(slog.DiscardHandler))
 		ch, s := &cfg.Chat, &cfg.Server
 		if c.FloodRate != ch.FloodRate || c.FloodBurst != ch.FloodBurst || c.Replay != ch.Replay ||
+			c.FloodRateAddr != ch.FloodRateAddr || c.FloodBurstAddr != ch.FloodBurstAddr ||
+			c.FloodRateAccount != ch.FloodRateAccount || c.FloodBurstAccount != ch.FloodBurstAccount ||
+			c.FloodStrikes != ch.FloodStrikes || c.FloodStrikeWindow != ch.FloodStrikeWindow.D() ||
 			c.APILimit != ch.APILimit || c.AnnounceBatchMembers != ch.AnnounceBatchMembers ||
 			c.AnnounceInterval != ch.AnnounceInterval.D() || c.DefaultRoom != ch.DefaultRoom ||
 			c.MaxNameLength != ch.MaxNameLength || c.MaxRooms != ch.MaxRooms || c.MaxTextBytes != ch.MaxTextBytes ||

@@ -97,13 +97,26 @@ func validateConfig(cfg *Config, file string) error {
 	}
 	between("[chat] max_name_length", c.MaxNameLength, 8, 256) // guest-N plus a suffix must fit
 	atLeast("[chat] max_rooms", c.MaxRooms, 1)
-	if c.FloodRate < 0 || math.IsNaN(c.FloodRate) || math.IsInf(c.FloodRate, 0) {
-		fail("[chat] flood_rate", "must be 0 (off) or a positive number, got %v", c.FloodRate)
+	// Each flood bucket (chat.Config, core/chat/flood.go): a rate of 0
+	// (off) or more, a burst of at least 1 when the rate is set.
+	floodLimits := func(rateKey, burstKey string, rate float64, burst int) {
+		if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			fail(rateKey, "must be 0 (off) or a positive number, got %v", rate)
+		}
+		if rate > 0 {
+			between(burstKey, burst, 1, chat.MaxFloodBurst)
+		} else {
+			between(burstKey, burst, 0, chat.MaxFloodBurst)
+		}
 	}
-	if c.FloodRate > 0 {
-		atLeast("[chat] flood_burst", c.FloodBurst, 1)
+	floodLimits("[chat] flood_rate", "[chat] flood_burst", c.FloodRate, c.FloodBurst)
+	floodLimits("[chat] flood_rate_addr", "[chat] flood_burst_addr", c.FloodRateAddr, c.FloodBurstAddr)
+	floodLimits("[chat] flood_rate_account", "[chat] flood_burst_account", c.FloodRateAccount, c.FloodBurstAccount)
+	atLeast("[chat] flood_strikes", c.FloodStrikes, 0)
+	if c.FloodStrikes > 0 {
+		positive("[chat] flood_strike_window", c.FloodStrikeWindow)
 	} else {
-		atLeast("[chat] flood_burst", c.FloodBurst, 0)
+		nonNegative("[chat] flood_strike_window", c.FloodStrikeWindow)
 	}
 	between("[chat] max_text_bytes", c.MaxTextBytes, 1, s.MaxMessageBytes)
 	atLeast("[chat] announce_batch_members", c.AnnounceBatchMembers, 1)

@@ -417,6 +417,12 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 
 		AnnounceBatchMembers: cfg.Chat.AnnounceBatchMembers,
 		AnnounceInterval:     cfg.Chat.AnnounceInterval.D(),
+		FloodRateAddr:        cfg.Chat.FloodRateAddr,
+		FloodBurstAddr:       cfg.Chat.FloodBurstAddr,
+		FloodRateAccount:     cfg.Chat.FloodRateAccount,
+		FloodBurstAccount:    cfg.Chat.FloodBurstAccount,
+		FloodStrikes:         cfg.Chat.FloodStrikes,
+		FloodStrikeWindow:    cfg.Chat.FloodStrikeWindow.D(),
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
 		RoomRules:            roomRules(cfg),
 		GuestPrefix:          cfg.Auth.GuestPrefix,
