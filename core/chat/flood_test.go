@@ -198,10 +198,12 @@ func TestFloodRefundsOtherBuckets(t *testing.T) {
 // TestFloodStrikes: a connection refused flood_strikes times within
 // flood_strike_window is closed with 1008 and says why; refusals spread
 // over more than the window do not close it; the other clients, from the
-// same address, go on chatting.
+// same address, go on chatting, and history holds every accepted message
+// and no refused one.
 func TestFloodStrikes(t *testing.T) {
 	clock := &chattest.Clock{}
-	ts := chattest.Start(t, chat.Config{FloodRate: 0.001, FloodBurst: 1, FloodStrikes: 3, FloodStrikeWindow: 10 * time.Second, Clock: clock}, nil, nil)
+	hist := chattest.NewHistory()
+	ts := chattest.Start(t, chat.Config{FloodRate: 0.001, FloodBurst: 1, FloodStrikes: 3, FloodStrikeWindow: 10 * time.Second, Clock: clock, Replay: 10, APILimit: 10}, nil, hist)
 	w := ts.Dial(t, "/?name=w", "")
 	w.Expect("* w joined")
 	slow := ts.Dial(t, "/?name=slow", chat.SubprotocolJSON)
@@ -233,6 +235,17 @@ func TestFloodStrikes(t *testing.T) {
 	w.Expect("slow: ok", "f: ok", "* f left")
 	w.Send("still here")
 	w.Expect("w: still here")
+	stored, err := hist.Recent("lobby", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range stored {
+		got = append(got, m.User+": "+m.Text)
+	}
+	if want := []string{"slow: ok", "f: ok", "w: still here"}; !slices.Equal(got, want) {
+		t.Errorf("history %q, want %q", got, want)
+	}
 	if l := metricLine(t, ts, "moonchat_flood_closed_total"); !strings.HasSuffix(l, " 1") {
 		t.Errorf("metric: %q, want 1 connection closed", l)
 	}
