@@ -28,8 +28,9 @@ import (
 //     ErrMemoryLimit, and the engine loads the scripts again into a fresh
 //     state (Engine.release). The walk runs after a call stopped by the
 //     memory limit, and otherwise when the Go heap grew by a quarter of
-//     MaxMemory since the last walk or walkEvery has passed, looked at
-//     after every call longer than memTick and every checkEvery calls.
+//     MaxMemory since the last walk (no sooner than walkSpacing times the
+//     last walk's duration) or walkEvery has passed, looked at after
+//     every call longer than memTick and every checkEvery calls.
 //   - single allocations: string builders are capped at maxStringBytes
 //     (strlib.go), and gopher-lua's array part is capped at maxArrayIndex
 //     entries (t[n] = v for a large n would otherwise fill the array up to
@@ -46,6 +47,9 @@ const (
 	memTick    = time.Millisecond // sampling period of a running call
 	checkEvery = 16               // calls between two looks at the heap
 	walkEvery  = 10 * time.Second // longest time between two walks
+	// walkSpacing: a walk the heap's growth asks for waits at least this
+	// many times the last walk's duration after it.
+	walkSpacing = 20
 	// maxArrayIndex bounds gopher-lua's array part (lua.MaxArrayIndex,
 	// 67108864 by default): integer keys from it on live in the hash
 	// part, so t[n] = v allocates at most maxArrayIndex slots (64 MiB)
@@ -101,11 +105,12 @@ type memGuard struct {
 	max      int64
 	calls    uint
 	heap     []metrics.Sample
-	heapLow  uint64    // lowest heap seen since the last walk
-	lastWalk time.Time // time of the last walk
-	over     error     // set once the scripts' data is over the limit
-	stopped  bool      // a call was stopped by the memory limit (Engine.release)
-	held     int64     // the last walk's estimate, for tests and logs
+	heapLow  uint64        // lowest heap seen since the last walk
+	lastWalk time.Time     // time of the last walk
+	walkCost time.Duration // how long the last walk took
+	over     error         // set once the scripts' data is over the limit
+	stopped  bool          // a call was stopped by the memory limit (Engine.release)
+	held     int64         // the last walk's estimate, for tests and logs
 }
 
 func newMemGuard(max int64) memGuard {
@@ -138,9 +143,13 @@ func (st *state) afterCall(err error, long bool) {
 	}
 	heap := readMetric(g.heap)
 	g.heapLow = min(g.heapLow, heap)
-	if heap-g.heapLow > uint64(g.max/4) {
+	since := time.Since(g.lastWalk)
+	// The heap grows with garbage too, on a busy server often: walks for
+	// that reason are spaced so that they take at most a twentieth of the
+	// time (a walk over a large state can take milliseconds).
+	if heap-g.heapLow > uint64(g.max/4) && since >= walkSpacing*g.walkCost {
 		st.checkRetained("heap grew")
-	} else if time.Since(g.lastWalk) > walkEvery {
+	} else if since > walkEvery {
 		st.checkRetained("periodic")
 	}
 }
@@ -149,10 +158,12 @@ func (st *state) afterCall(err error, long bool) {
 // limit when it holds more than MaxMemory.
 func (st *state) checkRetained(why string) {
 	g := &st.mem
+	start := time.Now()
 	size, ok := st.sizeOfState(g.max)
 	g.held = size
 	g.heapLow = readMetric(g.heap)
 	g.lastWalk = time.Now()
+	g.walkCost = g.lastWalk.Sub(start)
 	if ok {
 		return
 	}

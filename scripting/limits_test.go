@@ -127,28 +127,36 @@ chat.on("message", function(msg)
   end
   return tostring(#kept)
 end)`})})
-	failed := false
-	for i := range 200 { // 200 calls would keep some 50 MiB
-		got := r.say(alice, "grow")
-		if got.Err != nil {
-			if !isHookErr(got.Err, chat.HookFailMemory) {
-				t.Fatalf("call %d failed otherwise: %v", i, got.Err)
-			}
-			failed = true
-			break
+	// Reloads wait while the test holds reloadMu, so that the calls on the
+	// state over its limit can be seen failing.
+	r.e.reloadMu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			r.e.reloadMu.Unlock()
+		}
+	}()
+	over := func() bool { return strings.Contains(r.log.String(), "lua scripts over their memory limit") }
+	for i := 0; !over(); i++ {
+		if i == 400 { // 400 calls would keep some 100 MiB
+			t.Fatal("the scripts kept growing past the limit unnoticed")
+		}
+		if got := r.say(alice, "grow"); got.Err != nil && !isHookErr(got.Err, chat.HookFailMemory) {
+			t.Fatalf("call %d failed otherwise: %v", i, got.Err)
 		}
 	}
-	if !failed {
-		t.Fatal("the scripts kept growing past the limit without a failure")
+	for _, u := range []chat.User{alice, carol} {
+		if got := r.say(u, "count"); !isHookErr(got.Err, chat.HookFailMemory) || !strings.Contains(got.Err.Error(), "the scripts' data holds more than") {
+			t.Fatalf("a call on the state over its limit: %+v", got)
+		}
 	}
+	r.e.reloadMu.Unlock()
+	locked = false
 	eventually(t, "the scripts loaded again", func() bool {
 		return strings.Contains(r.log.String(), `msg="lua scripts loaded" cause="memory limit"`)
 	})
 	if got := r.say(bob, "count"); got.Text != "0" || got.Err != nil {
-		t.Fatalf("after the reload: %+v", got)
-	}
-	if !strings.Contains(r.log.String(), "lua scripts over their memory limit") {
-		t.Fatalf("log:\n%s", r.log.String())
+		t.Fatalf("after the reload: %+v\nlog:\n%s", got, r.log.String())
 	}
 }
 
@@ -164,21 +172,40 @@ chat.every(0.01, function()
   chat.broadcast("lobby", tostring(#big))
 end)
 chat.command("size", function() return tostring(#big) end)`})})
-	r.e.Start(t.Context())
-	reloaded := func() bool {
-		return strings.Contains(r.log.String(), `msg="lua scripts loaded" cause="memory limit"`)
-	}
-	for tick := 0; !reloaded(); tick++ {
-		if tick == 200 {
-			t.Fatalf("no reload after %d ticks; log:\n%s", tick, r.log.String())
+	// Reloads wait while the test holds reloadMu (see TestMemoryLimitKeptData).
+	r.e.reloadMu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			r.e.reloadMu.Unlock()
 		}
-		eventually(t, "a timer waiting", func() bool { return clk.Active() == 1 || reloaded() })
+	}()
+	r.e.Start(t.Context())
+	over := func() bool { return strings.Contains(r.log.String(), "lua scripts over their memory limit") }
+	tick := func(n int, done func() bool) {
+		eventually(t, "a timer waiting", func() bool { return clk.Active() == 1 })
 		clk.Advance(10 * time.Millisecond)
-		eventually(t, fmt.Sprintf("tick %d", tick), func() bool { return len(r.host.take()) > 0 || reloaded() })
+		eventually(t, fmt.Sprintf("tick %d", n), done)
 	}
-	if !strings.Contains(r.log.String(), "lua scripts over their memory limit") {
-		t.Errorf("the state over its limit is not logged:\n%s", r.log.String())
+	for n := 0; !over(); n++ {
+		if n == 200 {
+			t.Fatalf("not found over its limit after %d ticks; log:\n%s", n, r.log.String())
+		}
+		tick(n, func() bool { return len(r.host.take()) > 0 || over() })
 	}
+	// The next tick fails at once, logged, until the scripts are loaded
+	// again. (A timer that fell behind may have run it already.)
+	stopped := func() bool {
+		return strings.Contains(r.log.String(), "lua timer stopped: memory limit exceeded") && strings.Contains(r.log.String(), "error=\"script memory limit exceeded: the scripts' data holds more than")
+	}
+	if !stopped() {
+		tick(-1, stopped)
+	}
+	r.e.reloadMu.Unlock()
+	locked = false
+	eventually(t, "the scripts loaded again", func() bool {
+		return strings.Contains(r.log.String(), `msg="lua scripts loaded" cause="memory limit"`)
+	})
 	r.say(alice, "/size")
 	if got := reply(t, r); got != "0" {
 		t.Fatalf("/size after the reload: %q", got)
@@ -268,5 +295,32 @@ end)`}),
 	_, body, _ := ts.Get(t, "/metrics")
 	if want := `moonchat_hook_failures_total{hook="message",reason="memory"} 1`; !strings.Contains(body, want+"\n") {
 		t.Fatalf("metrics lack %s", want)
+	}
+}
+
+// TestSizeOfState: the walk's estimate of what the scripts keep is within
+// a small factor of the real size, sees data reachable only through a
+// registered function's upvalues, counts a long string kept in many places
+// once, and stops at its limit.
+func TestSizeOfState(t *testing.T) {
+	r := newRig(t, map[string]string{
+		"a.lua": `kept = {} for i = 1, 10000 do kept[i] = string.rep("k", 100) .. i end`,
+		"b.lua": `local hidden = {} for i = 1, 10000 do hidden["h" .. i] = string.rep("h", 100) end
+chat.on("message", function() return tostring(#hidden) end)`,
+		"c.lua": `local s = string.rep("s", 1e5) shared = {} for i = 1, 1000 do shared[i] = s end`,
+	})
+	r.e.sem <- struct{}{}
+	defer func() { <-r.e.sem }()
+	st := r.e.cur.Load()
+	// kept: 10,000 strings of about 105 bytes in an array, some 1.4 MB on
+	// the heap; hidden: 10,000 keys and values, some 2.5 MB; shared: one
+	// 100 KB string, not 100 MB.
+	size, ok := st.sizeOfState(64 << 20)
+	t.Logf("estimate: %d bytes", size)
+	if !ok || size < 3<<20 || size > 8<<20 {
+		t.Fatalf("estimate %d bytes (within limit: %v), want 3 to 8 MiB", size, ok)
+	}
+	if size, ok := st.sizeOfState(1 << 20); ok || size > 2<<20 {
+		t.Fatalf("with a 1 MiB limit: %d bytes, within: %v; want a stop just past the limit", size, ok)
 	}
 }
