@@ -61,6 +61,14 @@ type ServerConfig struct {
 	LimitsExempt             []string `toml:"limits_exempt"`
 	TrustedProxies           []string `toml:"trusted_proxies"`
 	ForwardedHeader          string   `toml:"forwarded_header"`
+	// TLS (tls.go): a certificate and key in PEM files, reloaded on
+	// SIGHUP and when they change; or certificates from an ACME CA
+	// (Let's Encrypt) for ACMEDomains. At most one of the two.
+	TLSCert       string   `toml:"tls_cert"`
+	TLSKey        string   `toml:"tls_key"`
+	ACMEDomains   []string `toml:"acme_domains"`
+	ACMEEmail     string   `toml:"acme_email"`
+	ACMEDirectory string   `toml:"acme_directory"`
 }
 
 // ChatConfig is the [chat] table: rooms, names, flood control, how big

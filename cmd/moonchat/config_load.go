@@ -122,6 +122,11 @@ func loadConfig(path string) (*Config, error) {
 				cfg.Auth.JWTPublicKeys[i] = filepath.Join(dir, p)
 			}
 		}
+		for _, p := range []*string{&cfg.Server.TLSCert, &cfg.Server.TLSKey} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -42,6 +42,8 @@ func documentedDefaults() *Config {
 			LimitsExempt:             []string{"127.0.0.1", "::1"},
 			TrustedProxies:           []string{},
 			ForwardedHeader:          "X-Forwarded-For",
+
+			ACMEDomains: []string{},
 		},
 		Chat: ChatConfig{
 			DefaultRoom:          "lobby",

@@ -83,6 +83,7 @@ func validateConfig(cfg *Config, file string) error {
 	positive("[server] close_timeout", s.CloseTimeout)
 	positive("[server] shutdown_timeout", s.ShutdownTimeout)
 	checkAddrLimits(s, fail)
+	checkTLSConfig(s, fail)
 	if s.Pprof != "" {
 		if err := checkAddr(s.Pprof); err != nil {
 			fail("[server] pprof", "%v", err)

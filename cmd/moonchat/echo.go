@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,8 +35,13 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	compress := fs.Bool("compress", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it")
 	compressMin := fs.Int("compress-threshold", -1, "with -compress: messages shorter than this many bytes are sent uncompressed (negative: compress every message)")
 	verbose := fs.Bool("v", false, "log debug messages (handshake refusals, protocol errors)")
+	tlsCert := fs.String("tls-cert", "", "serve wss:// with this PEM certificate chain (with -tls-key; reloaded on file change)")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of -tls-cert")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return newUsageError(fs, errors.New("-tls-cert and -tls-key go together"))
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -66,14 +72,33 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("echo server: %w", err)
 	}
+	var certs *certHolder
+	if *tlsCert != "" {
+		if certs, err = newCertHolder(*tlsCert, *tlsKey, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
+	scheme := "ws://"
+	if certs != nil {
+		// The same TLS as moonchat serve (tls.go): TLS 1.2+, HTTP/1.1.
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}, GetCertificate: certs.GetCertificate})
+		scheme = "wss://"
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			certs.watch(wctx)
+		}()
+		defer func() { stopWatch(); <-watched }()
+	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("echo server listening", "addr", ln.Addr().String(), "max_message", *maxMessage, "compress", *compress)
+	log.Info("echo server listening", "addr", ln.Addr().String(), "url", scheme+ln.Addr().String()+"/", "max_message", *maxMessage, "compress", *compress)
 
 	select {
 	case err := <-serveErr:

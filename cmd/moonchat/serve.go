@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,7 @@ type server struct {
 	pprofL net.Listener
 	admin  *http.Server // nil unless [admin] listen is set
 	adminL net.Listener
+	tls    *serverTLS // nil unless [server] tls_cert or acme_domains is set (tls.go)
 	// serving is set once open succeeded and the listeners are handed
 	// to their servers (which then own and close them).
 	serving bool
@@ -112,8 +114,22 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 			serveErr <- s.admin.Serve(s.adminL)
 		}()
 	}
+	// The certificate files are polled for changes until shutdown.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if s.tls != nil && s.tls.certs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.tls.certs.watch(wctx)
+		}()
+	}
 	addr := s.ln.Addr().String()
-	log.Info("listening", "addr", addr, "url", "http://"+addr+"/")
+	scheme := "http://"
+	if s.tls != nil {
+		scheme = "https://"
+	}
+	log.Info("listening", "addr", addr, "url", scheme+addr+"/")
 	logHosts(log, s.hosts, &cfg.Server, s.ln.Addr())
 	if readyFile != "" {
 		if err := writeFileAtomic(readyFile, []byte(addr+"\n")); err != nil {
@@ -139,6 +155,7 @@ loop:
 		}
 	}
 	s.shutdown()
+	stopWatch()
 	wg.Wait()
 	s.close()
 	log.Info("stopped")
@@ -222,6 +239,13 @@ func (s *server) open(ctx context.Context) error {
 	login.proxies = chatCfg.Proxies // its limit counts the client, as the WebSocket limits do
 	chatCfg.Routes = login.routes()
 	chatCfg.Collectors = login.collectors()
+	s.tls, err = newServerTLS(&cfg.Server, dataDir(cfg), log)
+	if err != nil {
+		return err
+	}
+	if s.tls != nil && s.tls.certs != nil {
+		chatCfg.Collectors = append(chatCfg.Collectors, s.tls.certs.collectors()...)
+	}
 	srv, err := chat.New(chatCfg, hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
@@ -236,6 +260,11 @@ func (s *server) open(ctx context.Context) error {
 	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s ([server] listen): %w", cfg.Server.Listen, err)
+	}
+	if s.tls != nil {
+		// https:// and wss:// on this one listener; handshake_timeout
+		// (ReadHeaderTimeout) bounds the TLS handshake too.
+		s.ln = tls.NewListener(s.ln, s.tls.config)
 	}
 	s.http = &http.Server{
 		Handler:           srv,
@@ -313,8 +342,12 @@ func requireBearer(token string, next http.Handler) http.Handler {
 // (its other keys need a restart). A config file that no longer loads
 // keeps the settings the scripts run with (logged); a broken script keeps
 // the old scripts running. The scripting engine logs the outcome, as one
-// line naming the cause.
+// line naming the cause. SIGHUP also reloads the TLS certificate files
+// ([server] tls_cert/tls_key; a failure keeps the certificate in use).
 func (s *server) reload() {
+	if s.tls != nil && s.tls.certs != nil {
+		_ = s.tls.certs.reload("SIGHUP") // logs the outcome
+	}
 	if s.lua == nil {
 		s.log.Info("SIGHUP: scripting is off, nothing to reload")
 		return

@@ -50,7 +50,8 @@ type Server struct {
 	// test knob, so that tests exercise both drivers on Linux).
 	forceFallback bool
 
-	wg sync.WaitGroup // fallback goroutines
+	wg     sync.WaitGroup // fallback goroutines
+	fbBufs sync.Pool      // fallback.go: read and record buffers of TLS connections, lent while in use
 
 	mu      sync.Mutex
 	open    int     // connections whose OnClose has not begun (Len)
@@ -295,7 +296,7 @@ func (s *Server) attach(c *Conn, nc net.Conn) {
 			}
 		}
 	}
-	c.fb = newFbConn(nc)
+	c.fb = newFbConn(c, nc)
 }
 
 // pickLoop starts the event loops on first use and picks one round-robin.

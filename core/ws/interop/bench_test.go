@@ -47,6 +47,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(envIdleTLSAddr) != "" { // tls_bench_test.go
+		if err := runIdleTLSClients(); err != nil {
+			fmt.Fprintln(os.Stderr, "idle TLS clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if url := os.Getenv(envEchoURL); url != "" {
 		size, _ := strconv.Atoi(os.Getenv(envEchoSize))
 		if err := runEchoClient(url, size); err != nil {
