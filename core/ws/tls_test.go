@@ -1,12 +1,15 @@
 package ws
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTLSUsesGoroutineDriver: a TLS connection is not a *net.TCPConn after
@@ -51,4 +54,113 @@ func TestTLSUsesGoroutineDriver(t *testing.T) {
 	if ce := h.next(t, "close").err; ce.Code != 1000 {
 		t.Fatalf("OnClose %+v", ce)
 	}
+}
+
+// TestTLSLeanDriver: the goroutine driver's TLS paths. A message spanning
+// many TLS records arrives whole through the one-byte read and the
+// borrowed buffer; a burst of frames queued at once arrives intact and in
+// order through gathered writes; input held back by PauseReading is kept
+// and delivered after ResumeReading; and once its output is written, the
+// connection has no writer goroutine left (an idle TLS connection costs
+// its reader only).
+func TestTLSLeanDriver(t *testing.T) {
+	h := newRecHandler()
+	srv, err := NewServer(h, Config{MaxMessageBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewTLSServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		_ = srv.Close()
+		checkNoGoroutines(t)
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(hs.Certificate())
+	ctx := context.Background()
+	c, _, err := Dial(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/", &DialOptions{
+		TLSConfig:       &tls.Config{RootCAs: roots},
+		MaxMessageBytes: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(StatusNormalClosure, "")
+	sc := h.next(t, "open").c
+	if sc.fb == nil || !sc.fb.tls {
+		t.Fatal("not a TLS connection on the goroutine driver")
+	}
+
+	big := make([]byte, 300<<10) // about 19 records of 16 KiB
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	if err := c.WriteMessage(ctx, OpText, big); err != nil {
+		t.Fatal(err)
+	}
+	if op, got, err := c.ReadMessage(ctx); err != nil || op != OpText || !bytes.Equal(got, big) {
+		t.Fatalf("echo of %d bytes: %s, %d bytes, %v", len(big), op, len(got), err)
+	}
+
+	const burst = 2000
+	for i := range burst {
+		if err := sc.WriteMessage(OpBinary, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range burst {
+		op, got, err := c.ReadMessage(ctx)
+		if err != nil || op != OpBinary || string(got) != strconv.Itoa(i) {
+			t.Fatalf("burst message %d: %s %q, %v", i, op, got, err)
+		}
+	}
+
+	sc.PauseReading()
+	for i := range 3 {
+		if err := c.WriteMessage(ctx, OpText, []byte("held "+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc.ResumeReading()
+	for i := range 3 {
+		if op, got, err := c.ReadMessage(ctx); err != nil || op != OpText || string(got) != "held "+strconv.Itoa(i) {
+			t.Fatalf("after ResumeReading, message %d: %s %q, %v", i, op, got, err)
+		}
+	}
+
+	deadline := time.Now().Add(waitLong)
+	for len(engineGoroutines("ws.(*Conn).fbWriter")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer goroutine outlives the queue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(engineGoroutines("ws.(*Conn).fbReader")); n != 1 {
+		t.Fatalf("%d readers, want 1", n)
+	}
+}
+
+// TestWriteGathered: small buffers are copied together into writes of at
+// most the record size (a long one split across them), a buffer at least
+// that long that starts a write is written as it is, and the bytes and
+// their order are kept.
+func TestWriteGathered(t *testing.T) {
+	var w recordWriter
+	rec := make([]byte, 8)
+	bufs := [][]byte{[]byte("ABCDEFGHIJ"), []byte("ab"), []byte("cde"), []byte("fghij"), []byte("0123456789"), []byte("k"), []byte("lm")}
+	n, err := writeGathered(&w, bufs, rec)
+	if err != nil || n != 33 {
+		t.Fatalf("wrote %d, %v", n, err)
+	}
+	want := []string{"ABCDEFGHIJ", "abcdefgh", "ij012345", "6789klm"}
+	if strings.Join(w.writes, "|") != strings.Join(want, "|") {
+		t.Fatalf("writes %q, want %q", w.writes, want)
+	}
+}
+
+type recordWriter struct{ writes []string }
+
+func (w *recordWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
 }
