@@ -25,7 +25,7 @@ const waitLong = 15 * time.Second
 // testConfig writes a config.toml for a test server into dir: loopback,
 // a free port, history in dir, no flood control (tests send fast), plus
 // extra TOML lines appended to the named sections.
-func testConfig(t *testing.T, dir string, extra map[string]string) string {
+func testConfig(t testing.TB, dir string, extra map[string]string) string {
 	t.Helper()
 	sections := []string{"server", "chat", "store", "scripting"}
 	base := map[string]string{
@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 }
 
 // waitFile polls for path to exist with content and returns it trimmed.
-func waitFile(t *testing.T, path string, done <-chan struct{}) string {
+func waitFile(t testing.TB, path string, done <-chan struct{}) string {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for time.Now().Before(deadline) {
@@ -133,7 +133,7 @@ var (
 )
 
 // moonchatBinary builds the binary once per test run.
-func moonchatBinary(t *testing.T) string {
+func moonchatBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "moonchat-bin-")
@@ -170,7 +170,7 @@ type child struct {
 }
 
 // startChild starts "moonchat serve -config cfg" and waits until it listens.
-func startChild(t *testing.T, cfg string) *child {
+func startChild(t testing.TB, cfg string) *child {
 	t.Helper()
 	bin := moonchatBinary(t)
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -289,7 +289,7 @@ func (c *client) waitFor(what string, match func(event) bool) event {
 }
 
 // httpGet fetches url and returns status and body.
-func httpGet(t *testing.T, u string) (int, string) {
+func httpGet(t testing.TB, u string) (int, string) {
 	t.Helper()
 	cl := &http.Client{Timeout: waitLong}
 	resp, err := cl.Get(u)

@@ -147,7 +147,10 @@ func (s *Server) release(lease addrlimit.Lease) {
 }
 
 // refuseUpgrade answers a handshake with status, Retry-After and the
-// reason, and logs it (sampled).
+// reason, and logs it (sampled). The connection is closed after the
+// answer (Connection: close): a refused client must not keep it open as
+// an idle keep-alive connection for net/http's idle timeout, which
+// would let it hold connections the limits just refused.
 func (s *Server) refuseUpgrade(w http.ResponseWriter, r *http.Request, client netip.AddrPort, status int, reason, retryAfter string) {
 	if ok, n := s.refusalLog.Allow(time.Now()); ok {
 		s.log.Info("chat: handshake refused", "status", status, "reason", reason, "client", clientString(client), "remote", r.RemoteAddr, "path", r.URL.Path, "suppressed", n)
@@ -156,6 +159,7 @@ func (s *Server) refuseUpgrade(w http.ResponseWriter, r *http.Request, client ne
 	}
 	w.Header().Set("Retry-After", retryAfter)
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Connection", "close")
 	http.Error(w, reason, status)
 }
 

@@ -34,6 +34,13 @@ func withLog(t *testing.T, cfg chat.Config) (chat.Config, *lockedBuffer) {
 // and returns the HTTP answer of a refusal (status, Retry-After, body) or
 // the open connection (closed at the end of the test).
 func handshake(t *testing.T, ip, url string, header http.Header) (status int, retryAfter, body string, c *websocket.Conn) {
+	status, retryAfter, body, c, _ = handshakeResp(t, ip, url, header)
+	return status, retryAfter, body, c
+}
+
+// handshakeResp is handshake that also returns whether a refusal said
+// "Connection: close".
+func handshakeResp(t *testing.T, ip, url string, header http.Header) (status int, retryAfter, body string, c *websocket.Conn, closes bool) {
 	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: chattest.Wait}
 	if ip != "" {
@@ -42,13 +49,13 @@ func handshake(t *testing.T, ip, url string, header http.Header) (status int, re
 	c, resp, err := d.Dial(url, header)
 	if err == nil {
 		t.Cleanup(func() { _ = c.Close() })
-		return http.StatusSwitchingProtocols, "", "", c
+		return http.StatusSwitchingProtocols, "", "", c, false
 	}
 	if resp == nil {
 		t.Fatalf("dial %s from %s: %v", url, ip, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b), nil
+	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b), nil, resp.Close
 }
 
 // peer is a plain-text chat client dialled from a chosen loopback
@@ -140,9 +147,9 @@ func TestConnectionsPerAddress(t *testing.T) {
 	b.Expect("* b joined")
 	a.Expect("* b joined")
 
-	status, retry, body, _ := handshake(t, "127.0.0.1", ts.WS+"/chat/r?name=c", nil)
-	if status != http.StatusTooManyRequests || retry != "10" || body != "too many connections from your address (at most 2)\n" {
-		t.Fatalf("third connection: %d Retry-After %q %q", status, retry, body)
+	status, retry, body, _, closes := handshakeResp(t, "127.0.0.1", ts.WS+"/chat/r?name=c", nil)
+	if status != http.StatusTooManyRequests || retry != "10" || body != "too many connections from your address (at most 2)\n" || !closes {
+		t.Fatalf("third connection: %d Retry-After %q %q, Connection: close %v", status, retry, body, closes)
 	}
 	other := dialAddr(t, "127.0.0.2", ts.WS+"/chat/r?name=other", "")
 	chats(t, other, "other")
@@ -225,9 +232,9 @@ func TestServerFull(t *testing.T) {
 	a.Expect("* a joined")
 	b := ts.Dial(t, "/chat/r?name=b", "")
 	b.Expect("* b joined")
-	status, retry, body, _ := handshake(t, "", ts.WS+"/chat/r?name=c", nil)
-	if status != http.StatusServiceUnavailable || retry != "10" || body != "server full: try again later\n" {
-		t.Fatalf("over max_connections: %d Retry-After %q %q", status, retry, body)
+	status, retry, body, _, closes := handshakeResp(t, "", ts.WS+"/chat/r?name=c", nil)
+	if status != http.StatusServiceUnavailable || retry != "10" || body != "server full: try again later\n" || !closes {
+		t.Fatalf("over max_connections: %d Retry-After %q %q, Connection: close %v", status, retry, body, closes)
 	}
 	a.Expect("* b joined")
 	b.Send("hi")
