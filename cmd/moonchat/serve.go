@@ -239,7 +239,7 @@ func (s *server) open(ctx context.Context) error {
 	login.proxies = chatCfg.Proxies // its limit counts the client, as the WebSocket limits do
 	chatCfg.Routes = login.routes()
 	chatCfg.Collectors = login.collectors()
-	s.tls, err = newServerTLS(&cfg.Server, dataDir(cfg), log)
+	s.tls, err = newServerTLS(&cfg.Server, dataDir(cfg), log, nil)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -209,8 +210,10 @@ type serverTLS struct {
 
 // newServerTLS builds the listener's TLS from [server]: nil when TLS is
 // off (no tls_cert and no acme_domains). dataDir is where ACME's account
-// key and certificates are cached (beside the history database).
-func newServerTLS(sc *ServerConfig, dataDir string, log *slog.Logger) (*serverTLS, error) {
+// key and certificates are cached (beside the history database). acmeHTTP
+// is the HTTP client that talks to the ACME CA (nil: the default, which
+// trusts the system's roots; tests pass one that trusts a local CA).
+func newServerTLS(sc *ServerConfig, dataDir string, log *slog.Logger, acmeHTTP *http.Client) (*serverTLS, error) {
 	base := func() *tls.Config {
 		return &tls.Config{
 			MinVersion: tls.VersionTLS12,
@@ -238,19 +241,17 @@ func newServerTLS(sc *ServerConfig, dataDir string, log *slog.Logger) (*serverTL
 			HostPolicy: autocert.HostWhitelist(sc.ACMEDomains...),
 			Email:      sc.ACMEEmail,
 		}
-		if sc.ACMEDirectory != "" {
-			m.Client = &acme.Client{DirectoryURL: sc.ACMEDirectory}
+		directory := sc.ACMEDirectory
+		if directory == "" {
+			directory = autocert.DefaultACMEDirectory
 		}
+		m.Client = &acme.Client{DirectoryURL: directory, HTTPClient: acmeHTTP}
 		cfg := base()
 		cfg.GetCertificate = m.GetCertificate
 		// TLS-ALPN-01 (RFC 8737): the CA validates a domain by a TLS
 		// handshake to port 443 offering "acme-tls/1", which
 		// m.GetCertificate answers with the challenge certificate.
 		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto)
-		directory := sc.ACMEDirectory
-		if directory == "" {
-			directory = autocert.DefaultACMEDirectory
-		}
 		log.Info("TLS certificates from ACME (TLS-ALPN-01: the CA must reach this listener on port 443)",
 			"domains", strings.Join(sc.ACMEDomains, ","), "directory", directory, "cache", cache)
 		return &serverTLS{config: cfg, acme: m}, nil
