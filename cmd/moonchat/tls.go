@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,7 +248,23 @@ func newServerTLS(sc *ServerConfig, dataDir string, log *slog.Logger, acmeHTTP *
 		}
 		m.Client = &acme.Client{DirectoryURL: directory, HTTPClient: acmeHTTP}
 		cfg := base()
-		cfg.GetCertificate = m.GetCertificate
+		cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := m.GetCertificate(hello)
+			if err != nil {
+				// The handshake fails (no certificate is no TLS). A
+				// name not in acme_domains, or none (a client that
+				// connects by IP address sends no SNI), is every
+				// scanner's: debug. Anything else is an ACME failure
+				// that the operator must see (autocert retries at the
+				// next handshake).
+				level := slog.LevelError
+				if hello.ServerName == "" || !slices.Contains(sc.ACMEDomains, strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))) {
+					level = slog.LevelDebug
+				}
+				log.Log(context.Background(), level, "TLS: no certificate for the handshake", "name", hello.ServerName, "remote", hello.Conn.RemoteAddr().String(), "err", err)
+			}
+			return c, err
+		}
 		// TLS-ALPN-01 (RFC 8737): the CA validates a domain by a TLS
 		// handshake to port 443 offering "acme-tls/1", which
 		// m.GetCertificate answers with the challenge certificate.
