@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,7 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fset.PrintDefaults()
 	}
 	var cfg loadgen.Config
-	fset.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/chat/bench", "room to load (ws://HOST:PORT/chat/ROOM)")
+	fset.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/chat/bench", "room to load (ws://HOST:PORT/chat/ROOM, or wss://)")
+	tlsCA := fset.String("tls-ca", "", "with a wss:// -url: PEM file of the certificate authorities (or the self-signed certificate) to trust instead of the system's")
 	fset.IntVar(&cfg.Clients, "clients", 100, "connections (room members)")
 	fset.IntVar(&cfg.Senders, "senders", 10, "how many of the clients send")
 	fset.Float64Var(&cfg.Rate, "rate", 0, "messages per second per sender (0 = as fast as the window allows)")
@@ -79,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ips, err := loadgen.ParseSourceIPs(*sources)
+	if err == nil && *tlsCA != "" {
+		cfg.TLSRoots, err = loadCA(*tlsCA)
+	}
 	if err == nil {
 		cfg.SourceIPs = ips
 		err = cfg.Validate()
@@ -104,6 +109,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadCA reads a PEM file of certificates to trust.
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("-tls-ca %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // Errors and the summary can carry text a server sent (a refusal, a close

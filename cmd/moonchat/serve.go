@@ -269,9 +269,13 @@ func (s *server) open(ctx context.Context) error {
 	s.http = &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
-		IdleTimeout:       httpIdleTimeout,
-		MaxHeaderBytes:    httpMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The body too (a dribbled POST is cut like dribbled headers:
+		// slowloris). A WebSocket is past it: the engine clears the
+		// deadline once it has answered the upgrade.
+		ReadTimeout:    cfg.Server.HandshakeTimeout.D(),
+		IdleTimeout:    httpIdleTimeout,
+		MaxHeaderBytes: httpMaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	if cfg.Server.Pprof != "" {
@@ -543,9 +547,13 @@ func scriptNames(fsys fs.FS) []string {
 
 // answerHosts is the list of Host names the server answers to besides the
 // ones it always accepts (ws.HostPolicy): [server] hosts, plus the host of
-// [server] listen when that is a name (an address is accepted anyway).
+// [server] listen when that is a name (an address is accepted anyway), plus
+// [server] acme_domains (the names it gets certificates for).
 func answerHosts(sc *ServerConfig) []string {
 	hosts := slices.Clone(sc.Hosts)
+	if !slices.Contains(hosts, "*") {
+		hosts = append(hosts, sc.ACMEDomains...)
+	}
 	if h, _, err := net.SplitHostPort(sc.Listen); err == nil && h != "" && net.ParseIP(h) == nil && !slices.Contains(hosts, "*") {
 		hosts = append(hosts, h)
 	}

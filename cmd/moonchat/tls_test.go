@@ -199,6 +199,10 @@ func TestTLSCertReloadSIGHUP(t *testing.T) {
 		t.Fatalf("GET https://: %s, TLS %v, %s", resp.Status, resp.TLS != nil, resp.Proto)
 	}
 	hc.CloseIdleConnections()
+	// Plain HTTP on the TLS port: 400, not served.
+	if code, _ := httpGet(t, "http://"+srv.addr+"/"); code != http.StatusBadRequest {
+		t.Fatalf("plain http:// on the TLS port: %d", code)
+	}
 
 	alice := dialTLS(t, srv.addr, ca.pool, "lobby", "alice")
 	if alice.serial != "1001" {
@@ -431,5 +435,18 @@ func TestEchoTLS(t *testing.T) {
 		}
 	case <-time.After(waitLong):
 		t.Fatal("echo did not stop")
+	}
+}
+
+// TestACMEDomainsAnswered: the names acme_domains gets certificates for are
+// Host names the server answers to, like [server] hosts ("*" stays alone).
+func TestACMEDomainsAnswered(t *testing.T) {
+	got := answerHosts(&ServerConfig{Listen: ":443", Hosts: []string{"chat.lan"}, ACMEDomains: []string{"chat.example.com"}})
+	if strings.Join(got, ",") != "chat.lan,chat.example.com" {
+		t.Fatalf("answered: %q", got)
+	}
+	got = answerHosts(&ServerConfig{Listen: ":443", Hosts: []string{"*"}, ACMEDomains: []string{"chat.example.com"}})
+	if strings.Join(got, ",") != "*" {
+		t.Fatalf("with \"*\": %q", got)
 	}
 }

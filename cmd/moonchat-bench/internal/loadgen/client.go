@@ -3,6 +3,8 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -73,6 +75,8 @@ type DialOptions struct {
 	MaxMessageBytes int
 	// Header holds extra request headers (Origin, for example).
 	Header http.Header
+	// TLSRoots verify a wss:// server's certificate (nil: the system's).
+	TLSRoots *x509.CertPool
 }
 
 // Conn is a client WebSocket connection. ReadMessage must be called from
@@ -116,8 +120,8 @@ type Conn struct {
 // socket over (ws.ClientConn.Detach) with the bytes it read past the
 // handshake, and this client reads and writes the frames itself.
 func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
-	if u, err := url.Parse(rawURL); err != nil || u.Scheme != "ws" {
-		return nil, fmt.Errorf("url %q: only ws:// is supported", rawURL)
+	if u, err := url.Parse(rawURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return nil, fmt.Errorf("url %q: only ws:// and wss:// are supported", rawURL)
 	}
 	d := net.Dialer{Control: dialControl}
 	if opts.LocalAddr != nil {
@@ -128,6 +132,7 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
 		Subprotocols:   opts.Subprotocols,
 		NetDialContext: d.DialContext,
 		ReadBufferSize: opts.ReadBufferSize,
+		TLSConfig:      &tls.Config{RootCAs: opts.TLSRoots},
 	})
 	if err != nil {
 		return nil, err

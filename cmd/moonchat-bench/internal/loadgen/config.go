@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,8 +12,13 @@ import (
 
 // Config describes one load run. Validate fills in defaults.
 type Config struct {
-	// URL of the room, ws://HOST/chat/ROOM.
+	// URL of the room, ws://HOST/chat/ROOM, or wss:// over TLS.
 	URL string
+	// TLSRoots are the certificate authorities a wss:// server's
+	// certificate is verified against (nil: the system's). TLS clients
+	// are read on goroutines (GoroutineReaders): the epoll readers take
+	// the raw socket, which TLS does not allow.
+	TLSRoots *x509.CertPool
 	// Clients is the number of connections (members of the room).
 	Clients int
 	// Senders is how many of the clients send (the first ones).
@@ -74,8 +80,11 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("%w: url %q: %v", ErrBadConfig, c.URL, err)
 	}
-	if u.Scheme != "ws" || u.Host == "" {
-		return fmt.Errorf("%w: url %q: want ws://HOST[:PORT]/PATH", ErrBadConfig, c.URL)
+	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fmt.Errorf("%w: url %q: want ws://HOST[:PORT]/PATH or wss://", ErrBadConfig, c.URL)
+	}
+	if u.Scheme == "wss" {
+		c.GoroutineReaders = true
 	}
 	if !c.AllowRemote {
 		if err := checkLoopback(u.Hostname()); err != nil {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -218,7 +219,7 @@ func (r *runner) connect(ctx context.Context) error {
 				if i >= cfg.Clients {
 					return
 				}
-				opts := DialOptions{Subprotocols: protos, ReadBufferSize: cfg.ReadBufferSize}
+				opts := DialOptions{Subprotocols: protos, ReadBufferSize: cfg.ReadBufferSize, TLSRoots: cfg.TLSRoots}
 				if n := len(cfg.SourceIPs); n > 0 {
 					opts.LocalAddr = cfg.SourceIPs[i%n]
 				}
@@ -714,7 +715,7 @@ func (r *runner) probeOne(ctx context.Context, rawURL, name string, protos []str
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	t0 := time.Now()
-	c, _, err := ws.Dial(pctx, rawURL, &ws.DialOptions{Subprotocols: protos})
+	c, _, err := ws.Dial(pctx, rawURL, &ws.DialOptions{Subprotocols: protos, TLSConfig: &tls.Config{RootCAs: r.cfg.TLSRoots}})
 	if err != nil {
 		return 0, 0, err
 	}
