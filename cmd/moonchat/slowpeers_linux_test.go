@@ -614,3 +614,38 @@ func BenchmarkSlowPeers(b *testing.B) {
 		})
 	}
 }
+
+// TestSlowBody: a request whose body is dribbled (a POST to /api/login
+// that announces 100 bytes and sends one) is cut handshake_timeout after it
+// began, not held for as long as the client cares to wait: net/http's
+// ReadTimeout covers the body as ReadHeaderTimeout covers the headers. A
+// WebSocket is not cut by it: one opened before chats on after it.
+func TestSlowBody(t *testing.T) {
+	srv := startInProcess(t, testConfig(t, t.TempDir(), map[string]string{"server": "handshake_timeout = \"1s\"\n"}))
+	alice := dial(t, srv.addr, "lobby", "alice", nil)
+	alice.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	c, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := fmt.Fprintf(c, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitLong))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("a dribbled request body was still held after %v", waitLong)
+			}
+			break // closed by the server
+		}
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("cut after %v, before handshake_timeout (1s)", d)
+	}
+	alice.send("still here")
+	alice.waitFor("her message", func(e event) bool { return e.Type == "message" && e.Text == "still here" })
+}
