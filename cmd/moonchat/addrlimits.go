@@ -67,6 +67,18 @@ func checkAddrLimits(s *ServerConfig, fail func(key, format string, args ...any)
 	}
 }
 
+// clientAddr is r's client address for the scripts (the connect and login
+// scripts' req.addr), as the chat server gives it to user.addr: through a
+// trusted proxy, the address it forwarded ("host:port", port 0 when it
+// gave none); else, or when it named none usable, the TCP peer.
+func clientAddr(p addrlimit.Proxies, r *http.Request) string {
+	a, via, err := p.ClientAddr(r.RemoteAddr, r.Header)
+	if err != nil || !via {
+		return r.RemoteAddr
+	}
+	return a.String()
+}
+
 // clientKey is the /api/login limit's key for r: its client address
 // (through [server] trusted_proxies) as core/addrlimit counts it, the
 // same definition as the WebSocket limits.

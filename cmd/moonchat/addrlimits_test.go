@@ -53,3 +53,29 @@ func TestLoginLimitKeysClients(t *testing.T) {
 		t.Fatal("another client behind the same proxy refused")
 	}
 }
+
+// TestScriptsSeeTheClient: the connect script's req.addr is the client's
+// address behind a trusted proxy (as user.addr is), the peer's otherwise;
+// an untrusted peer's X-Forwarded-For is ignored.
+func TestScriptsSeeTheClient(t *testing.T) {
+	_, proxies, err := addrLimits(&ServerConfig{TrustedProxies: []string{"127.0.0.1"}, ForwardedHeader: "X-Forwarded-For"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authenticator{proxies: proxies}
+	for _, tc := range []struct{ remote, xff, want string }{
+		{"127.0.0.1:40000", "198.51.100.1", "198.51.100.1:0"},
+		{"192.0.2.7:40000", "198.51.100.1", "192.0.2.7:40000"},
+		{"127.0.0.1:40000", "", "127.0.0.1:40000"},
+		{"127.0.0.1:40000", "unknown", "127.0.0.1:40000"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/chat/lobby", nil)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := a.connectRequest(r, "lobby", nil).Addr; got != tc.want {
+			t.Errorf("%s, X-Forwarded-For %q: req.addr %q, want %q", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}

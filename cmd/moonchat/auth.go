@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/moonchat/moonchat/auth"
+	"github.com/moonchat/moonchat/core/addrlimit"
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/scripting"
 )
@@ -53,6 +54,9 @@ type authenticator struct {
 	expose   bool        // [auth] expose_credentials
 	hooks    scriptHooks // nil without scripting
 	log      *slog.Logger
+	// proxies gives the connect script the client's address behind a
+	// trusted proxy (clientAddr); the zero value trusts nobody.
+	proxies addrlimit.Proxies
 }
 
 var (
@@ -166,7 +170,7 @@ func (a *authenticator) connectRequest(r *http.Request, room string, claims map[
 		Name:    q.Get("name"),
 		Query:   q,
 		Headers: h,
-		Addr:    r.RemoteAddr,
+		Addr:    clientAddr(a.proxies, r),
 		Claims:  claims,
 	}
 }

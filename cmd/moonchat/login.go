@@ -184,7 +184,7 @@ func (l *loginService) serveLogin(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, `bad request: want a JSON body {"name":…,"password":…} of at most 4 KiB`)
 		return
 	}
-	res := l.hooks.Login(r.Context(), scripting.LoginRequest{Name: body.Name, Password: body.Password, Addr: r.RemoteAddr})
+	res := l.hooks.Login(r.Context(), scripting.LoginRequest{Name: body.Name, Password: body.Password, Addr: clientAddr(l.proxies, r)})
 	switch {
 	case res.Err != nil:
 		l.log.Warn("login: the login script failed: refused (fail closed)", "remote", r.RemoteAddr, "name", body.Name, "err", res.Err)

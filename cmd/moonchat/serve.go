@@ -227,6 +227,7 @@ func (s *server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	authn.proxies = chatCfg.Proxies // the connect script's req.addr: the client's
 	chatCfg.Authenticator = authn
 	if !cfg.Auth.Guests && cfg.Auth.JWTSecret == "" && len(cfg.Auth.JWTPublicKeys) == 0 &&
 		(s.lua == nil || !(s.lua.Handles("connect") || s.lua.Handles("login"))) {
