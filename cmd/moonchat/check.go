@@ -34,6 +34,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := newAuthenticator(&cfg.Auth, nil, nil, nil); err != nil {
 		return err
 	}
+	// The certificate must load, match its key and be valid now, as
+	// serve requires (tls.go).
+	tlsLine, err := checkTLSLine(&cfg.Server)
+	if err != nil {
+		return err
+	}
 	configLine := "config: " + cfg.Source
 	if cfg.Source == builtinSource && *configPath == "" {
 		configLine += " (no ./" + defaultConfigFile + ")"
@@ -65,6 +71,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout, escapeLine(configLine))
 	fmt.Fprintln(stdout, escapeLine(scriptsLine))
+	if tlsLine != "" {
+		fmt.Fprintln(stdout, escapeLine(tlsLine))
+	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
 }

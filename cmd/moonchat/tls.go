@@ -308,3 +308,21 @@ func dataDir(cfg *Config) string {
 	}
 	return filepath.Dir(cfg.Store.Path)
 }
+
+// checkTLSLine is moonchat check's view of [server] TLS: the certificate
+// files loaded as serve loads them (an error when they would not start
+// it), or the ACME names; "" when TLS is off.
+func checkTLSLine(sc *ServerConfig) (string, error) {
+	switch {
+	case sc.TLSCert != "":
+		c, err := loadCertificate(sc.TLSCert, sc.TLSKey, time.Now())
+		if err != nil {
+			return "", err
+		}
+		a := certAttrs(c)
+		return fmt.Sprintf("tls: certificate %s for %s, serial %s, expires %s", sc.TLSCert, a[1], a[3], a[5]), nil
+	case len(sc.ACMEDomains) > 0:
+		return "tls: certificates from ACME for " + strings.Join(sc.ACMEDomains, ", "), nil
+	}
+	return "", nil
+}

@@ -450,3 +450,26 @@ func TestACMEDomainsAnswered(t *testing.T) {
 		t.Fatalf("with \"*\": %q", got)
 	}
 }
+
+// TestCheckTLS: moonchat check loads the certificate as serve would: it
+// names it when it is usable and fails when it is not.
+func TestCheckTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c, k := ca.issue(t, 4660, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeCert(t, certFile, keyFile, c, k)
+	cfg := testConfig(t, dir, map[string]string{"server": "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"})
+	var out syncBuffer
+	if code := run(t.Context(), []string{"check", "-config", cfg}, &out, &out); code != 0 || !strings.Contains(out.String(), "tls: certificate "+certFile+" for localhost, serial 1234") {
+		t.Fatalf("check: exit %d, output:\n%s", code, out.String())
+	}
+	_, k2 := ca.issue(t, 4661, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err := os.WriteFile(keyFile, k2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out2 syncBuffer
+	if code := run(t.Context(), []string{"check", "-config", cfg}, &out2, &out2); code == 0 || !strings.Contains(out2.String(), "private key does not match public key") {
+		t.Fatalf("check with a key that does not match: exit %d, output:\n%s", code, out2.String())
+	}
+}
