@@ -238,6 +238,27 @@ func TestTLSCertReloadSIGHUP(t *testing.T) {
 		t.Fatalf("after a failed reload carol sees serial %s, want 2002", carol.serial)
 	}
 	chatBothWays(t, alice, carol, "after the failed reload")
+
+	// SIGTERM: the TLS connections get their close frame (1001) and the
+	// server exits cleanly.
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*tlsClient{alice, bob, carol} {
+		for {
+			_, err := c.next()
+			if err == nil {
+				continue
+			}
+			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				t.Fatalf("%s: %v, want close 1001", c.name, err)
+			}
+			break
+		}
+	}
+	if code := srv.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 }
 
 // TestCertHolderFileChange: the poll reloads when the files change (no
