@@ -152,10 +152,14 @@ func (c *Conn) notifyOwner() {
 	}
 }
 
-// updateInterestLocked tells the driver what the connection waits for.
+// updateInterestLocked tells the driver what the connection waits for
+// (with the goroutine driver: that its timers may be due sooner, see
+// fbConn.timersChangedLocked).
 func (c *Conn) updateInterestLocked() {
 	if c.lp != nil {
 		c.epUpdateInterestLocked()
+	} else {
+		c.fb.timersChangedLocked()
 	}
 }
 

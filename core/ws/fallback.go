@@ -14,7 +14,8 @@ import (
 // goroutine while output is queued, over a net.Conn. It serves platforms
 // without epoll and connections that are not plain TCP: TLS. The reader is
 // the connection's owner; it feeds the same decoder as the epoll driver
-// and runs the timers by waking up every tick through a read deadline.
+// and runs the timers by waking up through a read deadline set to when
+// the next one is due (fbSetReadDeadline).
 // The writer drains the same queue as the epoll driver; it is started when
 // the queue becomes non-empty and exits once it is empty again, so an idle
 // connection has no writer.
@@ -35,6 +36,8 @@ import (
 // Here the costs of the driver are kept down instead:
 //
 //   - no writer goroutine while nothing is queued;
+//   - no wake-up while no timer is due: an idle connection's reader sleeps
+//     until its keepalive ping, not one timer tick;
 //   - no read buffer while idle: the reader of a TLS connection blocks in
 //     a one-byte Read (crypto/tls decrypts the whole record into its own
 //     buffer), then borrows a pooled buffer for the rest of what crypto/tls
@@ -63,6 +66,9 @@ type fbConn struct {
 	// it, so that close can wait for it.
 	writing bool
 	writer  sync.WaitGroup
+	// timerGen counts changes to the connection's timers made while the
+	// reader may be blocked (guarded by c.mu; see fbWaitUntil).
+	timerGen uint32
 
 	closeOnce sync.Once
 }
@@ -94,6 +100,15 @@ func (f *fbConn) wakeWriter() {
 		defer f.writer.Done()
 		c.fbWriter()
 	}()
+}
+
+// timersChangedLocked is called (with c.mu held) when a timer the reader
+// does not know of may be due sooner than its read deadline: the closing
+// deadline of Close or of the final flush. The reader is woken to look
+// again.
+func (f *fbConn) timersChangedLocked() {
+	f.timerGen++
+	_ = f.nc.SetReadDeadline(time.Now())
 }
 
 func (f *fbConn) kick() {
@@ -160,7 +175,7 @@ func (c *Conn) fbReader() {
 			<-f.resume
 			continue
 		}
-		_ = f.nc.SetReadDeadline(time.Now().Add(s.tick))
+		c.fbSetReadDeadline(lastTick)
 		var n int
 		var err error
 		if f.tls {
@@ -192,6 +207,53 @@ func (c *Conn) fbReader() {
 			return
 		}
 	}
+}
+
+// fbMaxWait bounds a reader's wait when no timer is due at all (no
+// keepalive, no idle timeout).
+const fbMaxWait = time.Minute
+
+// fbSetReadDeadline sets the reader's read deadline to when the
+// connection's timers are next due (see tick), and no sooner than a tick
+// after lastTick: an idle connection then wakes for its keepalive ping,
+// not every tick (10,000 idle TLS connections woke 10,000 times a second,
+// a quarter of a core, for nothing). Other goroutines change only the
+// closing deadline; they bump timerGen and wake the reader
+// (timersChangedLocked), and a change that raced with this call is seen
+// here after the deadline is set.
+func (c *Conn) fbSetReadDeadline(lastTick int64) {
+	f, s, cfg := c.fb, c.srv, &c.srv.cfg
+	now := s.now()
+	due := now + int64(fbMaxWait)
+	c.mu.Lock()
+	gen := f.timerGen
+	if c.deadline != 0 {
+		due = min(due, c.deadline)
+	}
+	if c.qBytes > 0 {
+		due = min(due, c.progress+int64(cfg.WriteTimeout))
+	}
+	c.mu.Unlock()
+	fl := c.flags.Load()
+	if fl&(fSentClose|fPaused) == 0 {
+		if cfg.IdleTimeout > 0 {
+			due = min(due, c.lastRead+int64(cfg.IdleTimeout))
+		}
+		if cfg.PingInterval > 0 && fl&fHixie == 0 {
+			if c.pingSent > c.lastRead {
+				due = min(due, c.pingSent+int64(cfg.PingTimeout))
+			} else {
+				due = min(due, max(c.lastRead, c.pingSent)+int64(cfg.PingInterval))
+			}
+		}
+	}
+	due = max(due, lastTick+int64(s.tick)) // tick runs at most once a tick
+	_ = f.nc.SetReadDeadline(time.Now().Add(time.Duration(due - now)))
+	c.mu.Lock()
+	if f.timerGen != gen {
+		_ = f.nc.SetReadDeadline(time.Now())
+	}
+	c.mu.Unlock()
 }
 
 // fbProcessTLS follows the one byte a TLS reader received: it borrows a

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -163,4 +165,93 @@ type recordWriter struct{ writes []string }
 func (w *recordWriter) Write(p []byte) (int, error) {
 	w.writes = append(w.writes, string(p))
 	return len(p), nil
+}
+
+// deadlineConn records the read deadlines set on a connection; not being a
+// *net.TCPConn, it is served by the goroutine driver (as TLS is).
+type deadlineConn struct {
+	net.Conn
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (d *deadlineConn) SetReadDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.last = t
+	d.mu.Unlock()
+	return d.Conn.SetReadDeadline(t)
+}
+
+func (d *deadlineConn) lastDeadline() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+type deadlineListener struct {
+	net.Listener
+	conns chan *deadlineConn
+}
+
+func (l deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	dc := &deadlineConn{Conn: c}
+	l.conns <- dc
+	return dc, nil
+}
+
+// TestFallbackIdleWakesForTimers: the goroutine driver's reader blocks
+// until the connection's next timer (here the keepalive ping, seconds
+// away), not for one timer tick (10 ms here), so idle connections cost no
+// CPU; and a Close from another goroutine while it blocks still gets its
+// closing deadline (CloseTimeout) honoured, not the ping's.
+func TestFallbackIdleWakesForTimers(t *testing.T) {
+	h := newRecHandler()
+	srv, err := NewServer(h, Config{PingInterval: 5 * time.Second, PingTimeout: 5 * time.Second, CloseTimeout: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.tick > 20*time.Millisecond {
+		t.Fatalf("tick %v", srv.tick)
+	}
+	hs := httptest.NewUnstartedServer(srv)
+	conns := make(chan *deadlineConn, 4)
+	hs.Listener = deadlineListener{hs.Listener, conns}
+	hs.Start()
+	t.Cleanup(func() {
+		hs.Close()
+		_ = srv.Close()
+	})
+	ctx := context.Background()
+	c, _, err := Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(StatusNormalClosure, "")
+	dc := <-conns
+	sc := h.next(t, "open").c
+	if sc.fb == nil {
+		t.Fatal("not on the goroutine driver")
+	}
+	deadline := time.Now().Add(waitLong)
+	for dc.lastDeadline().Before(time.Now().Add(2 * time.Second)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle reader's read deadline stays at %v from now: it wakes every tick", time.Until(dc.lastDeadline()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// The client never reads, so it never answers our close: the closing
+	// deadline ends the connection.
+	start := time.Now()
+	if err := sc.Close(StatusGoingAway, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	h.next(t, "close")
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Fatalf("closed after %v: the closing deadline (40ms) waited for the reader's ping deadline (5s)", took)
+	}
 }
