@@ -5,8 +5,9 @@
 // serves pages, APIs and WebSockets) and then drives every connection from a
 // small number of event loops: on Linux, epoll loops that own the sockets'
 // file descriptors (no goroutine per connection, see epoll_linux.go);
-// elsewhere, and for connections that are not plain TCP (TLS), a reader and
-// a writer goroutine per connection (fallback.go). Either way a Handler
+// elsewhere, and for connections that are not plain TCP (TLS), a reader
+// goroutine per connection and a writer goroutine while output is queued
+// (fallback.go, which says why TLS is served there). Either way a Handler
 // receives OnOpen, OnMessage and OnClose, serialised per connection.
 //
 // Dial is the client side (dial.go, client.go): the opening handshake of

@@ -36,7 +36,8 @@ type Handler interface {
 // Server upgrades HTTP requests to WebSocket connections and drives them:
 // on Linux with epoll event loops (one per GOMAXPROCS, no goroutine per
 // connection); elsewhere, and for connections that are not plain TCP (TLS),
-// with a reader and a writer goroutine per connection.
+// with a reader goroutine per connection and a writer while output is
+// queued.
 type Server struct {
 	h     Handler
 	cfg   Config
