@@ -53,7 +53,11 @@ type ServerConfig struct {
 	CloseTimeout     Duration `toml:"close_timeout"`
 	ShutdownTimeout  Duration `toml:"shutdown_timeout"`
 	LegacyHixie76    bool     `toml:"legacy_hixie76"`
-	Pprof            string   `toml:"pprof"`
+	// permessage-deflate (RFC 7692): "on" or "off", and the size below
+	// which a message goes uncompressed (0 = compress every message).
+	Compression          string `toml:"compression"`
+	CompressionThreshold int    `toml:"compression_threshold"`
+	Pprof                string `toml:"pprof"`
 	// Per-address limits and reverse proxies (addrlimits.go).
 	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
 	HandshakeRate            float64  `toml:"handshake_rate"`

@@ -36,6 +36,9 @@ func documentedDefaults() *Config {
 			LegacyHixie76:    false,
 			Pprof:            "",
 
+			Compression:          "on",
+			CompressionThreshold: 64,
+
 			MaxConnectionsPerAddress: 100,
 			HandshakeRate:            10,
 			HandshakeBurst:           100,
@@ -129,8 +132,8 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// the 11 keys of [auth] and the 3 of [admin] (issue 12), then the 6
 	// per-address keys of [server], the 6 flood keys of [chat], the 5 TLS
 	// keys of [server] and [scripting] max_memory_bytes (issue 13).
-	if keys != 65 {
-		t.Errorf("%d keys in config.toml, want 65 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address + 6 flood + 5 TLS + max_memory_bytes)", keys)
+	if keys != 67 {
+		t.Errorf("%d keys in config.toml, want 67 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address + 6 flood + 5 TLS + max_memory_bytes + 2 compression)", keys)
 	}
 }
 
@@ -265,6 +268,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`config.toml: [server] listen: invalid port "70000"`}},
 		{"no port", "[server]\nlisten = \"localhost\"\n",
 			[]string{`config.toml: [server] listen: invalid address "localhost"`}},
+		{"bad compression", "[server]\ncompression = \"yes\"\n",
+			[]string{`config.toml: [server] compression: "yes": want "on" or "off"`}},
+		{"negative compression threshold", "[server]\ncompression_threshold = -1\n",
+			[]string{`config.toml: [server] compression_threshold`}},
 		{"bad pprof", "[server]\npprof = \"6060\"\n",
 			[]string{`config.toml: [server] pprof: invalid address "6060"`}},
 		{"bad origin", "[server]\nallowed_origins = [\"chat.example.com\"]\n",
@@ -429,7 +436,8 @@ func TestChatConfigOnePath(t *testing.T) {
 		if w.MaxMessageBytes != int64(s.MaxMessageBytes) || w.HandshakeTimeout != s.HandshakeTimeout.D() ||
 			w.PingInterval != s.PingInterval.D() || w.PingTimeout != s.PingTimeout.D() ||
 			w.IdleTimeout != s.IdleTimeout.D() || w.WriteTimeout != s.WriteTimeout.D() ||
-			w.MaxQueueBytes != s.MaxQueueBytes || w.CloseTimeout != s.CloseTimeout.D() || w.Hixie76 != s.LegacyHixie76 {
+			w.MaxQueueBytes != s.MaxQueueBytes || w.CloseTimeout != s.CloseTimeout.D() || w.Hixie76 != s.LegacyHixie76 ||
+			w.Compression != (s.Compression == "on") || w.CompressionThreshold != s.CompressionThreshold {
 			t.Errorf("off=%v: [server] %+v\nbecame ws %+v", off, *s, w)
 		}
 		srv, err := chat.New(c, nil, nil)

@@ -82,6 +82,10 @@ func validateConfig(cfg *Config, file string) error {
 	atLeast("[server] max_queue_bytes", s.MaxQueueBytes, 1)
 	positive("[server] close_timeout", s.CloseTimeout)
 	positive("[server] shutdown_timeout", s.ShutdownTimeout)
+	if s.Compression != "on" && s.Compression != "off" {
+		fail("[server] compression", "%q: want \"on\" or \"off\"", s.Compression)
+	}
+	between("[server] compression_threshold", s.CompressionThreshold, 0, s.MaxMessageBytes)
 	checkAddrLimits(s, fail)
 	checkTLSConfig(s, fail)
 	if s.Pprof != "" {

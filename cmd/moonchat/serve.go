@@ -477,6 +477,11 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 	c.WS.MaxQueueBytes = cfg.Server.MaxQueueBytes
 	c.WS.CloseTimeout = cfg.Server.CloseTimeout.D()
 	c.WS.Hixie76 = cfg.Server.LegacyHixie76
+	c.WS.Compression = cfg.Server.Compression == "on"
+	c.WS.CompressionThreshold = cfg.Server.CompressionThreshold
+	if c.WS.CompressionThreshold == 0 {
+		c.WS.CompressionThreshold = -1 // ws: negative = every message (0 there means its default)
+	}
 	c.WS.Hosts = answerHosts(&cfg.Server)
 	c.WS.Logger = log
 	return c
