@@ -26,6 +26,7 @@ import (
 	"github.com/moonchat/moonchat/defaults"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // HTTP server limits for the plain-HTTP side (chat page, API). WebSocket
@@ -244,6 +245,11 @@ func (s *server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var handshakeErrors prometheus.Counter // failed TLS handshakes (httpErrorLog)
+	if s.tls != nil {
+		handshakeErrors = newHandshakeErrors()
+		chatCfg.Collectors = append(chatCfg.Collectors, handshakeErrors)
+	}
 	if s.tls != nil && s.tls.certs != nil {
 		chatCfg.Collectors = append(chatCfg.Collectors, s.tls.certs.collectors()...)
 	}
@@ -276,7 +282,7 @@ func (s *server) open(ctx context.Context) error {
 		ReadTimeout:    cfg.Server.HandshakeTimeout.D(),
 		IdleTimeout:    httpIdleTimeout,
 		MaxHeaderBytes: httpMaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:       httpErrorLog(log, handshakeErrors),
 	}
 
 	if cfg.Server.Pprof != "" {
@@ -287,7 +293,7 @@ func (s *server) open(ctx context.Context) error {
 		s.pprof = &http.Server{
 			Handler:           hostGuard(s.hosts, pprofMux()),
 			ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          httpErrorLog(log, nil),
 		}
 		log.Warn("pprof listening (no authentication: keep it on loopback)", "addr", s.pprofL.Addr().String())
 	}
@@ -302,7 +308,7 @@ func (s *server) open(ctx context.Context) error {
 			ReadHeaderTimeout: cfg.Server.HandshakeTimeout.D(),
 			IdleTimeout:       httpIdleTimeout,
 			MaxHeaderBytes:    httpMaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          httpErrorLog(log, nil),
 		}
 		log.Info("admin listening: the admin API, /metrics and /debug/pprof/ are served here, not on the main port",
 			"addr", s.adminL.Addr().String(), "admin_api", cfg.Admin.Token != "", "protect_metrics", cfg.Admin.ProtectMetrics)

@@ -494,3 +494,67 @@ func TestCheckTLS(t *testing.T) {
 		t.Fatalf("check with a key that does not match: exit %d, output:\n%s", code, out2.String())
 	}
 }
+
+// TestTLSHandshakeErrorsQuiet: a failed TLS handshake (a client that sends
+// plain bytes and one that hangs up mid-handshake) is counted in
+// moonchat_tls_handshake_errors_total and not logged as a warning, so that
+// strangers cannot fill the log; the server keeps serving.
+func TestTLSHandshakeErrorsQuiet(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c1, k1 := ca.issue(t, 1001, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	writeCert(t, certFile, keyFile, c1, k1)
+	cfg := testConfig(t, dir, map[string]string{"server": "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"})
+	srv := startInProcess(t, cfg)
+	for _, junk := range []string{"GARBAGE\r\n\r\n", "\x16\x03\x01\x00\x05hello"} {
+		c, err := net.Dial("tcp", srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte(junk))
+		_ = c.SetReadDeadline(time.Now().Add(waitLong))
+		_, _ = io.Copy(io.Discard, c) // until the server hangs up
+		c.Close()
+	}
+	hc := &http.Client{Timeout: waitLong, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "localhost"},
+	}}
+	var body string
+	deadline := time.Now().Add(waitLong)
+	for {
+		resp, err := hc.Get("https://" + srv.addr + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if strings.Contains(body, "moonchat_tls_handshake_errors_total 2") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(body, "moonchat_tls_handshake_errors_total 2") {
+		t.Errorf("/metrics does not count both failed handshakes:\n%s", grepLines(body, "handshake"))
+	}
+	for _, l := range strings.Split(srv.log.String(), "\n") {
+		if strings.Contains(l, "TLS handshake error") && !strings.Contains(l, "level=DEBUG") {
+			t.Errorf("a failed handshake logged above debug: %s", l)
+		}
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
