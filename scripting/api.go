@@ -609,5 +609,15 @@ func (noopHost) Limits(uint64) (chat.Limits, error) {
 	return chat.Limits{}, nil
 }
 func (noopHost) SetLimits(uint64, chat.Limits) error { return nil }
+func (noopHost) Restrict(chat.RestrictionKind, string, chat.Target, time.Duration, string, string) error {
+	return nil
+}
+func (noopHost) Lift(chat.RestrictionKind, string, chat.Target, string) (bool, error) {
+	return false, nil
+}
+func (noopHost) Restrictions(string) []chat.Restriction                  { return nil }
+func (noopHost) SetRoomSettings(string, chat.RoomSettings, string) error { return nil }
+func (noopHost) RoomSettings(string) chat.RoomSettings                   { return chat.RoomSettings{} }
+func (noopHost) Audit(string, time.Time, int) ([]chat.AuditEntry, error) { return nil, nil }
 
 var _ chat.Host = noopHost{}

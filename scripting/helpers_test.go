@@ -263,6 +263,29 @@ func (h *fakeHost) user(id uint64) chat.User {
 	return chat.User{}
 }
 
+func (h *fakeHost) Restrict(kind chat.RestrictionKind, room string, t chat.Target, d time.Duration, reason, by string) error {
+	h.record(hostCall{Method: "Restrict", Room: room, Text: string(kind) + " " + t.Account + t.Name + t.Addr + " " + reason})
+	return nil
+}
+
+func (h *fakeHost) Lift(kind chat.RestrictionKind, room string, t chat.Target, by string) (bool, error) {
+	h.record(hostCall{Method: "Lift", Room: room, Text: string(kind) + " " + t.Account + t.Name + t.Addr})
+	return true, nil
+}
+
+func (h *fakeHost) Restrictions(room string) []chat.Restriction { return nil }
+
+func (h *fakeHost) SetRoomSettings(room string, s chat.RoomSettings, by string) error {
+	h.record(hostCall{Method: "SetRoomSettings", Room: room, Text: s.Topic})
+	return nil
+}
+
+func (h *fakeHost) RoomSettings(room string) chat.RoomSettings { return chat.RoomSettings{} }
+
+func (h *fakeHost) Audit(room string, since time.Time, n int) ([]chat.AuditEntry, error) {
+	return nil, nil
+}
+
 // take returns and forgets the calls recorded so far.
 func (h *fakeHost) take() []hostCall {
 	h.mu.Lock()

@@ -14,7 +14,7 @@ import (
 // prometheus.Collector), and cmd/moonchat wires them together from
 // config.toml. Neither implementation is imported here. Every interface the
 // chat server expects another package (or a test) to implement is in this
-// file.
+// file, but for the moderation seam (moderation_seams.go).
 
 // Message is one chat message as it flows through hooks, history and
 // fan-out. A Message is immutable once History.Append has returned.
@@ -311,6 +311,25 @@ type Host interface {
 	// lacks, is not an error.
 	Grant(sessionID uint64, role string) error
 	Revoke(sessionID uint64, role string) error
+
+	// Restrict makes (or replaces) a ban or a mute (moderation_seams.go),
+	// stored durably and written to the audit log before it returns; a
+	// ban kicks the members it matches at once (close 1008 with the
+	// reason). d is how long it lasts (0 = until lifted).
+	Restrict(kind RestrictionKind, room string, t Target, d time.Duration, reason, by string) error
+	// Lift removes a ban or a mute; false when there was none.
+	Lift(kind RestrictionKind, room string, t Target, by string) (bool, error)
+	// Restrictions lists the restrictions in force in room (those of
+	// every room included), oldest first; expired ones are gone.
+	Restrictions(room string) []Restriction
+	// SetRoomSettings changes room's topic and slow mode (stored, audited
+	// as by, and announced to the room's members: the topic to everyone,
+	// slow mode as a notice).
+	SetRoomSettings(room string, s RoomSettings, by string) error
+	// RoomSettings returns room's settings (the zero value when none).
+	RoomSettings(room string) RoomSettings
+	// Audit returns up to n audit entries of room ("" = all) since since.
+	Audit(room string, since time.Time, n int) ([]AuditEntry, error)
 	// Limits returns a member's flood limits: those of its connection
 	// ([chat] flood_rate and flood_burst) until SetLimits changed them.
 	Limits(sessionID uint64) (Limits, error)
