@@ -91,7 +91,7 @@ func nginxBinary(t *testing.T) string {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			install := func() ([]byte, error) {
-				cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "nginx-light")
+				cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "nginx")
 				cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 				return cmd.CombinedOutput()
 			}
@@ -103,7 +103,7 @@ func nginxBinary(t *testing.T) string {
 				out, ierr = install()
 			}
 			if ierr != nil {
-				t.Logf("apt-get install nginx-light: %v\n%s", ierr, out)
+				t.Logf("apt-get install nginx: %v\n%s", ierr, out)
 			}
 			p, err = find()
 		}
@@ -112,7 +112,7 @@ func nginxBinary(t *testing.T) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("nginx not found and could not be installed (CI is set, so this test must run): %v", err)
 		}
-		t.Skipf("nginx not found (install Debian's nginx-light, or run as root to let the test install it): %v", err)
+		t.Skipf("nginx not found (install Debian's nginx, or run as root to let the test install it): %v", err)
 	}
 	return p
 }
