@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 	"time"
@@ -13,8 +14,8 @@ import (
 
 // Admission of WebSocket handshakes, before the upgrade: who the client is
 // (Config.Proxies), the per-address limits (Config.AddrLimits, 429), the
-// global cap (Config.MaxConnections, 503) and the origin check's log line
-// (403, answered by the engine). Refusals are cheap on purpose: a plain
+// global cap (Config.MaxConnections, 503) and the origin check (403, before
+// the credentials are looked at). Refusals are cheap on purpose: a plain
 // HTTP answer with a one-line reason and Retry-After, no upgrade, no
 // member, no room; each is counted in moonchat_upgrades_refused_total and
 // logged through one Sampler, so that an attacker refused a million times
@@ -163,8 +164,8 @@ func (s *Server) refuseUpgrade(w http.ResponseWriter, r *http.Request, client ne
 	http.Error(w, reason, status)
 }
 
-// originRefused logs (sampled) and counts a handshake the engine refuses
-// with 403 for its Origin; the log line names the origin.
+// originRefused logs (sampled) and counts a handshake refused with 403 for
+// its Origin (refuseOrigin); the log line names the origin.
 func (s *Server) originRefused(r *http.Request) {
 	s.metrics.limits.origin.Add(1)
 	if ok, n := s.refusalLog.Allow(time.Now()); ok {
@@ -173,6 +174,18 @@ func (s *Server) originRefused(r *http.Request) {
 	} else {
 		s.metrics.limits.suppressed.Add(1)
 	}
+}
+
+// refuseOrigin answers a handshake whose Origin is not allowed as the
+// engine does (403, "origin not allowed"), and closes the connection.
+func refuseOrigin(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Connection", "close")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = io.WriteString(w, "origin not allowed\n")
 }
 
 // clientString is a client address for logs: "unknown" when a proxy named

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +348,52 @@ func TestRefusalLogSampled(t *testing.T) {
 	}
 	if lines >= n/2 || float64(lines)+suppressed != n {
 		t.Fatalf("%d lines logged, %v suppressed, for %d refusals", lines, suppressed, n)
+	}
+}
+
+// TestOriginBeforeCredentials: a cross-site handshake is refused with 403
+// before the Authenticator (the token check and the connect script) is
+// asked: the Authenticator never runs, a bad token gets 403 rather than
+// 401, and the refusal is logged and counted as an origin refusal. A
+// same-origin handshake is still authenticated.
+func TestOriginBeforeCredentials(t *testing.T) {
+	var calls atomic.Int64
+	cfg, log := withLog(t, chat.Config{Authenticator: authFunc(func(r *http.Request, _ string) (chat.Identity, bool, error) {
+		calls.Add(1)
+		if r.URL.Query().Get("token") != "good" {
+			return chat.Identity{}, false, &chat.AuthError{Status: http.StatusUnauthorized, Reason: "bad token"}
+		}
+		return chat.Identity{ID: "u1", Name: "alice"}, true, nil
+	})})
+	ts := chattest.Start(t, cfg, nil, nil)
+	evil := http.Header{"Origin": {"https://evil.example"}}
+	for _, q := range []string{"token=good", "token=bad", ""} {
+		status, _, body, _ := handshake(t, "", ts.WS+"/chat/r?"+q, evil)
+		if status != http.StatusForbidden || body != "origin not allowed\n" {
+			t.Fatalf("cross-site handshake %q: %d %q", q, status, body)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the Authenticator ran %d times for cross-site handshakes", n)
+	}
+	if v := metric(t, ts, `moonchat_upgrades_refused_total{reason="origin"}`); v != 3 {
+		t.Fatalf("origin refusals counted: %v", v)
+	}
+	if v := metric(t, ts, `moonchat_auth_refused_total{status="401"}`); v != 0 {
+		t.Fatalf("auth refusals counted: %v", v)
+	}
+	if l := log.String(); !strings.Contains(l, "origin=https://evil.example") || strings.Contains(l, "refused by authentication") {
+		t.Fatalf("log:\n%s", l)
+	}
+	// Same origin (and no Origin): authenticated as before.
+	same := http.Header{"Origin": {strings.Replace(ts.WS, "ws://", "http://", 1)}}
+	if status, _, body, _ := handshake(t, "", ts.WS+"/chat/r?token=bad", same); status != http.StatusUnauthorized {
+		t.Fatalf("same-origin bad token: %d %q", status, body)
+	}
+	if status, _, _, _ := handshake(t, "", ts.WS+"/chat/r?token=good", same); status != http.StatusSwitchingProtocols {
+		t.Fatalf("same-origin good token: %d", status)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the Authenticator ran %d times, want 2", n)
 	}
 }

@@ -58,6 +58,9 @@ type Server struct {
 	// samples the log lines of refused handshakes (addrlimits.go).
 	limits     *addrlimit.Limiter
 	refusalLog *addrlimit.Sampler
+	// checkOrigin is the engine's CheckOrigin (AllowedOrigins; a refusal
+	// is logged and counted): upgrade asks it before authentication.
+	checkOrigin func(*http.Request) bool
 
 	// floodAddrs and floodAccounts are the flood buckets shared by an
 	// address's and an account's connections (flood.go); nil when that
@@ -110,10 +113,11 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 			if allowed(r) {
 				return true
 			}
-			s.originRefused(r) // the engine answers 403
+			s.originRefused(r) // the caller answers 403
 			return false
 		}
 	}
+	s.checkOrigin = s.cfg.WS.CheckOrigin
 	s.engine, err = ws.NewServer(handler{s}, s.cfg.WS)
 	if err != nil {
 		s.cancel()
@@ -194,8 +198,9 @@ func roomFromPath(path, def string) (string, bool) {
 }
 
 // upgrade admits the handshake (per-address limits and the global cap,
-// addrlimits.go: refused before the upgrade with 429 or 503), validates
-// what the request asks for and hands it to the engine. Invalid requests
+// addrlimits.go: refused before the upgrade with 429 or 503), checks the
+// Origin (403) before the credentials (401/403/503), validates what the
+// request asks for and hands it to the engine. Invalid requests
 // are still upgraded so that the client learns why it was refused
 // (docs/protocol.md): OnOpen refuses them.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
@@ -217,6 +222,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 			s.release(lease)
 		}
 	}()
+	// The origin before the credentials: a cross-site page must not make
+	// the token check or the connect script run (their side effects, the
+	// visitor's cookies with expose_credentials) nor learn their answer.
+	if s.checkOrigin != nil && !s.checkOrigin(r) {
+		refuseOrigin(w)
+		return
+	}
 	id, ok := s.authenticate(w, r, room)
 	if !ok {
 		return
