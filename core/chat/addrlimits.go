@@ -49,6 +49,9 @@ type limitMetrics struct {
 	unknownClient counter
 	// suppressed counts refusal log lines left out by the sampler.
 	suppressed counter
+	// apiConns, apiRate, apiTable count /api/session, /api/history and
+	// /api/rooms requests refused by the per-address limits (admitAPI).
+	apiConns, apiRate, apiTable counter
 }
 
 // initLimits sets up the per-address limiter, the log sampler and their
@@ -87,7 +90,14 @@ func (s *Server) initLimits() error {
 		Name: "moonchat_limited_addresses",
 		Help: "Client addresses the per-address limits track now.",
 	}, func() float64 { return float64(lim.Tracked()) })
-	for _, c := range []prometheus.Collector{refused, unknown, suppressed, tracked} {
+	apiRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moonchat_api_refused_total",
+		Help: "Requests to /api/session, /api/history and /api/rooms refused with 429 by the per-address limits they share with WebSocket handshakes, by reason (address_connections, address_rate, address_table).",
+	}, []string{"reason"})
+	lm.apiConns = counter{apiRefused.WithLabelValues(refusedAddrConns)}
+	lm.apiRate = counter{apiRefused.WithLabelValues(refusedAddrRate)}
+	lm.apiTable = counter{apiRefused.WithLabelValues(refusedAddrTable)}
+	for _, c := range []prometheus.Collector{refused, unknown, suppressed, tracked, apiRefused} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -139,6 +149,40 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, client netip.Addr
 		return addrlimit.Lease{}, false
 	}
 	return lease, true
+}
+
+// limitAPI serves an /api/session, /api/history or /api/rooms request
+// with serve if its address is within the per-address limits: it counts
+// as a handshake against handshake_rate and as a connection while it
+// runs, with the handshakes' exemptions (limits_exempt). These requests
+// ask the Authenticator, which runs the connect script on the Lua state
+// the message hooks share, so a flood of them must be refused as cheaply
+// as a flood of handshakes: 429, Retry-After, a JSON reason, logged
+// (sampled) and counted in moonchat_api_refused_total.
+func (s *Server) limitAPI(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request)) {
+	client := s.clientAddr(r)
+	lease, no := s.limits.Admit(client.Addr(), time.Now())
+	if no == nil {
+		defer lease.Release()
+		serve(w, r)
+		return
+	}
+	switch no.Kind {
+	case addrlimit.KindConns:
+		s.metrics.limits.apiConns.Add(1)
+	case addrlimit.KindRate:
+		s.metrics.limits.apiRate.Add(1)
+	default:
+		s.metrics.limits.apiTable.Add(1)
+	}
+	if ok, n := s.refusalLog.Allow(time.Now()); ok {
+		s.log.Info("chat: API request refused", "status", http.StatusTooManyRequests, "reason", no.Reason, "client", clientString(client), "remote", r.RemoteAddr, "path", r.URL.Path, "suppressed", n)
+	} else {
+		s.metrics.limits.suppressed.Add(1)
+	}
+	w.Header().Set("Retry-After", no.RetryAfterSeconds())
+	w.Header().Set("Connection", "close") // as refuseUpgrade: no idle keep-alive for a refused client
+	jsonError(w, http.StatusTooManyRequests, no.Reason)
 }
 
 // release gives back what admit took.

@@ -397,3 +397,72 @@ func TestOriginBeforeCredentials(t *testing.T) {
 		t.Fatalf("the Authenticator ran %d times, want 2", n)
 	}
 }
+
+// getFrom GETs url from the local address ip and returns the status,
+// Retry-After and body.
+func getFrom(t *testing.T, ip, url string) (status int, retryAfter, body string) {
+	t.Helper()
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: chattest.Wait}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s from %s: %v", url, ip, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
+}
+
+// TestAPIAddressLimit: /api/session, /api/history and /api/rooms count
+// against the per-address handshake limit (they ask the Authenticator,
+// which runs the connect script): past the burst an address gets 429 with
+// Retry-After and a JSON reason, its handshakes are refused too, and the
+// Authenticator is not asked; another address and an exempt one are
+// unaffected; every refusal is counted.
+func TestAPIAddressLimit(t *testing.T) {
+	var calls atomic.Int64
+	exempt, err := addrlimit.ParsePrefixes([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, log := withLog(t, chat.Config{
+		AddrLimits: addrlimit.Config{Rate: 0.001, Burst: 3, Exempt: exempt},
+		Authenticator: authFunc(func(*http.Request, string) (chat.Identity, bool, error) {
+			calls.Add(1)
+			return chat.Identity{}, false, nil
+		}),
+	})
+	ts := chattest.Start(t, cfg, nil, chattest.NewHistory())
+	// (chattest's History lists no rooms: /api/rooms answers 503, but
+	// only once the address was admitted.)
+	for _, p := range []string{"/api/session?room=r", "/api/history?room=r", "/api/rooms"} {
+		if status, _, body := getFrom(t, "127.0.0.10", ts.HTTP+p); status == http.StatusTooManyRequests {
+			t.Fatalf("%s: %d %s", p, status, body)
+		}
+	}
+	asked := calls.Load()
+	for _, p := range []string{"/api/session?room=r", "/api/history?room=r", "/api/rooms"} {
+		status, retry, body := getFrom(t, "127.0.0.10", ts.HTTP+p)
+		if status != http.StatusTooManyRequests || retry == "" || !strings.HasPrefix(body, `{"error":"too many connection attempts from your address; retry in `) {
+			t.Fatalf("%s over the limit: %d Retry-After %q %s", p, status, retry, body)
+		}
+	}
+	if status, _, _, _ := handshake(t, "127.0.0.10", ts.WS+"/chat/r", nil); status != http.StatusTooManyRequests {
+		t.Fatalf("handshake after the API used the burst: %d", status)
+	}
+	if n := calls.Load(); n != asked {
+		t.Fatalf("the Authenticator ran %d times for refused requests", n-asked)
+	}
+	for _, ip := range []string{"127.0.0.11", "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"} {
+		if status, _, body := getFrom(t, ip, ts.HTTP+"/api/session?room=r"); status != http.StatusOK {
+			t.Fatalf("/api/session from %s: %d %s", ip, status, body)
+		}
+	}
+	if v := metric(t, ts, `moonchat_api_refused_total{reason="address_rate"}`); v != 3 {
+		t.Fatalf("API refusals counted: %v", v)
+	}
+	if l := log.String(); !strings.Contains(l, `msg="chat: API request refused" status=429`) || !strings.Contains(l, "path=/api/rooms") {
+		t.Fatalf("no log line:\n%s", l)
+	}
+}

@@ -157,13 +157,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveMetrics(w, r)
 		return
 	case "/api/session":
-		s.serveSession(w, r)
+		s.limitAPI(w, r, s.serveSession)
 		return
 	case "/api/history":
-		s.serveHistory(w, r)
+		s.limitAPI(w, r, s.serveHistory)
 		return
 	case "/api/rooms":
-		s.serveRooms(w, r)
+		s.limitAPI(w, r, s.serveRooms)
 		return
 	}
 	if h, ok := s.cfg.Routes[path]; ok {
