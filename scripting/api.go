@@ -619,5 +619,6 @@ func (noopHost) Restrictions(string) []chat.Restriction                  { retur
 func (noopHost) SetRoomSettings(string, chat.RoomSettings, string) error { return nil }
 func (noopHost) RoomSettings(string) chat.RoomSettings                   { return chat.RoomSettings{} }
 func (noopHost) Audit(string, time.Time, int) ([]chat.AuditEntry, error) { return nil, nil }
+func (noopHost) May(uint64, string, chat.Action) (bool, error)           { return false, nil }
 
 var _ chat.Host = noopHost{}

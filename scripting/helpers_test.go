@@ -46,6 +46,13 @@ type fakeHost struct {
 	// limits are the members' flood limits SetLimits stored (Limits
 	// reports defaultLimits for the others).
 	limits map[uint64]chat.Limits
+	// Moderation state (Restrict … Audit, May): rules decide May (nil:
+	// nobody moderates); restrictErr is what Restrict returns when set.
+	restrictions []chat.Restriction
+	settings     map[string]chat.RoomSettings
+	audit        []chat.AuditEntry
+	rules        *chat.RoomRules
+	restrictErr  error
 }
 
 // defaultLimits are the flood limits fakeHost reports for a member no
@@ -263,27 +270,101 @@ func (h *fakeHost) user(id uint64) chat.User {
 	return chat.User{}
 }
 
+// Restrict, Lift, Restrictions, SetRoomSettings, RoomSettings and Audit
+// keep state as core/chat does: a restriction replaces the one of the
+// same kind, room and target, every change is audited as by, and
+// Restrictions(room) includes those of every room ("").
 func (h *fakeHost) Restrict(kind chat.RestrictionKind, room string, t chat.Target, d time.Duration, reason, by string) error {
-	h.record(hostCall{Method: "Restrict", Room: room, Text: string(kind) + " " + t.Account + t.Name + t.Addr + " " + reason})
+	h.record(hostCall{Method: "Restrict", Room: room, Text: string(kind) + " " + t.Account + t.Name + t.Addr + " " + reason, N: int(d / time.Second)})
+	if h.restrictErr != nil {
+		return h.restrictErr
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	r := chat.Restriction{Kind: kind, Room: room, Target: t, Created: now, By: by, Reason: reason}
+	if d > 0 {
+		r.Expires = now.Add(d)
+	}
+	h.restrictions = slices.DeleteFunc(h.restrictions, func(o chat.Restriction) bool {
+		return o.Kind == kind && o.Room == room && o.Target == t
+	})
+	h.restrictions = append(h.restrictions, r)
+	h.audit = append(h.audit, chat.AuditEntry{Time: now, Room: room, By: by, Action: string(kind), Target: t.Account + t.Name + t.Addr, Reason: reason})
 	return nil
 }
 
 func (h *fakeHost) Lift(kind chat.RestrictionKind, room string, t chat.Target, by string) (bool, error) {
 	h.record(hostCall{Method: "Lift", Room: room, Text: string(kind) + " " + t.Account + t.Name + t.Addr})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.restrictions)
+	h.restrictions = slices.DeleteFunc(h.restrictions, func(o chat.Restriction) bool {
+		return o.Kind == kind && o.Room == room && o.Target == t
+	})
+	if len(h.restrictions) == n {
+		return false, nil
+	}
+	h.audit = append(h.audit, chat.AuditEntry{Time: time.Now(), Room: room, By: by, Action: "un" + string(kind), Target: t.Account + t.Name + t.Addr})
 	return true, nil
 }
 
-func (h *fakeHost) Restrictions(room string) []chat.Restriction { return nil }
+func (h *fakeHost) Restrictions(room string) []chat.Restriction {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []chat.Restriction
+	for _, r := range h.restrictions {
+		if r.Room == room || r.Room == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func (h *fakeHost) SetRoomSettings(room string, s chat.RoomSettings, by string) error {
-	h.record(hostCall{Method: "SetRoomSettings", Room: room, Text: s.Topic})
+	h.record(hostCall{Method: "SetRoomSettings", Room: room, Text: s.Topic, N: int(s.Slow / time.Second)})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.settings == nil {
+		h.settings = make(map[string]chat.RoomSettings)
+	}
+	h.settings[room] = s
+	h.audit = append(h.audit, chat.AuditEntry{Time: time.Now(), Room: room, By: by, Action: "settings", Target: room, Reason: s.Topic})
 	return nil
 }
 
-func (h *fakeHost) RoomSettings(room string) chat.RoomSettings { return chat.RoomSettings{} }
+func (h *fakeHost) RoomSettings(room string) chat.RoomSettings {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.settings[room]
+}
 
 func (h *fakeHost) Audit(room string, since time.Time, n int) ([]chat.AuditEntry, error) {
-	return nil, nil
+	h.record(hostCall{Method: "Audit", Room: room, Text: fmt.Sprint(since.Unix()), N: n})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []chat.AuditEntry
+	for _, e := range h.audit {
+		if (room == "" || e.Room == room) && !e.Time.Before(since) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+// May decides with h.rules as core/chat does: the member's roles now,
+// and without rules nobody moderates.
+func (h *fakeHost) May(id uint64, room string, action chat.Action) (bool, error) {
+	if !h.known(id) {
+		return false, chat.ErrNoSuchUser
+	}
+	u := h.user(id)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rules.Allows(room, u.Roles, action), nil
 }
 
 // take returns and forgets the calls recorded so far.

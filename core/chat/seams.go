@@ -330,6 +330,11 @@ type Host interface {
 	RoomSettings(room string) RoomSettings
 	// Audit returns up to n audit entries of room ("" = all) since since.
 	Audit(room string, since time.Time, n int) ([]AuditEntry, error)
+	// May reports whether a member may do action in room under the room
+	// rules ([rooms."PATTERN"]) for its roles now, and its credentials'
+	// rooms claim: what scripts ask before a moderator command
+	// (chat.may). Without rules nobody may moderate (DefaultRoomRule).
+	May(sessionID uint64, room string, action Action) (bool, error)
 	// Limits returns a member's flood limits: those of its connection
 	// ([chat] flood_rate and flood_burst) until SetLimits changed them.
 	Limits(sessionID uint64) (Limits, error)
