@@ -19,14 +19,16 @@ const verifyCheckEvery = 1024
 // VerifyStats summarises a Verify scan.
 type VerifyStats struct {
 	// Rooms and Records count what was read; Names counts the owned-name
+	// entries read; Restrictions, RoomSettings and Audit the moderation
 	// entries read.
-	Rooms, Records, Names int
+	Rooms, Records, Names             int
+	Restrictions, RoomSettings, Audit int
 	// Corrupt counts the message records that failed verification
 	// (reported as *CorruptRecord).
 	Corrupt int
 	// Problems counts everything else found wrong: bbolt's page checks,
 	// meta records, IDs outside a room's range, wrong counts, corrupt
-	// owned-name entries.
+	// owned-name and moderation entries.
 	Problems int
 }
 
@@ -39,7 +41,8 @@ func (s VerifyStats) OK() bool { return s.Corrupt == 0 && s.Problems == 0 }
 // package documentation for every record: its CRC-32C (versions 2 and 3),
 // that it decodes, that its ID and room match its key and bucket, that IDs
 // lie in (Pruned, LastID], each room's Count, and the owned-name entries
-// (nameOwners' invariant 1). A bad record is reported
+// (nameOwners' invariant 1) and the moderation entries (the invariants
+// at the "restrictions" bucket, moderation.go). A bad record is reported
 // as a *CorruptRecord (errors.As), anything else as an error wrapping
 // ErrCorrupt. Verify neither logs nor counts what it finds (the read paths
 // do), and reads in one transaction: on a big file, do it with the server
@@ -81,6 +84,9 @@ func (db *DB) Verify(ctx context.Context, report func(error)) (VerifyStats, erro
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := verifyModeration(ctx, tx, &st, problem); err != nil {
 			return err
 		}
 		rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
@@ -129,6 +135,42 @@ func (db *DB) Verify(ctx context.Context, report func(error)) (VerifyStats, erro
 		return st, fmt.Errorf("verify history %s: %w", db.path, err)
 	}
 	return st, nil
+}
+
+// verifyModeration checks every moderation entry for Verify.
+func verifyModeration(ctx context.Context, tx *bolt.Tx, st *VerifyStats, problem func(error)) error {
+	checks := []struct {
+		bucket []byte
+		count  *int
+		check  func(k, v []byte) error
+	}{
+		{bucketRestrictions, &st.Restrictions, func(k, v []byte) error { _, err := decodeRestriction(k, v); return err }},
+		{bucketSettings, &st.RoomSettings, func(k, v []byte) error { _, err := decodeSettings(k, v); return err }},
+		{bucketAudit, &st.Audit, func(k, v []byte) error { _, err := decodeAudit(k, v); return err }},
+	}
+	for _, c := range checks {
+		b := tx.Bucket(c.bucket)
+		if b == nil { // a format 1 to 3 file opened read-only
+			continue
+		}
+		cur := b.Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if *c.count%verifyCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return context.Cause(ctx)
+				}
+			}
+			*c.count++
+			if v == nil {
+				problem(fmt.Errorf("%w: %s: nested bucket %q", ErrCorrupt, c.bucket, k))
+				continue
+			}
+			if err := c.check(k, v); err != nil {
+				problem(fmt.Errorf("%s entry %q: %w", c.bucket, k, err))
+			}
+		}
+	}
+	return nil
 }
 
 // Check is Verify as one error: nil, or an error wrapping ErrCorrupt that

@@ -12,7 +12,8 @@ import (
 
 // Group commit.
 //
-// Every durable write (Append, Set, Delete, SetNameOwner) becomes a request on db.reqs and
+// Every durable write (Append, Set, Delete, SetNameOwner, and the
+// moderation writes of moderation.go) becomes a request on db.reqs and
 // waits for its done channel. One goroutine, the committer, takes the first
 // queued request, then everything else already queued (up to
 // maxBatchMessages), and writes them all in one bbolt transaction: one fsync
@@ -32,6 +33,7 @@ type request struct {
 	ids  []uint64       // Append: IDs assigned, written by the committer
 	kv   *kvOp          // Set/Delete
 	name *nameOp        // SetNameOwner
+	mod  *modOp         // moderation writes (moderation.go)
 	done chan error     // buffered(1): the committer never blocks on it
 }
 
@@ -42,7 +44,7 @@ type kvOp struct {
 }
 
 func (r *request) size() int {
-	if r.kv != nil || r.name != nil {
+	if r.kv != nil || r.name != nil || r.mod != nil {
 		return 1
 	}
 	return len(r.msgs)
@@ -146,6 +148,12 @@ func (db *DB) commit(batch []*request) error {
 			}
 			if r.name != nil {
 				if err := applyName(tx, r.name); err != nil {
+					return err
+				}
+				continue
+			}
+			if r.mod != nil {
+				if err := applyMod(tx, r.mod); err != nil {
 					return err
 				}
 				continue

@@ -103,6 +103,8 @@ type recordRef struct {
 	id   uint64
 	// account is set (and room, id are zero) for an owned-name entry.
 	account string
+	// bucket and key are set (and the rest zero) for a moderation entry.
+	bucket, key string
 }
 
 // skip reports a corrupt record met by a read path and tells it to go on:
@@ -129,6 +131,16 @@ func (db *DB) skipName(account string, err error) {
 	}
 }
 
+// skipEntry reports a corrupt moderation entry (moderation.go) that a
+// read leaves out, as skip does a record: logged and counted once per
+// entry.
+func (db *DB) skipEntry(bucket, key []byte, err error) {
+	if db.bad.first(recordRef{bucket: string(bucket), key: string(key)}) {
+		db.log.Error("moderation entry is corrupt: left out (a ban or mute is not enforced, room settings are the defaults, an audit entry is not shown) until it is written again (run moonchat history -verify with the server stopped)",
+			"path", db.path, "bucket", string(bucket), "key", fmt.Sprintf("%q", key), "err", err)
+	}
+}
+
 // first counts ref and reports whether it is the first sighting of it
 // (to be logged). Beyond maxReported remembered entries, every sighting
 // counts as a first.
@@ -150,5 +162,5 @@ func (c *corruption) first(ref recordRef) bool {
 
 // CorruptRecords returns how many distinct corrupt message records the
 // read paths have met (and skipped) since Open, and corrupt owned-name
-// entries NameOwners left out.
+// and moderation entries the reads left out.
 func (db *DB) CorruptRecords() uint64 { return db.bad.count.Load() }

@@ -57,6 +57,7 @@ var (
 	_ chat.History         = (*DB)(nil)
 	_ chat.RoomLister      = (*DB)(nil) // GET /api/rooms
 	_ chat.NameOwners      = (*DB)(nil) // account names across restarts (names.go)
+	_ chat.ModerationStore = (*DB)(nil) // bans, mutes, room settings, audit log (moderation.go)
 	_ prometheus.Collector = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
 )
 
@@ -256,8 +257,9 @@ func classifyIOError(path string, err error) error {
 // against bbolt's high-water mark, and each room's meta and first and last
 // record: O(rooms) pages, not the whole file (Check does that). A corrupt
 // first or last record is reported and skipped like any read's, not fatal.
-// A writable Open upgrades a format 1 or 2 marker to format 3 and creates
-// the "names" bucket (see formatVersion).
+// A writable Open upgrades a format 1 to 3 marker to format 4 and creates
+// the buckets the file lacks ("names", and the moderation buckets; see
+// formatVersion), then removes expired restrictions (pruneExpired).
 func (db *DB) init() error {
 	var format uint32
 	err := db.view(func(tx *bolt.Tx) error {
@@ -265,32 +267,45 @@ func (db *DB) init() error {
 		format, err = db.verify(tx, db.skip)
 		return err
 	})
-	if err != nil || db.readOnly || format == formatVersion {
+	if err != nil || db.readOnly {
 		return db.openError(err)
 	}
-	if format == formatV1 || format == formatV2 {
-		return db.openError(db.update(func(tx *bolt.Tx) error {
-			if _, err := tx.CreateBucketIfNotExists(bucketNames); err != nil {
-				return err
+	switch format {
+	case formatVersion:
+	case formatV1, formatV2, formatV3:
+		err = db.update(func(tx *bolt.Tx) error {
+			for _, name := range append([][]byte{bucketNames}, moderationBuckets...) {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
 			}
 			return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion))
-		}))
-	}
-	return db.openError(db.update(func(tx *bolt.Tx) error {
-		mb, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if err := mb.Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketRooms, bucketRoomMeta, bucketKV, bucketNames} {
-			if _, err := tx.CreateBucket(name); err != nil {
+		})
+	default: // a new file
+		err = db.update(func(tx *bolt.Tx) error {
+			mb, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
 				return err
 			}
-		}
-		return nil
-	}))
+			if err := mb.Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+				return err
+			}
+			for _, name := range append([][]byte{bucketRooms, bucketRoomMeta, bucketKV, bucketNames}, moderationBuckets...) {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return db.openError(err)
+	}
+	n, err := db.pruneExpired(db.now())
+	if n > 0 {
+		db.log.Info("removed expired bans and mutes", "path", db.path, "removed", n)
+	}
+	return db.openError(err)
 }
 
 func (db *DB) openError(err error) error {
@@ -320,12 +335,19 @@ func (db *DB) verify(tx *bolt.Tx, onRecord func(error) error) (uint32, error) {
 		return 0, fmt.Errorf("%w: bad format marker", ErrCorrupt)
 	}
 	f := binary.BigEndian.Uint32(v)
-	if f != formatV1 && f != formatV2 && f != formatVersion {
+	if f != formatV1 && f != formatV2 && f != formatV3 && f != formatVersion {
 		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d to %d (upgrade moonchat)", ErrFormat, f, formatV1, formatVersion)
 	}
 	rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
-	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil || (f == formatVersion && tx.Bucket(bucketNames) == nil) {
+	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil || (f >= formatV3 && tx.Bucket(bucketNames) == nil) {
 		return 0, fmt.Errorf("%w: missing top-level buckets", ErrCorrupt)
+	}
+	if f == formatVersion {
+		for _, name := range moderationBuckets {
+			if tx.Bucket(name) == nil {
+				return 0, fmt.Errorf("%w: missing top-level bucket %q", ErrCorrupt, name)
+			}
+		}
 	}
 	return f, metas.ForEach(func(name, v []byte) error {
 		meta, err := decodeMeta(v)

@@ -42,4 +42,16 @@ var (
 	// ErrInvalidName is returned by SetNameOwner for an empty or over-long
 	// name. It wraps ErrInvalid.
 	ErrInvalidName = fmt.Errorf("%w: owned name", ErrInvalid)
+	// ErrInvalidRestriction is returned by PutRestriction and
+	// DeleteRestriction for a restriction the store cannot keep (an
+	// unknown kind, not exactly one target, a field out of bounds, an
+	// address that is not one, Expires not after Created). It wraps
+	// ErrInvalid.
+	ErrInvalidRestriction = fmt.Errorf("%w: restriction", ErrInvalid)
+	// ErrInvalidRoomSettings is returned by PutRoomSettings for an empty
+	// or over-long room or settings out of bounds. It wraps ErrInvalid.
+	ErrInvalidRoomSettings = fmt.Errorf("%w: room settings", ErrInvalid)
+	// ErrInvalidAudit is returned by AppendAudit for an entry without an
+	// action or with a field out of bounds. It wraps ErrInvalid.
+	ErrInvalidAudit = fmt.Errorf("%w: audit entry", ErrInvalid)
 )

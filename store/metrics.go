@@ -12,7 +12,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Descriptions of the series; immutable after init.
 var (
 	corruptRecordsDesc = prometheus.NewDesc("moonchat_store_corrupt_records_total",
-		"Stored message records (and owned-name entries) that failed verification (checksum, decoding, key) when read; they are not served. Each is counted once.",
+		"Stored message records (and owned-name and moderation entries) that failed verification (checksum, decoding, key) when read; they are not served. Each is counted once.",
 		nil, nil)
 	commitsDesc = prometheus.NewDesc("moonchat_store_commits_total",
 		"Write transactions (each one fsync) of the history group committer.",

@@ -32,15 +32,19 @@ const (
 	// formatVersion is the file layout version stored under meta/format.
 	// Format 2 is format 1 whose rooms may hold version 2 records; format
 	// 3 is format 2 whose rooms may hold version 3 records, plus the
-	// "names" bucket. A writable Open upgrades a format 1 or 2 marker (and
-	// creates the bucket). Each bump makes an older moonchat refuse the
+	// "names" bucket; format 4 is format 3 plus the moderation buckets
+	// ("restrictions", "roomsettings", "audit"; moderation.go). A writable
+	// Open upgrades a format 1 to 3 marker (and creates the buckets the
+	// file lacks). Each bump makes an older moonchat refuse the
 	// file with ErrFormat ("upgrade moonchat") instead of calling the
 	// records it cannot decode corrupt.
-	formatVersion = 3
+	formatVersion = 4
 	// formatV1 is the first layout: only version 1 records.
 	formatV1 = 1
 	// formatV2 added version 2 records.
 	formatV2 = 2
+	// formatV3 added version 3 records and the "names" bucket.
+	formatV3 = 3
 
 	// recordV1 is the first message record version: no checksum, no flags.
 	// It is still read, never written.
