@@ -37,10 +37,11 @@ const (
 	adminMembers                    // GET /api/members?room=R
 	adminKick                       // POST /api/rooms/{room}/kick
 	adminMetrics                    // GET /metrics (counted when it needs the token, see serveMetrics)
+	adminAudit                      // GET /api/audit (moderation.go)
 	numAdminActions
 )
 
-var adminActionNames = [numAdminActions]string{"post", "delete", "members", "kick", "metrics"}
+var adminActionNames = [numAdminActions]string{"post", "delete", "members", "kick", "metrics", "audit"}
 
 // adminResult is how an admin request ended, a label value of
 // moonchat_admin_requests_total.
@@ -67,7 +68,7 @@ const adminServerName = "server"
 
 // isAdminPath reports whether path belongs to the admin API.
 func isAdminPath(path string) bool {
-	return path == "/api/members" || strings.HasPrefix(path, "/api/rooms/") || strings.HasPrefix(path, "/api/messages/")
+	return path == "/api/members" || path == "/api/audit" || strings.HasPrefix(path, "/api/rooms/") || strings.HasPrefix(path, "/api/messages/")
 }
 
 // newAdminMux routes the admin API (see the file comment).
@@ -88,6 +89,7 @@ func (s *Server) newAdminMux() *http.ServeMux {
 	route(http.MethodDelete, "/api/messages/{room}/{id}", adminDelete, s.adminDeleteMessage)
 	route(http.MethodGet, "/api/members", adminMembers, s.adminMembers)
 	route(http.MethodPost, "/api/rooms/{room}/kick", adminKick, s.adminKick)
+	route(http.MethodGet, "/api/audit", adminAudit, s.adminAuditLog)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		jsonError(w, http.StatusNotFound, "not found")
 	})
@@ -379,7 +381,7 @@ func (s *Server) adminDeleteMessage(w http.ResponseWriter, r *http.Request) (adm
 		jsonError(w, http.StatusBadRequest, "id must be a message id (an unsigned integer)")
 		return adminBadRequest, room
 	}
-	switch err := s.Redact(room, id); {
+	switch err := s.RedactBy(room, id, auditByAdmin); {
 	case err == nil:
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
@@ -458,7 +460,7 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 	}
 	err := ErrNoSuchUser
 	if session != 0 {
-		err = s.Kick(session, body.Reason)
+		err = s.KickBy(session, body.Reason, auditByAdmin)
 	}
 	switch {
 	case err == nil:
@@ -472,4 +474,63 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 		jsonError(w, http.StatusServiceUnavailable, "server shutting down")
 		return adminFailed, room
 	}
+}
+
+// auditAnswer is one entry of GET /api/audit.
+type auditAnswer struct {
+	Time   string `json:"time"`
+	Room   string `json:"room"`
+	By     string `json:"by"`
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// adminAuditLog answers GET /api/audit?room=R&since=T&limit=N: the
+// moderation audit log, oldest first, the N newest entries (default and
+// at most Config.APILimit) of room R (none: every room) at or after T (RFC
+// 3339 or Unix seconds; none: from the start).
+func (s *Server) adminAuditLog(w http.ResponseWriter, r *http.Request) (adminResult, string) {
+	q := r.URL.Query()
+	room := q.Get("room")
+	if room != "" {
+		if err := ValidRoomName(room); err != nil {
+			jsonError(w, http.StatusBadRequest, reasonOf(err))
+			return adminBadRequest, room
+		}
+	}
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+			since = time.Unix(secs, 0).UTC()
+		} else if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			since = t
+		} else {
+			jsonError(w, http.StatusBadRequest, "since: want an RFC 3339 time or Unix seconds")
+			return adminBadRequest, room
+		}
+	}
+	limit := s.cfg.APILimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			jsonError(w, http.StatusBadRequest, "limit: want a whole number, 1 or more")
+			return adminBadRequest, room
+		}
+		limit = min(n, s.cfg.APILimit)
+	}
+	entries, err := s.Audit(room, since, limit)
+	if err != nil {
+		s.log.Error("chat: reading the audit log failed", "room", room, "err", err)
+		jsonError(w, http.StatusInternalServerError, "the audit log could not be read")
+		return adminFailed, room
+	}
+	out := make([]auditAnswer, len(entries))
+	for i, e := range entries {
+		out[i] = auditAnswer{Time: e.Time.UTC().Format(tsLayout), Room: e.Room, By: e.By, Action: e.Action, Target: e.Target, Reason: e.Reason}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Entries []auditAnswer `json:"entries"`
+	}{out})
+	return adminOK, room
 }

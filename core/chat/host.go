@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // This file implements Host, the scripts' API. None of these methods waits
@@ -86,6 +87,14 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if why := s.muteRefusal(m); why != "" {
+		return "", fmt.Errorf("%w: %s", ErrMuted, strings.TrimPrefix(why, "message not sent: "))
+	}
+	if m.account == "" && s.mod.idx.Load().n > 0 {
+		if s.mod.idx.Load().find(KindBan, m.roomName, subject{name: newName}, s.cfg.Clock.Now()) != nil {
+			return "", fmt.Errorf("%w: %s", ErrBanned, newName)
+		}
+	}
 	r := m.room
 	r.roster.mu.Lock()
 	if !m.joined.Load() {
@@ -120,16 +129,10 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 }
 
 // Kick closes a member's connection with code 1000, after sending reason
-// as a notice when it is not empty.
+// as a notice when it is not empty. It is audited as by "script" (KickBy
+// names who acted).
 func (s *Server) Kick(sessionID uint64, reason string) error {
-	m := s.session(sessionID)
-	if m == nil {
-		return ErrNoSuchUser
-	}
-	if !m.room.enqueue(op{kind: opKick, m: m, notice: reason}) {
-		return ErrServerClosed
-	}
-	return nil
+	return s.KickBy(sessionID, reason, auditByScript)
 }
 
 // Users lists the members of room, in join order.
@@ -208,8 +211,14 @@ func (s *Server) recent(room string, n int) ([]Message, error) {
 }
 
 // Redact deletes a stored message for good and tells the room's live
-// members (JSON "redact" event).
+// members (JSON "redact" event). It is audited as by "script" (RedactBy
+// names who acted).
 func (s *Server) Redact(room string, id uint64) error {
+	return s.RedactBy(room, id, auditByScript)
+}
+
+// redact is Redact without the audit entry.
+func (s *Server) redact(room string, id uint64) error {
 	if s.history == nil {
 		return ErrNoHistory
 	}

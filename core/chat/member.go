@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,10 @@ type member struct {
 	conn   *ws.Conn
 	format format
 	addr   string
+	// client is the client's address as the per-address limits resolve
+	// it (Server.clientAddr; invalid when a proxy named none): what
+	// address bans match (moderation.go).
+	client netip.Addr
 	// from the request
 	roomName  string
 	requested string
@@ -45,6 +50,10 @@ type member struct {
 	flood floodState // flood control (flood.go)
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
+
+	// lastPost is when m's last chat message passed slow mode
+	// (moderation.go); room goroutine only.
+	lastPost time.Time
 
 	name atomic.Pointer[string]
 	// granted is the member's roles once Host.Grant or Host.Revoke changed

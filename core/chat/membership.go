@@ -62,9 +62,17 @@ func (r *room) join(m *member) {
 		s.refuse(m, ws.StatusPolicyViolation, reason)
 		return
 	}
+	if !r.joinAllowed(m, name) {
+		return
+	}
 	if s.hooks != nil {
+		requested := name
 		var ok bool
 		if name, ok = r.joinHook(m, name); !ok {
+			return
+		}
+		if name != requested && !r.joinAllowed(m, name) {
+			r.leaveHookAs(m, name) // the join hook accepted m
 			return
 		}
 	}
@@ -108,6 +116,7 @@ func (r *room) join(m *member) {
 	if m.format == formatJSON {
 		frames = append(frames, appendJSONWelcome(nil, r.name, name))
 	}
+	frames = append(frames, r.settingsFrames(m)...) // topic, slow mode (moderation.go)
 	frames = append(frames, r.replay(m)...)
 	if m.format == formatJSON {
 		base := r.presenceBase(name)
@@ -130,6 +139,22 @@ func (r *room) join(m *member) {
 	}
 	r.outPresence()
 	r.outSystem(name + " joined")
+}
+
+// joinAllowed refuses m (close 1008 with the reason) when a ban matches
+// it joining as name: a ban made since its handshake, or on the name a
+// guest was given (moderation.go).
+func (r *room) joinAllowed(m *member, name string) bool {
+	s := r.srv
+	if s.mod.idx.Load().n == 0 {
+		return true
+	}
+	reason := s.banRefusal(r.name, m.subject(name), m.addr)
+	if reason == "" {
+		return true
+	}
+	s.refuse(m, ws.StatusPolicyViolation, reason)
+	return false
 }
 
 // joinHook runs Hooks.Join for m, who asks to join as name. It returns
@@ -287,16 +312,20 @@ func (r *room) renamed(m *member, old string) {
 	}
 }
 
-// kick sends m the reason (if any), closes its connection and removes it.
-func (r *room) kick(m *member, reason string) {
+// kick sends m the reason (if any), closes its connection with code (0:
+// 1000) and removes it.
+func (r *room) kick(m *member, reason string, code ws.StatusCode) {
 	if !m.joined.Load() {
 		return
+	}
+	if code == 0 {
+		code = ws.StatusNormalClosure
 	}
 	r.flushAndWait()
 	if reason != "" {
 		m.write(m.appendNotice(nil, r.name, reason))
 	}
-	_ = m.conn.Close(ws.StatusNormalClosure, closeReason(reason))
+	_ = m.conn.Close(code, closeReason(reason))
 	r.remove(m)
 }
 

@@ -73,6 +73,9 @@ type metrics struct {
 
 	// handshakes refused before the upgrade (addrlimits.go)
 	limits limitMetrics
+
+	// moderation refusals and failures (moderation.go)
+	mod modMetrics
 }
 
 // durationBuckets are upper bounds in seconds for hook and commit times:

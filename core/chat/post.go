@@ -39,8 +39,14 @@ func (r *room) post(ops []op) {
 			r.out.notice(m, m.appendError(nil, codeNotAllowed, "message not sent: you may not post in "+r.name))
 			continue
 		}
+		if r.moderated(m, o, true) {
+			continue
+		}
 		msg := &Message{Room: r.name, User: m.currentName(), Text: o.text, Time: o.at, Action: o.action, Account: m.msgAccount()}
 		if s.hooks != nil && !r.messageHook(m, msg) {
+			continue
+		}
+		if r.moderated(m, o, false) {
 			continue
 		}
 		msgs = append(msgs, msg)
@@ -109,4 +115,32 @@ func (r *room) messageHook(m *member, msg *Message) bool {
 		return false
 	}
 	return true
+}
+
+// moderated applies mutes and slow mode to a message of m (moderation.go)
+// and reports whether it was refused (m is told why: "muted" or
+// "slow_mode"). Before the hooks (pre) a mute refuses everything but
+// commands, which the scripts answer (a muted member may still ask for
+// /help); after them it refuses what would be stored, and slow mode
+// counts only messages that would be stored. With no restriction and no
+// slow mode anywhere this is one atomic load.
+func (r *room) moderated(m *member, o *op, pre bool) bool {
+	s := r.srv
+	ix := s.mod.idx.Load()
+	if ix.n == 0 && ix.slow == 0 {
+		return false
+	}
+	if ix.n > 0 && (!pre || o.action || !isCommand(o.text)) {
+		if why := s.muteRefusal(m); why != "" {
+			r.out.notice(m, m.appendError(nil, codeMuted, why))
+			return true
+		}
+	}
+	if !pre && ix.slow > 0 {
+		if why := s.slowRefusal(m, s.cfg.Clock.Now()); why != "" {
+			r.out.notice(m, m.appendError(nil, codeSlowMode, why))
+			return true
+		}
+	}
+	return false
 }

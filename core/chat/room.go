@@ -3,6 +3,8 @@ package chat
 import (
 	"sync"
 	"time"
+
+	"github.com/moonchat/moonchat/core/ws"
 )
 
 // This file is the room itself: its queue and its goroutine, which takes
@@ -30,6 +32,7 @@ const (
 	opRoles                      // Host.Grant/Revoke changed m's roles: tell the room
 	opExpired                    // m's credentials expired: close it with 4001 (expiry.go)
 	opAdminPost                  // the admin API posts a message (admin.go)
+	opSettings                   // Host.SetRoomSettings: tell the room (moderation.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -62,6 +65,10 @@ type op struct {
 	expiryGen uint64
 	// admin is the message the admin API posts (opAdminPost).
 	admin *adminMsg
+	// closeCode is opKick's close code: 0 for 1000, 1008 for a ban.
+	closeCode ws.StatusCode
+	// settings is the change of room settings (opSettings).
+	settings *settingsChange
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -229,7 +236,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings:
 	default:
 		r.waitForPasses()
 	}
@@ -254,7 +261,7 @@ func (r *room) control(o *op) {
 	case opBroadcast:
 		r.outSystem(o.notice)
 	case opKick:
-		r.kick(o.m, o.notice)
+		r.kick(o.m, o.notice, o.closeCode)
 	case opPresence:
 		r.release = append(r.release, o.m)
 		if o.m.joined.Load() {
@@ -277,6 +284,8 @@ func (r *room) control(o *op) {
 		}
 	case opAdminPost:
 		r.adminPost(o.admin)
+	case opSettings:
+		r.settingsChanged(o.settings)
 	}
 }
 

@@ -69,6 +69,10 @@ type Server struct {
 	floodAddrs    *floodTable[netip.Prefix]
 	floodAccounts *floodTable[string]
 	fakeClock     bool
+
+	// mod is the moderation state: bans, mutes, room settings, the audit
+	// log (moderation.go).
+	mod moderation
 }
 
 var _ Host = (*Server)(nil)
@@ -105,6 +109,9 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		return nil, fmt.Errorf("chat config: per-address limits: %w", err)
 	}
 	if err := s.accounts.loadNameOwners(history); err != nil {
+		return nil, err
+	}
+	if err := s.initModeration(history); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -263,6 +270,20 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, room string) {
 		m.requested = given
 	}
 	m.lease = lease
+	m.client = client.Addr().Unmap()
+	if m.refuseCode == 0 {
+		// Banned (moderation.go): refused before the upgrade, so that
+		// nothing of the room (replay, presence) reaches the client.
+		sub := subject{account: account, addr: m.client}
+		if account == "" {
+			sub.name = m.requested
+		}
+		if reason := s.banRefusal(room, sub, r.RemoteAddr); reason != "" {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, reason, http.StatusForbidden)
+			return
+		}
+	}
 	if client.IsValid() && client.String() != r.RemoteAddr {
 		m.addr = client.String() // through a trusted proxy
 	}
@@ -565,6 +586,7 @@ func (s *Server) roomExited(r *room) {
 // cancelled context and the engine is closed without waiting further.
 // Shutdown does not close the History; the caller does that afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopModeration()
 	s.mu.Lock()
 	s.closing = true
 	for _, r := range s.rooms {

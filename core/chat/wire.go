@@ -31,6 +31,8 @@ const (
 	codeNoHistory    = "no_history"
 	codeNotAllowed   = "not_allowed"   // the room rules refuse it (access.go)
 	codeTokenRefused = "token_refused" // a token refresh was refused (expiry.go)
+	codeMuted        = "muted"         // the sender is muted (moderation.go)
+	codeSlowMode     = "slow_mode"     // slow mode: too soon after the sender's last message
 	// codeUnknownCommand is only ever set by hooks (MessageResult.Code).
 	codeUnknownCommand = "unknown_command"
 )
@@ -41,7 +43,7 @@ const (
 func dropCode(code string) string {
 	switch code {
 	case codeBadRequest, codeBinary, codeTooLong, codeFlood, codeDropped,
-		codeRefused, codeNoHistory, codeUnknownCommand:
+		codeRefused, codeNoHistory, codeUnknownCommand, codeMuted, codeSlowMode:
 		return code
 	}
 	return codeDropped

@@ -33,6 +33,10 @@ type History struct {
 	owners       map[string]string
 	setOwnerErr  error
 	loadOwnerErr error
+
+	// chat.ModerationStore (moderation.go) and its fault injection
+	// (FailModeration, FailAudit).
+	mod moderationStore
 }
 
 // afterGate holds the After call for one id until release is closed; hit
@@ -48,8 +52,9 @@ func NewHistory() *History {
 }
 
 var (
-	_ chat.History    = (*History)(nil)
-	_ chat.NameOwners = (*History)(nil)
+	_ chat.History         = (*History)(nil)
+	_ chat.NameOwners      = (*History)(nil)
+	_ chat.ModerationStore = (*History)(nil)
 )
 
 // NameOwners implements chat.NameOwners: a copy of who owns which name.
