@@ -1,7 +1,8 @@
 // Package store keeps moonchat's chat history and the Lua scripts' key-value
 // data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
-// the chat server (with chat.RoomLister for GET /api/rooms and
-// chat.NameOwners for the names accounts own) and scripting.KV
+// the chat server (with chat.RoomLister for GET /api/rooms,
+// chat.NameOwners for the names accounts own and chat.ModerationStore for
+// bans, mutes, room settings and the audit log) and scripting.KV
 // for the Lua layer without importing scripting: store depends on core/chat
 // only, and cmd/moonchat wires it into the scripts (and checks that it fits)
 // and uses the query API below for `moonchat history` and the HTTP API.
@@ -14,7 +15,8 @@
 // request that arrived while the previous commit was running in ONE bbolt
 // transaction with ONE fsync, so throughput grows with the number of
 // concurrent senders instead of being capped at one fsync per message.
-// KV Set and Delete go through the same committer.
+// KV Set and Delete, SetNameOwner and the moderation writes go through
+// the same committer.
 //
 // # Opening
 //
@@ -56,6 +58,13 @@
 //	db.Describe(ch); db.Collect(ch) // the store's /metrics series (prometheus.Collector)
 //	db.NameOwners()                // account id → owned name (chat.NameOwners)
 //	db.SetNameOwner(id, name)      // durably; replaces the account's previous name
+//	db.Restrictions()              // every ban and mute (chat.ModerationStore)
+//	db.PutRestriction(r)           // durably; replaces the same kind, room and target
+//	db.DeleteRestriction(k, room, t) // durably; reports whether there was one
+//	db.RoomSettings()              // room → topic, slow mode
+//	db.PutRoomSettings(room, s)    // durably; the zero value deletes
+//	db.AppendAudit(e)              // durably, to the audit log
+//	db.Audit(room, since, n)       // the n newest entries at or after since, oldest first
 //
 // Recent, Before and After seek with a cursor and touch only the pages they
 // return, whatever the room's size (about 20 µs for 50 messages in a room of
@@ -90,14 +99,28 @@
 // a bad record as a *CorruptRecord, whose error wraps ErrChecksum when its
 // checksum did not match. Version 1 records (written before checksums)
 // are read as before; only damage that breaks their decoding is found.
-// Owned-name entries carry a CRC-32C too; a bad one is left out by
-// NameOwners (logged, counted in the same series) and reported by Verify.
+// Owned-name and moderation entries carry a CRC-32C too (over their key
+// and bytes); a bad one is left out by the reads (logged, counted in the
+// same series) and reported by Verify. A bad restriction left out is a
+// ban or mute not enforced until it is made again: the log line names it.
 //
-// # File layout (format 3)
+// # Moderation
 //
-// The bbolt file holds five top-level buckets:
+// Restrictions, room settings and the audit log (moderation.go) are read
+// once by the chat server and written through. A writable Open removes
+// the restrictions whose expiry has passed (and logs how many); between
+// Opens the chat server ignores expired ones itself. The audit log is
+// never pruned. Every string field is bounded (MaxAddrLen, MaxByLen,
+// MaxReasonLen, MaxTopicLen, MaxActionLen, MaxAuditTargetLen, and
+// MaxAccountIDLen, MaxOwnedNameLen for targets), as is slow mode
+// (MaxSlow); writes beyond them fail with ErrInvalidRestriction,
+// ErrInvalidRoomSettings or ErrInvalidAudit.
 //
-//	"meta"                      "format" → uint32 big-endian, the layout version (3)
+// # File layout (format 4)
+//
+// The bbolt file holds eight top-level buckets:
+//
+//	"meta"                      "format" → uint32 big-endian, the layout version (4)
 //	"rooms"/<room>              one nested bucket per room:
 //	                            8-byte big-endian ID → message record
 //	"roommeta"                  <room> → room meta record
@@ -105,15 +128,21 @@
 //	                            key → value, both raw bytes
 //	"names"                     account id → owned-name entry (chat.NameOwners;
 //	                            layout and invariants at type nameOwners, names.go)
+//	"restrictions"              kind, room, target → ban or mute entry
+//	"roomsettings"              room → topic and slow mode entry
+//	"audit"                     time + sequence → audit entry (the three:
+//	                            chat.ModerationStore; layouts and invariants
+//	                            at bucketRestrictions, moderation.go)
 //
 // Format 2 is format 1 whose rooms may also hold version 2 records; format
 // 3 is format 2 whose rooms may also hold version 3 records, plus the
-// "names" bucket. This moonchat reads all three; opening a format 1 or 2
-// file for writing rewrites only the marker and adds the "names" bucket
-// (old records stay as they are), so that an older moonchat refuses the
-// file with ErrFormat rather than calling newer records corrupt. Nothing
-// else changed: a format 1 or 2 file opened read-only reads as it is (and
-// owns no names).
+// "names" bucket; format 4 is format 3 plus the three moderation buckets.
+// This moonchat reads all four; opening a format 1 to 3 file for writing
+// rewrites only the marker and adds the buckets it lacks (old records
+// stay as they are), so that an older moonchat refuses the file with
+// ErrFormat rather than calling newer records corrupt or dropping bans.
+// Nothing else changed: an older file opened read-only reads as it is
+// (format 1 and 2 own no names; formats 1 to 3 hold no moderation data).
 //
 // Message record, version 3 (written since moonchat stores the sender's
 // account; all integers big-endian; uvarint as in encoding/binary):

@@ -368,6 +368,8 @@ func TestAudit(t *testing.T) {
 			{"lobby", time.Time{}, 2, pick(2, 4)},
 			{"dev", time.Time{}, 100, pick(5, 1)},
 			{"nowhere", time.Time{}, 100, nil},
+			{"lobb", time.Time{}, 100, nil}, // a prefix of a room is not that room
+			{"lobbyx", time.Time{}, 100, nil},
 			{"", t0.Add(time.Second), 100, pick(1, 2, 3, 4)}, // since is inclusive
 			{"", t0.Add(time.Second + 1), 100, pick(3, 4)},
 			{"lobby", t0.Add(time.Second), 1, pick(4)},
