@@ -59,7 +59,11 @@ type loginService struct {
 	// trusted_proxies; the zero value trusts nobody).
 	proxies addrlimit.Proxies
 	log     *slog.Logger
-	now     func() time.Time
+	// logSample rate-limits the refusal log lines: a guesser refused a
+	// million times must not write a million lines (the counts stay
+	// exact in moonchat_login_refused_total).
+	logSample *addrlimit.Sampler
+	now       func() time.Time
 
 	refused *prometheus.CounterVec // reason
 	issued  *prometheus.CounterVec // kind: login, renewal
@@ -99,13 +103,14 @@ func newLoginService(cfg *AuthConfig, secret []byte, hooks scriptHooks, log *slo
 		return nil, fmt.Errorf("[auth] login: %w", err)
 	}
 	l := &loginService{
-		hooks:  hooks,
-		minter: m,
-		minted: v,
-		maxAge: cfg.LoginMaxAge.D(),
-		limit:  newAddrLimiter(rate.Every(loginEvery), loginBurst, loginMaxClients),
-		log:    log,
-		now:    time.Now,
+		hooks:     hooks,
+		minter:    m,
+		minted:    v,
+		maxAge:    cfg.LoginMaxAge.D(),
+		limit:     newAddrLimiter(rate.Every(loginEvery), loginBurst, loginMaxClients),
+		log:       log,
+		logSample: addrlimit.NewSampler(loginLogRate, loginLogBurst),
+		now:       time.Now,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moonchat_login_refused_total",
 			Help: "POST /api/login and /api/token requests refused, by reason (wrong_credentials, rate_limited, hook_failed, bad_request, no_script, renewal_refused).",
@@ -262,15 +267,27 @@ func (l *loginService) serveToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok2, "expires": exp.Unix()})
 }
 
-// refuse logs and counts a refused request. name is the name a login
-// tried ("" for none); passwords and tokens are never logged.
+// Log sampling of login refusals (refuse): a burst of loginLogBurst lines,
+// then loginLogRate a second, as core/chat samples refused handshakes.
+const (
+	loginLogRate  = 5
+	loginLogBurst = 20
+)
+
+// refuse counts a refused request and logs it (sampled: each line says
+// how many were left out before it). name is the name a login tried (""
+// for none); passwords and tokens are never logged.
 func (l *loginService) refuse(r *http.Request, reason, name string) {
 	l.refused.WithLabelValues(reason).Inc()
-	if name != "" {
-		l.log.Info("login refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason, "name", name)
+	ok, n := l.logSample.Allow(time.Now())
+	if !ok {
 		return
 	}
-	l.log.Info("login refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason)
+	if name != "" {
+		l.log.Info("login refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason, "name", name, "suppressed", n)
+		return
+	}
+	l.log.Info("login refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason, "suppressed", n)
 }
 
 // writeJSON answers with v as JSON. Never cached: bodies may hold tokens.

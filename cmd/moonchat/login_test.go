@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/moonchat/moonchat/auth"
@@ -479,5 +480,53 @@ func TestGuestsOffLoginOnly(t *testing.T) {
 	srv2.stop(t)
 	if !strings.Contains(srv2.log.String(), "nobody can connect") {
 		t.Errorf("no warning:\n%s", srv2.log)
+	}
+}
+
+// TestLoginRefusalLogSampled: many refused /api/login requests write a
+// burst of log lines, then a few a second, not one each; each line says
+// how many were left out before it, and the refusals are counted exactly
+// in moonchat_login_refused_total.
+func TestLoginRefusalLogSampled(t *testing.T) {
+	cfg, err := defaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	l, err := newLoginService(&cfg.Auth, []byte(testSecret), nil, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for range n {
+		req := httptest.NewRequest(http.MethodPost, "/api/login", strings.NewReader(loginBody("alice", "guess")))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		l.serveLogin(w, req)
+		if w.Code != http.StatusNotFound {
+			t.Fatalf("login without a login script: %d %s", w.Code, w.Body)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(l.refused)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			counted += m.GetCounter().GetValue()
+		}
+	}
+	if counted != n {
+		t.Fatalf("refusals counted: %v, want %d", counted, n)
+	}
+	lines := strings.Count(buf.String(), `msg="login refused"`)
+	if lines == 0 || lines >= n/2 {
+		t.Fatalf("%d log lines for %d refusals:\n%s", lines, n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "suppressed=0") {
+		t.Fatalf("the lines do not say how many were left out:\n%s", buf.String())
 	}
 }

@@ -1,8 +1,10 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
@@ -84,7 +86,7 @@ func (s *Server) initLimits() error {
 	})
 	suppressed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "moonchat_log_suppressed_total",
-		Help: "Log lines about refused handshakes left out by the log's rate limit (every refusal is counted in moonchat_upgrades_refused_total).",
+		Help: "Log lines about refused requests (handshakes, the HTTP API, a Host not allowed, authentication, the admin token) left out by the log's rate limit; every refusal is counted in its own series.",
 	})
 	tracked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "moonchat_limited_addresses",
@@ -218,6 +220,20 @@ func (s *Server) originRefused(r *http.Request) {
 	} else {
 		s.metrics.limits.suppressed.Add(1)
 	}
+}
+
+// logRefusal logs a refused request at level through the refusal log's
+// sampler (a burst of lines, then a few a second; each line says how many
+// were left out before it, and moonchat_log_suppressed_total counts them):
+// a client refused a million times must not write a million lines. The
+// refusal itself is counted exactly by the caller's series.
+func (s *Server) logRefusal(level slog.Level, msg string, args ...any) {
+	ok, n := s.refusalLog.Allow(time.Now())
+	if !ok {
+		s.metrics.limits.suppressed.Add(1)
+		return
+	}
+	s.log.Log(context.Background(), level, msg, append(args, "suppressed", n)...)
 }
 
 // refuseOrigin answers a handshake whose Origin is not allowed as the

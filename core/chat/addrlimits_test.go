@@ -466,3 +466,67 @@ func TestAPIAddressLimit(t *testing.T) {
 		t.Fatalf("no log line:\n%s", l)
 	}
 }
+
+// TestRequestRefusalLogsSampled: requests refused for their Host (421), by
+// the Authenticator (401) and for want of the admin token (401) write a
+// burst of log lines, then a few a second, not one each; every refusal is
+// counted exactly in its own series and every line left out in
+// moonchat_log_suppressed_total.
+func TestRequestRefusalLogsSampled(t *testing.T) {
+	cfg, log := withLog(t, chat.Config{
+		AdminToken: strings.Repeat("k", 40),
+		Authenticator: authFunc(func(r *http.Request, _ string) (chat.Identity, bool, error) {
+			return chat.Identity{}, false, &chat.AuthError{Status: http.StatusUnauthorized, Reason: "bad token"}
+		}),
+	})
+	ts := chattest.Start(t, cfg, nil, nil)
+	const n = 150
+	get := func(path, host string, want int) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, ts.HTTP+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s (Host %q): %d, want %d", path, host, resp.StatusCode, want)
+		}
+	}
+	for range n {
+		get("/", "evil.example", http.StatusMisdirectedRequest)
+		get("/api/session?room=r&token=x", "", http.StatusUnauthorized)
+		get("/api/members", "", http.StatusUnauthorized)
+	}
+	l := log.String()
+	lines := 0
+	for _, msg := range []string{"chat: request refused: Host not allowed", "chat: request refused by authentication", "chat: admin request refused: no or wrong admin token"} {
+		c := strings.Count(l, `msg="`+msg+`"`)
+		if c == 0 || c >= n/2 {
+			t.Errorf("%d lines %q for %d refusals", c, msg, n)
+		}
+		lines += c
+	}
+	for series, want := range map[string]float64{
+		"moonchat_host_refused_total":                                           n,
+		`moonchat_auth_refused_total{status="401"}`:                             n,
+		`moonchat_admin_requests_total{action="members",result="unauthorized"}`: n,
+	} {
+		if v := metric(t, ts, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+	if suppressed := metric(t, ts, "moonchat_log_suppressed_total"); float64(lines)+suppressed != 3*n {
+		t.Errorf("%d lines logged + %v suppressed != %d refusals", lines, suppressed, 3*n)
+	}
+	if !strings.Contains(l, "suppressed=") {
+		t.Errorf("no line says how many were left out:\n%s", l)
+	}
+}

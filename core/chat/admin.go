@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func (s *Server) adminOnly(action adminAction, h adminFunc) http.Handler {
 // the 401's challenge; the caller writes the body.
 func (s *Server) adminRefused(w http.ResponseWriter, r *http.Request, action adminAction) {
 	s.metrics.admin[action][adminUnauthorized].Add(1)
-	s.log.Warn("chat: admin request refused: no or wrong admin token", "action", adminActionNames[action], "path", r.URL.Path, "remote", r.RemoteAddr)
+	s.logRefusal(slog.LevelWarn, "chat: admin request refused: no or wrong admin token", "action", adminActionNames[action], "path", r.URL.Path, "remote", r.RemoteAddr)
 	w.Header().Set("WWW-Authenticate", adminRealm)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,7 +31,7 @@ func (s *Server) hostAllowed(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	s.metrics.hostRefused.Add(1)
-	s.log.Info("chat: request refused: Host not allowed", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
+	s.logRefusal(slog.LevelInfo, "chat: request refused: Host not allowed", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
 	reason := "misdirected request"
 	if he, ok := err.(*ws.HandshakeError); ok {
 		reason = he.Reason
@@ -92,7 +93,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	if reason := s.historyRefusal(room, &id); reason != "" {
 		s.metrics.historyRefused.Add(1)
-		s.log.Info("chat: /api/history refused by the room rules", "room", room, "remote", r.RemoteAddr, "reason", reason)
+		s.logRefusal(slog.LevelInfo, "chat: /api/history refused by the room rules", "room", room, "remote", r.RemoteAddr, "reason", reason)
 		jsonError(w, http.StatusForbidden, reason)
 		return
 	}

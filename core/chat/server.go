@@ -355,7 +355,7 @@ func (s *Server) identify(r *http.Request, room string) (identity, *AuthError) {
 		default:
 			s.metrics.authRefused401.Add(1)
 		}
-		s.log.Info("chat: request refused by authentication", "remote", r.RemoteAddr, "path", r.URL.Path, "room", room, "status", ae.Status, "reason", ae.Reason)
+		s.logRefusal(slog.LevelInfo, "chat: request refused by authentication", "remote", r.RemoteAddr, "path", r.URL.Path, "room", room, "status", ae.Status, "reason", ae.Reason)
 		return identity{}, ae
 	}
 	if !authed {

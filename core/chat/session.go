@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 		// here it is a 403 before anything happens, counted as the
 		// handshake's refusals are.
 		s.metrics.authRefused403.Add(1)
-		s.log.Info("chat: /api/session: room rules refuse read", "remote", r.RemoteAddr, "room", room, "reason", reason)
+		s.logRefusal(slog.LevelInfo, "chat: /api/session: room rules refuse read", "remote", r.RemoteAddr, "room", room, "reason", reason)
 		jsonError(w, http.StatusForbidden, reason)
 		return
 	}
