@@ -24,6 +24,7 @@ import (
 //	STORE_HELPER=hold     Open the file, print "ready", hold it until stdin closes
 //	STORE_HELPER=holdro   the same with OpenReadOnly
 //	STORE_HELPER=open     Open the file once and print "ok" or the error (see openResult)
+//	STORE_HELPER=modcrash PutRestriction and AppendAudit in a loop, print "ack N" after the Nth pair
 //
 // STORE_HELPER_PATH names the database file.
 
@@ -103,6 +104,25 @@ func runHelper(mode, path string) error {
 		close(errc)
 		for err := range errc {
 			return err
+		}
+		return db.Close()
+	case "modcrash":
+		db, err := Open(path, Options{})
+		if err != nil {
+			return err
+		}
+		deadline := time.Now().Add(crashChildLimit)
+		for i := 0; time.Now().Before(deadline); i++ {
+			r := chat.Restriction{Kind: chat.KindBan, Target: chat.Target{Account: fmt.Sprint("u-", i)}, Reason: fmt.Sprint("r", i)}
+			if err := db.PutRestriction(r); err != nil {
+				return err
+			}
+			if err := db.AppendAudit(chat.AuditEntry{By: "mod", Action: "ban", Target: fmt.Sprint("u-", i)}); err != nil {
+				return err
+			}
+			if _, err := fmt.Printf("ack %d\n", i); err != nil {
+				return err
+			}
 		}
 		return db.Close()
 	}
@@ -256,4 +276,61 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 		}
 		t.Logf("kill after %d acks: %d acknowledged so far, all present", killAt, len(all))
 	}
+}
+
+// TestCrashLosesNoAcknowledgedModeration SIGKILLs a child that stores a
+// ban and an audit entry per step, after 200 acknowledged steps: every
+// acknowledged ban and audit entry must be there after the reopen (both
+// return only once committed), and the file must pass Check.
+func TestCrashLosesNoAcknowledgedModeration(t *testing.T) {
+	path := tempPath(t)
+	cmd, _, out, stderr := startHelper(t, "modcrash", path)
+	last := -1
+	read := func(line string) {
+		if _, err := fmt.Sscanf(line, "ack %d", &last); err != nil {
+			t.Fatalf("child printed %q: %v", line, err)
+		}
+	}
+	for last < 199 {
+		read(readLine(t, out, 30*time.Second, stderr))
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			break // EOF: the child is dead
+		}
+		read(strings.TrimSuffix(line, "\n"))
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("child exited cleanly before the kill (stderr: %s)", stderr)
+	}
+	db := openAt(t, path, Options{LockTimeout: 10 * time.Second})
+	bans, err := db.Restrictions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := make(map[string]string, len(bans))
+	for _, r := range bans {
+		have[r.Target.Account] = r.Reason
+	}
+	audit, err := db.Audit("", time.Time{}, last+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := make(map[string]bool, len(audit))
+	for _, e := range audit {
+		logged[e.Target] = true
+	}
+	for i := 0; i <= last; i++ {
+		if id := fmt.Sprint("u-", i); have[id] != fmt.Sprint("r", i) || !logged[id] {
+			t.Fatalf("acknowledged step %d of %d: ban %q, audit entry %v", i, last, have[id], logged[id])
+		}
+	}
+	if err := db.Check(); err != nil {
+		t.Errorf("Check after kill: %v", err)
+	}
+	t.Logf("killed after %d acknowledged steps: all present", last+1)
 }
