@@ -74,9 +74,6 @@ const maxTopicBytes = 512
 // maxSlow bounds slow mode.
 const maxSlow = 24 * time.Hour
 
-// Close reason prefix of a member kicked by a ban.
-const closeBanned = "banned"
-
 // Audit actions written by the chat server itself.
 const (
 	auditKick   = "kick"
@@ -428,7 +425,7 @@ func (s *Server) slowRefusal(m *member, now time.Time) string {
 		if wait := m.lastPost.Add(slow).Sub(now); wait > 0 {
 			s.metrics.mod.refusedSlow.Add(1)
 			return "message not sent: slow mode is on in " + m.roomName + " (one message per " + formatDuration(slow) +
-				"): wait " + formatDuration(wait.Round(time.Second)+time.Second/2)
+				"): wait " + formatDuration((wait + time.Second - 1).Truncate(time.Second))
 		}
 	}
 	m.lastPost = now
@@ -441,8 +438,10 @@ func formatDuration(d time.Duration) string {
 	if d < time.Second {
 		d = time.Second
 	}
-	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
+	s := d.String() // "30s", "1m0s", "1h30m0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
