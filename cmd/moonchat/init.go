@@ -62,7 +62,9 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			_ = os.Remove(created[i])
 		}
 	}
-	if err := writeNew(cfgPath, defaults.StarterConfig()); err != nil {
+	// 0600: once edited, config.toml may hold [auth] jwt_secret and
+	// [admin] token, which mint tokens and run the admin API.
+	if err := writeNew(cfgPath, defaults.StarterConfig(), 0o600); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	created = append(created, cfgPath)
@@ -74,7 +76,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, name := range names {
 		src, err := fs.ReadFile(defaults.Scripts(), name)
 		if err == nil {
-			err = writeNew(filepath.Join(scriptsDir, name), src)
+			err = writeNew(filepath.Join(scriptsDir, name), src, 0o644)
 		}
 		if err != nil {
 			undo()
@@ -99,7 +101,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, name := range examples {
 		src, err := fs.ReadFile(defaults.Examples(), name)
 		if err == nil {
-			err = writeNew(filepath.Join(examplesDir, name), src)
+			err = writeNew(filepath.Join(examplesDir, name), src, 0o644)
 		}
 		if err != nil {
 			undo()
@@ -123,9 +125,10 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// writeNew creates path with data; it fails if path exists.
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// writeNew creates path with data and mode (less the umask); it fails if
+// path exists.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
 	}

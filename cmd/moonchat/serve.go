@@ -86,6 +86,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 		s.close()
 		return err
 	}
+	warnFileModes(cfg, log) // after open: the database exists now
 
 	// SIGHUP reloads the scripts. Registered before announcing readiness so
 	// that a supervisor's first SIGHUP cannot kill the process.
