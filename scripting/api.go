@@ -23,20 +23,30 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"broadcast": st.apiBroadcast,
 		"action":    st.apiAction,
 		"rename":    st.apiRename,
-		"kick":      st.apiKick,
+		"kick":      func(L *lua.LState) int { return st.apiKick(L, script) },
 		"users":     st.apiUsers,
 		"rooms":     st.apiRooms,
 		"history":   st.apiHistory,
-		"redact":    st.apiRedact,
+		"redact":    func(L *lua.LState) int { return st.apiRedact(L, script) },
 		"commands":  st.apiCommands,
 		"has_role":  apiHasRole,
 		"grant":     st.apiGrant,
 		"revoke":    st.apiRevoke,
 		"limits":    st.apiLimits,
+		"may":       st.apiMay,
 		"log":       func(L *lua.LState) int { return st.apiLog(L, script) },
 
 		"password_hash":  st.apiPasswordHash,
 		"password_check": st.apiPasswordCheck,
+
+		"ban":               func(L *lua.LState) int { return st.apiBan(L, script) },
+		"unban":             func(L *lua.LState) int { return st.apiUnban(L, script) },
+		"mute":              func(L *lua.LState) int { return st.apiMute(L, script) },
+		"unmute":            func(L *lua.LState) int { return st.apiUnmute(L, script) },
+		"restrictions":      st.apiRestrictions,
+		"room_settings":     st.apiRoomSettings,
+		"set_room_settings": func(L *lua.LState) int { return st.apiSetRoomSettings(L, script) },
+		"audit":             st.apiAudit,
 	}
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(fn))
@@ -61,6 +71,7 @@ var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
 	"rooms", "history", "redact", "commands", "log", "has_role", "grant", "revoke", "limits",
 	"password_hash", "password_check",
+	"may", "ban", "unban", "mute", "unmute", "restrictions", "room_settings", "set_room_settings", "audit",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
 
@@ -233,14 +244,22 @@ func (st *state) apiRename(L *lua.LState) int {
 	return 1
 }
 
-// chat.kick(user [, reason]) -> true | nil, err
-func (st *state) apiKick(L *lua.LState) int {
+// chat.kick(user [, reason [, by]]) -> true | nil, err. With by, the kick
+// is a moderator's: the audit log names them (auditedHost).
+func (st *state) apiKick(L *lua.LState, script string) int {
 	id := checkSession(L, 1, "chat.kick")
 	reason := ""
 	if L.Get(2) != lua.LNil {
 		reason = checkText(L, 2, "chat.kick", "reason", maxNoticeBytes)
 	}
-	if err := st.sh.hostOf().Kick(id, reason); err != nil {
+	h := st.sh.hostOf()
+	var err error
+	if ah, ok := h.(auditedHost); ok && L.Get(3) != lua.LNil {
+		err = ah.KickBy(id, reason, byOf(L, L.Get(3), "chat.kick", script))
+	} else {
+		err = h.Kick(id, reason)
+	}
+	if err != nil {
 		return failed(L, err)
 	}
 	return succeeded(L)
@@ -302,20 +321,32 @@ func (st *state) apiHistory(L *lua.LState) int {
 		if m.Action {
 			mt.RawSetString("action", lua.LTrue)
 		}
+		if m.Account != nil && m.Account.ID != "" {
+			// The sender's account: who sent it, whatever its name is now.
+			mt.RawSetString("account", lua.LString(m.Account.ID))
+		}
 		t.RawSetInt(i+1, mt)
 	}
 	L.Push(t)
 	return 1
 }
 
-// chat.redact(room, id) -> true | nil, err
-func (st *state) apiRedact(L *lua.LState) int {
+// chat.redact(room, id [, by]) -> true | nil, err. With by, the audit
+// log names who deleted it (auditedHost).
+func (st *state) apiRedact(L *lua.LState, script string) int {
 	room := L.CheckString(1)
 	id := L.CheckNumber(2)
 	if id < 1 || float64(id) != math.Trunc(float64(id)) {
 		L.RaiseError("chat.redact: bad message id %v", id)
 	}
-	if err := st.sh.hostOf().Redact(room, uint64(id)); err != nil {
+	h := st.sh.hostOf()
+	var err error
+	if ah, ok := h.(auditedHost); ok && L.Get(3) != lua.LNil {
+		err = ah.RedactBy(room, uint64(id), byOf(L, L.Get(3), "chat.redact", script))
+	} else {
+		err = h.Redact(room, uint64(id))
+	}
+	if err != nil {
 		return failed(L, err)
 	}
 	return succeeded(L)

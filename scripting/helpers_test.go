@@ -355,6 +355,21 @@ func (h *fakeHost) Audit(room string, since time.Time, n int) ([]chat.AuditEntry
 	return out, nil
 }
 
+// KickBy and RedactBy are core/chat's audited Kick and Redact
+// (auditedHost): recorded with " by " and who.
+func (h *fakeHost) KickBy(id uint64, reason, by string) error {
+	if !h.known(id) {
+		return errFakeNoUser
+	}
+	h.record(hostCall{Method: "KickBy", ID: id, Text: reason + " by " + by})
+	return nil
+}
+
+func (h *fakeHost) RedactBy(room string, id uint64, by string) error {
+	h.record(hostCall{Method: "RedactBy", Room: room, Text: "by " + by, N: int(id)})
+	return h.redactErr
+}
+
 // May decides with h.rules as core/chat does: the member's roles now,
 // and without rules nobody moderates.
 func (h *fakeHost) May(id uint64, room string, action chat.Action) (bool, error) {
