@@ -91,6 +91,12 @@ func TestBanRefusedAtHandshake(t *testing.T) {
 			t.Errorf("%s: the refusal leaks history: %q", tc.path, body)
 		}
 	}
+	// /api/session tells the page the same.
+	for _, q := range []string{"?room=lobby&as=u-eve", "?room=lobby&name=Mallory"} {
+		if status, body, _ := do(t, ts, "GET", "/api/session"+q, "", ""); status != 403 || !strings.HasPrefix(jsonErr(body), "you are banned from lobby: ") {
+			t.Errorf("/api/session%s: %d %s", q, status, body)
+		}
+	}
 	// Not banned: another room, another name, another address, an
 	// account whose name is the banned guest name (names never match
 	// accounts).
@@ -100,7 +106,7 @@ func TestBanRefusedAtHandshake(t *testing.T) {
 	inRoom(t, ts, "lobby", "bob")
 	ts.Dial(t, "/chat/lobby?as=mallory", "")
 	inRoom(t, ts, "lobby", "mallory")
-	if got := metricLine(t, ts, `moonchat_moderation_refused_total{reason="ban"}`); got != `moonchat_moderation_refused_total{reason="ban"} 7` {
+	if got := metricLine(t, ts, `moonchat_moderation_refused_total{reason="ban"}`); got != `moonchat_moderation_refused_total{reason="ban"} 9` {
 		t.Errorf("metric: %q", got)
 	}
 	if got := metricLine(t, ts, `moonchat_restrictions{kind="ban"}`); got != `moonchat_restrictions{kind="ban"} 4` {

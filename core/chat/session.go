@@ -60,6 +60,15 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusForbidden, reason)
 		return
 	}
+	// A ban (moderation.go): the 403 and reason the handshake would get.
+	sub := subject{account: id.account, addr: s.clientAddr(r).Addr().Unmap()}
+	if id.guest() {
+		sub.name = r.URL.Query().Get("name")
+	}
+	if reason := s.banRefusal(room, sub, r.RemoteAddr); reason != "" {
+		jsonError(w, http.StatusForbidden, reason)
+		return
+	}
 	roles := rolesOrGuest(id.roles)
 	a := sessionAnswer{
 		Room:  room,
