@@ -512,3 +512,38 @@ func TestAuditAPI(t *testing.T) {
 		t.Errorf("unreadable audit log: %d %s", status, body)
 	}
 }
+
+// A ban that matches the name a join script gives a guest refuses the
+// join (error "refused", close 1008 with the ban's text; the script gets
+// the leave that goes with its join), and a guest cannot rename to a
+// banned name.
+func TestBanAtJoinAndRename(t *testing.T) {
+	hooks := &chattest.Hooks{OnJoin: func(u chat.User) chat.JoinResult {
+		if u.Name == "x" {
+			return chat.JoinResult{Name: "Mallory"}
+		}
+		return chat.JoinResult{}
+	}}
+	ts := chattest.Start(t, chat.Config{}, hooks, chattest.NewHistory())
+	if err := ts.Chat.Restrict(chat.KindBan, "lobby", chat.Target{Name: "mallory"}, 0, "no", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.Dial(t, "/chat/lobby?name=x", chat.SubprotocolJSON)
+	if e := c.ExpectEvent("error"); e.Str("code") != "refused" || e.Str("text") != "you are banned from lobby: no" {
+		t.Errorf("got %v", e)
+	}
+	c.ExpectCloseReason(1008, "you are banned from lobby: no")
+	chattest.Eventually(t, "the leave hook", func() bool {
+		return slices.Contains(hooks.Events(), "leave lobby Mallory")
+	})
+
+	ts.Dial(t, "/chat/lobby?name=bob", "")
+	inRoom(t, ts, "lobby", "bob")
+	id := ts.Chat.Users("lobby")[0].SessionID
+	if _, err := ts.Chat.Rename(id, "MALLORY"); !errors.Is(err, chat.ErrBanned) {
+		t.Errorf("rename to a banned name: %v", err)
+	}
+	if got, err := ts.Chat.Rename(id, "robert"); err != nil || got != "robert" {
+		t.Errorf("rename: %q %v", got, err)
+	}
+}
