@@ -300,7 +300,8 @@ func TestModerationCommands(t *testing.T) {
 	for _, c := range r.host.take() {
 		lines = append(lines, c.Text)
 	}
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ban bob until ") || !strings.HasSuffix(lines[0], " by mia (u-mia): spam and more") ||
+	until := r.host.restrictions[0].Expires.UTC().Format("2006-01-02 15:04")
+	if len(lines) != 2 || lines[0] != "ban bob until "+until+" UTC by mia (u-mia): spam and more" ||
 		lines[1] != "mute 203.0.113.0/24 by mia (u-mia): flood" {
 		t.Errorf("/bans: %q", lines)
 	}

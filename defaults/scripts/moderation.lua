@@ -162,7 +162,7 @@ chat.command("bans", function(user)
   for _, r in ipairs(list) do
     chat.send(user, r.kind .. " " .. describe(r.target)
       .. (r.room == "" and " in every room" or "")
-      .. (r.expires and os.date(" until %Y-%m-%d %H:%M UTC", r.expires) or "")
+      .. (r.expires and os.date("! until %Y-%m-%d %H:%M UTC", r.expires) or "")
       .. " by " .. r.by .. (r.reason ~= "" and ": " .. r.reason or ""))
   end
 end, "(moderators) /bans: list the bans and mutes of this room")
