@@ -254,6 +254,13 @@ func (s *server) open(ctx context.Context) error {
 	if s.tls != nil && s.tls.certs != nil {
 		chatCfg.Collectors = append(chatCfg.Collectors, s.tls.certs.collectors()...)
 	}
+	connCap, err := newConnCap(&cfg.Server, log)
+	if err != nil {
+		return err
+	}
+	if connCap != nil {
+		chatCfg.Collectors = append(chatCfg.Collectors, connCap.refused)
+	}
 	srv, err := chat.New(chatCfg, hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
@@ -284,6 +291,9 @@ func (s *server) open(ctx context.Context) error {
 		IdleTimeout:    httpIdleTimeout,
 		MaxHeaderBytes: httpMaxHeaderBytes,
 		ErrorLog:       httpErrorLog(log, handshakeErrors),
+	}
+	if connCap != nil {
+		s.http.ConnState = connCap.connState
 	}
 
 	if cfg.Server.Pprof != "" {
