@@ -382,6 +382,10 @@ func (h *fakeHost) May(id uint64, room string, action chat.Action) (bool, error)
 	return h.rules.Allows(room, u.Roles, action), nil
 }
 
+// noMemoryLimit is Options.MaxMemory for tests of other limits: 1 TiB,
+// which no test allocates, so only the limit under test can stop a call.
+const noMemoryLimit = 1 << 40
+
 // take returns and forgets the calls recorded so far.
 func (h *fakeHost) take() []hostCall {
 	h.mu.Lock()
