@@ -51,10 +51,6 @@ type member struct {
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
 
-	// lastPost is when m's last chat message passed slow mode
-	// (moderation.go); room goroutine only.
-	lastPost time.Time
-
 	name atomic.Pointer[string]
 	// granted is the member's roles once Host.Grant or Host.Revoke changed
 	// them (nil until then: roles and acct hold). It is replaced whole,

@@ -409,26 +409,50 @@ func (s *Server) muteRefusal(m *member) string {
 	return "message not sent: " + restrictionText(r, m.roomName)
 }
 
+// slowKey is whom slow mode counts: an account, or a guest's connection.
+type slowKey struct {
+	account string
+	session uint64
+}
+
 // slowRefusal applies slow mode to a message of m at now (room
-// goroutine): the error text when it comes too soon after m's last one
-// (counted), else "" and the message counts as m's last.
-func (s *Server) slowRefusal(m *member, now time.Time) string {
+// goroutine): the error text when it comes too soon after the last one of
+// m's account (of m, for a guest) in the room (counted), else "" and the
+// message counts as the last one.
+func (r *room) slowRefusal(m *member, now time.Time) string {
+	s := r.srv
 	ix := s.mod.idx.Load()
 	if ix.slow == 0 {
 		return ""
 	}
-	slow := ix.settings[m.roomName].Slow
-	if slow <= 0 || s.isModerator(m.roomName, m.currentRoles()) {
+	slow := ix.settings[r.name].Slow
+	if slow <= 0 || s.isModerator(r.name, m.currentRoles()) {
 		return ""
 	}
-	if !m.lastPost.IsZero() {
-		if wait := m.lastPost.Add(slow).Sub(now); wait > 0 {
+	key := slowKey{account: m.account}
+	if m.account == "" {
+		key.session = m.id
+	}
+	if last, ok := r.slowLast[key]; ok {
+		if wait := last.Add(slow).Sub(now); wait > 0 {
 			s.metrics.mod.refusedSlow.Add(1)
-			return "message not sent: slow mode is on in " + m.roomName + " (one message per " + formatDuration(slow) +
+			return "message not sent: slow mode is on in " + r.name + " (one message per " + formatDuration(slow) +
 				"): wait " + formatDuration((wait + time.Second - 1).Truncate(time.Second))
 		}
 	}
-	m.lastPost = now
+	if r.slowLast == nil {
+		r.slowLast = make(map[slowKey]time.Time)
+	}
+	if len(r.slowLast) > 2*len(r.roster.members)+16 {
+		// Forget those whose interval is over: bounded by the posters
+		// of one interval, without a timer.
+		for k, t := range r.slowLast {
+			if !now.Before(t.Add(slow)) {
+				delete(r.slowLast, k)
+			}
+		}
+	}
+	r.slowLast[key] = now
 	return ""
 }
 

@@ -122,8 +122,8 @@ func inRoom(t *testing.T, ts *chattest.Server, room, name string) {
 
 // A ban kicks the members it matches at once: a notice with the reason,
 // then close 1008 with it; the others see them leave. A ban for every
-// room reaches an account in any room. A ban made while a member is
-// between its handshake and its join refuses the join.
+// room reaches an account in any room; one on an address prefix every
+// connection from it.
 func TestBanKicksMembers(t *testing.T) {
 	ts := modServer(t, chattest.NewHistory(), nil, nil)
 	alice := ts.Dial(t, "/chat/lobby?as=alice", chat.SubprotocolJSON)
@@ -157,6 +157,15 @@ func TestBanKicksMembers(t *testing.T) {
 	if rs := ts.Chat.Restrictions("dev"); len(rs) != 1 {
 		t.Errorf("restrictions in dev %+v", rs)
 	}
+
+	// By address: every connection from the prefix.
+	dan := ts.DialFrom(t, "127.0.0.5", "/chat/lobby?name=dan", "")
+	inRoom(t, ts, "lobby", "dan")
+	if err := ts.Chat.Restrict(chat.KindBan, "lobby", chat.Target{Addr: "127.0.0.4/30"}, 0, "", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	dan.ExpectCloseReason(1008, "you are banned from lobby")
+	chattest.Eventually(t, "dan gone", func() bool { return slices.Equal(ts.Names("lobby"), []string{"alice"}) })
 }
 
 // A mute refuses the member's messages on both wire formats (the plain
@@ -244,7 +253,7 @@ func TestMute(t *testing.T) {
 
 // Slow mode refuses a member's second message within the interval
 // ("slow_mode", how long to wait) until the interval has passed (a fake
-// clock); moderators (the room rules' moderate, or the role admin) are
+// clock), from any connection of its account; moderators (the room rules' moderate, or the role admin) are
 // exempt; it is announced to the room and to newcomers.
 func TestSlowMode(t *testing.T) {
 	rules, err := chat.NewRoomRules([]chat.RoomRule{{Pattern: "*", Read: []string{"*"}, Post: []string{"*"}, Moderate: []string{"mod"}, History: true}})
@@ -279,6 +288,13 @@ func TestSlowMode(t *testing.T) {
 	if e := nextOf(t, alice, "error"); e.Str("code") != "slow_mode" || !strings.HasSuffix(e.Str("text"), "wait 20s") {
 		t.Errorf("got %v", e)
 	}
+	// Another tab of the same account shares the interval.
+	tab := ts.Dial(t, "/chat/lobby?as=alice", chat.SubprotocolJSON)
+	tab.ExpectEvent("welcome")
+	tab.SendJSON(map[string]string{"type": "message", "text": "from the other tab"})
+	if e := nextOf(t, tab, "error"); e.Str("code") != "slow_mode" {
+		t.Errorf("other tab got %v", e)
+	}
 	for range 2 {
 		mod.SendJSON(map[string]string{"type": "message", "text": "mod speaks"})
 		root.Send("admin speaks")
@@ -300,7 +316,7 @@ func TestSlowMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.SkipUntil("* slow mode is off")
-	if got := metricLine(t, ts, `moonchat_moderation_refused_total{reason="slow"}`); got != `moonchat_moderation_refused_total{reason="slow"} 1` {
+	if got := metricLine(t, ts, `moonchat_moderation_refused_total{reason="slow"}`); got != `moonchat_moderation_refused_total{reason="slow"} 2` {
 		t.Errorf("metric: %q", got)
 	}
 }

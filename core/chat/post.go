@@ -137,7 +137,7 @@ func (r *room) moderated(m *member, o *op, pre bool) bool {
 		}
 	}
 	if !pre && ix.slow > 0 {
-		if why := s.slowRefusal(m, s.cfg.Clock.Now()); why != "" {
+		if why := r.slowRefusal(m, s.cfg.Clock.Now()); why != "" {
 			r.out.notice(m, m.appendError(nil, codeSlowMode, why))
 			return true
 		}

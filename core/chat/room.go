@@ -109,8 +109,12 @@ type room struct {
 	fan      fanout
 
 	// Owned by the goroutine.
-	release []*member // one entry per finished message/history op
-	evict   []*member // slow consumers found by the last writes
+	// slowLast is when each poster's last message passed slow mode
+	// (moderation.go): by account (all its connections and tabs share
+	// one interval), by connection for a guest.
+	slowLast map[slowKey]time.Time
+	release  []*member // one entry per finished message/history op
+	evict    []*member // slow consumers found by the last writes
 }
 
 func newRoom(s *Server, name string, prev *room) *room {
