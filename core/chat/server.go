@@ -128,6 +128,7 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	s.engine, err = ws.NewServer(handler{s}, s.cfg.WS)
 	if err != nil {
 		s.cancel()
+		s.stopModeration()
 		return nil, fmt.Errorf("chat: websocket engine: %w", err)
 	}
 	s.sweepers = cfg.fanoutWorkers
