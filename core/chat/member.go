@@ -29,6 +29,9 @@ type member struct {
 	// it (Server.clientAddr; invalid when a proxy named none): what
 	// address bans match (moderation.go).
 	client netip.Addr
+	// nkeys caches the nameKeys of m's name for name restrictions
+	// (moderation.go).
+	nkeys atomic.Pointer[nameKeyCache]
 	// from the request
 	roomName  string
 	requested string

@@ -121,14 +121,15 @@ type moderation struct {
 
 // modIndex is the read side of moderation: immutable once stored.
 type modIndex struct {
-	n        int                       // restrictions (expired ones until swept)
-	accounts map[string][]*Restriction // Target.Account →
-	names    map[string][]*Restriction // nameKeys(Target.Name) →
-	addrs    []addrRestriction         // Target.Addr
-	settings map[string]RoomSettings   // room → settings (non-zero only)
-	slow     int                       // rooms in slow mode
-	kinds    map[RestrictionKind]int   // for the gauge
-	list     []*Restriction            // every restriction, oldest first
+	n        int                           // restrictions (expired ones until swept)
+	accounts map[string][]*Restriction     // Target.Account →
+	names    map[string][]*Restriction     // nameKeys(Target.Name) →
+	addrOne  map[netip.Addr][]*Restriction // Target.Addr of one address
+	addrs    []addrRestriction             // Target.Addr of a wider prefix
+	settings map[string]RoomSettings       // room → settings (non-zero only)
+	slow     int                           // rooms in slow mode
+	kinds    map[RestrictionKind]int       // for the gauge
+	list     []*Restriction                // every restriction, oldest first
 }
 
 // addrRestriction is a restriction on an address prefix.
@@ -143,7 +144,27 @@ type addrRestriction struct {
 type subject struct {
 	account string
 	name    string
+	keys    []string // nameKeys(name) when known (nil: computed by find)
 	addr    netip.Addr
+}
+
+// nameKeyCache is a member's name with its nameKeys: a guest's messages
+// are checked against name restrictions without computing the keys
+// (microseconds: a confusables skeleton and PRECIS) every time.
+type nameKeyCache struct {
+	name string
+	keys []string
+}
+
+// nameKeysOf returns nameKeys(name), from m's cache when name is the one
+// it last computed.
+func (m *member) nameKeysOf(name string) []string {
+	if c := m.nkeys.Load(); c != nil && c.name == name {
+		return c.keys
+	}
+	k := nameKeys(name)
+	m.nkeys.Store(&nameKeyCache{name, k})
+	return k
 }
 
 // modMetrics are the moderation series (registered by initModeration).
@@ -246,6 +267,7 @@ func (md *moderation) rebuild() {
 		n:        len(md.all),
 		accounts: make(map[string][]*Restriction),
 		names:    make(map[string][]*Restriction),
+		addrOne:  make(map[netip.Addr][]*Restriction),
 		settings: make(map[string]RoomSettings, len(md.settings)),
 		kinds:    make(map[RestrictionKind]int),
 	}
@@ -262,7 +284,11 @@ func (md *moderation) rebuild() {
 				ix.names[k] = append(ix.names[k], rp)
 			}
 		case t.Addr != "":
-			if p, err := parseTarget(t.Addr); err == nil {
+			switch p, err := parseTarget(t.Addr); {
+			case err != nil:
+			case p.IsSingleIP():
+				ix.addrOne[p.Addr()] = append(ix.addrOne[p.Addr()], rp)
+			default:
 				ix.addrs = append(ix.addrs, addrRestriction{p, rp})
 			}
 		}
@@ -305,11 +331,16 @@ func (ix *modIndex) find(kind RestrictionKind, room string, sub subject, now tim
 	if sub.account != "" {
 		consider(ix.accounts[sub.account])
 	} else if sub.name != "" && len(ix.names) > 0 {
-		for _, k := range nameKeys(sub.name) {
+		keys := sub.keys
+		if keys == nil {
+			keys = nameKeys(sub.name)
+		}
+		for _, k := range keys {
 			consider(ix.names[k])
 		}
 	}
 	if a := sub.addr.Unmap(); a.IsValid() {
+		consider(ix.addrOne[a])
 		for _, ar := range ix.addrs {
 			if ar.p.Contains(a) {
 				consider([]*Restriction{ar.r})
@@ -346,7 +377,11 @@ func (s *Server) restricted(kind RestrictionKind, m *member, name string) *Restr
 	if ix.n == 0 {
 		return nil
 	}
-	return ix.find(kind, m.roomName, m.subject(name), s.cfg.Clock.Now())
+	sub := m.subject(name)
+	if sub.name != "" && len(ix.names) > 0 {
+		sub.keys = m.nameKeysOf(name)
+	}
+	return ix.find(kind, m.roomName, sub, s.cfg.Clock.Now())
 }
 
 // isModerator reports whether roles moderate room: the room rules'
@@ -634,7 +669,7 @@ func auditReason(reason string, d time.Duration) string {
 
 // kickBanned closes the connections r matches with 1008 and the reason.
 func (s *Server) kickBanned(r *Restriction) {
-	ix := &modIndex{n: 1, accounts: map[string][]*Restriction{}, names: map[string][]*Restriction{}}
+	ix := &modIndex{n: 1, accounts: map[string][]*Restriction{}, names: map[string][]*Restriction{}, addrOne: map[netip.Addr][]*Restriction{}}
 	switch t := r.Target; {
 	case t.Account != "":
 		ix.accounts[t.Account] = []*Restriction{r}

@@ -130,7 +130,9 @@ func (r *room) moderated(m *member, o *op, pre bool) bool {
 	if ix.n == 0 && ix.slow == 0 {
 		return false
 	}
-	if ix.n > 0 && (!pre || o.action || !isCommand(o.text)) {
+	// A mute is checked once: before the hooks, or after them for a
+	// command (which a script may turn into a message).
+	if ix.n > 0 && pre != (isCommand(o.text) && !o.action) {
 		if why := s.muteRefusal(m); why != "" {
 			r.out.notice(m, m.appendError(nil, codeMuted, why))
 			return true
