@@ -6,6 +6,7 @@
 //	moonchat init [-dir DIR]          write a starter config.toml and scripts/ to edit
 //	moonchat check [-config FILE]     validate the config file and the Lua scripts
 //	moonchat history [flags]          print or delete stored chat history
+//	moonchat audit [flags]            print the moderation audit log
 //	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
 //	moonchat bench                    moved: the load generator is cmd/moonchat-bench
 //	moonchat version                  print the version and build information
@@ -52,6 +53,7 @@ func commands() []command {
 		{"init", "[-dir DIR]", "write a starter config.toml and scripts/ to edit", runInit, false},
 		{"check", "[-config FILE]", "validate the config file and the Lua scripts", runCheck, false},
 		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
+		{"audit", "[flags]", "print the moderation audit log", runAudit, false},
 		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
 		{"bench", "", "moved: go run ./cmd/moonchat-bench (the load generator)", runBench, false},
 		{"version", "", "print the version and build information", runVersion, false},
