@@ -51,6 +51,9 @@ type member struct {
 	lease addrlimit.Lease
 
 	flood floodState // flood control (flood.go)
+	// typingAt is when m's last typing event was relayed (typing.go);
+	// owned by OnMessage like flood.
+	typingAt time.Time
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
 

@@ -33,6 +33,7 @@ const (
 	opExpired                    // m's credentials expired: close it with 4001 (expiry.go)
 	opAdminPost                  // the admin API posts a message (admin.go)
 	opSettings                   // Host.SetRoomSettings: tell the room (moderation.go)
+	opTyping                     // m is typing: tell the room's other JSON members (typing.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -290,6 +291,8 @@ func (r *room) control(o *op) {
 		r.adminPost(o.admin)
 	case opSettings:
 		r.settingsChanged(o.settings)
+	case opTyping:
+		r.relayTyping(o.m)
 	}
 }
 

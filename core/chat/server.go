@@ -485,6 +485,10 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 			s.refreshToken(m, *ev.Token) // expiry.go
 			return
 		}
+		if ev.Type == "typing" {
+			s.typing(m) // typing.go
+			return
+		}
 		if ev.Type == "history" || ev.Type == "presence" {
 			o := op{kind: opHistory, m: m, limit: ev.Limit}
 			switch {

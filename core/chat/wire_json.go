@@ -295,8 +295,8 @@ var fieldKinds = map[string]string{
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
-// text), "history" (with at most one of before and after), "presence" and
-// "token" (with a token) are valid. Errors name what is wrong in terms of the protocol (the field
+// text), "history" (with at most one of before and after), "presence",
+// "typing" and "token" (with a token) are valid. Errors name what is wrong in terms of the protocol (the field
 // and what it should be), not the decoder's internals.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
@@ -326,7 +326,7 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 		if ev.Before != nil && ev.After != nil {
 			return ev, frameError(`give "before" or "after", not both`)
 		}
-	case "presence":
+	case "presence", "typing":
 	case "token":
 		if ev.Token == nil || *ev.Token == "" {
 			return ev, frameError(`a "token" event needs a "token" string`)
@@ -334,7 +334,7 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 	case "":
 		return ev, frameError(`no "type" field`)
 	default:
-		return ev, frameError(`unknown type %q (want "message", "history", "presence" or "token")`, ev.Type)
+		return ev, frameError(`unknown type %q (want "message", "history", "presence", "typing" or "token")`, ev.Type)
 	}
 	return ev, nil
 }
