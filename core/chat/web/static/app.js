@@ -35,6 +35,16 @@
   // Roles every member has one of: not worth a badge.
   const PLAIN_ROLES = new Set(['user', 'guest']);
   const ROLE_BADGES_MAX = 3; // badges shown per name (all of them in its tooltip)
+  // Roles whose badges stand out (and come first): "admin" moderates every
+  // room; "moderator"/"mod" are the names room rules give their moderate
+  // lists by convention (the page cannot see the rules).
+  const MOD_ROLES = new Set(['admin', 'moderator', 'mod']);
+  // Typing indicators: sent at most this often while the user types (the
+  // server relays at most one per 2 s and drops the rest; the margin keeps
+  // network jitter from making one arrive early), shown this long after
+  // the last.
+  const TYPING_SEND_MS = 2100;
+  const TYPING_SHOW_MS = 4000;
   // The server's [chat] default_room, which it writes into a <meta> when it
   // serves the page (the content security policy forbids inline script).
   // "lobby" only when the page was not served by moonchat.
@@ -49,6 +59,10 @@
     status: $('status'),
     announce: $('announce'),
     roomTitle: $('room-title'),
+    topic: $('topic'),
+    topicText: $('topic-text'),
+    typing: $('typing'),
+    composerNote: $('composer-note'),
     me: $('me'),
     meName: $('me-name'),
     meMarks: $('me-marks'),
@@ -127,6 +141,16 @@
     sentToken: '',     // a renewed token sent over the socket, not yet confirmed
     renewTimer: 0,
     loginAvailable: false, // GET /api/login said a login script is loaded
+    // Moderation as this member meets it: mutedUntil is when the mute the
+    // server reported ends (ms; Infinity: no expiry; 0: not muted),
+    // slowUntil when slow mode lets the next message through (ms).
+    mutedUntil: 0,
+    mutedText: '',
+    slowUntil: 0,
+    noteTimer: 0,
+    typingSent: 0,     // when this page last sent {"type":"typing"} (ms)
+    typingTimer: 0,    // a send held back by TYPING_SEND_MS
+    typers: new Map(), // name -> timer that hides "NAME is typing…"
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -223,9 +247,11 @@
       span.append(v);
     }
     const roles = account.roles.filter((r) => !PLAIN_ROLES.has(r));
-    for (const r of roles.slice(0, ROLE_BADGES_MAX)) {
+    // Moderator badges first: they must not be cut off by ROLE_BADGES_MAX.
+    const shown = [...roles.filter((r) => MOD_ROLES.has(r)), ...roles.filter((r) => !MOD_ROLES.has(r))];
+    for (const r of shown.slice(0, ROLE_BADGES_MAX)) {
       const b = document.createElement('span');
-      b.className = 'role';
+      b.className = MOD_ROLES.has(r) ? `role mod ${r === 'admin' ? 'admin' : 'moderator'}` : 'role';
       b.dataset.role = r;
       b.textContent = r;
       b.title = `roles: ${roles.join(', ')}`;
@@ -618,8 +644,7 @@
     el.status.dataset.state = state;
     el.status.textContent = text;
     el.app.dataset.conn = state;
-    const usable = state === 'online';
-    el.send.disabled = !usable;
+    updateComposer();
     updateOlder();
   }
 
@@ -857,8 +882,8 @@
     switch (ev.type) {
       case 'welcome': onWelcome(ev); break;
       case 'history': onHistory(ev); break;
-      case 'message': appendMessages([ev]); break;
-      case 'system': notice('system', String(ev.text ?? ''), ev.ts); break;
+      case 'message': typingDone(String(ev.user ?? '')); appendMessages([ev]); break;
+      case 'system': onSystem(ev); break;
       case 'presence': onPresence(ev); break;
       case 'rename': onRename(ev); break;
       case 'redact': onRedact(ev); break;
@@ -866,6 +891,8 @@
       case 'error': onError(ev); break;
       case 'token': onTokenAccepted(ev); break;
       case 'roles': onRoles(ev); break;
+      case 'topic': setTopic(ev); break;
+      case 'typing': onTyping(ev); break;
       default: break; // newer server, older page: ignore what we do not know
     }
   }
@@ -882,6 +909,10 @@
     S.nameNote = S.myName && S.myName !== S.wantName && S.myName !== had
       ? nameNote(S.wantName, S.myName) : '';
     el.joinError.textContent = '';
+    // A topic event follows the welcome when the room has one: what was
+    // shown may have been cleared while this page was away.
+    setTopic(null);
+    clearTypers();
     setStatus('online', 'online');
     updateMe();
     updateTitle();
@@ -990,6 +1021,8 @@
     const li = noticeEl('error', text);
     if (ev.code) li.dataset.code = String(ev.code);
     appendItems([li], true);
+    if (ev.code === 'muted') onMuted(text);
+    if (ev.code === 'slow_mode') onSlowMode(text);
     if (ev.code === 'token_refused') {
       // The socket keeps the token it had (and closes with 4001 when that
       // expires; onClosed then reconnects with the newer one).
@@ -1004,6 +1037,144 @@
       // The next resume page will not come: show what is there.
       endCatchUp();
     }
+  }
+
+  // ---- moderation and presence niceties ------------------------------------
+
+  // setTopic shows the room's topic (a topic event; null clears it) in
+  // the top bar, who set it and when in its tooltip.
+  function setTopic(ev) {
+    const topic = ev ? String(ev.topic ?? '') : '';
+    el.topic.hidden = topic === '';
+    el.topicText.textContent = topic;
+    const since = ev && ev.since ? parseTime(ev.since) : null;
+    el.topic.title = topic && ev.by
+      ? `topic set by ${ev.by}${since ? ` on ${since.toLocaleString()}` : ''}` : '';
+  }
+
+  function onSystem(ev) {
+    const text = String(ev.text ?? '');
+    notice('system', text, ev.ts);
+    // The default moderation script says "NAME is no longer muted (BY)";
+    // an account's mute names it "NICK (account ID) is no longer muted".
+    if (S.mutedUntil && S.myName &&
+        (text.startsWith(`${S.myName} is no longer muted (`) ||
+         (text.startsWith(`${S.myName} (account `) && text.includes(') is no longer muted ')))) {
+      S.mutedUntil = 0;
+      updateComposer();
+    }
+  }
+
+  // onMuted keeps sending off until the mute's expiry (from the server's
+  // text: "… until 2026-01-01 10:00:00 UTC…"; none: until an unmute notice).
+  function onMuted(text) {
+    const m = /\buntil (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) UTC\b/.exec(text);
+    const until = m ? Date.parse(`${m[1]}T${m[2]}Z`) : NaN;
+    S.mutedUntil = Number.isFinite(until) ? until : Infinity;
+    // "you are muted in lobby until 6:50:05 PM: spam": the expiry in the
+    // reader's local time.
+    S.mutedText = text.replace(/^message not sent: /, '')
+      .replace(m ? m[0] : /$^/, Number.isFinite(until) ? `until ${new Date(until).toLocaleTimeString()}` : '');
+    updateComposer();
+  }
+
+  // onSlowMode holds sending for the wait the server named ("wait 12s",
+  // "wait 1m30s").
+  function onSlowMode(text) {
+    const m = /\bwait ((?:\d+h)?(?:\d+m)?(?:\d+s)?)\s*$/.exec(text);
+    let ms = 0;
+    if (m) {
+      for (const [, n, u] of m[1].matchAll(/(\d+)([hms])/g)) {
+        ms += Number(n) * { h: 3600000, m: 60000, s: 1000 }[u];
+      }
+    }
+    S.slowUntil = Date.now() + (ms || 1000);
+    updateComposer();
+  }
+
+  // blockedFor returns why sending a message is held now ('' when not).
+  function blockedFor(now) {
+    if (S.mutedUntil && now >= S.mutedUntil) S.mutedUntil = 0;
+    if (S.slowUntil && now >= S.slowUntil) S.slowUntil = 0;
+    if (S.mutedUntil) {
+      const what = S.mutedText || 'you are muted';
+      return `${what[0].toUpperCase()}${what.slice(1)}. Commands such as /help still work.`;
+    }
+    if (S.slowUntil) {
+      return `Slow mode: you can send again in ${Math.ceil((S.slowUntil - now) / 1000)}s.`;
+    }
+    return '';
+  }
+
+  // updateComposer enables sending when online and neither muted nor
+  // held by slow mode, and shows why not; it ticks every second while a
+  // wait runs out.
+  function updateComposer() {
+    clearTimeout(S.noteTimer);
+    S.noteTimer = 0;
+    const why = blockedFor(Date.now());
+    el.app.dataset.muted = S.mutedUntil ? 'true' : 'false';
+    el.composerNote.hidden = why === '';
+    el.composerNote.textContent = why;
+    el.composerNote.dataset.kind = S.mutedUntil ? 'muted' : (S.slowUntil ? 'slow' : '');
+    el.send.disabled = el.status.dataset.state !== 'online' || why !== '';
+    if (why && (S.slowUntil || S.mutedUntil !== Infinity)) {
+      S.noteTimer = setTimeout(updateComposer, 1000);
+    }
+  }
+
+  // onTyping shows "NAME is typing…" until TYPING_SHOW_MS after its last
+  // typing event, or until NAME's message arrives.
+  function onTyping(ev) {
+    const name = String(ev.name ?? '');
+    if (!name || name === S.myName) return;
+    clearTimeout(S.typers.get(name));
+    S.typers.set(name, setTimeout(() => typingDone(name), TYPING_SHOW_MS));
+    renderTypers();
+  }
+
+  function typingDone(name) {
+    if (!S.typers.has(name)) return;
+    clearTimeout(S.typers.get(name));
+    S.typers.delete(name);
+    renderTypers();
+  }
+
+  function clearTypers() {
+    for (const t of S.typers.values()) clearTimeout(t);
+    S.typers.clear();
+    renderTypers();
+  }
+
+  function renderTypers() {
+    const names = [...S.typers.keys()];
+    el.typing.hidden = names.length === 0;
+    el.typing.textContent = names.length === 0 ? ''
+      : names.length === 1 ? `${names[0]} is typing…`
+        : names.length <= 3 ? `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing…`
+          : 'Several people are typing…';
+  }
+
+  // typed tells the room this user is typing, at most every
+  // TYPING_SEND_MS (not for commands, nor while muted). Keystrokes within
+  // the interval are answered by one send at its end, if the box still
+  // holds something: typing that goes on is shown without a gap.
+  function typed() {
+    const text = el.text.value;
+    const now = Date.now();
+    blockedFor(now); // forgets a mute that has run out
+    if (!text.trim() || text.startsWith('/') || S.mutedUntil) return;
+    const wait = S.typingSent + TYPING_SEND_MS - now;
+    if (wait > 0) {
+      if (!S.typingTimer) {
+        S.typingTimer = setTimeout(() => {
+          S.typingTimer = 0;
+          typed();
+        }, wait);
+      }
+      return;
+    }
+    if (sendJSON({ type: 'typing' })) S.typingSent = now;
   }
 
   // ---- history paging --------------------------------------------------------
@@ -1047,7 +1218,12 @@
       S.lastId = 0;
       S.oldestId = 0;
       S.moreOlder = false;
+      setTopic(null);
+      S.mutedUntil = 0;
+      S.slowUntil = 0;
+      updateComposer();
     }
+    clearTypers();
     S.room = room;
     S.wantName = name;
     S.joined = true;
@@ -1408,13 +1584,31 @@
     e.preventDefault();
     const text = el.text.value;
     if (!text.trim()) return;
+    // A command still reaches the scripts when muted or in slow mode (the
+    // server only refuses what would be posted).
+    if (blockedFor(Date.now()) && !text.startsWith('/')) {
+      updateComposer();
+      return;
+    }
     if (sendJSON({ type: 'message', text })) {
       el.text.value = '';
+      clearTimeout(S.typingTimer); // nothing is being typed any more
+      S.typingTimer = 0;
     } else {
       notice('local', 'Not connected: your message was not sent (it is still in the box).');
     }
   });
 
+  el.text.addEventListener('input', typed);
+  // With Send disabled (muted, slow mode) Enter does not submit the form
+  // by itself; a /command may still go.
+  el.text.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.isComposing && el.send.disabled && S.online &&
+        el.text.value.startsWith('/')) {
+      e.preventDefault();
+      el.composer.requestSubmit();
+    }
+  });
   el.leave.addEventListener('click', leave);
   el.older.addEventListener('click', requestOlder);
   el.scroller.addEventListener('scroll', () => {
