@@ -28,6 +28,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"rooms":     st.apiRooms,
 		"history":   st.apiHistory,
 		"redact":    func(L *lua.LState) int { return st.apiRedact(L, script) },
+		"delete":    st.apiDelete,
 		"commands":  st.apiCommands,
 		"has_role":  apiHasRole,
 		"grant":     st.apiGrant,
@@ -69,7 +70,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 // test (docs/lua.md must describe each of them).
 var apiFuncs = []string{
 	"on", "command", "every", "send", "broadcast", "action", "rename", "kick", "users",
-	"rooms", "history", "redact", "commands", "log", "has_role", "grant", "revoke", "limits",
+	"rooms", "history", "redact", "delete", "commands", "log", "has_role", "grant", "revoke", "limits",
 	"password_hash", "password_check",
 	"may", "ban", "unban", "mute", "unmute", "restrictions", "room_settings", "set_room_settings", "audit",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
@@ -347,6 +348,25 @@ func (st *state) apiRedact(L *lua.LState, script string) int {
 		err = h.Redact(room, uint64(id))
 	}
 	if err != nil {
+		return failed(L, err)
+	}
+	return succeeded(L)
+}
+
+// chat.delete(user, id) -> true | nil, err: user deletes message id of
+// their room (Host.DeleteMessage): any message when they moderate it,
+// else their own within [chat] delete_own_window.
+func (st *state) apiDelete(L *lua.LState) int {
+	sid := checkSession(L, 1, "chat.delete")
+	id := L.CheckNumber(2)
+	if id < 1 || float64(id) != math.Trunc(float64(id)) {
+		L.RaiseError("chat.delete: bad message id %v", id)
+	}
+	room := ""
+	if t, ok := L.Get(1).(*lua.LTable); ok {
+		room = lua.LVAsString(t.RawGetString("room"))
+	}
+	if err := st.sh.hostOf().DeleteMessage(sid, room, uint64(id)); err != nil {
 		return failed(L, err)
 	}
 	return succeeded(L)
@@ -634,6 +654,9 @@ func (noopHost) HistoryFor(uint64, string, int) ([]chat.Message, error) {
 	return nil, nil
 }
 func (noopHost) Redact(string, uint64) error { return nil }
+func (noopHost) DeleteMessage(uint64, string, uint64) error {
+	return nil
+}
 func (noopHost) Grant(uint64, string) error  { return nil }
 func (noopHost) Revoke(uint64, string) error { return nil }
 func (noopHost) Limits(uint64) (chat.Limits, error) {

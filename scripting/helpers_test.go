@@ -42,6 +42,7 @@ type fakeHost struct {
 	histErr error
 	// Errors Redact and Broadcast return when set.
 	redactErr    error
+	deleteErr    error // what DeleteMessage returns
 	broadcastErr error
 	// limits are the members' flood limits SetLimits stored (Limits
 	// reports defaultLimits for the others).
@@ -178,6 +179,12 @@ func (h *fakeHost) History(room string, n int) ([]chat.Message, error) {
 func (h *fakeHost) HistoryFor(sessionID uint64, room string, n int) ([]chat.Message, error) {
 	h.record(hostCall{Method: "HistoryFor", ID: sessionID, Room: room, N: n})
 	return h.History(room, n)
+}
+
+// DeleteMessage records the call and returns deleteErr (when set).
+func (h *fakeHost) DeleteMessage(sessionID uint64, room string, id uint64) error {
+	h.record(hostCall{Method: "DeleteMessage", ID: sessionID, Room: room, N: int(id)})
+	return h.deleteErr
 }
 
 func (h *fakeHost) Redact(room string, id uint64) error {

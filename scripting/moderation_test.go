@@ -2,14 +2,12 @@ package scripting
 
 import (
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
-	"github.com/moonchat/moonchat/defaults"
 )
 
 // Members of the moderation tests, besides alice, bob (guests in lobby)
@@ -325,58 +323,39 @@ func TestModerationEveryRoomBan(t *testing.T) {
 	}
 }
 
+// TestDeleteCommand: /delete ID asks the server (chat.delete →
+// Host.DeleteMessage) for the caller's session and room, which decides
+// who may delete what ([chat] delete_own_window, moderators: core/chat
+// TestDeleteOwnMessage); its refusals reach the caller.
 func TestDeleteCommand(t *testing.T) {
 	r := modRig(t, defaultRig(t))
-	now := time.Now()
-	r.host.history = []chat.Message{
-		{ID: 10, Room: "lobby", User: "dana", Text: "mine", Time: now.Add(-time.Minute), Account: &chat.Account{ID: "u-dana"}},
-		{ID: 11, Room: "lobby", User: "dana", Text: "old", Time: now.Add(-20 * time.Minute), Account: &chat.Account{ID: "u-dana"}},
-		{ID: 12, Room: "lobby", User: "alice", Text: "a guest's", Time: now.Add(-time.Minute)},
-		{ID: 13, Room: "lobby", User: "dana", Text: "a guest called dana", Time: now.Add(-time.Minute)},
-	}
 	for _, s := range []struct {
 		u    chat.User
 		text string
+		err  error
 		want string
 		call string
 	}{
-		{dana, "/delete 10", "", `RedactBy(0,"lobby","by dana (u-dana)",10)`},
-		{dana, "/delete 11", "message 11 is older than 15m: only moderators may delete it now", ""},
-		{dana, "/delete 12", "message 12 is not yours: only moderators may delete it", ""},
-		{dana, "/delete 13", "message 13 is not yours: only moderators may delete it", ""},
-		{alice, "/delete 12", "", `RedactBy(0,"lobby","by alice",12)`},
-		{alice, "/delete 99", "no message 99 among the last messages of lobby", ""},
-		{alice, "/delete x", "usage: /delete ID", ""},
-		{mia, "/delete 11", "", `RedactBy(0,"lobby","by mia (u-mia)",11)`},
-		{root, "/delete 99999", "", `RedactBy(0,"lobby","by root (u-root)",99999)`},
+		{dana, "/delete 10", nil, "", fmt.Sprintf(`DeleteMessage(%d,"lobby","",10)`, dana.SessionID)},
+		{dana, "/delete #11", chat.ErrTooLate, "cannot delete message 11: " + chat.ErrTooLate.Error(), fmt.Sprintf(`DeleteMessage(%d,"lobby","",11)`, dana.SessionID)},
+		{alice, "/delete 12", chat.ErrNotYours, "cannot delete message 12: " + chat.ErrNotYours.Error(), fmt.Sprintf(`DeleteMessage(%d,"lobby","",12)`, alice.SessionID)},
+		{alice, "/delete x", nil, "usage: /delete ID", ""},
+		{alice, "/delete 0", nil, "usage: /delete ID", ""},
 	} {
+		r.host.deleteErr = s.err
 		got := r.say(s.u, s.text)
 		if got.Err != nil || got.Reason != s.want {
 			t.Errorf("%s %s: %+v, want %q", s.u.Name, s.text, got, s.want)
 		}
-		var redacts []string
+		var calls []string
 		for _, c := range r.host.take() {
-			if c.Method == "RedactBy" || c.Method == "Redact" {
-				redacts = append(redacts, c.String())
+			if c.Method == "DeleteMessage" || c.Method == "RedactBy" || c.Method == "Redact" {
+				calls = append(calls, c.String())
 			}
 		}
-		if want := []string{s.call}; s.call == "" && len(redacts) != 0 || s.call != "" && !reflect.DeepEqual(redacts, want) {
-			t.Errorf("%s %s: %v, want %v", s.u.Name, s.text, redacts, s.call)
+		if want := []string{s.call}; s.call == "" && len(calls) != 0 || s.call != "" && !reflect.DeepEqual(calls, want) {
+			t.Errorf("%s %s: %v, want %v", s.u.Name, s.text, calls, s.call)
 		}
-	}
-}
-
-func TestDeleteOwnWindowOption(t *testing.T) {
-	r := newRigOpts(t, Options{FS: defaults.Scripts(), ScriptOptions: ScriptOptions{"delete": {"delete_own_window": "2h"}}})
-	r.host.users = append(r.host.users, dana)
-	r.host.history = []chat.Message{{ID: 11, Room: "lobby", User: "dana", Time: time.Now().Add(-20 * time.Minute), Account: &chat.Account{ID: "u-dana"}}}
-	if got := r.say(dana, "/delete 11"); got.Reason != "" {
-		t.Errorf("within 2h: %+v", got)
-	}
-	_, err := New(t.Context(), Options{FS: defaults.Scripts(), HookTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler),
-		ScriptOptions: ScriptOptions{"delete": {"delete_own_window": "soon"}}})
-	if err == nil || !strings.Contains(err.Error(), "delete_own_window must be") {
-		t.Errorf("bad window: %v", err)
 	}
 }
 

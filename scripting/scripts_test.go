@@ -56,7 +56,7 @@ func TestDefaultScripts(t *testing.T) {
 		// Not a moderator (no room rules): the moderators' commands are
 		// not listed (TestHelpHidesModeratorCommands).
 		{"/help", carol, "/help", chat.MessageResult{Drop: true}, []hostCall{
-			{Method: "Send", ID: 3, Text: "/delete ID: delete your message (within 15m; moderators: any)"},
+			{Method: "Send", ID: 3, Text: "/delete ID: delete your message (moderators: any)"},
 			{Method: "Send", ID: 3, Text: "/help: list the commands"},
 			{Method: "Send", ID: 3, Text: "/me ACTION: tell the room what you are doing"},
 			{Method: "Send", ID: 3, Text: "/nick NAME: change your name"},

@@ -89,6 +89,7 @@ type ChatConfig struct {
 	FloodBurstAccount    int      `toml:"flood_burst_account"`
 	FloodStrikes         int      `toml:"flood_strikes"`
 	FloodStrikeWindow    Duration `toml:"flood_strike_window"`
+	DeleteOwnWindow      Duration `toml:"delete_own_window"` // chat.Config.DeleteOwnWindow; 0 = never
 	MaxTextBytes         int      `toml:"max_text_bytes"`
 	AnnounceBatchMembers int      `toml:"announce_batch_members"`
 	AnnounceInterval     Duration `toml:"announce_interval"`

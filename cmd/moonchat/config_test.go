@@ -60,6 +60,7 @@ func documentedDefaults() *Config {
 			FloodBurstAccount:    20,
 			FloodStrikes:         50,
 			FloodStrikeWindow:    Duration(10 * time.Second),
+			DeleteOwnWindow:      Duration(15 * time.Minute),
 			MaxTextBytes:         4096,
 			AnnounceBatchMembers: 100,
 			AnnounceInterval:     Duration(time.Second),
@@ -316,6 +317,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`[chat] flood_rate_account: must be 0 (off) or a positive number, got NaN`}},
 		{"flood strikes without window", "[chat]\nflood_strike_window = \"0s\"\n",
 			[]string{`[chat] flood_strike_window: must be positive`}},
+		{"negative delete_own_window", "[chat]\ndelete_own_window = \"-1s\"\n",
+			[]string{`[chat] delete_own_window: must not be negative`}},
+		{"delete.lua's old option", "[scripts.delete]\ndelete_own_window = \"2h\"\n",
+			[]string{`[scripts.delete] delete_own_window: moved to [chat] delete_own_window`}},
 		{"negative flood strikes", "[chat]\nflood_strikes = -1\n",
 			[]string{`[chat] flood_strikes: must be at least 0, got -1`}},
 		{"text over message", "[chat]\nmax_text_bytes = 70000\n",
@@ -425,7 +430,7 @@ func TestChatConfigOnePath(t *testing.T) {
 		if c.FloodRate != ch.FloodRate || c.FloodBurst != ch.FloodBurst || c.Replay != ch.Replay ||
 			c.FloodRateAddr != ch.FloodRateAddr || c.FloodBurstAddr != ch.FloodBurstAddr ||
 			c.FloodRateAccount != ch.FloodRateAccount || c.FloodBurstAccount != ch.FloodBurstAccount ||
-			c.FloodStrikes != ch.FloodStrikes || c.FloodStrikeWindow != ch.FloodStrikeWindow.D() ||
+			c.FloodStrikes != ch.FloodStrikes || c.FloodStrikeWindow != ch.FloodStrikeWindow.D() || c.DeleteOwnWindow != ch.DeleteOwnWindow.D() ||
 			c.APILimit != ch.APILimit || c.AnnounceBatchMembers != ch.AnnounceBatchMembers ||
 			c.AnnounceInterval != ch.AnnounceInterval.D() || c.DefaultRoom != ch.DefaultRoom ||
 			c.MaxNameLength != ch.MaxNameLength || c.MaxRooms != ch.MaxRooms || c.MaxTextBytes != ch.MaxTextBytes ||

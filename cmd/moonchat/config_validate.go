@@ -126,6 +126,12 @@ func validateConfig(cfg *Config, file string) error {
 	between("[chat] max_text_bytes", c.MaxTextBytes, 1, s.MaxMessageBytes)
 	atLeast("[chat] announce_batch_members", c.AnnounceBatchMembers, 1)
 	nonNegative("[chat] announce_interval", c.AnnounceInterval)
+	nonNegative("[chat] delete_own_window", c.DeleteOwnWindow)
+	if _, ok := cfg.Scripts["delete"]["delete_own_window"]; ok {
+		// delete.lua's option became a config key (issue 14): say so
+		// rather than ignore the user's window.
+		fail("[scripts.delete] delete_own_window", "moved to [chat] delete_own_window")
+	}
 	between("[chat] api_limit", c.APILimit, 1, maxAPILimit)
 	between("[chat] replay", c.Replay, 0, max(c.APILimit, 0))
 

@@ -478,6 +478,7 @@ func chatConfig(cfg *Config, log *slog.Logger) chat.Config {
 		FloodBurstAccount:    cfg.Chat.FloodBurstAccount,
 		FloodStrikes:         cfg.Chat.FloodStrikes,
 		FloodStrikeWindow:    cfg.Chat.FloodStrikeWindow.D(),
+		DeleteOwnWindow:      cfg.Chat.DeleteOwnWindow.D(),
 		DeliverOnHookFailure: cfg.Scripting.OnFailure == "deliver",
 		RoomRules:            roomRules(cfg),
 		GuestPrefix:          cfg.Auth.GuestPrefix,

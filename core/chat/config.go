@@ -78,6 +78,11 @@ type Config struct {
 	// FloodStrikeWindow is the period FloodStrikes counts over; positive
 	// when FloodStrikes is set.
 	FloodStrikeWindow time.Duration
+	// DeleteOwnWindow is [chat] delete_own_window: how long after sending
+	// a message a member may delete it (Server.DeleteMessage; moderators
+	// may delete any message at any time); 0 = members may not delete
+	// their own messages.
+	DeleteOwnWindow time.Duration
 	// MaxTextBytes bounds a chat message's text; longer ones are refused
 	// with a too_long error. At least 1.
 	MaxTextBytes int

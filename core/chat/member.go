@@ -56,6 +56,9 @@ type member struct {
 	typingAt time.Time
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
+	// own is a guest's messages sent on this connection, which it may
+	// delete within Config.DeleteOwnWindow (delete.go).
+	own ownRecord
 
 	name atomic.Pointer[string]
 	// granted is the member's roles once Host.Grant or Host.Revoke changed

@@ -170,6 +170,7 @@ func (m *member) nameKeysOf(name string) []string {
 // modMetrics are the moderation series (registered by initModeration).
 type modMetrics struct {
 	refusedBan, refusedMute, refusedSlow counter
+	refusedDelete                        counter // DeleteMessage refused a member (delete.go)
 	auditErrors                          counter
 	storeErrors                          counter
 }
@@ -204,7 +205,7 @@ func (s *Server) initModeration(h History) error {
 	reg := s.metrics.reg
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_moderation_refused_total",
-		Help: "Actions refused by moderation, by reason (ban: handshakes and joins; mute: messages and renames; slow: messages within slow mode).",
+		Help: "Actions refused by moderation, by reason (ban: handshakes and joins; mute: messages and renames; slow: messages within slow mode; delete: a member's deletion of a message not theirs or too old).",
 	}, []string{"reason"})
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "moonchat_restrictions",
@@ -227,6 +228,7 @@ func (s *Server) initModeration(h History) error {
 	mm.refusedBan = counter{refused.WithLabelValues("ban")}
 	mm.refusedMute = counter{refused.WithLabelValues("mute")}
 	mm.refusedSlow = counter{refused.WithLabelValues("slow")}
+	mm.refusedDelete = counter{refused.WithLabelValues("delete")}
 	mm.auditErrors, mm.storeErrors = counter{auditErrs}, counter{storeErrs}
 	md.mu.Lock()
 	s.armModTimerLocked()

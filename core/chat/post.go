@@ -70,6 +70,7 @@ func (r *room) post(ops []op) {
 			msgs = msgs[:0]
 		}
 	}
+	r.noteOwn(msgs, senders) // delete.go
 	for _, msg := range msgs {
 		r.outMessage(msg)
 	}

@@ -302,6 +302,11 @@ type Host interface {
 	// Redact deletes a stored message for good and tells the room's live
 	// members so that pages can hide it.
 	Redact(room string, id uint64) error
+	// DeleteMessage deletes message id of room on behalf of the member of
+	// session sessionID: any message when they moderate the room, else
+	// only their own within [chat] delete_own_window (ErrNotYours,
+	// ErrTooLate otherwise). The room is told, the audit log names them.
+	DeleteMessage(sessionID uint64, room string, id uint64) error
 	// Grant gives a member role for the rest of its session (not its
 	// account: a new connection starts with its credentials' roles), and
 	// Revoke takes it away. Room rules see the change at the member's next

@@ -489,6 +489,10 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 			s.typing(m) // typing.go
 			return
 		}
+		if ev.Type == "delete" {
+			s.deleteRequest(m, *ev.ID) // delete.go
+			return
+		}
 		if ev.Type == "history" || ev.Type == "presence" {
 			o := op{kind: opHistory, m: m, limit: ev.Limit}
 			switch {

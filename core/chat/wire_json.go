@@ -272,6 +272,8 @@ type clientEvent struct {
 	Limit  int     `json:"limit"`
 	// Token is the new credentials of a "token" event (expiry.go).
 	Token *string `json:"token"`
+	// ID is the message a "delete" event deletes (delete.go).
+	ID *uint64 `json:"id"`
 }
 
 // badFrame is the start of every answer to a malformed moonchat.v1
@@ -292,11 +294,12 @@ var fieldKinds = map[string]string{
 	"after":  "a message id (a whole number, 0 or more)",
 	"limit":  "a whole number",
 	"token":  "a string",
+	"id":     "a message id (a whole number, 1 or more)",
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
 // text), "history" (with at most one of before and after), "presence",
-// "typing" and "token" (with a token) are valid. Errors name what is wrong in terms of the protocol (the field
+// "typing", "token" (with a token) and "delete" (with an id) are valid. Errors name what is wrong in terms of the protocol (the field
 // and what it should be), not the decoder's internals.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
@@ -331,10 +334,14 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 		if ev.Token == nil || *ev.Token == "" {
 			return ev, frameError(`a "token" event needs a "token" string`)
 		}
+	case "delete":
+		if ev.ID == nil || *ev.ID == 0 {
+			return ev, frameError(`a "delete" event needs an "id": the message's id, 1 or more`)
+		}
 	case "":
 		return ev, frameError(`no "type" field`)
 	default:
-		return ev, frameError(`unknown type %q (want "message", "history", "presence", "typing" or "token")`, ev.Type)
+		return ev, frameError(`unknown type %q (want "message", "history", "presence", "typing", "token" or "delete")`, ev.Type)
 	}
 	return ev, nil
 }
