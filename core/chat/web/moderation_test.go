@@ -16,7 +16,8 @@ import (
 )
 
 // modHooks are the Go doubles of the default moderation.lua and delete.lua
-// for the page tests: "/topic TEXT", "/delete ID" and "/mute NICK" by a
+// for the page tests: "/topic TEXT", "/delete ID", "/mute NICK", "/unmute
+// NICK" and "/slow DURATION" by a
 // member with the role "moderator" act through chat.Host as those scripts
 // do (SetRoomSettings, RedactBy, Restrict); other commands are dropped.
 type modHooks struct {
@@ -51,6 +52,16 @@ func (h *modHooks) Message(_ context.Context, u chat.User, m *chat.Message) chat
 		}
 	case "/mute":
 		err = host.Restrict(chat.KindMute, u.Room, chat.Target{Name: arg}, 10*time.Minute, "calm down", u.Name)
+	case "/unmute":
+		if _, err = host.Lift(chat.KindMute, u.Room, chat.Target{Name: arg}, u.Name); err == nil {
+			// moderation.lua's words, which the page listens for.
+			err = host.Broadcast(u.Room, arg+" is no longer muted ("+u.Name+")")
+		}
+	case "/slow":
+		rs := host.RoomSettings(u.Room)
+		if rs.Slow, err = time.ParseDuration(arg); err == nil {
+			err = host.SetRoomSettings(u.Room, rs, u.Name)
+		}
 	}
 	if err != nil {
 		return chat.MessageResult{Drop: true, Reason: err.Error()}
@@ -65,7 +76,8 @@ func (h *modHooks) Message(_ context.Context, u chat.User, m *chat.Message) chat
 // newcomer's topic event); a message the moderator deletes disappears
 // from the other page; the guest's typing shows on the moderator's page
 // and goes away without a new one; once muted, the guest's page says so
-// with the expiry and holds its Send button.
+// with the expiry and holds its Send button until the unmute notice; slow
+// mode's wait is shown and counted down.
 func TestModerationShown(t *testing.T) {
 	browser := newBrowser(t)
 	hist := chattest.NewHistory()
@@ -150,6 +162,23 @@ func TestModerationShown(t *testing.T) {
 		t.Errorf("the refused text %q is still in the box after the server refused it", v)
 	}
 	screenshot(t, gus, "muted.png")
+	say(t, mia, "mia", "/unmute gus")
+	waitFor(t, gus, "sending back after the unmute notice",
+		`document.getElementById('composer-note').hidden && !document.getElementById('send').disabled`)
+
+	// Slow mode: the second message within the interval is refused; the
+	// page says how long to wait and holds Send until then.
+	say(t, mia, "mia", "/slow 8s")
+	chattest.Eventually(t, "slow mode on", func() bool { return srv.srv.RoomSettings("mods").Slow == 8*time.Second })
+	say(t, gus, "gus", "first")
+	waitShows(t, gus, "gus", "gus", "first")
+	say(t, gus, "gus", "second")
+	waitFor(t, gus, "the slow-mode wait in the input area",
+		`(() => { const n = document.getElementById('composer-note');
+			return !n.hidden && n.dataset.kind === 'slow' && /^Slow mode: you can send again in [1-8]s\.$/.test(n.textContent) &&
+				document.getElementById('send').disabled; })()`)
+	waitFor(t, gus, "sending back after the wait",
+		`document.getElementById('composer-note').hidden && !document.getElementById('send').disabled`)
 	noPageErrors(t, "mia", mia)
 	noPageErrors(t, "gus", gus)
 }
