@@ -1,6 +1,7 @@
 -- moderation.lua: commands for a room's moderators. The chat server does
 -- the work (bans and mutes are stored, with their expiry, and enforced on
--- every path; every action goes into the audit log, GET /api/audit);
+-- every path; every action goes into the audit log: moonchat audit,
+-- GET /api/audit);
 -- this script decides who may use them and how they read:
 --
 --   /kick NICK [reason]              put someone out (they may come back)
