@@ -23,6 +23,8 @@ type VerifyStats struct {
 	// entries read.
 	Rooms, Records, Names             int
 	Restrictions, RoomSettings, Audit int
+	// Ignores counts the ignore lists read (ignores.go).
+	Ignores int
 	// Corrupt counts the message records that failed verification
 	// (reported as *CorruptRecord).
 	Corrupt int
@@ -147,6 +149,7 @@ func verifyModeration(ctx context.Context, tx *bolt.Tx, st *VerifyStats, problem
 		{bucketRestrictions, &st.Restrictions, func(k, v []byte) error { _, err := decodeRestriction(k, v); return err }},
 		{bucketSettings, &st.RoomSettings, func(k, v []byte) error { _, err := decodeSettings(k, v); return err }},
 		{bucketAudit, &st.Audit, func(k, v []byte) error { _, err := decodeAudit(k, v); return err }},
+		{bucketIgnores, &st.Ignores, func(k, v []byte) error { _, err := decodeIgnores(k, v); return err }},
 	}
 	for _, c := range checks {
 		b := tx.Bucket(c.bucket)

@@ -58,6 +58,7 @@ var (
 	_ chat.RoomLister      = (*DB)(nil) // GET /api/rooms
 	_ chat.NameOwners      = (*DB)(nil) // account names across restarts (names.go)
 	_ chat.ModerationStore = (*DB)(nil) // bans, mutes, room settings, audit log (moderation.go)
+	_ chat.IgnoreStore     = (*DB)(nil) // accounts' ignore lists (ignores.go)
 	_ prometheus.Collector = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
 )
 
@@ -297,6 +298,9 @@ func (db *DB) init() error {
 			}
 			return nil
 		})
+	}
+	if err == nil {
+		err = db.ensureIgnores()
 	}
 	if err != nil {
 		return db.openError(err)

@@ -118,7 +118,7 @@
 //
 // # File layout (format 4)
 //
-// The bbolt file holds eight top-level buckets:
+// The bbolt file holds nine top-level buckets:
 //
 //	"meta"                      "format" → uint32 big-endian, the layout version (4)
 //	"rooms"/<room>              one nested bucket per room:
@@ -133,6 +133,11 @@
 //	"audit"                     time + sequence → audit entry (the three:
 //	                            chat.ModerationStore; layouts and invariants
 //	                            at bucketRestrictions, moderation.go)
+//	"ignores"                   account id → its ignore list (chat.IgnoreStore;
+//	                            layout and invariants at bucketIgnores,
+//	                            ignores.go). Only added, so no new format:
+//	                            Open adds it to any file it opens for
+//	                            writing; a file without it has no lists.
 //
 // Format 2 is format 1 whose rooms may also hold version 2 records; format
 // 3 is format 2 whose rooms may also hold version 3 records, plus the

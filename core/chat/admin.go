@@ -329,7 +329,7 @@ func (r *room) adminPost(a *adminMsg) {
 			return
 		}
 	}
-	r.outMessage(a.msg)
+	r.outMessageFrom(a.msg, 0)
 	a.done <- nil
 }
 

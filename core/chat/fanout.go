@@ -72,6 +72,9 @@ type pass struct {
 	sweepers    atomic.Int32
 	evictMu     sync.Mutex
 	evict       []*member // slow consumers found while writing it
+	// alt are ignoring members' own encodings of this batch (ignore.go);
+	// empty unless someone in the room hides a sender of it.
+	alt []altFrame
 }
 
 // sweepCmd is one entry of a sweeper's inbox: a pass to write (p), or a
@@ -191,15 +194,23 @@ func (sw *sweeper) step() {
 		if sw.cursor < len(sw.plain) {
 			m = sw.plain[sw.cursor]
 			for _, a := range sw.active {
-				if a.p.plain != nil {
-					batch = append(batch, a.p.plain)
+				f := a.p.plain
+				if len(a.p.alt) > 0 && f != nil {
+					f = altFor(a.p.alt, m, f)
+				}
+				if f != nil {
+					batch = append(batch, f)
 				}
 			}
 		} else {
 			m = sw.json[sw.cursor-len(sw.plain)]
 			for _, a := range sw.active {
-				if a.p.json != nil {
-					batch = append(batch, a.p.json)
+				f := a.p.json
+				if len(a.p.alt) > 0 && f != nil {
+					f = altFor(a.p.alt, m, f)
+				}
+				if f != nil {
+					batch = append(batch, f)
 				}
 			}
 		}
@@ -284,7 +295,7 @@ func (r *room) bigRoom() bool {
 
 // submit hands an outbox's encodings to the sweepers and returns without
 // waiting for the writes.
-func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
+func (r *room) submit(plain, json *ws.Prepared, start time.Time, alts []altFrame) {
 	for r.fan.inflight >= maxPassesInFlight {
 		r.finishPass(<-r.fan.passDone)
 	}
@@ -298,6 +309,7 @@ func (r *room) submit(plain, json *ws.Prepared, start time.Time) {
 		p = new(pass)
 	}
 	p.plain, p.json, p.start = plain, json, start
+	p.alt = alts
 	p.arrived = append(p.arrived[:0], r.out.arrived...)
 	p.sweepers.Store(int32(len(r.fan.sweepers)))
 	r.fan.inflight++
@@ -339,7 +351,7 @@ func (r *room) finishPass(p *pass) {
 	clear(p.evict)
 	p.evict = p.evict[:0]
 	p.arrived = p.arrived[:0]
-	p.plain, p.json = nil, nil
+	p.plain, p.json, p.alt = nil, nil, nil
 	r.fan.freePasses = append(r.fan.freePasses, p)
 }
 

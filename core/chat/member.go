@@ -59,6 +59,8 @@ type member struct {
 	// own is a guest's messages sent on this connection, which it may
 	// delete within Config.DeleteOwnWindow (delete.go).
 	own ownRecord
+	// ign is m's ignore list (nil: none), replaced whole (ignore.go).
+	ign atomic.Pointer[ignoreSet]
 
 	name atomic.Pointer[string]
 	// granted is the member's roles once Host.Grant or Host.Revoke changed

@@ -106,6 +106,8 @@ func (r *room) join(m *member) {
 	ro.members = append(ro.members, m)
 	m.joined.Store(true)
 	ro.mu.Unlock()
+	s.loadIgnores(m) // before the replay, which it filters
+	r.ignoresChanged(m)
 	s.startExpiry(m) // before the welcome: a refresh may follow it
 	held := r.holdAnnouncements()
 	r.presenceJoined(name)
@@ -217,6 +219,7 @@ func (r *room) remove(m *member) {
 	ro.members = removeMember(ro.members, m)
 	m.joined.Store(false)
 	ro.mu.Unlock()
+	r.ignoresChanged(m)
 	if m.format == formatJSON {
 		ro.json = removeMember(ro.json, m)
 	} else {
@@ -366,6 +369,7 @@ func (r *room) replay(m *member) [][]byte {
 		s.log.Error("chat: reading history for a newcomer failed", "room", r.name, "err", err)
 		return [][]byte{m.appendError(nil, codeNoHistory, "history is unavailable right now")}
 	}
+	page.msgs = s.filterIgnored(m, page.msgs)
 	var frames [][]byte
 	if json {
 		if !page.complete {

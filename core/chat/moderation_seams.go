@@ -95,3 +95,39 @@ type ModerationStore interface {
 	// since, oldest first (the n newest of them).
 	Audit(room string, since time.Time, n int) ([]AuditEntry, error)
 }
+
+// IgnoreTarget is whom an ignore list names: an account (every session of
+// it) or a guest by session (for the life of that session). Name is only
+// informative (Host.Ignored fills it).
+type IgnoreTarget struct {
+	Account string
+	Session uint64
+	Name    string
+}
+
+// Ignorer is the part of Host that keeps members' ignore lists (issue 14;
+// *Server implements it): an ignoring member does not get the ignored
+// user's chat messages, live or in replay and history pages. Presence and
+// notices are not filtered.
+type Ignorer interface {
+	// Ignore adds target to sessionID's list (an account's list is shared
+	// by its connections and stored; a guest's lasts for its session).
+	Ignore(sessionID uint64, target IgnoreTarget) error
+	// Unignore removes target; false when it was not on the list.
+	Unignore(sessionID uint64, target IgnoreTarget) (bool, error)
+	// Ignored returns sessionID's list.
+	Ignored(sessionID uint64) ([]IgnoreTarget, error)
+}
+
+// IgnoreStore is an optional interface of a History: one that implements
+// it keeps accounts' ignore lists (the ignored account ids) durably
+// (package store). The chat server loads them once, in New, and writes a
+// list through on every change; SetIgnoreList returns once it is on disk
+// (an empty list deletes it). Implementations must be safe for concurrent
+// use.
+type IgnoreStore interface {
+	// IgnoreLists returns every stored list, by account id.
+	IgnoreLists() (map[string][]string, error)
+	// SetIgnoreList replaces account's list.
+	SetIgnoreList(account string, ignored []string) error
+}

@@ -32,6 +32,11 @@ type outbox struct {
 	arrived  []time.Time
 	notices  []directFrame
 	lines    [][]byte // scratch of prepare
+	// from is the sender of each chat message, kept only while ignorers
+	// is not empty; ignorers are the members whose ignore list is not
+	// empty (ignore.go).
+	from     []msgFrom
+	ignorers []*member
 }
 
 // span is one encoded frame inside outbox.arena.
@@ -139,12 +144,29 @@ func (o *outbox) resetBroadcast() {
 	o.plain = o.plain[:0]
 	o.json = o.json[:0]
 	o.chatMsgs = 0
+	clear(o.from)
+	o.from = o.from[:0]
 }
 
-// outMessage puts a stored chat message in the outbox, for each wire
-// format that has members.
-func (r *room) outMessage(msg *Message) {
-	r.out.addMessage(msg, len(r.roster.plain) > 0, len(r.roster.json) > 0)
+// outMessageFrom puts a stored chat message sent by session (0: not a
+// member's) in the outbox, for each wire format that has members.
+func (r *room) outMessageFrom(msg *Message, session uint64) {
+	o := &r.out
+	toPlain, toJSON := len(r.roster.plain) > 0, len(r.roster.json) > 0
+	if len(o.ignorers) > 0 {
+		f := msgFrom{session: session, plain: -1, json: -1}
+		if msg.Account != nil {
+			f.account = msg.Account.ID
+		}
+		if toPlain {
+			f.plain = len(o.plain)
+		}
+		if toJSON {
+			f.json = len(o.json)
+		}
+		o.from = append(o.from, f)
+	}
+	o.addMessage(msg, toPlain, toJSON)
 }
 
 // outSystem puts a system notice in the outbox, for each wire format that
@@ -191,6 +213,10 @@ func (r *room) writeOutbox() {
 	}
 	plain := o.prepare(len(plainMembers), o.plain)
 	json := o.prepare(len(jsonMembers), o.json)
+	var alts []altFrame
+	if len(o.from) > 0 { // only while someone in the room ignores someone
+		alts = r.ignoreAlts()
+	}
 	if plain != nil || json != nil {
 		s.metrics.messagesOut.Add(uint64(o.chatMsgs * (len(plainMembers) + len(jsonMembers))))
 		if plain != nil {
@@ -201,10 +227,10 @@ func (r *room) writeOutbox() {
 		}
 		start := time.Now()
 		if r.bigRoom() {
-			r.submit(plain, json, start)
+			r.submit(plain, json, start, alts)
 		} else {
-			r.writeAll(plainMembers, plain)
-			r.writeAll(jsonMembers, json)
+			r.writeAll(plainMembers, plain, alts)
+			r.writeAll(jsonMembers, json, alts)
 			end := time.Now()
 			s.metrics.broadcastTime.observe(end.Sub(start).Seconds())
 			for _, t := range o.arrived {
@@ -223,14 +249,21 @@ func (r *room) writeOutbox() {
 	o.notices = o.notices[:0]
 }
 
-// writeAll writes p (if any) to members from the room goroutine; the slow
-// consumers it finds are left in r.evict for flush.
-func (r *room) writeAll(members []*member, p *ws.Prepared) {
+// writeAll writes p (if any) to members from the room goroutine, or an
+// ignoring member's own encoding among alts; the slow consumers it finds
+// are left in r.evict for flush.
+func (r *room) writeAll(members []*member, p *ws.Prepared, alts []altFrame) {
 	if p == nil {
 		return
 	}
 	for _, m := range members {
-		if m.slowConsumer(m.conn.WritePrepared(p)) {
+		mp := p
+		if len(alts) > 0 {
+			if mp = altFor(alts, m, p); mp == nil {
+				continue
+			}
+		}
+		if m.slowConsumer(m.conn.WritePrepared(mp)) {
 			r.evict = append(r.evict, m)
 		}
 	}

@@ -108,6 +108,7 @@ func (r *room) answerHistory(m *member, q pageRequest) {
 		m.write(appendJSONError(nil, codeNoHistory, "history is unavailable right now"))
 		return
 	}
+	page.msgs = s.filterIgnored(m, page.msgs)
 	if !q.hasAfter {
 		m.write(appendJSONHistory(nil, r.name, "before", page.msgs, true, page.more))
 		return

@@ -71,8 +71,8 @@ func (r *room) post(ops []op) {
 		}
 	}
 	r.noteOwn(msgs, senders) // delete.go
-	for _, msg := range msgs {
-		r.outMessage(msg)
+	for i, msg := range msgs {
+		r.outMessageFrom(msg, senders[i].id)
 	}
 	clear(msgs)
 	r.posting.msgs = msgs[:0]

@@ -33,6 +33,7 @@ const (
 	opExpired                    // m's credentials expired: close it with 4001 (expiry.go)
 	opAdminPost                  // the admin API posts a message (admin.go)
 	opSettings                   // Host.SetRoomSettings: tell the room (moderation.go)
+	opIgnores                    // m's ignore list changed (ignore.go)
 	opTyping                     // m is typing: tell the room's other JSON members (typing.go)
 )
 
@@ -241,7 +242,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores:
 	default:
 		r.waitForPasses()
 	}
@@ -291,6 +292,8 @@ func (r *room) control(o *op) {
 		r.adminPost(o.admin)
 	case opSettings:
 		r.settingsChanged(o.settings)
+	case opIgnores:
+		r.ignoresChanged(o.m)
 	case opTyping:
 		r.relayTyping(o.m)
 	}

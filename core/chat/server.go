@@ -73,6 +73,8 @@ type Server struct {
 	// mod is the moderation state: bans, mutes, room settings, the audit
 	// log (moderation.go).
 	mod moderation
+	// ign is the accounts' ignore lists (ignore.go).
+	ign ignoreState
 }
 
 var _ Host = (*Server)(nil)
@@ -112,6 +114,10 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		return nil, err
 	}
 	if err := s.initModeration(history); err != nil {
+		return nil, err
+	}
+	if err := s.initIgnores(history); err != nil {
+		s.stopModeration()
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

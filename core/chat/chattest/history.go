@@ -37,6 +37,11 @@ type History struct {
 	// chat.ModerationStore (moderation.go) and its fault injection
 	// (FailModeration, FailAudit).
 	mod moderationStore
+
+	// chat.IgnoreStore (ignore.go): account → ignored account ids, and
+	// the error SetIgnoreList returns (FailIgnores).
+	ignores   map[string][]string
+	ignoreErr error
 }
 
 // afterGate holds the After call for one id until release is closed; hit
