@@ -34,6 +34,14 @@ func (trivialHooks) Rename(ctx context.Context, u chat.User, old string) error {
 func BenchmarkBroadcast100(b *testing.B)  { benchmarkBroadcast(b, 100, broadcastPad, false) }
 func BenchmarkBroadcast1000(b *testing.B) { benchmarkBroadcast(b, 1000, broadcastPad, false) }
 
+// BenchmarkBroadcast1000Ignoring is BenchmarkBroadcast1000 where 10
+// members ignore a member who does not send (issue 14): the room has
+// ignorers, so every batch is checked against their lists, but nobody
+// hides the sender; compare with BenchmarkBroadcast1000.
+func BenchmarkBroadcast1000Ignoring(b *testing.B) {
+	benchmarkBroadcastIgnoring(b, 1000, broadcastPad, false, 10)
+}
+
 // BenchmarkBroadcast100Chat and BenchmarkBroadcast100Deflate (issue 13)
 // send the same chat-like text, ~150 bytes (above the default compression
 // threshold), to 100 members without and with permessage-deflate (every
@@ -74,6 +82,12 @@ func (c countingConn) Read(p []byte) (int, error) {
 // sending to receiving; with a full window the latency is mostly the time
 // the window takes to drain (window x members / deliveries per second).
 func benchmarkBroadcast(b *testing.B, members int, pad string, deflate bool) {
+	benchmarkBroadcastIgnoring(b, members, pad, deflate, 0)
+}
+
+// benchmarkBroadcastIgnoring is benchmarkBroadcast where the members
+// m1..mN (N = ignorers) ignore the last member, who never sends.
+func benchmarkBroadcastIgnoring(b *testing.B, members int, pad string, deflate bool, ignorers int) {
 	// Announce coalescing as config.toml ships it: a big room's joins are
 	// announced together, as in production.
 	cfg := chat.Config{MaxConnections: members + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second, Logger: slog.New(slog.DiscardHandler)}
@@ -103,6 +117,18 @@ func benchmarkBroadcast(b *testing.B, members int, pad string, deflate bool) {
 	}
 	// Wait until everyone is in (join notices drained below by prefix).
 	chattest.Eventually(b, "members joined", func() bool { return len(ts.Chat.Users("bench")) == members })
+	if ignorers > 0 {
+		ids := make(map[string]uint64)
+		for _, u := range ts.Chat.Users("bench") {
+			ids[u.Name] = u.SessionID
+		}
+		target := ids[fmt.Sprintf("m%d", members-1)]
+		for i := 1; i <= ignorers; i++ {
+			if err := ts.Chat.Ignore(ids[fmt.Sprintf("m%d", i)], chat.IgnoreTarget{Session: target}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 
 	var wg sync.WaitGroup
 	want := b.N
