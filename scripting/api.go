@@ -48,6 +48,9 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"room_settings":     st.apiRoomSettings,
 		"set_room_settings": func(L *lua.LState) int { return st.apiSetRoomSettings(L, script) },
 		"audit":             st.apiAudit,
+		"ignore":            st.apiIgnore,
+		"unignore":          st.apiUnignore,
+		"ignored":           st.apiIgnored,
 	}
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(fn))
@@ -73,6 +76,7 @@ var apiFuncs = []string{
 	"rooms", "history", "redact", "delete", "commands", "log", "has_role", "grant", "revoke", "limits",
 	"password_hash", "password_check",
 	"may", "ban", "unban", "mute", "unmute", "restrictions", "room_settings", "set_room_settings", "audit",
+	"ignore", "unignore", "ignored",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
 

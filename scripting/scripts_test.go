@@ -58,11 +58,13 @@ func TestDefaultScripts(t *testing.T) {
 		{"/help", carol, "/help", chat.MessageResult{Drop: true}, []hostCall{
 			{Method: "Send", ID: 3, Text: "/delete ID: delete your message (moderators: any)"},
 			{Method: "Send", ID: 3, Text: "/help: list the commands"},
+			{Method: "Send", ID: 3, Text: "/ignore [NICK]: hide NICK's messages from you (alone: list)"},
 			{Method: "Send", ID: 3, Text: "/me ACTION: tell the room what you are doing"},
 			{Method: "Send", ID: 3, Text: "/nick NAME: change your name"},
 			{Method: "Send", ID: 3, Text: "/quit [message]: leave the chat"},
 			{Method: "Send", ID: 3, Text: "/slow [SECONDS|off]: show or (moderators) set slow mode"},
 			{Method: "Send", ID: 3, Text: "/topic [TEXT|-]: show or (moderators) set or clear the topic"},
+			{Method: "Send", ID: 3, Text: "/unignore NICK: show NICK's messages again"},
 			{Method: "Send", ID: 3, Text: "/who: list the people in this room"},
 		}},
 		{"unknown command", alice, "/dance", chat.MessageResult{Drop: true, Reason: "unknown command /dance — try /help", Code: "unknown_command"}, nil},
@@ -107,7 +109,7 @@ func TestDefaultCommandsList(t *testing.T) {
 	for _, c := range defaultRig(t).e.Commands() {
 		names = append(names, c.Name)
 	}
-	if want := []string{"ban", "bans", "delete", "help", "kick", "me", "mute", "nick", "quit", "slow", "topic", "unban", "unmute", "who"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"ban", "bans", "delete", "help", "ignore", "kick", "me", "mute", "nick", "quit", "slow", "topic", "unban", "unignore", "unmute", "who"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("commands %v, want %v", names, want)
 	}
 }

@@ -82,7 +82,7 @@ func TestInit(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	scriptsDir := filepath.Join(dir, "scripts")
-	if !strings.Contains(stdout, "wrote "+cfgPath) || !strings.Contains(stdout, "wrote "+scriptsDir+"/: 9 scripts") {
+	if !strings.Contains(stdout, "wrote "+cfgPath) || !strings.Contains(stdout, "wrote "+scriptsDir+"/: 10 scripts") {
 		t.Errorf("init output:\n%s", stdout)
 	}
 
@@ -112,7 +112,7 @@ func TestInit(t *testing.T) {
 		t.Errorf("scripts/ holds %v, want copies of the built-in %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 	// The examples (accounts.lua) are copied one level down, where they
-	// do not run (check below still counts 9 scripts).
+	// do not run (check below still counts 10 scripts).
 	examples := map[string][]byte{}
 	names, err := fs.Glob(defaults.Examples(), "*.lua")
 	if err != nil {
@@ -135,7 +135,7 @@ func TestInit(t *testing.T) {
 
 	code, stdout, stderr = runCmd(t, "check", "-config", cfgPath)
 	if code != 0 || stdout != "config: "+cfgPath+"\nscripts: directory "+scriptsDir+
-		" (9: delete.lua, help.lua, me.lua, moderation.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n" {
+		" (10: delete.lua, help.lua, ignore.lua, me.lua, moderation.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n" {
 		t.Errorf("check after init: code %d stdout %q stderr %q", code, stdout, stderr)
 	}
 }
