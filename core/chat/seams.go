@@ -37,6 +37,12 @@ type Message struct {
 	// it (package store does, with each message): a replayed message
 	// then has it too. (A pointer keeps Message comparable.)
 	Account *Account
+	// To is the recipient's name of a direct message (Room is then its
+	// ConversationKey, or a key of the process's own for a conversation
+	// with a guest); "" for a room message. Hooks see it as msg.to. It
+	// is not stored: a stored message's recipient is the conversation's
+	// other account.
+	To string
 }
 
 // Account is an authenticated member's account: its stable id and roles
