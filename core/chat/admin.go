@@ -54,10 +54,11 @@ const (
 	adminBadRequest                      // a bad room, id, body or name (400)
 	adminNotFound                        // no such message or member (404)
 	adminFailed                          // the server could not do it (5xx)
+	adminForbidden                       // a post "as" a banned or muted name (403)
 	numAdminResults
 )
 
-var adminResultNames = [numAdminResults]string{"ok", "unauthorized", "bad_request", "not_found", "failed"}
+var adminResultNames = [numAdminResults]string{"ok", "unauthorized", "bad_request", "not_found", "failed", "forbidden"}
 
 // adminRealm is the WWW-Authenticate challenge of a refused admin request
 // (RFC 6750 section 3).
@@ -239,7 +240,8 @@ type adminPostAnswer struct {
 // {"text":T,"as":NAME}: it posts T under NAME (default "server"), as a
 // chat message of the room — stored, then delivered in the room's order
 // — bypassing the room rules and the message hooks. 201 with the stored
-// id and time.
+// id and time. A ban or mute in force on NAME in the room refuses it with
+// 403 (adminAsRefusal): the API must not be a way round them.
 func (s *Server) adminPostMessage(w http.ResponseWriter, r *http.Request) (adminResult, string) {
 	room, ok := adminRoom(w, r)
 	if !ok {
@@ -267,6 +269,10 @@ func (s *Server) adminPostMessage(w http.ResponseWriter, r *http.Request) (admin
 	if why := s.adminText(body.Text); why != "" {
 		jsonError(w, http.StatusBadRequest, "text: "+why)
 		return adminBadRequest, room
+	}
+	if why := s.adminAsRefusal(room, name, r.RemoteAddr); why != "" {
+		jsonError(w, http.StatusForbidden, why)
+		return adminForbidden, room
 	}
 	msg := &Message{Room: room, User: name, Text: body.Text, Time: nowUTC()}
 	if err := s.postAsServer(msg); err != nil {

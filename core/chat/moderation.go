@@ -27,7 +27,9 @@ import (
 //   - Slow mode refuses a member's message within Slow of its last one
 //     (error "slow_mode"); moderators (the room rules' moderate, or the
 //     role "admin") are exempt.
-//   - The admin API's posts bypass all of them: it acts as the server.
+//   - The admin API's posts bypass slow mode (it acts as the server), but
+//     not a ban or mute on the name they are posted "as" (403,
+//     adminAsRefusal).
 //
 // Everything fails closed: a restriction or setting the ModerationStore
 // could not store is not in force and the caller gets the error; a store
@@ -205,7 +207,7 @@ func (s *Server) initModeration(h History) error {
 	reg := s.metrics.reg
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_moderation_refused_total",
-		Help: "Actions refused by moderation, by reason (ban: handshakes and joins; mute: messages and renames; slow: messages within slow mode; delete: a member's deletion of a message not theirs or too old).",
+		Help: "Actions refused by moderation, by reason (ban: handshakes, joins and admin posts as a banned name; mute: messages, renames and admin posts as a muted name; slow: messages within slow mode; delete: a member's deletion of a message not theirs or too old).",
 	}, []string{"reason"})
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "moonchat_restrictions",
@@ -433,6 +435,88 @@ func (s *Server) banRefusal(room string, sub subject, remote string) string {
 	s.metrics.mod.refusedBan.Add(1)
 	s.log.Info("chat: banned client refused", "room", room, "target", targetString(r.Target), "remote", remote)
 	return restrictionText(r, room)
+}
+
+// adminAsRefusal returns why an admin post under name in room is refused
+// by a ban or mute in force, worded as the handshake refusal words it, or
+// "" (counted and logged when refused). The admin API acts as the server,
+// but posting "as" a restricted name would let it speak for someone the
+// moderators silenced, so name is checked as a guest's name is (its
+// look-alikes too), and with the restrictions of every account that owns
+// or holds it or a look-alike (accountNames), and the address of a member
+// of the room using it now: a name is not an identity, so any match
+// refuses. A ban is reported before a mute. The default
+// sender, adminServerName, is never matched.
+func (s *Server) adminAsRefusal(room, name, remote string) string {
+	if name == adminServerName {
+		return ""
+	}
+	ix := s.mod.idx.Load()
+	if ix.n == 0 {
+		return ""
+	}
+	now := s.cfg.Clock.Now()
+	keys := nameKeys(name)
+	subs := []subject{{name: name, keys: keys}}
+	for _, id := range s.accounts.claimants(name) {
+		subs = append(subs, subject{account: id})
+	}
+	// A member of the room using the name now brings its address too: a
+	// guest banned or muted by address is "them" as well.
+	s.mu.Lock()
+	for _, m := range s.sessions {
+		if m.roomName == room && m.client.IsValid() && sharesKey(keys, m.nameKeysOf(m.currentName())) {
+			subs = append(subs, subject{addr: m.client})
+		}
+	}
+	s.mu.Unlock()
+	for _, kind := range [...]RestrictionKind{KindBan, KindMute} {
+		var best *Restriction
+		for _, sub := range subs {
+			if r := ix.find(kind, room, sub, now); r != nil && (best == nil || lastsLonger(r, best)) {
+				best = r
+			}
+		}
+		if best == nil {
+			continue
+		}
+		if kind == KindBan {
+			s.metrics.mod.refusedBan.Add(1)
+		} else {
+			s.metrics.mod.refusedMute.Add(1)
+		}
+		s.log.Info("chat: admin post refused: the name is restricted", "kind", kind, "room", room, "as", name, "target", targetString(best.Target), "remote", remote)
+		return restrictionText(best, room)
+	}
+	return ""
+}
+
+// sharesKey reports whether two names' nameKeys share one: the names are
+// the same or look-alikes.
+func sharesKey(a, b []string) bool {
+	for _, k := range b {
+		if slices.Contains(a, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// claimants returns the accounts that own or hold name or a look-alike
+// (compared by nameKeys, as claimedByOther does).
+func (a *accountNames) claimants(name string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []string
+	for _, k := range nameKeys(name) {
+		if h := a.keys[k]; h != nil && !slices.Contains(ids, h.id) {
+			ids = append(ids, h.id)
+		}
+		if id, ok := a.owned[k]; ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // muteRefusal returns the error text for a message of m refused by a mute
