@@ -228,8 +228,8 @@ func (db *DB) Append(ctx context.Context, msgs []*chat.Message) error {
 		if m == nil {
 			return fmt.Errorf("append to history %s: %w: nil message", db.path, ErrInvalid)
 		}
-		if m.Room == "" || len(m.Room) > maxRoomLen {
-			return fmt.Errorf("append to history %s: %w: room name of %d bytes", db.path, ErrInvalid, len(m.Room))
+		if err := checkRoomKey(m.Room); err != nil {
+			return fmt.Errorf("append to history %s: %w", db.path, err)
 		}
 		if err := checkAccount(m.Account); err != nil {
 			return fmt.Errorf("append to history %s: %w", db.path, err)

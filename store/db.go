@@ -54,12 +54,13 @@ type DB struct {
 // not import scripting (the two stand side by side under cmd): the check
 // that DB is a scripting.KV lives in cmd/moonchat, which wires them.
 var (
-	_ chat.History         = (*DB)(nil)
-	_ chat.RoomLister      = (*DB)(nil) // GET /api/rooms
-	_ chat.NameOwners      = (*DB)(nil) // account names across restarts (names.go)
-	_ chat.ModerationStore = (*DB)(nil) // bans, mutes, room settings, audit log (moderation.go)
-	_ chat.IgnoreStore     = (*DB)(nil) // accounts' ignore lists (ignores.go)
-	_ prometheus.Collector = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
+	_ chat.History            = (*DB)(nil)
+	_ chat.RoomLister         = (*DB)(nil) // GET /api/rooms
+	_ chat.NameOwners         = (*DB)(nil) // account names across restarts (names.go)
+	_ chat.ModerationStore    = (*DB)(nil) // bans, mutes, room settings, audit log (moderation.go)
+	_ chat.IgnoreStore        = (*DB)(nil) // accounts' ignore lists (ignores.go)
+	_ chat.ConversationLister = (*DB)(nil) // direct conversations of accounts (direct.go)
+	_ prometheus.Collector    = (*DB)(nil) // moonchat_store_* in /metrics (metrics.go)
 )
 
 // Options tunes a DB. The zero value keeps every message forever.

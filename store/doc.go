@@ -1,8 +1,9 @@
 // Package store keeps moonchat's chat history and the Lua scripts' key-value
 // data in one bbolt file (go.etcd.io/bbolt). *DB implements chat.History for
 // the chat server (with chat.RoomLister for GET /api/rooms,
-// chat.NameOwners for the names accounts own and chat.ModerationStore for
-// bans, mutes, room settings and the audit log) and scripting.KV
+// chat.NameOwners for the names accounts own, chat.ModerationStore for
+// bans, mutes, room settings and the audit log, and chat.ConversationLister
+// for the direct conversations of accounts) and scripting.KV
 // for the Lua layer without importing scripting: store depends on core/chat
 // only, and cmd/moonchat wires it into the scripts (and checks that it fits)
 // and uses the query API below for `moonchat history` and the HTTP API.
@@ -48,7 +49,8 @@
 //	        Since: t, Before: id, Limit: 100}) // filtered; more=true when
 //	                               // further matches exist beyond Limit
 //	db.Rooms()                     // every room: message count, first/last ID
-//	db.RoomStats()                 // the same as []chat.RoomStat (chat.RoomLister)
+//	db.RoomStats()                 // the same as []chat.RoomStat (chat.RoomLister), rooms only
+//	db.Conversations(account)      // account's direct conversations, newest first
 //	db.Redact(room, id)            // delete one message; reports whether it existed
 //	db.DeleteUser(name)            // delete every message of a user; returns the count
 //	db.Prune(now)                  // apply retention now; returns the count
@@ -104,6 +106,19 @@
 // same series) and reported by Verify. A bad restriction left out is a
 // ban or mute not enforced until it is made again: the log line names it.
 //
+// # Direct conversations
+//
+// The direct conversation of two accounts (issue 14) is stored exactly like
+// a room, under its chat.ConversationKey ("@dm:" and the two escaped ids,
+// which no room name can be): the same buckets, records, ids and
+// invariants, so Append, the reads, Redact, retention, DeleteUser and
+// Verify cover conversations too (retention applies to them as to rooms).
+// Append refuses a malformed "@dm:" key. Rooms lists them with the rooms;
+// RoomStats (GET /api/rooms) and Query over every room (Room "") leave
+// them out: only a Query, Recent, Before or After naming the key reads one.
+// Conversations lists an account's (direct.go; it reads the meta of every
+// conversation on the server, not the rooms).
+//
 // # Moderation
 //
 // Restrictions, room settings and the audit log (moderation.go) are read
@@ -121,7 +136,8 @@
 // The bbolt file holds nine top-level buckets:
 //
 //	"meta"                      "format" → uint32 big-endian, the layout version (4)
-//	"rooms"/<room>              one nested bucket per room:
+//	"rooms"/<room>              one nested bucket per room (or direct
+//	                            conversation: see above):
 //	                            8-byte big-endian ID → message record
 //	"roommeta"                  <room> → room meta record
 //	"kv"/<script>               one nested bucket per script (e.g. "karma.lua"):

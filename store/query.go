@@ -20,9 +20,10 @@ const DefaultQueryLimit = 100
 // Query selects messages for the `moonchat history` CLI and the HTTP API.
 // Zero fields do not filter. Results are oldest first.
 type Query struct {
-	// Room limits the query to one room. Empty means every room; Before and
-	// After then must be 0 (IDs are per room) and the result is ordered by
-	// Time (then room, then ID).
+	// Room limits the query to one room (or one direct conversation: its
+	// chat.ConversationKey). Empty means every room — never a
+	// conversation; Before and After then must be 0 (IDs are per room)
+	// and the result is ordered by Time (then room, then ID).
 	Room string
 	// User keeps only messages whose sender is exactly User.
 	User string
@@ -73,6 +74,9 @@ func (db *DB) Query(q Query) (msgs []chat.Message, more bool, err error) {
 			return nil
 		}
 		return rooms.ForEachBucket(func(name []byte) error {
+			if bytes.HasPrefix(name, conversationPrefix) {
+				return nil // every room: never a direct conversation
+			}
 			part, err := db.queryRoom(tx, string(name), &q)
 			msgs = append(msgs, part...)
 			return err
@@ -193,8 +197,11 @@ type RoomInfo struct {
 	Pruned uint64
 }
 
-// Rooms lists every room that has ever stored a message, sorted by name.
-// It reads each room's meta record and first key only.
+// Rooms lists every room that has ever stored a message, sorted by name,
+// and the direct conversations too (chat.IsConversation tells them
+// apart): retention, DeleteUser and Verify cover
+// them through it. Whoever lists rooms for people leaves them out
+// (RoomStats does). It reads each room's meta record and first key only.
 func (db *DB) Rooms() ([]RoomInfo, error) {
 	var out []RoomInfo
 	err := db.view(func(tx *bolt.Tx) error {
@@ -225,17 +232,21 @@ func (db *DB) Rooms() ([]RoomInfo, error) {
 	return out, nil
 }
 
-// RoomStats is Rooms in the chat server's terms: it implements
-// chat.RoomLister, so that GET /api/rooms (and `moonchat history -rooms`
-// while the server holds the file) can list the stored rooms.
+// RoomStats is Rooms in the chat server's terms, without the direct
+// conversations: it implements chat.RoomLister, so that GET /api/rooms
+// (and `moonchat history -rooms` while the server holds the file) can list
+// the stored rooms, and only rooms.
 func (db *DB) RoomStats() ([]chat.RoomStat, error) {
 	rooms, err := db.Rooms()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]chat.RoomStat, len(rooms))
-	for i, r := range rooms {
-		out[i] = chat.RoomStat{Name: r.Name, Count: r.Count, FirstID: r.FirstID, LastID: r.LastID}
+	out := make([]chat.RoomStat, 0, len(rooms))
+	for _, r := range rooms {
+		if chat.IsConversation(r.Name) {
+			continue
+		}
+		out = append(out, chat.RoomStat{Name: r.Name, Count: r.Count, FirstID: r.FirstID, LastID: r.LastID})
 	}
 	return out, nil
 }
