@@ -51,6 +51,7 @@ func (st *state) chatTable(script string) *lua.LTable {
 		"ignore":            st.apiIgnore,
 		"unignore":          st.apiUnignore,
 		"ignored":           st.apiIgnored,
+		"direct":            st.apiDirect,
 	}
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(fn))
@@ -76,7 +77,7 @@ var apiFuncs = []string{
 	"rooms", "history", "redact", "delete", "commands", "log", "has_role", "grant", "revoke", "limits",
 	"password_hash", "password_check",
 	"may", "ban", "unban", "mute", "unmute", "restrictions", "room_settings", "set_room_settings", "audit",
-	"ignore", "unignore", "ignored",
+	"ignore", "unignore", "ignored", "direct",
 	"kv.get", "kv.set", "kv.delete", "kv.keys",
 }
 

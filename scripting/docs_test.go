@@ -167,7 +167,8 @@ var docScenarios = map[string]func(t *testing.T, r *rig){
 	"karma.lua": func(t *testing.T, r *rig) {
 		r.say(alice, "bob++")
 		r.say(alice, "bob++")
-		r.say(bob, "bob++") // no self-karma
+		r.say(bob, "bob++")           // no self-karma
+		r.dm(carol, "alice", "bob++") // nor in public for a direct message
 		r.say(alice, "/karma bob")
 		if got := r.say(alice, "/karma"); got.Reason != "usage: /karma NAME" {
 			t.Errorf("/karma → %+v", got)

@@ -71,12 +71,16 @@ var errClosedHook = &chat.HookError{Reason: chat.HookFailCanceled, Err: ErrClose
 
 // Message implements chat.Hooks. A text that is a command ("/name args")
 // goes to the command's function and never to the room; any other text
-// goes through the message handlers in priority order.
+// goes through the message handlers in priority order. So does every
+// direct message (Message.To set), whatever its text.
 func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat.MessageResult {
 	name, args, isCmd := parseCommand(m.Text)
 	// An action's text (chat.action, "/me waves") is what the user does,
-	// never a command: "/me /quit" must not quit.
-	isCmd = isCmd && !m.Action
+	// never a command: "/me /quit" must not quit. Nor is a direct
+	// message's: the user sent it to someone (chat.direct, /msg, a
+	// moonchat.v1 "direct" event), so "/nick x" is text for them; running
+	// it would act on the sender with words they addressed to another.
+	isCmd = isCmd && !m.Action && m.To == ""
 	st := e.cur.Load()
 	if st == nil {
 		return chat.MessageResult{Drop: isCmd, Err: errClosedHook}
@@ -118,7 +122,7 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 	textV := st.boxText(m.Text)
 	text := st.msgText
 	msg := st.msgTable(u, m)
-	defer st.checkMsgTable(m.Action)
+	defer st.checkMsgTable(m.Action || m.To != "")
 	var failed error
 	for _, h := range st.handlers[evMessage] {
 		// Reset every time: only returned texts count, not in-place edits.
@@ -154,7 +158,11 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 
 // msgTable returns the msg table for m, filled in: {user = <the
 // sender's user table, as join handlers and commands get it>, room, text
-// [, action]}. It is one table per Lua state, and one user table in it,
+// [, action] [, to]}. For a direct message (m.To set) room is the
+// sender's room, u.Room, as for the sender's room messages, not m.Room
+// (its conversation's key, which no script has a use for and which must
+// not reach chat.broadcast or chat.history), and to is the recipient's
+// name. It is one table per Lua state, and one user table in it,
 // reused for every message: building tables (and their key maps) per
 // message was the largest allocation of the message path. So msg and
 // msg.user are valid only during the handler call; a script that keeps
@@ -172,8 +180,12 @@ func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
 		st.msgName = lua.LString(u.Name)
 		st.msgNameV = st.msgName
 	}
-	if st.msgRoomV == nil || string(st.msgRoom) != m.Room {
-		st.msgRoom = lua.LString(m.Room)
+	room := m.Room
+	if m.To != "" {
+		room = u.Room
+	}
+	if st.msgRoomV == nil || string(st.msgRoom) != room {
+		st.msgRoom = lua.LString(room)
 		st.msgRoomV = st.msgRoom
 	}
 	if st.msgAddrV == nil || string(st.msgAddr) != u.Addr {
@@ -216,6 +228,11 @@ func (st *state) msgTable(u chat.User, m *chat.Message) *lua.LTable {
 		// after an action: the next message gets a clean one.
 		st.msg.RawSetString("action", lua.LTrue)
 	}
+	if m.To != "" {
+		// Likewise only direct messages carry to: the table is dropped
+		// after one (runMessage), so no room message ever shows a to.
+		st.msg.RawSetString("to", lua.LString(m.To))
+	}
 	return st.msg
 }
 
@@ -230,15 +247,16 @@ func (st *state) boxText(text string) lua.LValue {
 }
 
 // checkMsgTable runs after the handlers: when one of them added fields to
-// msg or msg.user (or set a metatable on either), or the message was an
-// action (msg.action), both are dropped so that the next message gets
-// clean ones and nothing leaks from one message into the next.
-func (st *state) checkMsgTable(action bool) {
+// msg or msg.user (or set a metatable on either), or the message had a
+// field only some messages have (msg.action, msg.to: extra), both are
+// dropped so that the next message gets clean ones and nothing leaks
+// from one message into the next.
+func (st *state) checkMsgTable(extra bool) {
 	t, ut := st.msg, st.msgUserT
 	if t == nil || ut == nil {
 		return
 	}
-	if action || t.Metatable != lua.LNil || ut.Metatable != lua.LNil || hasMore(t, lua.LString("text")) || hasMore(ut, lua.LString("roles")) {
+	if extra || t.Metatable != lua.LNil || ut.Metatable != lua.LNil || hasMore(t, lua.LString("text")) || hasMore(ut, lua.LString("roles")) {
 		st.msg, st.msgUserT = nil, nil
 	}
 }

@@ -373,11 +373,11 @@ func TestHelpHidesModeratorCommands(t *testing.T) {
 		}
 		return
 	}
-	if all, mod := count(dana); mod != 0 || all != 10 { // ignore.lua adds /ignore and /unignore
+	if all, mod := count(dana); mod != 0 || all != 11 { // ignore.lua adds /ignore and /unignore, msg.lua /msg
 		t.Errorf("dana sees %d commands, %d for moderators", all, mod)
 	}
 	for _, u := range []chat.User{mia, root} {
-		if all, mod := count(u); mod != 6 || all != 16 {
+		if all, mod := count(u); mod != 6 || all != 17 {
 			t.Errorf("%s sees %d commands, %d for moderators", u.Name, all, mod)
 		}
 	}

@@ -60,6 +60,7 @@ func TestDefaultScripts(t *testing.T) {
 			{Method: "Send", ID: 3, Text: "/help: list the commands"},
 			{Method: "Send", ID: 3, Text: "/ignore [NICK]: hide NICK's messages from you (alone: list)"},
 			{Method: "Send", ID: 3, Text: "/me ACTION: tell the room what you are doing"},
+			{Method: "Send", ID: 3, Text: "/msg NICK text: send NICK a direct message"},
 			{Method: "Send", ID: 3, Text: "/nick NAME: change your name"},
 			{Method: "Send", ID: 3, Text: "/quit [message]: leave the chat"},
 			{Method: "Send", ID: 3, Text: "/slow [SECONDS|off]: show or (moderators) set slow mode"},
@@ -109,7 +110,7 @@ func TestDefaultCommandsList(t *testing.T) {
 	for _, c := range defaultRig(t).e.Commands() {
 		names = append(names, c.Name)
 	}
-	if want := []string{"ban", "bans", "delete", "help", "ignore", "kick", "me", "mute", "nick", "quit", "slow", "topic", "unban", "unignore", "unmute", "who"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"ban", "bans", "delete", "help", "ignore", "kick", "me", "msg", "mute", "nick", "quit", "slow", "topic", "unban", "unignore", "unmute", "who"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("commands %v, want %v", names, want)
 	}
 }

@@ -28,7 +28,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "built-in defaults", code: 0,
 			stdout: "config: built-in defaults (no ./config.toml)\n" +
-				"scripts: built-in defaults, no directory scripts (10: delete.lua, help.lua, ignore.lua, me.lua, moderation.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n"},
+				"scripts: built-in defaults, no directory scripts (11: delete.lua, help.lua, ignore.lua, me.lua, moderation.lua, msg.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n"},
 		{name: "good config and scripts",
 			config:  "[chat]\ndefault_room = \"hall\"\n",
 			scripts: map[string]string{"a.lua": "local n = 1\nchat.log('loaded', n)\n", "b.lua": ""},

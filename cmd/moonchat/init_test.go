@@ -135,7 +135,7 @@ func TestInit(t *testing.T) {
 
 	code, stdout, stderr = runCmd(t, "check", "-config", cfgPath)
 	if code != 0 || stdout != "config: "+cfgPath+"\nscripts: directory "+scriptsDir+
-		" (10: delete.lua, help.lua, ignore.lua, me.lua, moderation.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n" {
+		" (11: delete.lua, help.lua, ignore.lua, me.lua, moderation.lua, msg.lua, nick.lua, quit.lua, welcome.lua, who.lua, wordfilter.lua)\nok\n" {
 		t.Errorf("check after init: code %d stdout %q stderr %q", code, stdout, stderr)
 	}
 }

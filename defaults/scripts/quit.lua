@@ -16,8 +16,9 @@ end
 -- sees it as chat.
 chat.on("message", function(msg)
   -- The length test first keeps this cheap for the many longer messages.
-  -- "/me quit" is an action (msg.action), not a wish to leave.
-  if not msg.action and #msg.text <= 16 and msg.text:lower():match("^%s*quit%s*$") then
+  -- "/me quit" is an action (msg.action), not a wish to leave; nor is
+  -- "quit" sent to someone as a direct message (msg.to).
+  if not msg.action and not msg.to and #msg.text <= 16 and msg.text:lower():match("^%s*quit%s*$") then
     quit(msg.user)
     return false
   end
