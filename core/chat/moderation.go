@@ -47,7 +47,8 @@ import (
 // restart). Every check compares Expires with Config.Clock's time, so an
 // expired restriction never applies even before it is swept; one timer
 // (Config.Clock) per server, armed for the earliest expiry, sweeps them
-// out of the index and the store.
+// out of the index and the store and audits each expiry once
+// (sweepRestrictions).
 
 // RoleAdmin is the role that moderates every room whatever the room rules
 // say (as the room rules' moderate list does for its room).
@@ -76,7 +77,9 @@ const maxTopicBytes = 512
 // maxSlow bounds slow mode.
 const maxSlow = 24 * time.Hour
 
-// Audit actions written by the chat server itself.
+// Audit actions written by the chat server itself. An expiry is written
+// as the lift it amounts to ("unban", "unmute"), by auditByServer, with
+// the reason auditExpired (expiryAudit).
 const (
 	auditKick   = "kick"
 	auditDelete = "delete"
@@ -90,7 +93,21 @@ const (
 const (
 	auditByAdmin  = "admin"
 	auditByScript = "script"
+	// auditByServer is the "by" of what the server does by itself: a
+	// ban or mute that expired.
+	auditByServer = "server"
 )
+
+// auditExpired begins the reason of an expiry's audit entry.
+const auditExpired = "expired"
+
+// expiryAudit is the audit entry of r, which expired and was removed at
+// now: "unban" or "unmute" by "server", the reason saying when it
+// expired (now may be much later: a restart after a downtime).
+func expiryAudit(r *Restriction, now time.Time) AuditEntry {
+	return AuditEntry{Time: now.UTC(), Room: r.Room, By: auditByServer, Action: "un" + string(r.Kind), Target: targetString(r.Target),
+		Reason: auditExpired + " at " + r.Expires.UTC().Format("2006-01-02 15:04:05 UTC")}
+}
 
 // modKey identifies a restriction: one per kind, room and target.
 type modKey struct {
@@ -717,6 +734,7 @@ func (s *Server) Restrict(kind RestrictionKind, room string, t Target, d time.Du
 	md := &s.mod
 	md.mu.Lock()
 	now := s.cfg.Clock.Now().UTC()
+	old, replaced := md.all[modKey{kind, room, t}]
 	r := Restriction{Kind: kind, Room: room, Target: t, Created: now, By: by, Reason: reason}
 	if d > 0 {
 		r.Expires = now.Add(d)
@@ -733,6 +751,11 @@ func (s *Server) Restrict(kind RestrictionKind, room string, t Target, d time.Du
 	md.rebuild()
 	s.armModTimerLocked()
 	md.mu.Unlock()
+	if replaced && !inForce(&old, now) {
+		// It expired but was not swept yet: its expiry is audited here,
+		// as the sweep would have.
+		s.writeAudit(expiryAudit(&old, now))
+	}
 	s.log.Info("chat: restriction made", "kind", kind, "room", room, "target", targetString(t), "by", by, "expires", r.Expires, "reason", reason)
 	s.writeAudit(AuditEntry{Time: now, Room: room, By: by, Action: string(kind), Target: targetString(t), Reason: auditReason(reason, d)})
 	if kind == KindBan {
@@ -821,7 +844,10 @@ func (s *Server) Lift(kind RestrictionKind, room string, t Target, by string) (b
 	now := s.cfg.Clock.Now().UTC()
 	md.mu.Unlock()
 	if !inForce(&r, now) {
-		return false, nil // had expired: swept here
+		// It had expired but was not swept yet: swept here, and its
+		// expiry audited as the sweep would have.
+		s.writeAudit(expiryAudit(&r, now))
+		return false, nil
 	}
 	s.log.Info("chat: restriction lifted", "kind", kind, "room", room, "target", targetString(t), "by", by)
 	s.writeAudit(AuditEntry{Time: now, Room: room, By: by, Action: "un" + string(kind), Target: targetString(t)})
@@ -950,18 +976,28 @@ func (s *Server) Audit(room string, since time.Time, n int) ([]AuditEntry, error
 func (s *Server) writeAudit(e AuditEntry) {
 	md := &s.mod
 	if md.store != nil {
+		s.writeAuditLocked(e) // the store needs no lock of ours
+		return
+	}
+	md.mu.Lock()
+	s.writeAuditLocked(e)
+	md.mu.Unlock()
+}
+
+// writeAuditLocked is writeAudit with md.mu held (or, with a store, not).
+func (s *Server) writeAuditLocked(e AuditEntry) {
+	md := &s.mod
+	if md.store != nil {
 		if err := md.store.AppendAudit(e); err != nil {
 			s.metrics.mod.auditErrors.Add(1)
 			s.log.Error("chat: writing the audit log failed", "action", e.Action, "room", e.Room, "by", e.By, "target", e.Target, "err", err)
 		}
 		return
 	}
-	md.mu.Lock()
 	md.audit = append(md.audit, e)
 	if len(md.audit) > memoryAuditMax {
 		md.audit = slices.Delete(md.audit, 0, len(md.audit)-memoryAuditMax)
 	}
-	md.mu.Unlock()
 }
 
 // KickBy is Host.Kick with the audit log's "by" (Host.Kick writes
@@ -1022,9 +1058,16 @@ func (s *Server) armModTimerLocked() {
 }
 
 // sweepRestrictions runs in the timer's goroutine: it removes expired
-// restrictions from the index and the store (a store error is logged: an
-// expired restriction applies nowhere anyway, and the next load drops it
-// again) and re-arms the timer.
+// restrictions from the index and the store, audits each expiry (by
+// "server", expiryAudit) and re-arms the timer. One that expired while
+// the server was down is loaded by New and swept at once.
+//
+// An expiry is audited once: with its removal from the store. When that
+// removal fails, it is logged and not audited (an expired restriction
+// applies nowhere anyway); the next start loads it again, sweeps it and
+// audits it then. Everything is done under mu, so Shutdown
+// (stopModeration) returns only once a sweep under way has written all
+// it had to.
 func (s *Server) sweepRestrictions() {
 	md := &s.mod
 	md.mu.Lock()
@@ -1033,22 +1076,29 @@ func (s *Server) sweepRestrictions() {
 		return
 	}
 	now := s.cfg.Clock.Now()
+	var expired []*Restriction
 	changed := false
 	for key, r := range md.all {
 		if inForce(&r, now) {
 			continue
 		}
-		if md.store != nil {
-			if _, err := md.store.DeleteRestriction(key.kind, key.room, key.t); err != nil {
-				s.log.Warn("chat: removing an expired restriction from the store failed (it no longer applies)", "kind", key.kind, "room", key.room, "target", targetString(key.t), "err", err)
-			}
-		}
 		delete(md.all, key)
 		changed = true
 		s.log.Info("chat: restriction expired", "kind", key.kind, "room", key.room, "target", targetString(key.t))
+		if md.store != nil {
+			if _, err := md.store.DeleteRestriction(key.kind, key.room, key.t); err != nil {
+				s.log.Warn("chat: removing an expired restriction from the store failed (it no longer applies; its expiry is audited when a later start removes it)", "kind", key.kind, "room", key.room, "target", targetString(key.t), "err", err)
+				continue
+			}
+		}
+		expired = append(expired, &r)
 	}
 	if changed {
 		md.rebuild()
+	}
+	slices.SortFunc(expired, func(a, b *Restriction) int { return a.Expires.Compare(b.Expires) })
+	for _, r := range expired {
+		s.writeAuditLocked(expiryAudit(r, now))
 	}
 	s.armModTimerLocked()
 }

@@ -1,7 +1,9 @@
 package chat_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +117,144 @@ func TestAdminPostAsRestricted(t *testing.T) {
 		if got := metricLine(t, ts, series); got != want {
 			t.Errorf("metric %q, want %q", got, want)
 		}
+	}
+}
+
+// auditActions lists entries as "ACTION TARGET by BY: REASON" lines.
+func auditActions(entries []chat.AuditEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Action+" "+e.Target+" by "+e.By+": "+e.Reason)
+	}
+	return out
+}
+
+// A ban or mute that ends by itself is audited when the sweep removes it
+// (the fake clock's time): "unban"/"unmute" by "server", the reason
+// saying when it expired, written to the ModerationStore like every
+// entry; nothing more once swept.
+func TestExpiryAudited(t *testing.T) {
+	hist := chattest.NewHistory()
+	clock := &chattest.Clock{}
+	ts := modServer(t, hist, clock, nil)
+	h := ts.Chat
+	if err := h.Restrict(chat.KindBan, "lobby", chat.Target{Name: "bob"}, time.Hour, "cool off", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Restrict(chat.KindMute, "", chat.Target{Account: "u-x"}, 30*time.Minute, "", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(29 * time.Minute)
+	if es, _ := hist.Audit("", time.Time{}, 100); len(es) != 2 {
+		t.Fatalf("before any expiry: %q", auditActions(es))
+	}
+	clock.Advance(time.Minute)
+	clock.Advance(30 * time.Minute)
+	clock.Advance(time.Hour)
+	es, err := hist.Audit("", time.Time{}, 100) // the store's own log
+	want := []string{
+		"ban name:bob by mod: cool off (for 1h)",
+		"mute account:u-x by mod: for 30m",
+		"unmute account:u-x by server: expired at 2026-01-01 00:30:00 UTC",
+		"unban name:bob by server: expired at 2026-01-01 01:00:00 UTC",
+	}
+	if err != nil || !slices.Equal(auditActions(es), want) {
+		t.Errorf("audit %q %v, want %q", auditActions(es), err, want)
+	}
+	if len(es) == 4 && (es[2].Room != "" || !es[2].Time.Equal(clock.Now().Add(-90*time.Minute)) || es[3].Room != "lobby") {
+		t.Errorf("expiry entries %+v", es[2:])
+	}
+	if api, err := h.Audit("lobby", time.Time{}, 10); err != nil || len(api) != 2 || api[1].Action != "unban" {
+		t.Errorf("Host.Audit(lobby) %+v %v", api, err)
+	}
+}
+
+// An expiry found at startup (it came while the server was down) is
+// audited once, when that start removes it from the store, not at every
+// restart; a start that cannot remove it does not audit it, the next one
+// does.
+func TestExpiryAuditedOnceAcrossRestarts(t *testing.T) {
+	hist := chattest.NewHistory()
+	log := chattest.TestLogger(t)
+	// start runs a server over hist whose clock is at after past the
+	// epoch, lets its due timers run and shuts it down.
+	start := func(after time.Duration, setup func(*chat.Server)) {
+		t.Helper()
+		clock := &chattest.Clock{}
+		clock.Advance(after)
+		srv, err := chat.New(chattest.Limits(chat.Config{Clock: clock, Logger: log}), nil, hist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if setup != nil {
+			setup(srv)
+		}
+		clock.Advance(0) // the sweep New armed for what expired meanwhile
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unbans := func() []string {
+		t.Helper()
+		es, err := hist.Audit("", time.Time{}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range auditActions(es) {
+			if strings.HasPrefix(l, "unban ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	start(0, func(srv *chat.Server) {
+		if err := srv.Restrict(chat.KindBan, "lobby", chat.Target{Name: "bob"}, time.Hour, "", "mod"); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Restrict(chat.KindBan, "lobby", chat.Target{Name: "carol"}, time.Hour, "", "mod"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := srv.Lift(chat.KindBan, "lobby", chat.Target{Name: "carol"}, "mod"); !ok || err != nil {
+			t.Fatalf("unban: %v %v", ok, err)
+		}
+	})
+	// Down for two hours; this start cannot write the store: the expired
+	// ban applies nowhere, but stays stored and is not audited.
+	hist.FailModeration(chattest.ErrStore, nil)
+	start(2*time.Hour, nil)
+	hist.FailModeration(nil, nil)
+	if got := unbans(); !slices.Equal(got, []string{"unban name:carol by mod: "}) {
+		t.Errorf("after a start that could not sweep: %q", got)
+	}
+	if rs, _ := hist.Restrictions(); len(rs) != 1 {
+		t.Errorf("stored %+v", rs)
+	}
+	want := []string{"unban name:carol by mod: ", "unban name:bob by server: expired at 2026-01-01 01:00:00 UTC"}
+	for range 2 {
+		start(3*time.Hour, nil)
+		if got := unbans(); !slices.Equal(got, want) {
+			t.Errorf("after restarts: %q, want %q", got, want)
+		}
+	}
+	if rs, _ := hist.Restrictions(); len(rs) != 0 {
+		t.Errorf("still stored %+v", rs)
+	}
+}
+
+// Without a ModerationStore the in-memory audit log gets the expiry, and
+// a Lift of a restriction that expired unswept audits the expiry, not a
+// lift.
+func TestExpiryAuditedInMemory(t *testing.T) {
+	clock := &chattest.Clock{}
+	ts := chattest.Start(t, chat.Config{Clock: clock}, nil, nil)
+	h := ts.Chat
+	if err := h.Restrict(chat.KindMute, "lobby", chat.Target{Name: "bob"}, time.Minute, "", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	es, err := h.Audit("", time.Time{}, 10)
+	if want := []string{"mute name:bob by mod: for 1m", "unmute name:bob by server: expired at 2026-01-01 00:01:00 UTC"}; err != nil || !slices.Equal(auditActions(es), want) {
+		t.Errorf("audit %q %v, want %q", auditActions(es), err, want)
 	}
 }

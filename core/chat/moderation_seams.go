@@ -64,7 +64,8 @@ type AuditEntry struct {
 	Room string
 	// By is who acted; Action what ("ban", "unban", "mute", "unmute",
 	// "kick", "slow", "topic", "delete", ...); Target whom or what (a
-	// name, account id, address or message id); Reason why.
+	// name, account id, address or message id); Reason why. An expiry
+	// is an "unban" or "unmute" by "server", Reason "expired at TIME".
 	By, Action, Target, Reason string
 }
 

@@ -395,8 +395,9 @@ func TestModerationPersists(t *testing.T) {
 	ts.Dial(t, "/chat/lobby?name=bob", "")
 	inRoom(t, ts, "lobby", "bob")
 	entries, err := ts.Chat.Audit("lobby", time.Time{}, 10)
-	if err != nil || len(entries) != 3 || entries[0].Action != "ban" || entries[0].Target != "name:bob" || entries[0].Reason != "cool off (for 1h)" ||
-		entries[1].Action != "topic" || entries[2].Action != "slow" || entries[2].Reason != "5s" {
+	if err != nil || len(entries) != 4 || entries[0].Action != "ban" || entries[0].Target != "name:bob" || entries[0].Reason != "cool off (for 1h)" ||
+		entries[1].Action != "topic" || entries[2].Action != "slow" || entries[2].Reason != "5s" ||
+		entries[3].Action != "unban" || entries[3].By != "server" {
 		t.Errorf("audit %+v %v", entries, err)
 	}
 }
