@@ -34,6 +34,8 @@ type historyFlags struct {
 	deleteUser string
 	server     string
 	verify     bool
+	direct     string // -direct ACCOUNT (history_direct.go)
+	with       string // -with PEER
 }
 
 // runHistory is "moonchat history": print, list or delete stored history.
@@ -41,7 +43,10 @@ type historyFlags struct {
 // It reads the store file directly (read-only) when no server runs. While a
 // server runs, the file is locked, so reads go through the server's HTTP API
 // (GET /api/history, and GET /api/rooms for -rooms) and deletions are
-// refused with advice.
+// refused with advice. Direct conversations are never listed nor printed
+// by it, except with -direct (history_direct.go), which reads the file or,
+// while the server runs, its local socket (localsock.go): never the
+// network API.
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f historyFlags
 	fset := newFlagSet("history", "[flags]", stderr)
@@ -59,8 +64,13 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fset.StringVar(&f.deleteUser, "delete-user", "", "delete every message of this nickname in every room, for good (server must be stopped)")
 	fset.StringVar(&f.server, "server", "", "address (host:port) of the running server's HTTP API (default: [server] listen)")
 	fset.BoolVar(&f.verify, "verify", false, "read every stored record and check it (checksums, ids, counts); print each problem and a summary, exit 1 if there is any (server must be stopped)")
+	fset.StringVar(&f.direct, "direct", "", "list the direct conversations of this account (an account id, or a name an account owns); with -with, print one")
+	fset.StringVar(&f.with, "with", "", "with -direct: print the conversation with this account (id or owned name)")
 	if err := parseFlags(fset, args); err != nil {
 		return err
+	}
+	if err := f.validateDirect(); err != nil {
+		return newUsageError(fset, err)
 	}
 	if err := f.validate(); err != nil {
 		return newUsageError(fset, err)
@@ -73,6 +83,12 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
+	}
+	if f.direct != "" {
+		if cfg.Store.Path == "" {
+			return errors.New("[store] path is empty: this configuration keeps no history")
+		}
+		return historyDirect(ctx, cfg, &f, stdout, stderr)
 	}
 	if f.room == "" && (f.before != 0 || f.deleteID != 0) {
 		f.room = cfg.Chat.DefaultRoom

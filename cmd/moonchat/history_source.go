@@ -27,11 +27,15 @@ type historySource interface {
 // fileSource reads the store file.
 type fileSource struct{ db *store.DB }
 
+// rooms lists the rooms of the file — not the direct conversations,
+// which store.DB.Rooms lists with them (for its maintenance) and which
+// plain `moonchat history` must never show (only -direct reads them).
 func (s fileSource) rooms(ctx context.Context) ([]store.RoomInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, interrupted(ctx)
 	}
-	return s.db.Rooms()
+	all, err := s.db.Rooms()
+	return slices.DeleteFunc(all, func(r store.RoomInfo) bool { return chat.IsConversation(r.Name) }), err
 }
 
 func (s fileSource) query(ctx context.Context, q store.Query) ([]chat.Message, bool, error) {

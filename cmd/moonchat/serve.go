@@ -71,6 +71,9 @@ type server struct {
 	admin  *http.Server // nil unless [admin] listen is set
 	adminL net.Listener
 	tls    *serverTLS // nil unless [server] tls_cert or acme_domains is set (tls.go)
+	// local is the Unix socket beside the store file (localsock.go); nil
+	// without a store, or when it could not be made (logged).
+	local *localSocket
 	// serving is set once open succeeded and the listeners are handed
 	// to their servers (which then own and close them).
 	serving bool
@@ -114,6 +117,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, readyFile string)
 		go func() {
 			defer wg.Done()
 			serveErr <- s.admin.Serve(s.adminL)
+		}()
+	}
+	if s.local != nil {
+		// Not in serveErr: the chat goes on without the socket (logged).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.local.serve(); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("local socket stopped: `moonchat history -direct` cannot read while this server runs", "path", s.local.path, "err", err)
+			}
 		}()
 	}
 	// The certificate files are polled for changes until shutdown.
@@ -180,6 +193,7 @@ func (s *server) open(ctx context.Context) error {
 		}
 		s.db, history = db, db
 		log.Info("history", "path", cfg.Store.Path, "max_per_room", cfg.Store.MaxPerRoom, "max_age", cfg.Store.MaxAge.D())
+		s.openLocalSocket()
 	}
 
 	var hooks chat.Hooks // an untyped nil without scripts
@@ -359,6 +373,21 @@ func requireBearer(token string, next http.Handler) http.Handler {
 	})
 }
 
+// openLocalSocket makes the Unix socket beside the store file with the
+// routes that need file-level trust (localsock.go). Without it the chat
+// works as before; only `moonchat history -direct` cannot read while the
+// server runs, which the error line says.
+func (s *server) openLocalSocket() {
+	ls := newLocalSocket(localSocketPath(s.cfg), s.log)
+	directRoutes(ls, s.db)
+	if err := ls.listen(); err != nil {
+		s.log.Error("local socket off: `moonchat history -direct` cannot read while this server runs", "err", err)
+		return
+	}
+	s.local = ls
+	s.log.Info("local socket (file-level access: direct-message history)", "path", ls.path)
+}
+
 // reload re-reads the scripts (SIGHUP), and before them the scripts'
 // settings, [scripts.NAME], from the config file the server started with
 // (its other keys need a restart). A config file that no longer loads
@@ -416,6 +445,13 @@ func (s *server) shutdown() {
 			}
 		}()
 	}
+	if s.local != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.local.shutdown(ctx) // and removes the socket file
+		}()
+	}
 	if s.pprof != nil {
 		_ = s.pprof.Close()
 	}
@@ -437,6 +473,9 @@ func (s *server) close() {
 			if ln != nil {
 				_ = ln.Close()
 			}
+		}
+		if s.local != nil {
+			s.local.close()
 		}
 	}
 	if s.lua != nil {
