@@ -182,10 +182,17 @@ const (
 	codeNoMessage = "no_such_message"
 )
 
-// deleteRequest answers a moonchat.v1 {"type":"delete","id":N} from m:
-// done, the room sees the redaction event; refused, m gets an error event
-// saying why.
+// deleteRequest answers a moonchat.v1 {"type":"delete","id":N} from m
+// (OnMessage): done, the room sees the redaction event; refused, m gets an
+// error event saying why. A deletion costs a history read and a write and
+// sends an event to the whole room, so it spends a token of m's flood
+// buckets like a message (a "/delete" command does as one): one beyond
+// the limits is dropped with the usual "flood" error and is a strike
+// (allowFlood).
 func (s *Server) deleteRequest(m *member, id uint64) {
+	if !s.allowFlood(m, s.floodNow(time.Now()), false) {
+		return
+	}
 	err := s.DeleteMessage(m.id, m.roomName, id)
 	n := strconv.FormatUint(id, 10)
 	switch {

@@ -12,9 +12,9 @@ import (
 	"github.com/moonchat/moonchat/core/ws"
 )
 
-// Flood control (docs/protocol.md, "Flood control"). Every chat message and
-// token event of a connection spends one token of up to three token
-// buckets:
+// Flood control (docs/protocol.md, "Flood control"). Every chat message,
+// token event and delete request of a connection spends one token of up
+// to three token buckets:
 //
 //   - its own (bucket, [chat] flood_rate/flood_burst), owned by the
 //     connection's OnMessage calls, which never overlap: no lock;
@@ -323,7 +323,8 @@ func (s *Server) floodClose(m *member) {
 }
 
 // allowFlood reports whether m may send a message (a token event when
-// token) at now, spending its tokens. A refusal is counted by limit, is a
+// token; a delete request counts as a message) at now, spending its
+// tokens. A refusal is counted by limit, is a
 // strike (which may close the connection), and is answered at most once a
 // second: an error "flood" (or "token_refused" for a token event) naming
 // the limit. Called from m's OnMessage only; the caller counts the drop.

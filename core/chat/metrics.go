@@ -188,7 +188,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 
 	floodRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_flood_refused_total",
-		Help: "Chat messages and token events refused by a flood limit, by the limit that refused them (connection, account, address).",
+		Help: "Chat messages, token events and delete requests refused by a flood limit, by the limit that refused them (connection, account, address).",
 	}, []string{"limit"})
 	reg.MustRegister(floodRefused)
 	for lim, name := range floodLimitNames {

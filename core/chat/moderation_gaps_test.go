@@ -3,7 +3,9 @@ package chat_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,5 +258,89 @@ func TestExpiryAuditedInMemory(t *testing.T) {
 	es, err := h.Audit("", time.Time{}, 10)
 	if want := []string{"mute name:bob by mod: for 1m", "unmute name:bob by server: expired at 2026-01-01 00:01:00 UTC"}; err != nil || !slices.Equal(auditActions(es), want) {
 		t.Errorf("audit %q %v, want %q", auditActions(es), err, want)
+	}
+}
+
+// Deleting spends flood tokens like a message: a moonchat.v1
+// {"type":"delete"} beyond the connection's limits is refused with the
+// usual "flood" error and deletes nothing, until the bucket refills (the
+// fake clock); so is a "/delete ID" command (a chat message, here handled
+// by a hook as delete.lua does). Both refusals are counted by limit.
+func TestDeleteFloodLimited(t *testing.T) {
+	hist := chattest.NewHistory()
+	clock := &chattest.Clock{}
+	var srv atomic.Pointer[chat.Server]
+	hooks := &chattest.Hooks{OnMessage: func(u chat.User, m *chat.Message) chat.MessageResult {
+		arg, ok := strings.CutPrefix(m.Text, "/delete ")
+		if !ok {
+			return chat.MessageResult{}
+		}
+		id, err := strconv.ParseUint(arg, 10, 64)
+		if err == nil {
+			err = srv.Load().DeleteMessage(u.SessionID, "", id)
+		}
+		if err != nil {
+			return chat.MessageResult{Drop: true, Reason: err.Error()}
+		}
+		return chat.MessageResult{Drop: true}
+	}}
+	cfg := chat.Config{Authenticator: authFunc(memberAuth), FloodRate: 1, FloodBurst: 3, Clock: clock, DeleteOwnWindow: 15 * time.Minute}
+	ts := chattest.Start(t, cfg, hooks, hist)
+	srv.Store(ts.Chat)
+	alice := ts.Dial(t, "/chat/lobby?as=alice", chat.SubprotocolJSON)
+	alice.ExpectEvent("welcome")
+	bob := ts.Dial(t, "/chat/lobby?name=bob", "")
+	bob.SkipUntil("* bob joined")
+	w := ts.Dial(t, "/chat/lobby?name=w", chat.SubprotocolJSON) // watches
+	w.ExpectEvent("welcome")
+	inRoom(t, ts, "lobby", "w")
+
+	// posted reads w's events to the message text and returns its id.
+	posted := func(text string) uint64 {
+		t.Helper()
+		for {
+			if e := nextMessage(t, w); e.Str("text") == text {
+				return e.Num("id")
+			}
+		}
+	}
+	stored := func(id uint64) bool {
+		for _, m := range hist.All("lobby") {
+			if m.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	del := func(c *chattest.Client, id uint64) { c.SendJSON(map[string]any{"type": "delete", "id": id}) }
+
+	say(alice, "one")
+	a1 := posted("one")
+	say(alice, "two")
+	a2 := posted("two")
+	del(alice, a1) // the third token
+	expectRedact(t, w, a1)
+	del(alice, a2)
+	floodError(t, alice, "flood", "you are sending too fast; messages were dropped")
+	if !stored(a2) {
+		t.Fatalf("message %d deleted by a delete beyond the flood limit", a2)
+	}
+	clock.Advance(time.Second)
+	del(alice, a2)
+	expectRedact(t, w, a2)
+
+	bob.Send("b1")
+	b1 := posted("b1")
+	bob.Send("b2")
+	b2 := posted("b2")
+	bob.Send("/delete " + strconv.FormatUint(b1, 10))
+	expectRedact(t, w, b1)
+	bob.Send("/delete " + strconv.FormatUint(b2, 10))
+	bob.SkipUntil("* you are sending too fast; messages were dropped")
+	if !stored(b2) {
+		t.Fatalf("message %d deleted by a /delete beyond the flood limit", b2)
+	}
+	if got := metricLine(t, ts, `moonchat_flood_refused_total{limit="connection"}`); got != `moonchat_flood_refused_total{limit="connection"} 2` {
+		t.Errorf("metric %q", got)
 	}
 }
