@@ -7,6 +7,8 @@
 //	moonchat check [-config FILE]     validate the config file and the Lua scripts
 //	moonchat history [flags]          print or delete stored chat history
 //	moonchat audit [flags]            print the moderation audit log
+//	moonchat client [flags] [URL]     chat in the terminal (line mode when not a terminal)
+//	moonchat say -room R [flags] TEXT post a message through the admin API
 //	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
 //	moonchat bench                    moved: the load generator is cmd/moonchat-bench
 //	moonchat version                  print the version and build information
@@ -54,6 +56,8 @@ func commands() []command {
 		{"check", "[-config FILE]", "validate the config file and the Lua scripts", runCheck, false},
 		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
 		{"audit", "[flags]", "print the moderation audit log", runAudit, false},
+		{"client", "[flags] [URL]", "chat in the terminal (line mode when not on a terminal)", runClient, false},
+		{"say", "-room R [flags] TEXT", "post a message to a room through the admin API", runSay, false},
 		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
 		{"bench", "", "moved: go run ./cmd/moonchat-bench (the load generator)", runBench, false},
 		{"version", "", "print the version and build information", runVersion, false},
