@@ -1,7 +1,8 @@
 // Package chat is moonchat's chat server: rooms, members, the two wire
 // formats (plain "NICK: TEXT" lines and moonchat.v1 JSON events), fan-out,
-// flood control and the HTTP endpoints (chat page, /api/session,
-// /api/history, /api/rooms, the admin API, /healthz, /metrics). It drives WebSocket connections through package core/ws and
+// flood control, direct messages and the HTTP endpoints (chat page,
+// /api/session, /api/history, /api/rooms, /api/direct, the admin API,
+// /healthz, /metrics). It drives WebSocket connections through package core/ws and
 // plugs in scripting and storage through the seams in seams.go.
 //
 // # Ordering and durability
@@ -52,6 +53,11 @@
 //     flood.go: the per-connection token bucket; names.go: nicknames;
 //   - wire.go, wire_json.go: the wire formats (docs/protocol.md);
 //   - host.go: Host, the scripts' API; hookfail.go: hook failures;
+//   - direct_seams.go: the direct-message seam; direct.go: sending and
+//     delivering direct messages; direct_store.go: the per-conversation
+//     locks, the index of accounts' connections and the in-memory
+//     conversations of guests; direct_read.go: conversations, their
+//     history requests and /api/direct; direct_wire.go: their events;
 //   - http.go: /api/history, /api/rooms, /healthz, /metrics, Config.Routes
 //     and the Host check; session.go: /api/session; admin.go: the admin
 //     API and AdminHandler; page.go: the chat page; metrics.go: the

@@ -197,6 +197,10 @@ func (s *Server) HistoryFor(sessionID uint64, room string, n int) ([]Message, er
 // recent is History's read: up to n (at most APILimit) of room's newest
 // messages.
 func (s *Server) recent(room string, n int) ([]Message, error) {
+	if err := ValidRoomName(room); err != nil {
+		// A direct conversation's key among them: never read as a room.
+		return nil, err
+	}
 	if s.history == nil {
 		return nil, ErrNoHistory
 	}
@@ -219,6 +223,10 @@ func (s *Server) Redact(room string, id uint64) error {
 
 // redact is Redact without the audit entry.
 func (s *Server) redact(room string, id uint64) error {
+	if err := ValidRoomName(room); err != nil {
+		// A direct conversation's key among them: not a room's message.
+		return fmt.Errorf("redact %q/%d: %w", room, id, err)
+	}
 	if s.history == nil {
 		return ErrNoHistory
 	}

@@ -86,7 +86,6 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
 	id, ok := s.identifyAPI(w, r, room)
 	if !ok {
 		return
@@ -97,31 +96,9 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusForbidden, reason)
 		return
 	}
-	parseID := func(key string) (uint64, bool, bool) {
-		if !q.Has(key) {
-			return 0, false, true
-		}
-		v, err := strconv.ParseUint(q.Get(key), 10, 64)
-		return v, true, err == nil
-	}
-	before, hasBefore, ok1 := parseID("before")
-	after, hasAfter, ok2 := parseID("after")
-	if !ok1 || !ok2 {
-		jsonError(w, http.StatusBadRequest, "before and after must be message ids (unsigned integers)")
+	req, ok := parsePageQuery(w, r)
+	if !ok {
 		return
-	}
-	if hasBefore && hasAfter {
-		jsonError(w, http.StatusBadRequest, "give before or after, not both")
-		return
-	}
-	req := pageRequest{before: before, after: after, hasAfter: hasAfter}
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n <= 0 {
-			jsonError(w, http.StatusBadRequest, "limit must be a positive integer")
-			return
-		}
-		req.limit = n
 	}
 	if s.history == nil {
 		jsonError(w, http.StatusNotFound, "no history: the server runs without a store")
@@ -144,6 +121,40 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
+}
+
+// parsePageQuery reads the paging parameters of an /api/ request
+// (before=ID or after=ID, limit=N), shared by /api/history and
+// /api/direct; it answers 400 and reports false when they are wrong.
+func parsePageQuery(w http.ResponseWriter, r *http.Request) (pageRequest, bool) {
+	q := r.URL.Query()
+	parseID := func(key string) (uint64, bool, bool) {
+		if !q.Has(key) {
+			return 0, false, true
+		}
+		v, err := strconv.ParseUint(q.Get(key), 10, 64)
+		return v, true, err == nil
+	}
+	before, hasBefore, ok1 := parseID("before")
+	after, hasAfter, ok2 := parseID("after")
+	if !ok1 || !ok2 {
+		jsonError(w, http.StatusBadRequest, "before and after must be message ids (unsigned integers)")
+		return pageRequest{}, false
+	}
+	if hasBefore && hasAfter {
+		jsonError(w, http.StatusBadRequest, "give before or after, not both")
+		return pageRequest{}, false
+	}
+	req := pageRequest{before: before, after: after, hasAfter: hasAfter}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n <= 0 {
+			jsonError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return pageRequest{}, false
+		}
+		req.limit = n
+	}
+	return req, true
 }
 
 // serveRooms answers GET /api/rooms with
@@ -189,6 +200,9 @@ func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]row, 0, len(stats)+len(live))
 	for _, st := range stats {
+		if IsConversation(st.Name) {
+			continue // direct conversations are no rooms (direct_read.go)
+		}
 		if readable(st.Name) {
 			rows = append(rows, row{st, live[st.Name]})
 		}
@@ -292,7 +306,7 @@ func checkRoutes(routes map[string]http.Handler) error {
 // servedPath reports whether the chat server answers path itself.
 func servedPath(p string) bool {
 	switch p {
-	case "/", "/chat", "/healthz", "/metrics", "/api/session", "/api/history", "/api/rooms":
+	case "/", "/chat", "/healthz", "/metrics", "/api/session", "/api/history", "/api/rooms", "/api/direct":
 		return true
 	}
 	if isAdminPath(p) || strings.HasPrefix(p, "/chat/") {

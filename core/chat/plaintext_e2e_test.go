@@ -135,7 +135,7 @@ func TestMalformedJSONFrames(t *testing.T) {
 		{`{"type":"history","limit":-1}`, `"limit" must not be negative`},
 		{`{"type":"history","before":1,"after":2}`, `give "before" or "after", not both`},
 		{`{}`, `no "type" field`},
-		{`{"type":"dance"}`, `unknown type "dance" (want "message", "history", "presence", "typing", "token" or "delete")`},
+		{`{"type":"dance"}`, `unknown type "dance" (want "message", "history", "presence", "typing", "token", "delete", "direct" or "conversations")`},
 		{`{"type":"message"}`, `a "message" event needs a "text" string`},
 	} {
 		j.Send(tc.frame)

@@ -35,6 +35,10 @@ const (
 	opSettings                   // Host.SetRoomSettings: tell the room (moderation.go)
 	opIgnores                    // m's ignore list changed (ignore.go)
 	opTyping                     // m is typing: tell the room's other JSON members (typing.go)
+	opDirect                     // m sends a direct message (direct.go)
+	opDirectOut                  // a stored direct message for m: write it (direct.go)
+	opConvList                   // m asks for its conversations (JSON, direct_read.go)
+	opDirectPage                 // m pages a conversation (JSON, direct_read.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -71,6 +75,16 @@ type op struct {
 	closeCode ws.StatusCode
 	// settings is the change of room settings (opSettings).
 	settings *settingsChange
+	// dm is the recipient of a direct message (opDirect); dmOut the
+	// message encoded for delivery and dmSide which of its views m gets
+	// (opDirectOut: 0 the sender's, 1 the recipient's); with is the
+	// other user of a conversation paged (opDirectPage, with cursor and
+	// limit as opHistory, and hasAfter for a page forwards).
+	dm       *dmPeer
+	dmOut    *dmOut
+	dmSide   int
+	with     string
+	hasAfter bool
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -242,7 +256,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores, opDirect:
 	default:
 		r.waitForPasses()
 	}
@@ -296,6 +310,20 @@ func (r *room) control(o *op) {
 		r.ignoresChanged(o.m)
 	case opTyping:
 		r.relayTyping(o.m)
+	case opDirect:
+		r.direct(o) // direct.go
+	case opDirectOut:
+		r.directOut(o)
+	case opConvList:
+		r.release = append(r.release, o.m)
+		r.answerConversations(o.m) // direct_read.go
+	case opDirectPage:
+		r.release = append(r.release, o.m)
+		q := pageRequest{before: o.cursor, limit: o.limit}
+		if o.hasAfter {
+			q = pageRequest{after: o.cursor, hasAfter: true, limit: o.limit}
+		}
+		r.answerDirectHistory(o.m, o.with, q)
 	}
 }
 

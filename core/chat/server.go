@@ -50,6 +50,9 @@ type Server struct {
 	sessions map[uint64]*member // joined or joining members by SessionID
 	roomWG   sync.WaitGroup
 
+	// refreshes owns the token refresh goroutines (expiry.go).
+	refreshes refreshGroup
+
 	// sweepers is the number of goroutines writing each big room's
 	// broadcasts (fanout.go); 0 = the room goroutine writes them.
 	sweepers int
@@ -75,6 +78,10 @@ type Server struct {
 	mod moderation
 	// ign is the accounts' ignore lists (ignore.go).
 	ign ignoreState
+	// dm is the direct-message state (direct_store.go); dmMetrics
+	// moonchat_direct_messages_total by result (direct.go).
+	dm        directState
+	dmMetrics [numDMResults]counter
 }
 
 var _ Host = (*Server)(nil)
@@ -107,6 +114,7 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if err := s.initMetrics(); err != nil {
 		return nil, err
 	}
+	s.initDirect()
 	if err := s.initLimits(); err != nil {
 		return nil, fmt.Errorf("chat config: per-address limits: %w", err)
 	}
@@ -178,6 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/api/rooms":
 		s.limitAPI(w, r, s.serveRooms)
+		return
+	case "/api/direct":
+		s.limitAPI(w, r, s.serveDirect) // direct_read.go
 		return
 	}
 	if h, ok := s.cfg.Routes[path]; ok {
@@ -459,6 +470,7 @@ func (h handler) OnOpen(c *ws.Conn) {
 	r.refs++
 	m.room = r
 	s.sessions[m.id] = m
+	s.dm.addConn(m)
 	// The shared flood buckets are taken before the join is queued: the
 	// member's messages may follow at once.
 	s.floodOpen(m)
@@ -497,6 +509,10 @@ func (h handler) OnMessage(c *ws.Conn, opcode ws.Opcode, data []byte) {
 		}
 		if ev.Type == "delete" {
 			s.deleteRequest(m, *ev.ID) // delete.go
+			return
+		}
+		if ev.Type == "direct" || ev.Type == "conversations" || (ev.Type == "history" && ev.With != nil) {
+			s.directRequest(m, &ev) // direct.go, direct_read.go
 			return
 		}
 		if ev.Type == "history" || ev.Type == "presence" {
@@ -572,6 +588,7 @@ func (h handler) OnClose(c *ws.Conn, _ error) {
 	s.floodClose(m)
 	s.mu.Lock()
 	delete(s.sessions, m.id)
+	s.dm.removeConn(m)
 	r := m.room
 	r.enqueue(op{kind: opLeave, m: m})
 	r.refs--
@@ -581,6 +598,7 @@ func (h handler) OnClose(c *ws.Conn, _ error) {
 		r.stop()
 	}
 	s.mu.Unlock()
+	s.dm.dropGuest(m) // a guest's conversations end with its session
 }
 
 // roomExited is called by a room goroutine as it returns.
@@ -597,8 +615,11 @@ func (s *Server) roomExited(r *room) {
 // Shutdown stops the server gracefully: no new upgrades; every room
 // finishes what it has queued (so every message a client was told about is
 // stored and delivered) and calls Hooks.Leave for its remaining members;
-// then every connection is closed with 1001 and the engine is stopped. When ctx ends first, hooks and History.Append get a
-// cancelled context and the engine is closed without waiting further.
+// then every connection is closed with 1001 and the engine is stopped,
+// and the token refreshes under way (expiry.go) are waited for. When ctx
+// ends first, hooks and History.Append get a cancelled context, the engine
+// is closed without waiting further, and refreshes still running are left
+// to end by themselves (the error says how many).
 // Shutdown does not close the History; the caller does that afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopModeration()
@@ -625,6 +646,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.engine.Shutdown(ctx, ws.StatusGoingAway, "server shutting down")
 	s.cancel()
 	<-roomsDone
+	// Token refreshes (expiry.go) run beside the rooms: wait for them too.
+	err = errors.Join(err, s.refreshes.wait(ctx))
 	if err != nil {
 		return fmt.Errorf("chat shutdown: %w", err)
 	}

@@ -274,6 +274,10 @@ type clientEvent struct {
 	Token *string `json:"token"`
 	// ID is the message a "delete" event deletes (delete.go).
 	ID *uint64 `json:"id"`
+	// To is the recipient of a "direct" event, With the other user of
+	// a conversation a "history" event pages (direct.go).
+	To   *string `json:"to"`
+	With *string `json:"with"`
 }
 
 // badFrame is the start of every answer to a malformed moonchat.v1
@@ -295,11 +299,15 @@ var fieldKinds = map[string]string{
 	"limit":  "a whole number",
 	"token":  "a string",
 	"id":     "a message id (a whole number, 1 or more)",
+	"to":     "a string (the recipient's name)",
+	"with":   "a string (the other user's name)",
 }
 
 // decodeClientEvent parses one JSON client frame. Only "message" (with a
-// text), "history" (with at most one of before and after), "presence",
-// "typing", "token" (with a token) and "delete" (with an id) are valid. Errors name what is wrong in terms of the protocol (the field
+// text), "history" (with at most one of before and after, and a "with"
+// for a conversation), "presence", "typing", "token" (with a token),
+// "delete" (with an id), "direct" (with to and text) and "conversations"
+// are valid. Errors name what is wrong in terms of the protocol (the field
 // and what it should be), not the decoder's internals.
 func decodeClientEvent(data []byte) (clientEvent, error) {
 	var ev clientEvent
@@ -329,7 +337,14 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 		if ev.Before != nil && ev.After != nil {
 			return ev, frameError(`give "before" or "after", not both`)
 		}
-	case "presence", "typing":
+		if ev.With != nil && *ev.With == "" {
+			return ev, frameError(`"with" must name the other user of a conversation`)
+		}
+	case "direct":
+		if ev.To == nil || *ev.To == "" || ev.Text == nil {
+			return ev, frameError(`a "direct" event needs a "to" string (the recipient's name) and a "text" string`)
+		}
+	case "presence", "typing", "conversations":
 	case "token":
 		if ev.Token == nil || *ev.Token == "" {
 			return ev, frameError(`a "token" event needs a "token" string`)
@@ -341,7 +356,7 @@ func decodeClientEvent(data []byte) (clientEvent, error) {
 	case "":
 		return ev, frameError(`no "type" field`)
 	default:
-		return ev, frameError(`unknown type %q (want "message", "history", "presence", "typing", "token" or "delete")`, ev.Type)
+		return ev, frameError(`unknown type %q (want "message", "history", "presence", "typing", "token", "delete", "direct" or "conversations")`, ev.Type)
 	}
 	return ev, nil
 }

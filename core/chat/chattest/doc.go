@@ -6,9 +6,10 @@
 //   - History: an in-memory chat.History that keeps the seam's promises
 //     (ids grow per room, After reports gaps), with retention (PruneTo)
 //     and fault injection (HoldAfter, BlockAppends, SlowAppends,
-//     FailNameOwners); it keeps name owners (chat.NameOwners), so a
-//     second server given the same History sees them as after a restart;
-//     ListingHistory adds chat.RoomLister;
+//     FailNameOwners, Blocked); it keeps name owners (chat.NameOwners),
+//     so a second server given the same History sees them as after a
+//     restart, and lists accounts' direct conversations
+//     (chat.ConversationLister); ListingHistory adds chat.RoomLister;
 //   - Hooks: a scripted chat.Hooks that records joins, leaves and renames;
 //   - Clock: a chat.Clock that moves only when the test advances it, for
 //     tests that must show that something does not happen yet (Pending

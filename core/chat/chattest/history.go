@@ -25,6 +25,7 @@ type History struct {
 	// Fault injection for Append (BlockAppends, SlowAppends) and what it
 	// saw (AppendSizes).
 	appendGate  chan struct{} // non-nil: Append waits until it is closed
+	waiting     int           // Append calls waiting at appendGate (Blocked)
 	appendDelay time.Duration
 	appendSizes []int
 
@@ -57,9 +58,10 @@ func NewHistory() *History {
 }
 
 var (
-	_ chat.History         = (*History)(nil)
-	_ chat.NameOwners      = (*History)(nil)
-	_ chat.ModerationStore = (*History)(nil)
+	_ chat.History            = (*History)(nil)
+	_ chat.NameOwners         = (*History)(nil)
+	_ chat.ModerationStore    = (*History)(nil)
+	_ chat.ConversationLister = (*History)(nil)
 )
 
 // NameOwners implements chat.NameOwners: a copy of who owns which name.
@@ -123,6 +125,14 @@ func (h *History) BlockAppends() (release func()) {
 	return func() { once.Do(func() { close(gate) }) }
 }
 
+// Blocked returns how many Append calls wait for BlockAppends' release
+// now: a test knows that a message has reached the store and is held.
+func (h *History) Blocked() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.waiting
+}
+
 // SlowAppends makes every Append take at least d, as an fsync does.
 func (h *History) SlowAppends(d time.Duration) {
 	h.mu.Lock()
@@ -144,10 +154,16 @@ func (h *History) Append(ctx context.Context, msgs []*chat.Message) error {
 	gate, delay := h.appendGate, h.appendDelay
 	h.mu.Unlock()
 	if gate != nil {
+		h.mu.Lock()
+		h.waiting++
+		h.mu.Unlock()
 		select {
 		case <-gate:
 		case <-ctx.Done():
 		}
+		h.mu.Lock()
+		h.waiting--
+		h.mu.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append: %w", err)
@@ -159,7 +175,9 @@ func (h *History) Append(ctx context.Context, msgs []*chat.Message) error {
 	for _, m := range msgs {
 		h.nextID[m.Room]++
 		m.ID = h.nextID[m.Room]
-		h.rooms[m.Room] = append(h.rooms[m.Room], *m)
+		stored := *m
+		stored.To = "" // not stored (chat.Message.To), as package store does
+		h.rooms[m.Room] = append(h.rooms[m.Room], stored)
 	}
 	return nil
 }
@@ -292,5 +310,35 @@ func (h *ListingHistory) RoomStats() ([]chat.RoomStat, error) {
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Conversations implements chat.ConversationLister: account's direct
+// conversations (keys chat.ParseConversationKey accepts), newest first.
+func (h *History) Conversations(account string) ([]chat.ConversationStat, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []chat.ConversationStat
+	for key, last := range h.nextID {
+		a, b, ok := chat.ParseConversationKey(key)
+		if !ok || (a != account && b != account) {
+			continue
+		}
+		peer := a
+		if a == account {
+			peer = b
+		}
+		st := chat.ConversationStat{Key: key, Peer: peer, Count: len(h.rooms[key]), LastID: last}
+		if st.Count > 0 {
+			st.LastTime = h.rooms[key][st.Count-1].Time
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LastTime.Equal(out[j].LastTime) {
+			return out[i].LastTime.After(out[j].LastTime)
+		}
+		return out[i].Key < out[j].Key
+	})
 	return out, nil
 }
