@@ -36,11 +36,17 @@ import (
 //
 // API for the rest of the package:
 //
-//	ls := newLocalSocket(path, log)     // routes first:
-//	ls.handle("GET /direct/names", h)   // net/http patterns
-//	err := ls.listen()                  // then listen (serve's open)
+//	ls := newLocalSocket(path, log)     // serve's open, once the store is open
+//	ls.handle("GET /direct/names", h)   // net/http patterns; add routes any
+//	                                    // time before serve (s.local in open)
+//	err := ls.listen()                  // makes the socket
 //	go ls.serve()                       // http.ErrServerClosed after shutdown
 //	ls.shutdown(ctx)                    // stops, removes the file
+//
+// serve's open makes it right after the store (server.openLocalSocket);
+// what is opened later (the scripts) adds its routes to s.local when that
+// is not nil (nil: no store, or the socket could not be made — logged, and
+// the server runs without it).
 //
 //	err := localGet(ctx, path, "/direct/names", query, &answer) // a client
 //
