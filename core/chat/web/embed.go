@@ -1,6 +1,6 @@
 // Package web holds moonchat's chat page: a single static page (index.html,
-// app.js, style.css) that speaks the JSON subprotocol "moonchat.v1"
-// described in docs/protocol.md. The files are embedded in the binary; the
+// app.js, direct.js, style.css) that speaks the JSON subprotocol
+// "moonchat.v1" described in docs/protocol.md. The files are embedded in the binary; the
 // chat server serves FS at "/".
 //
 // The page uses no CDN, framework or build step, so what is in static/ is
@@ -21,6 +21,11 @@
 // (POST /api/token, then {"type":"token"} on the socket); close code 4001
 // brings back the sign-in forms. Members and messages with an account id
 // carry a check mark (the id in its tooltip) and badges for their roles.
+//
+// Direct messages (direct.js, an ES module app.js imports): the user's
+// conversations are listed beside the room with unread counts (the last id
+// read of an account's conversation kept in localStorage), and one opens
+// in the room's place, from the list or by clicking a member's name.
 package web
 
 import (
@@ -31,9 +36,10 @@ import (
 //go:embed static
 var static embed.FS
 
-// FS is the chat page's files, rooted so that "index.html", "app.js" and
-// "style.css" are at the top (serve it with http.FileServerFS). It is
-// read-only: embedded files cannot change at run time.
+// FS is the chat page's files, rooted so that "index.html", "app.js",
+// "direct.js" and "style.css" are at the top (serve it with
+// http.FileServerFS). It is read-only: embedded files cannot change at run
+// time.
 var FS fs.FS = mustSub(static, "static")
 
 // mustSub roots fsys at dir. fs.Sub fails only for an invalid path, and dir

@@ -8,7 +8,7 @@ import (
 )
 
 func TestFSHasPageFiles(t *testing.T) {
-	for _, name := range []string{"index.html", "app.js", "style.css"} {
+	for _, name := range []string{"index.html", "app.js", "direct.js", "style.css"} {
 		t.Run(name, func(t *testing.T) {
 			b, err := fs.ReadFile(FS, name)
 			if err != nil {
@@ -60,14 +60,21 @@ func TestIndexUsesOnlyLocalAssets(t *testing.T) {
 }
 
 func TestScriptNeverUsesInnerHTML(t *testing.T) {
-	// The page renders user data; the XSS rule is "textContent only".
-	b, err := fs.ReadFile(FS, "app.js")
-	if err != nil {
-		t.Fatalf("read app.js: %v", err)
+	// The page renders user data; the XSS rule is "textContent only", in
+	// every script of the page.
+	scripts, err := fs.Glob(FS, "*.js")
+	if err != nil || len(scripts) < 2 {
+		t.Fatalf("the page's scripts: %q, %v (want app.js and direct.js at least)", scripts, err)
 	}
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
-		if strings.Contains(string(b), bad) {
-			t.Errorf("app.js uses %s", bad)
+	for _, name := range scripts {
+		b, err := fs.ReadFile(FS, name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s uses %s", name, bad)
+			}
 		}
 	}
 }

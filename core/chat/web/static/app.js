@@ -4,6 +4,11 @@
 // Safety rule for this file: user-supplied data (names, texts, reasons) only
 // ever reaches the DOM through textContent / Text nodes / validated hrefs;
 // it is never parsed as HTML.
+//
+// The page is an ES module (index.html loads it with type="module") so that
+// concerns live in their own files: direct.js holds direct messages.
+import { createDirect } from './direct.js';
+
 (() => {
   'use strict';
 
@@ -152,6 +157,28 @@
     typingTimer: 0,    // a send held back by TYPING_SEND_MS
     typers: new Map(), // name -> timer that hides "NAME is typing…"
   };
+
+  // Direct messages (direct.js): the conversations beside the room, one of
+  // them shown in the room's place when open.
+  const dm = createDirect({
+    S,
+    sendJSON,
+    me: () => {
+      const a = myAccount();
+      return { name: S.myName, id: a && a.id ? a.id : '' };
+    },
+    messageEl,
+    fixDays,
+    regroup,
+    hue,
+    load,
+    store,
+    roomLabel: () => (S.room ? `#${S.room}` : 'the room'),
+    composerChanged: () => {
+      updateComposer();
+      fillIfShort();
+    },
+  });
 
   // ---- small helpers -------------------------------------------------------
 
@@ -395,7 +422,8 @@
     const today = dayKey(new Date());
     if (today === S.today) return;
     S.today = today;
-    for (const li of el.messages.querySelectorAll('li.day')) {
+    // The room's list and the open conversation's.
+    for (const li of document.querySelectorAll('li.day')) {
       li.firstElementChild.textContent = dayLabel(li.dataset.sep);
     }
   }
@@ -556,10 +584,16 @@
       dot.className = 'dot';
       dot.style.setProperty('--hue', String(hue(name)));
       dot.setAttribute('aria-hidden', 'true');
-      const n = document.createElement('span');
+      // Another member's name starts a direct conversation with it.
+      const acc = S.accounts.get(name) ?? null;
+      const n = document.createElement(name === S.myName ? 'span' : 'button');
       n.className = 'name';
       n.textContent = name;
-      const acc = S.accounts.get(name) ?? null;
+      if (name !== S.myName) {
+        n.type = 'button';
+        n.title = `Send ${name} a direct message`;
+        n.addEventListener('click', () => dm.openWith(name, acc && acc.id ? acc.id : ''));
+      }
       if (acc && acc.id) li.dataset.account = acc.id;
       li.append(dot, n, marksEl(acc));
       if (name === S.myName) {
@@ -788,6 +822,7 @@
     const wasOnline = S.online;
     S.online = false;
     S.loadingOlder = false;
+    dm.onClosed();
     // Held live events are dropped: the reconnect resumes from lastId, the
     // end of what was caught up, and gets them again.
     S.catchingUp = false;
@@ -881,7 +916,9 @@
   function render(ev) {
     switch (ev.type) {
       case 'welcome': onWelcome(ev); break;
-      case 'history': onHistory(ev); break;
+      case 'history': if (typeof ev.with === 'string') dm.onHistory(ev); else onHistory(ev); break;
+      case 'direct': dm.onDirect(ev); break;
+      case 'conversations': dm.onConversations(ev); break;
       case 'message': typingDone(String(ev.user ?? '')); appendMessages([ev]); break;
       case 'system': onSystem(ev); break;
       case 'presence': onPresence(ev); break;
@@ -916,6 +953,7 @@
     setStatus('online', 'online');
     updateMe();
     updateTitle();
+    dm.onWelcome();
   }
 
   // nameNote tells the user that the name asked for is not the one given.
@@ -1018,6 +1056,8 @@
   function onError(ev) {
     const text = String(ev.text ?? ev.code ?? 'error');
     S.lastError = text;
+    // An error about a direct message is shown by the conversation.
+    if (dm.onError(ev)) return;
     const li = noticeEl('error', text);
     if (ev.code) li.dataset.code = String(ev.code);
     appendItems([li], true);
@@ -1112,13 +1152,15 @@
   function updateComposer() {
     clearTimeout(S.noteTimer);
     S.noteTimer = 0;
-    const why = blockedFor(Date.now());
+    // The room's mute and slow mode do not hold direct messages (a mute
+    // that does, one in every room, is answered by the server).
+    const why = dm.isOpen() ? '' : blockedFor(Date.now());
     el.app.dataset.muted = S.mutedUntil ? 'true' : 'false';
     el.composerNote.hidden = why === '';
     el.composerNote.textContent = why;
     el.composerNote.dataset.kind = S.mutedUntil ? 'muted' : (S.slowUntil ? 'slow' : '');
     el.send.disabled = el.status.dataset.state !== 'online' || why !== '';
-    if (why && (S.slowUntil || S.mutedUntil !== Infinity)) {
+    if (why && !dm.isOpen() && (S.slowUntil || S.mutedUntil !== Infinity)) {
       S.noteTimer = setTimeout(updateComposer, 1000);
     }
   }
@@ -1163,7 +1205,8 @@
     const text = el.text.value;
     const now = Date.now();
     blockedFor(now); // forgets a mute that has run out
-    if (!text.trim() || text.startsWith('/') || S.mutedUntil) return;
+    // Typing is told to the room, not to a conversation.
+    if (!text.trim() || text.startsWith('/') || S.mutedUntil || dm.isOpen()) return;
     const wait = S.typingSent + TYPING_SEND_MS - now;
     if (wait > 0) {
       if (!S.typingTimer) {
@@ -1192,7 +1235,8 @@
   // the server says there is nothing older.
   function fillIfShort() {
     const s = el.scroller;
-    if (S.moreOlder && s.scrollHeight <= s.clientHeight + 4) requestOlder();
+    // Not while a conversation hides the room: it has no height then.
+    if (S.moreOlder && !s.hidden && s.scrollHeight <= s.clientHeight + 4) requestOlder();
   }
 
   // ---- user actions ------------------------------------------------------------
@@ -1210,6 +1254,7 @@
     S.held = [];
     if (room !== S.room) {
       // A different room: start from a clean slate.
+      dm.close();
       el.messages.replaceChildren();
       S.people = [];
       S.accounts.clear();
@@ -1260,6 +1305,7 @@
   // backToJoin shows the join form, holding the name this tab had (after
   // a /nick or a "-2" that is not what the form was sent with) and its room.
   function backToJoin() {
+    dm.close();
     if (S.myName) el.joinName.value = S.myName;
     if (S.room) el.joinRoom.value = S.room;
     el.joinError.textContent = '';
@@ -1584,6 +1630,13 @@
     e.preventDefault();
     const text = el.text.value;
     if (!text.trim()) return;
+    if (dm.isOpen()) {
+      // Everything typed in a conversation goes to it, "/" or not (the
+      // server never reads a direct message as a command).
+      if (dm.send(text)) el.text.value = '';
+      else dm.tell('Not connected: your message was not sent (it is still in the box).');
+      return;
+    }
     // A command still reaches the scripts when muted or in slow mode (the
     // server only refuses what would be posted).
     if (blockedFor(Date.now()) && !text.startsWith('/')) {
