@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Log is one node's handle on the cluster's room log: a NATS connection
+// and the JetStream stream holding every room's records. It is safe for
+// concurrent use: any goroutine may Publish or Redact (for any room) while
+// one Consume runs.
+type Log struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	// maxRecord bounds a record's payload: the server's max_payload less
+	// room for the headers.
+	maxRecord int
+
+	// heads is what this node knows of each room's end: the last record's
+	// stream sequence and the room's last id, from its own
+	// acknowledgements and from Consume. A stale head costs one retry
+	// (the stream refuses the publish), never a wrong id.
+	mu    sync.Mutex
+	heads map[string]head
+
+	applied   atomic.Uint64 // stream sequence of the last record Consume applied
+	consuming atomic.Bool
+	connected atomic.Bool
+	stateMu   sync.Mutex // orders OnState calls with connected's changes
+	isClosed  atomic.Bool
+}
+
+// head is where a room's records end: seq is its last record's stream
+// sequence (0 = the room has no record in the stream), id the room's last
+// message id.
+type head struct {
+	seq, id uint64
+}
+
+// Open connects to NATS and creates the stream, or updates its settings
+// (replicas, limits) to cfg's. It fails when NATS cannot be reached
+// (wrapping ErrUnavailable) or refuses the stream.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head)}
+	opts, err := cfg.natsOptions(l)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, redact(cfg.URL), err)
+	}
+	l.nc = nc
+	l.connected.Store(true)
+	l.maxRecord = int(nc.MaxPayload()) - 1024
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.PublishTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	l.js = js
+	scfg := jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "moonchat room log (package cluster)",
+		Subjects:    streamSubjects(cfg.Stream),
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.MaxAge,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+	}
+	scfg.MaxMsgsPerSubject = -1
+	if cfg.MaxPerRoom > 0 {
+		scfg.MaxMsgsPerSubject = int64(cfg.MaxPerRoom)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, scfg)
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return nil, fmt.Errorf("%w: JetStream does not answer: %v", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("cluster: stream %s: %w", cfg.Stream, err)
+	}
+	l.stream = s
+	return l, nil
+}
+
+// redact hides a URL's credentials for an error message.
+func redact(url string) string {
+	if i, j := strings.Index(url, "//"), strings.LastIndexByte(url, '@'); i >= 0 && j > i {
+		return url[:i+2] + "***@" + url[j+1:]
+	}
+	return url
+}
+
+// Connected reports whether the connection to NATS is up now.
+func (l *Log) Connected() bool { return l.connected.Load() && !l.isClosed.Load() }
+
+// setState records a connection change and tells Config.OnState.
+func (l *Log) setState(up bool) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	if l.connected.Swap(up) == up {
+		return
+	}
+	if l.cfg.OnState != nil {
+		l.cfg.OnState(up)
+	}
+}
+
+func (l *Log) disconnected(_ *nats.Conn, err error) {
+	if l.isClosed.Load() {
+		return
+	}
+	l.log.Warn("cluster: NATS connection lost; posts are refused until it is back", "err", err)
+	l.setState(false)
+}
+
+func (l *Log) reconnected(nc *nats.Conn) {
+	l.log.Info("cluster: NATS connection back", "server", nc.ConnectedUrlRedacted())
+	l.setState(true)
+}
+
+func (l *Log) closed(_ *nats.Conn) {
+	l.setState(false)
+}
+
+// Close closes the connection. A running Consume returns ErrClosed.
+func (l *Log) Close() error {
+	if l.isClosed.Swap(true) {
+		return nil
+	}
+	l.nc.Close()
+	return nil
+}
+
+// Last returns the room's last id and the stream sequence of its last
+// record, as the stream's leader has them now (0, 0 for a room with no
+// record in the stream).
+func (l *Log) Last(ctx context.Context, key string) (id, seq uint64, err error) {
+	h, err := l.fetchHead(ctx, key)
+	return h.id, h.seq, err
+}
+
+// fetchHead asks the stream for key's last record and remembers it.
+func (l *Log) fetchHead(ctx context.Context, key string) (head, error) {
+	h, _, err := l.fetchHeadOf(ctx, key, "")
+	return h, err
+}
+
+// learn records h as key's head when it is newer than the one known.
+func (l *Log) learn(key string, h head) {
+	l.mu.Lock()
+	if h.seq > l.heads[key].seq {
+		l.heads[key] = h
+	}
+	l.mu.Unlock()
+}
+
+// known returns key's head as this node knows it.
+func (l *Log) known(key string) (head, bool) {
+	l.mu.Lock()
+	h, ok := l.heads[key]
+	l.mu.Unlock()
+	return h, ok
+}
+
+// usable returns ErrClosed or ErrUnavailable when no request can be made
+// now: a request made while reconnecting would only wait for its timeout.
+func (l *Log) usable() error {
+	if l.isClosed.Load() {
+		return ErrClosed
+	}
+	if l.nc.Status() != nats.CONNECTED {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// unavailable wraps a request's error: ErrUnavailable when NATS or
+// JetStream did not answer, the error itself otherwise.
+func (l *Log) unavailable(what string, err error) error {
+	if l.isClosed.Load() {
+		return ErrClosed
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) {
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("cluster: %s: %w", what, err)
+}
+
+// Applied returns the stream sequence of the last record Consume applied
+// (or the sequence it was started after).
+func (l *Log) Applied() uint64 { return l.applied.Load() }
+
+// Lag returns how many stream sequences this node has yet to apply: the
+// stream's last sequence less Applied (for moonchat cluster status).
+func (l *Log) Lag(ctx context.Context) (uint64, error) {
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, l.unavailable("stream info", err)
+	}
+	if a := l.applied.Load(); info.State.LastSeq > a {
+		return info.State.LastSeq - a, nil
+	}
+	return 0, nil
+}
