@@ -94,7 +94,7 @@ func (s *Server) initLimits() error {
 	}, func() float64 { return float64(lim.Tracked()) })
 	apiRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_api_refused_total",
-		Help: "Requests to /api/session, /api/history and /api/rooms refused with 429 by the per-address limits they share with WebSocket handshakes, by reason (address_connections, address_rate, address_table).",
+		Help: "Requests to /api/session, /api/history, /api/rooms and /api/direct refused with 429 by the per-address limits they share with WebSocket handshakes, by reason (address_connections, address_rate, address_table).",
 	}, []string{"reason"})
 	lm.apiConns = counter{apiRefused.WithLabelValues(refusedAddrConns)}
 	lm.apiRate = counter{apiRefused.WithLabelValues(refusedAddrRate)}
@@ -153,7 +153,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, client netip.Addr
 	return lease, true
 }
 
-// limitAPI serves an /api/session, /api/history or /api/rooms request
+// limitAPI serves an /api/session, /api/history, /api/rooms or /api/direct request
 // with serve if its address is within the per-address limits: it counts
 // as a handshake against handshake_rate and as a connection while it
 // runs, with the handshakes' exemptions (limits_exempt). These requests

@@ -2,6 +2,8 @@ package chat_test
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -115,6 +117,18 @@ func TestDirectPrivacy(t *testing.T) {
 	if err := ts.Chat.Redact(key, 1); !errors.Is(err, chat.ErrInvalidRoom) {
 		t.Errorf("Redact(key) = %v", err)
 	}
+	// Nor does the admin API take a key for a room.
+	for _, req := range []struct{ method, path string }{
+		{"DELETE", "/api/messages/" + url.PathEscape(key) + "/1"},
+		{"POST", "/api/rooms/" + url.PathEscape(key) + "/messages"},
+		{"GET", "/api/members?room=" + url.QueryEscape(key)},
+	} {
+		code, body := adminDo(t, ts, req.method, req.path, `{"text":"x"}`)
+		if code != 400 {
+			t.Errorf("%s %s: %d %s", req.method, req.path, code, body)
+		}
+		noSecret(req.path, body)
+	}
 	if len(hist.All(key)) != 1 {
 		t.Fatal("the conversation lost its message")
 	}
@@ -142,6 +156,25 @@ func TestDirectPrivacy(t *testing.T) {
 	if e := nextOf(t, bob, "history"); len(historyTexts(e)) != 0 {
 		t.Errorf("bob's history with gus: %v", e)
 	}
+}
+
+// adminDo sends an admin API request with the admin token and returns
+// the status and body.
+func adminDo(t *testing.T, ts *chattest.Server, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.HTTP+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // roomNames returns the names of stats.

@@ -71,10 +71,22 @@ func marker(t *testing.T, ts *chattest.Server, session uint64, text string) {
 // two tabs, both wire formats — only once History.Append returned, and
 // all of them get a conversation's messages in one order (id order) even
 // when both users send at once from different rooms. A third user in the
-// same rooms gets nothing.
+// same rooms gets nothing. Small rooms and sweepers (fanout.go) alike.
 func TestDirectDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fan  func(*chat.Config)
+	}{
+		{"room goroutine", func(c *chat.Config) { *c = chat.WithFanout(*c, -1, 0) }},
+		{"sweepers", func(c *chat.Config) { *c = chat.WithFanout(*c, 2, 1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDirectDelivery(t, tc.fan) })
+	}
+}
+
+func testDirectDelivery(t *testing.T, fan func(*chat.Config)) {
 	hist := chattest.NewHistory()
-	ts := dmServer(t, hist, nil, nil)
+	ts := dmServer(t, hist, nil, fan)
 	alice1 := joinedJSON(t, ts, "/chat/lobby?as=alice&n=alice")
 	alice2 := joinedJSON(t, ts, "/chat/dev?as=alice&n=alice")
 	bobPlain := ts.Dial(t, "/chat/lobby?as=bob&n=bob", "")

@@ -158,7 +158,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 
 	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_auth_refused_total",
-		Help: "Requests refused by authentication (WebSocket handshakes before the upgrade, /api/session, /api/history, /api/rooms), by HTTP status (401 no or bad credentials, 403 not allowed here, 503 the check could not complete: a connect script failed).",
+		Help: "Requests refused by authentication (WebSocket handshakes before the upgrade, /api/session, /api/history, /api/rooms, /api/direct), by HTTP status (401 no or bad credentials, 403 not allowed here, 503 the check could not complete: a connect script failed).",
 	}, []string{"status"})
 	reg.MustRegister(authRefused)
 	m.authRefused401 = counter{authRefused.WithLabelValues("401")}

@@ -106,7 +106,7 @@ func (e *AuthError) Error() string {
 // Authenticator turns a WebSocket handshake into an identity before the
 // upgrade (Config.Authenticator; nil means everyone is a guest). The HTTP
 // API asks it the same way about its callers: GET /api/session and
-// /api/history for their room, GET /api/rooms with room "" (no room in
+// /api/history for their room, GET /api/rooms and /api/direct with room "" (no room in
 // particular: the chat server applies Identity.Rooms to each room).
 // Implementations must be safe for concurrent use.
 type Authenticator interface {

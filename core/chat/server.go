@@ -20,7 +20,7 @@ import (
 )
 
 // Server is the chat server. It is an http.Handler serving the chat page,
-// the WebSocket endpoints, /api/session, /api/history, /api/rooms, the
+// the WebSocket endpoints, /api/session, /api/history, /api/rooms, /api/direct, the
 // admin API, /healthz, /metrics and Config.Routes, and it implements Host
 // for the scripts.
 type Server struct {
@@ -155,6 +155,7 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 
 // ServeHTTP routes a request: WebSocket upgrades at /, /chat and
 // /chat/ROOM; /healthz; /metrics; /api/session; /api/history; /api/rooms;
+// /api/direct (direct_read.go);
 // the admin API (admin.go); Config.Routes by exact path; everything else
 // is the chat page and its files. A Host the server does not answer to
 // gets 421 on every path but /healthz (hostAllowed). With
