@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +25,75 @@ const statusTokenExpired ws.StatusCode = 4001
 
 // closeTokenExpired is its close reason.
 const closeTokenExpired = "token expired"
+
+// refreshGroup owns the token refresh goroutines (refreshToken): each is
+// counted from before it starts until it has done everything it does, and
+// Shutdown waits for them (wait) after the rooms, so that none outlives
+// the server (nor writes to a History or logger its caller closes next).
+// TokenRefresher.Refresh takes no context: Shutdown cannot hurry one
+// along, it can only wait, as long as its context allows. The zero value
+// is ready to use.
+//
+// Invariants (guarded by mu): n counts the goroutines running; once
+// closing is set, none starts (add reports false) and idle is closed as
+// soon as n is 0.
+type refreshGroup struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    chan struct{}
+}
+
+// add counts one more refresh goroutine about to start; false once
+// Shutdown began (then none may start).
+func (g *refreshGroup) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.n++
+	return true
+}
+
+// done counts a refresh goroutine out, as its last act.
+func (g *refreshGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.closing && g.n == 0 {
+		close(g.idle)
+	}
+}
+
+// wait stops new refreshes and waits until those running have ended, or
+// ctx ends first (an error saying how many are left; they end when their
+// Refresh returns, with nobody left to answer). Shutdown calls it; a
+// second call waits again.
+func (g *refreshGroup) wait(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.closing {
+		g.closing = true
+		g.idle = make(chan struct{})
+		if g.n == 0 {
+			close(g.idle)
+		}
+	}
+	idle := g.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		n := g.n
+		g.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		return fmt.Errorf("%d token refresh(es) still running: %w", n, ctx.Err())
+	}
+}
 
 // expiry is one member's credentials expiry: when they expire now, the
 // timer that closes the member then, and whether a refresh is under way.
@@ -130,7 +201,9 @@ func (r *room) expire(m *member, gen uint64) {
 // Config.Authenticator's TokenRefresher in a goroutine of its own: a
 // signature check must not hold up the loop that serves many other
 // connections. At most one refresh per member runs at a time; the
-// goroutine belongs to m's refresh and ends when Refresh returns. Every
+// goroutine belongs to s.refreshes, which Shutdown waits for, and ends
+// when Refresh returns and its answer is sent (none starts once Shutdown
+// began: "server shutting down"). Every
 // refusal is an error event "token_refused", logged (never the token) and
 // counted; the connection then keeps its old expiry.
 func (s *Server) refreshToken(m *member, token string) {
@@ -162,6 +235,12 @@ func (s *Server) refreshToken(m *member, token string) {
 		e.refreshing = true
 	}
 	e.mu.Unlock()
+	if reason == "" && !s.refreshes.add() {
+		reason = "server shutting down"
+		e.mu.Lock()
+		e.refreshing = false
+		e.mu.Unlock()
+	}
 	if reason != "" {
 		s.refuseToken(m, reason)
 		return
@@ -169,8 +248,10 @@ func (s *Server) refreshToken(m *member, token string) {
 	go s.refresh(m, tr, token)
 }
 
-// refresh verifies token for m and applies it (see refreshToken).
+// refresh verifies token for m and applies it (see refreshToken). It is a
+// goroutine of s.refreshes, counted out when it returns.
 func (s *Server) refresh(m *member, tr TokenRefresher, token string) {
+	defer s.refreshes.done()
 	id, err := tr.Refresh(token, m.roomName)
 	reason := ""
 	switch {
