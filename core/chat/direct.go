@@ -168,6 +168,7 @@ func (s *Server) directEvent(m *member, to, text string) {
 func (s *Server) resolveRecipient(from *member, to string) (dmPeer, error) {
 	name, err := checkName(to, s.cfg.MaxNameLength)
 	if err != nil {
+		// No valid name: quoted, as it may hold anything.
 		return dmPeer{}, fmt.Errorf("%w: %s", ErrNoSuchRecipient, strconv.Quote(to))
 	}
 	if acc, owned := s.accountNamed(name); acc != "" {
@@ -178,9 +179,9 @@ func (s *Server) resolveRecipient(from *member, to string) (dmPeer, error) {
 	case n == 1:
 		return dmPeer{side: dmSide{guest: g}, name: g.currentName()}, nil
 	case n > 1:
-		return dmPeer{}, fmt.Errorf("%w: %s (ambiguous: guests in several rooms use it)", ErrNoSuchRecipient, strconv.Quote(name))
+		return dmPeer{}, fmt.Errorf("%w: %s (ambiguous: guests in several rooms use it)", ErrNoSuchRecipient, name)
 	}
-	return dmPeer{}, fmt.Errorf("%w: %s", ErrNoSuchRecipient, strconv.Quote(name))
+	return dmPeer{}, fmt.Errorf("%w: %s", ErrNoSuchRecipient, name)
 }
 
 // accountNamed returns the account that owns name (or a look-alike), else

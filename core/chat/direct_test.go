@@ -493,7 +493,7 @@ func TestDirectRefusals(t *testing.T) {
 	}
 
 	alice.SendJSON(map[string]string{"type": "direct", "to": "nobody", "text": "?"})
-	if e := nextOf(t, alice, "error"); e.Str("code") != "no_such_user" || !strings.Contains(e.Str("text"), `no such user: "nobody"`) {
+	if e := nextOf(t, alice, "error"); e.Str("code") != "no_such_user" || e.Str("text") != "message not sent: no such user: nobody" {
 		t.Fatalf("unknown: %v", e)
 	}
 	for frame, text := range map[string]string{
@@ -546,4 +546,51 @@ func TestDirectPlain(t *testing.T) {
 	}
 	alice.SkipUntil("[dm] bob: back")
 	bob.SkipUntil("[dm to alice] bob: back")
+}
+
+// Guests write to guests: the sender's room first, then any room; a name
+// that guests use in several other rooms is ambiguous. A conversation of
+// two guests ends for both when either leaves.
+func TestDirectGuestToGuest(t *testing.T) {
+	ts := dmServer(t, chattest.NewHistory(), nil, nil)
+	gusA := joinedJSON(t, ts, "/chat/a?name=gus")
+	gusB := joinedJSON(t, ts, "/chat/b?name=gus")
+	ann := joinedJSON(t, ts, "/chat/a?name=ann")
+	cat := joinedJSON(t, ts, "/chat/c?name=cat")
+	inRoom(t, ts, "b", "gus")
+	inRoom(t, ts, "c", "cat")
+
+	cat.SendJSON(map[string]string{"type": "direct", "to": "gus", "text": "which one?"})
+	if e := nextOf(t, cat, "error"); e.Str("code") != "no_such_user" || !strings.Contains(e.Str("text"), "ambiguous") {
+		t.Fatalf("ambiguous: %v", e)
+	}
+	ann.SendJSON(map[string]string{"type": "direct", "to": "gus", "text": "same room"})
+	if e := nextOf(t, gusA, "direct"); e.Str("text") != "same room" || e.Str("with") != "ann" {
+		t.Fatalf("gus in a got %v", e)
+	}
+	cat.SendJSON(map[string]string{"type": "direct", "to": "ann", "text": "from c"})
+	if e := nextOf(t, ann, "direct"); e.Str("text") != "same room" {
+		t.Fatalf("ann's echo %v", e)
+	}
+	if e := nextOf(t, ann, "direct"); e.Str("text") != "from c" || e.Str("with") != "cat" || e.Num("id") != 1 {
+		t.Fatalf("ann got %v", e)
+	}
+	// gus in b got nothing: a marker comes first.
+	marker(t, ts, sessionOf(t, ts, "b", "gus"), "marker")
+	if d := directsOf(untilSystem(t, gusB, "marker")); len(d) > 0 {
+		t.Fatalf("gus in b got %v", d)
+	}
+
+	gusA.Conn.Close()
+	chattest.Eventually(t, "gus left a", func() bool { return !slices.Contains(ts.Names("a"), "gus") })
+	ann.SendJSON(map[string]string{"type": "conversations"})
+	e := nextOf(t, ann, "conversations")
+	if c := e["conversations"].([]any); len(c) != 1 || c[0].(map[string]any)["with"] != "cat" {
+		t.Fatalf("ann's conversations after gus left: %v", e)
+	}
+	// "gus" is now the one in b.
+	ann.SendJSON(map[string]string{"type": "direct", "to": "gus", "text": "hi b"})
+	if e := nextOf(t, gusB, "direct"); e.Str("text") != "hi b" || e.Num("id") != 1 {
+		t.Fatalf("gus in b got %v", e)
+	}
 }
