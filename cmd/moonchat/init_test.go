@@ -82,7 +82,7 @@ func TestInit(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	scriptsDir := filepath.Join(dir, "scripts")
-	if !strings.Contains(stdout, "wrote "+cfgPath) || !strings.Contains(stdout, "wrote "+scriptsDir+"/: 10 scripts") {
+	if !strings.Contains(stdout, "wrote "+cfgPath) || !strings.Contains(stdout, "wrote "+scriptsDir+"/: 11 scripts") {
 		t.Errorf("init output:\n%s", stdout)
 	}
 
