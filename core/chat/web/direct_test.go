@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/moonchat/moonchat/auth"
 	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
 )
 
 // joinWithToken opens the page with token in its address (as an embedding
@@ -59,7 +60,11 @@ const shownDirectJS = `[...document.querySelectorAll('#dm-messages li.msg:not([h
 // exactly lines ("from: text") in this order.
 func waitConversation(t *testing.T, tab context.Context, who, peer string, lines ...string) {
 	t.Helper()
-	waitFor(t, tab, fmt.Sprintf("%s's page to show the conversation with %s: %q", who, peer, lines),
+	what := fmt.Sprintf("%q", lines)
+	if len(lines) > 6 {
+		what = fmt.Sprintf("%d messages, %q … %q", len(lines), lines[0], lines[len(lines)-1])
+	}
+	waitFor(t, tab, fmt.Sprintf("%s's page to show the conversation with %s: %s", who, peer, what),
 		fmt.Sprintf(`document.getElementById('app').dataset.pane === 'direct' && document.getElementById('dm-peer').textContent === %s &&
 			(%s).join('\n') === %s`, jsString(peer), shownDirectJS, jsString(strings.Join(lines, "\n"))))
 }
@@ -211,4 +216,62 @@ func TestDirectMessagesShown(t *testing.T) {
 	for name, tab := range map[string]context.Context{"ann": ann, "bob": bob, "gus": gus} {
 		noPageErrors(t, name, tab)
 	}
+}
+
+// TestDirectPaging: a stored conversation longer than a page (120
+// messages from ann that bob never read, seeded in the History as the
+// chat server stores them) is counted "99+" on bob's page (one page of
+// 100 counted, more said to exist); opened, it shows the newest page and
+// brings the older ones in as bob scrolls up, keeping the message he
+// looked at in place, until all 120 are shown in order; the count goes.
+func TestDirectPaging(t *testing.T) {
+	browser := newBrowser(t)
+	hist := chattest.NewHistory()
+	if err := hist.SetNameOwner("acct-ann", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	const total = 120
+	start := time.Now().Add(-2 * time.Hour).UTC()
+	var want []string
+	var msgs []*chat.Message
+	for i := range total {
+		text := fmt.Sprintf("note %03d", i+1)
+		want = append(want, "ann: "+text)
+		msgs = append(msgs, &chat.Message{Room: chat.ConversationKey("acct-ann", "acct-bob"), User: "ann", Text: text,
+			Time: start.Add(time.Duration(i) * time.Second), Account: &chat.Account{ID: "acct-ann", Roles: []string{"user"}}})
+	}
+	if err := hist.Append(t.Context(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	srv := startChatServer(t, chat.Config{Replay: 50, Authenticator: newJWTAuth(t, true)}, nil, hist)
+	bob := newPage(t, browser)
+	watchPage(t, bob)
+	joinWithToken(t, bob, srv, mint(t, auth.Identity{ID: "acct-bob", Name: "bob"}, time.Hour), "bob", "lobby")
+	waitCounted(t, bob, "bob", "ann")
+	if b := eval[string](t, bob, badgeJS("ann")); b != "99+" {
+		t.Errorf("bob's count of 120 unread messages reads %q, want 99+", b)
+	}
+
+	openConversation(t, bob, "bob", "ann")
+	waitConversation(t, bob, "bob", "ann", want[total-50:]...)
+	waitBadge(t, bob, "bob", "ann", "0")
+	for shown := 50; shown < total; {
+		// The first message shown, and where it is, before the page above
+		// comes in.
+		first := eval[string](t, bob, `document.querySelector('#dm-messages li.msg .text').textContent`)
+		step(t, bob, "scroll to the top", chromedp.Evaluate[chromedp.Void](`document.getElementById('dm-scroller').scrollTop = 0`))
+		shown = min(shown+50, total)
+		waitConversation(t, bob, "bob", "ann", want[total-shown:]...)
+		// The message that was first is where bob left it: at the top of
+		// the view, not pushed out of it by the page above.
+		if top := eval[float64](t, bob, fmt.Sprintf(`(() => {
+			const li = [...document.querySelectorAll('#dm-messages li.msg')].find((li) => li.querySelector('.text').textContent === %s);
+			return li.getBoundingClientRect().top - document.getElementById('dm-scroller').getBoundingClientRect().top; })()`, jsString(first))); top < -40 || top > 120 {
+			t.Errorf("after the older page came, %q is %.0fpx from the top of the view, want it still at the top", first, top)
+		}
+	}
+	if !eval[bool](t, bob, `document.getElementById('dm-older').hidden`) {
+		t.Error("with every message shown the page still offers older ones")
+	}
+	noPageErrors(t, "bob", bob)
 }
