@@ -594,3 +594,33 @@ func TestDirectGuestToGuest(t *testing.T) {
 		t.Fatalf("gus in b got %v", e)
 	}
 }
+
+// Without a History accounts' direct messages are delivered (id 0) and
+// kept nowhere: history requests answer no_history, /api/direct 404.
+// Guests' conversations still live in memory.
+func TestDirectNoStore(t *testing.T) {
+	ts := dmServer(t, nil, nil, nil)
+	alice := joinedJSON(t, ts, "/chat/lobby?as=a1&n=alice")
+	bob := joinedJSON(t, ts, "/chat/lobby?as=b1&n=bob")
+	gus := joinedJSON(t, ts, "/chat/lobby?name=gus")
+	inRoom(t, ts, "lobby", "gus")
+	alice.SendJSON(map[string]string{"type": "direct", "to": "bob", "text": "unstored"})
+	if e := nextOf(t, bob, "direct"); e.Str("text") != "unstored" || e.Num("id") != 0 {
+		t.Fatalf("bob got %v", e)
+	}
+	alice.SendJSON(map[string]any{"type": "history", "with": "bob"})
+	if e := nextOf(t, alice, "error"); e.Str("code") != "no_history" {
+		t.Fatalf("history: %v", e)
+	}
+	if code, body, _ := ts.Get(t, "/api/direct?as=a1&with=bob"); code != 404 {
+		t.Fatalf("GET /api/direct: %d %s", code, body)
+	}
+	alice.SendJSON(map[string]string{"type": "direct", "to": "gus", "text": "kept for gus"})
+	if e := nextOf(t, gus, "direct"); e.Num("id") != 1 {
+		t.Fatalf("gus got %v", e)
+	}
+	gus.SendJSON(map[string]any{"type": "history", "with": "alice"})
+	if e := nextOf(t, gus, "history"); !slices.Equal(historyTexts(e), []string{"kept for gus"}) {
+		t.Fatalf("gus's history: %v", e)
+	}
+}
