@@ -20,7 +20,8 @@ import (
 // message:
 //
 //	byte     flags: 1 = action, 2 = account follows, 4 = zero time
-//	varint   time, Unix nanoseconds (absent with flag 4)
+//	varint   time, Unix seconds; uvarint its nanoseconds (both absent
+//	         with flag 4): exact for any time.Time, not only 1678–2262
 //	string   user, string text
 //	account: string id, uvarint role count, role strings
 //
@@ -82,7 +83,8 @@ func appendMsg(b []byte, m *chat.Message) []byte {
 	}
 	b = append(b, flags)
 	if !m.Time.IsZero() {
-		b = binary.AppendVarint(b, m.Time.UnixNano())
+		b = binary.AppendVarint(b, m.Time.Unix())
+		b = binary.AppendUvarint(b, uint64(m.Time.Nanosecond()))
 	}
 	b = appendString(b, m.User)
 	b = appendString(b, m.Text)
@@ -235,7 +237,13 @@ func (d *decoder) message(m *chat.Message) {
 		return
 	}
 	if flags&flagZeroTime == 0 {
-		m.Time = time.Unix(0, d.varint()).UTC()
+		sec := d.varint()
+		ns := d.uvarint()
+		if ns >= 1e9 {
+			d.fail("time")
+			return
+		}
+		m.Time = time.Unix(sec, int64(ns)).UTC()
 	}
 	m.Action = flags&flagAction != 0
 	m.User = d.string()
