@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // pingSocket serves GET /ping → {"pong":true} on a new local socket at path.
@@ -136,5 +138,52 @@ func TestLocalSocketPath(t *testing.T) {
 		if got := localSocketPath(&Config{Store: StoreConfig{Path: in}}); got != want {
 			t.Errorf("localSocketPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLocalSocketAcrossKill: the real binary's socket survives a kill -9
+// as a stale file, the next start replaces it and answers -direct through
+// it, and SIGTERM removes it.
+func TestLocalSocketAcrossKill(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, nil)
+	seedDirect(t, filepath.Join(dir, "moonchat.db"), time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
+	sock := filepath.Join(dir, "moonchat.sock")
+	const want = "acc-b bob 1 2026-11-22T10:00:04.123Z\n"
+	direct := func(when string) {
+		t.Helper()
+		code, stdout, stderr := runCmd(t, "history", "-config", cfg, "-direct", "acc-z")
+		if code != 0 || stdout != want || !strings.Contains(stderr, "through its local socket "+sock) {
+			t.Errorf("%s: -direct acc-z: code %d stdout %q stderr %q", when, code, stdout, stderr)
+		}
+	}
+
+	c := startChild(t, cfg)
+	direct("first start")
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t)
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("after kill -9: %v, %v; want the stale socket left", fi, err)
+	}
+
+	c = startChild(t, cfg)
+	direct("after a kill -9")
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("after SIGTERM: %v; want the socket removed", err)
+	}
+	if strings.Contains(c.log.String(), "local socket off") {
+		t.Errorf("the second start did not replace the stale socket:\n%s", c.log)
+	}
+	code, stdout, stderr := runCmd(t, "history", "-config", cfg, "-direct", "acc-z")
+	if code != 0 || stdout != want || strings.Contains(stderr, "socket") {
+		t.Errorf("stopped: -direct acc-z: code %d stdout %q stderr %q", code, stdout, stderr)
 	}
 }
