@@ -224,6 +224,8 @@ func TestDirectMessagesShown(t *testing.T) {
 // 100 counted, more said to exist); opened, it shows the newest page and
 // brings the older ones in as bob scrolls up, keeping the message he
 // looked at in place, until all 120 are shown in order; the count goes.
+// A message stored while the page was disconnected (the server restarted)
+// is fetched into the open conversation when the page is back.
 func TestDirectPaging(t *testing.T) {
 	browser := newBrowser(t)
 	hist := chattest.NewHistory()
@@ -273,5 +275,18 @@ func TestDirectPaging(t *testing.T) {
 	if !eval[bool](t, bob, `document.getElementById('dm-older').hidden`) {
 		t.Error("with every message shown the page still offers older ones")
 	}
+
+	// The server goes away; a message is stored meanwhile. Back online,
+	// the open conversation catches up with it.
+	srv.stop()
+	waitFor(t, bob, "bob's page to notice", `document.getElementById('status').dataset.state !== 'online'`)
+	if err := hist.Append(t.Context(), []*chat.Message{{Room: chat.ConversationKey("acct-ann", "acct-bob"), User: "ann",
+		Text: "while you were away", Time: time.Now().UTC(), Account: &chat.Account{ID: "acct-ann", Roles: []string{"user"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.start()
+	waitOnline(t, bob, "bob")
+	waitConversation(t, bob, "bob", "ann", append(want, "ann: while you were away")...)
+	waitBadge(t, bob, "bob", "ann", "0")
 	noPageErrors(t, "bob", bob)
 }
