@@ -55,6 +55,13 @@ type Config struct {
 	// The connection retries forever.
 	ReconnectWait time.Duration
 
+	// Floor, when set, returns the highest id this node's replica ever
+	// applied for key (store's LastID, which survives pruning). Publish
+	// asks it only when the stream holds no record of the room: MaxAge
+	// dropped every record of a room idle for that long, and the room's
+	// ids must still not start again at 1 (docs/cluster.md, "Ids").
+	Floor func(key string) uint64
+
 	// OnState, when set, is called with false when the connection to NATS
 	// is lost and with true when it is back (not at Open, which returns
 	// connected). The chat server uses it to refuse posts with a notice

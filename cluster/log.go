@@ -34,6 +34,9 @@ type Log struct {
 	mu    sync.Mutex
 	heads map[string]head
 
+	records   atomic.Uint64 // Stats
+	conflicts atomic.Uint64
+	retries   atomic.Uint64
 	applied   atomic.Uint64 // stream sequence of the last record Consume applied
 	consuming atomic.Bool
 	connected atomic.Bool
@@ -152,8 +155,8 @@ func (l *Log) Close() error {
 }
 
 // Last returns the room's last id and the stream sequence of its last
-// record, as the stream's leader has them now (0, 0 for a room with no
-// record in the stream).
+// record, as the stream's leader has them now. For a room with no record
+// in the stream, seq is 0 and id is Config.Floor's (0 without one).
 func (l *Log) Last(ctx context.Context, key string) (id, seq uint64, err error) {
 	h, err := l.fetchHead(ctx, key)
 	return h.id, h.seq, err
@@ -207,6 +210,26 @@ func (l *Log) unavailable(what string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
 	}
 	return fmt.Errorf("cluster: %s: %w", what, err)
+}
+
+// Stats are a Log's counters since Open, for /metrics.
+type Stats struct {
+	// Records counts the records this node published (acknowledged).
+	Records uint64
+	// Conflicts counts sends the stream refused because another node had
+	// appended to the room first: each cost a re-read and a renumbered
+	// send. Many mean rooms busy on several nodes at once.
+	Conflicts uint64
+	// Retries counts sends repeated after no answer (a JetStream leader
+	// election, a lost acknowledgement).
+	Retries uint64
+	// Applied is the stream sequence of the last record Consume applied.
+	Applied uint64
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Records: l.records.Load(), Conflicts: l.conflicts.Load(), Retries: l.retries.Load(), Applied: l.applied.Load()}
 }
 
 // Applied returns the stream sequence of the last record Consume applied

@@ -262,6 +262,9 @@ func TestStaleHead(t *testing.T) {
 	if ms[0].ID != 8 || ms[1].ID != 9 {
 		t.Fatalf("ids %d, %d after 7 messages", ms[0].ID, ms[1].ID)
 	}
+	if st := a.Stats(); st.Conflicts != 1 || st.Records != 2 {
+		t.Fatalf("a's stats %+v: want 1 conflict, 2 records", st)
+	}
 	a2 := openLog(t, func() Config { c := testConfig(ns.url()); c.MaxAttempts = 1; return c }())
 	if err := a2.Publish(ctx, "r", msgs("c", "4", 1)); err != nil {
 		t.Fatalf("a fresh node reads the head before its first publish: %v", err)
@@ -306,5 +309,95 @@ func TestStreamSettings(t *testing.T) {
 	if _, err := Open(context.Background(), Config{URL: ns.url(), Stream: "a.b", Replicas: 7}); err == nil ||
 		!strings.Contains(err.Error(), "stream") || !strings.Contains(err.Error(), "replicas") {
 		t.Fatalf("bad config: %v", err)
+	}
+}
+
+// TestExpiredRoomKeepsIds: when MaxAge dropped every record of an idle
+// room, the stream no longer knows its last id; the node's replica does
+// (Config.Floor), and the room's ids go on after it instead of starting
+// again at 1.
+func TestExpiredRoomKeepsIds(t *testing.T) {
+	ns := startNATS(t, nil)
+	cfg := testConfig(ns.url())
+	cfg.MaxAge = time.Second
+	replica := map[string]uint64{}
+	var mu sync.Mutex
+	cfg.Floor = func(key string) uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return replica[key]
+	}
+	l := openLog(t, cfg)
+	ctx := context.Background()
+	ms := msgs("a", "old", 3)
+	if err := l.Publish(ctx, "idle", ms); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	replica["idle"] = ms[2].ID // what the node's store applied
+	mu.Unlock()
+	// A node that restarted since (no head known) sees the stream empty.
+	l2 := openLog(t, cfg)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		id, seq, err := l2.Last(ctx, "idle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq == 0 {
+			if id != 3 {
+				t.Fatalf("Last of an expired room = %d, want the floor 3", id)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the room's records did not expire")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ms = msgs("a", "new", 2)
+	if err := l2.Publish(ctx, "idle", ms); err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].ID != 4 || ms[1].ID != 5 {
+		t.Fatalf("ids after expiry: %d, %d; want 4, 5", ms[0].ID, ms[1].ID)
+	}
+}
+
+// TestCloseEndsConsume: one Consume at a time; closing the Log ends a
+// running Consume with ErrClosed, and a closed Log refuses to publish.
+func TestCloseEndsConsume(t *testing.T) {
+	ns := startNATS(t, nil)
+	l := openLog(t, testConfig(ns.url()))
+	done := make(chan error, 1)
+	applied := make(chan struct{}, 1)
+	go func() {
+		done <- l.Consume(context.Background(), 0, func(Entry) error {
+			applied <- struct{}{}
+			return nil
+		})
+	}()
+	if err := l.Publish(context.Background(), "r", msgs("a", "x", 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-applied: // the first Consume is running
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing consumed")
+	}
+	if err := l.Consume(context.Background(), 0, nil); !errors.Is(err, ErrConsuming) {
+		t.Fatalf("second Consume = %v, want ErrConsuming", err)
+	}
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Consume after Close = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Consume still running after Close")
+	}
+	if err := l.Publish(context.Background(), "r", msgs("a", "y", 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close = %v", err)
 	}
 }

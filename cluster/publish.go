@@ -145,13 +145,16 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			if ack.Duplicate {
 				// An earlier attempt was stored after all (its answer was
 				// lost): that record is this call's.
+				l.records.Add(1)
 				return l.recordLast(ctx, key, ack.Sequence)
 			}
+			l.records.Add(1)
 			r, _ := decodeRecord(key, data) // our own encoding: cannot fail
 			l.learn(key, head{seq: ack.Sequence, id: r.lastID()})
 			return r.lastID(), nil
 		}
 		if wrongLast(err) {
+			l.conflicts.Add(1)
 			conflicts++
 			if conflicts >= l.cfg.MaxAttempts {
 				return 0, fmt.Errorf("%w: room %q after %d attempts", ErrConflict, key, conflicts)
@@ -161,6 +164,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 				return 0, err
 			}
 			if own {
+				l.records.Add(1)
 				return h.id, nil
 			}
 			continue
@@ -177,6 +181,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			}
 			// JetStream is electing a leader, or the answer was lost: the
 			// same record again (the same id: stored at most once).
+			l.retries.Add(1)
 			l.log.Debug("cluster: publish retried", "room", key, "err", err)
 			select {
 			case <-ctx.Done():
@@ -224,7 +229,14 @@ func (l *Log) fetchHeadOf(ctx context.Context, key, msgID string) (head, bool, e
 	// stream's leader, never by a replica that may lag behind it.
 	m, err := l.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return head{}, false, nil
+		// No record (a new room, or one whose records all expired): the
+		// room must be empty for the next record (expected sequence 0),
+		// and its ids continue after the floor.
+		var h head
+		if l.cfg.Floor != nil {
+			h.id = l.cfg.Floor(key)
+		}
+		return h, false, nil
 	}
 	if err != nil {
 		return head{}, false, l.unavailable("reading the last record of "+key, err)
