@@ -290,3 +290,59 @@ func TestDirectPaging(t *testing.T) {
 	waitBadge(t, bob, "bob", "ann", "0")
 	noPageErrors(t, "bob", bob)
 }
+
+// TestDirectMuted: a mute in the room holds the room's Send button, not a
+// conversation's (the server lets the direct message through, and the
+// page shows it); a mute in every room refuses direct messages too, and
+// the page says so under the conversation's input.
+func TestDirectMuted(t *testing.T) {
+	browser := newBrowser(t)
+	hist := chattest.NewHistory()
+	if err := hist.SetNameOwner("acct-ann", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(t.Context(), []*chat.Message{{Room: chat.ConversationKey("acct-ann", "acct-bob"), User: "ann",
+		Text: "ping", Time: time.Now().UTC(), Account: &chat.Account{ID: "acct-ann", Roles: []string{"user"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := startChatServer(t, chat.Config{Replay: 50, Authenticator: newJWTAuth(t, true)}, nil, hist)
+	bob := newPage(t, browser)
+	watchPage(t, bob)
+	joinWithToken(t, bob, srv, mint(t, auth.Identity{ID: "acct-bob", Name: "bob"}, time.Hour), "bob", "lobby")
+	waitBadge(t, bob, "bob", "ann", "1")
+
+	const held = `(() => { const n = document.getElementById('composer-note');
+		return !n.hidden && n.dataset.kind === 'muted' && document.getElementById('send').disabled; })()`
+	const free = `document.getElementById('composer-note').hidden && !document.getElementById('send').disabled`
+	if err := srv.srv.Restrict(chat.KindMute, "lobby", chat.Target{Account: "acct-bob"}, 10*time.Minute, "calm down", "mia"); err != nil {
+		t.Fatal(err)
+	}
+	say(t, bob, "bob", "hi room")
+	waitFor(t, bob, "the room's mute holding Send", held)
+
+	openConversation(t, bob, "bob", "ann")
+	waitConversation(t, bob, "bob", "ann", "ann: ping")
+	waitFor(t, bob, "Send free in the conversation", free)
+	say(t, bob, "bob", "sorry, muted there")
+	waitConversation(t, bob, "bob", "ann", "ann: ping", "bob: sorry, muted there")
+	if !eval[bool](t, bob, `document.getElementById('dm-error').hidden`) {
+		t.Errorf("the conversation shows an error: %q", eval[string](t, bob, `document.getElementById('dm-error').textContent`))
+	}
+	step(t, bob, "back to the room", chromedp.Click(chromedp.ID("dm-back")))
+	waitFor(t, bob, "the room's mute holding Send again", held)
+
+	if err := srv.srv.Restrict(chat.KindMute, "", chat.Target{Account: "acct-bob"}, 10*time.Minute, "everywhere", "mia"); err != nil {
+		t.Fatal(err)
+	}
+	openConversation(t, bob, "bob", "ann")
+	say(t, bob, "bob", "still here")
+	waitFor(t, bob, "the mute in every room under the conversation's input",
+		`(() => { const e = document.getElementById('dm-error'); return !e.hidden && e.dataset.code === 'muted' && e.textContent.includes('everywhere'); })()`)
+	if got := eval[[]string](t, bob, shownDirectJS); len(got) != 2 {
+		t.Errorf("the refused message is shown: %q", got)
+	}
+	if n := eval[int](t, bob, `document.querySelectorAll('#messages li.notice.error[data-code="muted"]').length`); n != 1 {
+		t.Errorf("the room's log has %d muted errors, want 1 (the room's own; the conversation's is shown by its input)", n)
+	}
+	noPageErrors(t, "bob", bob)
+}

@@ -27,7 +27,7 @@ const KEY_READ = 'moonchat.dmread.';
 const DIRECT_ERRORS = new Set(['no_such_user', 'not_delivered']);
 // Errors that are about one when one was just sent from the open
 // conversation.
-const SEND_ERRORS = new Set(['muted', 'dropped', 'hook_failed', 'bad_request', 'flood', 'too_long', 'invalid_text']);
+const SEND_ERRORS = new Set(['muted', 'dropped', 'hook_failed', 'bad_request', 'flood', 'too_long']);
 
 // createDirect wires the direct-message part of the page. page gives:
 // S (the page's state: online, myName, ownNames), sendJSON(obj) → bool,
