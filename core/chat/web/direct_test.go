@@ -88,7 +88,8 @@ func openConversation(t *testing.T, tab context.Context, who, peer string) {
 // localStorage); the history is all there. The guest's message
 // is counted the same way; a message to the guest once gone is refused
 // with no_such_user, shown by the input; Back returns to the room. /msg
-// typed in the room (msg.lua) lands in the conversation too.
+// typed in the room (msg.lua) lands in the conversation too. A hidden tab
+// counts what comes into its open conversation until it is shown.
 func TestDirectMessagesShown(t *testing.T) {
 	browser := newBrowser(t)
 	// The built-in scripts, as moonchat serve runs them: msg.lua answers
@@ -213,6 +214,24 @@ func TestDirectMessagesShown(t *testing.T) {
 	openConversation(t, ann, "ann", "bob")
 	waitConversation(t, ann, "ann", "bob", "ann: hello bob", "ann: a second <b>one</b>", "bob: hi ann", "ann: third", "ann: fourth", "bob: by command")
 	waitBadge(t, ann, "ann", "bob", "0")
+
+	// A hidden tab (as the browser reports one: document.hidden and a
+	// visibilitychange event) does not read its open conversation: the
+	// message counts, in the list and the tab's title, until it is shown.
+	const setHidden = `((h) => { Object.defineProperty(document, 'hidden', {value: h, configurable: true});
+		document.dispatchEvent(new Event('visibilitychange')); })`
+	step(t, ann, "hide ann's tab", chromedp.Evaluate[chromedp.Void](setHidden+`(true)`))
+	say(t, bob, "bob", "/msg ann are you there?")
+	waitBadge(t, ann, "ann", "bob", "1")
+	if title := eval[string](t, ann, `document.title`); title != "(1) #lobby — moonchat" {
+		t.Errorf("the hidden tab's title is %q, want it to count the message", title)
+	}
+	step(t, ann, "show ann's tab", chromedp.Evaluate[chromedp.Void](setHidden+`(false)`))
+	waitBadge(t, ann, "ann", "bob", "0")
+	if title := eval[string](t, ann, `document.title`); title != "#lobby — moonchat" {
+		t.Errorf("the shown tab's title is %q", title)
+	}
+	waitConversation(t, ann, "ann", "bob", "ann: hello bob", "ann: a second <b>one</b>", "bob: hi ann", "ann: third", "ann: fourth", "bob: by command", "bob: are you there?")
 	for name, tab := range map[string]context.Context{"ann": ann, "bob": bob, "gus": gus} {
 		noPageErrors(t, name, tab)
 	}

@@ -174,6 +174,11 @@ import { createDirect } from './direct.js';
     load,
     store,
     roomLabel: () => (S.room ? `#${S.room}` : 'the room'),
+    unreadArrived: () => {
+      if (!document.hidden) return;
+      S.unread++;
+      updateTitle();
+    },
     composerChanged: () => {
       updateComposer();
       fillIfShort();

@@ -34,7 +34,8 @@ const SEND_ERRORS = new Set(['muted', 'dropped', 'hook_failed', 'bad_request', '
 // me() → {name, id} (id: the account id, '' for a guest), messageEl(m),
 // fixDays(first, last), regroup(li), hue(name), load/store (storage
 // helpers), composerChanged() (the input's state depends on the view),
-// roomLabel() ("#lobby").
+// roomLabel() ("#lobby"), unreadArrived() (an unread direct message came:
+// the tab's title counts it while the tab is hidden).
 export function createDirect(page) {
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -186,8 +187,9 @@ export function createDirect(page) {
     if (id > conv.lastId) conv.lastId = id;
     if (id > conv.counted) conv.counted = id;
     if (when > conv.activity) conv.activity = when;
-    if (D.open === conv.key) {
-      // Shown as it comes: read, whoever wrote it.
+    if (D.open === conv.key && !document.hidden) {
+      // Shown as it comes: read, whoever wrote it (in a hidden tab, once
+      // the tab is looked at again).
       setRead(conv, id);
     } else if (!incoming(m)) {
       // This user wrote it (from another tab, or /msg in the room): it
@@ -274,12 +276,9 @@ export function createDirect(page) {
     if (!name) return;
     const conv = upsert(name, typeof ev.with_id === 'string' ? ev.with_id : '');
     note(conv, ev, Date.now());
-    if (D.open === conv.key) {
-      place([ev]);
-      saveRead(conv);
-    } else if (!incoming(ev)) {
-      saveRead(conv);
-    }
+    if (D.open === conv.key) place([ev]);
+    if (conv.unread.has(Number(ev.id))) page.unreadArrived();
+    else saveRead(conv);
     renderList();
   }
 
@@ -302,7 +301,7 @@ export function createDirect(page) {
         D.loaded = true;
       }
       place(msgs);
-      markRead(conv);
+      if (!document.hidden) markRead(conv);
       updateOlder();
     }
     if (ev.reason === 'after' && ev.more && msgs.length > 0) {
@@ -558,6 +557,14 @@ export function createDirect(page) {
   el.scroller.addEventListener('scroll', () => {
     if (el.scroller.scrollTop < 48) requestOlder();
   }, { passive: true });
+  // What came into the open conversation while the tab was hidden is read
+  // when the tab is shown.
+  document.addEventListener('visibilitychange', () => {
+    const conv = convs.get(D.open);
+    if (document.hidden || !conv || conv.unread.size === 0) return;
+    markRead(conv);
+    renderList();
+  });
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && D.open && !e.isComposing) closeConv();
   });
