@@ -48,7 +48,7 @@ func TestClientPipe(t *testing.T) {
 	obs.send("two\nlines")
 	obs.waitFor("own message", func(e event) bool { return e.Type == "message" && e.User == "obs" })
 
-	code, stdout, stderr := runBin(t, "hi all\n\n/me waves\nlast words\n", "client", "ws://"+c.addr+"/chat/lobby?name=bot")
+	code, stdout, stderr := runBin(t, "hi all\n\n/me waves\n/msg obs psst\nlast words\n", "client", "ws://"+c.addr+"/chat/lobby?name=bot")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -58,6 +58,7 @@ func TestClientPipe(t *testing.T) {
 		`(?m)^` + lineTime + ` lobby bot: hi all$`,
 		`(?m)^` + lineTime + ` lobby \* bot waves$`,
 		`(?m)^` + lineTime + ` lobby bot: last words$`,
+		`(?m)^` + lineTime + ` @obs bot: psst$`, // a direct message: @PEER
 	} {
 		if !regexp.MustCompile(want).MatchString(stdout) {
 			t.Errorf("stdout has no line matching %s:\n%s", want, stdout)
@@ -69,12 +70,19 @@ func TestClientPipe(t *testing.T) {
 	// Acknowledged means stored and delivered: the other member has
 	// every one, in order.
 	var got []string
-	for len(got) < 3 {
-		e := obs.waitFor("bot's messages", func(e event) bool { return e.Type == "message" && e.User == "bot" })
+	direct := ""
+	for len(got) < 3 || direct == "" {
+		e := obs.waitFor("bot's messages", func(e event) bool {
+			return e.Type == "message" && e.User == "bot" || e.Type == "direct"
+		})
+		if e.Type == "direct" {
+			direct = e.Text
+			continue
+		}
 		got = append(got, e.Text)
 	}
-	if strings.Join(got, "|") != "hi all|waves|last words" {
-		t.Fatalf("obs saw %q", got)
+	if strings.Join(got, "|") != "hi all|waves|last words" || direct != "psst" {
+		t.Fatalf("obs saw %q and the direct message %q", got, direct)
 	}
 }
 

@@ -152,6 +152,35 @@ func TestClientTUIChat(t *testing.T) {
 	alice.waitText(`\* bobby left`)
 }
 
+// TestClientTUIDirect: direct messages in their own conversations. alice
+// (in lobby) opens one with /dm; bob (in another room) sees it counted
+// unread in the title bar, switches to it with Ctrl+N and answers there;
+// the answer lands in alice's conversation, not in the room.
+func TestClientTUIDirect(t *testing.T) {
+	c := startChild(t, testConfig(t, t.TempDir(), nil))
+	alice := startTUI(t, "alice", 100, 20, "client", "-name", "alice", "ws://"+c.addr+"/chat/lobby")
+	alice.waitText(`● connected as alice`)
+	bob := startTUI(t, "bob", 100, 20, "client", "-name", "bob", "-room", "dev", "ws://"+c.addr+"/chat/lobby")
+	bob.waitText(`● connected as bob`)
+	bob.waitText(`#dev`)
+
+	alice.typeLine("/dm bob hello there")
+	alice.waitText(`(?s)@bob\b.*— conversation with bob —.*\d\d:\d\d alice: hello there`)
+	bob.waitText(`@alice \(1\)`)
+	if s := bob.screen(); strings.Contains(s, "hello there") {
+		t.Fatalf("the direct message is shown in bob's room:\n%s", s)
+	}
+	bob.keys("C-n")
+	bob.waitText(`(?m)^\d\d:\d\d alice: hello there`)
+	bob.typeLine("hi alice")
+	alice.waitText(`(?m)^\d\d:\d\d bob: hi alice`)
+	alice.keys("C-p") // back to the room: the conversation stays out of it
+	s := alice.waitText(`— start of the history —`)
+	if strings.Contains(s, "hi alice") {
+		t.Fatalf("the direct message is shown in alice's room:\n%s", s)
+	}
+}
+
 // TestClientTUIScrollback: the pane shows the newest messages; PgUp
 // scrolls back and, at the top, loads older pages through moonchat.v1
 // history requests, until the first message and "start of the history".

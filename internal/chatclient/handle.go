@@ -124,7 +124,7 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 			}
 			return ups
 		}
-		if refusalCode(e.Code) {
+		if answersSend(e) {
 			ups = c.refuse(e.Text, ups)
 		}
 		if e.Code == "no_history" {
@@ -133,6 +133,22 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		return append(ups, Update{Event: e})
 	}
 	return append(ups, Update{Event: e})
+}
+
+// answersSend reports whether the error event e refuses something sent
+// rather than a request: the same codes answer history requests ("no
+// such user: bob" for a conversation, "you may not read ROOM"), without
+// the "message not sent" of a refused send.
+func answersSend(e *Event) bool {
+	switch {
+	case !refusalCode(e.Code):
+		return false
+	case e.Code == "no_such_user":
+		return strings.HasPrefix(e.Text, "message not sent")
+	case e.Code == "not_allowed":
+		return !strings.HasPrefix(e.Text, "you may not read")
+	}
+	return true
 }
 
 // refusalCode reports whether an error event answers something sent

@@ -136,7 +136,7 @@ func printEvent(w io.Writer, errw io.Writer, e *Event, c *Client) {
 	case "gap":
 		fmt.Fprintf(errw, "moonchat client: messages %d to %d of %s were pruned by the server and cannot be shown\n", e.After+1, e.First-1, Line(e.Room))
 	case "error":
-		if !refusalCode(e.Code) { // refusals are reported with the send they refused
+		if !answersSend(e) { // refusals are reported with the send they refused
 			fmt.Fprintf(errw, "moonchat client: %s: %s\n", Line(e.Code), Line(e.Text))
 		}
 	}
