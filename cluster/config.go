@@ -49,7 +49,9 @@ type Config struct {
 	// was sent, its fate unknown) or ErrUnavailable.
 	PublishTimeout time.Duration
 	// MaxAttempts bounds how often a record is renumbered after another
-	// node appended to the same room first (0 = 16). Past it: ErrConflict.
+	// node appended to the same room first (0 = 64). Past it: ErrConflict.
+	// (PublishTimeout is the bound that matters; this one stops a call
+	// that would spin.)
 	MaxAttempts int
 	// ReconnectWait is the pause between reconnection attempts (0 = 1s).
 	// The connection retries forever.
@@ -85,7 +87,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.PublishTimeout = 5 * time.Second
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 16
+		c.MaxAttempts = 64
 	}
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = time.Second

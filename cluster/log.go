@@ -31,8 +31,9 @@ type Log struct {
 	// stream sequence and the room's last id, from its own
 	// acknowledgements and from Consume. A stale head costs one retry
 	// (the stream refuses the publish), never a wrong id.
-	mu    sync.Mutex
-	heads map[string]head
+	mu     sync.Mutex
+	heads  map[string]head
+	yields map[string]yield // rooms contended lately (publish.go)
 
 	records   atomic.Uint64 // Stats
 	conflicts atomic.Uint64
@@ -59,7 +60,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head)}
+	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head), yields: make(map[string]yield)}
 	opts, err := cfg.natsOptions(l)
 	if err != nil {
 		return nil, err

@@ -63,6 +63,9 @@ func TestConcurrentPublishers(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	for i, l := range logs {
+		t.Logf("node %d: %+v", i, l.Stats())
+	}
 	if t.Failed() {
 		return
 	}
