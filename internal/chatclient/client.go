@@ -170,6 +170,7 @@ type pending struct {
 	text, to  string
 	sent      bool   // written (or queued) on the current connection
 	uncertain bool   // sent on a connection that dropped before it was settled
+	as        string // our name when it was written (a reconnect may give us another)
 	barrier   uint64 // the barrier request it waits for (0: none yet)
 	left      int    // barrier answers still needed before it counts as settled
 }
@@ -200,7 +201,9 @@ type Client struct {
 	// when they came: a /nick renames us before its rename event is
 	// written, so our next messages may come under the new name first.
 	unclaimed []Event
-	joinList  bool // the join's own full presence list is still to come
+	// errs are the refusals (error events) not yet matched to a send.
+	errs     []Event
+	joinList bool // the join's own full presence list is still to come
 
 	resume     uint64  // last room message id delivered in order
 	catchingUp bool    // a since/after catch-up is under way

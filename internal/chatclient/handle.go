@@ -32,12 +32,12 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		return c.roomPage(e, ups)
 	case "message":
 		if e.User == c.name {
-			ups = c.ack(sentKind(e), ups)
+			ups = c.ack(sentKind(e), e.Text, ups)
 		} else if len(c.pend) > 0 {
 			if len(c.unclaimed) == 64 {
 				c.unclaimed = slices.Delete(c.unclaimed, 0, 1)
 			}
-			c.unclaimed = append(c.unclaimed, Event{User: e.User, Action: e.Action})
+			c.unclaimed = append(c.unclaimed, Event{User: e.User, Text: e.Text, Action: e.Action})
 		}
 		switch {
 		case c.catchingUp:
@@ -58,7 +58,7 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		return append(ups, Update{Event: e})
 	case "direct":
 		if e.From == c.name {
-			ups = c.ack(kindDirect, ups)
+			ups = c.ack(kindDirect, e.Text, ups)
 		}
 		peer := e.With
 		if e.ID != 0 && e.ID <= c.convLast[peer] {
@@ -106,7 +106,7 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 			kept := c.unclaimed[:0]
 			for _, u := range c.unclaimed {
 				if u.User == e.New {
-					ups = c.ack(sentKind(&u), ups)
+					ups = c.ack(sentKind(&u), u.Text, ups)
 					continue
 				}
 				kept = append(kept, u)
@@ -125,7 +125,7 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 			return ups
 		}
 		if answersSend(e) {
-			ups = c.refuse(e.Text, ups)
+			c.refused(e)
 		}
 		if e.Code == "no_history" {
 			c.loadingOld = false
@@ -279,7 +279,7 @@ func (c *Client) checkUncertain(msgs []Event, ups []Update) []Update {
 			if rest, ok := strings.CutPrefix(text, "/me "); ok {
 				text, action = rest, true
 			}
-			for i < len(msgs) && !(msgs[i].User == c.name && msgs[i].Text == text && msgs[i].Action == action) {
+			for i < len(msgs) && !(msgs[i].User == p.as && msgs[i].Text == text && msgs[i].Action == action) {
 				i++
 			}
 			if i < len(msgs) {
@@ -311,6 +311,7 @@ func (c *Client) disconnected(ups []Update) []Update {
 	c.loadingOld = false
 	c.catchingUp = false
 	c.held = c.held[:0]
+	c.errs = c.errs[:0]
 	kept := c.pend[:0]
 	for _, p := range c.pend {
 		p.barrier, p.left = 0, barriersNeeded(p.kind)

@@ -3,6 +3,7 @@ package chatclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -89,6 +90,7 @@ func (c *Client) pump() {
 // write queues p's frame on the current connection. c.mu is held.
 func (c *Client) write(p *pending) {
 	p.sent = true
+	p.as = c.name
 	if p.kind == kindDirect {
 		c.queue(map[string]string{"type": "direct", "to": p.to, "text": p.text})
 		return
@@ -122,7 +124,10 @@ func (c *Client) ensureBarrier() {
 }
 
 // barrierAnswered counts a barrier's answer: the sends it covered have
-// had every event they will get. c.mu is held.
+// had every event they will get. Those without an echo are settled now:
+// refused with the reason of an error event that came meanwhile (see
+// matchErr), or, for a message nothing was said about, dropped by a
+// script without a word; a command without an error ran. c.mu is held.
 func (c *Client) barrierAnswered(ups []Update) []Update {
 	if c.barrierDone >= c.barrierSent {
 		return ups // a list we did not ask for this way
@@ -134,7 +139,12 @@ func (c *Client) barrierAnswered(ups []Update) []Update {
 			p.left--
 			if p.left <= 0 {
 				s := &Settled{Text: p.text, To: p.to, OK: p.kind == kindCommand}
-				if !s.OK {
+				if i := c.matchErr(p); i >= 0 {
+					s.OK, s.Reason = false, c.errs[i].Text
+					if c.errs[i].Code != "flood" { // one flood notice stands for every drop
+						c.errs = slices.Delete(c.errs, i, i+1)
+					}
+				} else if !s.OK {
 					s.Reason = "not sent: the server dropped it without a reason (a script)"
 				}
 				ups = append(ups, Update{Settled: s})
@@ -151,35 +161,95 @@ func (c *Client) barrierAnswered(ups []Update) []Update {
 	}
 	if len(c.pend) == 0 {
 		c.unclaimed = c.unclaimed[:0]
+		c.errs = c.errs[:0]
 	}
 	c.pump()
 	return ups
 }
 
-// ack settles the oldest sent send of kind k as delivered. c.mu is held.
-func (c *Client) ack(k sendKind, ups []Update) []Update {
-	for i, p := range c.pend {
-		if p.sent && p.kind == k {
-			c.pend = slices.Delete(c.pend, i, i+1)
-			c.signal()
-			c.pump()
-			return append(ups, Update{Settled: &Settled{Text: p.text, To: p.to, OK: true}})
-		}
+// refused records an error event that refuses a send. Which send is not
+// said, and errors may overtake the echoes of earlier sends (a text too
+// long is refused on arrival; the room refuses a message before it
+// stores those before it): the barrier that settles the unechoed sends
+// hands the errors out (matchErr). c.mu is held.
+func (c *Client) refused(e *Event) {
+	if len(c.pend) == 0 {
+		return
 	}
-	return ups
+	if len(c.errs) == 64 {
+		c.errs = slices.Delete(c.errs, 0, 1)
+	}
+	c.errs = append(c.errs, Event{Code: e.Code, Text: e.Text})
 }
 
-// refuse settles the oldest sent send as refused with reason. c.mu is held.
-func (c *Client) refuse(reason string, ups []Update) []Update {
+// matchErr returns the index of the first recorded error that can be p's
+// refusal, or -1: unknown_command only for a command (and a command gets
+// no other, but a script's own refusal, dropped), too_long only for a
+// text over the limit it names, a control-character bad_request only for
+// a text holding one. c.mu is held.
+func (c *Client) matchErr(p *pending) int {
+	for i, e := range c.errs {
+		if p.kind == kindCommand {
+			switch e.Code {
+			case "unknown_command", "dropped", "muted", "not_allowed", "hook_failed":
+				return i
+			}
+			continue
+		}
+		switch e.Code {
+		case "unknown_command":
+			continue
+		case "too_long":
+			var limit int
+			if _, err := fmt.Sscanf(e.Text, "message too long: at most %d bytes", &limit); err == nil && len(p.text) <= limit {
+				continue
+			}
+		case "bad_request":
+			if strings.Contains(e.Text, "control character") && !strings.ContainsFunc(p.text, refusedControl) {
+				continue
+			}
+		}
+		return i
+	}
+	return -1
+}
+
+// refusedControl reports whether r is a control character the server
+// refuses in a text (docs/protocol.md, "Texts"): all but tab and line
+// breaks.
+func refusedControl(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || r >= 0x80 && r <= 0x9f
+}
+
+// ack settles a sent send of kind k as delivered, its echo's text being
+// text: the oldest with that text (a refused one before it has no echo),
+// else the oldest of the kind (a script replaced the text). c.mu is held.
+func (c *Client) ack(k sendKind, text string, ups []Update) []Update {
+	at := -1
 	for i, p := range c.pend {
-		if p.sent {
-			c.pend = slices.Delete(c.pend, i, i+1)
-			c.signal()
-			c.pump()
-			return append(ups, Update{Settled: &Settled{Text: p.text, To: p.to, Reason: reason}})
+		if !p.sent || p.kind != k {
+			continue
+		}
+		want := p.text
+		if k == kindAction {
+			want = strings.TrimPrefix(want, "/me ")
+		}
+		if want == text {
+			at = i
+			break
+		}
+		if at < 0 {
+			at = i
 		}
 	}
-	return ups
+	if at < 0 {
+		return ups
+	}
+	p := c.pend[at]
+	c.pend = slices.Delete(c.pend, at, at+1)
+	c.signal()
+	c.pump()
+	return append(ups, Update{Settled: &Settled{Text: p.text, To: p.to, OK: true}})
 }
 
 // signal wakes WaitSent. c.mu is held.
