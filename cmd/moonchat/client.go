@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/moonchat/moonchat/core/ws"
 	"github.com/moonchat/moonchat/internal/chatclient"
 	"github.com/moonchat/moonchat/internal/tui"
 )
@@ -69,9 +71,18 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return newUsageError(fset, err)
 	}
 	if isTerminal(clientStdin) && isTerminal(stdout) {
-		return tui.Run(ctx, c, clientStdin.(*os.File), stdout.(*os.File))
+		err = tui.Run(ctx, c, clientStdin.(*os.File), stdout.(*os.File))
+	} else {
+		err = chatclient.RunLines(ctx, c, clientStdin, stdout, stderr)
 	}
-	return chatclient.RunLines(ctx, c, clientStdin, stdout, stderr)
+	// A close with 1000 is the server ending the session on purpose
+	// (quit, /quit, a kick): said, but not a failure of the client.
+	var ce *chatclient.ClosedError
+	if errors.As(err, &ce) && ce.Code == ws.StatusNormalClosure {
+		fmt.Fprintf(stderr, "moonchat client: %s\n", escapeText(ce.Error()))
+		return nil
+	}
+	return err
 }
 
 // isTerminal reports whether v is a file open on a terminal.

@@ -2,18 +2,28 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // runBin runs the built moonchat binary with stdin (a pipe, so not a
 // terminal) and returns its exit code, stdout and stderr.
 func runBin(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	return runBinEnv(t, nil, stdin, args...)
+}
+
+// runBinEnv is runBin with env added to the environment.
+func runBinEnv(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(moonchatBinary(t), args...)
+	cmd.Env = append(append(os.Environ(), "MOONCHAT_TOKEN="), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -116,6 +126,34 @@ func TestClientPipeRefused(t *testing.T) {
 	code, _, stderr = runBin(t, "hi\n", "client", "ws://"+c.addr+"/elsewhere")
 	if code != 1 || !strings.Contains(stderr, "refused (HTTP 404)") {
 		t.Fatalf("wrong path: exit %d stderr %q", code, stderr)
+	}
+}
+
+// TestClientToken: -token, or MOONCHAT_TOKEN, signs the client in (sent
+// as an Authorization header): the account's name is the token's, not
+// -name; without one a server refusing guests answers 401, and line mode
+// exits 1 with that reason; `quit` (the server closes with 1000) ends
+// it with 0.
+func TestClientToken(t *testing.T) {
+	srv, _, _ := authServer(t, "guests = false\n")
+	token := sign(t, jwt.SigningMethodHS256, []byte(testSecret), goodClaims(nil))
+	u := "ws://" + srv.addr + "/chat/lobby"
+
+	code, stdout, stderr := runBinEnv(t, []string{"MOONCHAT_TOKEN=" + token}, "signed in\n", "client", "-name", "mallory", u)
+	if code != 0 || !regexp.MustCompile(`(?m)^`+lineTime+` lobby alice: signed in$`).MatchString(stdout) {
+		t.Fatalf("MOONCHAT_TOKEN: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runBin(t, "again\n", "client", "-token", token, u)
+	if code != 0 || !regexp.MustCompile(`(?m)^`+lineTime+` lobby alice: again$`).MatchString(stdout) {
+		t.Fatalf("-token: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = runBin(t, "hi\n", "client", "-name", "bob", u)
+	if code != 1 || !strings.Contains(stderr, "refused (HTTP 401)") {
+		t.Fatalf("no token: exit %d stderr %q", code, stderr)
+	}
+	code, stdout, stderr = runBin(t, "bye for now\nquit\n", "client", "-token", token, u)
+	if code != 0 || !strings.Contains(stderr, "goodbye") || !strings.Contains(stdout, "alice: bye for now") {
+		t.Fatalf("quit: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
 

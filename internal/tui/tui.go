@@ -289,6 +289,9 @@ func (m *model) event(e *chatclient.Event) {
 		}
 		m.addLine(room, line{at: e.Time(), kind: kSystem, text: e.Text})
 	case "error":
+		if e.Code == "unknown_command" && strings.Contains(e.Text, "/help") && time.Now().Before(m.helpHide) {
+			return // the client's own /help, on a server without one
+		}
 		m.addLine(m.convs[m.cur], line{at: time.Now(), kind: kError, text: e.Text})
 	case "gap":
 		m.addLine(room, line{at: time.Now(), kind: kError, text: "messages were pruned by the server and cannot be shown"})
