@@ -217,6 +217,9 @@ type Client struct {
 	convOld  map[string]uint64 // per peer: the oldest delivered
 	// convResumed: this connection asked for the conversations missed.
 	convResumed bool
+	// convHeld: the conversations catching up (an "after" page asked
+	// for), with the live direct messages held until it is done.
+	convHeld map[string][]Event
 }
 
 // New checks opts and makes a Client.
@@ -284,6 +287,7 @@ func New(opts Options) (*Client, error) {
 		changed:  make(chan struct{}),
 		convLast: map[string]uint64{},
 		convOld:  map[string]uint64{},
+		convHeld: map[string][]Event{},
 	}
 	c.state = State{Status: Connecting, Room: room, Name: name, URL: u.String()}
 	return c, nil

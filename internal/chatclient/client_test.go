@@ -293,6 +293,7 @@ type proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	holdUp bool // client bytes are read and thrown away
+	refuse bool // new connections are closed at once
 }
 
 func newProxy(t *testing.T, to string) *proxy {
@@ -315,6 +316,13 @@ func newProxy(t *testing.T, to string) *proxy {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			refuse := p.refuse
+			p.mu.Unlock()
+			if refuse {
+				c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", to)
 			if err != nil {
@@ -365,6 +373,13 @@ func (p *proxy) cut() {
 	}
 	p.conns = nil
 	p.holdUp = false
+}
+
+// refuseNew closes new connections at once (on) or forwards them (off).
+func (p *proxy) refuseNew(on bool) {
+	p.mu.Lock()
+	p.refuse = on
+	p.mu.Unlock()
 }
 
 func (p *proxy) hold() {
@@ -510,5 +525,80 @@ func TestOlder(t *testing.T) {
 	}
 	if r.c.Older() {
 		t.Fatal("Older asked for a page before the first message")
+	}
+}
+
+// bearerAuth makes "Authorization: Bearer NAME" the account id-NAME
+// called NAME (anyone else a guest).
+type bearerAuth struct{}
+
+func (bearerAuth) Authenticate(r *http.Request, room string) (chat.Identity, bool, error) {
+	name, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return chat.Identity{}, false, nil
+	}
+	return chat.Identity{ID: "id-" + name, Name: name}, true, nil
+}
+
+// TestDirectResume: a conversation between accounts resumes after a
+// drop: the direct messages stored while the client was away come in an
+// "after" page, once each and in order, and a direct message sent after
+// the reconnect is acknowledged.
+func TestDirectResume(t *testing.T) {
+	hist := chattest.NewHistory()
+	srv := startServer(t, chat.Config{Authenticator: bearerAuth{}}, nil, hist)
+	px := newProxy(t, srv.addr)
+	r := startClient(t, chatclient.Options{URL: "ws://" + px.l.Addr().String() + "/chat/lobby", Token: "alice"})
+	r.waitFor("direct messages on", func(ups []chatclient.Update) bool {
+		for _, u := range ups {
+			if u.State != nil && u.State.Direct {
+				return true
+			}
+		}
+		return false
+	})
+	bob := chattest.DialHeader(t, "127.0.0.1", srv.url("/chat/dev"), "moonchat.v1", http.Header{"Authorization": {"Bearer bob"}})
+	bob.SendJSON(map[string]string{"type": "direct", "to": "alice", "text": "dm 1"})
+	directs := func(ups []chatclient.Update) []chatclient.Event {
+		var out []chatclient.Event
+		for _, u := range ups {
+			switch e := u.Event; {
+			case e == nil:
+			case e.Type == "direct":
+				out = append(out, *e)
+			case e.Type == "history" && e.With != "":
+				out = append(out, e.Messages...)
+			}
+		}
+		return out
+	}
+	r.waitFor("dm 1", func(ups []chatclient.Update) bool { return len(directs(ups)) == 1 })
+
+	px.refuseNew(true)
+	px.cut()
+	r.waitState(chatclient.Reconnecting, 1)
+	bob.SendJSON(map[string]string{"type": "direct", "to": "alice", "text": "dm 2"})
+	bob.SendJSON(map[string]string{"type": "direct", "to": "alice", "text": "dm 3"})
+	for i := 0; i < 2; i++ {
+		bob.SkipTo(func(f string) bool { return strings.Contains(f, `"type":"direct"`) })
+	}
+	px.refuseNew(false)
+	r.waitState(chatclient.Connected, 2)
+	if err := r.c.SendDirect("bob", "back"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("every direct message", func(ups []chatclient.Update) bool { return len(directs(ups)) >= 4 && r.c.Pending() == 0 })
+	r.mu.Lock()
+	ds := directs(r.ups)
+	r.mu.Unlock()
+	var got []string
+	for _, d := range ds {
+		got = append(got, fmt.Sprintf("%d %s %s", d.ID, d.With, d.Text))
+	}
+	if strings.Join(got, "|") != "1 bob dm 1|2 bob dm 2|3 bob dm 3|4 bob back" {
+		t.Fatalf("direct messages %q", got)
+	}
+	if s := r.waitSettled(1); !s[0].OK || s[0].To != "bob" {
+		t.Fatalf("settled %+v", s)
 	}
 }

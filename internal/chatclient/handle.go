@@ -61,6 +61,10 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 			ups = c.ack(kindDirect, e.Text, ups)
 		}
 		peer := e.With
+		if held, ok := c.convHeld[peer]; ok {
+			c.convHeld[peer] = append(held, *e)
+			return ups
+		}
 		if e.ID != 0 && e.ID <= c.convLast[peer] {
 			return ups
 		}
@@ -80,9 +84,12 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		if !c.convResumed {
 			// Resume every conversation delivered before the drop.
 			c.convResumed = true
-			for peer, last := range c.convLast {
-				if last > 0 {
-					c.queue(map[string]any{"type": "history", "with": peer, "after": last})
+			// Those the server still has: a conversation with a guest
+			// ends with the guest's session.
+			for _, cv := range e.Conversations {
+				if last := c.convLast[cv.With]; last > 0 && cv.LastID > last {
+					c.convHeld[cv.With] = nil
+					c.queue(map[string]any{"type": "history", "with": cv.With, "after": last})
 				}
 			}
 		}
@@ -126,6 +133,13 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		}
 		if answersSend(e) {
 			c.refused(e)
+		} else if peer, ok := strings.CutPrefix(e.Text, "no such user: "); ok && e.Code == "no_such_user" {
+			// A conversation's page refused: stop holding its live messages.
+			held := c.convHeld[peer]
+			delete(c.convHeld, peer)
+			for i := range held {
+				ups = append(ups, Update{Event: &held[i]})
+			}
 		}
 		if e.Code == "no_history" {
 			c.loadingOld = false
@@ -246,7 +260,23 @@ func (c *Client) directPage(e *Event, ups []Update) []Update {
 		}
 		if e.More {
 			c.queue(map[string]any{"type": "history", "with": peer, "after": c.convLast[peer]})
+			return append(ups, Update{Event: e})
 		}
+		// Caught up: what came live meanwhile follows, once each.
+		held := c.convHeld[peer]
+		delete(c.convHeld, peer)
+		ups = append(ups, Update{Event: e})
+		for i := range held {
+			m := held[i]
+			if m.ID != 0 && m.ID <= c.convLast[peer] {
+				continue
+			}
+			if m.ID != 0 {
+				c.convLast[peer] = m.ID
+			}
+			ups = append(ups, Update{Event: &m})
+		}
+		return ups
 	default:
 		if n := len(e.Messages); n > 0 {
 			c.convOld[peer] = e.Messages[0].ID
@@ -312,6 +342,7 @@ func (c *Client) disconnected(ups []Update) []Update {
 	c.catchingUp = false
 	c.held = c.held[:0]
 	c.errs = c.errs[:0]
+	clear(c.convHeld) // fetched again from convLast after the reconnect
 	kept := c.pend[:0]
 	for _, p := range c.pend {
 		p.barrier, p.left = 0, barriersNeeded(p.kind)

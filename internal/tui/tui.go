@@ -84,6 +84,11 @@ type line struct {
 	kind kind
 	user string
 	text string
+
+	// drawn is the line rendered at width drawnW (render's cache: the
+	// pane is redrawn at every event, its lines rarely change).
+	drawn  string
+	drawnW int
 }
 
 // conv is the room (peer "") or a direct conversation with peer.
@@ -324,7 +329,7 @@ func (m *model) event(e *chatclient.Event) {
 	case "redact":
 		for i, l := range room.lines {
 			if l.id == e.ID && e.ID != 0 {
-				room.lines[i].kind, room.lines[i].text = kSystem, "(message deleted)"
+				room.lines[i].kind, room.lines[i].text, room.lines[i].drawn = kSystem, "(message deleted)", ""
 			}
 		}
 	}

@@ -103,6 +103,9 @@ func (m *model) refresh(keep bool) {
 
 // render draws one line of the pane, wrapped to its width.
 func (m *model) render(l *line) string {
+	if l.drawn != "" && l.drawnW == m.vp.Width {
+		return l.drawn
+	}
 	ts := ""
 	if !l.at.IsZero() {
 		ts = m.st.dim.Render(l.at.Local().Format("15:04")) + " "
@@ -119,7 +122,8 @@ func (m *model) render(l *line) string {
 	case kError:
 		s = ts + m.st.err.Render("! "+text)
 	}
-	return m.st.r.NewStyle().Width(m.vp.Width).Render(s)
+	l.drawn, l.drawnW = m.st.r.NewStyle().Width(m.vp.Width).Render(s), m.vp.Width
+	return l.drawn
 }
 
 func (m *model) View() string {
