@@ -94,6 +94,12 @@ func TestClientPipe(t *testing.T) {
 	if strings.Join(got, "|") != "hi all|waves|last words" || direct != "psst" {
 		t.Fatalf("obs saw %q and the direct message %q", got, direct)
 	}
+
+	// No input: the replay is printed, then it exits.
+	code, stdout, stderr = runBin(t, "", "client", "-name", "reader", "ws://"+c.addr+"/chat/lobby")
+	if code != 0 || !regexp.MustCompile(`(?m)^`+lineTime+` lobby bot: last words$`).MatchString(stdout) {
+		t.Fatalf("no input: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
 }
 
 // TestClientPipeRefused: a send the server refuses makes line mode say

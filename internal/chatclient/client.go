@@ -190,6 +190,8 @@ type Client struct {
 	wake    chan struct{}  // tells the writer outq has frames
 	closing bool           // Close was called
 	stop    chan struct{}  // closed by Close
+	ready   chan struct{}  // closed when the first join's replay was delivered
+	isReady bool
 	once    sync.Once
 	state   State
 
@@ -284,6 +286,7 @@ func New(opts Options) (*Client, error) {
 		room:     room,
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		ready:    make(chan struct{}),
 		changed:  make(chan struct{}),
 		convLast: map[string]uint64{},
 		convOld:  map[string]uint64{},
@@ -292,6 +295,10 @@ func New(opts Options) (*Client, error) {
 	c.state = State{Status: Connecting, Room: room, Name: name, URL: u.String()}
 	return c, nil
 }
+
+// Ready is closed once the client has joined and delivered the room's
+// replay (or resume) for the first time.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
 
 // Updates is the stream of events, state changes and settled sends, in
 // order. It is closed when Run returns. The owner must keep reading it:

@@ -180,7 +180,12 @@ func (c *Client) session(ctx context.Context, conn *ws.ClientConn) error {
 	c.mu.Lock()
 	c.conn = conn
 	c.outq = c.outq[:0]
+	closing := c.closing
 	c.mu.Unlock()
+	if closing {
+		// Close came during the dial.
+		conn.Close(ws.StatusNormalClosure, "bye")
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

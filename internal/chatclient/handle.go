@@ -293,6 +293,10 @@ func (c *Client) directPage(e *Event, ups []Update) []Update {
 // not show stored) go out now, in order.
 func (c *Client) goLive() {
 	c.live = true
+	if !c.isReady {
+		c.isReady = true
+		close(c.ready)
+	}
 	c.pump()
 }
 

@@ -28,8 +28,10 @@ const LineTime = "2006-01-02T15:04:05Z"
 // interrupted, and it ends with the process.
 func RunLines(ctx context.Context, c *Client, in io.Reader, out, errw io.Writer) error {
 	runDone := make(chan error, 1)
+	runEnded := make(chan struct{})
 	go func() {
 		// Owned by RunLines, which waits for it (it closes Updates).
+		defer close(runEnded)
 		runDone <- c.Run(ctx)
 	}()
 	var sent, failed int
@@ -57,7 +59,13 @@ func RunLines(ctx context.Context, c *Client, in io.Reader, out, errw io.Writer)
 			inErr = err
 			go func() {
 				// Owned by RunLines: ends when every send is settled or
-				// Run returns; Close then ends Run.
+				// Run returns; Close then ends Run. It waits for the join
+				// first, so that even without input the replay is printed.
+				select {
+				case <-c.Ready():
+				case <-runEnded:
+				case <-ctx.Done():
+				}
 				_ = c.WaitSent(ctx)
 				c.Close()
 			}()
