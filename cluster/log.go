@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.MaxPerRoom > 0 {
 		scfg.MaxMsgsPerSubject = int64(cfg.MaxPerRoom)
 	}
+	if err := l.checkExisting(ctx, scfg); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	s, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
 		nc.Close()
@@ -104,6 +109,37 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	l.stream = s
 	return l, nil
+}
+
+// checkExisting refuses a stream of the same name that is not a moonchat
+// room log (other subjects: updating it would take them away from its
+// owner), and logs the settings an update will change: every node should
+// have the same, and the last one started wins.
+func (l *Log) checkExisting(ctx context.Context, want jetstream.StreamConfig) error {
+	s, err := l.js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			return fmt.Errorf("%w: JetStream does not answer: %v", ErrUnavailable, err)
+		}
+		return fmt.Errorf("cluster: stream %s: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if !slices.Equal(have.Subjects, want.Subjects) {
+		return fmt.Errorf("cluster: stream %s exists with subjects %v, not moonchat's %v: choose another [cluster] stream",
+			want.Name, have.Subjects, want.Subjects)
+	}
+	if have.Replicas != want.Replicas || have.MaxAge != want.MaxAge || have.MaxMsgsPerSubject != want.MaxMsgsPerSubject {
+		l.log.Warn("cluster: changing the stream's settings to this node's (every node should have the same)",
+			"stream", want.Name,
+			"replicas", fmt.Sprint(have.Replicas, "→", want.Replicas),
+			"max_age", fmt.Sprint(have.MaxAge, "→", want.MaxAge),
+			"max_per_room", fmt.Sprint(have.MaxMsgsPerSubject, "→", want.MaxMsgsPerSubject))
+	}
+	return nil
 }
 
 // redact hides a URL's credentials for an error message.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moonchat/moonchat/core/chat"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestConcurrentPublishers: three Logs (three nodes) publish batches to
@@ -308,6 +309,14 @@ func TestStreamSettings(t *testing.T) {
 	}
 	if info.Config.MaxAge != 0 || info.Config.MaxMsgsPerSubject != -1 {
 		t.Fatalf("updated stream config %+v", info.Config)
+	}
+	// A stream of that name that is not a room log is not taken over.
+	if _, err := l.js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "orders", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Stream = "orders"
+	if _, err := Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "orders.>") {
+		t.Fatalf("Open over another stream: %v", err)
 	}
 	if _, err := Open(context.Background(), Config{URL: ns.url(), Stream: "a.b", Replicas: 7}); err == nil ||
 		!strings.Contains(err.Error(), "stream") || !strings.Contains(err.Error(), "replicas") {
