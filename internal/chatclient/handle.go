@@ -122,7 +122,7 @@ func (c *Client) handle(e *Event, ups []Update) []Update {
 		}
 		return append(ups, Update{Event: e})
 	case "error":
-		if e.Code == "bad_request" && (strings.Contains(e.Text, `"conversations"`) || strings.Contains(e.Text, `"direct"`) || strings.Contains(e.Text, `"with"`)) {
+		if e.Code == "bad_request" && (strings.Contains(e.Text, `unknown type "conversations"`) || strings.Contains(e.Text, `unknown type "direct"`)) {
 			// A server without direct messages: not an answer to a send.
 			if c.direct != -1 {
 				c.direct = -1
