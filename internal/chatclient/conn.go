@@ -203,7 +203,16 @@ func (c *Client) session(ctx context.Context, conn *ws.ClientConn) error {
 		}
 		var e Event
 		if err := json.Unmarshal(data, &e); err != nil {
-			continue // not ours to understand: the protocol only adds fields and types
+			// A roles event's "id" is an account id (a string), where
+			// the others have a message id.
+			var r struct {
+				Type, Room, Name, ID string
+				Roles                []string
+			}
+			if json.Unmarshal(data, &r) != nil || r.Type != "roles" {
+				continue // not ours to understand: the protocol only adds fields and types
+			}
+			e = Event{Type: "roles", Room: r.Room, Name: r.Name, UserID: r.ID, Roles: r.Roles}
 		}
 		c.mu.Lock()
 		ups := c.handle(&e, nil)

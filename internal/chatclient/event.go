@@ -8,7 +8,8 @@ import (
 )
 
 // Event is one moonchat.v1 server event (docs/protocol.md, "Server →
-// client"), the union of the fields of every type. Direct messages
+// client"), the union of the fields of every type. A "roles" event's
+// account id (its "id") is in UserID. Direct messages
 // (type "direct", and "history" pages with With set) use With, WithID,
 // From and To; their User is From.
 type Event struct {
@@ -32,6 +33,8 @@ type Event struct {
 	Joined   []string           `json:"joined"`
 	Left     []string           `json:"left"`
 	Accounts map[string]Account `json:"accounts"`
+	// Guests are the guests whose session a script granted roles (no ID).
+	Guests map[string]Account `json:"guests"`
 
 	// rename, roles, typing
 	Old  string `json:"old"`
@@ -55,7 +58,8 @@ type Event struct {
 	Conversations []Conversation `json:"conversations"`
 }
 
-// Account is what presence events say about a member with an account.
+// Account is what presence events say about a member with an account
+// (or, in Guests, about a guest granted roles: no ID).
 type Account struct {
 	ID    string   `json:"id"`
 	Roles []string `json:"roles"`

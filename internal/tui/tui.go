@@ -257,6 +257,7 @@ func (m *model) event(e *chatclient.Event) {
 	switch e.Type {
 	case "welcome":
 		m.members = nil
+		clear(m.accounts)
 		m.topic = ""
 	case "history":
 		if e.With != "" {
@@ -316,12 +317,21 @@ func (m *model) event(e *chatclient.Event) {
 		for n, a := range e.Accounts {
 			m.accounts[n] = a
 		}
+		for n, a := range e.Guests {
+			m.accounts[n] = a
+		}
 	case "rename":
 		for i, n := range m.members {
 			if n == e.Old {
 				m.members[i] = e.New
 			}
 		}
+		if a, ok := m.accounts[e.Old]; ok {
+			delete(m.accounts, e.Old)
+			m.accounts[e.New] = a
+		}
+	case "roles":
+		m.accounts[e.Name] = chatclient.Account{ID: e.UserID, Roles: e.Roles}
 	case "topic":
 		m.topic = e.Topic
 	case "typing":

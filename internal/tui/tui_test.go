@@ -69,6 +69,11 @@ func TestModel(t *testing.T) {
 		t.Errorf("screen shows a control character or the /help answer:\n%q", v)
 	}
 
+	m.feed(ev(chatclient.Event{Type: "roles", Room: "lobby", Name: "alice", Roles: []string{"guest", "admin"}}))
+	if v := m.View(); !strings.Contains(v, "★alice") {
+		t.Errorf("no admin badge after a roles event:\n%s", v)
+	}
+
 	for _, tc := range []struct{ typed, want string }{
 		{"/ni", "/nick "},
 		{"/b", "/ban "},
