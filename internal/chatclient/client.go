@@ -74,6 +74,7 @@ const (
 	Closed
 )
 
+// String is the status as the status line says it.
 func (s Status) String() string {
 	switch s {
 	case Connecting:
@@ -141,6 +142,7 @@ type ClosedError struct {
 	Reason string
 }
 
+// Error says who ended the connection and why.
 func (e *ClosedError) Error() string {
 	switch {
 	case e.Status != 0 && e.Reason != "":

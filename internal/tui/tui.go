@@ -171,6 +171,7 @@ func (m *model) next() tea.Cmd {
 	}
 }
 
+// Init starts reading the client's updates and the one-second tick.
 func (m *model) Init() tea.Cmd {
 	return tea.Batch(m.next(), tick())
 }
@@ -179,6 +180,7 @@ func tick() tea.Cmd {
 	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
+// Update applies a key, a resize, a tick or a client update.
 func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:

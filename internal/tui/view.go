@@ -126,6 +126,7 @@ func (m *model) render(l *line) string {
 	return l.drawn
 }
 
+// View draws the screen: title bar, pane and members, status line, input.
 func (m *model) View() string {
 	if m.w == 0 {
 		return ""
