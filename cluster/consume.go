@@ -94,7 +94,10 @@ func (l *Log) consumeFrom(ctx context.Context, apply func(Entry) error) error {
 	if err != nil {
 		return err
 	}
-	it, err := c.Messages()
+	// A heartbeat a second: a consumer whose server died is noticed and
+	// recreated (after the last record delivered) in about two seconds,
+	// not the client's default ten.
+	it, err := c.Messages(jetstream.PullHeartbeat(time.Second), jetstream.PullExpiry(10*time.Second))
 	if err != nil {
 		return err
 	}

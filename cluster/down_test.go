@@ -98,6 +98,9 @@ func TestClusterServerLoss(t *testing.T) {
 	pubs := []*Log{openLog(t, cfg), openLog(t, cfg)}
 	ctx := context.Background()
 	waitReplicas(t, pubs[0], 3)
+	// A node consuming through the loss sees what a reader afterwards
+	// sees: the ordered consumer recovers without a gap or a duplicate.
+	through := collect(t, pubs[0], 0)
 
 	info, err := pubs[0].stream.Info(ctx)
 	if err != nil {
@@ -127,7 +130,20 @@ func TestClusterServerLoss(t *testing.T) {
 	rcfg := testConfig(strings.Join(survivors, ","))
 	rcfg.Replicas = 3
 	reader := openLog(t, rcfg)
-	checkStream(t, reader, "r", acked)
+	want := checkStream(t, reader, "r", acked)
+	got := through.messages(t, len(want), 30*time.Second)
+	i := 0
+	for _, e := range got {
+		for _, m := range e.Msgs {
+			if i >= len(want) {
+				t.Fatalf("the node consuming through the loss saw more than the stream's %d messages", len(want))
+			}
+			if m.ID != uint64(i+1) || m.Text != want[i] {
+				t.Fatalf("the node consuming through the loss saw %d %q where the stream holds %d %q", m.ID, m.Text, i+1, want[i])
+			}
+			i++
+		}
+	}
 
 	leader.start()
 	waitReplicas(t, reader, 3)
@@ -194,8 +210,9 @@ func publishWhile(t *testing.T, pubs []*Log, n int, kill func()) (map[string]uin
 }
 
 // checkStream reads key's records through l: ids 1..N in order, no text
-// twice, and every acknowledged text with its id.
-func checkStream(t *testing.T, l *Log, key string, acked map[string]uint64) {
+// twice, and every acknowledged text with its id. It returns the texts
+// by id (index id-1).
+func checkStream(t *testing.T, l *Log, key string, acked map[string]uint64) []string {
 	t.Helper()
 	var last uint64
 	deadline := time.Now().Add(30 * time.Second)
@@ -211,6 +228,7 @@ func checkStream(t *testing.T, l *Log, key string, acked map[string]uint64) {
 	}
 	c := collect(t, l, 0)
 	seen := make(map[string]uint64)
+	var texts []string
 	next := uint64(1)
 	for _, e := range c.messages(t, int(last), 30*time.Second) {
 		for _, m := range e.Msgs {
@@ -222,6 +240,7 @@ func checkStream(t *testing.T, l *Log, key string, acked map[string]uint64) {
 				t.Fatalf("%q stored twice", m.Text)
 			}
 			seen[m.Text] = m.ID
+			texts = append(texts, m.Text)
 		}
 	}
 	for text, id := range acked {
@@ -229,6 +248,7 @@ func checkStream(t *testing.T, l *Log, key string, acked map[string]uint64) {
 			t.Fatalf("acknowledged %q (id %d) is in the stream as %d (present %v)", text, id, got, ok)
 		}
 	}
+	return texts
 }
 
 // waitReplicas waits (bounded) until l's stream reports n current peers.

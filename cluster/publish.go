@@ -137,17 +137,24 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 		}
 	}
 	sent := false // a send ended without an answer: the record may be stored
+	// fail returns err, as ErrUnacknowledged once the record may be stored.
+	fail := func(err error) (uint64, error) {
+		if sent && !errors.Is(err, ErrUnacknowledged) {
+			return 0, fmt.Errorf("%w: room %q: %v", ErrUnacknowledged, key, err)
+		}
+		return 0, err
+	}
 	conflicts := 0
 	for {
 		data, err := build(h)
 		if errors.Is(err, errStale) {
 			if h, err = l.fetchHead(ctx, key); err != nil {
-				return 0, err
+				return fail(err)
 			}
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return fail(err)
 		}
 		start := time.Now()
 		ack, err := l.send(ctx, subj, msgID, h.seq, data)
@@ -169,7 +176,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			l.conflicts.Add(1)
 			conflicts++
 			if conflicts >= l.cfg.MaxAttempts {
-				return 0, fmt.Errorf("%w: room %q after %d attempts", ErrConflict, key, conflicts)
+				return fail(fmt.Errorf("%w: room %q after %d attempts", ErrConflict, key, conflicts))
 			}
 			// Consume may already have shown this node the record that
 			// got in first: then no read is needed, and this node races
@@ -184,7 +191,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			}
 			var own bool
 			if h, own, err = l.fetchHeadOf(ctx, key, msgID); err != nil {
-				return 0, err
+				return fail(err)
 			}
 			if own {
 				l.records.Add(1)
@@ -192,15 +199,13 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			}
 			continue
 		}
-		if uerr := l.unavailable("publishing to "+key, err); errors.Is(uerr, ErrUnavailable) {
+		uerr := l.unavailable("publishing to "+key, err)
+		if errors.Is(uerr, ErrUnavailable) {
 			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 				sent = true
 			}
 			if ctx.Err() != nil || l.usable() != nil {
-				if sent {
-					return 0, fmt.Errorf("%w: room %q: %v", ErrUnacknowledged, key, err)
-				}
-				return 0, uerr
+				return fail(uerr)
 			}
 			// JetStream is electing a leader, or the answer was lost: the
 			// same record again (the same id: stored at most once).
@@ -211,9 +216,8 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
-		} else {
-			return 0, uerr
 		}
+		return fail(uerr)
 	}
 }
 
