@@ -18,9 +18,9 @@ type Config struct {
 	// ([cluster] stream; "" = "moonchat"). Every node of one cluster uses
 	// the same.
 	Stream string
-	// Node names this node (for the NATS connection's name and the
-	// Moonchat-Node header of its records, for debugging; "" = the host's
-	// NATS client name is left empty).
+	// Node names this node ([cluster] node): the NATS connection's name
+	// ("moonchat NODE", as the server's monitoring lists it) and the
+	// Moonchat-Node header of its records, for debugging ("" = neither).
 	Node string
 	// Replicas is the stream's replica count (1–5; 0 = 1). With 3, a
 	// record is acknowledged once a quorum (2) stored it (docs/cluster.md).
@@ -66,7 +66,7 @@ type Config struct {
 
 	// OnState, when set, is called with false when the connection to NATS
 	// is lost and with true when it is back (not at Open, which returns
-	// connected). The chat server uses it to refuse posts with a notice
+	// connected, nor at Close). The chat server uses it to refuse posts with a notice
 	// while NATS is unreachable. Calls are made one at a time, in order,
 	// from the NATS client's callback goroutine: it must not block.
 	OnState func(connected bool)

@@ -178,7 +178,14 @@ func (l *Log) reconnected(nc *nats.Conn) {
 	l.setState(true)
 }
 
+// closed: the connection ended for good. After Close that is expected
+// and OnState is not called (the server is shutting down, not losing
+// NATS).
 func (l *Log) closed(_ *nats.Conn) {
+	if l.isClosed.Load() {
+		return
+	}
+	l.log.Error("cluster: NATS connection closed; posts are refused")
 	l.setState(false)
 }
 
