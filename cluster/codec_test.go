@@ -93,7 +93,7 @@ func encodeWithCRC(b []byte) []byte {
 }
 
 func TestSubjects(t *testing.T) {
-	for _, key := range []string{"a", "lobby.eu", "*", ">", "a b\tc", "日本語", strings.Repeat("r", 200),
+	for _, key := range []string{"a", "lobby.eu", "*", ">", "a b\tc", "日本語", strings.Repeat("r", 200), strings.Repeat("k", maxKeyBytes),
 		chat.ConversationKey("a:b", "c.d"), chat.ConversationKey("x", "x")} {
 		subj, err := subjectFor("moonchat", key)
 		if err != nil {
@@ -112,8 +112,10 @@ func TestSubjects(t *testing.T) {
 			t.Fatalf("%q → %q → %q, %v", key, subj, back, err)
 		}
 	}
-	if _, err := subjectFor("moonchat", ""); !errors.Is(err, ErrBadKey) {
-		t.Fatalf("empty key: %v", err)
+	for _, key := range []string{"", strings.Repeat("k", maxKeyBytes+1)} {
+		if _, err := subjectFor("moonchat", key); !errors.Is(err, ErrBadKey) {
+			t.Fatalf("key of %d bytes: %v", len(key), err)
+		}
 	}
 	for _, subj := range []string{"other.room.YQ", "moonchat.room", "moonchat.x.YQ", "moonchat.room.YQ=",
 		"moonchat.room.!!", "moonchat.dm.YQ", "moonchat.room." + strings.TrimPrefix(mustSubject(t, chat.ConversationKey("a", "b")), "moonchat.dm.")} {

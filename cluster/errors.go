@@ -19,7 +19,7 @@ var (
 	// record was published.
 	ErrConflict = errors.New("cluster: too many concurrent publishers on one room")
 	// ErrBadKey: a room or conversation key that cannot be published (the
-	// empty string).
+	// empty string, or one longer than 2048 bytes).
 	ErrBadKey = errors.New("cluster: invalid room key")
 	// ErrTooLarge: one message does not fit in a stream message (the NATS
 	// server's max_payload).

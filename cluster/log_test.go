@@ -413,3 +413,21 @@ func TestCloseEndsConsume(t *testing.T) {
 		t.Fatalf("Publish after Close = %v", err)
 	}
 }
+
+// TestLongKey: the longest key a Log accepts makes a subject the NATS
+// server takes, and comes back from Consume intact.
+func TestLongKey(t *testing.T) {
+	ns := startNATS(t, nil)
+	l := openLog(t, testConfig(ns.url()))
+	c := collect(t, l, 0)
+	key := chat.ConversationKey(strings.Repeat("a", maxKeyBytes/2-10), strings.Repeat("b", maxKeyBytes/2-10))
+	if len(key) > maxKeyBytes {
+		t.Fatalf("test key of %d bytes", len(key))
+	}
+	if err := l.Publish(context.Background(), key, msgs("a", "long", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.messages(t, 1, 10*time.Second); got[0].Key != key || got[0].Msgs[0].Room != key {
+		t.Fatalf("key came back as %.40q…", got[0].Key)
+	}
+}

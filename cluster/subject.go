@@ -20,10 +20,16 @@ const (
 	kindDM   = "dm"
 )
 
+// maxKeyBytes bounds a key: its subject (4/3 as long) must fit in the
+// NATS protocol's control line (4096 bytes by default) with the reply
+// subject and the sizes. Room names are far shorter (chat.ValidRoomName);
+// a conversation key is as long as its two account ids.
+const maxKeyBytes = 2048
+
 // subjectFor returns the subject of key's records in stream.
 func subjectFor(stream, key string) (string, error) {
-	if key == "" {
-		return "", ErrBadKey
+	if key == "" || len(key) > maxKeyBytes {
+		return "", fmt.Errorf("%w: %d bytes (1 to %d)", ErrBadKey, len(key), maxKeyBytes)
 	}
 	kind := kindRoom
 	if chat.IsConversation(key) {
