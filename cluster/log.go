@@ -102,10 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	s, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
 		nc.Close()
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return nil, fmt.Errorf("%w: JetStream does not answer: %v", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("cluster: stream %s: %w", cfg.Stream, err)
+		return nil, l.unavailable("stream "+cfg.Stream, err)
 	}
 	l.stream = s
 	return l, nil
@@ -121,11 +118,7 @@ func (l *Log) checkExisting(ctx context.Context, want jetstream.StreamConfig) er
 		return nil
 	}
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
-			errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return fmt.Errorf("%w: JetStream does not answer: %v", ErrUnavailable, err)
-		}
-		return fmt.Errorf("cluster: stream %s: %w", want.Name, err)
+		return l.unavailable("stream "+want.Name, err)
 	}
 	have := s.CachedInfo().Config
 	if !slices.Equal(have.Subjects, want.Subjects) {
@@ -247,10 +240,15 @@ func (l *Log) unavailable(what string, err error) error {
 	if l.isClosed.Load() {
 		return ErrClosed
 	}
+	// 503: "JetStream system temporarily unavailable" and the like, while
+	// a JetStream cluster elects a leader.
+	var apiErr *jetstream.APIError
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) {
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		(errors.As(err, &apiErr) && apiErr.Code == 503) {
 		return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
 	}
 	return fmt.Errorf("cluster: %s: %w", what, err)
