@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -104,9 +105,16 @@ func (l *Log) consumeFrom(ctx context.Context, apply func(Entry) error) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	done := make(chan struct{})
+	defer close(done)
+	var stalled atomic.Bool
+	go l.watch(ctx, done, &stalled, it.Stop) // ends when consumeFrom returns
 	for {
 		msg, err := it.Next()
 		if err != nil {
+			if stalled.Load() {
+				return errStalled
+			}
 			return err
 		}
 		md, err := msg.Metadata()
@@ -133,5 +141,55 @@ func (l *Log) consumeFrom(ctx context.Context, apply func(Entry) error) error {
 			return fatalError{err}
 		}
 		l.applied.Store(seq)
+	}
+}
+
+// stallAfter is how long Consume lets its consumer deliver nothing while
+// the stream holds records it has not applied before it recreates it
+// (Log.stallAfter; tests shorten it).
+const stallAfter = 3 * time.Second
+
+// errStalled: the watchdog stopped a consumer that delivered nothing.
+var errStalled = errors.New("cluster: consumer stalled; recreated")
+
+// watch is the watchdog of one consumer: every stallAfter in which
+// Applied did not move, it asks the stream for its last sequence, and if
+// records beyond Applied exist it marks the consumer stalled and stops it
+// (consumeFrom returns, Consume starts a new one after Applied). The
+// client library recreates an ordered consumer itself when its server
+// goes, but TestClusterServerLoss caught it stuck for 30 s and more after
+// the stream's leader was killed; this bounds any such stall, whatever
+// its cause. A slow apply only costs a needless restart (no record is
+// lost or repeated: the new consumer starts after Applied).
+func (l *Log) watch(ctx context.Context, done <-chan struct{}, stalled *atomic.Bool, stop func()) {
+	t := time.NewTicker(l.stallAfter)
+	defer t.Stop()
+	last := l.applied.Load()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		a := l.applied.Load()
+		if a != last {
+			last = a
+			continue
+		}
+		if l.usable() != nil {
+			continue // the connection's own recovery comes first
+		}
+		ictx, cancel := context.WithTimeout(ctx, l.cfg.PublishTimeout)
+		info, err := l.stream.Info(ictx)
+		cancel()
+		if err != nil || info.State.LastSeq <= a || l.applied.Load() != a {
+			continue
+		}
+		l.stalls.Add(1)
+		l.log.Warn("cluster: consumer delivered nothing while the stream has more; recreating it",
+			"applied", a, "stream_last", info.State.LastSeq)
+		stalled.Store(true)
+		stop()
+		return
 	}
 }

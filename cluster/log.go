@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,14 +37,16 @@ type Log struct {
 	heads  map[string]head
 	yields map[string]yield // rooms contended lately (publish.go)
 
-	records   atomic.Uint64 // Stats
-	conflicts atomic.Uint64
-	retries   atomic.Uint64
-	applied   atomic.Uint64 // stream sequence of the last record Consume applied
-	consuming atomic.Bool
-	connected atomic.Bool
-	stateMu   sync.Mutex // orders OnState calls with connected's changes
-	isClosed  atomic.Bool
+	records    atomic.Uint64 // Stats
+	conflicts  atomic.Uint64
+	retries    atomic.Uint64
+	stalls     atomic.Uint64
+	applied    atomic.Uint64 // stream sequence of the last record Consume applied
+	stallAfter time.Duration // consume.go
+	consuming  atomic.Bool
+	connected  atomic.Bool
+	stateMu    sync.Mutex // orders OnState calls with connected's changes
+	isClosed   atomic.Bool
 }
 
 // head is where a room's records end: seq is its last record's stream
@@ -61,7 +64,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head), yields: make(map[string]yield)}
+	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head), yields: make(map[string]yield), stallAfter: stallAfter}
 	opts, err := cfg.natsOptions(l)
 	if err != nil {
 		return nil, err
@@ -75,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.maxRecord = int(nc.MaxPayload()) - 1024
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.PublishTimeout))
 	if err != nil {
-		nc.Close()
+		l.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	l.js = js
@@ -96,13 +99,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		scfg.MaxMsgsPerSubject = int64(cfg.MaxPerRoom)
 	}
 	if err := l.checkExisting(ctx, scfg); err != nil {
-		nc.Close()
+		l.Close()
 		return nil, err
 	}
 	s, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
-		nc.Close()
-		return nil, l.unavailable("stream "+cfg.Stream, err)
+		err = l.unavailable("stream "+cfg.Stream, err)
+		l.Close()
+		return nil, err
 	}
 	l.stream = s
 	return l, nil
@@ -262,16 +266,19 @@ type Stats struct {
 	// appended to the room first: each cost a re-read and a renumbered
 	// send. Many mean rooms busy on several nodes at once.
 	Conflicts uint64
-	// Retries counts sends repeated after no answer (a JetStream leader
-	// election, a lost acknowledgement).
+	// Retries counts sends and reads repeated after no answer (a
+	// JetStream leader election, a lost acknowledgement).
 	Retries uint64
+	// Stalls counts consumers Consume recreated because they delivered
+	// nothing for a while although the stream had more (consume.go).
+	Stalls uint64
 	// Applied is the stream sequence of the last record Consume applied.
 	Applied uint64
 }
 
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{Records: l.records.Load(), Conflicts: l.conflicts.Load(), Retries: l.retries.Load(), Applied: l.applied.Load()}
+	return Stats{Records: l.records.Load(), Conflicts: l.conflicts.Load(), Retries: l.retries.Load(), Stalls: l.stalls.Load(), Applied: l.applied.Load()}
 }
 
 // Applied returns the stream sequence of the last record Consume applied

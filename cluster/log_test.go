@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -429,5 +430,48 @@ func TestLongKey(t *testing.T) {
 	}
 	if got := c.messages(t, 1, 10*time.Second); got[0].Key != key || got[0].Msgs[0].Room != key {
 		t.Fatalf("key came back as %.40q…", got[0].Key)
+	}
+}
+
+// TestWatchdog: Consume's watchdog stops a consumer that delivers nothing
+// while the stream holds records beyond Applied, and leaves alone one
+// that is simply idle at the stream's end.
+func TestWatchdog(t *testing.T) {
+	ns := startNATS(t, nil)
+	l := openLog(t, testConfig(ns.url()))
+	l.stallAfter = 50 * time.Millisecond
+	ctx := context.Background()
+	if err := l.Publish(ctx, "r", msgs("a", "x", 1)); err != nil {
+		t.Fatal(err)
+	}
+	run := func(applied uint64, wait time.Duration) bool {
+		l.applied.Store(applied)
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		var stalled atomic.Bool
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			l.watch(ctx, done, &stalled, func() { close(stopped) })
+		}()
+		defer func() { close(done); <-finished }()
+		select {
+		case <-stopped:
+			if !stalled.Load() {
+				t.Fatal("stopped without being marked stalled")
+			}
+			return true
+		case <-time.After(wait):
+			return false
+		}
+	}
+	if run(1, 500*time.Millisecond) {
+		t.Fatal("an idle consumer at the stream's end was stopped")
+	}
+	if !run(0, 10*time.Second) {
+		t.Fatal("a consumer behind the stream that delivers nothing was not stopped")
+	}
+	if st := l.Stats(); st.Stalls != 1 {
+		t.Fatalf("Stalls = %d", st.Stalls)
 	}
 }

@@ -123,7 +123,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 	h, ok := l.known(key)
 	if !ok {
 		var err error
-		if h, err = l.fetchHead(ctx, key); err != nil {
+		if h, _, err = l.readHead(ctx, key, ""); err != nil {
 			return 0, err
 		}
 	}
@@ -148,7 +148,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 	for {
 		data, err := build(h)
 		if errors.Is(err, errStale) {
-			if h, err = l.fetchHead(ctx, key); err != nil {
+			if h, _, err = l.readHead(ctx, key, ""); err != nil {
 				return fail(err)
 			}
 			continue
@@ -190,7 +190,7 @@ func (l *Log) write(ctx context.Context, key, subj string, build func(head) ([]b
 				continue
 			}
 			var own bool
-			if h, own, err = l.fetchHeadOf(ctx, key, msgID); err != nil {
+			if h, own, err = l.readHead(ctx, key, msgID); err != nil {
 				return fail(err)
 			}
 			if own {
@@ -231,6 +231,26 @@ func (l *Log) send(ctx context.Context, subj, msgID string, expect uint64, data 
 		m.Header.Set(NodeHeader, l.cfg.Node)
 	}
 	return l.js.PublishMsg(actx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectLastSequencePerSubject(expect))
+}
+
+// readHead is fetchHeadOf for write: while JetStream is briefly
+// unavailable (a leader election) but the connection is up, it tries
+// again every 100 ms until ctx ends.
+func (l *Log) readHead(ctx context.Context, key, msgID string) (head, bool, error) {
+	for {
+		h, own, err := l.fetchHeadOf(ctx, key, msgID)
+		if err == nil || !errors.Is(err, ErrUnavailable) || l.usable() != nil {
+			return h, own, err
+		}
+		l.retries.Add(1)
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return h, own, err
+		case <-t.C:
+		}
+	}
 }
 
 // wrongLast reports whether err is the stream refusing a record because
