@@ -145,6 +145,8 @@ func TestClusterServerLoss(t *testing.T) {
 		}
 	}
 
+	t.Logf("the node consuming through the loss: %+v", pubs[0].Stats())
+
 	leader.start()
 	waitReplicas(t, reader, 3)
 }
