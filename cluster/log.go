@@ -93,6 +93,13 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		MaxAge:      cfg.MaxAge,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
+		// Publish's retries reuse their record's Nats-Msg-Id: this window
+		// (far longer than PublishTimeout) stores a record once even when
+		// its acknowledgement was lost.
+		Duplicates: 2 * time.Minute,
+		// Reads of a room's end must come from the stream's leader, not
+		// from a replica that may lag behind it (publish.go).
+		AllowDirect: false,
 	}
 	scfg.MaxMsgsPerSubject = -1
 	if cfg.MaxPerRoom > 0 {
