@@ -95,11 +95,15 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		MaxBytes:    -1,
 		// Publish's retries reuse their record's Nats-Msg-Id: this window
 		// (far longer than PublishTimeout) stores a record once even when
-		// its acknowledgement was lost.
+		// its acknowledgement was lost. JetStream wants it no longer
+		// than MaxAge.
 		Duplicates: 2 * time.Minute,
 		// Reads of a room's end must come from the stream's leader, not
 		// from a replica that may lag behind it (publish.go).
 		AllowDirect: false,
+	}
+	if cfg.MaxAge > 0 && cfg.MaxAge < scfg.Duplicates {
+		scfg.Duplicates = cfg.MaxAge
 	}
 	scfg.MaxMsgsPerSubject = -1
 	if cfg.MaxPerRoom > 0 {
