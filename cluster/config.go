@@ -66,9 +66,10 @@ type Config struct {
 
 	// OnState, when set, is called with false when the connection to NATS
 	// is lost and with true when it is back (not at Open, which returns
-	// connected, nor at Close). The chat server uses it to refuse posts with a notice
-	// while NATS is unreachable. Calls are made one at a time, in order,
-	// from the NATS client's callback goroutine: it must not block.
+	// connected, nor at Close). The chat server uses it to refuse posts
+	// with a notice while NATS is unreachable. Calls are made one at a
+	// time, in order, from the NATS client's callback goroutine: it must
+	// not block.
 	OnState func(connected bool)
 	// Logger receives connection changes and retries (nil = discard).
 	Logger *slog.Logger
