@@ -185,6 +185,18 @@ func TestHandshakeRate(t *testing.T) {
 	if status, _, _, c := handshake(t, "127.0.0.3", ts.WS+"/chat/r?name=b", nil); status != 101 {
 		t.Fatalf("second handshake: %d", status)
 	} else {
+		// Closed only once b has joined: a connection that closes before
+		// its join is processed never joins, and "b joined" would not come.
+		_ = c.SetReadDeadline(time.Now().Add(chattest.Wait))
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("b waiting for its join: %v", err)
+			}
+			if string(data) == "* b joined" {
+				break
+			}
+		}
 		_ = c.Close()
 	}
 	status, retry, body, _ := handshake(t, "127.0.0.3", ts.WS+"/chat/r?name=c", nil)
