@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 
@@ -29,12 +30,13 @@ import (
 
 // request is one durable write waiting for the committer.
 type request struct {
-	msgs []chat.Message // Append: copies of the caller's messages
-	ids  []uint64       // Append: IDs assigned, written by the committer
-	kv   *kvOp          // Set/Delete
-	name *nameOp        // SetNameOwner
-	mod  *modOp         // moderation writes (moderation.go)
-	done chan error     // buffered(1): the committer never blocks on it
+	msgs  []chat.Message // Append: copies of the caller's messages
+	ids   []uint64       // Append: IDs assigned, written by the committer
+	kv    *kvOp          // Set/Delete
+	name  *nameOp        // SetNameOwner
+	mod   *modOp         // moderation writes (moderation.go)
+	apply *applyOp       // Apply (replica.go)
+	done  chan error     // buffered(1): the committer never blocks on it
 }
 
 // kvOp is a Set (del == false) or Delete in a script's namespace.
@@ -46,6 +48,9 @@ type kvOp struct {
 func (r *request) size() int {
 	if r.kv != nil || r.name != nil || r.mod != nil {
 		return 1
+	}
+	if r.apply != nil {
+		return max(len(r.apply.msgs), 1)
 	}
 	return len(r.msgs)
 }
@@ -136,10 +141,18 @@ type roomTx struct {
 
 // commit writes batch in one transaction.
 func (db *DB) commit(batch []*request) error {
+	applied := db.applied.Load()
 	err := db.update(func(tx *bolt.Tx) error {
 		rooms, metas, kvb := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta), tx.Bucket(bucketKV)
 		touched := make(map[string]*roomTx)
+		applied = db.applied.Load()
 		for _, r := range batch {
+			if r.apply != nil {
+				if err := applyRecord(rooms, metas, touched, &applied, r.apply); err != nil {
+					return err
+				}
+				continue
+			}
 			if r.kv != nil {
 				if err := applyKV(kvb, r.kv); err != nil {
 					return err
@@ -184,10 +197,14 @@ func (db *DB) commit(batch []*request) error {
 				return fmt.Errorf("room %q meta: %w", room, err)
 			}
 		}
+		if applied != db.applied.Load() {
+			return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, applied))
+		}
 		return nil
 	})
 	if err == nil {
 		db.commits.Add(1)
+		db.applied.Store(applied) // only the committer writes it
 	}
 	return err
 }
@@ -217,10 +234,14 @@ func openRoomTx(rooms, metas *bolt.Bucket, room string) (*roomTx, error) {
 //
 // On success every msgs[i].ID is set. On error no ID is set; if the error
 // came from ctx the messages may nevertheless be stored (never broadcast
-// them: they were not acknowledged).
+// them: they were not acknowledged). A replica (Options.Replica) refuses
+// Append with ErrReplica: its ids come from the cluster's log (Apply).
 func (db *DB) Append(ctx context.Context, msgs []*chat.Message) error {
 	if len(msgs) == 0 {
 		return nil
+	}
+	if db.replica {
+		return fmt.Errorf("append to history %s: %w: its ids come from the cluster's log (Apply)", db.path, ErrReplica)
 	}
 	r := &request{msgs: make([]chat.Message, len(msgs)), ids: make([]uint64, 0, len(msgs))}
 	now := db.now()

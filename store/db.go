@@ -48,6 +48,13 @@ type DB struct {
 	commits  atomic.Uint64
 	appended atomic.Uint64
 	bad      corruption // corrupt records the read paths skipped
+
+	// Replica mode (replica.go): replica is fixed at Open; applied is the
+	// log position in the file, stored by the committer after each commit
+	// that advanced it; applyMu serialises Apply calls.
+	replica bool
+	applied atomic.Uint64
+	applyMu sync.Mutex
 }
 
 // Compile-time checks that DB is what the chat server expects. store does
@@ -87,6 +94,16 @@ type Options struct {
 	// Now is the clock for retention and for messages appended with a zero
 	// Time (nil → time.Now). Tests inject a fake clock here.
 	Now func() time.Time
+	// Replica opens the file as a replica of the cluster's log (cluster
+	// mode; replica.go): Apply stores the log's records with their ids,
+	// Append is refused with ErrReplica. A single-node file becomes a
+	// replica (format 5) for good, its rooms keeping their ids.
+	Replica bool
+	// Detach opens a replica file writable as a single-node history on
+	// purpose, for good (it is format 4 again, its log position
+	// forgotten). Without it, a writable Open of a replica file without
+	// Replica fails with ErrReplica. Not with Replica.
+	Detach bool
 }
 
 const (
@@ -113,6 +130,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.MaxPerRoom < 0 || opts.MaxAge < 0 {
 		return nil, fmt.Errorf("open history %s: %w: negative retention", path, ErrInvalid)
+	}
+	if opts.Replica && opts.Detach {
+		return nil, fmt.Errorf("open history %s: %w: Replica and Detach together", path, ErrInvalid)
 	}
 	if opts.PruneInterval == 0 {
 		opts.PruneInterval = defaultPruneInterval
@@ -266,14 +286,23 @@ func (db *DB) init() error {
 	var format uint32
 	err := db.view(func(tx *bolt.Tx) error {
 		var err error
-		format, err = db.verify(tx, db.skip)
+		if format, err = db.verify(tx, db.skip); err != nil {
+			return err
+		}
+		applied, err := readApplied(tx, format)
+		db.applied.Store(applied)
 		return err
 	})
+	if err == nil && (db.readOnly || (format == formatReplica && !db.opts.Replica && !db.opts.Detach)) {
+		// Read-only: notes whether the file is a replica. A replica opened
+		// as a single node: refused before anything is written.
+		err = db.initReplica(format)
+	}
 	if err != nil || db.readOnly {
 		return db.openError(err)
 	}
 	switch format {
-	case formatVersion:
+	case formatVersion, formatReplica:
 	case formatV1, formatV2, formatV3:
 		err = db.update(func(tx *bolt.Tx) error {
 			for _, name := range append([][]byte{bucketNames}, moderationBuckets...) {
@@ -302,6 +331,9 @@ func (db *DB) init() error {
 	}
 	if err == nil {
 		err = db.ensureIgnores()
+	}
+	if err == nil {
+		err = db.initReplica(format)
 	}
 	if err != nil {
 		return db.openError(err)
@@ -340,19 +372,22 @@ func (db *DB) verify(tx *bolt.Tx, onRecord func(error) error) (uint32, error) {
 		return 0, fmt.Errorf("%w: bad format marker", ErrCorrupt)
 	}
 	f := binary.BigEndian.Uint32(v)
-	if f != formatV1 && f != formatV2 && f != formatV3 && f != formatVersion {
-		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d to %d (upgrade moonchat)", ErrFormat, f, formatV1, formatVersion)
+	if f != formatV1 && f != formatV2 && f != formatV3 && f != formatVersion && f != formatReplica {
+		return 0, fmt.Errorf("%w: format %d, this moonchat reads formats %d to %d (upgrade moonchat)", ErrFormat, f, formatV1, formatReplica)
 	}
 	rooms, metas := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomMeta)
 	if rooms == nil || metas == nil || tx.Bucket(bucketKV) == nil || (f >= formatV3 && tx.Bucket(bucketNames) == nil) {
 		return 0, fmt.Errorf("%w: missing top-level buckets", ErrCorrupt)
 	}
-	if f == formatVersion {
+	if f >= formatVersion {
 		for _, name := range moderationBuckets {
 			if tx.Bucket(name) == nil {
 				return 0, fmt.Errorf("%w: missing top-level bucket %q", ErrCorrupt, name)
 			}
 		}
+	}
+	if _, err := readApplied(tx, f); err != nil {
+		return 0, err
 	}
 	return f, metas.ForEach(func(name, v []byte) error {
 		meta, err := decodeMeta(v)

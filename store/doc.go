@@ -31,8 +31,9 @@
 // ErrCorrupt (not a readable bbolt/moonchat file: garbage, truncated, bbolt
 // panicked while reading it), ErrFormat (written by a newer moonchat),
 // ErrUnwritable (permission denied, read-only file system, a path under a
-// regular file) and ErrNotExist (OpenReadOnly of a missing file). Test with
-// errors.Is.
+// regular file), ErrNotExist (OpenReadOnly of a missing file) and
+// ErrReplica (a cluster replica opened writable as a single node; see
+// Replica mode). Test with errors.Is.
 //
 // A new file is 32 KiB and grows as needed (bbolt's mapping doubles, then
 // the file grows in 16 MiB steps once it is past 16 MiB).
@@ -119,6 +120,38 @@
 // Conversations lists an account's (direct.go; it reads the meta of every
 // conversation on the server, not the rooms).
 //
+// # Replica mode (cluster)
+//
+// In cluster mode (issue 15, docs/cluster.md) ids are assigned by the
+// cluster's log (package cluster) and each node's file is a replica of
+// it (replica.go). Open it with Options{Replica: true}; the node's
+// consumer then hands every log record to Apply, in log order:
+//
+//	db.Apply(seq, key, msgs, 0)    // a batch, stored with the ids it carries
+//	db.Apply(seq, key, nil, id)    // a redaction (of an absent id: a no-op)
+//	db.Applied()                   // the log position of the last record applied
+//	db.LastID(key)                 // the room's highest id ever (cluster.Config.Floor)
+//
+// Apply goes through the group committer: the record and its position
+// are one fsynced transaction, so a kill -9 loses nothing applied, and a
+// record at or below Applied (a consumer repeating itself after a crash)
+// is a no-op. An id past the room's LastID+1 leaves a hole that After
+// reports as a gap (recorded as pruned when the room holds no record); an
+// id at or below LastID is refused with ErrDiverged, applying nothing.
+// Append on a replica fails with ErrReplica: only the log numbers
+// messages, so a wiring mistake cannot fork the ids. Retention, Redact
+// and DeleteUser work on a replica as on any file, on this node's copy
+// only (a redaction meant for every node goes through the log).
+//
+// A replica file opened writable without Options.Replica (a node whose
+// [cluster] section went missing) is refused with ErrReplica before
+// anything is written: taking posts on its own would fork the cluster's
+// ids. Options.Detach opens it as a single-node history on purpose, for
+// good (its ids go on from its own; logged as a warning). Read-only
+// opens (`moonchat history`) read a replica file as any other. A
+// single-node file opened with Options.Replica becomes a replica, its
+// rooms keeping their ids (the log numbers after them through Floor).
+//
 // # Moderation
 //
 // Restrictions, room settings and the audit log (moderation.go) are read
@@ -131,11 +164,15 @@
 // (MaxSlow); writes beyond them fail with ErrInvalidRestriction,
 // ErrInvalidRoomSettings or ErrInvalidAudit.
 //
-// # File layout (format 4)
+// # File layout (format 4, and 5 for a replica)
 //
 // The bbolt file holds nine top-level buckets:
 //
-//	"meta"                      "format" → uint32 big-endian, the layout version (4)
+//	"meta"                      "format" → uint32 big-endian, the layout version
+//	                            (4; 5 for a replica of the cluster's log)
+//	                            "applied" → uint64 big-endian, the log position
+//	                            of the last record applied (format 5 only;
+//	                            0 = none yet)
 //	"rooms"/<room>              one nested bucket per room (or direct
 //	                            conversation: see above):
 //	                            8-byte big-endian ID → message record
@@ -157,8 +194,14 @@
 //
 // Format 2 is format 1 whose rooms may also hold version 2 records; format
 // 3 is format 2 whose rooms may also hold version 3 records, plus the
-// "names" bucket; format 4 is format 3 plus the three moderation buckets.
-// This moonchat reads all four; opening a format 1 to 3 file for writing
+// "names" bucket; format 4 is format 3 plus the three moderation buckets;
+// format 5 is format 4 plus meta/"applied": a replica (see Replica mode).
+// Only a replica file is format 5 (a single-node file stays 4, and Detach
+// makes a replica 4 again, deleting "applied"), so that a moonchat
+// without replicas refuses a replica file with ErrFormat rather than
+// appending to it as a single node. "applied" is present if and only if
+// the format is 5, 8 bytes long (Open and Verify check it: ErrCorrupt).
+// This moonchat reads all five; opening a format 1 to 3 file for writing
 // rewrites only the marker and adds the buckets it lacks (old records
 // stay as they are), so that an older moonchat refuses the file with
 // ErrFormat rather than calling newer records corrupt or dropping bans.
@@ -223,7 +266,9 @@
 //  3. Count is the number of keys in "rooms"/R.
 //  4. LastID never decreases: Append assigns LastID+1, LastID+2, ... in the
 //     same transaction that stores the records, so IDs keep increasing across
-//     restarts even after the newest messages were redacted or pruned.
+//     restarts even after the newest messages were redacted or pruned. In a
+//     replica, Apply stores only ids above LastID (with holes where the log
+//     dropped records) and raises LastID to the highest.
 //  5. Pruned never decreases; retention removes records only from the oldest
 //     end, so every ID <= Pruned is gone for good.
 //

@@ -29,6 +29,15 @@ var (
 	ErrNotExist = errors.New("history database does not exist")
 	// ErrReadOnly is returned by writes to a database opened read-only.
 	ErrReadOnly = errors.New("history database is open read-only")
+	// ErrReplica is returned by Append on a replica of the cluster's log
+	// (ids come from the log: Apply), by Apply on a DB that is not one,
+	// and by a writable Open of a replica file without Options.Replica or
+	// Options.Detach (replica.go).
+	ErrReplica = errors.New("history database is a replica of the cluster's log")
+	// ErrDiverged is returned by Apply for a record whose ids do not
+	// follow the replica's room (an id at or below the room's LastID):
+	// the log and the replica disagree, and nothing was applied.
+	ErrDiverged = errors.New("cluster log record does not follow the replica")
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("history database is closed")
 	// ErrInvalid is returned for arguments the database cannot store or

@@ -112,7 +112,7 @@ func TestOpenForeignAndNewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatVersion+1))
+		return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, formatReplica+1)) // the newest format this build reads, + 1
 	})
 	bdb.Close()
 	_, err = OpenReadOnly(newer, Options{})

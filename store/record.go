@@ -45,6 +45,12 @@ const (
 	formatV2 = 2
 	// formatV3 added version 3 records and the "names" bucket.
 	formatV3 = 3
+	// formatReplica is format 4 plus meta/applied: the file is a replica
+	// of the cluster's log (replica.go). Only a replica file has it (a
+	// single-node file stays formatVersion), so that a moonchat without
+	// replicas refuses a replica file with ErrFormat instead of appending
+	// to it as a single node, which would fork the cluster's ids.
+	formatReplica = 5
 
 	// recordV1 is the first message record version: no checksum, no flags.
 	// It is still read, never written.
