@@ -25,6 +25,8 @@ import (
 //	STORE_HELPER=holdro   the same with OpenReadOnly
 //	STORE_HELPER=open     Open the file once and print "ok" or the error (see openResult)
 //	STORE_HELPER=modcrash PutRestriction and AppendAudit in a loop, print "ack N" after the Nth pair
+//	STORE_HELPER=applycrash open as a replica, Apply a generated log, print "ack SEQ" per record
+//	                      (replica_crash_test.go)
 //
 // STORE_HELPER_PATH names the database file.
 
@@ -106,6 +108,8 @@ func runHelper(mode, path string) error {
 			return err
 		}
 		return db.Close()
+	case "applycrash":
+		return runApplyCrash(path)
 	case "modcrash":
 		db, err := Open(path, Options{})
 		if err != nil {
