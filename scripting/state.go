@@ -151,7 +151,10 @@ func (e *ScriptError) Error() string {
 }
 
 // scriptNames lists the *.lua files at the top of fsys in name order.
-// Hidden files (editor locks and backups such as .#x.lua) are skipped.
+// Hidden files (editor locks and backups such as .#x.lua) are skipped, and
+// so are tests (*_test.lua): `moonchat script test` runs them, each in a
+// fake server of its own (package scripttest); loaded into the server
+// they would register their handlers among the real ones.
 func scriptNames(fsys fs.FS) ([]string, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -160,7 +163,7 @@ func scriptNames(fsys fs.FS) ([]string, error) {
 	var names []string
 	for _, de := range entries {
 		n := de.Name()
-		if de.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".lua") {
+		if de.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".lua") || IsTestScript(n) {
 			continue
 		}
 		names = append(names, n)
@@ -168,6 +171,10 @@ func scriptNames(fsys fs.FS) ([]string, error) {
 	sort.Strings(names)
 	return names, nil
 }
+
+// IsTestScript reports whether a file name is a script test (NAME_test.lua),
+// which the engine never loads.
+func IsTestScript(name string) bool { return strings.HasSuffix(name, "_test.lua") }
 
 // buildState loads every script of fsys into a fresh state. It keeps going
 // after a failing script so that all errors are reported at once; any error

@@ -92,3 +92,15 @@ func (st *state) runTimer(tm *timer) {
 		st.fail("every", tm.script, tm.where, err)
 	}
 }
+
+// Timers is the number of chat.every timers the current scripts
+// registered. The engine's timer goroutine keeps exactly one timer of
+// Options.Clock armed while there are any, which is what a fake clock
+// (package scripttest) waits for between ticks.
+func (e *Engine) Timers() int {
+	st := e.cur.Load()
+	if st == nil {
+		return 0
+	}
+	return len(st.timers)
+}

@@ -1,0 +1,155 @@
+package scripttest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeFiles makes a directory of scripts and tests.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const shout = `
+chat.on("message", function(msg)
+  if msg.text == "boom" then error("kaboom") end
+  return msg.text:upper()
+end)
+chat.every(10, function() chat.broadcast("lobby", "tick") end)
+chat.command("count", function(user)
+  local n = tonumber(chat.kv.get("n") or "0") + 1
+  chat.kv.set("n", tostring(n))
+  return "count " .. n
+end)
+`
+
+// TestRunnerPasses: expectations that hold pass, across messages,
+// commands, kv and timers on the fake clock (two ticks in 25 s, not three).
+func TestRunnerPasses(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"shout.lua": shout, "shout_test.lua": `
+test("upper case", function()
+  local t = chat.testing.new{}
+  local a = t:join("alice")
+  t:expect_eq(a:say("hi"), true, "delivered")
+  t:expect_broadcast("lobby", "alice: HI")
+  t:expect_stored("lobby", "alice: HI")
+  t:expect_received(a, "alice: HI")
+end)
+test("commands and kv", function()
+  local t = chat.testing.new{scripts = {"shout.lua"}}
+  local a = t:join("alice")
+  a:say("/count")
+  a:say("/count")
+  t:expect_send(a, "count 1")
+  t:expect_send(a, "count 2")
+  t:expect_kv("shout", "n", "2")
+  t:expect_kv_write("shout", "n", "1")
+  t:expect_not_stored("lobby", "alice: /COUNT")
+end)
+test("timers on the fake clock", function()
+  local t = chat.testing.new{}
+  t:join("alice")
+  t:advance(9)
+  t:expect_no_broadcast("lobby", "* tick")
+  t:advance(16)
+  t:expect_broadcast("lobby", "* tick")
+  t:expect_broadcast("lobby", "* tick")
+  t:expect_eq(#t:events("line"), 3, "lines (joined, two ticks)")
+end)
+test("an expected error", function()
+  local t = chat.testing.new{}
+  local a = t:join("alice")
+  local ok, why = a:say("boom")
+  t:expect_eq(ok, false)
+  t:expect_eq(why, "message not delivered: a script failed")
+  t:expect_error("shout.lua:3: kaboom")
+end)
+`})
+	var out bytes.Buffer
+	res, err := Run(context.Background(), []string{dir}, Options{Out: &out, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed != 4 || res.Failed != 0 {
+		t.Fatalf("passed %d, failed %d:\n%s", res.Passed, res.Failed, out.String())
+	}
+	if !strings.HasSuffix(out.String(), "4 passed, 0 failed\n") {
+		t.Errorf("no summary line:\n%s", out.String())
+	}
+}
+
+// TestRunnerFailures: each failing expectation is one line at its own
+// file:line; a script error nobody expected fails the test at the line
+// of the step that caused it; a Lua error in the test stops it at its
+// line; other tests still run.
+func TestRunnerFailures(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"shout.lua": shout, "shout_test.lua": `test("wrong text", function()
+  local t = chat.testing.new{}
+  local a = t:join("alice")
+  a:say("hi")
+  t:expect_broadcast("lobby", "alice: hi")
+  t:expect_eq(t:users("lobby"), {"alice", "bob"}, "members")
+end)
+test("unexpected error", function()
+  local t = chat.testing.new{}
+  local a = t:join("alice")
+  a:say("boom")
+end)
+test("lua error", function()
+  local t = chat.testing.new{}
+  t:join(nil)
+end)
+test("fine", function()
+  local t = chat.testing.new{}
+  t:join("alice")
+  t:expect_broadcast("lobby", "* alice joined")
+end)
+`})
+	var out bytes.Buffer
+	res, err := Run(context.Background(), []string{filepath.Join(dir, "shout.lua")}, Options{Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed != 1 || res.Failed != 3 {
+		t.Fatalf("passed %d, failed %d:\n%s", res.Passed, res.Failed, out.String())
+	}
+	file := filepath.Join(dir, "shout_test.lua")
+	for _, want := range []string{
+		"FAIL " + file + `:5: wrong text: expect_broadcast: no broadcast in lobby of "alice: hi"; line events: lobby "* alice joined"; lobby "alice: HI"`,
+		"FAIL " + file + `:6: wrong text: members: got {"alice"}, want {"alice", "bob"}`,
+		"FAIL " + file + ":11: unexpected error: script error: shout.lua:3: kaboom",
+		"FAIL " + file + ":15: lua error:",
+		"1 passed, 3 failed",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestFiles: a directory gives its tests, a script its test; a script
+// without one is an error, as is a directory without any.
+func TestFiles(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"a.lua": "", "a_test.lua": "", "b.lua": ""})
+	got, err := Files([]string{dir})
+	if err != nil || len(got) != 1 || filepath.Base(got[0]) != "a_test.lua" {
+		t.Errorf("Files(dir) = %v, %v", got, err)
+	}
+	if _, err := Files([]string{filepath.Join(dir, "b.lua")}); err == nil {
+		t.Error("b.lua without b_test.lua: no error")
+	}
+	if _, err := Files([]string{t.TempDir()}); err == nil {
+		t.Error("an empty directory: no error")
+	}
+}
