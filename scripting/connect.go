@@ -208,18 +208,25 @@ func (e *Engine) decide(ctx context.Context, ev event, req *lua.LTable, secret s
 func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict, error) {
 	L := st.L
 	kind := eventNames[ev] + " hook"
-	for _, h := range st.handlers[ev] {
+	for i := range st.handlers[ev] {
+		h := &st.handlers[ev][i]
+		// Never disabled (handlerObs.mayDisable): only observed.
+		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(req)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
-			return verdict{}, hookError(kind, h.where, err)
+			err = hookError(kind, h.where, err)
+			st.done(h.obs, start, err)
+			return verdict{}, err
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
 		L.Pop(2)
 		switch v := r1.(type) {
 		case *lua.LNilType:
+			st.done(h.obs, start, nil)
 			continue
 		case lua.LBool:
+			st.done(h.obs, start, nil)
 			if v {
 				continue
 			}
@@ -230,11 +237,16 @@ func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict,
 		case *lua.LTable:
 			id, err := checkIdentity(v)
 			if err != nil {
-				return verdict{}, badResult(kind, h.where, "returned an unusable identity: "+err.Error())
+				err = badResult(kind, h.where, "returned an unusable identity: "+err.Error())
+				st.done(h.obs, start, err)
+				return verdict{}, err
 			}
+			st.done(h.obs, start, nil)
 			return verdict{id: id}, nil
 		default:
-			return verdict{}, badResult(kind, h.where, fmt.Sprintf("returned a %s (want nothing, false and a reason, or an identity table {id, name, roles})", r1.Type()))
+			err := badResult(kind, h.where, fmt.Sprintf("returned a %s (want nothing, false and a reason, or an identity table {id, name, roles})", r1.Type()))
+			st.done(h.obs, start, err)
+			return verdict{}, err
 		}
 	}
 	return verdict{}, nil

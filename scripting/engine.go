@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,20 @@ type Options struct {
 	// SetScriptOptions changes them for the next reload. The engine does
 	// not modify them; the caller must not either.
 	ScriptOptions ScriptOptions
+	// Shadow names scripts of the scripts directory (file names, such as
+	// "newfilter.lua") loaded as shadow scripts instead of among the live
+	// ones: their decisions are logged and counted, never applied, and
+	// their side effects are recorded, not done (shadow.go). A name with
+	// no such file, or a shadow script that does not load, is logged and
+	// the live scripts run without shadows. cmd/moonchat passes
+	// [scripting] shadow; SetShadow changes it for the next reload.
+	Shadow []string
+	// DisableAfter is how many calls in a row a handler (chat.on, a
+	// command, a timer) may fail or time out before it is disabled until
+	// the next reload (0 → DefaultDisableAfter; negative: never).
+	// Connect and login handlers are never disabled. cmd/moonchat passes
+	// [scripting] disable_after (its 0, never, as -1).
+	DisableAfter int
 }
 
 // Engine runs the Lua scripts and implements chat.Hooks. All Lua code —
@@ -93,6 +108,7 @@ type Engine struct {
 
 	reloadMu sync.Mutex
 	opts     ScriptOptions // guarded by reloadMu: what the next load uses
+	shadow   []string      // guarded by reloadMu: the next load's shadow scripts
 
 	mu      sync.Mutex
 	started bool
@@ -128,6 +144,13 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		fsys = os.DirFS(opts.Dir)
 	}
 	sh := newShared(opts.Logger, opts.KV, opts.HookTimeout, opts.MaxTextBytes, opts.MaxMemory)
+	sh.metrics = newScriptMetrics()
+	switch {
+	case opts.DisableAfter == 0:
+		sh.disableAfter = DefaultDisableAfter
+	case opts.DisableAfter > 0:
+		sh.disableAfter = opts.DisableAfter
+	}
 	e := &Engine{
 		sh:       sh,
 		fsys:     fsys,
@@ -136,6 +159,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		lockWait: opts.LockWait,
 		clock:    opts.Clock,
 		opts:     opts.ScriptOptions,
+		shadow:   slices.Clone(opts.Shadow),
 		sem:      make(chan struct{}, 1),
 	}
 	if e.clock == nil {
@@ -150,7 +174,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if e.dir != "" {
 		e.snap = snapshotOf(fsys)
 	}
-	st, err := buildState(ctx, sh, fsys, e.opts)
+	st, err := e.load(ctx, "start")
 	if err != nil {
 		sh.pw.wait() // a hash abandoned at the load time limit
 		return nil, fmt.Errorf("load scripts: %w", err)
@@ -234,7 +258,7 @@ func (e *Engine) Reload(cause string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	st, err := buildState(ctx, e.sh, e.fsys, e.opts)
+	st, err := e.load(ctx, cause)
 	if err != nil {
 		e.sh.log.Error("lua scripts not reloaded; the previous scripts keep running", "cause", cause, "error", err)
 		return fmt.Errorf("reload scripts: %w", err)
@@ -251,9 +275,48 @@ func (e *Engine) Reload(cause string) error {
 	e.mu.Unlock()
 	// Nobody can reach old any more: hooks load cur after taking sem, and
 	// its timer goroutine has exited.
+	e.sh.metrics.retire(old, st)
 	old.close()
 	st.logLoaded(cause)
 	return nil
+}
+
+// load builds a new generation: the live scripts (every script but the
+// shadow ones), their series, and the shadow scripts beside them. A
+// shadow script that fails to load does not fail the load: it is logged
+// and the live scripts run without shadows (an operator's experiment
+// never takes the chat down). Caller holds reloadMu, or is New.
+func (e *Engine) load(ctx context.Context, cause string) (*state, error) {
+	st, err := buildState(ctx, e.sh, liveFS(e.fsys, e.shadow), e.opts)
+	if err != nil {
+		return nil, err
+	}
+	st.observe(false)
+	g, err := buildShadow(ctx, e.sh, e.fsys, e.opts, e.shadow)
+	if ctx.Err() != nil {
+		st.close()
+		return nil, fmt.Errorf("scripts not loaded: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		e.sh.log.Error("lua shadow scripts not loaded; the live scripts run without them", "cause", cause, "shadow", strings.Join(e.shadow, ","), "error", err)
+	} else if g != nil {
+		st.shadow = g
+		e.sh.log.Info("lua shadow scripts loaded (decisions logged and counted, never applied)", "cause", cause, "scripts", strings.Join(g.st.scripts, ","))
+	}
+	return st, nil
+}
+
+// SetShadow replaces the names of the shadow scripts ([scripting]
+// shadow) and reports whether they changed. Like SetScriptOptions, they
+// take effect with the next reload.
+func (e *Engine) SetShadow(names []string) (changed bool) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if slices.Equal(e.shadow, names) {
+		return false
+	}
+	e.shadow = slices.Clone(names)
+	return true
 }
 
 // logLoaded is the one log line of a successful load: at start and at
@@ -329,17 +392,38 @@ func (e *Engine) Commands() []Command {
 // logger, not an error (the script may be added later). Each script's
 // top level runs under the load time limit of the default hook timeout
 // (1s); cancelling ctx (SIGINT, SIGTERM) stops it at once, and the error
-// then wraps ctx's cause.
+// then wraps ctx's cause. CheckScripts does the same with shadow scripts
+// and lint warnings.
 func Check(ctx context.Context, fsys fs.FS, logger *slog.Logger, opts ScriptOptions) error {
+	_, err := CheckScripts(ctx, fsys, logger, opts, nil)
+	return err
+}
+
+// CheckScripts is Check with the shadow scripts of [scripting] shadow:
+// they load apart from the others, as the engine loads them, and a
+// shadow name with no such file or a shadow script that fails is an error
+// here (the server only logs it and runs without shadows). On success it
+// returns the lint warnings of every script (Lint), which do not fail
+// the check.
+func CheckScripts(ctx context.Context, fsys fs.FS, logger *slog.Logger, opts ScriptOptions, shadow []string) ([]Warning, error) {
 	sh := newShared(logger, nil, 0, 0, 0)
 	defer sh.pw.wait() // a hash abandoned at the load time limit
-	st, err := buildState(ctx, sh, fsys, opts)
+	st, err := buildState(ctx, sh, liveFS(fsys, shadow), opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	warnUnusedOptions(sh.log, opts, st.scripts)
+	scripts := st.scripts
 	st.close()
-	return nil
+	g, err := buildShadow(ctx, sh, fsys, opts, shadow)
+	if err != nil {
+		return nil, err
+	}
+	if g != nil {
+		scripts = append(slices.Clone(scripts), g.st.scripts...)
+		g.st.close()
+	}
+	warnUnusedOptions(sh.log, opts, scripts)
+	return Lint(fsys)
 }
 
 // acquire takes the Lua state for one call. It waits at most lockWait (or

@@ -23,7 +23,7 @@ func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 	if st := e.cur.Load(); st == nil {
 		res.Err = errClosedHook
 		return res
-	} else if len(st.handlers[evJoin]) == 0 {
+	} else if len(st.handlers[evJoin]) == 0 && !st.shadow.has(evJoin) {
 		return res
 	}
 	if err := e.acquire(ctx); err != nil {
@@ -36,13 +36,31 @@ func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 		res.Err = errClosedHook
 		return res
 	}
+	res = st.runJoinChain(st.handlers[evJoin], u)
+	if st.shadow.has(evJoin) {
+		st.shadow.join(u, res) // decides nothing here
+	}
+	return res
+}
+
+// runJoinChain runs join handlers hs for u. Caller holds the semaphore.
+// A disabled handler is skipped.
+func (st *state) runJoinChain(hs []handler, u chat.User) chat.JoinResult {
+	var res chat.JoinResult
 	L := st.L
 	ut := userTable(L, u)
-	for _, h := range st.handlers[evJoin] {
+	for i := range hs {
+		h := &hs[i]
+		if h.obs.off() {
+			continue
+		}
+		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(ut)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
-			res.Err = joinErrs(res.Err, hookError("join hook", h.where, err))
+			err = hookError("join hook", h.where, err)
+			st.done(h.obs, start, err)
+			res.Err = joinErrs(res.Err, err)
 			continue
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
@@ -50,16 +68,20 @@ func (e *Engine) Join(ctx context.Context, u chat.User) chat.JoinResult {
 		switch v := r1.(type) {
 		case lua.LString:
 			if v == "" || len(v) > maxNameBytes {
-				res.Err = joinErrs(res.Err, badResult("join hook", h.where, fmt.Sprintf("returned a name of %d bytes (want 1 to %d)", len(v), maxNameBytes)))
+				err := badResult("join hook", h.where, fmt.Sprintf("returned a name of %d bytes (want 1 to %d)", len(v), maxNameBytes))
+				st.done(h.obs, start, err)
+				res.Err = joinErrs(res.Err, err)
 				continue
 			}
 			res.Name = string(v)
 			ut.RawSetString("name", v)
 		case lua.LBool:
 			if !v {
+				st.done(h.obs, start, nil)
 				return chat.JoinResult{Refuse: true, Reason: reasonOf(r2), Err: res.Err}
 			}
 		}
+		st.done(h.obs, start, nil)
 	}
 	return res
 }
@@ -85,7 +107,7 @@ func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat
 	if st == nil {
 		return chat.MessageResult{Drop: isCmd, Err: errClosedHook}
 	}
-	if !isCmd && len(st.handlers[evMessage]) == 0 {
+	if !isCmd && len(st.handlers[evMessage]) == 0 && !st.shadow.has(evMessage) {
 		return chat.MessageResult{}
 	}
 	if err := e.acquire(ctx); err != nil {
@@ -101,7 +123,11 @@ func (e *Engine) Message(ctx context.Context, u chat.User, m *chat.Message) chat
 	if isCmd {
 		return st.runCommand(u, name, args)
 	}
-	return st.runMessage(u, m)
+	res := st.runMessageChain(st.handlers[evMessage], u, m)
+	if st.shadow.has(evMessage) {
+		st.shadow.message(u, m, res) // decides nothing here
+	}
+	return res
 }
 
 // parseCommand splits "/name args". A command starts with a slash followed
@@ -117,14 +143,21 @@ func parseCommand(text string) (name, args string, ok bool) {
 	return rest, "", true
 }
 
-func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
+// runMessageChain runs message handlers hs on m. Caller holds the
+// semaphore. A disabled handler is skipped.
+func (st *state) runMessageChain(hs []handler, u chat.User, m *chat.Message) chat.MessageResult {
 	L := st.L
 	textV := st.boxText(m.Text)
 	text := st.msgText
 	msg := st.msgTable(u, m)
 	defer st.checkMsgTable(m.Action || m.To != "")
 	var failed error
-	for _, h := range st.handlers[evMessage] {
+	for i := range hs {
+		h := &hs[i]
+		if h.obs.off() {
+			continue
+		}
+		start := h.obs.startCall()
 		// Reset every time: only returned texts count, not in-place edits.
 		msg.RawSetString("text", textV)
 		L.Push(h.fn)
@@ -132,7 +165,9 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
 			// The chain goes on (for [scripting] on_failure = "deliver");
 			// the result says the hooks did not complete.
-			failed = joinErrs(failed, hookError("message hook", h.where, err))
+			err = hookError("message hook", h.where, err)
+			st.done(h.obs, start, err)
+			failed = joinErrs(failed, err)
 			continue
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
@@ -140,15 +175,19 @@ func (st *state) runMessage(u chat.User, m *chat.Message) chat.MessageResult {
 		switch v := r1.(type) {
 		case lua.LString:
 			if len(v) > st.sh.maxText {
-				failed = joinErrs(failed, badResult("message hook", h.where, fmt.Sprintf("returned a text of %d bytes (at most %d)", len(v), st.sh.maxText)))
+				err := badResult("message hook", h.where, fmt.Sprintf("returned a text of %d bytes (at most %d)", len(v), st.sh.maxText))
+				st.done(h.obs, start, err)
+				failed = joinErrs(failed, err)
 				continue
 			}
 			text, textV = v, r1
 		case lua.LBool:
 			if !v {
+				st.done(h.obs, start, nil)
 				return chat.MessageResult{Drop: true, Reason: reasonOf(r2), Err: failed}
 			}
 		}
+		st.done(h.obs, start, nil)
 	}
 	if string(text) != m.Text {
 		return chat.MessageResult{Text: string(text), Replace: true, Err: failed}
@@ -301,13 +340,20 @@ func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
 		}
 		return chat.MessageResult{Drop: true, Reason: reason, Code: "unknown_command"}
 	}
+	if c.obs.off() {
+		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " is disabled until the scripts are reloaded (it kept failing)", Code: "command_disabled"}
+	}
 	L := st.L
+	start := c.obs.startCall()
 	L.Push(c.fn)
 	L.Push(userTable(L, u))
 	L.Push(lua.LString(args))
 	if err := st.pcall(st.sh.hookTimeout, 2, 2); err != nil {
-		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed", Err: hookError("command /"+c.Name, c.where, err)}
+		err = hookError("command /"+c.Name, c.where, err)
+		st.done(c.obs, start, err)
+		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed", Err: err}
 	}
+	st.done(c.obs, start, nil)
 	r1, r2 := L.Get(-2), L.Get(-1)
 	L.Pop(2)
 	switch v := r1.(type) {
@@ -339,7 +385,7 @@ func (e *Engine) Rename(ctx context.Context, u chat.User, old string) error {
 func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) error {
 	if st := e.cur.Load(); st == nil {
 		return errClosedHook
-	} else if len(st.handlers[ev]) == 0 {
+	} else if len(st.handlers[ev]) == 0 && !st.shadow.has(ev) {
 		return nil
 	}
 	if err := e.acquire(ctx); err != nil {
@@ -350,10 +396,24 @@ func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) 
 	if st == nil {
 		return errClosedHook
 	}
+	err := st.runNotify(st.handlers[ev], ev, u, old)
+	if st.shadow.has(ev) {
+		st.shadow.notify(ev, u, old)
+	}
+	return err
+}
+
+// runNotify runs leave or rename handlers hs. Caller holds the semaphore.
+func (st *state) runNotify(hs []handler, ev event, u chat.User, old string) error {
 	var failed error
 	L := st.L
 	ut := userTable(L, u)
-	for _, h := range st.handlers[ev] {
+	for i := range hs {
+		h := &hs[i]
+		if h.obs.off() {
+			continue
+		}
+		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(ut)
 		nargs := 1
@@ -362,9 +422,12 @@ func (e *Engine) notify(ctx context.Context, ev event, u chat.User, old string) 
 			L.Push(lua.LString(u.Name))
 			nargs = 3
 		}
-		if err := st.pcall(st.sh.hookTimeout, nargs, 0); err != nil {
-			failed = joinErrs(failed, hookError(eventNames[ev]+" hook", h.where, err))
+		err := st.pcall(st.sh.hookTimeout, nargs, 0)
+		if err != nil {
+			err = hookError(eventNames[ev]+" hook", h.where, err)
+			failed = joinErrs(failed, err)
 		}
+		st.done(h.obs, start, err)
 	}
 	return failed
 }

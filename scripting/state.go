@@ -47,12 +47,14 @@ type handler struct {
 	script string
 	where  string // file:line of the function's definition, for logs
 	prio   int
+	obs    *handlerObs // series and failure run (metrics.go); nil in Check
 }
 
 type command struct {
 	Command
 	fn    *lua.LFunction
 	where string
+	obs   *handlerObs // as handler.obs
 }
 
 type timer struct {
@@ -60,6 +62,7 @@ type timer struct {
 	fn       *lua.LFunction
 	script   string
 	where    string
+	obs      *handlerObs // as handler.obs
 }
 
 // shared is what every state of an engine (and Check's throwaway state)
@@ -75,6 +78,11 @@ type shared struct {
 	maxText     int
 	maxMemory   int64   // bytes a call may allocate and the scripts may keep (limits.go)
 	pw          *hasher // chat.password_hash and chat.password_check
+	// metrics are the per-handler series (metrics.go); nil for Check.
+	metrics *scriptMetrics
+	// disableAfter is Options.DisableAfter: failures in a row that
+	// disable a handler (0: never).
+	disableAfter int
 }
 
 type hostBox struct{ h chat.Host }
@@ -105,6 +113,9 @@ type state struct {
 	// rebuilding: the engine is loading the scripts again because this
 	// state is over its memory limit (Engine.release).
 	rebuilding bool
+	// shadow is this generation's shadow scripts (shadow.go), loaded
+	// beside it and replaced with it; nil without any.
+	shadow *shadowGen
 
 	// The message hook's msg table and its user table (msg.user), reused
 	// from message to message (see msgTable), and the boxed values of
@@ -413,6 +424,9 @@ func joinErrs(prev, err error) error {
 
 // close releases the Lua state. The state must no longer be in use.
 func (st *state) close() {
+	if st.shadow != nil {
+		st.shadow.st.close()
+	}
 	st.wd.stop()
 	st.L.Close()
 }

@@ -87,10 +87,16 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 
 // runTimer calls one timer function. Caller holds the semaphore.
 func (st *state) runTimer(tm *timer) {
+	if tm.obs.off() {
+		return
+	}
+	start := tm.obs.startCall()
 	st.L.Push(tm.fn)
-	if err := st.pcall(st.sh.hookTimeout, 0, 0); err != nil {
+	err := st.pcall(st.sh.hookTimeout, 0, 0)
+	if err != nil {
 		st.fail("every", tm.script, tm.where, err)
 	}
+	st.done(tm.obs, start, err)
 }
 
 // Timers is the number of chat.every timers the current scripts
