@@ -602,10 +602,11 @@ func scriptsSource(cfg *Config) string {
 	return "built-in defaults"
 }
 
-// scriptNames lists the *.lua files at the top of fsys, for the log.
+// scriptNames lists the scripts at the top of fsys, for the log: its
+// *.lua files but the tests (*_test.lua), which the engine does not load.
 func scriptNames(fsys fs.FS) []string {
 	names, _ := fs.Glob(fsys, "*.lua")
-	return names
+	return slices.DeleteFunc(names, scripting.IsTestScript)
 }
 
 // answerHosts is the list of Host names the server answers to besides the

@@ -77,7 +77,7 @@ func (s *Server) eventLocked(e Event) {
 func (s *Server) roomLineLocked(room, line string, from *chat.User) {
 	s.eventLocked(Event{Kind: KindLine, Room: room, Text: line})
 	for _, m := range s.members {
-		if m.user.Room != room || (from != nil && ignores(m, *from)) {
+		if m.user.Room != room || m.joining || (from != nil && ignores(m, *from)) {
 			continue
 		}
 		s.eventLocked(Event{Kind: KindReceived, Session: m.user.SessionID, User: m.user.Name, Room: room, Text: line})

@@ -132,7 +132,7 @@ func (s *Server) Users(room string) []chat.User {
 	defer s.mu.Unlock()
 	var out []chat.User
 	for _, m := range s.members {
-		if m.user.Room == room {
+		if m.user.Room == room && !m.joining {
 			u := m.user
 			u.Roles = slices.Clone(u.Roles)
 			out = append(out, u)
@@ -147,7 +147,7 @@ func (s *Server) Rooms() []string {
 	defer s.mu.Unlock()
 	var out []string
 	for _, m := range s.members {
-		if !slices.Contains(out, m.user.Room) {
+		if !m.joining && !slices.Contains(out, m.user.Room) {
 			out = append(out, m.user.Room)
 		}
 	}

@@ -75,6 +75,7 @@ type member struct {
 	user    chat.User
 	ignored []chat.IgnoreTarget
 	limits  chat.Limits
+	joining bool // in the join hooks: not in the room yet
 }
 
 // New loads cfg's scripts into an engine bound to a new Server and starts
@@ -201,11 +202,16 @@ func (s *Server) Join(name string, o JoinOptions) (session uint64, refused strin
 		s.mu.Unlock()
 		return 0, reason
 	}
+	// Joining: reachable by Send (a join hook greets the newcomer, as on
+	// the server), not yet a member of the room (Users, room lines).
+	m := &member{user: u, limits: defaultLimits, joining: true}
+	s.members = append(s.members, m)
 	s.mu.Unlock()
 	res := s.eng.Join(s.ctx, u)
 	s.mu.Lock()
 	defer s.drainAfter()
 	defer s.mu.Unlock()
+	m.joining = false
 	if res.Err != nil {
 		s.hookErrorLocked(res.Err)
 	}
@@ -214,15 +220,16 @@ func (s *Server) Join(name string, o JoinOptions) (session uint64, refused strin
 		if !res.Refuse {
 			reason = "a script failed" // fail closed, as [scripting] on_failure = "deny"
 		}
+		s.members = slices.DeleteFunc(s.members, func(x *member) bool { return x == m })
+		s.gone[id] = m
 		s.eventLocked(Event{Kind: KindRefused, Session: id, User: name, Room: o.Room, Text: reason})
 		return 0, reason
 	}
 	if res.Name != "" {
-		u.Name = res.Name
+		m.user.Name = res.Name
 	}
-	u.Name = s.uniqueLocked(u.Room, u.Name, id)
-	s.members = append(s.members, &member{user: u, limits: defaultLimits})
-	s.roomLineLocked(u.Room, "* "+u.Name+" joined", nil)
+	m.user.Name = s.uniqueLocked(u.Room, m.user.Name, id)
+	s.roomLineLocked(u.Room, "* "+m.user.Name+" joined", nil)
 	return id, ""
 }
 
@@ -234,7 +241,7 @@ var defaultLimits = chat.Limits{Rate: 10, Burst: 20}
 func (s *Server) uniqueLocked(room, name string, self uint64) string {
 	taken := func(n string) bool {
 		for _, m := range s.members {
-			if m.user.Room == room && m.user.SessionID != self && strings.EqualFold(m.user.Name, n) {
+			if m.user.Room == room && m.user.SessionID != self && !m.joining && strings.EqualFold(m.user.Name, n) {
 				return true
 			}
 		}

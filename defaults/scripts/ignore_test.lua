@@ -1,0 +1,51 @@
+-- ignore_test.lua: `moonchat script test` runs this (make test too).
+
+test("/ignore hides someone's messages from you alone", function()
+  local t = chat.testing.new{}
+  local alice, bob, carol = t:join("alice"), t:join("bob"), t:join("carol")
+  alice:say("/ignore BOB")
+  t:expect_send(alice, "you now ignore bob")
+  bob:say("spam")
+  t:expect_not_received(alice, "bob: spam")
+  t:expect_received(carol, "bob: spam")
+  t:expect_stored("lobby", "bob: spam")
+end)
+
+test("/ignore alone lists, /unignore brings them back", function()
+  local t = chat.testing.new{}
+  local alice, bob = t:join("alice"), t:join("bob")
+  alice:say("/ignore")
+  t:expect_send(alice, "you ignore nobody")
+  alice:say("/ignore bob")
+  alice:say("/ignore")
+  t:expect_send(alice, "you ignore: bob")
+  alice:say("/unignore bob")
+  t:expect_send(alice, "you no longer ignore bob")
+  bob:say("back")
+  t:expect_received(alice, "bob: back")
+end)
+
+test("an account on the list is found by its id once gone", function()
+  local t = chat.testing.new{}
+  local alice = t:join("alice", {id = "acc-a"})
+  local bob = t:join("bob", {id = "acc-b"})
+  alice:say("/ignore bob")
+  bob:leave()
+  alice:say("/ignore")
+  t:expect_send(alice, "you ignore: acc-b")
+  alice:say("/unignore acc-b")
+  t:expect_send(alice, "you no longer ignore acc-b")
+end)
+
+test("refusals", function()
+  local t = chat.testing.new{}
+  local alice = t:join("alice")
+  alice:say("/ignore nobody")
+  t:expect_refused(alice, "no user nobody here")
+  alice:say("/unignore")
+  t:expect_refused(alice, "usage: /unignore NICK")
+  alice:say("/unignore nobody")
+  t:expect_refused(alice, "you do not ignore nobody")
+  alice:say("/ignore alice")
+  t:expect_refused(alice, "cannot ignore alice: you cannot ignore yourself")
+end)
