@@ -97,7 +97,8 @@ type Options struct {
 	// Replica opens the file as a replica of the cluster's log (cluster
 	// mode; replica.go): Apply stores the log's records with their ids,
 	// Append is refused with ErrReplica. A single-node file becomes a
-	// replica (format 5) for good, its rooms keeping their ids.
+	// replica (format 5), its rooms keeping their ids, and stays one
+	// until it is opened with Detach.
 	Replica bool
 	// Detach opens a replica file writable as a single-node history on
 	// purpose, for good (it is format 4 again, its log position

@@ -165,3 +165,43 @@ func TestActionRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFormat3FileBecomesReplica: an older file (format 3: no moderation
+// buckets) opened as a replica is upgraded and marked in one go — format 5,
+// every bucket of format 4, its messages and ids kept — and the log's
+// records follow its ids.
+func TestFormat3FileBecomesReplica(t *testing.T) {
+	path := tempPath(t)
+	db := openAt(t, path, Options{})
+	fill(t, db, "lobby", "ann", 3)
+	db.Close()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, name := range moderationBuckets {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte{0, 0, 0, formatV3})
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{Replica: true})
+	if f := formatOf(t, db); f != formatReplica || !db.Replica() || db.Applied() != 0 || db.LastID("lobby") != 3 {
+		t.Fatalf("format %d, Replica %v, Applied %d, LastID %d", f, db.Replica(), db.Applied(), db.LastID("lobby"))
+	}
+	if err := db.Apply(1, "lobby", []chat.Message{{ID: 4, Room: "lobby", User: "bob", Text: "from the log"}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Recent("lobby", 10); err != nil || len(got) != 4 || got[3].Text != "from the log" {
+		t.Fatalf("Recent = %+v, %v", got, err)
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
