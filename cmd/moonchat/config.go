@@ -117,6 +117,9 @@ type ScriptingConfig struct {
 	// MaxMemoryBytes bounds what one script call may allocate and what
 	// the scripts may keep (scripting.Options.MaxMemory).
 	MaxMemoryBytes int `toml:"max_memory_bytes"`
+	// Console allows `moonchat console` on the local socket
+	// (console_server.go).
+	Console bool `toml:"console"`
 }
 
 // Duration is a time.Duration written in config.toml as a string such as

@@ -20,7 +20,7 @@ import (
 // The local socket: a Unix socket the running server listens on beside
 // its store file, serving a small HTTP API for what needs file-level
 // trust — today the direct-message reads of `moonchat history -direct`
-// (history_direct.go), next the script console (issue 16). It exists
+// (history_direct.go), and the script console (console_server.go). It exists
 // because the server holds the bbolt file locked while it runs, and what
 // only someone with access to the data directory may read must not go
 // through the network API (not even with the [admin] token).
@@ -96,9 +96,17 @@ func newLocalSocket(path string, log *slog.Logger) *localSocket {
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          httpErrorLog(log, nil),
+			// The connection in each request's context: whose process
+			// is on the other end (peerUser, for the console's audit).
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, localConnKey{}, c)
+			},
 		},
 	}
 }
+
+// localConnKey is the context key of a request's connection on the socket.
+type localConnKey struct{}
 
 // handle adds a route (a net/http ServeMux pattern, e.g. "GET /x").
 func (l *localSocket) handle(pattern string, h http.Handler) { l.mux.Handle(pattern, h) }

@@ -8,6 +8,7 @@
 //	moonchat history [flags]          print or delete stored chat history
 //	moonchat audit [flags]            print the moderation audit log
 //	moonchat client [flags] [URL]     chat in the terminal (line mode when not a terminal)
+//	moonchat console [-config FILE]   a Lua prompt inside the running server
 //	moonchat say -room R [flags] TEXT post a message through the admin API
 //	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
 //	moonchat bench                    moved: the load generator is cmd/moonchat-bench
@@ -57,6 +58,7 @@ func commands() []command {
 		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
 		{"audit", "[flags]", "print the moderation audit log", runAudit, false},
 		{"client", "[flags] [URL]", "chat in the terminal (line mode when not on a terminal)", runClient, false},
+		{"console", "[-config FILE]", "a Lua prompt inside the running server (local socket; line mode when not on a terminal)", runConsole, false},
 		{"say", "-room R [flags] TEXT", "post a message to a room through the admin API", runSay, false},
 		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
 		{"bench", "", "moved: go run ./cmd/moonchat-bench (the load generator)", runBench, false},

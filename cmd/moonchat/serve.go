@@ -285,6 +285,7 @@ func (s *server) open(ctx context.Context) error {
 		// Timers (chat.every) and the directory watcher; Close stops them.
 		s.lua.Start(context.Background())
 	}
+	s.consoleRoutes() // `moonchat console` on the local socket (console_server.go)
 
 	s.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
