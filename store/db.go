@@ -485,7 +485,8 @@ func (db *DB) ReadOnly() bool { return db.readOnly }
 // Stats counts the work of the group committer since Open.
 type Stats struct {
 	// Commits is the number of write transactions (each one fsync) the
-	// committer ran for Append, Set and Delete.
+	// committer ran: for Append, Apply, Set, Delete and the other durable
+	// writes.
 	Commits uint64
 	// Appended is the number of messages acknowledged by Append.
 	Appended uint64
