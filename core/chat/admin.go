@@ -276,9 +276,13 @@ func (s *Server) adminPostMessage(w http.ResponseWriter, r *http.Request) (admin
 	}
 	msg := &Message{Room: room, User: name, Text: body.Text, Time: nowUTC()}
 	if err := s.postAsServer(msg); err != nil {
-		if errors.Is(err, ErrServerClosed) {
+		switch {
+		case errors.Is(err, ErrServerClosed):
 			jsonError(w, http.StatusServiceUnavailable, "server shutting down")
-		} else {
+		case errors.Is(err, ErrUnavailable):
+			w.Header().Set("Retry-After", "5")
+			jsonError(w, http.StatusServiceUnavailable, unavailableText)
+		default:
 			jsonError(w, http.StatusInternalServerError, "message not posted: the server could not store it")
 		}
 		return adminFailed, room
@@ -290,7 +294,9 @@ func (s *Server) adminPostMessage(w http.ResponseWriter, r *http.Request) (admin
 // postAsServer posts msg into its room's pipeline and waits until it is
 // stored (or was not): the room goroutine appends it to History in the
 // room's single order and only then puts it in the outbox (opAdminPost),
-// so it reaches members only once durable, in the same order for all.
+// so it reaches members only once durable, in the same order for all. In
+// cluster mode the room publishes it instead (ErrUnavailable without a
+// cluster connection) and every node delivers it from the log.
 //
 // A room without members has no goroutine; one is started for the post,
 // held by a reference of its own as a connection would hold it, and
@@ -325,6 +331,29 @@ type adminMsg struct {
 // no hooks.
 func (r *room) adminPost(a *adminMsg) {
 	s := r.srv
+	if s.broker != nil {
+		// Cluster mode: published, and delivered when it comes back
+		// (deliver.go), as a member's message.
+		if !s.broker.Connected() {
+			s.metrics.dropUnavailable.Add(1)
+			a.done <- fmt.Errorf("admin message in %s: %w", r.name, ErrUnavailable)
+			return
+		}
+		start := time.Now()
+		err := s.broker.Publish(s.ctx, r.name, []*Message{a.msg})
+		s.metrics.appendTime.observeSince(start)
+		switch {
+		case err == nil || a.msg.ID != 0:
+			a.done <- nil
+		case !s.broker.Connected():
+			s.metrics.dropUnavailable.Add(1)
+			a.done <- fmt.Errorf("admin message in %s: %w: %w", r.name, ErrUnavailable, err)
+		default:
+			s.log.Error("chat: publishing an admin message failed", "room", r.name, "err", err)
+			a.done <- fmt.Errorf("publish admin message in %s: %w", r.name, err)
+		}
+		return
+	}
 	if s.history != nil {
 		start := time.Now()
 		err := s.history.Append(s.ctx, []*Message{a.msg})
@@ -399,6 +428,10 @@ func (s *Server) adminDeleteMessage(w http.ResponseWriter, r *http.Request) (adm
 	case errors.Is(err, ErrNoHistory):
 		jsonError(w, http.StatusNotFound, ErrNoHistory.Error())
 		return adminNotFound, room
+	case errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		jsonError(w, http.StatusServiceUnavailable, "message not deleted: "+ErrUnavailable.Error())
+		return adminFailed, room
 	default:
 		s.log.Error("chat: admin delete failed", "room", room, "id", id, "err", err)
 		jsonError(w, http.StatusInternalServerError, "deleting the message failed")

@@ -153,6 +153,13 @@ type Config struct {
 	// server's registry beside its own (cmd/moonchat: the login
 	// endpoint's refusals). nil: none. New fails if a name clashes.
 	Collectors []prometheus.Collector
+	// Broker is the cluster's log (broker_seams.go, docs/cluster.md): set,
+	// the node publishes accepted messages there instead of appending them
+	// to History, and delivers what its consumer hands back
+	// (Server.Deliver, Server.Redacted); History is then the node's
+	// replica of the log and must not be nil. nil: a single node, as
+	// before clusters existed.
+	Broker Broker
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval)

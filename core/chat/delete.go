@@ -209,6 +209,8 @@ func (s *Server) deleteRequest(m *member, id uint64) {
 		m.sendError(codeNoMessage, "message "+n+" not deleted: there is no such message in "+m.roomName)
 	case errors.Is(err, ErrNoHistory):
 		m.sendError(codeNoHistory, "message "+n+" not deleted: this server keeps no history")
+	case errors.Is(err, ErrUnavailable):
+		m.sendError(codeUnavailable, "message "+n+" not deleted: "+ErrUnavailable.Error())
 	default:
 		// Fail closed: the message stays, the member is told, the
 		// cause logged (and counted by the store's error metrics).

@@ -55,10 +55,11 @@ const (
 	dmMuted
 	dmDropped
 	dmStoreError
+	dmUnavailable
 	numDMResults
 )
 
-var dmResultNames = [numDMResults]string{"sent", "no_such_user", "not_delivered", "muted", "dropped", "store_error"}
+var dmResultNames = [numDMResults]string{"sent", "no_such_user", "not_delivered", "muted", "dropped", "store_error", "unavailable"}
 
 // Error codes of direct messages (docs/protocol.md).
 const (
@@ -70,7 +71,7 @@ const (
 func (s *Server) initDirect() {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_direct_messages_total",
-		Help: "Direct messages by result (sent: stored and handed to both users' connections; no_such_user, not_delivered: the recipient ignores the sender, muted: muted in every room, dropped: by the message hooks or their failure, store_error).",
+		Help: "Direct messages by result (sent: stored and handed to both users' connections, or in cluster mode published; no_such_user, not_delivered: the recipient ignores the sender, muted: muted in every room, dropped: by the message hooks or their failure, store_error, unavailable: cluster mode, the node lost its cluster connection).",
 	}, []string{"result"})
 	s.metrics.reg.MustRegister(vec)
 	for i, name := range dmResultNames {
@@ -328,6 +329,10 @@ func (s *Server) ignoresSender(to dmSide, m *member) bool {
 // then one opDirectOut per connection. Not stored means not delivered.
 func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message) {
 	s := r.srv
+	if s.broker != nil && s.storedConv(from, peer.side) {
+		r.publishDirect(m, msg)
+		return
+	}
 	unlock := s.dm.lock(msg.Room)
 	defer unlock()
 	switch {
@@ -353,11 +358,19 @@ func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message)
 		}
 	}
 	// Without a History, two accounts' messages go out unstored (id 0).
+	s.handOff(from, peer.side, peer.name, msg)
+	s.dmMetrics[dmSent].Add(1)
+}
+
+// handOff encodes a stored direct message from from to peer (called
+// peerName) once per viewer side and queues it to every connection of
+// both users on this node (opDirectOut).
+func (s *Server) handOff(from, peer dmSide, peerName string, msg *Message) {
 	out := &dmOut{}
 	for side := range 2 {
-		d := dmView{msg: msg, from: msg.User, to: peer.name}
+		d := dmView{msg: msg, from: msg.User, to: peerName}
 		if side == 0 {
-			d.with, d.withID = peer.name, peer.side.account
+			d.with, d.withID = peerName, peer.account
 		} else {
 			d.with, d.withID = msg.User, from.account
 		}
@@ -367,8 +380,8 @@ func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message)
 	s.mu.Lock()
 	senders := s.dm.conns(from, nil)
 	var recipients []*member
-	if !from.same(peer.side) {
-		recipients = s.dm.conns(peer.side, nil)
+	if !from.same(peer) {
+		recipients = s.dm.conns(peer, nil)
 	}
 	s.mu.Unlock()
 	for side, list := range [2][]*member{senders, recipients} {
@@ -376,7 +389,76 @@ func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message)
 			c.room.enqueue(op{kind: opDirectOut, m: c, dmOut: out, dmSide: side})
 		}
 	}
-	s.dmMetrics[dmSent].Add(1)
+}
+
+// publishDirect publishes a direct message between two accounts to the
+// cluster's log (cluster mode): every node hands it to the connections of
+// both accounts it has when it comes back (deliverConversation). A
+// conversation with a guest stays on the guest's node (deliverDirect).
+func (r *room) publishDirect(m *member, msg *Message) {
+	s := r.srv
+	if !s.broker.Connected() {
+		s.dmMetrics[dmUnavailable].Add(1)
+		s.metrics.dropUnavailable.Add(1)
+		r.out.notice(m, m.appendError(nil, codeUnavailable, unavailableText))
+		return
+	}
+	start := time.Now()
+	err := s.broker.Publish(s.ctx, msg.Room, []*Message{msg})
+	s.metrics.appendTime.observeSince(start)
+	switch {
+	case err == nil:
+		s.dmMetrics[dmSent].Add(1)
+	case msg.ID != 0:
+		// Published all the same: it comes back like any other.
+		s.dmMetrics[dmSent].Add(1)
+		s.log.Warn("chat: publishing a direct message reported an error after it was stored", "session", m.id, "err", err)
+	case !s.broker.Connected():
+		s.dmMetrics[dmUnavailable].Add(1)
+		s.metrics.dropUnavailable.Add(1)
+		s.log.Warn("chat: publishing a direct message failed: the cluster connection is down", "session", m.id, "err", err)
+		r.out.notice(m, m.appendError(nil, codeUnavailable, unavailableText))
+	default:
+		s.dmMetrics[dmStoreError].Add(1)
+		s.metrics.appendErrors.Add(1)
+		s.log.Error("chat: publishing a direct message failed", "room", r.name, "session", m.id, "err", err)
+		r.out.notice(m, m.appendError(nil, codeDropped, "message not sent: the server could not store it"))
+	}
+}
+
+// deliverConversation hands the messages of a conversation between two
+// accounts, read back from the cluster's log (Deliver), to this node's
+// connections of both accounts. The sender is the account of each
+// message (Message.Account), the other side the conversation's other
+// account, called by the name it owns here.
+func (s *Server) deliverConversation(key string, msgs []Message) {
+	a, b, ok := ParseConversationKey(key)
+	if !ok {
+		s.log.Warn("chat: a delivered conversation key is malformed; dropped", "key", key)
+		return
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return
+	}
+	_, lister := s.history.(ConversationLister)
+	for i := range msgs {
+		msg := &msgs[i]
+		if msg.Account == nil || (msg.Account.ID != a && msg.Account.ID != b) {
+			s.log.Warn("chat: a delivered direct message names no account of its conversation; dropped", "key", key, "id", msg.ID)
+			continue
+		}
+		from, peer := dmSide{account: a}, dmSide{account: b}
+		if msg.Account.ID == b {
+			from, peer = peer, from
+		}
+		if !lister {
+			s.dm.track(from.account, peer.account, msg)
+		}
+		s.handOff(from, peer, s.ownedName(peer.account), msg)
+	}
 }
 
 // directOut writes one delivered direct message to o.m (opDirectOut, in

@@ -53,6 +53,11 @@
 //     flood.go: the per-connection token bucket; names.go: nicknames;
 //   - wire.go, wire_json.go: the wire formats (docs/protocol.md);
 //   - host.go: Host, the scripts' API; hookfail.go: hook failures;
+//   - broker_seams.go: the cluster seam (Broker, LastIDer); deliver.go:
+//     cluster mode — publishing instead of Append, and Deliver and
+//     Redacted, through which a node's consumer hands back what the
+//     cluster's log ordered, and each room's lastDelivered that keeps
+//     replay and live apart;
 //   - direct_seams.go: the direct-message seam; direct.go: sending and
 //     delivering direct messages; direct_store.go: the per-conversation
 //     locks, the index of accounts' connections and the in-memory

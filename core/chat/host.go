@@ -230,6 +230,9 @@ func (s *Server) redact(room string, id uint64) error {
 	if s.history == nil {
 		return ErrNoHistory
 	}
+	if s.broker != nil {
+		return s.redactInCluster(room, id) // deliver.go
+	}
 	ok, err := s.history.Redact(room, id)
 	if err != nil {
 		return fmt.Errorf("redact %s/%d: %w", room, id, err)

@@ -327,11 +327,12 @@ func (s *Server) changeIgnores(m *member, change func(*ignoreSet) (*ignoreSet, e
 }
 
 // ignoresChanged keeps outbox.ignorers: m is in it while joined with a
-// list that is not empty. Room goroutine.
+// list that is not empty, or while it waits for the room to catch up
+// with its resume point (member.liveAfter, deliver.go). Room goroutine.
 func (r *room) ignoresChanged(m *member) {
 	o := &r.out
 	has := slices.Contains(o.ignorers, m)
-	want := m.joined.Load() && !m.ign.Load().empty()
+	want := m.joined.Load() && (!m.ign.Load().empty() || m.liveAfter != 0)
 	switch {
 	case want && !has:
 		o.ignorers = append(o.ignorers, m)
@@ -345,6 +346,7 @@ func (r *room) ignoresChanged(m *member) {
 type msgFrom struct {
 	account     string
 	session     uint64
+	id          uint64 // the message's id (member.liveAfter hides ids up to it)
 	plain, json int
 }
 
@@ -366,7 +368,8 @@ func altFor(alts []altFrame, m *member, shared *ws.Prepared) *ws.Prepared {
 }
 
 // ignoreAlts returns the own encodings of the ignoring members who hide a
-// message of the outbox. Called only when there are ignorers and chat
+// message of the outbox (or, in cluster mode, who resumed beyond some of
+// its ids: member.liveAfter). Called only when there are ignorers and chat
 // messages.
 func (r *room) ignoreAlts() []altFrame {
 	o := &r.out
@@ -375,10 +378,13 @@ func (r *room) ignoreAlts() []altFrame {
 	var skipped int
 	for _, m := range o.ignorers {
 		set := m.ign.Load()
+		if set.empty() {
+			set = nil
+		}
 		clear(skip)
 		skipped = 0
 		for _, f := range o.from {
-			if !set.hides(f.account, f.session) {
+			if (m.liveAfter == 0 || f.id > m.liveAfter) && (set == nil || !set.hides(f.account, f.session)) {
 				continue
 			}
 			if skip == nil {

@@ -56,6 +56,11 @@ type member struct {
 	typingAt time.Time
 
 	sweeper int // index of the room's sweeper writing to m (fanout.go); room goroutine only
+	// liveAfter is, in cluster mode, the ?since=ID m resumed from when it
+	// is beyond the ids the room had delivered at m's join: live messages
+	// up to it are left out of what m is written (deliver.go); 0 once
+	// the room caught up. Room goroutine only.
+	liveAfter uint64
 	// own is a guest's messages sent on this connection, which it may
 	// delete within Config.DeleteOwnWindow (delete.go).
 	own ownRecord

@@ -106,6 +106,12 @@ func (r *room) join(m *member) {
 	ro.members = append(ro.members, m)
 	m.joined.Store(true)
 	ro.mu.Unlock()
+	if s.broker != nil && m.hasSince && r.ensureDelivered() && m.since > r.dl.last {
+		// Resumed from a node further along the log: the messages up
+		// to since are not replayed here (not delivered yet) and must
+		// not come live either (deliver.go).
+		m.liveAfter = m.since
+	}
 	s.loadIgnores(m) // before the replay, which it filters
 	r.ignoresChanged(m)
 	s.startExpiry(m) // before the welcome: a refresh may follow it
@@ -361,9 +367,9 @@ func (r *room) replay(m *member) [][]byte {
 	var err error
 	if m.hasSince {
 		reason = "since"
-		page, err = s.readPage(r.name, pageRequest{after: m.since, hasAfter: true})
+		page, err = r.readPage(pageRequest{after: m.since, hasAfter: true})
 	} else if s.cfg.Replay > 0 {
-		page, err = s.readPage(r.name, pageRequest{limit: s.cfg.Replay})
+		page, err = r.readPage(pageRequest{limit: s.cfg.Replay})
 	}
 	if err != nil {
 		s.log.Error("chat: reading history for a newcomer failed", "room", r.name, "err", err)

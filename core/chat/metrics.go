@@ -42,6 +42,7 @@ type metrics struct {
 	dropBadRequest  counter
 	dropNotAllowed  counter // refused by the room rules (access.go)
 	appendErrors    counter // dropped with reason store_error
+	dropUnavailable counter // cluster mode: refused, the node lost its cluster connection (deliver.go)
 	slowConsumers   counter // connections closed as slow consumers
 	refused         counter // connections refused (name, room, full, hook)
 	hostRefused     counter // HTTP requests refused for their Host (421)
@@ -146,7 +147,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	}{
 		{&m.dropFlood, "flood"}, {&m.dropTooLong, "too_long"}, {&m.dropBinary, "binary"},
 		{&m.dropHook, "hook"}, {&m.dropBadRequest, "bad_request"}, {&m.appendErrors, "store_error"},
-		{&m.dropNotAllowed, "not_allowed"},
+		{&m.dropNotAllowed, "not_allowed"}, {&m.dropUnavailable, "unavailable"},
 	} {
 		*d.c = counter{dropped.WithLabelValues(d.reason)}
 	}

@@ -154,7 +154,7 @@ func (r *room) outMessageFrom(msg *Message, session uint64) {
 	o := &r.out
 	toPlain, toJSON := len(r.roster.plain) > 0, len(r.roster.json) > 0
 	if len(o.ignorers) > 0 {
-		f := msgFrom{session: session, plain: -1, json: -1}
+		f := msgFrom{session: session, id: msg.ID, plain: -1, json: -1}
 		if msg.Account != nil {
 			f.account = msg.Account.ID
 		}
@@ -216,6 +216,9 @@ func (r *room) writeOutbox() {
 	var alts []altFrame
 	if len(o.from) > 0 { // only while someone in the room ignores someone
 		alts = r.ignoreAlts()
+		if r.srv.broker != nil {
+			r.caughtUp() // deliver.go
+		}
 	}
 	if plain != nil || json != nil {
 		s.metrics.messagesOut.Add(uint64(o.chatMsgs * (len(plainMembers) + len(jsonMembers))))

@@ -26,6 +26,11 @@ type pageRequest struct {
 	// limit is the page size asked for: 0 means the default; more than
 	// Config.APILimit means Config.APILimit.
 	limit int
+	// bounded limits the page to ids up to upTo (cluster mode, on the
+	// room goroutine: the room's last delivered id, deliver.go), so that
+	// a page never holds a message its reader will also get live.
+	bounded bool
+	upTo    uint64
 }
 
 // historyPage is one page of a room's history, oldest first.
@@ -54,11 +59,35 @@ func (s *Server) pageSize(limit int) int {
 func (s *Server) readPage(room string, q pageRequest) (historyPage, error) {
 	limit := s.pageSize(q.limit)
 	if q.hasAfter {
+		if q.bounded && q.after >= q.upTo {
+			// Nothing delivered after it yet: what follows comes live.
+			return historyPage{complete: true}, nil
+		}
 		msgs, complete, more, err := s.history.After(room, q.after, limit)
 		if err != nil {
 			return historyPage{}, fmt.Errorf("history of %q after %d: %w", room, q.after, err)
 		}
+		if q.bounded {
+			n := len(msgs)
+			for n > 0 && msgs[n-1].ID > q.upTo {
+				n--
+			}
+			if n < len(msgs) || (n > 0 && msgs[n-1].ID == q.upTo) {
+				more = false // the rest comes live
+			}
+			msgs = msgs[:n]
+		}
 		return historyPage{msgs: msgs, complete: complete, more: more}, nil
+	}
+	if q.bounded {
+		// The newest delivered, not the newest stored: those beyond are
+		// on their way through the room's queue.
+		if q.upTo == 0 {
+			return historyPage{complete: true}, nil
+		}
+		if q.before == 0 || q.before > q.upTo+1 {
+			q.before = q.upTo + 1
+		}
 	}
 	// One message more than the page tells whether there are more.
 	var msgs []Message
@@ -76,6 +105,20 @@ func (s *Server) readPage(room string, q pageRequest) (historyPage, error) {
 		p.msgs, p.more = msgs[len(msgs)-limit:], true
 	}
 	return p, nil
+}
+
+// readPage reads one page of the room's history for a member of the room
+// (room goroutine): in cluster mode bounded by what the room delivered
+// (delivery), so that the page and the live messages never overlap.
+func (r *room) readPage(q pageRequest) (historyPage, error) {
+	s := r.srv
+	if s.broker != nil {
+		if !r.ensureDelivered() {
+			return historyPage{}, fmt.Errorf("history of %q: the room's newest id could not be read", r.name)
+		}
+		q.bounded, q.upTo = true, r.dl.last
+	}
+	return s.readPage(r.name, q)
 }
 
 // answerHistory answers a JSON client's history request q: a history
@@ -102,7 +145,7 @@ func (r *room) answerHistory(m *member, q pageRequest) {
 		m.write(appendJSONError(nil, codeNoHistory, "this server keeps no history"))
 		return
 	}
-	page, err := s.readPage(r.name, q)
+	page, err := r.readPage(q)
 	if err != nil {
 		s.log.Error("chat: reading history failed", "room", r.name, "err", err)
 		m.write(appendJSONError(nil, codeNoHistory, "history is unavailable right now"))

@@ -10,7 +10,9 @@ import "time"
 //     cleared so that a finished run keeps no message or member alive);
 //   - msgs[i] was sent by senders[i];
 //   - a message reaches the outbox only after History.Append returned
-//     without error for it: not stored means not broadcast.
+//     without error for it: not stored means not broadcast. In cluster
+//     mode it never reaches the outbox from here: only from the log,
+//     read back after it acknowledged the run (deliver.go).
 type posting struct {
 	msgs    []*Message
 	senders []*member
@@ -18,7 +20,8 @@ type posting struct {
 
 // post runs the message hooks over a run of chat messages, appends the
 // survivors to history in one call, puts them in the outbox and flushes
-// it.
+// it. In cluster mode it publishes them instead (Broker.Publish) and puts
+// nothing in the outbox: they come back through Deliver (deliver.go).
 func (r *room) post(ops []op) {
 	s := r.srv
 	msgs := r.posting.msgs[:0]
@@ -54,6 +57,20 @@ func (r *room) post(ops []op) {
 	}
 	if len(msgs) > 0 {
 		s.metrics.batchSize.observe(float64(len(msgs)))
+	}
+	if len(msgs) > 0 && s.broker != nil {
+		// Cluster mode: the log orders and stores the run; every node,
+		// this one included, puts it in its outbox when it comes back
+		// (Deliver, deliver.go), so nothing goes in the outbox here.
+		msgs, senders = r.publish(msgs, senders)
+		r.noteOwn(msgs, senders) // delete.go
+		r.notePublished(msgs, senders)
+		clear(msgs)
+		r.posting.msgs = msgs[:0]
+		clear(senders)
+		r.posting.senders = senders[:0]
+		r.flush()
+		return
 	}
 	if len(msgs) > 0 && s.history != nil {
 		start := time.Now()

@@ -39,6 +39,7 @@ const (
 	opDirectOut                  // a stored direct message for m: write it (direct.go)
 	opConvList                   // m asks for its conversations (JSON, direct_read.go)
 	opDirectPage                 // m pages a conversation (JSON, direct_read.go)
+	opDeliver                    // cluster mode: a batch read back from the log (deliver.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -85,6 +86,8 @@ type op struct {
 	dmSide   int
 	with     string
 	hasAfter bool
+	// delivered is the batch of opDeliver, ids in the log's order.
+	delivered []Message
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -123,6 +126,7 @@ type room struct {
 	presence presence
 	posting  posting
 	fan      fanout
+	dl       delivery // cluster mode: what the members were given (deliver.go)
 
 	// Owned by the goroutine.
 	// slowLast is when each poster's last message passed slow mode
@@ -256,7 +260,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores, opDirect:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores, opDirect, opDeliver:
 	default:
 		r.waitForPasses()
 	}
@@ -314,6 +318,8 @@ func (r *room) control(o *op) {
 		r.direct(o) // direct.go
 	case opDirectOut:
 		r.directOut(o)
+	case opDeliver:
+		r.deliver(o) // deliver.go
 	case opConvList:
 		r.release = append(r.release, o.m)
 		r.answerConversations(o.m) // direct_read.go

@@ -27,6 +27,7 @@ type Server struct {
 	cfg      Config
 	hooks    Hooks
 	history  History
+	broker   Broker // Config.Broker: nil on a single node (deliver.go)
 	log      *slog.Logger
 	engine   *ws.Server
 	page     http.Handler
@@ -93,10 +94,14 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat config: %w", err)
 	}
+	if cfg.Broker != nil && history == nil {
+		return nil, fmt.Errorf("chat config: a cluster node (Broker set) needs a History: its replica of the log")
+	}
 	s := &Server{
 		cfg:      cfg,
 		hooks:    hooks,
 		history:  history,
+		broker:   cfg.Broker,
 		log:      cfg.Logger,
 		rooms:    make(map[string]*room),
 		retired:  make(map[string]*room),

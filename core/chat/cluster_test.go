@@ -1,0 +1,451 @@
+package chat_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moonchat/moonchat/core/chat"
+	"github.com/moonchat/moonchat/core/chat/chattest"
+)
+
+// Cluster mode (issue 15) with chattest's in-memory Broker standing in for
+// package cluster: two chat.Servers (nodes) share one log; each has its
+// own replica History, which its consumer fills before it calls Deliver.
+
+// clusterCfg is the config of the cluster tests' nodes: accounts by
+// ?as=ID&n=NAME (memberAuth), the admin API, a replay.
+func clusterCfg() chat.Config {
+	return chat.Config{Authenticator: authFunc(memberAuth), AdminToken: adminToken, Replay: 20, DeleteOwnWindow: time.Hour}
+}
+
+// twoNodes starts two nodes of one new Broker. The accounts ada and bo
+// own their names on both (name ownership across nodes is not this
+// package's: each node is told, as from a shared store).
+func twoNodes(t *testing.T) (*chattest.Broker, [2]*chattest.Server, [2]*chattest.Node) {
+	t.Helper()
+	b := chattest.NewBroker()
+	var srv [2]*chattest.Server
+	var nodes [2]*chattest.Node
+	for i := range srv {
+		h := chattest.NewHistory()
+		for _, id := range []string{"ada", "bo"} {
+			if err := h.SetNameOwner(id, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv[i], nodes[i] = chattest.StartNode(t, b, clusterCfg(), nil, h)
+	}
+	return b, srv, nodes
+}
+
+// joinRoom dials room on ts as a moonchat.v1 client and reads its join up
+// to the history event, which it returns.
+func joinRoom(t *testing.T, ts *chattest.Server, path string) (*chattest.Client, chattest.Event) {
+	t.Helper()
+	c := ts.Dial(t, path, chat.SubprotocolJSON)
+	c.ExpectEvent("welcome")
+	return c, nextOf(t, c, "history")
+}
+
+// liveIDs reads c's message events until it has n of them and returns
+// their ids, failing on an error event (a duplicate shows as a wrong id).
+func liveIDs(t *testing.T, c *chattest.Client, n int) []uint64 {
+	t.Helper()
+	var out []uint64
+	for len(out) < n {
+		e := c.ReadEvent()
+		switch e.Str("type") {
+		case "message":
+			out = append(out, e.Num("id"))
+		case "error":
+			t.Fatalf("error event: %v", e)
+		}
+	}
+	return out
+}
+
+// Members on both nodes see the same messages in one order, whoever posts
+// on whichever node, all at once; ids are the room's, 1..N without hole;
+// both replicas hold exactly the log; no node appended to its History
+// itself (the replica is filled by the consumer alone).
+func TestClusterSameOrder(t *testing.T) {
+	b, srv, nodes := twoNodes(t)
+	const perClient = 25
+	var clients []*chattest.Client
+	for i, ts := range [...]*chattest.Server{srv[0], srv[0], srv[1], srv[1]} {
+		c, _ := joinRoom(t, ts, fmt.Sprintf("/chat/lobby?name=c%d", i))
+		clients = append(clients, c)
+	}
+	total := perClient * len(clients)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range perClient {
+				if err := c.Conn.WriteMessage(1, fmt.Appendf(nil, `{"type":"message","text":"c%d-%d"}`, i, k)); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var first []string
+	for i, c := range clients {
+		var seen []string
+		for len(seen) < total {
+			e := c.ReadEvent()
+			if e.Str("type") == "error" {
+				t.Fatalf("client %d: %v", i, e)
+			}
+			if e.Str("type") != "message" {
+				continue
+			}
+			if want := uint64(len(seen) + 1); e.Num("id") != want {
+				t.Fatalf("client %d: message %d has id %d, want %d", i, len(seen), e.Num("id"), want)
+			}
+			seen = append(seen, e.Str("user")+":"+e.Str("text"))
+		}
+		if i == 0 {
+			first = seen
+		} else if !slices.Equal(seen, first) {
+			t.Fatalf("client %d saw another order:\n%v\nclient 0:\n%v", i, seen, first)
+		}
+	}
+	log := b.Messages("lobby")
+	for k, n := range nodes {
+		chattest.Eventually(t, "the replica to catch up", func() bool { return n.Applied() == b.Records() })
+		got := n.Hist.All("lobby")
+		if len(got) != len(log) {
+			t.Fatalf("node %d's replica holds %d messages, the log %d", k, len(got), len(log))
+		}
+		for i := range got {
+			if got[i].ID != log[i].ID || got[i].Text != log[i].Text {
+				t.Fatalf("node %d replica[%d] = %d %q, log %d %q", k, i, got[i].ID, got[i].Text, log[i].ID, log[i].Text)
+			}
+		}
+		if sizes := n.Hist.AppendSizes(); len(sizes) != 0 {
+			t.Errorf("node %d appended to its History itself: %v", k, sizes)
+		}
+	}
+}
+
+// A member joining a node while a message is on its way gets it exactly
+// once, in its replay or live: the message published but not yet applied
+// to this node's replica (live), applied but not yet delivered to a room
+// that already has members here, or to a room the join starts (replay, and
+// the delivery that follows is skipped).
+func TestClusterJoinInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		roomHere  bool // a member keeps the room's goroutine on node 2
+		applied   bool // the message is in node 2's replica at the join
+		wantTail  []uint64
+		wantReply []uint64
+	}{
+		{"published, room here", true, false, []uint64{2, 3}, []uint64{1}},
+		{"published, new room", false, false, []uint64{2, 3}, []uint64{1}},
+		{"applied, room here", true, true, []uint64{2, 3}, []uint64{1}},
+		{"applied, new room", false, true, []uint64{3}, []uint64{1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, srv, nodes := twoNodes(t)
+			alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+			var carol *chattest.Client
+			if tc.roomHere {
+				carol, _ = joinRoom(t, srv[1], "/chat/lobby?name=carol")
+			}
+			alice.SendJSON(map[string]string{"type": "message", "text": "one"})
+			liveIDs(t, alice, 1)
+			chattest.Eventually(t, "node 2 to apply message 1", func() bool { return nodes[1].Applied() == 1 })
+			var release func()
+			if tc.applied {
+				var reached <-chan struct{}
+				reached, release = nodes[1].HoldDelivery()
+				alice.SendJSON(map[string]string{"type": "message", "text": "two"})
+				<-reached
+			} else {
+				nodes[1].Pause()
+				release = nodes[1].Resume
+				alice.SendJSON(map[string]string{"type": "message", "text": "two"})
+			}
+			liveIDs(t, alice, 1)
+			bob, hist := joinRoom(t, srv[1], "/chat/lobby?name=bob")
+			if got := historyIDs(hist); !slices.Equal(got, tc.wantReply) {
+				t.Fatalf("bob's replay = %v, want %v", got, tc.wantReply)
+			}
+			release()
+			alice.SendJSON(map[string]string{"type": "message", "text": "three"})
+			if got := liveIDs(t, bob, len(tc.wantTail)); !slices.Equal(got, tc.wantTail) {
+				t.Fatalf("bob's live messages = %v, want %v", got, tc.wantTail)
+			}
+			if carol != nil {
+				if got := liveIDs(t, carol, 3); !slices.Equal(got, []uint64{1, 2, 3}) {
+					t.Fatalf("carol's live messages = %v", got)
+				}
+			}
+		})
+	}
+}
+
+// A client resuming with ?since=ID on a node behind the one it read live
+// from gets every message after ID once: none it already had comes live
+// when the lagging node delivers it, and the next ones come in order. The
+// same for a resume point the node has, and for a plain-text client.
+func TestClusterSinceAcrossNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		since  uint64
+		replay []uint64 // node 2 has delivered 1 and 2 when the client joins it
+		live   []uint64
+	}{
+		{"beyond the lagging node", 4, nil, []uint64{5}},
+		{"between", 3, nil, []uint64{4, 5}},
+		{"at the lagging node's end", 2, nil, []uint64{3, 4, 5}},
+		{"behind it", 1, []uint64{2}, []uint64{3, 4, 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, srv, nodes := twoNodes(t)
+			alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+			carol, _ := joinRoom(t, srv[1], "/chat/lobby?name=carol") // the room runs on node 2
+			for _, text := range []string{"one", "two"} {
+				alice.SendJSON(map[string]string{"type": "message", "text": text})
+			}
+			liveIDs(t, carol, 2)
+			nodes[1].Pause() // node 2 lags from here
+			for _, text := range []string{"three", "four"} {
+				alice.SendJSON(map[string]string{"type": "message", "text": text})
+			}
+			liveIDs(t, alice, 4)
+			// A client that read up to tc.since on node 1 comes back on
+			// node 2.
+			dave, hist := joinRoom(t, srv[1], "/chat/lobby?name=dave&since="+strconv.FormatUint(tc.since, 10))
+			if got := historyIDs(hist); !slices.Equal(got, tc.replay) {
+				t.Fatalf("dave's resume = %v, want %v", got, tc.replay)
+			}
+			plain := srv[1].Dial(t, "/chat/lobby?name=pat&since="+strconv.FormatUint(tc.since, 10), "")
+			plain.SkipUntil("* pat joined")
+			nodes[1].Resume()
+			alice.SendJSON(map[string]string{"type": "message", "text": "five"})
+			if got := liveIDs(t, dave, len(tc.live)); !slices.Equal(got, tc.live) {
+				t.Fatalf("dave's live messages = %v, want %v", got, tc.live)
+			}
+			texts := map[uint64]string{1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+			var want []string
+			for _, id := range tc.live {
+				want = append(want, "alice: "+texts[id])
+			}
+			var got []string
+			for len(got) < len(want) {
+				line := plain.Read()
+				if line[0] != '*' {
+					got = append(got, line)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("pat's live lines = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// History pages asked for on a node serve only what its room delivered:
+// a page forwards read while a message is applied but not delivered ends
+// before it (it then comes live), and a page backwards starts below it.
+func TestClusterPagesBounded(t *testing.T) {
+	_, srv, nodes := twoNodes(t)
+	alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+	bob, _ := joinRoom(t, srv[1], "/chat/lobby?name=bob")
+	alice.SendJSON(map[string]string{"type": "message", "text": "one"})
+	liveIDs(t, bob, 1)
+	reached, release := nodes[1].HoldDelivery()
+	alice.SendJSON(map[string]string{"type": "message", "text": "two"})
+	<-reached
+	bob.SendJSON(map[string]any{"type": "history", "after": 0})
+	if e := nextOf(t, bob, "history"); !slices.Equal(historyIDs(e), []uint64{1}) || e["more"] != false {
+		t.Fatalf("page after 0 = %v", e)
+	}
+	bob.SendJSON(map[string]any{"type": "history", "before": 0})
+	if e := nextOf(t, bob, "history"); !slices.Equal(historyIDs(e), []uint64{1}) {
+		t.Fatalf("page before 0 = %v", e)
+	}
+	release()
+	if got := liveIDs(t, bob, 1); got[0] != 2 {
+		t.Fatalf("bob's next live message = %v, want 2", got)
+	}
+	bob.SendJSON(map[string]any{"type": "history", "after": 0})
+	if e := nextOf(t, bob, "history"); !slices.Equal(historyIDs(e), []uint64{1, 2}) {
+		t.Fatalf("page after 0 = %v", e)
+	}
+}
+
+// A deletion on one node reaches the members of both (the redact event)
+// and both replicas, through the log; an admin post and a script's action
+// are published like members' messages.
+func TestClusterRedactionsAndServerPosts(t *testing.T) {
+	b, srv, nodes := twoNodes(t)
+	alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+	bob, _ := joinRoom(t, srv[1], "/chat/lobby?name=bob")
+	alice.SendJSON(map[string]string{"type": "message", "text": "oops"})
+	liveIDs(t, bob, 1)
+	if err := srv[1].Chat.Redact("lobby", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*chattest.Client{alice, bob} {
+		if e := nextOf(t, c, "redact"); e.Num("id") != 1 {
+			t.Fatalf("redact event %v", e)
+		}
+	}
+	for k, n := range nodes {
+		chattest.Eventually(t, "the redaction applied", func() bool { return n.Applied() == b.Records() })
+		if got := n.Hist.All("lobby"); len(got) != 0 {
+			t.Fatalf("node %d's replica still holds %v", k, got)
+		}
+	}
+	if err := srv[0].Chat.Redact("lobby", 7); !errors.Is(err, chat.ErrNoSuchMessage) {
+		t.Fatalf("redacting a message never sent: %v", err)
+	}
+
+	status, body := adminDo(t, srv[1], http.MethodPost, "/api/rooms/lobby/messages", `{"text":"maintenance at noon"}`)
+	if status != http.StatusCreated || body == "" {
+		t.Fatalf("admin post: %d %s", status, body)
+	}
+	if err := srv[0].Chat.Action(sessionOf(t, srv[0], "lobby", "alice"), "waves"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*chattest.Client{alice, bob} {
+		var got []string
+		for len(got) < 2 {
+			if e := c.ReadEvent(); e.Str("type") == "message" {
+				got = append(got, fmt.Sprintf("%d %s %s %v", e.Num("id"), e.Str("user"), e.Str("text"), e["action"]))
+			}
+		}
+		if want := []string{"2 server maintenance at noon <nil>", "3 alice waves true"}; !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// A direct message between accounts connected to different nodes goes
+// through the log: both users' connections get it (the sender's echo
+// too, on its own node), both replicas store the conversation. A guest's
+// conversation stays on its node: nothing is published.
+func TestClusterDirect(t *testing.T) {
+	b, srv, nodes := twoNodes(t)
+	alice := joinedJSON(t, srv[0], "/chat/lobby?as=ada&n=ada")
+	bob := joinedJSON(t, srv[1], "/chat/other?as=bo&n=bo")
+	alice.SendJSON(map[string]string{"type": "direct", "to": "bo", "text": "psst"})
+	for who, c := range map[string]*chattest.Client{"ada": alice, "bo": bob} {
+		e := nextOf(t, c, "direct")
+		wantWith := map[string]string{"ada": "bo", "bo": "ada"}[who]
+		if e.Num("id") != 1 || e.Str("from") != "ada" || e.Str("to") != "bo" || e.Str("with") != wantWith || e.Str("text") != "psst" {
+			t.Fatalf("%s got %v", who, e)
+		}
+	}
+	key := chat.ConversationKey("ada", "bo")
+	for _, n := range nodes {
+		chattest.Eventually(t, "the conversation applied", func() bool { return len(n.Hist.All(key)) == 1 })
+	}
+
+	before := b.Records()
+	gus := joinedJSON(t, srv[0], "/chat/lobby?name=gus")
+	gil := joinedJSON(t, srv[0], "/chat/lobby?name=gil")
+	gus.SendJSON(map[string]string{"type": "direct", "to": "gil", "text": "local"})
+	if e := nextOf(t, gil, "direct"); e.Str("text") != "local" {
+		t.Fatalf("gil got %v", e)
+	}
+	if b.Records() != before {
+		t.Fatalf("a guests' conversation was published: %d records, %d before", b.Records(), before)
+	}
+}
+
+// While its node is cut off the log, a member's message, a direct message
+// between accounts, an admin post and a deletion are refused at once with
+// "unavailable" (counted); nothing is published, the other node carries
+// on. Back on, the node catches up with what it missed, in order, and
+// accepts posts again.
+func TestClusterUnavailable(t *testing.T) {
+	b, srv, nodes := twoNodes(t)
+	alice, _ := joinRoom(t, srv[0], "/chat/lobby?as=ada&n=ada")
+	bob, _ := joinRoom(t, srv[1], "/chat/lobby?as=bo&n=bo")
+	alice.SendJSON(map[string]string{"type": "message", "text": "one"})
+	liveIDs(t, bob, 1)
+
+	nodes[0].SetConnected(false)
+	records := b.Records()
+	alice.SendJSON(map[string]string{"type": "message", "text": "lost?"})
+	e := nextOf(t, alice, "error")
+	if e.Str("code") != "unavailable" || e.Str("text") != "message not sent: this server has lost its cluster connection; try again shortly" {
+		t.Fatalf("error event %v", e)
+	}
+	alice.SendJSON(map[string]string{"type": "direct", "to": "bo", "text": "psst"})
+	if e := nextOf(t, alice, "error"); e.Str("code") != "unavailable" {
+		t.Fatalf("direct: %v", e)
+	}
+	alice.SendJSON(map[string]any{"type": "delete", "id": 1})
+	if e := nextOf(t, alice, "error"); e.Str("code") != "unavailable" {
+		t.Fatalf("delete: %v", e)
+	}
+	if status, body := adminDo(t, srv[0], http.MethodPost, "/api/rooms/lobby/messages", `{"text":"hello"}`); status != http.StatusServiceUnavailable {
+		t.Fatalf("admin post: %d %s", status, body)
+	}
+	if b.Records() != records {
+		t.Fatalf("published while disconnected: %d records, %d before", b.Records(), records)
+	}
+	if v := metric(t, srv[0], `moonchat_messages_dropped_total{reason="unavailable"}`); v != 3 {
+		t.Errorf(`dropped{reason="unavailable"} = %v, want 3 (message, direct, admin post)`, v)
+	}
+	if v := metric(t, srv[0], `moonchat_direct_messages_total{result="unavailable"}`); v != 1 {
+		t.Errorf(`direct{result="unavailable"} = %v, want 1`, v)
+	}
+
+	// The other node carries on; the cut-off one does not see it yet.
+	bob.SendJSON(map[string]string{"type": "message", "text": "two"})
+	if got := liveIDs(t, bob, 1); got[0] != 2 {
+		t.Fatalf("bob's message got id %v", got)
+	}
+	nodes[0].SetConnected(true)
+	alice.SendJSON(map[string]string{"type": "message", "text": "three"})
+	if got := liveIDs(t, alice, 2); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("alice after reconnecting: %v, want [2 3]", got)
+	}
+	if got := liveIDs(t, bob, 1); got[0] != 3 {
+		t.Fatalf("bob: %v, want 3", got)
+	}
+}
+
+// A publish that fails while the node stays connected is told to the
+// sender as a message the server could not store (store_error), as a
+// failed Append is on a single node.
+func TestClusterPublishFails(t *testing.T) {
+	_, srv, nodes := twoNodes(t)
+	alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+	nodes[0].FailPublish(chattest.ErrStore)
+	alice.SendJSON(map[string]string{"type": "message", "text": "hi"})
+	if e := nextOf(t, alice, "error"); e.Str("code") != "dropped" || e.Str("text") != "message not sent: the server could not store it" {
+		t.Fatalf("error event %v", e)
+	}
+	if v := metric(t, srv[0], `moonchat_messages_dropped_total{reason="store_error"}`); v != 1 {
+		t.Errorf(`dropped{reason="store_error"} = %v, want 1`, v)
+	}
+	nodes[0].FailPublish(nil)
+	alice.SendJSON(map[string]string{"type": "message", "text": "again"})
+	if got := liveIDs(t, alice, 1); got[0] != 1 {
+		t.Fatalf("id %v, want 1", got)
+	}
+}
+
+// A cluster node needs a replica.
+func TestClusterNeedsHistory(t *testing.T) {
+	cfg := chattest.Limits(chat.Config{Broker: chattest.NewBroker().Node(nil)})
+	if _, err := chat.New(cfg, nil, nil); err == nil {
+		t.Fatal("New accepted a Broker without a History")
+	}
+}
