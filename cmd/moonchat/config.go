@@ -120,6 +120,13 @@ type ScriptingConfig struct {
 	// Console allows `moonchat console` on the local socket
 	// (console_server.go).
 	Console bool `toml:"console"`
+	// Shadow names scripts of Dir loaded as shadow scripts: decisions
+	// logged and counted, never applied (scripting.Options.Shadow).
+	Shadow []string `toml:"shadow"`
+	// DisableAfter is how many failures in a row disable a handler until
+	// the next reload; 0 = never (scripting.Options.DisableAfter, whose
+	// "never" is negative).
+	DisableAfter int `toml:"disable_after"`
 }
 
 // Duration is a time.Duration written in config.toml as a string such as

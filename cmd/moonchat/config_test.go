@@ -80,6 +80,8 @@ func documentedDefaults() *Config {
 			OnFailure:      "refuse",
 			MaxMemoryBytes: 64 << 20,
 			Console:        true,
+			Shadow:         []string{},
+			DisableAfter:   20,
 		},
 		Auth: AuthConfig{
 			Guests:        true,
@@ -134,10 +136,10 @@ func TestEveryKeyDocumented(t *testing.T) {
 	// the 11 keys of [auth] and the 3 of [admin] (issue 12), then the 6
 	// per-address keys of [server], the 6 flood keys of [chat], the 5 TLS
 	// keys of [server] and [scripting] max_memory_bytes (issue 13), then
-	// [chat] delete_own_window (issue 14), then [scripting] console
-	// (issue 16).
-	if keys != 69 {
-		t.Errorf("%d keys in config.toml, want 69 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address + 6 flood + 5 TLS + max_memory_bytes + 2 compression + delete_own_window + console)", keys)
+	// [chat] delete_own_window (issue 14), then [scripting] console,
+	// disable_after and shadow (issue 16).
+	if keys != 71 {
+		t.Errorf("%d keys in config.toml, want 71 (BRIEF.md's 29 + 2 announce keys + on_failure + hosts + 11 [auth] + 3 [admin] + 6 per-address + 6 flood + 5 TLS + max_memory_bytes + 2 compression + delete_own_window + console + disable_after + shadow)", keys)
 	}
 }
 

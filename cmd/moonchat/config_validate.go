@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -148,6 +149,19 @@ func validateConfig(cfg *Config, file string) error {
 	}
 	if sc.Enabled && sc.Dir == "" {
 		fail("[scripting] dir", "must not be empty (set enabled = false to run no scripts)")
+	}
+	if sc.DisableAfter < 0 {
+		fail("[scripting] disable_after", "must be 0 (never) or more, got %d", sc.DisableAfter)
+	}
+	for i, n := range sc.Shadow {
+		switch {
+		case !strings.HasSuffix(n, ".lua") || strings.ContainsAny(n, `/\`) || strings.HasPrefix(n, "."):
+			fail("[scripting] shadow", "%q must be the file name of a script in the scripts directory (NAME.lua)", n)
+		case scripting.IsTestScript(n):
+			fail("[scripting] shadow", "%q is a script test (*_test.lua), which never runs in the server", n)
+		case slices.Contains(sc.Shadow[:i], n):
+			fail("[scripting] shadow", "%q is listed twice", n)
+		}
 	}
 
 	au := &cfg.Auth

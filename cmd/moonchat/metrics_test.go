@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/moonchat/moonchat/defaults"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -108,7 +111,19 @@ func hasSample(f *dto.MetricFamily, set map[string]string) bool {
 // each listed label value, and no moonchat_* family the doc does not list:
 // doc and code cannot drift apart.
 func TestMetricsMatchProtocolDoc(t *testing.T) {
-	srv := startInProcess(t, testConfig(t, t.TempDir(), nil))
+	// The default scripts, and a shadow script that decides and calls
+	// chat.send, so that the shadow series (which exist only with shadow
+	// scripts) are there too.
+	dir := t.TempDir()
+	scripts := filepath.Join(dir, "scripts")
+	if err := os.CopyFS(scripts, defaults.Scripts()); err != nil {
+		t.Fatal(err)
+	}
+	probe := `chat.on("message", function(msg) chat.send(msg.user, "seen") end)`
+	if err := os.WriteFile(filepath.Join(scripts, "probe.lua"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startInProcess(t, testConfig(t, dir, map[string]string{"scripting": fmt.Sprintf("dir = %q\nshadow = [\"probe.lua\"]\n", scripts)}))
 	alice := dial(t, srv.addr, "lobby", "alice", nil)
 	alice.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
 	alice.send("hello")

@@ -209,6 +209,8 @@ func (s *server) open(ctx context.Context) error {
 			Logger:        log,
 			MaxTextBytes:  cfg.Chat.MaxTextBytes,
 			ScriptOptions: cfg.Scripts,
+			Shadow:        cfg.Scripting.Shadow,
+			DisableAfter:  disableAfter(cfg.Scripting.DisableAfter),
 		}
 		if s.db != nil {
 			opts.KV = s.db
@@ -256,6 +258,10 @@ func (s *server) open(ctx context.Context) error {
 	login.proxies = chatCfg.Proxies // its limit counts the client, as the WebSocket limits do
 	chatCfg.Routes = login.routes()
 	chatCfg.Collectors = login.collectors()
+	if s.lua != nil {
+		// Per script and event, and the shadow scripts' (scripting/metrics.go).
+		chatCfg.Collectors = append(chatCfg.Collectors, s.lua.Collectors()...)
+	}
 	s.tls, err = newServerTLS(&cfg.Server, dataDir(cfg), log, nil)
 	if err != nil {
 		return err
@@ -408,11 +414,26 @@ func (s *server) reload() {
 		cfg, err := loadConfig(s.cfg.Source)
 		if err != nil {
 			s.log.Error("SIGHUP: config not re-read; the scripts keep their [scripts] settings", "config", s.cfg.Source, "error", err)
-		} else if s.lua.SetScriptOptions(cfg.Scripts) {
-			s.log.Info("SIGHUP: [scripts] settings changed", "config", s.cfg.Source)
+		} else {
+			if s.lua.SetScriptOptions(cfg.Scripts) {
+				s.log.Info("SIGHUP: [scripts] settings changed", "config", s.cfg.Source)
+			}
+			if s.lua.SetShadow(cfg.Scripting.Shadow) {
+				s.log.Info("SIGHUP: [scripting] shadow changed", "config", s.cfg.Source, "shadow", strings.Join(cfg.Scripting.Shadow, ","))
+			}
 		}
 	}
 	_ = s.lua.Reload("SIGHUP")
+}
+
+// disableAfter maps [scripting] disable_after onto
+// scripting.Options.DisableAfter: the config's 0 (never) is the engine's
+// negative, as the engine's 0 is its default.
+func disableAfter(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // shutdown stops accepting, closes every client with 1001 and waits for
