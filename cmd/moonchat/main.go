@@ -9,6 +9,8 @@
 //	moonchat audit [flags]            print the moderation audit log
 //	moonchat client [flags] [URL]     chat in the terminal (line mode when not a terminal)
 //	moonchat console [-config FILE]   a Lua prompt inside the running server
+//	moonchat script test [DIR|FILE...] run the scripts' tests (*_test.lua)
+//	moonchat script try FILE...       replay stored history through scripts, acting on nothing
 //	moonchat say -room R [flags] TEXT post a message through the admin API
 //	moonchat echo [-listen ADDR]      run the bare WebSocket engine as an echo server
 //	moonchat bench                    moved: the load generator is cmd/moonchat-bench
@@ -59,6 +61,7 @@ func commands() []command {
 		{"audit", "[flags]", "print the moderation audit log", runAudit, false},
 		{"client", "[flags] [URL]", "chat in the terminal (line mode when not on a terminal)", runClient, false},
 		{"console", "[-config FILE]", "a Lua prompt inside the running server (local socket; line mode when not on a terminal)", runConsole, false},
+		{"script", "test|try [ARGS]", "test scripts (*_test.lua), or try scripts on stored history without acting", runScript, false},
 		{"say", "-room R [flags] TEXT", "post a message to a room through the admin API", runSay, false},
 		{"echo", "[-listen ADDR]", "run the bare WebSocket engine as an echo server", runEcho, true},
 		{"bench", "", "moved: go run ./cmd/moonchat-bench (the load generator)", runBench, false},

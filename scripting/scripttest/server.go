@@ -68,6 +68,7 @@ type Server struct {
 	restrict []chat.Restriction
 	settings map[string]chat.RoomSettings
 	audit    []chat.AuditEntry
+	hookTime time.Duration // what the last message's hooks took (Try)
 }
 
 // member is one connected user.
@@ -300,9 +301,12 @@ func (s *Server) postOne(session uint64, text string, action bool, to string) (b
 	}
 	s.mu.Unlock()
 	msg := chat.Message{Room: u.Room, User: u.Name, Text: text, Time: s.clock.Now(), Action: action, To: to}
+	start := time.Now()
 	res := s.eng.Message(s.ctx, u, &msg)
+	took := time.Since(start)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.hookTime = took
 	if res.Err != nil {
 		s.hookErrorLocked(res.Err)
 	}
