@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moonchat/moonchat/defaults"
+	"github.com/moonchat/moonchat/scripting"
 )
 
 // runInit is "moonchat init": write a starter config.toml (every key of
@@ -111,8 +113,15 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	fmt.Fprintf(stdout, "wrote %s: every setting commented out, so the built-in defaults apply until you uncomment a line\n", cfgPath)
+	// The scripts' tests (NAME_test.lua) are copied with them, and said
+	// apart: the server never loads them, `moonchat script test` runs them.
+	scripts := slices.DeleteFunc(slices.Clone(names), scripting.IsTestScript)
 	fmt.Fprintf(stdout, "wrote %s/: %d scripts (%s); this directory now replaces the built-in scripts: edit, add or delete freely\n",
-		scriptsDir, len(names), strings.Join(names, ", "))
+		scriptsDir, len(scripts), strings.Join(scripts, ", "))
+	if tests := len(names) - len(scripts); tests > 0 {
+		fmt.Fprintf(stdout, "wrote %s/: their %d tests (NAME_test.lua), never loaded by the server: `moonchat script test %s` runs them\n",
+			scriptsDir, tests, scriptsDir)
+	}
 	if len(examples) > 0 {
 		fmt.Fprintf(stdout, "wrote %s/: %d example scripts (%s), not loaded: copy one up into %s/ to use it\n",
 			examplesDir, len(examples), strings.Join(examples, ", "), scriptsDir)
