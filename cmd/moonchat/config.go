@@ -20,6 +20,7 @@ type Config struct {
 	Scripting ScriptingConfig `toml:"scripting"`
 	Auth      AuthConfig      `toml:"auth"`
 	Admin     AdminConfig     `toml:"admin"`
+	Cluster   ClusterConfig   `toml:"cluster"` // cluster_config.go
 	// Scripts holds the scripts' own settings: [scripts.NAME] is read by
 	// NAME.lua as chat.options (scripting.ScriptOptions). Its keys are the
 	// scripts', so any key is allowed; a table for no script is a warning

@@ -122,7 +122,8 @@ func loadConfig(path string) (*Config, error) {
 				cfg.Auth.JWTPublicKeys[i] = filepath.Join(dir, p)
 			}
 		}
-		for _, p := range []*string{&cfg.Server.TLSCert, &cfg.Server.TLSKey} {
+		for _, p := range []*string{&cfg.Server.TLSCert, &cfg.Server.TLSKey,
+			&cfg.Cluster.Creds, &cfg.Cluster.NKey, &cfg.Cluster.TLSCert, &cfg.Cluster.TLSKey, &cfg.Cluster.TLSCA} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(dir, *p)
 			}

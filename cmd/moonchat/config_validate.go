@@ -210,6 +210,7 @@ func validateConfig(cfg *Config, file string) error {
 		}
 	}
 
+	checkClusterConfig(cfg, fail)
 	buildRoomRules(cfg.Rooms, fail)
 	return errors.Join(errs...)
 }

@@ -74,6 +74,9 @@ type server struct {
 	// local is the Unix socket beside the store file (localsock.go); nil
 	// without a store, or when it could not be made (logged).
 	local *localSocket
+	// cluster is this node's part of a cluster (cluster_wiring.go); nil
+	// on a single node ([cluster] nats_url empty).
+	cluster *clusterNode
 	// serving is set once open succeeded and the listeners are handed
 	// to their servers (which then own and close them).
 	serving bool
@@ -161,6 +164,9 @@ loop:
 			break loop
 		case <-hup:
 			s.reload()
+		case err := <-s.cluster.fatalErr():
+			runErr = err // logged by the consumer
+			break loop
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
 				runErr = fmt.Errorf("serve: %w", err)
@@ -183,11 +189,22 @@ loop:
 func (s *server) open(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
 
+	if cfg.Cluster.enabled() {
+		// First: a node that cannot reach NATS stops here, before its
+		// store is opened as a replica (cluster_wiring.go).
+		n, err := openCluster(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		s.cluster = n
+	}
 	var history chat.History // an untyped nil without a store
 	if cfg.Store.Path == "" {
 		log.Info("history off ([store] path is empty)")
 	} else {
-		db, err := store.Open(cfg.Store.Path, storeOptions(cfg, log, false))
+		opts := storeOptions(cfg, log, false)
+		opts.Replica = cfg.Cluster.enabled() // a replica of the cluster's log (cluster_wiring.go)
+		db, err := store.Open(cfg.Store.Path, opts)
 		if err != nil {
 			return explainStoreError(err)
 		}
@@ -281,11 +298,18 @@ func (s *server) open(ctx context.Context) error {
 	if connCap != nil {
 		chatCfg.Collectors = append(chatCfg.Collectors, connCap.refused)
 	}
+	if s.cluster != nil {
+		s.cluster.wire(&chatCfg, s.local, s.db) // validateConfig made sure a cluster node has a store
+	}
 	srv, err := chat.New(chatCfg, hooks, history)
 	if err != nil {
 		return fmt.Errorf("chat server: %w", err)
 	}
 	s.chat = srv
+	if s.cluster != nil {
+		s.cluster.start(srv)
+		s.cluster.catchUp(ctx) // before the listeners: members find the replica current
+	}
 	if s.lua != nil {
 		s.lua.Bind(srv)
 		// Timers (chat.every) and the directory watcher; Close stops them.
@@ -500,6 +524,9 @@ func (s *server) close() {
 			s.local.close()
 		}
 	}
+	if s.cluster != nil {
+		s.cluster.close() // the consumer stops before the store closes
+	}
 	if s.lua != nil {
 		if err := s.lua.Close(); err != nil {
 			s.log.Warn("close scripts", "err", err)
@@ -584,6 +611,9 @@ func explainStoreError(err error) error {
 		return fmt.Errorf("%w\nis another moonchat running? Stop it, or give this one another [store] path", err)
 	case errors.Is(err, store.ErrCorrupt):
 		return fmt.Errorf("%w\nthe file is damaged: move it away (the server then starts with empty history) or restore a backup", err)
+	case errors.Is(err, store.ErrReplica):
+		return fmt.Errorf("%w\nit is a cluster node's replica of the stream: only a server with [cluster] nats_url set opens it writable, "+
+			"and a change made to it alone would set it apart from the other nodes (delete in a cluster through the chat or the admin API)", err)
 	case errors.Is(err, store.ErrFormat):
 		return fmt.Errorf("%w\nit was written by a newer moonchat: run that version", err)
 	default:

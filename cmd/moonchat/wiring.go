@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/moonchat/moonchat/cluster"
+	"github.com/moonchat/moonchat/core/chat"
 	"github.com/moonchat/moonchat/scripting"
 	"github.com/moonchat/moonchat/store"
 )
@@ -11,3 +13,10 @@ import (
 // store is what the scripts expect therefore lives here, where both are
 // known.
 var _ scripting.KV = (*store.DB)(nil)
+
+// Likewise in cluster mode (cluster_wiring.go): the room log is the chat
+// server's Broker as it is, and the store is the consumer's replica.
+var (
+	_ chat.Broker = (*cluster.Log)(nil)
+	_ replica     = (*store.DB)(nil)
+)

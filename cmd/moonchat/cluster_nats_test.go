@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// The NATS side of the cluster tests (issue 15): a JetStream server in the
+// test process, and what a node does when it cannot reach it.
+
+// testNATS is one JetStream server in the test process, restartable on
+// the same port and store directory.
+type testNATS struct {
+	t    *testing.T
+	opts natsserver.Options
+	srv  *natsserver.Server
+}
+
+// startTestNATS runs one JetStream server on a free loopback port with
+// its store in a temporary directory, until the test ends. It returns
+// the server's client URL.
+func startTestNATS(t *testing.T) string {
+	return newTestNATS(t).url()
+}
+
+func newTestNATS(t *testing.T) *testNATS {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	n := &testNATS{t: t, opts: natsserver.Options{
+		ServerName:         "test",
+		Host:               "127.0.0.1",
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           t.TempDir(),
+		JetStreamMaxMemory: 64 << 20,
+		JetStreamMaxStore:  1 << 30,
+		NoLog:              true,
+		NoSigs:             true,
+	}}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *testNATS) start() {
+	n.t.Helper()
+	opts := n.opts // the server keeps and changes its copy
+	s, err := natsserver.NewServer(&opts)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(waitLong) {
+		s.Shutdown()
+		n.t.Fatal("NATS server not ready")
+	}
+	n.srv = s
+}
+
+// stop shuts the server down and waits until it has (idempotent).
+func (n *testNATS) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *testNATS) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+
+// TestClusterNATSUnreachable (issue 15): a node whose NATS server cannot
+// be reached does not start, and says why and what to do.
+func TestClusterNATSUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{
+		"scripting": fmt.Sprintf("[cluster]\nnats_url = \"nats://moon:s3cret@%s\"\n", addr),
+	})
+	code, stdout, stderr := runCmd(t, "serve", "-config", cfg)
+	if code != 1 || !strings.Contains(stderr, "NATS JetStream cannot be reached, so this node cannot share its rooms and does not start") ||
+		!strings.Contains(stderr, "nats://***@"+addr) {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "s3cret") {
+		t.Errorf("the password is in the output:\n%s%s", stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "listening") {
+		t.Errorf("it listened:\n%s%s", stdout, stderr)
+	}
+}
+
+// TestClusterNATSLoss (issue 15): while its NATS server is gone a node
+// refuses posts at once with the error code "unavailable" and says so in
+// `moonchat cluster status` and /metrics; when the server is back the
+// node posts again by itself, with the ids following on.
+func TestClusterNATSLoss(t *testing.T) {
+	nats := newTestNATS(t)
+	cfg := clusterNodeConfig(t, nats.url(), "node-a")
+	a := startChild(t, cfg)
+	alice := dial(t, a.addr, "lobby", "alice", nil)
+	alice.waitFor("history", func(e event) bool { return e.Type == "history" })
+	alice.send("before")
+	if m := alice.waitFor("her message", func(e event) bool { return e.Type == "message" }); m.ID != 1 {
+		t.Fatalf("first message %+v", m)
+	}
+
+	nats.stop()
+	status := func() clusterStatus {
+		t.Helper()
+		code, stdout, stderr := runCmd(t, "cluster", "status", "-config", cfg, "-json")
+		var st clusterStatus
+		if code != 0 || json.Unmarshal([]byte(stdout), &st) != nil {
+			t.Fatalf("cluster status: exit %d\n%s%s", code, stdout, stderr)
+		}
+		return st
+	}
+	deadline := time.Now().Add(waitLong)
+	for status().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the node still says it is connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := status()
+	if st.DownSince == nil || st.Lag != nil || st.LagError == "" || st.Disconnects != 1 {
+		t.Errorf("status while NATS is down: %+v", st)
+	}
+	code, stdout, _ := runCmd(t, "cluster", "status", "-config", cfg)
+	if code != 0 || !strings.Contains(stdout, "UNREACHABLE since") || !strings.Contains(stdout, "lag            unknown: ") {
+		t.Errorf("cluster status while NATS is down: exit %d\n%s", code, stdout)
+	}
+	_, body := httpGet(t, "http://"+a.addr+"/metrics")
+	if !strings.Contains(body, "\nmoonchat_cluster_connected 0\n") || strings.Contains(body, "\nmoonchat_cluster_lag ") {
+		t.Errorf("/metrics while NATS is down:\n%s", grepLines(body, "moonchat_cluster_"))
+	}
+	alice.send("while down")
+	e := alice.waitFor("the refusal", func(e event) bool { return e.Type == "error" || e.Type == "message" })
+	if e.Type != "error" || e.Code != "unavailable" {
+		t.Fatalf("a post while NATS is down: %+v, want an error with code unavailable", e)
+	}
+
+	nats.start()
+	deadline = time.Now().Add(waitLong)
+	for !status().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reconnect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	alice.send("after")
+	if m := alice.waitFor("her message", func(e event) bool { return e.Type == "message" }); m.ID != 2 || m.Text != "after" {
+		t.Fatalf("after NATS came back: %+v, want \"after\" as 2", m)
+	}
+	if !strings.Contains(a.log.String(), "cluster: this node accepts posts again") {
+		t.Errorf("no recovery in the log:\n%s", a.log)
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// What a cluster node says about itself: the moonchat_cluster_* series of
+// /metrics (docs/cluster.md, "Metrics") and the local socket's
+// GET /cluster/status, which `moonchat cluster status` prints
+// (cluster_cmd.go). Both read the same counters (cluster.Log.Stats and
+// clusterNode's own).
+
+// clusterStatus is the answer of GET /cluster/status on the local socket.
+// Lag is nil when NATS does not answer (LagError says why).
+type clusterStatus struct {
+	Node      string     `json:"node"`
+	Stream    string     `json:"stream"`
+	Replicas  int        `json:"replicas"`
+	NATS      string     `json:"nats"` // nats_url without credentials
+	Connected bool       `json:"connected"`
+	DownSince *time.Time `json:"down_since,omitempty"`
+	Applied   uint64     `json:"applied"`
+	Lag       *uint64    `json:"lag"`
+	LagError  string     `json:"lag_error,omitempty"`
+
+	Published   uint64 `json:"published"`
+	Conflicts   uint64 `json:"conflicts"`
+	Retries     uint64 `json:"retries"`
+	Stalls      uint64 `json:"stalls"`
+	ApplyErrors uint64 `json:"apply_errors"`
+	Disconnects uint64 `json:"disconnects"`
+}
+
+// status gathers this node's clusterStatus; the lag asks NATS (bounded
+// by statusTimeout).
+func (n *clusterNode) status(ctx context.Context) clusterStatus {
+	st := n.log.Stats()
+	s := clusterStatus{
+		Node:        n.name,
+		Stream:      n.cfg.Stream,
+		Replicas:    n.cfg.Replicas,
+		NATS:        redactURL(n.cfg.NATSURL),
+		Connected:   n.log.Connected(),
+		Applied:     n.rep.Applied(),
+		Published:   st.Records,
+		Conflicts:   st.Conflicts,
+		Retries:     st.Retries,
+		Stalls:      st.Stalls,
+		ApplyErrors: n.applyErrors.Load(),
+		Disconnects: n.disconnects.Load(),
+	}
+	if d := n.down(); !d.IsZero() {
+		d = d.UTC()
+		s.DownSince = &d
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	if lag, err := n.log.Lag(ctx); err != nil {
+		s.LagError = err.Error()
+	} else {
+		s.Lag = &lag
+	}
+	return s
+}
+
+// statusHandler answers GET /cluster/status on the local socket.
+func (n *clusterNode) statusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeLocalJSON(w, http.StatusOK, n.status(r.Context()))
+	})
+}
+
+// clusterCollector exports the node's cluster counters as the
+// moonchat_cluster_* series. The lag asks NATS at each scrape (bounded by
+// statusTimeout); while NATS does not answer that one series is left out
+// (unknown is not 0) and moonchat_cluster_connected says why.
+type clusterCollector struct {
+	n *clusterNode
+
+	connected, applied, lag                                         *prometheus.Desc
+	published, conflicts, retries, stalls, applyErrors, disconnects *prometheus.Desc
+}
+
+func newClusterCollector(n *clusterNode) *clusterCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("moonchat_cluster_"+name, help, nil, nil)
+	}
+	return &clusterCollector{
+		n:           n,
+		connected:   d("connected", "1 while this node's connection to NATS is up (posts are accepted), 0 while it is not."),
+		applied:     d("applied_sequence", "Stream sequence of the last record this node applied to its store."),
+		lag:         d("lag", "Stream records this node has yet to apply (absent while NATS does not answer)."),
+		published:   d("records_published_total", "Records (batches and deletions) this node published, acknowledged by JetStream."),
+		conflicts:   d("publish_conflicts_total", "Publishes refused because another node appended to the room first (renumbered and sent again)."),
+		retries:     d("retries_total", "Sends and reads repeated after no answer (a JetStream leader election, a lost acknowledgement)."),
+		stalls:      d("consumer_stalls_total", "Stream consumers recreated because they delivered nothing while the stream had more."),
+		applyErrors: d("apply_errors_total", "Stream records the store could not apply (applied again after a pause)."),
+		disconnects: d("disconnects_total", "Times this node lost its connection to NATS."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.connected, c.applied, c.lag, c.published, c.conflicts, c.retries, c.stalls, c.applyErrors, c.disconnects} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	st := n.log.Stats()
+	connected := 0.0
+	if n.log.Connected() {
+		connected = 1
+	}
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge(c.connected, connected)
+	gauge(c.applied, float64(n.rep.Applied()))
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	if lag, err := n.log.Lag(ctx); err == nil {
+		gauge(c.lag, float64(lag))
+	}
+	cancel()
+	counter(c.published, st.Records)
+	counter(c.conflicts, st.Conflicts)
+	counter(c.retries, st.Retries)
+	counter(c.stalls, st.Stalls)
+	counter(c.applyErrors, n.applyErrors.Load())
+	counter(c.disconnects, n.disconnects.Load())
+}
+
+// statusJSON renders s for `moonchat cluster status -json`.
+func statusJSON(s clusterStatus) ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
