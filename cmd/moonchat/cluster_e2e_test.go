@@ -89,6 +89,24 @@ func (col *collector) waitN(t *testing.T, n int) []event {
 	}
 }
 
+// waitText waits until the client received a message with this text.
+func (col *collector) waitText(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		col.mu.Lock()
+		got := slices.ContainsFunc(col.msgs, func(e event) bool { return e.Text == text })
+		col.mu.Unlock()
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no message %q within %v", col.c.name, text, waitLong)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitRedact waits until the client was told message id was deleted.
 func (col *collector) waitRedact(t *testing.T, id uint64) {
 	t.Helper()
@@ -329,6 +347,12 @@ func TestClusterTwoNodes(t *testing.T) {
 		}
 	}
 	sameHistory(t, "history files of both nodes", historyJSON(t, cfgA, "", "lobby"), historyJSON(t, cfgB, "", "lobby"), total, deleted)
+	// A node's file alone cannot be changed: it would no longer be the
+	// stream's replica.
+	code, _, stderr := runCmd(t, "history", "-config", cfgA, "-room", "lobby", "-delete", "1")
+	if code != 1 || !strings.Contains(stderr, "it is a cluster node's replica of the stream") {
+		t.Errorf("history -delete on a node's file: exit %d: %s", code, stderr)
+	}
 }
 
 // checkClusterMetrics: the /metrics of the node at addr has exactly the
