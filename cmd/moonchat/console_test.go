@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -249,5 +251,28 @@ func TestConsoleHistoryFile(t *testing.T) {
 	}
 	if h, err := openConsoleHistory(""); err != nil || h.f != nil {
 		t.Errorf("no history: %v", err)
+	}
+}
+
+// TestExplainConsoleDial: each way a connection to the socket fails is
+// said in words the user can act on.
+func TestExplainConsoleDial(t *testing.T) {
+	dial := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: &os.SyscallError{Syscall: "connect", Err: err}}
+	}
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{dial(syscall.ENOENT), "no server is running with this config: /x.sock does not exist"},
+		{dial(syscall.EACCES), "/x.sock: permission denied: the console is for the user the server runs as"},
+		{dial(syscall.ECONNREFUSED), "the server is not running: nothing answers on /x.sock"},
+		{dial(syscall.EAGAIN), errNoLocalSocket.Error()},
+		{errors.New("other"), "local socket /x.sock: other"},
+	}
+	for _, tc := range cases {
+		if got := explainConsoleDial("/x.sock", tc.err); !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
