@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -414,5 +415,59 @@ func checkClusterMetrics(t *testing.T, addr string) {
 		value("moonchat_cluster_records_published_total") == 0 {
 		t.Errorf("cluster metrics: connected %v applied %v lag %v published %v", value("moonchat_cluster_connected"),
 			value("moonchat_cluster_applied_sequence"), value("moonchat_cluster_lag"), value("moonchat_cluster_records_published_total"))
+	}
+}
+
+// TestClusterDirect (issue 15): a direct message between two accounts on
+// different nodes goes through the stream: the recipient gets it on its
+// node, the sender on its own, and `moonchat history -direct` reads the
+// same conversation on both nodes. (Names are not cluster-wide yet: the
+// sending node knows "bob" because bob signed in there once.)
+func TestClusterDirect(t *testing.T) {
+	natsURL := startTestNATS(t)
+	withAuth := func(name string) string {
+		cfg := clusterNodeConfig(t, natsURL, name)
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("[auth]\njwt_secret = \"" + testSecret + "\"\n"); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfgA, cfgB := withAuth("node-a"), withAuth("node-b")
+	a := startChild(t, cfgA)
+	b := startChild(t, cfgB)
+	token := func(sub, name string) url.Values {
+		tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"sub": sub, "name": name, "exp": time.Now().Add(time.Hour).Unix()})
+		return url.Values{"token": {tok}}
+	}
+	// bob signs in on node a once (node a learns that u-bob owns "bob"),
+	// then lives on node b.
+	bobOnA := dial(t, a.addr, "lobby", "bob", token("u-bob", "bob"))
+	bobOnA.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	bobOnA.conn.Close()
+	bob := dial(t, b.addr, "side", "bob", token("u-bob", "bob"))
+	bob.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+	alice := dial(t, a.addr, "lobby", "alice", token("u-alice", "alice"))
+	alice.waitFor("welcome", func(e event) bool { return e.Type == "welcome" })
+
+	if err := alice.conn.WriteJSON(map[string]string{"type": "direct", "to": "bob", "text": "across nodes"}); err != nil {
+		t.Fatal(err)
+	}
+	isDM := func(e event) bool { return e.Type == "direct" || e.Type == "error" }
+	if e := bob.waitFor("the direct message", isDM); e.Type != "direct" || e.Text != "across nodes" {
+		t.Fatalf("bob on node b: %+v", e)
+	}
+	if e := alice.waitFor("her copy", isDM); e.Type != "direct" || e.Text != "across nodes" {
+		t.Fatalf("alice on node a: %+v", e)
+	}
+	for _, cfg := range []string{cfgA, cfgB} {
+		code, stdout, stderr := runCmd(t, "history", "-config", cfg, "-direct", "u-bob", "-with", "u-alice", "-ids")
+		if code != 0 || !strings.HasSuffix(stdout, " @dm:u-alice:u-bob #1 alice [u-alice]: across nodes\n") || strings.Count(stdout, "\n") != 1 {
+			t.Errorf("%s: history -direct: exit %d\n%s%s", cfg, code, stdout, stderr)
+		}
 	}
 }
