@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -201,4 +202,33 @@ func TestSetShadowReload(t *testing.T) {
 		t.Errorf("f.lua shadowed still drops: %+v", res)
 	}
 	wantSample(t, gather(t, r.e), 1, "moonchat_script_shadow_decisions_total", "script", "f.lua", "decision", "drop")
+}
+
+// docs/lua.md's shadow example (Developing scripts, Shadow scripts): the
+// example loads as a live script (TestDocExamples' rig) and, as a shadow,
+// decides without acting, with the log line the doc shows.
+func init() {
+	docScenarios["newfilter.lua"] = func(t *testing.T, live *rig) {
+		if res := live.say(alice, "oh heck"); !res.Drop || res.Reason != "language" {
+			t.Errorf("live: %+v, want dropped (language)", res)
+		}
+		src, err := fs.ReadFile(live.e.fsys, "newfilter.lua")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRigOpts(t, Options{Shadow: []string{"newfilter.lua"}, FS: scriptFS(map[string]string{"newfilter.lua": string(src)})})
+		if res := r.say(alice, "what the heck"); res.Drop || res.Replace || res.Err != nil {
+			t.Errorf("shadow: %+v, want the message untouched", res)
+		}
+		if calls := r.host.take(); len(calls) != 0 {
+			t.Errorf("shadow reached the host: %v", calls)
+		}
+		want := `level=INFO msg="lua shadow decision (not applied)" shadow=true script=newfilter.lua event=message decision=drop live=pass room=lobby user=alice text="what the heck" reason=language`
+		if !strings.Contains(r.log.String(), want) {
+			t.Errorf("log lacks the documented line %s:\n%s", want, r.log)
+		}
+		fams := gather(t, r.e)
+		wantSample(t, fams, 1, "moonchat_script_shadow_decisions_total", "script", "newfilter.lua", "decision", "drop")
+		wantSample(t, fams, 1, "moonchat_script_shadow_calls_total", "script", "newfilter.lua", "call", "send")
+	}
 }
