@@ -105,7 +105,7 @@ func TestBrokenScriptFailsTests(t *testing.T) {
 		t.Fatalf("broken scripts: every test passed:\n%s", out)
 	}
 	for _, want := range []string{
-		filepath.Join(dir, "wordfilter_test.lua") + ":7: listed words become asterisks, whatever their case: expect_broadcast: no broadcast in lobby of \"alice: well **** it, ****\"",
+		filepath.Join(dir, "wordfilter_test.lua") + ":7: listed words become asterisks, whatever their case: expect_broadcast: no line in lobby \"alice: well **** it, ****\"",
 		filepath.Join(dir, "who_test.lua") + ":9: /who lists the room's members in join order: expect_send",
 		"nick_test.lua",
 		"nick.lua:13",

@@ -54,7 +54,7 @@ t:expect_broadcast("lobby", "alice: HI")
 
 	writeScriptFiles(t, scripts, map[string]string{"shout.lua": `chat.on("message", function(msg) return msg.text end)`})
 	code, stdout, stderr = runCmd(t, "script", "test", scripts)
-	wantLine := "FAIL " + filepath.Join(scripts, "shout_test.lua") + `:4: shout_test.lua: expect_broadcast: no broadcast in lobby of "alice: HI"`
+	wantLine := "FAIL " + filepath.Join(scripts, "shout_test.lua") + `:4: shout_test.lua: expect_broadcast: no line in lobby "alice: HI"`
 	if code != 1 || !strings.Contains(stdout, wantLine) || !strings.HasSuffix(stdout, "0 passed, 1 failed\n") ||
 		stderr != "moonchat script: script tests failed: 1 of 1\n" {
 		t.Fatalf("failing: code %d stdout %q stderr %q", code, stdout, stderr)
@@ -167,5 +167,67 @@ end)
 	strip := func(s string) string { return regexp.MustCompile(`p50 .*`).ReplaceAllString(s, "") }
 	if strip(up) != strip(down) {
 		t.Errorf("server up and down differ:\nup   %s\ndown %s", up, down)
+	}
+}
+
+// TestScriptTryDoc: docs/lua.md's dry run (Trying a script on history) is
+// what `moonchat script try` prints for its nospam.lua over the messages
+// it shows, with the built-in wordfilter.lua as today's script; only the
+// handler times differ.
+func TestScriptTryDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/lua.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	const scriptMark = "```lua\n-- nospam.lua (tried below)\n"
+	i := strings.Index(doc, scriptMark)
+	if i < 0 {
+		t.Fatal("docs/lua.md has no nospam.lua block")
+	}
+	script := doc[i+len("```lua\n"):]
+	script = script[:strings.Index(script, "```")]
+	const cmd = "$ moonchat script try nospam.lua\n"
+	j := strings.Index(doc, cmd)
+	if j < 0 {
+		t.Fatal("docs/lua.md has no dry run")
+	}
+	want := doc[j+len(cmd):]
+	want = want[:strings.Index(want, "```")]
+
+	dir := t.TempDir()
+	scripts := filepath.Join(dir, "scripts")
+	wf, err := os.ReadFile("../../defaults/scripts/wordfilter.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeScriptFiles(t, scripts, map[string]string{"wordfilter.lua": string(wf)})
+	writeScriptFiles(t, dir, map[string]string{"nospam.lua": script})
+	cfg := testConfig(t, dir, map[string]string{"scripting": "dir = " + strconvQuote(scripts) + "\n"})
+	db, err := store.Open(filepath.Join(dir, "moonchat.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if err := db.Append(context.Background(), []*chat.Message{
+		{Room: "lobby", User: "alice", Text: "darn it", Time: t0},
+		{Room: "lobby", User: "bob", Text: "cheap pills", Time: t0.Add(time.Second)},
+		{Room: "lobby", User: "carol", Text: "hello", Time: t0.Add(2 * time.Second)},
+		{Room: "dev", User: "dave", Text: "boom", Time: t0.Add(3 * time.Second)},
+		{Room: "dev", User: "dave", Text: "fine", Time: t0.Add(4 * time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	code, got, stderr := runCmd(t, "script", "try", "-config", cfg, "nospam.lua")
+	if code != 0 {
+		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+	times := regexp.MustCompile(`p50 [0-9.]+[µnm]?s, p99 [0-9.]+[µnm]?s`)
+	if times.ReplaceAllString(got, "p50 T, p99 T") != times.ReplaceAllString(want, "p50 T, p99 T") {
+		t.Errorf("docs/lua.md shows:\n%s\nmoonchat script try prints:\n%s", want, got)
 	}
 }

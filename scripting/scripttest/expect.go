@@ -71,7 +71,7 @@ var expectations = map[string]expectSpec{
 func roomLine(L *lua.LState, _ *luaServer) (func(*Event) bool, string) {
 	room, line := L.CheckString(2), L.CheckString(3)
 	return func(e *Event) bool { return e.Kind == KindLine && e.Room == room && e.Text == line },
-		fmt.Sprintf("broadcast in %s of %q", room, line)
+		fmt.Sprintf("line in %s %q", room, line)
 }
 
 // userText: (user [, text]) for events of kind about one member.
@@ -80,9 +80,9 @@ func userText(kind string) func(L *lua.LState, ls *luaServer) (func(*Event) bool
 		id := ls.userSession(L, 2)
 		u, _ := ls.s.User(id)
 		text, any := L.OptString(3, ""), L.Get(3) == lua.LNil
-		desc := fmt.Sprintf("%s for %s", kind, u.Name)
+		desc := fmt.Sprintf(userDesc[kind], u.Name)
 		if !any {
-			desc += fmt.Sprintf(" of %q", text)
+			desc += fmt.Sprintf(" %q", text)
 		}
 		return func(e *Event) bool { return e.Kind == kind && e.Session == id && (any || e.Text == text) }, desc
 	}
@@ -97,7 +97,7 @@ func rename(L *lua.LState, _ *luaServer) (func(*Event) bool, string) {
 func stored(L *lua.LState, _ *luaServer) (func(*Event) bool, string) {
 	room, line := L.CheckString(2), L.CheckString(3)
 	return func(e *Event) bool { return e.Kind == KindStored && e.Room == room && e.Text == line },
-		fmt.Sprintf("stored in %s: %q", room, line)
+		fmt.Sprintf("message stored in %s %q", room, line)
 }
 
 func direct(L *lua.LState, ls *luaServer) (func(*Event) bool, string) {
@@ -182,7 +182,7 @@ func (lt *luaTest) expectation(name string, sp expectSpec) lua.LGFunction {
 			if sp.negate {
 				lt.fail(L, "%s: want none, got %s", name, strings.Join(seen, "; "))
 			} else {
-				lt.fail(L, "%s: no %s; %s events: %s", name, desc, sp.kind, listOrNone(seen))
+				lt.fail(L, "%s: no %s; %s: %s", name, desc, kindLabel[sp.kind], listOrNone(seen))
 			}
 		}
 		L.Push(lua.LBool(ok))
@@ -228,4 +228,20 @@ func describe(e *Event) string {
 		b.WriteString(" (taken)")
 	}
 	return b.String()
+}
+
+// userDesc words what an expectation about one member looks for.
+var userDesc = map[string]string{
+	KindSend:     "notice to %s",
+	KindReceived: "line received by %s",
+	KindRefused:  "refusal for %s",
+	KindDropped:  "message of %s dropped",
+	KindKick:     "kick of %s",
+}
+
+// kindLabel names the events a failure lists.
+var kindLabel = map[string]string{
+	KindLine: "lines", KindSend: "notices", KindReceived: "received", KindStored: "stored",
+	KindDirect: "direct messages", KindRefused: "refusals", KindDropped: "dropped", KindKick: "kicks",
+	KindRename: "renames", KindKV: "kv writes", KindError: "errors", KindLog: "logs", KindModerate: "audit",
 }

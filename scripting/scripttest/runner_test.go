@@ -126,7 +126,7 @@ end)
 	}
 	file := filepath.Join(dir, "shout_test.lua")
 	for _, want := range []string{
-		"FAIL " + file + `:5: wrong text: expect_broadcast: no broadcast in lobby of "alice: hi"; line events: lobby "* alice joined"; lobby "alice: HI"`,
+		"FAIL " + file + `:5: wrong text: expect_broadcast: no line in lobby "alice: hi"; lines: lobby "* alice joined"; lobby "alice: HI"`,
 		"FAIL " + file + `:6: wrong text: members: got {"alice"}, want {"alice", "bob"}`,
 		"FAIL " + file + ":11: unexpected error: script error: shout.lua:3: kaboom",
 		"FAIL " + file + ":15: lua error:",
