@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,49 @@ func TestClusterNATSLoss(t *testing.T) {
 	}
 	if !strings.Contains(a.log.String(), "cluster: this node accepts posts again") {
 		t.Errorf("no recovery in the log:\n%s", a.log)
+	}
+}
+
+// TestClusterDocConfigs: the sample nats-server.conf and [cluster] section
+// of docs/cluster.md ("Three nodes on three machines") are what the text
+// says: nats-server's own parser reads a JetStream server with
+// sync_interval always in a three-route cluster, and moonchat loads the
+// [cluster] section with three URLs and replicas = 3.
+func TestClusterDocConfigs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cluster.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "### Three nodes on three machines\n")
+	if !ok {
+		t.Fatal("docs/cluster.md: no section Three nodes on three machines")
+	}
+	_, rest, _ := strings.Cut(sec, "\n```\n")
+	natsConf, rest, _ := strings.Cut(rest, "\n```\n")
+	_, rest, _ = strings.Cut(rest, "\n```toml\n")
+	moonConf, _, _ := strings.Cut(rest, "\n```\n")
+	if natsConf == "" || moonConf == "" {
+		t.Fatalf("docs/cluster.md: the two samples not found in:\n%s", sec)
+	}
+
+	p := filepath.Join(t.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(p, []byte(natsConf+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := natsserver.ProcessConfigFile(p)
+	if err != nil {
+		t.Fatalf("nats-server.conf of docs/cluster.md: %v\n%s", err, natsConf)
+	}
+	if !o.JetStream || !o.SyncAlways || o.StoreDir == "" || o.Port != 4222 || o.Cluster.Name != "moonchat" || o.Cluster.Port != 6222 || len(o.Routes) != 3 {
+		t.Errorf("nats-server.conf of docs/cluster.md: jetstream %v sync always %v store %q port %d cluster %q:%d routes %v",
+			o.JetStream, o.SyncAlways, o.StoreDir, o.Port, o.Cluster.Name, o.Cluster.Port, o.Routes)
+	}
+
+	cfg, err := loadConfig(writeConfig(t, moonConf+"\n"))
+	if err != nil {
+		t.Fatalf("[cluster] of docs/cluster.md: %v", err)
+	}
+	if lc := clusterLogConfig(cfg, nil); strings.Count(lc.URL, "nats://") != 3 || lc.Replicas != 3 {
+		t.Errorf("[cluster] of docs/cluster.md: %+v", lc)
 	}
 }
