@@ -464,6 +464,19 @@ func (e *Engine) release() {
 			st.mem.stopped = false
 			e.reclaim()
 		}
+		// The shadow scripts' state has its own memory guard: over it,
+		// the whole generation is loaded again (a shadow never holds
+		// more than the live scripts could).
+		if sh := st.shadowState(); sh != nil {
+			if sh.mem.over != nil && !st.rebuilding {
+				st.rebuilding = true
+				e.rebuild()
+			}
+			if sh.mem.stopped {
+				sh.mem.stopped = false
+				e.reclaim()
+			}
+		}
 	}
 	<-e.sem
 }

@@ -75,7 +75,7 @@ func (f filterFS) ReadDir(name string) ([]fs.DirEntry, error) {
 
 // Open implements fs.FS: a filtered-out file does not exist.
 func (f filterFS) Open(name string) (fs.File, error) {
-	if !f.keep(name) && !slices.Contains([]string{"."}, name) {
+	if name != "." && !f.keep(name) {
 		if fi, err := fs.Stat(f.FS, name); err == nil && !fi.IsDir() {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 		}

@@ -232,3 +232,27 @@ func init() {
 		wantSample(t, fams, 1, "moonchat_script_shadow_calls_total", "script", "newfilter.lua", "call", "send")
 	}
 }
+
+// A shadow script that keeps more than the memory limit gets the
+// generation loaded again, as a live one does; the live scripts go on.
+func TestShadowMemoryLimit(t *testing.T) {
+	r := newRigOpts(t, Options{HookTimeout: testHookTimeout, MaxMemory: testMaxMemory, Shadow: []string{"s.lua"}, FS: scriptFS(map[string]string{
+		"live.lua": `chat.on("message", function(msg) return msg.text .. "!" end)`,
+		"s.lua": `
+kept = {}
+chat.on("message", function(msg)
+  for i = 1, 2000 do kept[#kept + 1] = string.rep("k", 100) .. i end
+end)`,
+	})})
+	for i := 0; !strings.Contains(r.log.String(), `msg="lua scripts loaded" cause="memory limit"`); i++ {
+		if i == 400 {
+			t.Fatal("the shadow script kept growing past the limit unnoticed")
+		}
+		if got := r.say(alice, "grow"); got.Err != nil || got.Text != "grow!" {
+			t.Fatalf("call %d: the live result %+v changed", i, got)
+		}
+	}
+	if !strings.Contains(r.log.String(), "lua shadow scripts loaded") {
+		t.Error("no shadow after the reload")
+	}
+}
