@@ -18,6 +18,7 @@ import (
 
 	"github.com/chzyer/readline"
 	"github.com/moonchat/moonchat/scripting"
+	"github.com/yuin/gopher-lua/parse"
 )
 
 // `moonchat console` (issue 16): a Lua prompt inside the running server,
@@ -89,25 +90,45 @@ type consoleClient struct {
 }
 
 // lines runs each input line in turn (line mode): results on stdout,
-// errors on stderr; an error for a line that failed once all have run.
+// errors on stderr; an error for a line that failed once all have run. A
+// line that leaves the Lua unfinished (incompleteLua) is run together
+// with the next ones, as one chunk, once it is complete.
 func (cc *consoleClient) lines(ctx context.Context, in io.Reader, stdout, stderr io.Writer) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 2*scripting.MaxConsoleLine)
 	failed := 0
+	var chunk string
+	runChunk := func() error {
+		ok, err := cc.run(ctx, chunk, stdout, stderr)
+		chunk = ""
+		if !ok {
+			failed++
+		}
+		return err
+	}
 	for sc.Scan() {
 		if ctx.Err() != nil {
 			return interrupted(ctx)
 		}
-		ok, err := cc.run(ctx, sc.Text(), stdout, stderr)
-		if err != nil {
-			return err
+		if chunk == "" {
+			chunk = sc.Text()
+		} else {
+			chunk += "\n" + sc.Text()
 		}
-		if !ok {
-			failed++
+		if incompleteLua(chunk) && len(chunk) <= scripting.MaxConsoleLine {
+			continue
+		}
+		if err := runChunk(); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading the input: %w", err)
+	}
+	if chunk != "" { // unfinished at the end: run, for its syntax error
+		if err := runChunk(); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d line(s) failed", failed)
@@ -141,11 +162,18 @@ func (cc *consoleClient) interactive(ctx context.Context, in *os.File, stdout io
 	stop := context.AfterFunc(ctx, func() { _ = rl.Close() })
 	defer stop()
 	fmt.Fprintf(rl.Stdout(), "moonchat console: Lua inside the server (%s). help lists the commands; every line goes to the audit log; Ctrl-D quits.\n", cc.sock)
+	var chunk string // lines of Lua not complete yet
 	for {
+		if chunk == "" {
+			rl.SetPrompt("lua> ")
+		} else {
+			rl.SetPrompt(">>   ")
+		}
 		line, err := rl.Readline()
 		switch {
 		case errors.Is(err, readline.ErrInterrupt):
-			continue // Ctrl-C drops the line being typed
+			chunk = "" // Ctrl-C drops what is being typed
+			continue
 		case errors.Is(err, io.EOF):
 			return nil
 		case err != nil:
@@ -154,17 +182,47 @@ func (cc *consoleClient) interactive(ctx context.Context, in *os.File, stdout io
 			}
 			return fmt.Errorf("console: %w", err)
 		}
-		switch strings.TrimSpace(line) {
-		case "":
-			continue
-		case "exit", "quit":
-			return nil
+		if chunk == "" {
+			switch strings.TrimSpace(line) {
+			case "":
+				continue
+			case "exit", "quit":
+				return nil
+			}
 		}
 		hist.add(line)
+		if chunk != "" {
+			line = chunk + "\n" + line
+		}
+		if incompleteLua(line) && len(line) <= scripting.MaxConsoleLine {
+			chunk = line
+			continue
+		}
+		chunk = ""
 		if _, err := cc.run(ctx, line, rl.Stdout(), rl.Stderr()); err != nil {
 			return err
 		}
 	}
+}
+
+// incompleteLua reports whether src is Lua that is not finished yet, as
+// Lua's own prompt decides: it is neither an expression nor a statement,
+// and the parser ran out of input (an open function, if, loop, table,
+// call or long string), so the next line continues it. Parsed here, in
+// the client: nothing reaches the server (nor its audit log) until the
+// chunk is complete.
+func incompleteLua(src string) bool {
+	if strings.TrimSpace(src) == "" {
+		return false
+	}
+	if _, err := parse.Parse(strings.NewReader("return "+src), scripting.ConsoleScript); err == nil {
+		return false
+	}
+	_, err := parse.Parse(strings.NewReader(src), scripting.ConsoleScript)
+	var pe *parse.Error
+	// Line -1 is gopher-lua's end of input. An unterminated quoted string
+	// ends at the end of its line in Lua: an error, not a continuation.
+	return errors.As(err, &pe) && pe.Pos.Line < 0 && pe.Message != "unterminated string"
 }
 
 // run sends one line and prints what it did: print's output, then the

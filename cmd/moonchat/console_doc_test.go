@@ -51,6 +51,10 @@ func TestConsoleDoc(t *testing.T) {
 		t.Errorf("the transcript's banner: %q", lines[0])
 	}
 	for _, l := range lines[1:] {
+		if rest, ok := strings.CutPrefix(l, ">>   "); ok && want == nil {
+			line += "\n" + strings.TrimSuffix(rest, "\n") // a chunk goes on
+			continue
+		}
 		if rest, ok := strings.CutPrefix(l, "lua> "); ok {
 			check()
 			line, want = strings.TrimSuffix(rest, "\n"), nil

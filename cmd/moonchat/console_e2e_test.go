@@ -45,8 +45,13 @@ func TestConsoleTerminal(t *testing.T) {
 	con.waitText(`(?m)^console:1: boom$`)
 	con.typeLine(`{n = 1, "a"}`)
 	con.waitText(`(?m)^\{"a", n = 1\}$`)
+	con.typeLine(`function sq(n)`)
+	con.waitText(`(?m)^>>\s*$`) // the chunk goes on
+	con.typeLine(`return n * n end`)
+	con.typeLine(`sq(7)`)
+	con.waitText(`(?m)^49$`)
 
-	con.keys("Up", "Up")
+	con.keys("Up", "Up", "Up", "Up", "Up")
 	con.waitText(`(?m)^lua> error\("boom"\)$`)
 	con.keys("C-c") // drops the recalled line
 	con.typeLine(`reload`)

@@ -276,3 +276,36 @@ func TestExplainConsoleDial(t *testing.T) {
 		}
 	}
 }
+
+// TestIncompleteLua: a line that leaves the Lua open continues on the
+// next (as in Lua's own prompt); a finished or wrong one does not.
+func TestIncompleteLua(t *testing.T) {
+	for src, want := range map[string]bool{
+		"function f()": true, "if x then": true, "t = {": true, "f(": true, "x = 1 +": true,
+		"for i = 1, 2 do": true, "s = [[abc": true, "function f()\n  return 1": true,
+		"function f() end": false, "x": false, "x = 1": false, "x = = 1": false, "end": false,
+		`s = "abc`: false, "=1": false, "help": false, "": false,
+	} {
+		if got := incompleteLua(src); got != want {
+			t.Errorf("incompleteLua(%q) = %v", src, got)
+		}
+	}
+}
+
+// TestConsoleLinesChunks: piped in, a function written over several lines
+// is sent as one chunk once complete (one audit entry), and an unfinished
+// chunk at the end of the input is run for its syntax error.
+func TestConsoleLinesChunks(t *testing.T) {
+	audit := &fakeAuditor{}
+	cc := openConsole(t, consoleSocket(t, testConsoleServer(t, audit)))
+	var out, errb bytes.Buffer
+	in := "function sq(n)\n  return n * n\nend\nsq(7)\nt = {\n"
+	err := cc.lines(context.Background(), strings.NewReader(in), &out, &errb)
+	if out.String() != "49\n" || err == nil || !strings.Contains(errb.String(), "console:") {
+		t.Errorf("stdout %q stderr %q err %v", out.String(), errb.String(), err)
+	}
+	got := audit.take()
+	if len(got) != 3 || !strings.HasSuffix(got[0], "|function sq(n)\n  return n * n\nend") || !strings.HasSuffix(got[2], "|t = {") {
+		t.Errorf("audit %q", got)
+	}
+}
