@@ -2,7 +2,8 @@
 // into the chat server as its chat.Hooks.
 //
 // Every *.lua file at the top of the scripts file system is loaded, in name
-// order, into one sandboxed Lua state. Scripts register handlers for the
+// order, into one sandboxed Lua state — but the scripts' tests,
+// NAME_test.lua, which package scripttest runs (IsTestScript). Scripts register handlers for the
 // join, message, leave and rename events (chat.on), chat commands
 // (chat.command) and timers (chat.every), act through the chat.* API,
 // which maps onto chat.Host and onto KV for chat.kv, and read their own
