@@ -24,7 +24,8 @@
 // Invariants:
 //
 //   - One Lua state serves everything, one call at a time: hooks from all
-//     rooms, commands and timers take the engine's one-slot semaphore. The
+//     rooms, commands, timers and console lines (console.go, `moonchat
+//     console`) take the engine's one-slot semaphore. The
 //     Lua state is never touched without it (or, while it is being built,
 //     by anyone but its builder).
 //   - Every call into Lua runs under a time limit (Options.HookTimeout)
