@@ -69,6 +69,7 @@ type Server struct {
 	settings map[string]chat.RoomSettings
 	audit    []chat.AuditEntry
 	hookTime time.Duration // what the last message's hooks took (Try)
+	slowLast map[string]time.Time // room + account or session → last message, for slow mode
 }
 
 // member is one connected user.
@@ -195,10 +196,7 @@ func (s *Server) Join(name string, o JoinOptions) (session uint64, refused strin
 	}
 	u := chat.User{Name: name, Room: o.Room, SessionID: id, Addr: o.Addr, ID: o.ID, Roles: slices.Clone(o.Roles)}
 	if r, ok := s.restrictedLocked(chat.KindBan, u); ok {
-		reason := "you are banned from " + u.Room
-		if r.Reason != "" {
-			reason += ": " + r.Reason
-		}
+		reason := restrictionText(r, u.Room)
 		s.eventLocked(Event{Kind: KindRefused, Session: id, User: name, Room: o.Room, Text: reason})
 		s.mu.Unlock()
 		return 0, reason
@@ -290,11 +288,11 @@ func (s *Server) postOne(session uint64, text string, action bool, to string) (b
 	}
 	u := m.user
 	u.Roles = slices.Clone(u.Roles)
-	if r, ok := s.restrictedLocked(chat.KindMute, u); ok {
-		reason := "you are muted in " + u.Room
-		if r.Reason != "" {
-			reason += ": " + r.Reason
-		}
+	// A mute refuses all but commands, which the scripts answer (a muted
+	// member may still ask for /help), as the server does.
+	_, isCmd := commandName(text)
+	if r, ok := s.restrictedLocked(chat.KindMute, u); ok && (!isCmd || action || to != "") {
+		reason := "message not sent: " + restrictionText(r, u.Room)
 		s.eventLocked(Event{Kind: KindRefused, Session: session, User: u.Name, Room: u.Room, Text: reason})
 		s.mu.Unlock()
 		return false, reason, nil
@@ -328,6 +326,10 @@ func (s *Server) postOne(session uint64, text string, action bool, to string) (b
 	if to != "" {
 		s.deliverDirectLocked(u, to, msg)
 		return true, "", nil
+	}
+	if reason := s.slowLocked(m, u); reason != "" {
+		s.eventLocked(Event{Kind: KindRefused, Session: session, User: u.Name, Room: u.Room, Text: reason})
+		return false, reason, nil
 	}
 	msg.ID = uint64(len(s.stored[u.Room]) + 1)
 	if n := len(s.stored[u.Room]); n > 0 {
@@ -516,3 +518,52 @@ var (
 	errTooLate  = errors.New("too late: your own messages can be deleted for 15m after sending")
 	errNoMsg    = errors.New("no such message")
 )
+
+// slowLocked applies the room's slow mode to a message about to be
+// stored, as the server does: moderators are exempt; an account (a
+// guest's connection) posts once per interval. It returns the refusal, or
+// "" and counts the message.
+func (s *Server) slowLocked(m *member, u chat.User) string {
+	slow := s.settings[u.Room].Slow
+	if slow <= 0 || s.mayLocked(m, chat.ActionModerate) {
+		return ""
+	}
+	key := u.Room + "\x00" + u.ID
+	if u.ID == "" {
+		key = fmt.Sprintf("%s\x00#%d", u.Room, u.SessionID)
+	}
+	now := s.clock.Now()
+	if last, ok := s.slowLast[key]; ok {
+		if wait := last.Add(slow).Sub(now); wait > 0 {
+			return "message not sent: slow mode is on in " + u.Room + " (one message per " + slow.String() +
+				"): wait " + (wait + time.Second - 1).Truncate(time.Second).String()
+		}
+	}
+	if s.slowLast == nil {
+		s.slowLast = map[string]time.Time{}
+	}
+	s.slowLast[key] = now
+	return ""
+}
+
+// restrictionText is why a ban or mute refuses, worded as the server's.
+func restrictionText(r chat.Restriction, room string) string {
+	var b strings.Builder
+	if r.Kind == chat.KindBan {
+		b.WriteString("you are banned from ")
+	} else {
+		b.WriteString("you are muted in ")
+	}
+	if r.Room == "" {
+		b.WriteString("every room")
+	} else {
+		b.WriteString(room)
+	}
+	if !r.Expires.IsZero() {
+		b.WriteString(" until " + r.Expires.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	if r.Reason != "" {
+		b.WriteString(": " + r.Reason)
+	}
+	return b.String()
+}
