@@ -68,7 +68,7 @@ type Server struct {
 	restrict []chat.Restriction
 	settings map[string]chat.RoomSettings
 	audit    []chat.AuditEntry
-	hookTime time.Duration // what the last message's hooks took (Try)
+	hookTime time.Duration        // what the last message's hooks took (Try)
 	slowLast map[string]time.Time // room + account or session → last message, for slow mode
 }
 
