@@ -211,22 +211,21 @@ func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict,
 	for i := range st.handlers[ev] {
 		h := &st.handlers[ev][i]
 		// Never disabled (handlerObs.mayDisable): only observed.
-		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(req)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
 			err = hookError(kind, h.where, err)
-			st.done(h.obs, start, err)
+			st.done(h.obs, err)
 			return verdict{}, err
 		}
 		r1, r2 := L.Get(-2), L.Get(-1)
 		L.Pop(2)
 		switch v := r1.(type) {
 		case *lua.LNilType:
-			st.done(h.obs, start, nil)
+			st.done(h.obs, nil)
 			continue
 		case lua.LBool:
-			st.done(h.obs, start, nil)
+			st.done(h.obs, nil)
 			if v {
 				continue
 			}
@@ -238,14 +237,14 @@ func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict,
 			id, err := checkIdentity(v)
 			if err != nil {
 				err = badResult(kind, h.where, "returned an unusable identity: "+err.Error())
-				st.done(h.obs, start, err)
+				st.done(h.obs, err)
 				return verdict{}, err
 			}
-			st.done(h.obs, start, nil)
+			st.done(h.obs, nil)
 			return verdict{id: id}, nil
 		default:
 			err := badResult(kind, h.where, fmt.Sprintf("returned a %s (want nothing, false and a reason, or an identity table {id, name, roles})", r1.Type()))
-			st.done(h.obs, start, err)
+			st.done(h.obs, err)
 			return verdict{}, err
 		}
 	}

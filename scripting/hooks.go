@@ -54,12 +54,11 @@ func (st *state) runJoinChain(hs []handler, u chat.User) chat.JoinResult {
 		if h.obs.off() {
 			continue
 		}
-		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(ut)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
 			err = hookError("join hook", h.where, err)
-			st.done(h.obs, start, err)
+			st.done(h.obs, err)
 			res.Err = joinErrs(res.Err, err)
 			continue
 		}
@@ -69,7 +68,7 @@ func (st *state) runJoinChain(hs []handler, u chat.User) chat.JoinResult {
 		case lua.LString:
 			if v == "" || len(v) > maxNameBytes {
 				err := badResult("join hook", h.where, fmt.Sprintf("returned a name of %d bytes (want 1 to %d)", len(v), maxNameBytes))
-				st.done(h.obs, start, err)
+				st.done(h.obs, err)
 				res.Err = joinErrs(res.Err, err)
 				continue
 			}
@@ -77,11 +76,11 @@ func (st *state) runJoinChain(hs []handler, u chat.User) chat.JoinResult {
 			ut.RawSetString("name", v)
 		case lua.LBool:
 			if !v {
-				st.done(h.obs, start, nil)
+				st.done(h.obs, nil)
 				return chat.JoinResult{Refuse: true, Reason: reasonOf(r2), Err: res.Err}
 			}
 		}
-		st.done(h.obs, start, nil)
+		st.done(h.obs, nil)
 	}
 	return res
 }
@@ -157,7 +156,6 @@ func (st *state) runMessageChain(hs []handler, u chat.User, m *chat.Message) cha
 		if h.obs.off() {
 			continue
 		}
-		start := h.obs.startCall()
 		// Reset every time: only returned texts count, not in-place edits.
 		msg.RawSetString("text", textV)
 		L.Push(h.fn)
@@ -166,7 +164,7 @@ func (st *state) runMessageChain(hs []handler, u chat.User, m *chat.Message) cha
 			// The chain goes on (for [scripting] on_failure = "deliver");
 			// the result says the hooks did not complete.
 			err = hookError("message hook", h.where, err)
-			st.done(h.obs, start, err)
+			st.done(h.obs, err)
 			failed = joinErrs(failed, err)
 			continue
 		}
@@ -176,18 +174,18 @@ func (st *state) runMessageChain(hs []handler, u chat.User, m *chat.Message) cha
 		case lua.LString:
 			if len(v) > st.sh.maxText {
 				err := badResult("message hook", h.where, fmt.Sprintf("returned a text of %d bytes (at most %d)", len(v), st.sh.maxText))
-				st.done(h.obs, start, err)
+				st.done(h.obs, err)
 				failed = joinErrs(failed, err)
 				continue
 			}
 			text, textV = v, r1
 		case lua.LBool:
 			if !v {
-				st.done(h.obs, start, nil)
+				st.done(h.obs, nil)
 				return chat.MessageResult{Drop: true, Reason: reasonOf(r2), Err: failed}
 			}
 		}
-		st.done(h.obs, start, nil)
+		st.done(h.obs, nil)
 	}
 	if string(text) != m.Text {
 		return chat.MessageResult{Text: string(text), Replace: true, Err: failed}
@@ -344,16 +342,15 @@ func (st *state) runCommand(u chat.User, name, args string) chat.MessageResult {
 		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " is disabled until the scripts are reloaded (it kept failing)", Code: "command_disabled"}
 	}
 	L := st.L
-	start := c.obs.startCall()
 	L.Push(c.fn)
 	L.Push(userTable(L, u))
 	L.Push(lua.LString(args))
 	if err := st.pcall(st.sh.hookTimeout, 2, 2); err != nil {
 		err = hookError("command /"+c.Name, c.where, err)
-		st.done(c.obs, start, err)
+		st.done(c.obs, err)
 		return chat.MessageResult{Drop: true, Reason: "command /" + c.Name + " failed", Err: err}
 	}
-	st.done(c.obs, start, nil)
+	st.done(c.obs, nil)
 	r1, r2 := L.Get(-2), L.Get(-1)
 	L.Pop(2)
 	switch v := r1.(type) {
@@ -413,7 +410,6 @@ func (st *state) runNotify(hs []handler, ev event, u chat.User, old string) erro
 		if h.obs.off() {
 			continue
 		}
-		start := h.obs.startCall()
 		L.Push(h.fn)
 		L.Push(ut)
 		nargs := 1
@@ -427,7 +423,7 @@ func (st *state) runNotify(hs []handler, ev event, u chat.User, old string) erro
 			err = hookError(eventNames[ev]+" hook", h.where, err)
 			failed = joinErrs(failed, err)
 		}
-		st.done(h.obs, start, err)
+		st.done(h.obs, err)
 	}
 	return failed
 }

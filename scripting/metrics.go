@@ -88,7 +88,8 @@ func (e *Engine) Collectors() []prometheus.Collector {
 
 // handlerObs is what the engine keeps about one registered function (a
 // chat.on handler, a command, a timer): its series, resolved once when
-// its state is loaded so that a call costs two clock reads and a few
+// its state is loaded so that a call costs one clock read (the call's
+// start is the one its time limit reads: state.callStart) and a few
 // atomic adds, and its run of failures. fails and disabled are touched
 // only by whoever holds the engine's semaphore (the one caller of a Lua
 // state), so they need no lock.
@@ -233,24 +234,16 @@ func (st *state) labelSetsOrNil() [][2]string {
 // off reports whether the function was disabled (nil: never).
 func (o *handlerObs) off() bool { return o != nil && o.disabled }
 
-// startCall is the time a call begins, for done (zero without series:
-// no clock read).
-func (o *handlerObs) startCall() time.Time {
-	if o == nil {
-		return time.Time{}
-	}
-	return time.Now()
-}
-
-// done records one call of o that began at start and ended with err (nil:
-// it completed and its result was usable). A failure extends the run of
-// failures; the disable_after-th in a row disables the function until the
-// state is replaced (st.disable). Caller holds the engine's semaphore.
-func (st *state) done(o *handlerObs, start time.Time, err error) {
+// done records one call of o (begun at st.callStart: the call's pcall)
+// that ended with err (nil: it completed and its result was usable). A
+// failure extends the run of failures; the disable_after-th in a row
+// disables the function until the state is replaced (st.disable). Caller
+// holds the engine's semaphore.
+func (st *state) done(o *handlerObs, err error) {
 	if o == nil {
 		return
 	}
-	o.duration.Observe(time.Since(start).Seconds())
+	o.duration.Observe(time.Since(st.callStart).Seconds())
 	o.calls.Inc()
 	if err == nil {
 		o.fails = 0

@@ -5,6 +5,9 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"testing/fstest"
+
+	"github.com/moonchat/moonchat/defaults"
 )
 
 // A shadow script runs on live traffic beside the real scripts: what it
@@ -255,4 +258,23 @@ end)`,
 	if !strings.Contains(r.log.String(), "lua shadow scripts loaded") {
 		t.Error("no shadow after the reload")
 	}
+}
+
+// BenchmarkMessageDefaultScriptsShadow is BenchmarkMessageDefaultScripts
+// with a copy of the default word filter as a shadow script: what
+// watching a candidate filter on live traffic adds to each message.
+func BenchmarkMessageDefaultScriptsShadow(b *testing.B) {
+	src, err := fs.ReadFile(defaults.Scripts(), "wordfilter.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fsys := fstest.MapFS{"newfilter.lua": &fstest.MapFile{Data: src}}
+	names, _ := fs.Glob(defaults.Scripts(), "*.lua")
+	for _, n := range names {
+		if !IsTestScript(n) {
+			data, _ := fs.ReadFile(defaults.Scripts(), n)
+			fsys[n] = &fstest.MapFile{Data: data}
+		}
+	}
+	benchMessage(b, newRigOpts(b, Options{FS: fsys, Shadow: []string{"newfilter.lua"}}), "hello there, how are you?")
 }

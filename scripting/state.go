@@ -116,6 +116,9 @@ type state struct {
 	// shadow is this generation's shadow scripts (shadow.go), loaded
 	// beside it and replaced with it; nil without any.
 	shadow *shadowGen
+	// callStart is when the last pcall began (its time limit counts from
+	// it; done measures a handler's time from it).
+	callStart time.Time
 
 	// The message hook's msg table and its user table (msg.user), reused
 	// from message to message (see msgTable), and the boxed values of
@@ -350,11 +353,14 @@ func where(fn *lua.LFunction, script string) string {
 // memory limit it fails at once (the function and arguments popped, as a
 // failed PCall leaves the stack) until the engine replaces the state.
 func (st *state) pcall(d time.Duration, nargs, nret int) (err error) {
+	// One clock read serves the time limit and the handler's time
+	// histogram (handlerObs, metrics.go).
+	st.callStart = time.Now()
 	if st.mem.over != nil {
 		st.L.SetTop(max(st.L.GetTop()-nargs-1, 0))
 		return st.mem.over
 	}
-	st.wd.begin(d)
+	st.wd.begin(st.callStart, d)
 	defer func() {
 		long := st.wd.end()
 		if r := recover(); r != nil {

@@ -90,13 +90,12 @@ func (st *state) runTimer(tm *timer) {
 	if tm.obs.off() {
 		return
 	}
-	start := tm.obs.startCall()
 	st.L.Push(tm.fn)
 	err := st.pcall(st.sh.hookTimeout, 0, 0)
 	if err != nil {
 		st.fail("every", tm.script, tm.where, err)
 	}
-	st.done(tm.obs, start, err)
+	st.done(tm.obs, err)
 }
 
 // Timers is the number of chat.every timers the current scripts

@@ -69,15 +69,15 @@ func newWatchdog(maxAlloc int64) *watchdog {
 	return w
 }
 
-// begin arms the time limit d for one call.
-func (w *watchdog) begin(d time.Duration) {
+// begin arms the time limit d for one call that began at now.
+func (w *watchdog) begin(now time.Time, d time.Duration) {
 	w.mu.Lock()
 	if w.fired && w.aborted == nil {
 		w.done = make(chan struct{})
 		w.fired = false
 	}
 	w.active = true
-	w.deadline = time.Now().Add(d)
+	w.deadline = now.Add(d)
 	w.sampled = false
 	w.allowed = 0
 	w.mu.Unlock()
