@@ -1,10 +1,14 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
+
+	"github.com/moonchat/moonchat/scripting"
 )
 
 // `moonchat check` prints lint warnings with file:line and still passes:
@@ -80,5 +84,31 @@ func TestConfigShadowDisableAfter(t *testing.T) {
 	def, err := loadConfig("")
 	if err != nil || def.Scripting.DisableAfter != 20 || len(def.Scripting.Shadow) != 0 {
 		t.Errorf("defaults: disable_after %d shadow %v (%v), want 20 and none", def.Scripting.DisableAfter, def.Scripting.Shadow, err)
+	}
+}
+
+// SIGHUP re-reads [scripting] shadow: a script named there leaves the live
+// scripts for the shadow ones at that reload.
+func TestConfigShadowSIGHUP(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	eng, err := scripting.New(t.Context(), scripting.Options{FS: fstest.MapFS{"a.lua": {}, "b.lua": {}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(p, []byte("[scripting]\nshadow = [\"b.lua\"]\n"), 0o644)
+	s := &server{cfg: &Config{Source: p}, log: log, lua: eng}
+	s.reload()
+	out := buf.String()
+	for _, want := range []string{
+		`msg="SIGHUP: [scripting] shadow changed"`,
+		`msg="lua shadow scripts loaded (decisions logged and counted, never applied)" cause=SIGHUP scripts=b.lua`,
+		`msg="lua scripts loaded" cause=SIGHUP scripts=a.lua` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
 	}
 }
