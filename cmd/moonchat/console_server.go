@@ -90,10 +90,10 @@ func (s *server) consoleRoutes() {
 	}
 	cs := &consoleServer{log: s.log, now: time.Now, sessions: map[string]*consoleSession{}}
 	switch {
-	case !s.cfg.Scripting.Enabled || s.lua == nil:
-		cs.off = "scripting is off ([scripting] enabled = false): there are no Lua scripts to talk to"
 	case !s.cfg.Scripting.Console:
 		cs.off = "the console is off ([scripting] console = false)"
+	case !s.cfg.Scripting.Enabled || s.lua == nil:
+		cs.off = "scripting is off ([scripting] enabled = false): there are no Lua scripts to talk to"
 	default:
 		cs.eng, cs.audit = s.lua, s.chat
 	}

@@ -192,6 +192,25 @@ func TestConsoleRefusals(t *testing.T) {
 		t.Errorf("off: %v", err)
 	}
 
+	// What serve wires: scripting off, or the console off, each said.
+	for _, sc := range []ScriptingConfig{{Enabled: false, Console: true}, {Enabled: true, Console: false}} {
+		ls := newLocalSocket(filepath.Join(t.TempDir(), "s.sock"), slog.New(slog.DiscardHandler))
+		s := &server{cfg: &Config{Scripting: sc}, log: slog.New(slog.DiscardHandler), local: ls}
+		s.consoleRoutes() // s.lua is nil: no engine either way
+		if err := ls.listen(); err != nil {
+			t.Fatal(err)
+		}
+		serveSocket(t, ls)
+		want := "scripting is off ([scripting] enabled = false)"
+		if sc.Enabled {
+			want = "the console is off ([scripting] console = false)"
+		}
+		cc := &consoleClient{sock: ls.path}
+		if err := cc.post(context.Background(), "/console/open", struct{}{}, &consoleOpen{}); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", sc, err, want)
+		}
+	}
+
 	dir := t.TempDir()
 	cc = &consoleClient{sock: filepath.Join(dir, "none.sock")}
 	if err := cc.post(context.Background(), "/console/open", struct{}{}, &consoleOpen{}); err == nil || !strings.Contains(err.Error(), "no server is running with this config") {
