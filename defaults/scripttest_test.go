@@ -12,12 +12,13 @@ import (
 	"github.com/moonchat/moonchat/scripting/scripttest"
 )
 
-// TestScriptTests runs every default script's _test.lua (what `moonchat
-// script test defaults/scripts` runs), so that make test runs them: one
-// failure fails this test, with the runner's own lines.
+// TestScriptTests runs every default and example script's _test.lua
+// (what `moonchat script test defaults/scripts defaults/scripts/examples`
+// runs), so that make test runs them: one failure fails this test, with
+// the runner's own lines.
 func TestScriptTests(t *testing.T) {
 	var out bytes.Buffer
-	res, err := scripttest.Run(context.Background(), []string{"scripts"}, scripttest.Options{Out: &out})
+	res, err := scripttest.Run(context.Background(), []string{"scripts", "scripts/examples"}, scripttest.Options{Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,10 +28,18 @@ func TestScriptTests(t *testing.T) {
 	t.Logf("%s", strings.TrimSpace(out.String()))
 }
 
-// TestEveryDefaultScriptHasATest: each scripts/NAME.lua ships
-// scripts/NAME_test.lua, and no test is left without its script.
+// TestEveryDefaultScriptHasATest: each scripts/NAME.lua (and
+// scripts/examples/NAME.lua) ships NAME_test.lua beside it, and no test is
+// left without its script.
 func TestEveryDefaultScriptHasATest(t *testing.T) {
-	names, err := fs.Glob(Scripts(), "*.lua")
+	for _, fsys := range []fs.FS{Scripts(), Examples()} {
+		everyScriptHasATest(t, fsys)
+	}
+}
+
+func everyScriptHasATest(t *testing.T, fsys fs.FS) {
+	t.Helper()
+	names, err := fs.Glob(fsys, "*.lua")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,8 +123,14 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			scriptsDir, tests, scriptsDir)
 	}
 	if len(examples) > 0 {
-		fmt.Fprintf(stdout, "wrote %s/: %d example scripts (%s), not loaded: copy one up into %s/ to use it\n",
-			examplesDir, len(examples), strings.Join(examples, ", "), scriptsDir)
+		// With their tests (NAME_test.lua), which go up with them.
+		shown := slices.DeleteFunc(slices.Clone(examples), scripting.IsTestScript)
+		withTests := ""
+		if n := len(examples) - len(shown); n > 0 {
+			withTests = fmt.Sprintf(" and their %d tests", n)
+		}
+		fmt.Fprintf(stdout, "wrote %s/: %d example scripts (%s)%s, not loaded: copy one up into %s/ to use it\n",
+			examplesDir, len(shown), strings.Join(shown, ", "), withTests, scriptsDir)
 	}
 	if *dir == "." {
 		fmt.Fprintln(stdout, "run `moonchat check` to validate them, `moonchat` to serve with them")

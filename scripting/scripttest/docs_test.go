@@ -32,7 +32,7 @@ func devChapter(t *testing.T) string {
 func TestDocTestMethods(t *testing.T) {
 	doc := devChapter(t)
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("`([tu]):([a-z_]+)\\(").FindAllStringSubmatch(doc, -1) {
+	for _, m := range regexp.MustCompile("`([tu]):([a-z_]+)[({]").FindAllStringSubmatch(doc, -1) {
 		documented[m[1]+":"+m[2]] = true
 	}
 	lt := &luaTest{}

@@ -311,6 +311,8 @@ func (lt *luaTest) serverMethods() map[string]lua.LGFunction {
 		"expect":    lt.tExpect,
 		"expect_eq": lt.tExpectEq,
 		"expect_kv": lt.tExpectKV,
+		"login":     lt.tLogin,
+		"connect":   lt.tConnect,
 	}
 	for name, fn := range expectations {
 		m[name] = lt.expectation(name, fn)

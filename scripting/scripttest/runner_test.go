@@ -153,3 +153,28 @@ func TestFiles(t *testing.T) {
 		t.Error("an empty directory: no error")
 	}
 }
+
+// TestRunnerConnect: t:connect runs the connect handlers: a refusal, an
+// identity, or carry on; a failing handler refuses and is an error.
+func TestRunnerConnect(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gate.lua": `
+chat.on("connect", function(req)
+  if req.name == "root" then return false, "not that name" end
+  if req.query.key == "k1" then return {id = "key:1", name = "keyholder", roles = {"bot"}} end
+  if req.name == "boom" then error("gate broke") end
+end)`, "gate_test.lua": `
+local t = chat.testing.new{}
+local id, why = t:connect{name = "root"}
+t:expect_eq(id, nil)
+t:expect_eq(why, "not that name")
+t:expect_eq(t:connect{name = "x", query = {key = "k1"}}, {id = "key:1", name = "keyholder", roles = {"bot"}})
+t:expect_eq(t:connect{name = "alice"}, true)
+t:expect_eq(t:connect{name = "boom"}, nil)
+t:expect_error("gate.lua:5: gate broke")
+`})
+	var out bytes.Buffer
+	res, err := Run(context.Background(), []string{dir}, Options{Out: &out})
+	if err != nil || res.Passed != 1 || res.Failed != 0 {
+		t.Fatalf("%+v %v:\n%s", res, err, out.String())
+	}
+}
