@@ -163,7 +163,7 @@ func runScriptTry(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	tc := scripttest.TryConfig{Candidates: cands, Options: cfg.Scripts, HookTimeout: time.Duration(cfg.Scripting.HookTimeout)}
+	tc := scripttest.TryConfig{Candidates: cands, Options: cfg.Scripts, Rules: roomRules(cfg), HookTimeout: time.Duration(cfg.Scripting.HookTimeout)}
 	if cfg.Scripting.Enabled {
 		tc.Current, _ = scriptsFS(cfg, slog.New(slog.DiscardHandler))
 	}

@@ -433,8 +433,9 @@ func (s *Server) auditLocked(room, by, action, target, reason string) {
 	s.eventLocked(Event{Kind: KindModerate, Room: room, User: by, Text: strings.TrimSpace(action + " " + target), Key: reason})
 }
 
-// May implements chat.Host: reading and posting are open to everyone;
-// moderating to the roles of Config.Moderate.
+// May implements chat.Host: with Config.Rules, as they say; without,
+// reading and posting are open to everyone, moderating to the roles of
+// Config.Moderate.
 func (s *Server) May(session uint64, room string, action chat.Action) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -446,6 +447,9 @@ func (s *Server) May(session uint64, room string, action chat.Action) (bool, err
 }
 
 func (s *Server) mayLocked(m *member, action chat.Action) bool {
+	if s.rules != nil {
+		return s.rules.Allows(m.user.Room, m.user.Roles, action)
+	}
 	if action != chat.ActionModerate {
 		return true
 	}

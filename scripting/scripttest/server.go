@@ -28,6 +28,9 @@ type Config struct {
 	// on a server without room rules; scripts then fall back on the role
 	// "admin".
 	Moderate []string
+	// Rules, when set, decide chat.may as the server's room rules do
+	// (config.toml's [rooms."PATTERN"]); Moderate is then unused.
+	Rules *chat.RoomRules
 	// HookTimeout bounds each call (0: 1s, roomier than the server's
 	// default 100ms so that a test under -race on a busy machine does not
 	// fail on time; a runaway loop still stops).
@@ -55,6 +58,7 @@ type Server struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	mod   []string
+	rules *chat.RoomRules
 
 	mu       sync.Mutex
 	next     uint64 // last session id given
@@ -91,6 +95,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		clock:    NewClock(),
 		kv:       &recordingKV{KV: cfg.KV},
 		mod:      cfg.Moderate,
+		rules:    cfg.Rules,
 		gone:     map[uint64]*member{},
 		stored:   map[string][]chat.Message{},
 		senders:  map[string]map[uint64]uint64{},

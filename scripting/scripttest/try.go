@@ -22,8 +22,9 @@ type TryConfig struct {
 	Candidates map[string][]byte
 	// Options are the scripts' settings ([scripts.NAME]).
 	Options scripting.ScriptOptions
-	// Moderate is as Config.Moderate.
-	Moderate []string
+	// Rules are the room rules ([rooms."PATTERN"]), deciding chat.may
+	// as on the server (nil: nobody moderates).
+	Rules *chat.RoomRules
 	// HookTimeout bounds each call, as on the server (0: 100ms).
 	HookTimeout time.Duration
 }
@@ -109,7 +110,7 @@ func Try(ctx context.Context, cfg TryConfig, msgs []chat.Message) (*TryReport, e
 	if timeout <= 0 {
 		timeout = scripting.DefaultHookTimeout
 	}
-	s, err := New(ctx, Config{FS: files, Options: cfg.Options, Moderate: cfg.Moderate, HookTimeout: timeout})
+	s, err := New(ctx, Config{FS: files, Options: cfg.Options, Rules: cfg.Rules, HookTimeout: timeout})
 	if err != nil {
 		return nil, err
 	}

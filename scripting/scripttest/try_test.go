@@ -84,3 +84,29 @@ func TestTryScriptError(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 }
+
+// TestTryRules: the room rules decide chat.may in a dry run as on the
+// server: an account (role "user") moderates where the rule says so, a
+// guest does not.
+func TestTryRules(t *testing.T) {
+	rule := chat.DefaultRoomRule("*")
+	rule.Moderate = []string{chat.RoleUser}
+	rules, err := chat.NewRoomRules([]chat.RoomRule{rule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cand := map[string][]byte{"may.lua": []byte(`chat.on("message", function(m)
+  chat.send(m.user, tostring(chat.may(m.user, "moderate")))
+end)`)}
+	msgs := []chat.Message{
+		{ID: 1, Room: "lobby", User: "acc", Text: "a", Account: &chat.Account{ID: "acc-1"}},
+		{ID: 2, Room: "lobby", User: "guest", Text: "b"},
+	}
+	rep, err := Try(context.Background(), TryConfig{Candidates: cand, Rules: rules}, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Changes) != 2 || !slices.Equal(rep.Changes[0].Answers, []string{"true"}) || !slices.Equal(rep.Changes[1].Answers, []string{"false"}) {
+		t.Errorf("changes %+v", rep.Changes)
+	}
+}
