@@ -145,8 +145,10 @@ func (t *fakeTimer) armLocked(d time.Duration) {
 	t.c.cond.Broadcast()
 }
 
+// C implements scripting.Timer.
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
+// Stop implements scripting.Timer.
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
@@ -159,6 +161,8 @@ func (t *fakeTimer) Stop() bool {
 	return was
 }
 
+// Reset implements scripting.Timer: it arms the timer d after the
+// fake clock's now (what Advance waits for between ticks).
 func (t *fakeTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()

@@ -124,6 +124,7 @@ type recordingKV struct {
 	s *Server
 }
 
+// Set implements scripting.KV, recording the write.
 func (kv *recordingKV) Set(script, key, value string) error {
 	if err := kv.KV.Set(script, key, value); err != nil {
 		return err
@@ -134,6 +135,7 @@ func (kv *recordingKV) Set(script, key, value string) error {
 	return nil
 }
 
+// Delete implements scripting.KV, recording the delete.
 func (kv *recordingKV) Delete(script, key string) error {
 	if err := kv.KV.Delete(script, key); err != nil {
 		return err
@@ -153,8 +155,12 @@ type recordingHandler struct {
 	attrs []slog.Attr
 }
 
+// Enabled implements slog.Handler: every record is looked at.
 func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
 
+// Handle implements slog.Handler: a failed timer is an error event, a
+// script's own line (chat.log, print: only the script attribute) a log
+// event.
 func (h *recordingHandler) Handle(ctx context.Context, r slog.Record) error {
 	if h.next != nil && h.next.Handler().Enabled(ctx, r.Level) {
 		_ = h.next.Handler().Handle(ctx, r)
@@ -181,15 +187,18 @@ func (h *recordingHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
+// WithAttrs implements slog.Handler.
 func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &recordingHandler{s: h.s, next: h.next, attrs: append(slices.Clone(h.attrs), as...)}
 }
 
+// WithGroup implements slog.Handler (groups are not needed here).
 func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
 
 // mapFS is the scripts a Server loads, by name.
 type mapFS map[string][]byte
 
+// Open implements fs.FS.
 func (m mapFS) Open(name string) (fs.File, error) {
 	files := fstest.MapFS{}
 	for n, b := range m {
