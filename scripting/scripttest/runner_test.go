@@ -178,3 +178,35 @@ t:expect_error("gate.lua:5: gate broke")
 		t.Fatalf("%+v %v:\n%s", res, err, out.String())
 	}
 }
+
+// TestRunnerLogsAndTimerErrors: chat.log and print lines are events
+// (t:expect_log); a timer that fails, which the engine only logs, is a
+// script error like a hook's: expected, or the test fails at t:advance.
+func TestRunnerLogsAndTimerErrors(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"l.lua": `
+chat.on("join", function(u) chat.log("hello", u.name) print("printed") end)
+chat.every(5, function() error("tick failed") end)`, "l_test.lua": `
+test("expected", function()
+  local t = chat.testing.new{}
+  t:join("alice")
+  t:expect_log("hello alice")
+  t:expect_log("printed")
+  t:advance(5)
+  t:expect_error("l.lua:3: tick failed")
+end)
+test("unexpected", function()
+  local t = chat.testing.new{}
+  t:advance(11)
+end)
+`})
+	var out bytes.Buffer
+	res, err := Run(context.Background(), []string{dir}, Options{Out: &out})
+	if err != nil || res.Passed != 1 || res.Failed != 1 || len(res.Failures) != 2 {
+		t.Fatalf("%+v %v:\n%s", res, err, out.String())
+	}
+	for _, f := range res.Failures {
+		if f.Line != 12 || f.Test != "unexpected" || !strings.HasPrefix(f.Msg, "script error: l.lua:3: tick failed") {
+			t.Errorf("failure %+v", f)
+		}
+	}
+}
