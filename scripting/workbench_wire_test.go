@@ -55,3 +55,44 @@ func TestDisableOverTheWire(t *testing.T) {
 		t.Errorf("bob got %q, want alice's message (and no notice)", got)
 	}
 }
+
+// TestShadowOverTheWire: behind a real chat server, a shadow filter that
+// would drop a message and tell its sender changes nothing anyone sees;
+// its decision is counted.
+func TestShadowOverTheWire(t *testing.T) {
+	e, err := New(t.Context(), Options{
+		FS: scriptFS(map[string]string{
+			"new.lua": `chat.on("message", function(msg)
+  if msg.text:find("heck") then
+    chat.send(msg.user, "shadow: please keep it clean")
+    chat.broadcast(msg.room, "shadow: someone swore")
+    return false, "language"
+  end
+end)`,
+		}),
+		Shadow:      []string{"new.lua"},
+		HookTimeout: 5 * time.Second,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	ts := chattest.Start(t, chat.Config{Logger: slog.New(slog.DiscardHandler)}, e, nil)
+	alice := ts.Dial(t, "/chat/lobby?name=alice", "")
+	alice.SkipUntil("* alice joined")
+	bob := ts.Dial(t, "/chat/lobby?name=bob", "")
+	bob.SkipUntil("* bob joined")
+	alice.Send("what the heck")
+	alice.Send("fine")
+	for _, c := range []*chattest.Client{alice, bob} {
+		for _, want := range []string{"alice: what the heck", "alice: fine"} {
+			if got := c.SkipTo(func(s string) bool { return strings.HasPrefix(s, "alice:") || strings.HasPrefix(s, "* shadow") }); got != want {
+				t.Errorf("got %q, want %q (the shadow script reached the room)", got, want)
+			}
+		}
+	}
+	fams := gather(t, e)
+	wantSample(t, fams, 1, "moonchat_script_shadow_decisions_total", "script", "new.lua", "decision", "drop")
+	wantSample(t, fams, 1, "moonchat_script_shadow_decisions_total", "script", "new.lua", "decision", "pass")
+}
