@@ -141,6 +141,13 @@ func validStreamName(s string) bool {
 	return true
 }
 
+// How often the connection is pinged, and how many pings may go
+// unanswered before it counts as lost (natsOptions).
+const (
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 2
+)
+
 // natsOptions are the connection options of c; handlers are the Log's.
 func (c Config) natsOptions(l *Log) ([]nats.Option, error) {
 	opts := []nats.Option{
@@ -150,6 +157,15 @@ func (c Config) natsOptions(l *Log) ([]nats.Option, error) {
 		// Publishes are refused while disconnected (Publish checks the
 		// status first); nothing needs buffering.
 		nats.ReconnectBufSize(-1),
+		// A link that dies silently (a partition: no RST, no FIN) is
+		// seen only by unanswered pings. The client's default (every 2
+		// minutes, 2 outstanding) left a cut-off node "connected" for
+		// about 6 minutes, each post waiting PublishTimeout and failing
+		// as unacknowledged instead of being refused at once
+		// (TestClusterPartition, cmd/moonchat). One ping every
+		// pingInterval costs nothing and notices in 2-3 intervals.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.DisconnectErrHandler(l.disconnected),
 		nats.ReconnectHandler(l.reconnected),
 		nats.ClosedHandler(l.closed),

@@ -43,6 +43,7 @@ type collector struct {
 	mu      sync.Mutex
 	msgs    []event
 	redacts []uint64
+	errors  []string // the codes of error events
 	done    chan struct{}
 }
 
@@ -61,6 +62,8 @@ func collect(c *client) *collector {
 				col.msgs = append(col.msgs, e)
 			case "redact":
 				col.redacts = append(col.redacts, e.ID)
+			case "error":
+				col.errors = append(col.errors, e.Code)
 			}
 			col.mu.Unlock()
 		}
@@ -103,6 +106,24 @@ func (col *collector) waitText(t *testing.T, text string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: no message %q within %v", col.c.name, text, waitLong)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitError waits until the client got an error event with this code.
+func (col *collector) waitError(t *testing.T, code string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		col.mu.Lock()
+		got := slices.Contains(col.errors, code)
+		col.mu.Unlock()
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no error %q within %v", col.c.name, code, waitLong)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

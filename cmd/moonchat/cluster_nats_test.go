@@ -31,7 +31,12 @@ func startTestNATS(t *testing.T) string {
 	return newTestNATS(t).url()
 }
 
-func newTestNATS(t *testing.T) *testNATS {
+func newTestNATS(t *testing.T) *testNATS { return newTestNATSOn(t, "127.0.0.1") }
+
+// newTestNATSOn is newTestNATS listening on host ("0.0.0.0": every
+// interface, for a node in another network namespace); url() is always
+// the loopback one.
+func newTestNATSOn(t *testing.T, host string) *testNATS {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +46,7 @@ func newTestNATS(t *testing.T) *testNATS {
 	ln.Close()
 	n := &testNATS{t: t, opts: natsserver.Options{
 		ServerName:         "test",
-		Host:               "127.0.0.1",
+		Host:               host,
 		Port:               port,
 		JetStream:          true,
 		StoreDir:           t.TempDir(),
