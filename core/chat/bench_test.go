@@ -42,6 +42,23 @@ func BenchmarkBroadcast1000Ignoring(b *testing.B) {
 	benchmarkBroadcastIgnoring(b, 1000, broadcastPad, false, 10)
 }
 
+// BenchmarkBroadcastBroker compares one node with a cluster node of
+// chattest's in-memory Broker (issue 15), for 1 and 100 members: what the
+// cluster path itself adds per message (publish, the consumer's hop and
+// replica write, the room's opDeliver), the log being free. A real log
+// adds its publish latency (docs/cluster.md, BenchmarkPublish).
+func BenchmarkBroadcastBroker(b *testing.B) {
+	for _, members := range []int{1, 100} {
+		for _, broker := range []bool{false, true} {
+			name := fmt.Sprintf("members=%d/single", members)
+			if broker {
+				name = fmt.Sprintf("members=%d/broker", members)
+			}
+			b.Run(name, func(b *testing.B) { benchmarkBroadcastOn(b, members, broadcastPad, false, 0, broker) })
+		}
+	}
+}
+
 // BenchmarkBroadcast100Chat and BenchmarkBroadcast100Deflate (issue 13)
 // send the same chat-like text, ~150 bytes (above the default compression
 // threshold), to 100 members without and with permessage-deflate (every
@@ -88,11 +105,24 @@ func benchmarkBroadcast(b *testing.B, members int, pad string, deflate bool) {
 // benchmarkBroadcastIgnoring is benchmarkBroadcast where the members
 // m1..mN (N = ignorers) ignore the last member, who never sends.
 func benchmarkBroadcastIgnoring(b *testing.B, members int, pad string, deflate bool, ignorers int) {
+	benchmarkBroadcastOn(b, members, pad, deflate, ignorers, false)
+}
+
+// benchmarkBroadcastOn is benchmarkBroadcastIgnoring on a single node, or
+// (broker) on a cluster node of chattest's in-memory Broker (issue 15):
+// each message published, read back by the node's consumer, applied to
+// its replica and delivered through the room's queue (opDeliver).
+func benchmarkBroadcastOn(b *testing.B, members int, pad string, deflate bool, ignorers int, broker bool) {
 	// Announce coalescing as config.toml ships it: a big room's joins are
 	// announced together, as in production.
 	cfg := chat.Config{MaxConnections: members + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	cfg.WS.Compression = deflate
-	ts := chattest.Start(b, cfg, trivialHooks{}, chattest.NewHistory())
+	var ts *chattest.Server
+	if broker {
+		ts, _ = chattest.StartNode(b, chattest.NewBroker(), cfg, trivialHooks{}, nil)
+	} else {
+		ts = chattest.Start(b, cfg, trivialHooks{}, chattest.NewHistory())
+	}
 	const window = 256
 	var delivered atomic.Int64
 	latencies := make([][]time.Duration, members)

@@ -29,6 +29,12 @@ func clusterCfg() chat.Config {
 // package's: each node is told, as from a shared store).
 func twoNodes(t *testing.T) (*chattest.Broker, [2]*chattest.Server, [2]*chattest.Node) {
 	t.Helper()
+	return twoNodesWith(t, clusterCfg())
+}
+
+// twoNodesWith is twoNodes with cfg.
+func twoNodesWith(t *testing.T, cfg chat.Config) (*chattest.Broker, [2]*chattest.Server, [2]*chattest.Node) {
+	t.Helper()
 	b := chattest.NewBroker()
 	var srv [2]*chattest.Server
 	var nodes [2]*chattest.Node
@@ -39,7 +45,7 @@ func twoNodes(t *testing.T) (*chattest.Broker, [2]*chattest.Server, [2]*chattest
 				t.Fatal(err)
 			}
 		}
-		srv[i], nodes[i] = chattest.StartNode(t, b, clusterCfg(), nil, h)
+		srv[i], nodes[i] = chattest.StartNode(t, b, cfg, nil, h)
 	}
 	return b, srv, nodes
 }
@@ -135,6 +141,24 @@ func TestClusterSameOrder(t *testing.T) {
 			t.Errorf("node %d appended to its History itself: %v", k, sizes)
 		}
 	}
+}
+
+// Without a replay (and without since), nothing reads the room's end at
+// a join: the room goroutine reads it as it starts, so the first message
+// delivered there is not taken for one already settled. Plain text.
+func TestClusterNoReplay(t *testing.T) {
+	cfg := clusterCfg()
+	cfg.Replay = 0
+	_, srv, _ := twoNodesWith(t, cfg)
+	alice := srv[0].Dial(t, "/chat/lobby?name=alice", "")
+	alice.SkipUntil("* alice joined")
+	carol := srv[1].Dial(t, "/chat/lobby?name=carol", "")
+	carol.SkipUntil("* carol joined")
+	alice.Send("hello")
+	carol.Expect("alice: hello")
+	carol.Send("hi")
+	alice.SkipUntil("alice: hello")
+	alice.Expect("carol: hi")
 }
 
 // A member joining a node while a message is on its way gets it exactly

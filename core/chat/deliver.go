@@ -23,8 +23,12 @@ import (
 //   - owned by the room goroutine;
 //   - last is the highest id of the room that is settled here: put in the
 //     outbox by an opDeliver, or already in the replica when the room
-//     goroutine first read the room's end (ensure). known is false until
-//     that read succeeded or a delivery set last;
+//     goroutine read the room's end as it started (startDelivered, before
+//     its first operation). known is false until that read succeeded or a
+//     delivery set last. A read that failed is tried again only at a join
+//     into a room without members (ensureDelivered), never at a delivery:
+//     read after a record was applied, it would take that record's id as
+//     settled although its opDeliver is still queued;
 //   - every message with id <= last is in the replica, or was redacted or
 //     pruned there: the consumer applies a record before it calls Deliver,
 //     and the log gives a room's ids in order;
@@ -51,14 +55,34 @@ type delivery struct {
 	published map[uint64]uint64
 }
 
-// ensureDelivered reads the room's end from the replica when it is not
-// known yet (room goroutine; cluster mode). It reports whether last is
-// known; the caller falls back as its comment says when it is not.
+// startDelivered reads the room's end from the replica as the room
+// goroutine starts (cluster mode), before its first operation: every
+// record applied after it comes as an opDeliver (delivery).
+func (r *room) startDelivered() {
+	if r.srv.broker != nil {
+		r.readDelivered()
+	}
+}
+
+// ensureDelivered reports whether the room's end is known (room
+// goroutine; cluster mode), reading it again when the read at the start
+// failed and the room has no members yet: nobody can then miss a
+// delivery the read would count as settled. Otherwise the caller fails
+// its read (a replay or a page: "history unavailable").
 func (r *room) ensureDelivered() bool {
-	d := &r.dl
-	if d.known {
+	if r.dl.known {
 		return true
 	}
+	if len(r.roster.plain)+len(r.roster.json) > 0 {
+		return false
+	}
+	return r.readDelivered()
+}
+
+// readDelivered sets last to the newest id the replica holds for the
+// room, and reports whether it could.
+func (r *room) readDelivered() bool {
+	d := &r.dl
 	s := r.srv
 	if l, ok := s.history.(LastIDer); ok {
 		d.last, d.known = l.LastID(r.name), true
@@ -122,10 +146,10 @@ func (s *Server) Redacted(key string, id uint64) {
 // this room's members have not been given yet, as post does after Append.
 func (r *room) deliver(o *op) {
 	d := &r.dl
-	// Not known (the replica could not be read): deliver it all. A
-	// duplicate of a replay is better than a hole, and no replay could be
-	// read meanwhile either.
-	known := r.ensureDelivered()
+	// Not known (the replica could not be read): deliver it all. No
+	// replay could be read meanwhile (ensureDelivered), so nothing is
+	// given twice; the first delivery makes last known.
+	known := d.known
 	for i := range o.delivered {
 		msg := &o.delivered[i]
 		session := d.published[msg.ID]

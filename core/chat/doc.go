@@ -21,6 +21,13 @@
 // themselves are made by the room's sweepers (fanout.go), in the order the
 // room goroutine hands batches over, while it stores the next batch.
 //
+// In cluster mode (Config.Broker; docs/cluster.md) the room goroutine
+// publishes the batch to the cluster's log instead of appending it, and
+// broadcasts nothing itself: every node, the publisher included, puts a
+// batch in its outbox only when its consumer hands it back
+// (Server.Deliver), after writing it to the node's replica, so the log's
+// order is every room's order on every node (deliver.go).
+//
 // Joins, leaves and renames are processed on the same goroutine, between
 // batches, so a newcomer's replay ends exactly where its live messages
 // begin. Host methods (the scripts' API) never wait for a room goroutine:

@@ -188,6 +188,7 @@ func (r *room) run() {
 		<-r.prev.done
 		r.prev = nil
 	}
+	r.startDelivered() // cluster mode: where the room's log stands (deliver.go)
 	defer r.stopSweepers()
 	for {
 		select {
