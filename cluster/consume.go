@@ -34,8 +34,9 @@ type Entry struct {
 // (returning ctx.Err()), the Log is closed (ErrClosed), apply returns an
 // error (returned as is: the record was not applied and Applied does not
 // count it), or a record does not decode (ErrCorrupt, ErrVersion: the
-// caller must not skip it silently). While NATS is unreachable it waits
-// and resumes after the last record applied: no gap, no duplicate.
+// caller must not skip it silently), or the stream ends before after
+// (ErrStreamReset: it was created again). While NATS is unreachable it
+// waits and resumes after the last record applied: no gap, no duplicate.
 //
 // One Consume runs at a time per Log (else ErrConsuming). Records that
 // the stream's limits dropped before this node read them are not
@@ -90,6 +91,17 @@ func (l *Log) consumeFrom(ctx context.Context, apply func(Entry) error) error {
 	}
 	if err := l.usable(); err != nil {
 		return err
+	}
+	if a := l.applied.Load(); a > 0 {
+		// A stream's last sequence never goes back (purges and limits
+		// keep it): one below what was applied is another stream.
+		info, err := l.stream.Info(ctx)
+		if err != nil {
+			return l.unavailable("stream info", err)
+		}
+		if last := info.State.LastSeq; last < a {
+			return fatalError{fmt.Errorf("%w: stream %s ends at sequence %d, this node applied up to %d", ErrStreamReset, l.cfg.Stream, last, a)}
+		}
 	}
 	c, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cfg)
 	if err != nil {

@@ -33,6 +33,13 @@ var (
 	// ErrVersion: a record written by a newer moonchat (an unknown
 	// encoding version). Consume stops on it: upgrade this node.
 	ErrVersion = errors.New("cluster: record of an unknown version")
+	// ErrStreamReset: the stream ends before the sequence Consume was
+	// asked to start after — it was deleted and created again (its NATS
+	// store lost, or removed by hand), so its sequences start again at 1
+	// and the records a node already applied are not its records any
+	// more. Consume stops on it: following the new stream from the old
+	// position would skip its first records without a word.
+	ErrStreamReset = errors.New("cluster: the stream ends before the records this node applied (it was created again)")
 	// ErrConsuming: Consume was called while another Consume of the same
 	// Log is running.
 	ErrConsuming = errors.New("cluster: already consuming")

@@ -210,6 +210,12 @@ func (n *clusterNode) consume(ctx context.Context, out deliverer) {
 				"node", n.name, "after", n.rep.Applied(), "err", err)
 			n.fatal <- fmt.Errorf("cluster: consuming the stream: %w", err)
 			return
+		case errors.Is(err, cluster.ErrStreamReset):
+			n.logger.Error("cluster: the stream was created again (its NATS store lost?) after this node's store applied records of the old one; this node stops rather than skip the new stream's first records "+
+				"(to join the new stream, start this node with a new [store] path: its history is then what the stream holds)",
+				"node", n.name, "applied", n.rep.Applied(), "err", err)
+			n.fatal <- fmt.Errorf("cluster: consuming the stream: %w", err)
+			return
 		case errors.Is(err, store.ErrDiverged) || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrReplica):
 			// Applying it again would fail again: the store and the
 			// stream disagree about a room (another cluster's stream, a

@@ -213,3 +213,22 @@ func TestClusterConsumeStops(t *testing.T) {
 		t.Fatalf("events %q: nothing after the record that failed", got)
 	}
 }
+
+// TestClusterConsumeStreamReset (issue 15): a store that applied more of
+// the stream than the stream holds (the stream was created again: its
+// NATS store lost) stops the node instead of skipping the new stream's
+// first records.
+func TestClusterConsumeStreamReset(t *testing.T) {
+	natsURL := startTestNATS(t)
+	var events []string
+	rep := &fakeReplica{applied: 5, last: map[string]uint64{}, events: &events}
+	n := testClusterNode(t, natsURL, rep) // the stream is new: it ends at 0
+	select {
+	case err := <-n.fatalErr():
+		if !errors.Is(err, cluster.ErrStreamReset) {
+			t.Fatalf("fatal %v, want ErrStreamReset", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the consumer did not stop")
+	}
+}
