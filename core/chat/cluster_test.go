@@ -81,7 +81,19 @@ func liveIDs(t *testing.T, c *chattest.Client, n int) []uint64 {
 // both replicas hold exactly the log; no node appended to its History
 // itself (the replica is filled by the consumer alone).
 func TestClusterSameOrder(t *testing.T) {
-	b, srv, nodes := twoNodes(t)
+	for _, fan := range []struct {
+		name string
+		mod  func(chat.Config) chat.Config
+	}{
+		{"room goroutine", func(c chat.Config) chat.Config { return chat.WithFanout(c, -1, 0) }},
+		{"sweepers", func(c chat.Config) chat.Config { return chat.WithFanout(c, 2, 2) }},
+	} {
+		t.Run(fan.name, func(t *testing.T) { testClusterSameOrder(t, fan.mod(clusterCfg())) })
+	}
+}
+
+func testClusterSameOrder(t *testing.T, cfg chat.Config) {
+	b, srv, nodes := twoNodesWith(t, cfg)
 	const perClient = 25
 	var clients []*chattest.Client
 	for i, ts := range [...]*chattest.Server{srv[0], srv[0], srv[1], srv[1]} {
@@ -224,6 +236,18 @@ func TestClusterJoinInFlight(t *testing.T) {
 // when the lagging node delivers it, and the next ones come in order. The
 // same for a resume point the node has, and for a plain-text client.
 func TestClusterSinceAcrossNodes(t *testing.T) {
+	for _, fan := range []struct {
+		name string
+		mod  func(chat.Config) chat.Config
+	}{
+		{"room goroutine", func(c chat.Config) chat.Config { return chat.WithFanout(c, -1, 0) }},
+		{"sweepers", func(c chat.Config) chat.Config { return chat.WithFanout(c, 2, 2) }},
+	} {
+		t.Run(fan.name, func(t *testing.T) { testClusterSinceAcrossNodes(t, fan.mod(clusterCfg())) })
+	}
+}
+
+func testClusterSinceAcrossNodes(t *testing.T, cfg chat.Config) {
 	for _, tc := range []struct {
 		name   string
 		since  uint64
@@ -236,7 +260,7 @@ func TestClusterSinceAcrossNodes(t *testing.T) {
 		{"behind it", 1, []uint64{2}, []uint64{3, 4, 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, srv, nodes := twoNodes(t)
+			_, srv, nodes := twoNodesWith(t, cfg)
 			alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
 			carol, _ := joinRoom(t, srv[1], "/chat/lobby?name=carol") // the room runs on node 2
 			for _, text := range []string{"one", "two"} {
@@ -471,5 +495,31 @@ func TestClusterNeedsHistory(t *testing.T) {
 	cfg := chattest.Limits(chat.Config{Broker: chattest.NewBroker().Node(nil)})
 	if _, err := chat.New(cfg, nil, nil); err == nil {
 		t.Fatal("New accepted a Broker without a History")
+	}
+}
+
+// An ignore list hides the ignored guest's messages live in cluster mode
+// too: the node where the guest posts knows its session (the log carries
+// no session), and an account is hidden by its id on every node.
+func TestClusterIgnore(t *testing.T) {
+	_, srv, _ := twoNodes(t)
+	gil, _ := joinRoom(t, srv[0], "/chat/lobby?name=gil")
+	gus, _ := joinRoom(t, srv[0], "/chat/lobby?name=gus")
+	ada, _ := joinRoom(t, srv[1], "/chat/lobby?as=ada&n=ada")
+	bo, _ := joinRoom(t, srv[1], "/chat/lobby?as=bo&n=bo")
+	gilID := sessionOf(t, srv[0], "lobby", "gil")
+	if err := srv[0].Chat.Ignore(gilID, chat.IgnoreTarget{Session: sessionOf(t, srv[0], "lobby", "gus")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv[0].Chat.Ignore(gilID, chat.IgnoreTarget{Account: "ada"}); err != nil {
+		t.Fatal(err)
+	}
+	gus.SendJSON(map[string]string{"type": "message", "text": "from gus"})
+	liveIDs(t, bo, 1)
+	ada.SendJSON(map[string]string{"type": "message", "text": "from ada"})
+	liveIDs(t, bo, 1)
+	bo.SendJSON(map[string]string{"type": "message", "text": "from bo"})
+	if got := liveIDs(t, gil, 1); got[0] != 3 {
+		t.Fatalf("gil's first live message is %v, want 3 (bo's)", got)
 	}
 }
