@@ -221,7 +221,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 		reg.MustRegister(h)
 		return histogram{h}
 	}
-	m.appendTime = newHistogram("moonchat_history_append_duration_seconds", "Time History.Append took to make a batch durable.", durationBuckets)
+	m.appendTime = newHistogram("moonchat_history_append_duration_seconds", "Time History.Append took to make a batch durable (in cluster mode: Broker.Publish, until the log acknowledged it).", durationBuckets)
 	m.batchSize = newHistogram("moonchat_batch_messages", "Chat messages per room batch (grows with load).", sizeBuckets)
 	m.broadcastTime = newHistogram("moonchat_broadcast_duration_seconds", "Time to write one room batch to every member of the room.", durationBuckets)
 	m.messageDelay = newHistogram("moonchat_message_delay_seconds", "Server-side latency of a chat message: from its arrival to the end of its broadcast (hooks, history, fan-out and queueing behind earlier batches).", durationBuckets)

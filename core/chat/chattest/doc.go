@@ -10,6 +10,12 @@
 //     so a second server given the same History sees them as after a
 //     restart, and lists accounts' direct conversations
 //     (chat.ConversationLister); ListingHistory adds chat.RoomLister;
+//   - Broker: an in-memory cluster log (chat.Broker) shared by several
+//     servers, each a Node with its own replica History and a consumer
+//     goroutine that applies every record and then calls Deliver or
+//     Redacted, as cmd/moonchat's does; a Node can be disconnected, made
+//     to fail its publishes, paused (it lags) or held between applying a
+//     record and delivering it; StartNode runs a server as one;
 //   - Hooks: a scripted chat.Hooks that records joins, leaves and renames;
 //   - Clock: a chat.Clock that moves only when the test advances it, for
 //     tests that must show that something does not happen yet (Pending
