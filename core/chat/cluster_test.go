@@ -609,3 +609,60 @@ func benchmarkPostCluster(b *testing.B, broker bool) {
 		}
 	}
 }
+
+// Members join a node again and again (the room's goroutine ends with the
+// last one and starts again with the next) while another node posts
+// without pause: each member's replay (or since-resume) followed by its
+// live messages is every id once, in order, from where the replay starts.
+func TestClusterJoinsUnderLoad(t *testing.T) {
+	const total = 300
+	_, srv, _ := twoNodes(t)
+	alice, _ := joinRoom(t, srv[0], "/chat/lobby?name=alice")
+	sent := make(chan struct{})
+	defer func() { <-sent }() // the sender ends before the test, failed or not
+	go func() {
+		defer close(sent)
+		for i := range total {
+			if err := alice.Conn.WriteMessage(1, fmt.Appendf(nil, `{"type":"message","text":"m%d"}`, i)); err != nil {
+				t.Errorf("send: %v", err)
+				return
+			}
+			if i%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for k := 0; ; k++ {
+		path := fmt.Sprintf("/chat/lobby?name=j%d", k)
+		since := uint64(0)
+		if k%3 == 1 {
+			since = uint64(k * 7 % total)
+			path += "&since=" + strconv.FormatUint(since, 10)
+		}
+		c, hist := joinRoom(t, srv[1], path)
+		ids := historyIDs(hist)
+		if k%3 == 1 && len(ids) > 0 && ids[0] != since+1 {
+			t.Fatalf("joiner %d resumed after %d from %d", k, since, ids[0])
+		}
+		// Live until 5 more, or the end.
+		for n := 0; n < 5; {
+			if len(ids) > 0 && ids[len(ids)-1] == total {
+				break
+			}
+			ids = append(ids, liveIDs(t, c, 1)...)
+			n++
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i] != ids[i-1]+1 {
+				t.Fatalf("joiner %d (since %d): ids %v", k, since, ids)
+			}
+		}
+		if k%3 == 1 && len(ids) > 0 && ids[0] != since+1 {
+			t.Fatalf("joiner %d resumed after %d but got %v first", k, since, ids[0])
+		}
+		_ = c.Conn.Close()
+		if len(ids) > 0 && ids[len(ids)-1] == total {
+			break
+		}
+	}
+}
