@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,11 +15,12 @@ import (
 
 // runCluster is "moonchat cluster SUBCOMMAND". Its one subcommand today,
 // status, asks the running server of a config, on its local socket
-// (localsock.go), how its part of the cluster is doing: this node's
-// connection to NATS, the stream sequence its store has applied and how
-// far behind the stream it is. The other nodes, the rooms and their
-// members per node are not in it yet (docs/cluster.md says so): a node
-// knows only itself.
+// (localsock.go), how the cluster is doing: this node's connection to
+// NATS, the stream sequence its store has applied and how far behind the
+// stream it is; then every node that answered the server's gathering
+// (cluster.Log.GatherNodes) within nodesWait, with its lag and its rooms'
+// members. There is no list of members of the cluster: a node that does
+// not answer (stopped, or cut off from NATS) is simply not listed.
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "status" {
 		fset := newFlagSet("cluster", "status [-config FILE] [-json]", stderr)
@@ -90,6 +93,43 @@ func printClusterStatus(w io.Writer, st clusterStatus) error {
 	line("published", "%d records (%d conflicts, %d retries)", st.Published, st.Conflicts, st.Retries)
 	line("consumer", "%d stalls recreated, %d records the store refused (retried)", st.Stalls, st.ApplyErrors)
 	line("disconnects", "%d", st.Disconnects)
-	line("not shown yet", "%s", strings.Join([]string{"the other nodes", "rooms and members per node"}, ", "))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nnodes (those that answered within %v):\n", nodesWait)
+	if st.NodesError != "" {
+		fmt.Fprintf(w, "  none: %s\n", escapeText(st.NodesError))
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(st.Nodes) > 0 {
+		fmt.Fprintln(tw, "  NODE\tNATS\tAPPLIED\tLAG\tPUBLISHED\tROOMS\tMEMBERS")
+	}
+	byRoom := map[string][]string{}
+	for _, ns := range st.Nodes {
+		nats, lag, members := "connected", "unknown", 0
+		if !ns.Connected {
+			nats = "UNREACHABLE"
+		}
+		if ns.Lag != nil {
+			lag = fmt.Sprint(*ns.Lag)
+		}
+		for _, r := range ns.Rooms {
+			members += r.Members
+			byRoom[r.Room] = append(byRoom[r.Room], fmt.Sprintf("%s %d", ns.Node, r.Members))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%d\t%d\t%d\n", escapeText(ns.Node), nats, ns.Applied, lag, ns.Published, len(ns.Rooms), members)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nrooms (members per node):")
+	if len(byRoom) == 0 {
+		fmt.Fprintln(w, "  none with members")
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, room := range slices.Sorted(maps.Keys(byRoom)) {
+		fmt.Fprintf(tw, "  %s\t%s\n", escapeText(room), escapeText(strings.Join(byRoom[room], ", ")))
+	}
 	return tw.Flush()
 }

@@ -147,6 +147,16 @@ func (col *collector) waitRedact(t *testing.T, id uint64) {
 	}
 }
 
+// hasLine reports whether a line of out has exactly these fields.
+func hasLine(out string, fields ...string) bool {
+	for l := range strings.SplitSeq(out, "\n") {
+		if slices.Equal(strings.Fields(l), fields) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkSequence: msgs are ids first..first+len-1, in order, and each
 // message is the one want has for its id.
 func checkSequence(t *testing.T, who string, msgs []event, first uint64, want map[uint64]event) {
@@ -350,8 +360,21 @@ func TestClusterTwoNodes(t *testing.T) {
 		if st.Node != n.name || !st.Connected || st.Lag == nil || *st.Lag != 0 || st.Applied == 0 || st.Stream != "moonchat" {
 			t.Errorf("cluster status of %s: %+v", n.name, st)
 		}
+		// Both nodes answered, each with its members of lobby (alice and
+		// carol on a; bob and dave, back, on b).
+		if len(st.Nodes) != 2 || st.Nodes[0].Node != "node-a" || st.Nodes[1].Node != "node-b" {
+			t.Fatalf("cluster status of %s lists the nodes %+v", n.name, st.Nodes)
+		}
+		for _, ns := range st.Nodes {
+			if !ns.Connected || ns.Lag == nil || *ns.Lag != 0 || ns.Applied != st.Applied ||
+				len(ns.Rooms) != 1 || ns.Rooms[0] != (roomCount{Room: "lobby", Members: 2}) {
+				t.Errorf("cluster status of %s: node %+v", n.name, ns)
+			}
+		}
 		code, stdout, stderr = runCmd(t, "cluster", "status", "-config", n.cfg)
-		if code != 0 || !strings.Contains(stdout, "node           "+n.name) || !strings.Contains(stdout, "lag            0 records") {
+		if code != 0 || !hasLine(stdout, "node", n.name) || !hasLine(stdout, "lag", "0", "records") ||
+			!hasLine(stdout, "node-a", "connected", fmt.Sprint(st.Applied), "0", fmt.Sprint(st.Nodes[0].Published), "1", "2") ||
+			!hasLine(stdout, "lobby", "node-a", "2,", "node-b", "2") {
 			t.Errorf("cluster status of %s: exit %d\n%s%s", n.name, code, stdout, stderr)
 		}
 	}

@@ -145,11 +145,12 @@ func TestClusterNATSLoss(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	st := status()
-	if st.DownSince == nil || st.Lag != nil || st.LagError == "" || st.Disconnects != 1 {
+	if st.DownSince == nil || st.Lag != nil || st.LagError == "" || st.Disconnects != 1 || st.NodesError == "" || len(st.Nodes) != 0 {
 		t.Errorf("status while NATS is down: %+v", st)
 	}
 	code, stdout, _ := runCmd(t, "cluster", "status", "-config", cfg)
-	if code != 0 || !strings.Contains(stdout, "UNREACHABLE since") || !strings.Contains(stdout, "lag            unknown: ") {
+	if code != 0 || !strings.Contains(stdout, "UNREACHABLE since") || !hasLine(stdout, "lag", "unknown:", "cluster:", "NATS", "unavailable") ||
+		!hasLine(stdout, "none:", "cluster:", "NATS", "unavailable") {
 		t.Errorf("cluster status while NATS is down: exit %d\n%s", code, stdout)
 	}
 	_, body := httpGet(t, "http://"+a.addr+"/metrics")

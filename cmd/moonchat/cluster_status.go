@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/moonchat/moonchat/core/chat"
 )
 
 // What a cluster node says about itself: the moonchat_cluster_* series of
@@ -15,8 +19,10 @@ import (
 // (cluster_cmd.go). Both read the same counters (cluster.Log.Stats and
 // clusterNode's own).
 
-// clusterStatus is the answer of GET /cluster/status on the local socket.
-// Lag is nil when NATS does not answer (LagError says why).
+// clusterStatus is what a node says of itself, to the other nodes' status
+// gatherings (cluster.Log.ServeNodes) and, with Nodes, as the answer of
+// GET /cluster/status on the local socket. Lag is nil when NATS does not
+// answer (LagError says why).
 type clusterStatus struct {
 	Node      string     `json:"node"`
 	Stream    string     `json:"stream"`
@@ -34,7 +40,32 @@ type clusterStatus struct {
 	Stalls      uint64 `json:"stalls"`
 	ApplyErrors uint64 `json:"apply_errors"`
 	Disconnects uint64 `json:"disconnects"`
+
+	// Rooms are the rooms with members on this node.
+	Rooms []roomCount `json:"rooms"`
+	// Nodes are the statuses of every node that answered within
+	// nodesWait, this one included, by name (GET /cluster/status only);
+	// NodesError says why there are none when the gathering failed.
+	Nodes      []clusterStatus `json:"nodes,omitempty"`
+	NodesError string          `json:"nodes_error,omitempty"`
 }
+
+// roomCount is a room and how many members it has on one node.
+type roomCount struct {
+	Room    string `json:"room"`
+	Members int    `json:"members"`
+}
+
+// roomLister is what the status needs of the chat server: the rooms with
+// members here and their members.
+type roomLister interface {
+	Rooms() []string
+	Users(room string) []chat.User
+}
+
+// nodesWait is how long GET /cluster/status waits for the nodes' answers:
+// a node that does not answer within it is not listed.
+const nodesWait = time.Second
 
 // status gathers this node's clusterStatus; the lag asks NATS (bounded
 // by statusTimeout).
@@ -58,6 +89,11 @@ func (n *clusterNode) status(ctx context.Context) clusterStatus {
 		d = d.UTC()
 		s.DownSince = &d
 	}
+	if rl := n.roomLister(); rl != nil {
+		for _, r := range rl.Rooms() {
+			s.Rooms = append(s.Rooms, roomCount{Room: r, Members: len(rl.Users(r))})
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	if lag, err := n.log.Lag(ctx); err != nil {
@@ -68,11 +104,44 @@ func (n *clusterNode) status(ctx context.Context) clusterStatus {
 	return s
 }
 
-// statusHandler answers GET /cluster/status on the local socket.
+// statusHandler answers GET /cluster/status on the local socket: this
+// node's status, and every node's as they answered a gathering.
 func (n *clusterNode) statusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeLocalJSON(w, http.StatusOK, n.status(r.Context()))
+		st := n.status(r.Context())
+		answers, err := n.log.GatherNodes(r.Context(), nodesWait)
+		if err != nil {
+			st.NodesError = err.Error()
+		}
+		for _, a := range answers {
+			var ns clusterStatus
+			if err := json.Unmarshal(a, &ns); err != nil {
+				n.logger.Warn("cluster: a node's status does not decode", "err", err)
+				continue
+			}
+			ns.Nodes, ns.NodesError = nil, ""
+			st.Nodes = append(st.Nodes, ns)
+		}
+		slices.SortFunc(st.Nodes, func(a, b clusterStatus) int { return strings.Compare(a.Node, b.Node) })
+		writeLocalJSON(w, http.StatusOK, st)
 	})
+}
+
+// serveNodes answers the other nodes' status gatherings with this node's
+// status (logged when it cannot: the others then do not list it).
+func (n *clusterNode) serveNodes() {
+	err := n.log.ServeNodes(func() []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+		defer cancel()
+		b, err := json.Marshal(n.status(ctx))
+		if err != nil {
+			return nil
+		}
+		return b
+	})
+	if err != nil {
+		n.logger.Warn("cluster: this node does not answer status requests; `moonchat cluster status` on other nodes will not list it", "err", err)
+	}
 }
 
 // clusterCollector exports the node's cluster counters as the

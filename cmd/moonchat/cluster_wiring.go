@@ -82,6 +82,9 @@ type clusterNode struct {
 	done   chan struct{}
 	fatal  chan error
 
+	// rooms is the chat server, for the status's rooms (set by start).
+	rooms atomic.Pointer[roomLister]
+
 	applyErrors atomic.Uint64 // records the store refused (retried)
 	disconnects atomic.Uint64 // NATS connection losses (OnState false)
 	downMu      sync.Mutex
@@ -172,6 +175,14 @@ func (n *clusterNode) onState(up bool) {
 	n.downSince = time.Time{}
 }
 
+// roomLister returns the chat server for the status (nil before start).
+func (n *clusterNode) roomLister() roomLister {
+	if p := n.rooms.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // down returns since when NATS has been unreachable (zero: it is not).
 func (n *clusterNode) down() time.Time {
 	n.downMu.Lock()
@@ -180,9 +191,14 @@ func (n *clusterNode) down() time.Time {
 }
 
 // start runs the consume goroutine, which applies the stream from the
-// replica's applied sequence on and hands each record to out. close
-// stops it.
+// replica's applied sequence on and hands each record to out (the chat
+// server, which the node's status also lists the rooms of), and answers
+// the other nodes' status gatherings. close stops both.
 func (n *clusterNode) start(out deliverer) {
+	if rl, ok := out.(roomLister); ok {
+		n.rooms.Store(&rl)
+	}
+	n.serveNodes()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan struct{})
 	go func() {

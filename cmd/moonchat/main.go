@@ -7,7 +7,7 @@
 //	moonchat check [-config FILE]     validate the config file and the Lua scripts
 //	moonchat history [flags]          print or delete stored chat history
 //	moonchat audit [flags]            print the moderation audit log
-//	moonchat cluster status [flags]   this cluster node's NATS connection and stream lag
+//	moonchat cluster status [flags]   the cluster's nodes: NATS state, stream lag, members
 //	moonchat client [flags] [URL]     chat in the terminal (line mode when not a terminal)
 //	moonchat console [-config FILE]   a Lua prompt inside the running server
 //	moonchat script test [DIR|FILE...] run the scripts' tests (*_test.lua)
@@ -60,7 +60,7 @@ func commands() []command {
 		{"check", "[-config FILE]", "validate the config file and the Lua scripts", runCheck, false},
 		{"history", "[flags]", "print or delete stored chat history", runHistory, false},
 		{"audit", "[flags]", "print the moderation audit log", runAudit, false},
-		{"cluster", "status [flags]", "this cluster node's NATS connection and stream lag (from the running server)", runCluster, false},
+		{"cluster", "status [flags]", "the cluster's nodes, from the running server: NATS state, stream lag, rooms and members", runCluster, false},
 		{"client", "[flags] [URL]", "chat in the terminal (line mode when not on a terminal)", runClient, false},
 		{"console", "[-config FILE]", "a Lua prompt inside the running server (local socket; line mode when not on a terminal)", runConsole, false},
 		{"script", "test|try [ARGS]", "test scripts (*_test.lua), or try scripts on stored history without acting", runScript, false},
