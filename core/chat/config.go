@@ -160,6 +160,16 @@ type Config struct {
 	// replica of the log and must not be nil. nil: a single node, as
 	// before clusters existed.
 	Broker Broker
+	// Shared is the cluster's store of moderation, name owners and ignore
+	// lists (shared_seams.go): set, it is used instead of the History's
+	// ModerationStore, NameOwners and IgnoreStore, and the node's watcher
+	// hands every stored change in (SharedApplier). nil: the History's.
+	Shared SharedState
+	// Presence is the cluster-wide roster (shared_seams.go): set, a
+	// member's name is claimed for the cluster before anyone sees it, and
+	// the node's watcher hands other nodes' members in (PresenceApplier).
+	// nil: the roster is this node's members.
+	Presence Presence
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Clock schedules the announce coalescing timer (AnnounceInterval)

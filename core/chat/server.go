@@ -27,7 +27,9 @@ type Server struct {
 	cfg      Config
 	hooks    Hooks
 	history  History
-	broker   Broker // Config.Broker: nil on a single node (deliver.go)
+	broker   Broker      // Config.Broker: nil on a single node (deliver.go)
+	shared   SharedState // Config.Shared: nil outside a cluster (shared.go)
+	presence Presence    // Config.Presence: nil outside a cluster (remote.go)
 	log      *slog.Logger
 	engine   *ws.Server
 	page     http.Handler
@@ -102,6 +104,8 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		hooks:    hooks,
 		history:  history,
 		broker:   cfg.Broker,
+		shared:   cfg.Shared,
+		presence: cfg.Presence,
 		log:      cfg.Logger,
 		rooms:    make(map[string]*room),
 		retired:  make(map[string]*room),
