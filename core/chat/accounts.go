@@ -46,14 +46,14 @@ type accountHold struct {
 	n  int
 }
 
-// loadNameOwners reads who owns which name from h when it implements
-// NameOwners (New calls it once): from then on every ownership change is
-// written there too. A History without it leaves ownership in memory.
-func (a *accountNames) loadNameOwners(h History) error {
+// loadNameOwners reads who owns which name from no, the History's
+// NameOwners or the cluster's SharedState (stateStores; New calls it
+// once): from then on every ownership change is written there too. nil
+// leaves ownership in memory.
+func (a *accountNames) loadNameOwners(no NameOwners) error {
 	a.owned = make(map[string]string)
 	a.owns = make(map[string]string)
-	no, ok := h.(NameOwners)
-	if !ok {
+	if no == nil {
 		return nil
 	}
 	owners, err := no.NameOwners()
@@ -237,11 +237,17 @@ func (s *Server) recordOwner(m *member, wanted, given string) error {
 	if given != wanted && a.ownsLookAlike(id, wanted) {
 		return nil
 	}
+	// In a cluster the write is pending before the change is made here,
+	// so that an older change of id's name handed in meanwhile is not
+	// applied over it (shared.go).
+	pending := s.sharedWrote("n"+id, given)
 	prev, changed := a.own(id, given)
 	if !changed || a.store == nil {
+		pending()
 		return nil
 	}
 	if err := a.store.SetNameOwner(id, given); err != nil {
+		pending()
 		a.disown(id, given, prev)
 		s.metrics.nameOwnerErrors.Add(1)
 		s.log.Error("chat: recording the owner of a name failed", "room", m.roomName, "session", m.id, "name", given, "err", err)

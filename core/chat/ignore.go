@@ -105,13 +105,13 @@ type ignoreState struct {
 	byAccount map[string]*ignoreSet
 }
 
-// initIgnores loads the stored lists when h is an IgnoreStore (a read
+// initIgnores loads the stored lists from is, the History's IgnoreStore
+// or the cluster's SharedState (stateStores; nil: kept in memory; a read
 // error fails New).
-func (s *Server) initIgnores(h History) error {
+func (s *Server) initIgnores(is IgnoreStore) error {
 	st := &s.ign
 	st.byAccount = make(map[string]*ignoreSet)
-	is, ok := h.(IgnoreStore)
-	if !ok {
+	if is == nil {
 		return nil
 	}
 	st.store = is
@@ -294,7 +294,9 @@ func (s *Server) changeIgnores(m *member, change func(*ignoreSet) (*ignoreSet, e
 		return true, nil
 	}
 	if st.store != nil && !slices.Equal(old.accountList(), set.accountList()) {
+		pending := s.sharedWrote("i"+m.account, ignoreFP(set.accountList()))
 		if err := st.store.SetIgnoreList(m.account, set.accountList()); err != nil {
+			pending()
 			st.mu.Unlock()
 			s.metrics.mod.storeErrors.Add(1)
 			s.log.Error("chat: storing an ignore list failed", "account", m.account, "err", err)
@@ -307,12 +309,20 @@ func (s *Server) changeIgnores(m *member, change func(*ignoreSet) (*ignoreSet, e
 		st.byAccount[m.account] = set
 	}
 	st.mu.Unlock()
-	// Every connection of the account, under st.mu one at a time so that
-	// a concurrent change's newer list is never overwritten by this one.
+	s.pushIgnores(m.account)
+	return true, nil
+}
+
+// pushIgnores gives every connection of account on this node the
+// account's list now, and tells their rooms (opIgnores): one at a time
+// under ign.mu, so that a concurrent change's newer list is never
+// overwritten by an older one.
+func (s *Server) pushIgnores(account string) {
+	st := &s.ign
 	s.mu.Lock()
 	var conns []*member
 	for _, x := range s.sessions {
-		if x.account == m.account {
+		if x.account == account {
 			conns = append(conns, x)
 		}
 	}
@@ -323,7 +333,6 @@ func (s *Server) changeIgnores(m *member, change func(*ignoreSet) (*ignoreSet, e
 		st.mu.Unlock()
 		x.room.enqueue(op{kind: opIgnores, m: x})
 	}
-	return true, nil
 }
 
 // ignoresChanged keeps outbox.ignorers: m is in it while joined with a

@@ -194,14 +194,15 @@ type modMetrics struct {
 	storeErrors                          counter
 }
 
-// initModeration loads restrictions and room settings from h when it is a
-// ModerationStore (a read error fails New), registers the series and arms
-// the expiry timer.
-func (s *Server) initModeration(h History) error {
+// initModeration loads restrictions and room settings from ms, the
+// History's ModerationStore or the cluster's SharedState (stateStores;
+// nil: kept in memory; a read error fails New), registers the series and
+// arms the expiry timer.
+func (s *Server) initModeration(ms ModerationStore) error {
 	md := &s.mod
 	md.all = make(map[modKey]Restriction)
 	md.settings = make(map[string]RoomSettings)
-	if ms, ok := h.(ModerationStore); ok {
+	if ms != nil {
 		md.store = ms
 		rs, err := ms.Restrictions()
 		if err != nil {
@@ -740,7 +741,9 @@ func (s *Server) Restrict(kind RestrictionKind, room string, t Target, d time.Du
 		r.Expires = now.Add(d)
 	}
 	if md.store != nil {
+		pending := s.sharedWrote(restrictionKey(kind, room, t), restrictionFP(&r))
 		if err := md.store.PutRestriction(r); err != nil {
+			pending()
 			md.mu.Unlock()
 			s.metrics.mod.storeErrors.Add(1)
 			s.log.Error("chat: storing a restriction failed: not in force", "kind", kind, "room", room, "target", targetString(t), "err", err)
@@ -830,8 +833,15 @@ func (s *Server) Lift(kind RestrictionKind, room string, t Target, by string) (b
 		md.mu.Unlock()
 		return false, nil
 	}
+	deleted := true
 	if md.store != nil {
-		if _, err := md.store.DeleteRestriction(kind, room, t); err != nil {
+		pending := s.sharedWrote(restrictionKey(kind, room, t), restrictionFP(nil))
+		var err error
+		deleted, err = md.store.DeleteRestriction(kind, room, t)
+		if err != nil || !deleted {
+			pending() // no echo of this node's to wait for
+		}
+		if err != nil {
 			md.mu.Unlock()
 			s.metrics.mod.storeErrors.Add(1)
 			s.log.Error("chat: lifting a restriction failed: still in force", "kind", kind, "room", room, "target", targetString(t), "err", err)
@@ -843,6 +853,11 @@ func (s *Server) Lift(kind RestrictionKind, room string, t Target, by string) (b
 	s.armModTimerLocked()
 	now := s.cfg.Clock.Now().UTC()
 	md.mu.Unlock()
+	if s.shared != nil && !deleted {
+		// Another node lifted it, or swept its expiry, a moment ago
+		// (its change not handed in yet): that node audits it.
+		return false, nil
+	}
 	if !inForce(&r, now) {
 		// It had expired but was not swept yet: swept here, and its
 		// expiry audited as the sweep would have.
@@ -904,7 +919,9 @@ func (s *Server) SetRoomSettings(room string, rs RoomSettings, by string) error 
 		return nil
 	}
 	if md.store != nil {
+		pending := s.sharedWrote("s"+room, settingsFP(next))
 		if err := md.store.PutRoomSettings(room, next); err != nil {
+			pending()
 			md.mu.Unlock()
 			s.metrics.mod.storeErrors.Add(1)
 			s.log.Error("chat: storing room settings failed: unchanged", "room", room, "err", err)
@@ -1065,7 +1082,9 @@ func (s *Server) armModTimerLocked() {
 // An expiry is audited once: with its removal from the store. When that
 // removal fails, it is logged and not audited (an expired restriction
 // applies nowhere anyway); the next start loads it again, sweeps it and
-// audits it then. Everything is done under mu, so Shutdown
+// audits it then. In a cluster every node sweeps it; only the node whose
+// DeleteRestriction reported true (the SharedState's promise: exactly one
+// does) audits it. Everything is done under mu, so Shutdown
 // (stopModeration) returns only once a sweep under way has written all
 // it had to.
 func (s *Server) sweepRestrictions() {
@@ -1086,7 +1105,15 @@ func (s *Server) sweepRestrictions() {
 		changed = true
 		s.log.Info("chat: restriction expired", "kind", key.kind, "room", key.room, "target", targetString(key.t))
 		if md.store != nil {
-			if _, err := md.store.DeleteRestriction(key.kind, key.room, key.t); err != nil {
+			pending := s.sharedWrote(restrictionKey(key.kind, key.room, key.t), restrictionFP(nil))
+			deleted, err := md.store.DeleteRestriction(key.kind, key.room, key.t)
+			if err != nil || !deleted {
+				pending() // no echo of this node's to wait for
+			}
+			if s.shared != nil && err == nil && !deleted {
+				continue // another node removed it and audits it
+			}
+			if err != nil {
 				s.log.Warn("chat: removing an expired restriction from the store failed (it no longer applies; its expiry is audited when a later start removes it)", "kind", key.kind, "room", key.room, "target", targetString(key.t), "err", err)
 				continue
 			}
@@ -1131,9 +1158,12 @@ func (r *room) settingsChanged(c *settingsChange) {
 			r.out.arena = appendJSONTopic(r.out.arena, r.name, &c.rs)
 			r.out.json = append(r.out.json, span{start, len(r.out.arena)})
 		}
-		if c.rs.Topic == "" {
+		switch {
+		case c.rs.Topic == "" && c.by == "": // from another node (RoomSettingsStored)
+			r.outSystem("the topic was cleared")
+		case c.rs.Topic == "":
 			r.outSystem(c.by + " cleared the topic")
-		} else {
+		default:
 			r.outSystem(c.by + " set the topic: " + c.rs.Topic)
 		}
 	}

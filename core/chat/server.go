@@ -81,6 +81,9 @@ type Server struct {
 	mod moderation
 	// ign is the accounts' ignore lists (ignore.go).
 	ign ignoreState
+	// echoes are this node's writes to the SharedState not yet handed
+	// back by the watcher (shared.go).
+	echoes sharedEchoes
 	// dm is the direct-message state (direct_store.go); dmMetrics
 	// moonchat_direct_messages_total by result (direct.go).
 	dm        directState
@@ -127,13 +130,14 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 	if err := s.initLimits(); err != nil {
 		return nil, fmt.Errorf("chat config: per-address limits: %w", err)
 	}
-	if err := s.accounts.loadNameOwners(history); err != nil {
+	modStore, owners, ignores := s.stateStores(history) // shared.go
+	if err := s.accounts.loadNameOwners(owners); err != nil {
 		return nil, err
 	}
-	if err := s.initModeration(history); err != nil {
+	if err := s.initModeration(modStore); err != nil {
 		return nil, err
 	}
-	if err := s.initIgnores(history); err != nil {
+	if err := s.initIgnores(ignores); err != nil {
 		s.stopModeration()
 		return nil, err
 	}
