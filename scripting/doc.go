@@ -54,6 +54,11 @@
 //   - chat.options and the tables in it cannot be written from Lua (see
 //     readOnly); they change only when a reload builds a new state.
 //   - Timers and the directory watcher take their time from Options.Clock.
+//   - In a cluster the timers run on one node at a time: a due tick runs
+//     only when Options.TimerGate (the cluster's timer lease, package
+//     cluster, wired by cmd/moonchat) says this node holds it; otherwise
+//     it is skipped and counted, never run later. Event handlers run on
+//     the node where the event happens, whatever the gate says.
 //   - The engine never waits for the chat server: it relies on chat.Host
 //     methods not waiting for a room's goroutine and not calling Hooks
 //     synchronously. Should a Host break that promise, a hook waits at most

@@ -86,6 +86,26 @@ type Options struct {
 	// Connect and login handlers are never disabled. cmd/moonchat passes
 	// [scripting] disable_after (its 0, never, as -1).
 	DisableAfter int
+	// TimerGate decides whether this process runs the chat.every
+	// functions: when set, a timer whose tick is due runs only if
+	// TimerGate returns true; nil runs every tick (a single node). In a
+	// cluster cmd/moonchat passes "this node holds the cluster's timer
+	// lease" (package cluster), so that the scripts' timers run on one
+	// node at a time while each node runs the hooks of its own members.
+	//
+	// A tick the gate refuses is skipped, as a tick missed while behind
+	// is: not run later, not an error, not a call (the handler's failure
+	// run is untouched); it is counted in
+	// moonchat_script_timer_skipped_total{script,event="timer"} (a series
+	// that exists only with a gate). The
+	// schedule goes on meanwhile, so a node that starts holding the lease
+	// runs each timer at its next tick. TimerGate is called on the
+	// engine's timer goroutine before the tick takes the Lua state, once
+	// per due timer: it must answer at once (a lease holder's last known
+	// state, not a round trip to NATS). A TimerGate that panics counts as
+	// false (logged): a node unsure whether it holds the lease does not
+	// run the timers.
+	TimerGate func() bool
 }
 
 // Engine runs the Lua scripts and implements chat.Hooks. All Lua code —
@@ -102,6 +122,7 @@ type Engine struct {
 	poll     time.Duration
 	lockWait time.Duration
 	clock    Clock
+	gate     func() bool // Options.TimerGate; nil: timers always run
 
 	sem chan struct{}
 	cur atomic.Pointer[state]
@@ -145,6 +166,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	sh := newShared(opts.Logger, opts.KV, opts.HookTimeout, opts.MaxTextBytes, opts.MaxMemory)
 	sh.metrics = newScriptMetrics()
+	sh.timerGated = opts.TimerGate != nil
 	switch {
 	case opts.DisableAfter == 0:
 		sh.disableAfter = DefaultDisableAfter
@@ -158,6 +180,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		poll:     opts.PollInterval,
 		lockWait: opts.LockWait,
 		clock:    opts.Clock,
+		gate:     opts.TimerGate,
 		opts:     opts.ScriptOptions,
 		shadow:   slices.Clone(opts.Shadow),
 		sem:      make(chan struct{}, 1),

@@ -39,6 +39,7 @@ type scriptMetrics struct {
 	disabled        *prometheus.GaugeVec
 	shadowDecisions *prometheus.CounterVec
 	shadowCalls     *prometheus.CounterVec
+	timerSkipped    *prometheus.CounterVec
 }
 
 func newScriptMetrics() *scriptMetrics {
@@ -73,17 +74,22 @@ func newScriptMetrics() *scriptMetrics {
 			Name: "moonchat_script_shadow_calls_total",
 			Help: "chat.* calls with a side effect that shadow scripts made, recorded and not done, by script and function.",
 		}, []string{"script", "call"}),
+		timerSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonchat_script_timer_skipped_total",
+			Help: "chat.every ticks this node did not run because another node holds the cluster's timer lease, by script and event (timer).",
+		}, lbl),
 	}
 }
 
 // Collectors returns the engine's series for /metrics: per script and
 // event, calls, errors, timeouts, a time histogram and the handlers
-// disabled; the shadow scripts' decisions and recorded calls. The caller
+// disabled; the shadow scripts' decisions and recorded calls; the timer
+// ticks skipped for Options.TimerGate. The caller
 // registers them (cmd/moonchat: in the chat server's registry, through
 // chat.Config.Collectors). They are the same for the engine's whole life.
 func (e *Engine) Collectors() []prometheus.Collector {
 	m := e.sh.metrics
-	return []prometheus.Collector{m.calls, m.errors, m.timeouts, m.duration, m.disabled, m.shadowDecisions, m.shadowCalls}
+	return []prometheus.Collector{m.calls, m.errors, m.timeouts, m.duration, m.disabled, m.shadowDecisions, m.shadowCalls, m.timerSkipped}
 }
 
 // handlerObs is what the engine keeps about one registered function (a
@@ -104,6 +110,7 @@ type handlerObs struct {
 	calls, errors, timeouts prometheus.Counter
 	duration                prometheus.Observer
 	disabledG               prometheus.Gauge
+	skipped                 prometheus.Counter // timers only: ticks the TimerGate refused
 
 	fails    int  // calls failed in a row
 	disabled bool // until the state is replaced
@@ -142,6 +149,11 @@ func (st *state) observe(shadow bool) {
 	for i := range st.timers {
 		t := &st.timers[i]
 		t.obs = m.newObs(t.script, "timer", t.where, true, shadow)
+		if st.sh.timerGated {
+			// Only with a gate (a cluster node): a single node never
+			// skips, and shows no series that cannot move.
+			t.obs.skipped = m.timerSkipped.WithLabelValues(t.script, "timer")
+		}
 	}
 }
 
@@ -220,6 +232,7 @@ func (m *scriptMetrics) retire(old, next *state) {
 		m.timeouts.DeleteLabelValues(p[0], p[1])
 		m.duration.DeleteLabelValues(p[0], p[1])
 		m.disabled.DeleteLabelValues(p[0], p[1])
+		m.timerSkipped.DeleteLabelValues(p[0], p[1])
 	}
 }
 
@@ -229,6 +242,15 @@ func (st *state) labelSetsOrNil() [][2]string {
 		return nil
 	}
 	return st.labelSets()
+}
+
+// skip counts a timer tick Options.TimerGate refused (nil: nothing).
+// Called on the timer goroutine without the engine's semaphore: the
+// counter is atomic, and nothing else of o is touched.
+func (o *handlerObs) skip() {
+	if o != nil && o.skipped != nil {
+		o.skipped.Inc()
+	}
 }
 
 // off reports whether the function was disabled (nil: never).

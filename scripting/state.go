@@ -83,6 +83,9 @@ type shared struct {
 	// disableAfter is Options.DisableAfter: failures in a row that
 	// disable a handler (0: never).
 	disableAfter int
+	// timerGated: Options.TimerGate is set, so timers have a series of
+	// skipped ticks (metrics.go).
+	timerGated bool
 }
 
 type hostBox struct{ h chat.Host }

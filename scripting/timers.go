@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -30,7 +31,9 @@ func (e *Engine) stopTimers(st *state) {
 // runTimers is the one goroutine that fires st's chat.every functions. It
 // takes the engine's semaphore for each call, like a hook, so timers are
 // serialised with hooks; it does nothing once st is no longer current.
-// A timer that falls behind skips the missed ticks instead of bursting.
+// A timer that falls behind skips the missed ticks instead of bursting,
+// and a tick Options.TimerGate refuses is skipped (counted) without
+// taking the semaphore.
 func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	now := e.clock.Now()
@@ -66,6 +69,11 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 			return
 		case <-t.C():
 		}
+		if !e.mayRunTimers() {
+			st.timers[i].obs.skip()
+			e.scheduleNext(next, i, st.timers[i].interval)
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -77,12 +85,37 @@ func (e *Engine) runTimers(ctx context.Context, st *state, stop <-chan struct{},
 			st.runTimer(&st.timers[i])
 		}
 		e.release()
-		now := e.clock.Now()
-		next[i] = next[i].Add(st.timers[i].interval)
-		if next[i].Before(now) {
-			next[i] = now.Add(st.timers[i].interval)
-		}
+		e.scheduleNext(next, i, st.timers[i].interval)
 	}
+}
+
+// scheduleNext moves timer i's deadline one interval on, or to one
+// interval from now when that is already past (a timer that fell behind
+// skips the ticks it missed).
+func (e *Engine) scheduleNext(next []time.Time, i int, interval time.Duration) {
+	now := e.clock.Now()
+	next[i] = next[i].Add(interval)
+	if next[i].Before(now) {
+		next[i] = now.Add(interval)
+	}
+}
+
+// mayRunTimers asks Options.TimerGate whether a due tick runs on this
+// node (true without a gate). A gate that panics answers false: not
+// knowing whether this node holds the cluster's timer lease, it does not
+// run the timers (fail closed: at worst a tick is skipped, never run on
+// two nodes because of a broken gate).
+func (e *Engine) mayRunTimers() (ok bool) {
+	if e.gate == nil {
+		return true
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ok = false
+			e.sh.log.Error("lua timer gate panicked; the tick is skipped", "panic", fmt.Sprint(r))
+		}
+	}()
+	return e.gate()
 }
 
 // runTimer calls one timer function. Caller holds the semaphore.
