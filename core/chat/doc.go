@@ -26,7 +26,12 @@
 // broadcasts nothing itself: every node, the publisher included, puts a
 // batch in its outbox only when its consumer hands it back
 // (Server.Deliver), after writing it to the node's replica, so the log's
-// order is every room's order on every node (deliver.go).
+// order is every room's order on every node (deliver.go). Bans, mutes,
+// room settings, the audit log, name owners and ignore lists are then
+// kept in the cluster's SharedState (Config.Shared) instead of the
+// History: written there first, and every stored change, this node's
+// own included, handed back by a watcher to the server's SharedApplier
+// methods, which make it take effect on this node's members (shared.go).
 //
 // Joins, leaves and renames are processed on the same goroutine, between
 // batches, so a newcomer's replay ends exactly where its live messages
@@ -65,6 +70,10 @@
 //     Redacted, through which a node's consumer hands back what the
 //     cluster's log ordered, and each room's lastDelivered that keeps
 //     replay and live apart;
+//   - shared_seams.go: the seams of cluster-wide state (SharedState,
+//     SharedApplier, Presence, PresenceApplier); shared.go: moderation,
+//     name owners and ignore lists in the SharedState, and the
+//     SharedApplier methods;
 //   - direct_seams.go: the direct-message seam; direct.go: sending and
 //     delivering direct messages; direct_store.go: the per-conversation
 //     locks, the index of accounts' connections and the in-memory

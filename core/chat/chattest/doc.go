@@ -16,6 +16,12 @@
 //     Redacted, as cmd/moonchat's does; a Node can be disconnected, made
 //     to fail its publishes, paused (it lags) or held between applying a
 //     record and delivering it; StartNode runs a server as one;
+//   - Shared: an in-memory chat.SharedState shared by several servers,
+//     each handed every stored change by a Watcher goroutine (the state
+//     when it starts, then every change in order; Pause, Resume, Close),
+//     with Synced for a test to wait until every node has applied
+//     everything and Fail to make writes or reads fail; StartShared runs
+//     a server as one of them;
 //   - Hooks: a scripted chat.Hooks that records joins, leaves and renames;
 //   - Clock: a chat.Clock that moves only when the test advances it, for
 //     tests that must show that something does not happen yet (Pending
