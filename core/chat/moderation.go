@@ -1147,6 +1147,9 @@ type settingsChange struct {
 	rs          RoomSettings
 	by          string
 	topic, slow bool
+	// stored: handed in by the cluster's watcher (RoomSettingsStored),
+	// which does not know who cleared a topic.
+	stored bool
 }
 
 // settingsChanged tells the room of a settings change (room goroutine): a
@@ -1159,7 +1162,7 @@ func (r *room) settingsChanged(c *settingsChange) {
 			r.out.json = append(r.out.json, span{start, len(r.out.arena)})
 		}
 		switch {
-		case c.rs.Topic == "" && c.by == "": // from another node (RoomSettingsStored)
+		case c.rs.Topic == "" && c.stored:
 			r.outSystem("the topic was cleared")
 		case c.rs.Topic == "":
 			r.outSystem(c.by + " cleared the topic")

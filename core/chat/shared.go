@@ -249,7 +249,7 @@ func (s *Server) RoomSettingsStored(room string, rs RoomSettings) {
 	}
 	md.rebuild()
 	md.mu.Unlock()
-	change := &settingsChange{rs: rs, by: rs.TopicBy, topic: rs.Topic != old.Topic, slow: rs.Slow != old.Slow}
+	change := &settingsChange{rs: rs, by: rs.TopicBy, topic: rs.Topic != old.Topic, slow: rs.Slow != old.Slow, stored: true}
 	if !change.topic && !change.slow {
 		return // who set the topic, or when: nothing to tell
 	}

@@ -33,7 +33,15 @@ import (
 // concurrent use; every write returns once the change is durable in the
 // cluster. DeleteRestriction reports true to exactly one caller when
 // several nodes delete the same restriction at once (an expiry is
-// audited once for the cluster).
+// audited once for the cluster). Values read back (and handed to a
+// SharedApplier) are the values written, times at least to the
+// millisecond.
+//
+// The watcher that hands its changes to a SharedApplier starts with the
+// state as it is (deleted keys included, as removals: something removed
+// between New's load and the watch's start must be removed on this node
+// too), then hands every later change in the order stored, none
+// skipped; after a reconnect it may hand some again.
 type SharedState interface {
 	ModerationStore
 	NameOwners
@@ -42,24 +50,29 @@ type SharedState interface {
 
 // SharedApplier takes in the changes stored in the cluster's SharedState
 // by any node, this one included (*Server implements it; a watcher calls
-// it in the order the changes were stored). Each method is idempotent:
-// a change the server already holds changes nothing and tells nobody.
+// it in the order the changes were stored, from one goroutine). Each
+// method is idempotent: a change the server already holds changes
+// nothing and tells nobody. Nothing handed in is audited: the node that
+// made the change did.
 type SharedApplier interface {
-	// RestrictionStored: r was stored (made or replaced). A ban kicks
-	// this node's members it matches; a mute tells them.
+	// RestrictionStored: r was stored (made or replaced). It is in force
+	// on this node (expiry timer armed): a ban kicks this node's members
+	// it matches, as Restrict does on the node that made it; a mute
+	// refuses their posts from now on.
 	RestrictionStored(r Restriction)
 	// RestrictionRemoved: the restriction of kind in room on t was
-	// lifted or expired.
+	// lifted or expired; it is no longer in force on this node.
 	RestrictionRemoved(kind RestrictionKind, room string, t Target)
 	// RoomSettingsStored: room's settings are now rs (the zero value:
 	// none). This node's members of room are told of a new topic or slow
-	// mode as on the node that made the change.
+	// mode as on the node that made the change (a cleared topic without
+	// who cleared it); on that node, nobody twice.
 	RoomSettingsStored(room string, rs RoomSettings)
 	// NameOwnerStored: account id now owns name (and no longer the name
-	// it owned before).
+	// it owned before; "": none).
 	NameOwnerStored(id, name string)
-	// IgnoreListStored: account's ignore list is now ignored (empty:
-	// none).
+	// IgnoreListStored: account's ignore list (the ignored account ids)
+	// is now ignored (empty: none), for its connections on this node.
 	IgnoreListStored(account string, ignored []string)
 }
 
