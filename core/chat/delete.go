@@ -105,7 +105,7 @@ func (r *room) noteOwn(msgs []*Message, senders []*member) {
 func (s *Server) DeleteMessage(sessionID uint64, room string, id uint64) error {
 	m := s.session(sessionID)
 	if m == nil {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	if room == "" {
 		room = m.roomName

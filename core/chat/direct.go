@@ -83,7 +83,7 @@ func (s *Server) initDirect() {
 func (s *Server) Direct(sessionID uint64, to, text string) error {
 	m := s.session(sessionID)
 	if m == nil {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	switch {
 	case text == "":

@@ -421,7 +421,7 @@ var floodLimitNames = [...]string{floodConn: "connection", floodAccount: "accoun
 func (s *Server) Limits(sessionID uint64) (Limits, error) {
 	m := s.session(sessionID)
 	if m == nil || m.gone.Load() {
-		return Limits{}, ErrNoSuchUser
+		return Limits{}, s.noSession(sessionID)
 	}
 	if l := m.flood.limits.Load(); l != nil {
 		return *l, nil
@@ -437,7 +437,7 @@ func (s *Server) SetLimits(sessionID uint64, l Limits) error {
 	l = l.normal()
 	m := s.session(sessionID)
 	if m == nil || m.gone.Load() {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	m.flood.limits.Store(&l)
 	return nil

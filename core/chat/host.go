@@ -23,7 +23,7 @@ func (s *Server) session(sessionID uint64) *member {
 func (s *Server) Send(sessionID uint64, text string) error {
 	m := s.session(sessionID)
 	if m == nil {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	if !m.room.enqueue(op{kind: opSend, m: m, notice: text}) {
 		return ErrServerClosed
@@ -56,7 +56,7 @@ func (s *Server) Broadcast(room, text string) error {
 func (s *Server) Action(sessionID uint64, text string) error {
 	m := s.session(sessionID)
 	if m == nil {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	switch {
 	case text == "":
@@ -76,12 +76,16 @@ func (s *Server) Action(sessionID uint64, text string) error {
 }
 
 // Rename changes a member's name at once (validated, made unique in the
-// room) and queues its announcement; it returns the name actually given.
-// Renaming to the current name changes nothing and announces nothing.
+// room, and in a cluster with Config.Presence claimed for the whole room
+// first: a name another node's member holds gives the next variant, a
+// cluster that cannot be reached refuses the rename with an error
+// wrapping ErrUnavailable) and queues its announcement; it returns the
+// name actually given. Renaming to the current name changes nothing and
+// announces nothing.
 func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 	m := s.session(sessionID)
 	if m == nil {
-		return "", ErrNoSuchUser
+		return "", s.noSession(sessionID)
 	}
 	newName, err := checkName(newName, s.cfg.MaxNameLength)
 	if err != nil {
@@ -108,8 +112,18 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 	}
 	r.roster.names.remove(old, m)
 	s.releaseName(m, old)
-	given := r.giveName(m, newName)
+	given, err := r.claimName(m, newName) // for the cluster too (remote.go)
+	if err != nil {
+		r.roster.names.add(old, m)
+		s.holdName(m, old)
+		r.roster.mu.Unlock()
+		return "", renameRefused(err)
+	}
 	if err := s.recordOwner(m, newName, given); err != nil {
+		if s.presence != nil && given != old {
+			// The cluster holds given for m now: it gets old back.
+			_ = s.claim(r.name, m, old)
+		}
 		r.roster.names.add(old, m)
 		s.holdName(m, old)
 		r.roster.mu.Unlock()
@@ -130,29 +144,42 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 
 // Kick closes a member's connection with code 1000, after sending reason
 // as a notice when it is not empty. It is audited as by "script" (KickBy
-// names who acted).
+// names who acted). Another node's member (User.Node set) is kicked by
+// its node, asked through Config.Presence: Kick returns once it has (or
+// with the error), and that node audits it.
 func (s *Server) Kick(sessionID uint64, reason string) error {
+	if remote, err := s.kickRemote(sessionID, reason, auditByScript); remote {
+		return err
+	}
 	return s.KickBy(sessionID, reason, auditByScript)
 }
 
-// Users lists the members of room, in join order.
+// Users lists the members of room: this node's in join order, then, in a
+// cluster with Config.Presence, the other nodes' (User.Node set) in the
+// order this node learnt of them.
 func (s *Server) Users(room string) []User {
 	s.mu.Lock()
 	r := s.rooms[room]
 	s.mu.Unlock()
 	if r == nil {
-		return nil
+		return s.remoteUsers(room)
 	}
 	r.roster.mu.Lock()
 	defer r.roster.mu.Unlock()
-	users := make([]User, len(r.roster.members))
-	for i, m := range r.roster.members {
-		users[i] = m.user()
+	users := make([]User, 0, r.roster.count())
+	for _, m := range r.roster.members {
+		users = append(users, m.user())
+	}
+	for _, rm := range r.roster.remote.order {
+		if rm != nil {
+			users = append(users, rm.user())
+		}
 	}
 	return users
 }
 
-// Rooms lists the rooms that have at least one member, sorted by name.
+// Rooms lists the rooms that have at least one member, sorted by name
+// (in a cluster with Config.Presence, a member on any node).
 func (s *Server) Rooms() []string {
 	s.mu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
@@ -163,13 +190,14 @@ func (s *Server) Rooms() []string {
 	var names []string
 	for _, r := range rooms {
 		r.roster.mu.Lock()
-		if len(r.roster.members) > 0 {
+		if r.roster.count() > 0 {
 			names = append(names, r.name)
 		}
 		r.roster.mu.Unlock()
 	}
+	names = s.remoteRooms(names)
 	slices.Sort(names)
-	return names
+	return slices.Compact(names)
 }
 
 // History returns up to n of room's most recent stored messages, oldest
@@ -183,7 +211,7 @@ func (s *Server) History(room string, n int) ([]Message, error) {
 func (s *Server) HistoryFor(sessionID uint64, room string, n int) ([]Message, error) {
 	m := s.session(sessionID)
 	if m == nil {
-		return nil, ErrNoSuchUser
+		return nil, s.noSession(sessionID)
 	}
 	if m.rooms != nil && !RoomAllowed(m.rooms, room) {
 		return nil, fmt.Errorf("%w: your credentials do not allow room %q", ErrNotAllowed, room)

@@ -9,7 +9,7 @@ package chat
 func (s *Server) May(sessionID uint64, room string, action Action) (bool, error) {
 	m := s.session(sessionID)
 	if m == nil {
-		return false, ErrNoSuchUser
+		return false, s.noSession(sessionID)
 	}
 	if m.rooms != nil && !RoomAllowed(m.rooms, room) {
 		return false, nil

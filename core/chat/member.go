@@ -42,6 +42,9 @@ type member struct {
 	expires   time.Time // when the credentials expire (Identity.Expires); zero = never
 	since     uint64
 	hasSince  bool
+	// joinedAt is when m joined its room (set by the join before its name
+	// is claimed): the Joined of its cluster presence entry (remote.go).
+	joinedAt time.Time
 	// refuseCode != 0: the connection is refused right after the upgrade.
 	refuseCode   ws.StatusCode
 	refuseReason string

@@ -20,24 +20,49 @@ import (
 //     (names.go);
 //   - plain and json are the same members split by wire format: the
 //     fan-out lists, read and written by the room goroutine alone (no
-//     lock).
+//     lock);
+//   - remote is the other nodes' members (cluster presence, remote.go),
+//     under mu like members; their names are taken in the room too;
+//   - refused is set only while a name is being claimed for the cluster
+//     (claimName, under mu): the keys of the names the cluster refused,
+//     taken for the next variant.
 type roster struct {
 	mu      sync.Mutex
 	members []*member
 	names   nameTable
+	remote  remoteRoster
+	refused map[string]bool
 
 	plain, json []*member
 }
 
-// taken reports whether name is used in the room; mu must be held.
+// taken reports whether name, or a look-alike, is used in the room (by a
+// member of this node or another); mu must be held.
 func (ro *roster) taken(name string) bool {
-	return ro.names.taken(name)
+	if len(ro.remote.names) == 0 && ro.refused == nil {
+		return ro.names.taken(name)
+	}
+	for _, k := range nameKeys(name) {
+		if _, ok := ro.names[k]; ok || ro.remote.names[k] != nil || ro.refused[k] {
+			return true
+		}
+	}
+	return false
 }
 
-// memberNames appends the member names in join order.
+// count is the number of members, this node's and the other nodes'.
+func (ro *roster) count() int { return len(ro.members) + ro.remote.len() }
+
+// memberNames appends the member names: this node's in join order, then
+// the other nodes' (remote.go).
 func (ro *roster) memberNames(names []string) []string {
 	for _, m := range ro.members {
 		names = append(names, m.currentName())
+	}
+	for _, rm := range ro.remote.order {
+		if rm != nil {
+			names = append(names, rm.e.Name)
+		}
 	}
 	return names
 }
@@ -89,9 +114,20 @@ func (r *room) join(m *member) {
 	ro := &r.roster
 	ro.mu.Lock()
 	wanted := name
-	name = r.giveName(m, name)
+	m.joinedAt = nowUTC()
+	name, err := r.claimName(m, name) // for the cluster too (remote.go)
+	if err != nil {
+		ro.mu.Unlock()
+		s.log.Warn("chat: join refused: the name could not be claimed for the cluster", "room", r.name, "remote", m.addr, "name", wanted, "err", err)
+		s.refuseClaim(m, err)
+		if s.hooks != nil {
+			r.leaveHookAs(m, wanted)
+		}
+		return
+	}
 	if err := s.recordOwner(m, wanted, name); err != nil {
 		ro.mu.Unlock()
+		s.releaseClaim(r.name, m)
 		s.refuse(m, ws.StatusTryAgainLater, reasonOf(err))
 		if s.hooks != nil {
 			// The join hook accepted m: scripts get the leave that
@@ -128,7 +164,7 @@ func (r *room) join(m *member) {
 	frames = append(frames, r.replay(m)...)
 	if m.format == formatJSON {
 		base := r.presenceBase(name)
-		frames = append(frames, withAccounts(appendJSONPresence(nil, r.name, base), r.accountsIn(base)))
+		frames = append(frames, withAccounts(appendJSONPresence(nil, r.name, base), r.presenceAccounts(base)))
 	}
 	if len(frames) > 0 {
 		m.writePrepared(ws.NewPrepared(ws.OpText, frames...))
@@ -147,6 +183,28 @@ func (r *room) join(m *member) {
 	}
 	r.outPresence()
 	r.outSystem(name + " joined")
+}
+
+// announceJoined records and announces that another node's member name
+// joined (remote.go), as join does for this node's members: the members
+// changed already.
+func (r *room) announceJoined(name string) {
+	held := r.holdAnnouncements()
+	r.presenceJoined(name)
+	if !held { // else announced by releaseHeld
+		r.outPresence()
+		r.outSystem(name + " joined")
+	}
+}
+
+// announceLeft is announceJoined for a leave, as remove announces one.
+func (r *room) announceLeft(name string) {
+	held := r.holdAnnouncements()
+	r.presenceLeft(name)
+	if !held { // else announced by releaseHeld
+		r.outSystem(name + " left")
+		r.outPresence()
+	}
 }
 
 // joinAllowed refuses m (close 1008 with the reason) when a ban matches
@@ -225,6 +283,7 @@ func (r *room) remove(m *member) {
 	ro.members = removeMember(ro.members, m)
 	m.joined.Store(false)
 	ro.mu.Unlock()
+	s.releaseClaim(r.name, m) // from the cluster's roster (remote.go)
 	r.ignoresChanged(m)
 	if m.format == formatJSON {
 		ro.json = removeMember(ro.json, m)
@@ -234,12 +293,7 @@ func (r *room) remove(m *member) {
 	if r.fan.sweepers != nil {
 		r.unassign(m)
 	}
-	held := r.holdAnnouncements()
-	r.presenceLeft(name)
-	if !held { // else announced by releaseHeld
-		r.outSystem(name + " left")
-		r.outPresence()
-	}
+	r.announceLeft(name)
 	if s.hooks != nil {
 		r.leaveHook(m)
 	}
@@ -283,6 +337,7 @@ func (r *room) leaveAll() {
 	ro.mu.Unlock()
 	for _, m := range left {
 		s.stopExpiry(m)
+		s.releaseClaim(r.name, m)
 	}
 	ro.plain, ro.json = nil, nil
 	if s.hooks == nil {
@@ -300,6 +355,21 @@ func (r *room) renamed(m *member, old string) {
 		return
 	}
 	name := m.currentName()
+	r.announceRename(old, name)
+	if s.hooks != nil {
+		start := time.Now()
+		u := m.user()
+		err := s.hooks.Rename(s.ctx, u, old)
+		s.metrics.hookRename.observeSince(start)
+		if err != nil {
+			s.hookFailed(hookKindRename, u, err, "the rename stands regardless")
+		}
+	}
+}
+
+// announceRename tells the room that old is now known as name (a member
+// of this node or another).
+func (r *room) announceRename(old, name string) {
 	// The pending presence delta names old, if anything: it is closed
 	// here so that the rename event follows it and later joins and leaves
 	// go into a new delta. Held announcements go out first for the same
@@ -310,15 +380,6 @@ func (r *room) renamed(m *member, old string) {
 		r.out.addRename(r.name, old, name)
 	}
 	r.outSystem(old + " is now known as " + name)
-	if s.hooks != nil {
-		start := time.Now()
-		u := m.user()
-		err := s.hooks.Rename(s.ctx, u, old)
-		s.metrics.hookRename.observeSince(start)
-		if err != nil {
-			s.hookFailed(hookKindRename, u, err, "the rename stands regardless")
-		}
-	}
 }
 
 // kick sends m the reason (if any), closes its connection with code (0:

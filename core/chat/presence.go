@@ -67,7 +67,7 @@ type presenceDelta struct {
 // held first, so that announcements keep their order.
 func (r *room) holdAnnouncements() bool {
 	cfg := &r.srv.cfg
-	big := cfg.AnnounceInterval > 0 && len(r.roster.members) > cfg.AnnounceBatchMembers
+	big := cfg.AnnounceInterval > 0 && r.roster.count() > cfg.AnnounceBatchMembers
 	switch {
 	case big && !r.presence.held:
 		r.closePresence()
@@ -163,16 +163,32 @@ func (r *room) presenceLeft(name string) {
 }
 
 // presenceBase returns the full list for a newcomer called self: the
-// members when the pending delta began (join order, those who left since
-// at the end), then self. The delta that follows in the outbox turns it
-// into the current list.
+// members when the pending delta began (this node's in join order, then
+// the other nodes', those who left since at the end), then self. The
+// delta that follows in the outbox turns it into the current list.
 func (r *room) presenceBase(self string) []string {
 	d := &r.presence.delta
-	names := make([]string, 0, len(r.roster.members)+len(d.left))
-	for _, m := range r.roster.members {
+	ro := &r.roster
+	names := make([]string, 0, ro.count()+len(d.left))
+	// In a big room a held delta can list thousands of names: look them
+	// up in a set rather than scan the list for every member.
+	inDelta := func(n string) bool { return slices.Contains(d.joined, n) }
+	if len(d.joined) > 16 {
+		set := make(map[string]struct{}, len(d.joined))
+		for _, n := range d.joined {
+			set[n] = struct{}{}
+		}
+		inDelta = func(n string) bool { _, ok := set[n]; return ok }
+	}
+	for _, m := range ro.members {
 		n := m.currentName()
-		if n != self && !slices.Contains(d.joined, n) {
+		if n != self && !inDelta(n) {
 			names = append(names, n)
+		}
+	}
+	for _, rm := range ro.remote.order {
+		if rm != nil && rm.e.Name != self && !inDelta(rm.e.Name) {
+			names = append(names, rm.e.Name)
 		}
 	}
 	for _, n := range d.left {
@@ -200,7 +216,7 @@ func (r *room) outPresence() {
 func (r *room) closePresence() {
 	d := &r.presence.delta
 	if d.at >= 0 {
-		r.out.fillJSONPresence(d.at, r.name, d.joined, d.left, r.accountsIn(d.joined))
+		r.out.fillJSONPresence(d.at, r.name, d.joined, d.left, r.presenceAccounts(d.joined))
 		d.at = -1
 	}
 	clear(d.joined)

@@ -95,7 +95,7 @@ func (s *Server) changeRole(sessionID uint64, role string, grant bool) error {
 	}
 	m := s.session(sessionID)
 	if m == nil || m.gone.Load() {
-		return ErrNoSuchUser
+		return s.noSession(sessionID)
 	}
 	for {
 		cur := m.granted.Load()

@@ -40,6 +40,7 @@ const (
 	opConvList                   // m asks for its conversations (JSON, direct_read.go)
 	opDirectPage                 // m pages a conversation (JSON, direct_read.go)
 	opDeliver                    // cluster mode: a batch read back from the log (deliver.go)
+	opRemote                     // cluster presence: another node's member joined, left or changed (remote.go)
 )
 
 // op is one entry of a room's queue. Each field holds one thing, for the
@@ -88,6 +89,10 @@ type op struct {
 	hasAfter bool
 	// delivered is the batch of opDeliver, ids in the log's order.
 	delivered []Message
+	// remote is the other node's member of opRemote (as it is now, or
+	// as it was when remoteGone: it left).
+	remote     *remoteMember
+	remoteGone bool
 }
 
 // room is one chat room and its ordering goroutine (see the package doc).
@@ -147,6 +152,7 @@ func newRoom(s *Server, name string, prev *room) *room {
 	}
 	r.roster.names = make(nameTable)
 	r.presence.delta.at = -1
+	r.loadRemote() // the other nodes' members (remote.go; Server.mu is held)
 	return r
 }
 
@@ -261,7 +267,7 @@ func (r *room) process(batch []op) {
 // leaves and the others only add to the outbox or the sweepers' inboxes.
 func (r *room) control(o *op) {
 	switch o.kind {
-	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores, opDirect, opDeliver:
+	case opJoin, opLeave, opBroadcast, opRedact, opAnnounce, opRoles, opAdminPost, opSettings, opIgnores, opDirect, opDeliver, opRemote:
 	default:
 		r.waitForPasses()
 	}
@@ -293,13 +299,16 @@ func (r *room) control(o *op) {
 			// Flushed first: the list is then the state after every
 			// event m already has, and no pending delta follows it.
 			r.flushAndWait()
+			r.roster.mu.Lock()
 			names := r.roster.memberNames(nil)
-			o.m.write(withAccounts(appendJSONPresence(nil, r.name, names), r.accountsIn(names)))
+			r.roster.mu.Unlock()
+			o.m.write(withAccounts(appendJSONPresence(nil, r.name, names), r.presenceAccounts(names)))
 		}
 	case opAnnounce:
 		r.presence.announceArmed = false
 		r.releaseHeld()
 	case opRoles:
+		r.reclaim(o.m) // the cluster's roster gets the new roles (remote.go)
 		r.rolesChangedEvent(o.m, o.oldName)
 	case opExpired:
 		r.expire(o.m, o.expiryGen)
@@ -321,6 +330,8 @@ func (r *room) control(o *op) {
 		r.directOut(o)
 	case opDeliver:
 		r.deliver(o) // deliver.go
+	case opRemote:
+		r.remoteChanged(o) // remote.go
 	case opConvList:
 		r.release = append(r.release, o.m)
 		r.answerConversations(o.m) // direct_read.go

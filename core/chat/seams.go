@@ -71,6 +71,13 @@ type User struct {
 	// Host.Revoke changed them for the session. Room rules (RoomRules)
 	// decide what each role may do.
 	Roles []string
+	// Node is, in a cluster with a cluster-wide roster (Config.Presence),
+	// the node another node's member is connected to; "" for this node's
+	// members. Such a member's SessionID is this node's own for it:
+	// Host.Kick of it asks its node to kick it, and the Host methods that
+	// act on a connection (Send, Action, Rename, Grant, ...) return
+	// ErrRemoteMember. Addr is empty for it.
+	Node string
 }
 
 // Identity is who a connection's credentials say the user is, as an
