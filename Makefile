@@ -1,7 +1,7 @@
 # moonchat — the targets everyone uses. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test vet lint fmt build bench
+.PHONY: test vet lint fmt build bench scale
 
 test: vet
 	$(GO) test -race -count=1 -timeout 14m ./...
@@ -25,3 +25,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt
 	MOONCHAT_BENCH=1 MOONCHAT_BENCH_MICRO=$(CURDIR)/bin/microbench.txt \
 		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkSideBySide$$' -benchtime=1x -v -timeout 10m ./cmd/moonchat-bench/internal/loadgen
+
+# The scale run of issue 15 (bench/scale; docs/performance.md, "Scale run"):
+# one nats-server (built from the nats-server module in go.mod), six
+# `moonchat serve` nodes in cluster mode and 100,000 idle connections in one
+# room from six load worker processes, then timed broadcasts to all of them.
+# A few minutes; stops every process it started. SCALE_FLAGS passes flags
+# (go run ./bench/scale -h), e.g. SCALE_FLAGS="-clients 20000 -nodes 2".
+SCALE_FLAGS ?=
+scale: build
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+	$(GO) run ./bench/scale -bin bin -out bin/scale.json $(SCALE_FLAGS)

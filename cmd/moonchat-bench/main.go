@@ -10,6 +10,12 @@
 // stdout (the Summary of package internal/loadgen). Exit status: 0 on
 // success, 1 when the run failed, 2 for a mistake in the command line.
 // docs/performance.md says how `make bench` uses it.
+//
+// -url takes several room URLs separated by commas (the nodes of a
+// cluster): the clients are spread over them round robin. With -worker it
+// is one process of a load split over several (`make scale`, bench/scale):
+// it connects its clients and then obeys commands on stdin, answering in
+// JSON lines on stdout (loadgen.RunWorker), for at most -duration.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -37,7 +44,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -45,7 +52,7 @@ func main() {
 // run parses args, runs the load and returns the exit status. A signal
 // (ctx) ends the run early; the summary of what was measured is still
 // printed.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("moonchat-bench", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() {
@@ -53,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fset.PrintDefaults()
 	}
 	var cfg loadgen.Config
-	fset.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/chat/bench", "room to load (ws://HOST:PORT/chat/ROOM, or wss://)")
+	urls := fset.String("url", "ws://127.0.0.1:8080/chat/bench", "room to load (ws://HOST:PORT/chat/ROOM, or wss://); several separated by commas spread the clients over them")
 	tlsCA := fset.String("tls-ca", "", "with a wss:// -url: PEM file of the certificate authorities (or the self-signed certificate) to trust instead of the system's")
 	fset.IntVar(&cfg.Clients, "clients", 100, "connections (room members)")
 	fset.IntVar(&cfg.Senders, "senders", 10, "how many of the clients send")
@@ -69,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset.IntVar(&cfg.JoinProbes, "join-probe", 0, "at the end, time this many joins (dial to the replayed history; moonchat servers only)")
 	fset.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a non-loopback target (only servers you own)")
 	fset.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "dials in progress at once")
+	fset.StringVar(&cfg.RunID, "run-id", "", "tag of this run's messages, 6-16 letters and digits (default random; the workers of one split load share one)")
+	worker := fset.Bool("worker", false, "one process of a split load (bench/scale): connect, then obey send/count/arrivals/quit commands on stdin, for at most -duration")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,6 +88,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moonchat-bench: unexpected argument %q\n", termSafe(fset.Arg(0)))
 		fset.Usage()
 		return 2
+	}
+	if *worker {
+		cfg.Idle, cfg.Senders = true, 1 // as RunWorker runs it: client 0 sends the waves
+	}
+	for _, u := range strings.Split(*urls, ",") {
+		cfg.URLs = append(cfg.URLs, strings.TrimSpace(u))
 	}
 	ips, err := loadgen.ParseSourceIPs(*sources)
 	if err == nil && *tlsCA != "" {
@@ -91,6 +106,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "moonchat-bench: %s\n", termSafe(err.Error()))
 		return 2
+	}
+	if *worker {
+		if err := loadgen.RunWorker(ctx, cfg, stdin, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "moonchat-bench: worker: %s\n", termSafe(err.Error()))
+			return 1
+		}
+		return 0
 	}
 	sum, err := loadgen.Run(ctx, cfg, stderr)
 	if sum != nil {

@@ -14,6 +14,17 @@ import (
 type Config struct {
 	// URL of the room, ws://HOST/chat/ROOM, or wss:// over TLS.
 	URL string
+	// URLs, when set, are the room's URLs on several servers (the nodes
+	// of a cluster): client i connects to URLs[i%len(URLs)], and the
+	// summary has deliveries and latency per URL. Validate sets URL to
+	// URLs[0]; without URLs, it sets URLs to URL alone.
+	URLs []string
+	// RunID tags every payload of the run, so that its messages are told
+	// from older ones (replayed history, other tools in the room). Empty:
+	// a random one. The worker processes of one scale run share one, so
+	// that each counts the broadcasts another one sent. 6 to 16 ASCII
+	// letters and digits.
+	RunID string
 	// TLSRoots are the certificate authorities a wss:// server's
 	// certificate is verified against (nil: the system's). TLS clients
 	// are read on goroutines (GoroutineReaders): the epoll readers take
@@ -76,20 +87,19 @@ var (
 
 // Validate checks c and applies defaults.
 func (c *Config) Validate() error {
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return fmt.Errorf("%w: url %q: %v", ErrBadConfig, c.URL, err)
+	if len(c.URLs) == 0 {
+		c.URLs = []string{c.URL}
 	}
-	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return fmt.Errorf("%w: url %q: want ws://HOST[:PORT]/PATH or wss://", ErrBadConfig, c.URL)
-	}
-	if u.Scheme == "wss" {
-		c.GoroutineReaders = true
-	}
-	if !c.AllowRemote {
-		if err := checkLoopback(u.Hostname()); err != nil {
+	c.URL = c.URLs[0]
+	for _, raw := range c.URLs {
+		if err := c.checkURL(raw); err != nil {
 			return err
 		}
+	}
+	if err := checkRunID(c.RunID); err != nil {
+		return err
+	}
+	if !c.AllowRemote {
 		for _, ip := range c.SourceIPs {
 			if !ip.IsLoopback() {
 				return fmt.Errorf("%w: source address %s", ErrRemoteTarget, ip)
@@ -135,6 +145,44 @@ func (c *Config) Validate() error {
 		c.ReadBufferSize = 4096
 		if c.Idle {
 			c.ReadBufferSize = 512
+		}
+	}
+	return nil
+}
+
+// checkURL checks one room URL (and that it is on loopback unless
+// AllowRemote); a wss:// one selects the goroutine readers.
+func (c *Config) checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: url %q: %v", ErrBadConfig, raw, err)
+	}
+	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fmt.Errorf("%w: url %q: want ws://HOST[:PORT]/PATH or wss://", ErrBadConfig, raw)
+	}
+	if u.Scheme == "wss" {
+		c.GoroutineReaders = true
+	}
+	if !c.AllowRemote {
+		return checkLoopback(u.Hostname())
+	}
+	return nil
+}
+
+// checkRunID accepts "" (a random id) or 6 to 16 ASCII letters and
+// digits: the id goes into every payload and nickname, so it must need
+// no escaping and leave names short.
+func checkRunID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if len(id) < 6 || len(id) > 16 {
+		return fmt.Errorf("%w: run id %q: want 6 to 16 letters and digits", ErrBadConfig, id)
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9') {
+			return fmt.Errorf("%w: run id %q: want 6 to 16 letters and digits", ErrBadConfig, id)
 		}
 	}
 	return nil

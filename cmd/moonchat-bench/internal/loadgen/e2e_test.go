@@ -142,3 +142,35 @@ func checkReaders(t *testing.T, sum *Summary, goroutines bool) {
 		t.Errorf("receive path %q, want %q", sum.Readers, want)
 	}
 }
+
+// TestRunURLs spreads the clients over several room URLs (the nodes of a
+// cluster; here one server under two names of its address): client i
+// goes to URLs[i%2], and the summary splits the measured deliveries per
+// URL, adding up to the total.
+func TestRunURLs(t *testing.T) {
+	ts := startChat(t)
+	other := strings.Replace(ts, "127.0.0.1", "localhost", 1)
+	cfg := Config{
+		URLs:    []string{ts + "/chat/urls", other + "/chat/urls"},
+		Clients: 7, Senders: 2, Window: 4, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Lost != 0 || len(sum.Errors) > 0 || len(sum.PerURL) != 2 {
+		t.Fatalf("lost %d, errors %v, per URL %+v", sum.Lost, sum.Errors, sum.PerURL)
+	}
+	a, b := sum.PerURL[0], sum.PerURL[1]
+	if a.URL != cfg.URLs[0] || b.URL != cfg.URLs[1] || a.Connections != 4 || b.Connections != 3 {
+		t.Errorf("per URL %+v", sum.PerURL)
+	}
+	if a.Deliveries == 0 || b.Deliveries == 0 || a.Deliveries+b.Deliveries != sum.Deliveries || b.Latency.N != b.Deliveries {
+		t.Errorf("deliveries %d + %d, total %d; %+v", a.Deliveries, b.Deliveries, sum.Deliveries, sum.PerURL)
+	}
+	if sum.URL != cfg.URLs[0] {
+		t.Errorf("summary URL %q", sum.URL)
+	}
+}

@@ -12,8 +12,9 @@ import (
 // RUNID tells this run's messages from older ones (replayed history, other
 // tools in the room); KIND is 'm' for a measured message, 'b' for the
 // barrier that checks every client is in the room, 'i' for the idle-mode
-// broadcast; SENTNS is the send time in Unix nanoseconds; the x padding
-// brings the text to the requested size. Only ASCII letters, digits and
+// broadcast, 'w' for a wave of a scale run's workers (worker.go, SEQ is
+// the wave's number); SENTNS is the send time in Unix nanoseconds; the x
+// padding brings the text to the requested size. Only ASCII letters, digits and
 // spaces: no JSON escaping, nothing the default word filter rewrites.
 
 // payload is a decoded message text.
@@ -29,6 +30,7 @@ const (
 	kindMessage = 'm'
 	kindBarrier = 'b'
 	kindIdle    = 'i'
+	kindWave    = 'w'
 )
 
 // appendPayload appends the text of one message to b, padded with 'x' to

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,7 @@ type runner struct {
 	stopping               atomic.Bool
 
 	hist      [histShards]Histogram // per delivery
+	urlHist   []Histogram           // per delivery, per URL (several URLs only)
 	msgHist   Histogram             // per message, at its last member
 	handshake Histogram
 	windows   []*senderWindow
@@ -54,6 +56,7 @@ type runner struct {
 	barrier   atomic.Int64  // clients that saw the barrier
 	idleSeen  atomic.Int64
 	idleHist  Histogram
+	waves     *[maxWaves]wave // worker mode only (RunWorker)
 
 	mu          sync.Mutex
 	errs        []string
@@ -69,6 +72,7 @@ type runner struct {
 // client is one connection and its reader's state.
 type client struct {
 	id         int
+	url        int // index in Config.URLs
 	conn       *Conn
 	seq        seqState
 	delivered  atomic.Uint64 // this run's measured messages received, all phases
@@ -101,14 +105,29 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	r := newRunner(cfg, progress)
+	defer r.closeAll()
+	return r.run(ctx)
+}
+
+// newRunner makes the runner of a validated cfg: its run id, the open
+// file limit raised, its receive path.
+func newRunner(cfg Config, progress io.Writer) *runner {
 	if progress == nil {
 		progress = io.Discard
 	}
-	var id [4]byte
-	for i := range id {
-		id[i] = byte(rand.Uint32())
+	runID := cfg.RunID
+	if runID == "" {
+		var id [4]byte
+		for i := range id {
+			id[i] = byte(rand.Uint32())
+		}
+		runID = hex.EncodeToString(id[:])
 	}
-	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), json: cfg.Format == "json", log: progress}
+	r := &runner{cfg: cfg, runID: runID, json: cfg.Format == "json", log: progress}
+	if len(cfg.URLs) > 1 {
+		r.urlHist = make([]Histogram, len(cfg.URLs))
+	}
 	if _, err := raiseFileLimit(uint64(cfg.Clients + cfg.JoinProbes + 1024)); err != nil {
 		r.errorf("raise the open file limit: %v", err)
 	}
@@ -121,8 +140,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 			fmt.Fprintf(progress, "bench: no epoll readers (%v): one reader goroutine per client\n", err)
 		}
 	}
-	defer r.closeAll()
-	return r.run(ctx)
+	return r
 }
 
 func (r *runner) errorf(format string, args ...any) {
@@ -189,7 +207,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 // reader as soon as its handshake is done. Clients that fail to connect are left out (and counted).
 func (r *runner) connect(ctx context.Context) error {
 	cfg := r.cfg
-	u, _ := url.Parse(cfg.URL)
+	urls := make([]*url.URL, len(cfg.URLs))
+	for i, raw := range cfg.URLs {
+		urls[i], _ = url.Parse(raw) // Validate parsed them
+	}
 	var protos []string
 	if r.json {
 		protos = []string{"moonchat.v1"}
@@ -225,14 +246,15 @@ func (r *runner) connect(ctx context.Context) error {
 				}
 				dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 				t0 := time.Now()
-				c, err := Dial(dctx, withName(u, r.name(i)), opts)
+				ui := i % len(urls)
+				c, err := Dial(dctx, withName(urls[ui], r.name(i)), opts)
 				cancel()
 				if err != nil {
 					r.errorf("client %d: %v", i, err)
 					continue
 				}
 				r.handshake.Record(time.Since(t0))
-				cl := &client{id: i, conn: c, seq: newSeqState(senders)}
+				cl := &client{id: i, url: ui, conn: c, seq: newSeqState(senders)}
 				clients[i] = cl
 				r.startReading(cl)
 				done.Add(1)
@@ -252,7 +274,7 @@ func (r *runner) connect(ctx context.Context) error {
 	if len(r.clients) == 0 {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return fmt.Errorf("no client could connect to %s: %v", cfg.URL, r.errs)
+		return fmt.Errorf("no client could connect to %s: %v", strings.Join(cfg.URLs, ", "), r.errs)
 	}
 	if len(r.clients) < cfg.Senders {
 		return fmt.Errorf("only %d clients connected, fewer than the %d senders", len(r.clients), cfg.Senders)
@@ -360,6 +382,10 @@ func (r *runner) deliver(cl *client, op ws.Opcode, data []byte) {
 			cl.sawBarrier = true
 			r.barrier.Add(1)
 		}
+	case kindWave:
+		if r.waves != nil && p.seq < maxWaves {
+			r.waves[p.seq].arrive(cl.id, now.Sub(time.Unix(0, p.sent)))
+		}
 	case kindIdle:
 		if !cl.sawIdle {
 			cl.sawIdle = true
@@ -376,7 +402,11 @@ func (r *runner) deliver(cl *client, op ws.Opcode, data []byte) {
 		cl.delivered.Add(1)
 		ns := now.UnixNano()
 		if from := r.measureFrom.Load(); from != 0 && ns >= from && ns < r.measureTo.Load() {
-			r.hist[cl.id%histShards].Record(time.Duration(ns - p.sent))
+			d := time.Duration(ns - p.sent)
+			r.hist[cl.id%histShards].Record(d)
+			if r.urlHist != nil {
+				r.urlHist[cl.url].Record(d)
+			}
 		}
 		r.track(p, ns)
 	}
@@ -525,6 +555,17 @@ func (r *runner) load(ctx context.Context, sum *Summary) {
 	}
 	sum.Lost = Lost(sent, int(r.members.Load()), delivered)
 	sum.Reordered = reordered
+	if r.urlHist != nil {
+		conns := make([]int, len(cfg.URLs))
+		for _, cl := range r.clients {
+			conns[cl.url]++
+		}
+		for i := range r.urlHist {
+			h := &r.urlHist[i]
+			sum.PerURL = append(sum.PerURL, URLStats{URL: cfg.URLs[i], Connections: conns[i], Deliveries: h.Count(),
+				DeliveriesPerSec: float64(h.Count()) / cfg.Duration.Seconds(), Latency: percents(h)})
+		}
+	}
 	if cfg.PID != 0 {
 		sum.Server = &ServerStats{PID: cfg.PID, CPUPercent: cpuPercent(first, end), RSSBytes: end.rss,
 			RSSStartBytes: first.rss, RSSPeakBytes: end.rssPeak}

@@ -34,6 +34,9 @@ type Summary struct {
 	Lost             uint64   `json:"lost"`
 	Reordered        uint64   `json:"reordered"`
 	Disconnects      int      `json:"disconnects"`
+	// PerURL has the measured deliveries per room URL when the clients
+	// were spread over several (Config.URLs): one entry per URL, in order.
+	PerURL []URLStats `json:"per_url,omitempty"`
 
 	Server    *ServerStats `json:"server,omitempty"`
 	Idle      *IdleStats   `json:"idle,omitempty"`
@@ -49,6 +52,16 @@ type Percents struct {
 	P99  float64 `json:"p99"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// URLStats are the measured deliveries of the clients of one room URL
+// (one server of several).
+type URLStats struct {
+	URL              string   `json:"url"`
+	Connections      int      `json:"connections"`
+	Deliveries       uint64   `json:"deliveries"`
+	DeliveriesPerSec float64  `json:"deliveries_per_s"`
+	Latency          Percents `json:"latency_ms"`
 }
 
 // ServerStats are sampled from /proc/PID while the measured time runs.
