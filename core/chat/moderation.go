@@ -1106,12 +1106,12 @@ func (s *Server) sweepRestrictions() {
 		s.log.Info("chat: restriction expired", "kind", key.kind, "room", key.room, "target", targetString(key.t))
 		if md.store != nil {
 			pending := s.sharedWrote(restrictionKey(key.kind, key.room, key.t), restrictionFP(nil))
-			deleted, err := md.store.DeleteRestriction(key.kind, key.room, key.t)
+			deleted, err := s.deleteExpired(&r) // shared.go
 			if err != nil || !deleted {
 				pending() // no echo of this node's to wait for
 			}
 			if s.shared != nil && err == nil && !deleted {
-				continue // another node removed it and audits it
+				continue // another node removed it (and audits it) or replaced it
 			}
 			if err != nil {
 				s.log.Warn("chat: removing an expired restriction from the store failed (it no longer applies; its expiry is audited when a later start removes it)", "kind", key.kind, "room", key.room, "target", targetString(key.t), "err", err)

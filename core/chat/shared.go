@@ -29,7 +29,9 @@ import (
 //     twice flip back and forth);
 //   - expiries: every node's timer fires for a restriction that expires;
 //     each drops it, but only the node whose DeleteRestriction reported
-//     true audits it, so the cluster's audit log has it once.
+//     true audits it, so the cluster's audit log has it once. A
+//     SharedState that is an ExpiryDeleter removes it only while it is
+//     still the stored one (not replaced by a new one meanwhile).
 
 // sharedEchoWait bounds how long a pending write of this node holds back
 // older changes of its key: past it, a write whose echo never came (a
@@ -142,6 +144,29 @@ func fpTime(t time.Time) string {
 		return "0"
 	}
 	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+// ExpiryDeleter is an optional interface of a SharedState: one that
+// implements it removes an expired restriction only while the stored one
+// is still that restriction. Without it, a node sweeping an expiry could
+// remove the restriction another node made in its place (same kind, room
+// and target) a moment before, while this node's watcher had not handed
+// the new one in yet: the new ban would be lost for the cluster.
+type ExpiryDeleter interface {
+	// DeleteExpired removes the restriction of r's Kind, Room and Target
+	// only while the stored one was created at r.Created (to the
+	// millisecond); it reports whether it removed it (true to exactly
+	// one of several callers at once).
+	DeleteExpired(r Restriction) (bool, error)
+}
+
+// deleteExpired removes the expired r from the store (a sweep): through
+// ExpiryDeleter when the SharedState implements it, else by its key.
+func (s *Server) deleteExpired(r *Restriction) (bool, error) {
+	if ed, ok := s.shared.(ExpiryDeleter); ok {
+		return ed.DeleteExpired(*r)
+	}
+	return s.mod.store.DeleteRestriction(r.Kind, r.Room, r.Target)
 }
 
 // stateStores returns where moderation, name owners and ignore lists are

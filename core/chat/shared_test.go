@@ -378,3 +378,40 @@ func TestSharedFailClosed(t *testing.T) {
 		t.Errorf("New with an unreadable SharedState: %v", err)
 	}
 }
+
+// A ban replaced on A (a new one on the same name) just before the old
+// one expires is not removed by B's sweep of the old one, which B still
+// held (its watcher behind): the shared state removes an expired
+// restriction only while it is the stored one (chat.ExpiryDeleter).
+func TestSharedExpiryOfReplaced(t *testing.T) {
+	clock := &chattest.Clock{}
+	sh, srv, ws, _ := sharedPair(t, clock)
+	a, b := srv[0], srv[1]
+	mallory := chat.Target{Name: "mallory"}
+	if err := a.Chat.Restrict(chat.KindBan, "lobby", mallory, time.Minute, "", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	synced(t, sh)
+	ws[1].Pause()
+	clock.Advance(30 * time.Second)
+	if err := a.Chat.Restrict(chat.KindBan, "lobby", mallory, time.Hour, "again", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second) // B's timer fires for the old one
+	ws[1].Resume()
+	synced(t, sh)
+	if rs, _ := sh.Restrictions(); len(rs) != 1 || rs[0].Reason != "again" {
+		t.Fatalf("stored %+v", rs)
+	}
+	for i, ts := range srv {
+		if rs := ts.Chat.Restrictions("lobby"); len(rs) != 1 || rs[0].Reason != "again" {
+			t.Errorf("node %d holds %+v", i, rs)
+		}
+	}
+	if status, body := refusedDial(t, b, "", "/chat/lobby?name=mallory"); status != 403 || !strings.HasSuffix(body, ": again") {
+		t.Errorf("handshake on B: %d %q", status, body)
+	}
+	if got := sharedAudit(t, a); !slices.Equal(got, []string{"ban by mod", "ban by mod"}) {
+		t.Errorf("audit %q", got)
+	}
+}

@@ -174,6 +174,26 @@ func (sh *Shared) DeleteRestriction(kind chat.RestrictionKind, room string, t ch
 	return true, nil
 }
 
+var _ chat.ExpiryDeleter = (*Shared)(nil)
+
+// DeleteExpired implements chat.ExpiryDeleter: it removes the restriction
+// of r's kind, room and target only while the stored one was created at
+// r.Created.
+func (sh *Shared) DeleteExpired(r chat.Restriction) (bool, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.writeErr != nil {
+		return false, fmt.Errorf("delete restriction: %w", sh.writeErr)
+	}
+	k := modKey{r.Kind, r.Room, r.Target}
+	if cur, ok := sh.restrictions[k]; !ok || !cur.Created.Equal(r.Created) {
+		return false, nil
+	}
+	delete(sh.restrictions, k)
+	sh.record(sharedChange{op: opUnrestrict, r: chat.Restriction{Kind: r.Kind, Room: r.Room, Target: r.Target}})
+	return true, nil
+}
+
 // RoomSettings implements chat.ModerationStore.
 func (sh *Shared) RoomSettings() (map[string]chat.RoomSettings, error) {
 	sh.mu.Lock()
