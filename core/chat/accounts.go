@@ -240,7 +240,10 @@ func (s *Server) recordOwner(m *member, wanted, given string) error {
 	// In a cluster the write is pending before the change is made here,
 	// so that an older change of id's name handed in meanwhile is not
 	// applied over it (shared.go).
-	pending := s.sharedWrote("n"+id, given)
+	pending := func() {}
+	if s.shared != nil {
+		pending = s.sharedWrote("n"+id, given)
+	}
 	prev, changed := a.own(id, given)
 	if !changed || a.store == nil {
 		pending()
