@@ -32,6 +32,13 @@
 // History: written there first, and every stored change, this node's
 // own included, handed back by a watcher to the server's SharedApplier
 // methods, which make it take effect on this node's members (shared.go).
+// With the cluster's roster (Config.Presence) a room's members are the
+// whole cluster's: a join or rename claims its name for the room before
+// anyone is told (the room goroutine waits for the claim), and the other
+// nodes' members, handed in by a watcher (PresenceApplier), reach each
+// room as an operation like its own joins and leaves, so that names,
+// presence lists and announcements are the room's on every node
+// (remote.go).
 //
 // Joins, leaves and renames are processed on the same goroutine, between
 // batches, so a newcomer's replay ends exactly where its live messages
@@ -73,7 +80,9 @@
 //   - shared_seams.go: the seams of cluster-wide state (SharedState,
 //     SharedApplier, Presence, PresenceApplier); shared.go: moderation,
 //     name owners and ignore lists in the SharedState, and the
-//     SharedApplier methods;
+//     SharedApplier methods; remote.go: cluster presence — names claimed
+//     for the cluster, the other nodes' members (PresenceApplier) in the
+//     rooms' rosters, kicks routed to their node;
 //   - direct_seams.go: the direct-message seam; direct.go: sending and
 //     delivering direct messages; direct_store.go: the per-conversation
 //     locks, the index of accounts' connections and the in-memory

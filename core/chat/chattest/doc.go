@@ -22,6 +22,12 @@
 //     with Synced for a test to wait until every node has applied
 //     everything and Fail to make writes or reads fail; StartShared runs
 //     a server as one of them;
+//   - PresenceHub: an in-memory cluster-wide roster (chat.Presence)
+//     shared by several servers, each a PresenceNode, with a watcher
+//     goroutine per node handing the others' entries to its server in
+//     order (Settle waits for them), kicks routed to the node's KickBy,
+//     and a switch that makes it unavailable; StartPresence runs a
+//     server as one node;
 //   - Hooks: a scripted chat.Hooks that records joins, leaves and renames;
 //   - Clock: a chat.Clock that moves only when the test advances it, for
 //     tests that must show that something does not happen yet (Pending
