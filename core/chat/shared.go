@@ -39,6 +39,10 @@ import (
 // stops the key's changes from being applied.
 const sharedEchoWait = time.Minute
 
+// sharedEchoMax bounds the pending writes of one key (the oldest are
+// forgotten): without a watcher running they would pile up.
+const sharedEchoMax = 64
+
 // sharedEchoes is this node's writes to the SharedState that the watcher
 // has not handed back yet, by key ("r…" restriction, "s…" room settings,
 // "n…" name owner, "i…" ignore list), oldest first, each as a fingerprint
@@ -72,7 +76,11 @@ func (s *Server) sharedWrote(key, fp string) (cancel func()) {
 	}
 	e.seq++
 	seq := e.seq
-	e.pending[key] = append(e.pending[key], pendingWrite{seq, fp, s.cfg.Clock.Now()})
+	list := append(e.pending[key], pendingWrite{seq, fp, s.cfg.Clock.Now()})
+	if len(list) > sharedEchoMax {
+		list = slices.Delete(list, 0, len(list)-sharedEchoMax)
+	}
+	e.pending[key] = list
 	return func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -59,8 +59,9 @@ func sharedAudit(t *testing.T, ts *chattest.Server) []string {
 
 // A ban made on A kicks the member it matches connected to B (notice,
 // 1008 with the reason), and both nodes refuse it at the handshake; it is
-// in the shared state (the Histories' stores stay empty) and audited
-// once. Lifted on B, A lets the name in again.
+// in the shared state (the Histories' stores stay empty), audited once
+// and loaded by a node started later. Lifted on B, A lets the name in
+// again.
 func TestSharedBan(t *testing.T) {
 	sh, srv, _, hist := sharedPair(t, nil)
 	a, b := srv[0], srv[1]
@@ -91,6 +92,11 @@ func TestSharedBan(t *testing.T) {
 	}
 	if got := sharedAudit(t, b); !slices.Equal(got, []string{"ban by mod"}) {
 		t.Errorf("audit %q", got)
+	}
+	// A node started later loads it.
+	c, _ := chattest.StartShared(t, sh, chat.Config{}, nil, nil)
+	if status, body := refusedDial(t, c, "", "/chat/lobby?name=mallory"); status != 403 || body != "you are banned from lobby: spam" {
+		t.Errorf("node started later: handshake %d %q", status, body)
 	}
 
 	if ok, err := b.Chat.Lift(chat.KindBan, "lobby", chat.Target{Name: "Mallory"}, "mod2"); !ok || err != nil {
