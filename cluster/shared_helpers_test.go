@@ -76,20 +76,6 @@ func (r *recorder) expect(t testing.TB, skip bool, want ...string) {
 	}
 }
 
-// none checks that nothing more arrives within a short look (used only
-// after a marker line proved that what came before was delivered).
-func (r *recorder) drain() []string {
-	var out []string
-	for {
-		select {
-		case s := <-r.ch:
-			out = append(out, s)
-		default:
-			return out
-		}
-	}
-}
-
 // run runs f in a goroutine until the test ends, and checks that it ended
 // as cancelled.
 func run(t testing.TB, f func(ctx context.Context) error) context.CancelFunc {
