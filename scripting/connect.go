@@ -214,7 +214,9 @@ func (st *state) runIdentity(ev event, req *lua.LTable, secret string) (verdict,
 		L.Push(h.fn)
 		L.Push(req)
 		if err := st.pcall(st.sh.hookTimeout, 1, 2); err != nil {
-			err = hookError(kind, h.where, err)
+			// Scrubbed before hookError cuts a long message: a cut could
+			// leave part of the password, which scrubError would miss.
+			err = hookError(kind, h.where, scrubLuaError(err, secret))
 			st.done(h.obs, err)
 			return verdict{}, err
 		}
@@ -430,6 +432,30 @@ func oneLine(s string) string {
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.TrimSpace(truncate(s, maxReasonBytes))
+}
+
+// scrubLuaError returns the error of a failed Lua call with every
+// occurrence of secret (when not empty) in its message replaced, before
+// errorPos reads and cuts it.
+func scrubLuaError(err error, secret string) error {
+	if secret == "" {
+		return err
+	}
+	var ae *lua.ApiError
+	if errors.As(err, &ae) {
+		// Only the error value can hold it: the traceback is positions
+		// and function names.
+		if s, ok := ae.Object.(lua.LString); ok && strings.Contains(string(s), secret) {
+			c := *ae
+			c.Object = lua.LString(strings.ReplaceAll(string(s), secret, "[password]"))
+			return &c
+		}
+		return err
+	}
+	if text := err.Error(); strings.Contains(text, secret) {
+		return errors.New(strings.ReplaceAll(text, secret, "[password]"))
+	}
+	return err
 }
 
 // scrubError returns err with every occurrence of secret in its text

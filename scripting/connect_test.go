@@ -409,6 +409,7 @@ chat.on("login", function(req)
   chat.kv.set("seen", req.name .. "@" .. req.addr .. ":" .. #req.password)
   if req.name == "raise" then error("bad password " .. req.password) end
   if req.name == "raise-table" then error({ req.password }) end
+  if req.name == "raise-long" then error(string.rep("x", 4090) .. req.password) end
   if req.name == "loop" then while #req.password > 0 do end end
   if req.name == "quote" then return false, "you said " .. req.password end
   if req.name == "quote-long" then return false, string.rep("x", 195) .. req.password end
@@ -447,7 +448,7 @@ end)`,
 		t.Errorf("quote-long: %+v", got)
 	}
 	for name, reason := range map[string]chat.HookFailReason{
-		"raise": chat.HookFailError, "raise-table": chat.HookFailError, "loop": chat.HookFailTimeout,
+		"raise": chat.HookFailError, "raise-table": chat.HookFailError, "raise-long": chat.HookFailError, "loop": chat.HookFailTimeout,
 		"field": chat.HookFailError, "field-long": chat.HookFailError,
 	} {
 		got := login(name)
@@ -463,6 +464,11 @@ end)`,
 		}
 		if name == "raise" && !strings.Contains(got.Err.Error(), "bad password [password]") {
 			t.Errorf("raise: %q", got.Err)
+		}
+		// A long message is cut (maxErrorBytes) where the password was:
+		// it is scrubbed first, so no part of it is left.
+		if name == "raise-long" && (strings.Contains(got.Err.Error(), pw[:6]) || !strings.Contains(got.Err.Error(), "xxx[passw… (error message of 4100 bytes, cut to 4096)")) {
+			t.Errorf("raise-long: %q", got.Err)
 		}
 		if name == "field-long" && !strings.Contains(got.Err.Error(), "unknown field [a string of 56 bytes]") {
 			t.Errorf("field-long: %q", got.Err)

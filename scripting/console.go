@@ -220,10 +220,10 @@ func compileLine(L *lua.LState, line string) (*lua.LFunction, error) {
 	src := strings.TrimSpace(line)
 	if rest, ok := strings.CutPrefix(src, "="); ok {
 		src = "return " + rest
-	} else if fn, err := L.Load(strings.NewReader("return "+src), ConsoleScript); err == nil {
+	} else if fn, err := compile(L, strings.NewReader("return "+src), ConsoleScript); err == nil {
 		return fn, nil
 	}
-	fn, err := L.Load(strings.NewReader(src), ConsoleScript)
+	fn, err := compile(L, strings.NewReader(src), ConsoleScript)
 	if err != nil {
 		se := syntaxError(ConsoleScript, err)
 		var s *ScriptError

@@ -28,6 +28,10 @@
 //     console`) take the engine's one-slot semaphore. The
 //     Lua state is never touched without it (or, while it is being built,
 //     by anyone but its builder).
+//   - Every chunk of Lua is compiled with its tail calls made ordinary
+//     calls (compile, sandbox.go): a tail-call loop overflows the call
+//     stack at once instead of running to its time limit and leaving
+//     gopher-lua a traceback of millions of lines to build after it.
 //   - Every call into Lua runs under a time limit (Options.HookTimeout)
 //     enforced by gopher-lua between instructions and, for the library
 //     calls that could run on (pattern matching, gsub, table.concat), inside

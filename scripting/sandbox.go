@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"io"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -124,6 +125,7 @@ func newSandbox() (*lua.LState, *lua.LTable, *readOnly) {
 	tmpl.RawSetString("string", str)
 	tbl := copyTable(L, g.RawGetString("table").(*lua.LTable), nil)
 	tbl.RawSetString("concat", L.NewFunction(luaTableConcat))
+	tbl.RawSetString("sort", L.NewFunction(luaTableSort))
 	tmpl.RawSetString("table", tbl)
 	tmpl.RawSetString("math", g.RawGetString("math"))
 	os := copyTable(L, g.RawGetString("os").(*lua.LTable), osNames)
@@ -183,6 +185,50 @@ func copyTable(L *lua.LState, t *lua.LTable, names []string) *lua.LTable {
 	}
 	t.ForEach(func(k, v lua.LValue) { c.RawSet(k, v) })
 	return c
+}
+
+// compile compiles a chunk (a script, a console line) for the sandbox:
+// gopher-lua's Load, then every tail call made an ordinary call
+// (noTailCalls). Every piece of Lua the engine runs goes through it.
+func compile(L *lua.LState, src io.Reader, name string) (*lua.LFunction, error) {
+	fn, err := L.Load(src, name)
+	if err != nil {
+		return nil, err
+	}
+	noTailCalls(fn.Proto)
+	return fn, nil
+}
+
+// noTailCalls turns the tail calls of p and of the functions nested in it
+// into ordinary calls, so that `return f(x)` takes a level of the call
+// stack like any call (callStackSize: "stack overflow" at 200).
+//
+// Why: gopher-lua runs a tail call in the caller's frame and counts it
+// there (callFrame.TailCall, one more per call), and the traceback it
+// builds for every error a pcall catches — our call's, or a script's
+// pcall — has one line per counted tail call. A tail-call loop
+// (`local function f(n) return f(n + 1) end`) runs millions of tail calls
+// before its time limit stops it; the traceback of that stop was then
+// built after the limit, outside any check: 115 to 180 MB allocated and up
+// to 5 times the time limit with hook_timeout 100ms, ten times that at 1s
+// (TestTailCallLoopBounded). As ordinary calls, such a loop overflows the
+// call stack at once and every traceback has at most 200 frames (of which
+// gopher-lua prints 14).
+//
+// The compiler emits `return f(x)` as CALL A B 0 (all results), then
+// changes its opcode to TAILCALL, followed by RETURN A 0 (return up to
+// the top): putting CALL back gives exactly the code of a call whose
+// results are returned. The opcode is the instruction's top 6 bits
+// (gopher-lua's opGetOpCode, opSetOpCode).
+func noTailCalls(p *lua.FunctionProto) {
+	for i, inst := range p.Code {
+		if int(inst>>26) == lua.OP_TAILCALL {
+			p.Code[i] = inst&0x3ffffff | uint32(lua.OP_CALL)<<26
+		}
+	}
+	for _, nested := range p.FunctionPrototypes {
+		noTailCalls(nested)
+	}
 }
 
 // luaUnpack is unpack with a bound on the number of values, which

@@ -253,7 +253,7 @@ func buildState(ctx context.Context, sh *shared, fsys fs.FS, opts ScriptOptions)
 // environment (see newEnv) with the load time limit. Its chat.options is
 // a read-only copy of its [scripts.NAME] table (empty without one).
 func (st *state) loadScript(name string, src []byte) error {
-	fn, err := st.L.Load(bytes.NewReader(src), name)
+	fn, err := compile(st.L, bytes.NewReader(src), name)
 	if err != nil {
 		return syntaxError(name, err)
 	}
@@ -298,9 +298,30 @@ func syntaxError(name string, err error) error {
 	return &ScriptError{Script: name, Msg: strings.TrimSpace(err.Error())}
 }
 
+// maxErrorBytes bounds the message of a script's error as the engine
+// reports it (hook errors, timer logs, load errors, console answers): a
+// script can raise a string of megabytes (error(s) with a long s), which
+// must not become a log line, or an error kept by the chat server, of
+// that size.
+const maxErrorBytes = 4 << 10
+
 // errorPos splits a Lua error into its "file:line" prefix (possibly empty)
-// and the message.
+// and the message, cut to maxErrorBytes.
 func errorPos(err error) (pos, msg string) {
+	pos, msg = splitError(err)
+	return pos, capError(msg)
+}
+
+// capError cuts msg to maxErrorBytes, saying so.
+func capError(msg string) string {
+	if len(msg) <= maxErrorBytes {
+		return msg
+	}
+	return fmt.Sprintf("%s… (error message of %d bytes, cut to %d)", truncate(msg, maxErrorBytes), len(msg), maxErrorBytes)
+}
+
+// splitError is errorPos without the cut.
+func splitError(err error) (pos, msg string) {
 	var ae *lua.ApiError
 	if errors.As(err, &ae) && ae.Object != nil {
 		msg = ae.Object.String()

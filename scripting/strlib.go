@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"sort"
 	"strings"
 	"unsafe"
 
@@ -22,7 +23,9 @@ import (
 //   - gsub builds its result once, and it, string.rep, string.format and
 //     table.concat refuse to build a string over maxStringBytes;
 //   - string.format refuses widths and precisions over two digits, as Lua
-//     5.1 does (Go's fmt would pad to any width).
+//     5.1 does (Go's fmt would pad to any width);
+//   - table.sort checks the time limit between comparisons (a table of a
+//     million numbers took a second in one call).
 
 // libError raises a Lua error naming the library function.
 func libError(L *lua.LState, fn, format string, args ...any) {
@@ -409,4 +412,61 @@ func luaTableConcat(L *lua.LState) int {
 	}
 	L.Push(lua.LString(strings.Join(parts, sep)))
 	return 1
+}
+
+// luaTableSort is table.sort, stopped by the time limit whatever it
+// compares. gopher-lua's sorts the array part with Go's sort.Sort, where
+// nothing sees the limit unless the comparator is a Lua function: without
+// one (numbers, strings), or with a Go function as the comparator
+// (table.sort(t, rawequal)), sorting the largest table the memory limit
+// lets a script keep ran for about a second in one instruction. This one
+// sorts a copy of the values 1..#t and checks the limit every 1024
+// comparisons; a comparator is called as gopher-lua calls it (and a Lua
+// comparator's instructions are checked by the VM too). On an error (the
+// limit, "attempt to compare", the comparator's own) the table is left as
+// it was; on success it holds the sorted values.
+func luaTableSort(L *lua.LState) int {
+	t := L.CheckTable(1)
+	s := &checkedSort{L: L}
+	if L.GetTop() != 1 {
+		s.fn = L.CheckFunction(2)
+	}
+	n := t.Len()
+	s.v = make([]lua.LValue, n)
+	for i := range s.v {
+		s.v[i] = t.RawGetInt(i + 1)
+	}
+	sort.Sort(s)
+	for i, v := range s.v {
+		t.RawSetInt(i+1, v)
+	}
+	return 0
+}
+
+// checkedSort is the sort.Interface of luaTableSort.
+type checkedSort struct {
+	L     *lua.LState
+	fn    *lua.LFunction // nil: Lua's < (numbers, strings, __lt)
+	v     []lua.LValue
+	calls int
+}
+
+func (s *checkedSort) Len() int      { return len(s.v) }
+func (s *checkedSort) Swap(i, j int) { s.v[i], s.v[j] = s.v[j], s.v[i] }
+
+func (s *checkedSort) Less(i, j int) bool {
+	s.calls++
+	if s.calls%1024 == 0 {
+		checkDone(s.L)
+	}
+	if s.fn == nil {
+		return s.L.LessThan(s.v[i], s.v[j])
+	}
+	s.L.Push(s.fn)
+	s.L.Push(s.v[i])
+	s.L.Push(s.v[j])
+	s.L.Call(2, 1)
+	r := s.L.Get(-1)
+	s.L.Pop(1)
+	return lua.LVAsBool(r)
 }
