@@ -445,6 +445,8 @@ type adminMember struct {
 	ID      string   `json:"id,omitempty"`
 	Roles   []string `json:"roles"`
 	Session uint64   `json:"session"`
+	// Node is another node's member's node (cluster presence, remote.go).
+	Node string `json:"node,omitempty"`
 }
 
 // adminMembers answers GET /api/members?room=R (room defaults to
@@ -458,7 +460,7 @@ func (s *Server) adminMembers(w http.ResponseWriter, r *http.Request) (adminResu
 	users := s.Users(room)
 	members := make([]adminMember, len(users))
 	for i, u := range users {
-		members[i] = adminMember{Name: u.Name, ID: u.ID, Roles: rolesOrGuest(u.Roles), Session: u.SessionID}
+		members[i] = adminMember{Name: u.Name, ID: u.ID, Roles: rolesOrGuest(u.Roles), Session: u.SessionID, Node: u.Node}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Room    string        `json:"room"`
@@ -499,8 +501,12 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 		}
 	}
 	err := ErrNoSuchUser
+	remote := false
 	if session != 0 {
-		err = s.KickBy(session, body.Reason, auditByAdmin)
+		// Another node's member is kicked (and audited) by its node.
+		if remote, err = s.kickRemote(session, body.Reason, auditByAdmin); !remote {
+			err = s.KickBy(session, body.Reason, auditByAdmin)
+		}
 	}
 	switch {
 	case err == nil:
@@ -510,6 +516,9 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 	case errors.Is(err, ErrNoSuchUser):
 		jsonError(w, http.StatusNotFound, "no member named "+strconv.Quote(body.Name)+" in "+room)
 		return adminNotFound, room
+	case remote:
+		jsonError(w, http.StatusServiceUnavailable, err.Error())
+		return adminFailed, room
 	default:
 		jsonError(w, http.StatusServiceUnavailable, "server shutting down")
 		return adminFailed, room

@@ -239,19 +239,28 @@ func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberCounts returns the number of members of every room that has at
-// least one. Like Rooms, it holds s.mu only to copy the room list, then
-// each room's own lock in turn.
+// least one (in a cluster with Config.Presence, on any node). Like Rooms,
+// it holds s.mu only to copy the room list (and count the other nodes'
+// members of rooms without a goroutine here), then each room's own lock
+// in turn.
 func (s *Server) memberCounts() map[string]int {
 	s.mu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {
 		rooms = append(rooms, r)
 	}
+	counts := make(map[string]int)
+	if s.presence != nil {
+		for name, members := range s.remote().rooms {
+			if s.rooms[name] == nil && len(members) > 0 {
+				counts[name] = len(members)
+			}
+		}
+	}
 	s.mu.Unlock()
-	counts := make(map[string]int, len(rooms))
 	for _, r := range rooms {
 		r.roster.mu.Lock()
-		if n := len(r.roster.members); n > 0 {
+		if n := r.roster.count(); n > 0 {
 			counts[r.name] = n
 		}
 		r.roster.mu.Unlock()
@@ -259,9 +268,10 @@ func (s *Server) memberCounts() map[string]int {
 	return counts
 }
 
-// hasAccountIn reports whether account has a joined connection in room:
-// over HTTP such an account counts as a member of the room (its history
-// is theirs to read even when the room's history is not public).
+// hasAccountIn reports whether account has a joined connection in room
+// (in a cluster with Config.Presence, on any node): over HTTP such an
+// account counts as a member of the room (its history is theirs to read
+// even when the room's history is not public).
 func (s *Server) hasAccountIn(room, account string) bool {
 	if account == "" {
 		return false // a guest over HTTP is nobody in particular
@@ -270,12 +280,22 @@ func (s *Server) hasAccountIn(room, account string) bool {
 	r := s.rooms[room]
 	s.mu.Unlock()
 	if r == nil {
+		for _, u := range s.remoteUsers(room) {
+			if u.ID == account {
+				return true
+			}
+		}
 		return false
 	}
 	r.roster.mu.Lock()
 	defer r.roster.mu.Unlock()
 	for _, m := range r.roster.members {
 		if m.account == account {
+			return true
+		}
+	}
+	for _, rm := range r.roster.remote.order {
+		if rm != nil && rm.e.Account == account {
 			return true
 		}
 	}

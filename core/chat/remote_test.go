@@ -3,6 +3,7 @@ package chat_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -313,5 +314,47 @@ func TestPresenceRemoteJoinsCoalesced(t *testing.T) {
 	alice.Expect(`{"type":"presence","room":"lobby","left":["r1"]}`)
 	if s := alice.ExpectEvent("system"); s.Str("text") != "r1 left" {
 		t.Fatalf("notice %v", s)
+	}
+}
+
+// The admin API and /api/rooms see the whole room too: the members list
+// has the other nodes' members with their node, a kick by name reaches
+// them through their node, and the rooms' member counts are the
+// cluster's (a room with members only elsewhere included).
+func TestPresenceAdminAndRooms(t *testing.T) {
+	hub := chattest.NewPresenceHub()
+	cfg := chat.Config{AdminToken: adminToken}
+	a, _ := chattest.StartPresence(t, hub, "a", cfg, nil, chattest.NewListingHistory())
+	b, _ := chattest.StartPresence(t, hub, "b", cfg, nil, chattest.NewListingHistory())
+	alice := a.Dial(t, "/chat/lobby?name=alice", "")
+	alice.Expect("* alice joined")
+	bob := b.Dial(t, "/chat/lobby?name=bob", "")
+	bob.Expect("* bob joined")
+	dan := b.Dial(t, "/chat/side?name=dan", "")
+	dan.Expect("* dan joined")
+	alice.SkipUntil("* bob joined")
+	hub.Settle()
+
+	sid := userOf(t, a, "lobby", "bob").SessionID
+	status, body := adminDo(t, a, http.MethodGet, "/api/members?room=lobby", "")
+	want := fmt.Sprintf(`{"room":"lobby","members":[{"name":"alice","roles":["guest"],"session":1},{"name":"bob","roles":["guest"],"session":%d,"node":"b"}]}`, sid)
+	if status != http.StatusOK || strings.TrimSpace(body) != want {
+		t.Fatalf("members: %d %s\nwant %s", status, body, want)
+	}
+	rec := roomsGet(a.Chat, http.MethodGet)
+	if got := rec.Body.String(); got != `{"rooms":[{"room":"lobby","count":0,"first_id":0,"last_id":0,"members":2},{"room":"side","count":0,"first_id":0,"last_id":0,"members":1}]}`+"\n" {
+		t.Fatalf("/api/rooms: %s", got)
+	}
+
+	status, body = adminDo(t, a, http.MethodPost, "/api/rooms/lobby/kick", `{"name":"bob","reason":"enough"}`)
+	if status != http.StatusNoContent {
+		t.Fatalf("kick: %d %s", status, body)
+	}
+	bob.SkipUntil("* enough")
+	bob.ExpectClose(1000)
+	alice.SkipUntil("* bob left")
+	entries, err := b.Chat.Audit("lobby", time.Time{}, 10)
+	if err != nil || len(entries) != 1 || entries[0].By != "admin" || entries[0].Target != "name:bob" {
+		t.Fatalf("b's audit: %+v, %v", entries, err)
 	}
 }
