@@ -51,6 +51,10 @@ type Config struct {
 	// PID, when not 0, is the server process whose CPU and memory are
 	// sampled from /proc.
 	PID int
+	// PIDs are more server processes (the nodes of a cluster, its NATS
+	// server) sampled like PID over the measured time (load mode), into
+	// Summary.Processes in the same order.
+	PIDs []int
 	// SourceIPs are the local addresses the clients are bound to, round
 	// robin (empty: the kernel picks).
 	SourceIPs []net.IP

@@ -54,6 +54,16 @@ func sampleProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// sampleProcs samples each of pids (a zero sample for a process that
+// cannot be read).
+func sampleProcs(pids []int) []procSample {
+	out := make([]procSample, len(pids))
+	for i, pid := range pids {
+		out[i], _ = sampleProc(pid)
+	}
+	return out
+}
+
 // statusKB returns a "Key:   123 kB" line of /proc/PID/status in bytes.
 func statusKB(status []byte, key string) int64 {
 	i := bytes.Index(status, []byte(key))

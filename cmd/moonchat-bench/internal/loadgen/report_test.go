@@ -51,7 +51,7 @@ func runsLine(results []result, sc scenario, what string) string {
 		return ""
 	}
 	var parts []string
-	for _, server := range []string{"moonchat", "gws"} {
+	for _, server := range sc.serverList() {
 		var vals []string
 		for _, r := range results {
 			if r.Server == server && r.Scenario == sc.key && r.Summary != nil {
@@ -60,7 +60,7 @@ func runsLine(results []result, sc scenario, what string) string {
 		}
 		parts = append(parts, server+" "+strings.Join(vals, ", "))
 	}
-	return fmt.Sprintf("\n%d runs per server, alternating which server goes first; the table shows each server's median run by %s. Every run's %s: %s.\n",
+	return fmt.Sprintf("\n%d runs per server, rotating which server goes first; the table shows each server's median run by %s. Every run's %s: %s.\n",
 		sc.runs, what, what, strings.Join(parts, "; "))
 }
 
@@ -277,6 +277,12 @@ go run ./cmd/moonchat-bench -clients 10000 -idle -duration 3s -pid $!
 
 	for _, sc := range scenarios(in.Duration) {
 		fmt.Fprintf(&b, "## %s\n\n", sc.title)
+		if sc.key == "cluster1000" {
+			b.WriteString(clusterMethod)
+			renderCluster(&b, in.Results, sc)
+			b.WriteString("\n")
+			continue
+		}
 		renderTable(&b, in.Results, sc.key)
 		if sc.key == "fixed1000" {
 			b.WriteString(runsLine(in.Results, sc, "p99 latency (ms)"))
@@ -370,6 +376,7 @@ func ratiosText(rs []result) string {
 		}
 		fmt.Fprintf(&b, "  %-48s %-18s %s (met: %v)\n", tg.name, tg.goal, text, known && met)
 	}
+	b.WriteString(clusterText(rs))
 	return b.String()
 }
 

@@ -515,13 +515,17 @@ func (r *runner) load(ctx context.Context, sum *Summary) {
 		first, _ = sampleProc(cfg.PID)
 		last = first
 	}
+	firstMore := sampleProcs(cfg.PIDs)
 
 	// Sample the server right at the measured time's edges.
-	if cfg.PID != 0 && cfg.Warmup > 0 {
+	if (cfg.PID != 0 || len(cfg.PIDs) > 0) && cfg.Warmup > 0 {
 		t := time.NewTimer(cfg.Warmup)
 		select {
 		case <-t.C:
-			first, _ = sampleProc(cfg.PID)
+			if cfg.PID != 0 {
+				first, _ = sampleProc(cfg.PID)
+			}
+			firstMore = sampleProcs(cfg.PIDs)
 		case <-ctx.Done():
 			t.Stop()
 		}
@@ -530,6 +534,10 @@ func (r *runner) load(ctx context.Context, sum *Summary) {
 	var end procSample
 	if cfg.PID != 0 {
 		end, _ = sampleProc(cfg.PID)
+	}
+	for i, e := range sampleProcs(cfg.PIDs) {
+		sum.Processes = append(sum.Processes, ServerStats{PID: cfg.PIDs[i], CPUPercent: cpuPercent(firstMore[i], e),
+			RSSBytes: e.rss, RSSStartBytes: firstMore[i].rss, RSSPeakBytes: e.rssPeak})
 	}
 
 	// Drain: wait for the messages in flight to reach everyone.

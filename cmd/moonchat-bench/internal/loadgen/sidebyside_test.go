@@ -19,7 +19,9 @@ import (
 // The side-by-side benchmark behind `make bench`: moonchat (history and
 // the default Lua scripts on, flood control off) and the gws baseline, each
 // in its own fresh child process, driven by this package's load generator
-// in the test process, in three scenarios. It regenerates
+// in the test process, in three scenarios; then moonchat against itself
+// in cluster mode (cluster_bench_test.go: one node, one node and three
+// nodes on a NATS server). It regenerates
 // docs/performance.md from the figures. It is a benchmark, not a test
 // (`go test` never runs it, so CI neither runs nor skips it); it takes a
 // few minutes and rewrites a document, so it runs only with
@@ -35,6 +37,7 @@ const (
 	benchDurationEnv = "MOONCHAT_BENCH_DURATION" // measured time per run (default 10s)
 	benchPprofEnv    = "MOONCHAT_BENCH_PPROF"    // pprof listen address for the moonchat child
 	benchOnlyEnv     = "MOONCHAT_BENCH_ONLY"     // comma-separated scenario keys to run; the document is then not rewritten
+	benchBinEnv      = "MOONCHAT_BENCH_BIN"      // a moonchat binary to measure instead of building cmd/moonchat
 )
 
 // scenario is one comparison.
@@ -49,6 +52,17 @@ type scenario struct {
 	runs int
 	// rank orders a scenario's runs for the median.
 	rank func(*Summary) float64
+	// servers are the servers compared, in the first run's order (the
+	// next runs rotate it); nil = moonchat and gws.
+	servers []string
+}
+
+// serverList is sc's servers.
+func (sc scenario) serverList() []string {
+	if sc.servers == nil {
+		return []string{"moonchat", "gws"}
+	}
+	return sc.servers
 }
 
 func scenarios(d time.Duration) []scenario {
@@ -75,6 +89,14 @@ func scenarios(d time.Duration) []scenario {
 			runs:  1,
 			rank:  func(s *Summary) float64 { return s.Idle.BytesPerConn },
 		},
+		{
+			key:     "cluster1000",
+			title:   "1000 clients spread over 3 cluster nodes, 10 senders at 10 msg/s each",
+			cfg:     Config{Clients: 1000, Senders: 10, Rate: 10, Window: 16, Size: 64, Duration: d, Warmup: 2 * time.Second},
+			runs:    3,
+			rank:    func(s *Summary) float64 { return s.Latency.P99 },
+			servers: []string{"moonchat", "cluster1", "cluster3"},
+		},
 	}
 }
 
@@ -85,6 +107,9 @@ type result struct {
 	Run      int      `json:"run"`
 	Summary  *Summary `json:"summary,omitempty"`
 	Err      string   `json:"error,omitempty"`
+	// Counters are cluster runs' moonchat_cluster_* counters, summed
+	// over the nodes at the end of the run (scraped from /metrics).
+	Counters map[string]float64 `json:"cluster_counters,omitempty"`
 }
 
 // BenchmarkSideBySide runs the whole comparison once, whatever b.N is: its
@@ -104,11 +129,9 @@ func BenchmarkSideBySide(b *testing.B) {
 			t.Fatalf("%s: %v", benchDurationEnv, err)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "moonchat")
-	build := exec.Command("go", "build", "-o", bin, "github.com/moonchat/moonchat/cmd/moonchat")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build moonchat: %v", err)
+	bins := benchBinaries{moonchat: os.Getenv(benchBinEnv)}
+	if bins.moonchat == "" {
+		bins.moonchat = goBuild(t, "github.com/moonchat/moonchat/cmd/moonchat")
 	}
 	started := time.Now()
 	loadBefore := readLoadAvg()
@@ -118,14 +141,16 @@ func BenchmarkSideBySide(b *testing.B) {
 		if only != "" && !slices.Contains(strings.Split(only, ","), sc.key) {
 			continue
 		}
+		if sc.servers != nil && bins.nats == "" {
+			bins.nats = goBuild(t, "github.com/nats-io/nats-server/v2")
+		}
 		for run := 1; run <= sc.runs; run++ {
-			servers := []string{"moonchat", "gws"}
-			if run%2 == 0 {
-				servers = []string{"gws", "moonchat"}
-			}
+			servers := sc.serverList()
+			k := (run - 1) % len(servers)
+			servers = append(slices.Clone(servers[k:]), servers[:k]...)
 			for _, server := range servers {
 				t.Logf("=== %s against %s (run %d of %d)", sc.key, server, run, sc.runs)
-				res := runOne(t, bin, server, sc)
+				res := runOne(t, bins, server, sc)
 				res.Run = run
 				if res.Err != "" {
 					t.Errorf("%s against %s: %s", sc.key, server, res.Err)
@@ -156,13 +181,34 @@ func BenchmarkSideBySide(b *testing.B) {
 	fmt.Print(ratiosText(results))
 }
 
-// runOne starts a fresh server and runs one scenario against it.
-func runOne(t testing.TB, bin, server string, sc scenario) result {
+// benchBinaries are the programs the benchmark runs.
+type benchBinaries struct {
+	moonchat string
+	nats     string // built only for the cluster scenario
+}
+
+// goBuild builds a main package into the test's temp dir.
+func goBuild(t testing.TB, pkg string) string {
+	bin := filepath.Join(t.TempDir(), filepath.Base(strings.TrimSuffix(pkg, "/v2")))
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build %s: %v", pkg, err)
+	}
+	return bin
+}
+
+// runOne starts a fresh server (or cluster) and runs one scenario
+// against it.
+func runOne(t testing.TB, bins benchBinaries, server string, sc scenario) result {
+	if n, ok := clusterNodes(server); ok {
+		return runCluster(t, bins, n, sc)
+	}
 	res := result{Server: server, Scenario: sc.key}
 	cfg := sc.cfg
 	var srv *childServer
 	if server == "moonchat" {
-		srv = startMoonchat(t, bin)
+		srv = startMoonchat(t, bins.moonchat, "")
 		cfg.URL = "ws://" + srv.addr + "/chat/bench"
 		cfg.JoinProbes = sc.probes
 	} else {
@@ -187,8 +233,9 @@ func runOne(t testing.TB, bin, server string, sc scenario) result {
 
 // startMoonchat runs `moonchat serve` with history on (a fresh store in a
 // temp dir), the built-in default scripts, no flood control and limits
-// high enough for the runs.
-func startMoonchat(t testing.TB, bin string) *childServer {
+// high enough for the runs; extra is appended to its config (a
+// [cluster] section).
+func startMoonchat(t testing.TB, bin, extra string) *childServer {
 	dir := t.TempDir()
 	pprof := os.Getenv(benchPprofEnv)
 	conf := fmt.Sprintf(`[server]
@@ -203,7 +250,7 @@ path = %q
 [scripting]
 dir = %q
 enabled = true
-`, pprof, filepath.Join(dir, "history.db"), filepath.Join(dir, "no-such-dir"))
+%s`, pprof, filepath.Join(dir, "history.db"), filepath.Join(dir, "no-such-dir"), extra)
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -38,10 +38,12 @@ type Summary struct {
 	// were spread over several (Config.URLs): one entry per URL, in order.
 	PerURL []URLStats `json:"per_url,omitempty"`
 
-	Server    *ServerStats `json:"server,omitempty"`
-	Idle      *IdleStats   `json:"idle,omitempty"`
-	JoinProbe *JoinStats   `json:"join_probe,omitempty"`
-	Errors    []string     `json:"errors,omitempty"`
+	Server *ServerStats `json:"server,omitempty"`
+	// Processes are Config.PIDs' samples over the measured time.
+	Processes []ServerStats `json:"processes,omitempty"`
+	Idle      *IdleStats    `json:"idle,omitempty"`
+	JoinProbe *JoinStats    `json:"join_probe,omitempty"`
+	Errors    []string      `json:"errors,omitempty"`
 }
 
 // Percents are latency percentiles in milliseconds.
