@@ -111,6 +111,7 @@ func (r *room) join(m *member) {
 		r.flush()
 	}
 
+	r.releasePending() // names left in this batch are free for the claim
 	ro := &r.roster
 	ro.mu.Lock()
 	wanted := name
@@ -283,7 +284,7 @@ func (r *room) remove(m *member) {
 	ro.members = removeMember(ro.members, m)
 	m.joined.Store(false)
 	ro.mu.Unlock()
-	s.releaseClaim(r.name, m) // from the cluster's roster (remote.go)
+	r.releaseLater(m) // from the cluster's roster, after the batch (remote.go)
 	r.ignoresChanged(m)
 	if m.format == formatJSON {
 		ro.json = removeMember(ro.json, m)
@@ -337,8 +338,9 @@ func (r *room) leaveAll() {
 	ro.mu.Unlock()
 	for _, m := range left {
 		s.stopExpiry(m)
-		s.releaseClaim(r.name, m)
+		r.releaseLater(m)
 	}
+	r.releasePending()
 	ro.plain, ro.json = nil, nil
 	if s.hooks == nil {
 		return

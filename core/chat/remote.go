@@ -111,9 +111,10 @@ var _ PresenceApplier = (*Server)(nil)
 // room (a newcomer, or a rename or new roles of one already there). It
 // never waits for a room: a room with a goroutine here gets the change as
 // an operation. An entry of this node, or for an invalid room, is
-// ignored.
+// ignored, and so is every entry on a server without Config.Presence
+// (its rooms claim nothing: they could not keep names unique).
 func (s *Server) RemoteJoined(room string, e PresenceEntry) {
-	if s.presence != nil && e.Node == s.presence.Node() {
+	if s.presence == nil || e.Node == s.presence.Node() {
 		return
 	}
 	if ValidRoomName(room) != nil || e.Node == "" || e.Name == "" {
@@ -154,6 +155,9 @@ func (s *Server) RemoteJoined(room string, e PresenceEntry) {
 // RemoteLeft implements PresenceApplier: node's member session left room
 // (or node is gone). Unknown members are ignored.
 func (s *Server) RemoteLeft(room, node string, session uint64) {
+	if s.presence == nil {
+		return
+	}
 	key := remoteKey{node, session}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -491,8 +495,9 @@ func (r *room) reclaim(m *member) {
 	}
 }
 
-// releaseClaim takes m out of room's cluster roster (its leave). A failure is
-// logged and counted; the Presence releases it later (docs of Release).
+// releaseClaim takes m out of room's cluster roster at once (a join
+// refused after its claim). A failure is logged and counted; the Presence
+// releases it later (docs of Release).
 func (s *Server) releaseClaim(room string, m *member) {
 	if s.presence == nil {
 		return
@@ -501,6 +506,64 @@ func (s *Server) releaseClaim(room string, m *member) {
 	defer cancel()
 	if err := s.presence.Release(ctx, room, m.id); err != nil {
 		s.presenceFailed("release", room, err)
+	}
+}
+
+// releaseParallel bounds the releases a room has under way at once
+// (releasePending).
+const releaseParallel = 32
+
+// releaseLater queues the release of m's claim (its leave) until the end
+// of the room's batch (releasePending), so that a burst of leaves (a
+// proxy dropping its clients, a shutdown) costs the room goroutine a few
+// round trips to the cluster rather than one per member.
+func (r *room) releaseLater(m *member) {
+	if r.srv.presence != nil {
+		r.unclaim = append(r.unclaim, m.id)
+	}
+}
+
+// releasePending releases the claims releaseLater queued, up to
+// releaseParallel at once, and waits for them (room goroutine: at the end
+// of a batch, and before a join claims a name, so that a name left just
+// before is free in the cluster too). Failures are counted, and logged in
+// one line: the Presence releases those later (docs of Release).
+func (r *room) releasePending() {
+	ids := r.unclaim
+	if len(ids) == 0 {
+		return
+	}
+	s := r.srv
+	var (
+		mu     sync.Mutex
+		failed int
+		first  error
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, releaseParallel)
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
+			defer cancel()
+			if err := s.presence.Release(ctx, r.name, id); err != nil {
+				mu.Lock()
+				failed++
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r.unclaim = ids[:0]
+	if failed > 0 {
+		s.metrics.presenceErrors.Add(uint64(failed))
+		s.log.Warn("chat: cluster presence release failed", "room", r.name, "sessions", failed, "of", len(ids), "err", first)
 	}
 }
 

@@ -140,6 +140,7 @@ type room struct {
 	slowLast map[slowKey]time.Time
 	release  []*member // one entry per finished message/history op
 	evict    []*member // slow consumers found by the last writes
+	unclaim  []uint64  // sessions whose cluster claims to release after the batch (remote.go)
 }
 
 func newRoom(s *Server, name string, prev *room) *room {
@@ -260,6 +261,7 @@ func (r *room) process(batch []op) {
 		r.release[i] = nil
 	}
 	r.release = r.release[:0]
+	r.releasePending() // the batch's leaves, from the cluster's roster (remote.go)
 }
 
 // control handles one non-message operation. Those that write to one
