@@ -637,6 +637,7 @@ func (s *Server) roomExited(r *room) {
 // Shutdown does not close the History; the caller does that afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopModeration()
+	s.stopShared() // shared.go
 	s.mu.Lock()
 	s.closing = true
 	for _, r := range s.rooms {

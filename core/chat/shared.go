@@ -23,21 +23,27 @@ import (
 //     that made a change does not act on it twice;
 //   - a change this node wrote and the watcher has not handed back yet is
 //     pending (sharedEchoes): a change of the same key handed in before
-//     it is older in the store's order than this node's write, and is
-//     skipped rather than applied and then undone a moment later (a ban
+//     it is, in the store's order, older than this node's write, and is
+//     held back rather than applied and then undone a moment later (a ban
 //     lifted at once would otherwise kick its target again, a topic set
-//     twice flip back and forth);
+//     twice flip back and forth). Unless this node's write was
+//     superseded before the watcher read it (a key's older revisions are
+//     not kept: the watcher then never hands it back): so a held-back
+//     change is applied after all when this node's write has not come
+//     back within sharedDeferWait, and the one that comes after it is
+//     then applied as usual;
 //   - expiries: every node's timer fires for a restriction that expires;
 //     each drops it, but only the node whose DeleteRestriction reported
 //     true audits it, so the cluster's audit log has it once. A
 //     SharedState that is an ExpiryDeleter removes it only while it is
 //     still the stored one (not replaced by a new one meanwhile).
 
-// sharedEchoWait bounds how long a pending write of this node holds back
-// older changes of its key: past it, a write whose echo never came (a
-// watcher not running, a store that changed it on the way) no longer
-// stops the key's changes from being applied.
-const sharedEchoWait = time.Minute
+// sharedDeferWait is how long a change held back behind this node's
+// pending write of its key waits for that write to come back before it is
+// applied after all (the write was superseded). A watcher hands changes
+// back within milliseconds; one that lags more only makes the key's
+// state go back and forth once, ending in the store's order.
+const sharedDeferWait = 2 * time.Second
 
 // sharedEchoMax bounds the pending writes of one key (the oldest are
 // forgotten): without a watcher running they would pile up.
@@ -46,19 +52,34 @@ const sharedEchoMax = 64
 // sharedEchoes is this node's writes to the SharedState that the watcher
 // has not handed back yet, by key ("r…" restriction, "s…" room settings,
 // "n…" name owner, "i…" ignore list), oldest first, each as a fingerprint
-// of the value written. Its mutex is a leaf lock: taken under moderation.mu,
-// accountNames.mu or ignoreState.mu, nothing is locked under it.
+// of the value written, and the changes held back behind them.
+//
+// Invariants: apply serialises the SharedApplier methods and the held-back
+// changes' timers (outermost: taken before moderation.mu, accountNames.mu
+// or ignoreState.mu); mu is a leaf lock, taken under those; deferred[key]
+// exists only while pending[key] does, and is the latest change of key
+// handed in and held back.
 type sharedEchoes struct {
-	mu      sync.Mutex
-	seq     uint64
-	pending map[string][]pendingWrite
+	apply    sync.Mutex
+	mu       sync.Mutex
+	seq      uint64
+	pending  map[string][]pendingWrite
+	deferred map[string]*deferredChange
+	closed   bool
 }
 
 // pendingWrite is one write waiting for its echo.
 type pendingWrite struct {
 	seq uint64
 	fp  string
-	at  time.Time
+}
+
+// deferredChange is a change held back behind this node's pending write
+// of its key: apply applies it (without the pending check), timer applies
+// it after sharedDeferWait.
+type deferredChange struct {
+	apply func()
+	timer Timer
 }
 
 // sharedWrote records that this node is about to write fp to key in the
@@ -76,7 +97,7 @@ func (s *Server) sharedWrote(key, fp string) (cancel func()) {
 	}
 	e.seq++
 	seq := e.seq
-	list := append(e.pending[key], pendingWrite{seq, fp, s.cfg.Clock.Now()})
+	list := append(e.pending[key], pendingWrite{seq, fp})
 	if len(list) > sharedEchoMax {
 		list = slices.Delete(list, 0, len(list)-sharedEchoMax)
 	}
@@ -86,20 +107,32 @@ func (s *Server) sharedWrote(key, fp string) (cancel func()) {
 		defer e.mu.Unlock()
 		list := slices.DeleteFunc(e.pending[key], func(p pendingWrite) bool { return p.seq == seq })
 		if len(list) == 0 {
-			delete(e.pending, key)
+			e.dropLocked(key)
 		} else {
 			e.pending[key] = list
 		}
 	}
 }
 
+// dropLocked forgets key's pending writes and the change held back behind
+// them; mu is held. A held-back change is older than what this node holds
+// then (a write of its own came back, or failed and changed nothing).
+func (e *sharedEchoes) dropLocked(key string) {
+	delete(e.pending, key)
+	if d := e.deferred[key]; d != nil {
+		d.timer.Stop()
+		delete(e.deferred, key)
+	}
+}
+
 // sharedEcho reports whether a stored change of key to fp, handed in by
-// the watcher, is to be applied: yes when this node has no write of key
-// pending; when it has, the change is this node's own (fp matches a
+// the watcher, is to be applied now: yes when this node has no write of
+// key pending. When it has, the change is this node's own (fp matches a
 // pending write: it and the older pending ones are done with, and it is
-// applied only when no newer one is pending) or older than them in the
-// store's order (skipped: this node's newer write follows).
-func (s *Server) sharedEcho(key, fp string) bool {
+// applied only when no newer one is pending) or not (held back: apply
+// runs when no write of this node's came back within sharedDeferWait).
+// e.apply is held.
+func (s *Server) sharedEcho(key, fp string, apply func()) bool {
 	e := &s.echoes
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -107,23 +140,65 @@ func (s *Server) sharedEcho(key, fp string) bool {
 	if len(list) == 0 {
 		return true
 	}
-	if s.cfg.Clock.Now().Sub(list[len(list)-1].at) > sharedEchoWait {
-		delete(e.pending, key)
-		s.log.Warn("chat: a change this node stored was never handed back by the cluster's watcher; applying the cluster's changes of it again", "key", key)
-		return true
-	}
 	for i, p := range list {
 		if p.fp != fp {
 			continue
 		}
 		if i == len(list)-1 {
-			delete(e.pending, key)
+			e.dropLocked(key)
 			return true
 		}
 		e.pending[key] = list[i+1:]
+		if d := e.deferred[key]; d != nil { // older than the write that came back
+			d.timer.Stop()
+			delete(e.deferred, key)
+		}
 		return false
 	}
+	if e.closed {
+		return false
+	}
+	if e.deferred == nil {
+		e.deferred = make(map[string]*deferredChange)
+	}
+	if d := e.deferred[key]; d != nil {
+		d.timer.Stop()
+	}
+	d := &deferredChange{apply: apply}
+	d.timer = s.cfg.Clock.AfterFunc(sharedDeferWait, func() { s.applyDeferred(key, d) })
+	e.deferred[key] = d
 	return false
+}
+
+// applyDeferred applies d, held back behind key's pending writes, when it
+// still is (nothing of key came back since): those writes were
+// superseded in the store before the watcher read them.
+func (s *Server) applyDeferred(key string, d *deferredChange) {
+	e := &s.echoes
+	e.apply.Lock()
+	defer e.apply.Unlock()
+	e.mu.Lock()
+	if e.deferred[key] != d {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.deferred, key)
+	delete(e.pending, key)
+	e.mu.Unlock()
+	s.log.Warn("chat: a change this node stored was superseded in the cluster before it came back; the newer one applied", "key", key)
+	d.apply()
+}
+
+// stopShared stops the held-back changes' timers for good (Shutdown).
+func (s *Server) stopShared() {
+	e := &s.echoes
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	for key, d := range e.deferred {
+		d.timer.Stop()
+		delete(e.deferred, key)
+	}
 }
 
 // Keys and fingerprints of sharedEchoes. Times are compared to the
@@ -210,6 +285,12 @@ func sameSettings(a, b RoomSettings) bool {
 // ban was in force here already (its members were kicked then). Nothing
 // is audited: the node that made it did.
 func (s *Server) RestrictionStored(r Restriction) {
+	s.echoes.apply.Lock()
+	defer s.echoes.apply.Unlock()
+	s.restrictionStored(r)
+}
+
+func (s *Server) restrictionStored(r Restriction) {
 	if r.Kind != KindBan && r.Kind != KindMute {
 		s.log.Warn("chat: a restriction of an unknown kind in the cluster's state ignored", "kind", r.Kind, "room", r.Room)
 		return
@@ -217,7 +298,7 @@ func (s *Server) RestrictionStored(r Restriction) {
 	md := &s.mod
 	md.mu.Lock()
 	key := modKey{r.Kind, r.Room, r.Target}
-	if md.closed || !s.sharedEcho(restrictionKey(r.Kind, r.Room, r.Target), restrictionFP(&r)) {
+	if md.closed || !s.sharedEcho(restrictionKey(r.Kind, r.Room, r.Target), restrictionFP(&r), func() { s.restrictionStored(r) }) {
 		md.mu.Unlock()
 		return
 	}
@@ -241,10 +322,16 @@ func (s *Server) RestrictionStored(r Restriction) {
 // longer in force here. Nothing is audited: the node that lifted it did,
 // or, for an expiry, the node whose DeleteRestriction reported true.
 func (s *Server) RestrictionRemoved(kind RestrictionKind, room string, t Target) {
+	s.echoes.apply.Lock()
+	defer s.echoes.apply.Unlock()
+	s.restrictionRemoved(kind, room, t)
+}
+
+func (s *Server) restrictionRemoved(kind RestrictionKind, room string, t Target) {
 	md := &s.mod
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	if md.closed || !s.sharedEcho(restrictionKey(kind, room, t), restrictionFP(nil)) {
+	if md.closed || !s.sharedEcho(restrictionKey(kind, room, t), restrictionFP(nil), func() { s.restrictionRemoved(kind, room, t) }) {
 		return
 	}
 	key := modKey{kind, room, t}
@@ -264,9 +351,15 @@ func (s *Server) RestrictionRemoved(kind RestrictionKind, room string, t Target)
 // twice. A cleared topic does not say who cleared it (the settings do not
 // carry it): "the topic was cleared".
 func (s *Server) RoomSettingsStored(room string, rs RoomSettings) {
+	s.echoes.apply.Lock()
+	defer s.echoes.apply.Unlock()
+	s.roomSettingsStored(room, rs)
+}
+
+func (s *Server) roomSettingsStored(room string, rs RoomSettings) {
 	md := &s.mod
 	md.mu.Lock()
-	if md.closed || !s.sharedEcho("s"+room, settingsFP(rs)) {
+	if md.closed || !s.sharedEcho("s"+room, settingsFP(rs), func() { s.roomSettingsStored(room, rs) }) {
 		md.mu.Unlock()
 		return
 	}
@@ -302,10 +395,16 @@ func (s *Server) NameOwnerStored(id, name string) {
 	if id == "" {
 		return
 	}
+	s.echoes.apply.Lock()
+	defer s.echoes.apply.Unlock()
+	s.nameOwnerStored(id, name)
+}
+
+func (s *Server) nameOwnerStored(id, name string) {
 	a := &s.accounts
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !s.sharedEcho("n"+id, name) {
+	if !s.sharedEcho("n"+id, name, func() { s.nameOwnerStored(id, name) }) {
 		return
 	}
 	if prev := a.owns[id]; prev != name {
@@ -324,9 +423,16 @@ func (s *Server) IgnoreListStored(account string, ignored []string) {
 	ids := slices.Clone(ignored)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+	s.echoes.apply.Lock()
+	defer s.echoes.apply.Unlock()
+	s.ignoreListStored(account, ids)
+}
+
+// ignoreListStored is IgnoreListStored with ids sorted, e.apply held.
+func (s *Server) ignoreListStored(account string, ids []string) {
 	st := &s.ign
 	st.mu.Lock()
-	if !s.sharedEcho("i"+account, ignoreFP(ids)) {
+	if !s.sharedEcho("i"+account, ignoreFP(ids), func() { s.ignoreListStored(account, ids) }) {
 		st.mu.Unlock()
 		return
 	}

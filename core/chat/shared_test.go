@@ -421,3 +421,42 @@ func TestSharedExpiryOfReplaced(t *testing.T) {
 		t.Errorf("audit %q", got)
 	}
 }
+
+// A change this node stored that another node's superseded before this
+// node's watcher read it (the store keeps a key's newest revision only)
+// never comes back: the newer change held back behind it is applied
+// after a while, and this node's members are told.
+func TestSharedOwnChangeSuperseded(t *testing.T) {
+	clock := &chattest.Clock{}
+	sh, srv, ws, _ := sharedPair(t, clock)
+	a, b := srv[0], srv[1]
+	alice := joinedJSON(t, a, "/chat/lobby?as=alice")
+	ws[0].Pause()
+	if err := a.Chat.SetRoomSettings("lobby", chat.RoomSettings{Topic: "mine"}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	synced := func() bool { return b.Chat.RoomSettings("lobby").Topic == "mine" }
+	chattest.Eventually(t, "B holds A's topic", synced)
+	if err := b.Chat.SetRoomSettings("lobby", chat.RoomSettings{Topic: "theirs"}, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	sh.Compact()
+	ws[0].Resume()
+	chattest.Eventually(t, "the watchers caught up", sh.Synced)
+	if st := a.Chat.RoomSettings("lobby"); st.Topic != "mine" {
+		t.Fatalf("A applied the change held back at once: %+v", st)
+	}
+	clock.Advance(2 * time.Second)
+	if st := a.Chat.RoomSettings("lobby"); st.Topic != "theirs" || st.TopicBy != "bob" {
+		t.Errorf("A holds %+v", st)
+	}
+	var told []string
+	for len(told) < 2 {
+		if e := nextOf(t, alice, "system"); strings.Contains(e.Str("text"), "topic") {
+			told = append(told, e.Str("text"))
+		}
+	}
+	if want := []string{"alice set the topic: mine", "bob set the topic: theirs"}; !slices.Equal(told, want) {
+		t.Errorf("alice was told %q, want %q", told, want)
+	}
+}

@@ -37,6 +37,10 @@ var _ chat.SharedState = (*Shared)(nil)
 
 // sharedChange is one stored change, as a watcher hands it in.
 type sharedChange struct {
+	// superseded: Compact dropped it (a newer change of its key
+	// followed); watchers that had not handed it in skip it.
+	superseded bool
+
 	op      sharedOp
 	r       chat.Restriction // opRestriction; opUnrestrict: Kind, Room, Target
 	room    string
@@ -55,6 +59,19 @@ const (
 	opOwner
 	opIgnores
 )
+
+// key is what c changes: changes of one key supersede each other.
+func (c *sharedChange) key() string {
+	switch c.op {
+	case opRestriction, opUnrestrict:
+		return fmt.Sprintf("r %s %s %+v", c.r.Kind, c.r.Room, c.r.Target)
+	case opSettings:
+		return "s " + c.room
+	case opOwner:
+		return "o " + c.id
+	}
+	return "i " + c.id
+}
 
 // apply hands c to a.
 func (c *sharedChange) apply(a chat.SharedApplier) {
@@ -96,6 +113,23 @@ func (sh *Shared) FailAudit(err error) {
 	sh.mu.Lock()
 	sh.auditErr = err
 	sh.mu.Unlock()
+}
+
+// Compact drops every change a newer change of the same key followed, as
+// a key-value store that keeps one revision per key does: a watcher that
+// had not handed such a change in yet (paused, or behind) never will; it
+// gets the newest.
+func (sh *Shared) Compact() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	seen := map[string]bool{}
+	for i := len(sh.changes) - 1; i >= 0; i-- {
+		k := sh.changes[i].key()
+		if seen[k] {
+			sh.changes[i].superseded = true
+		}
+		seen[k] = true
+	}
 }
 
 // Changes returns how many changes were stored.
@@ -421,7 +455,9 @@ func (w *Watcher) run() {
 			}
 			continue
 		}
-		c.apply(w.a)
+		if !c.superseded {
+			c.apply(w.a)
+		}
 		w.sh.mu.Lock()
 		w.delivered++
 		w.sh.mu.Unlock()
