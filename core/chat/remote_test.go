@@ -160,6 +160,18 @@ func TestPresenceNamesAcrossNodes(t *testing.T) {
 	if want := []string{"ZED-2", "Zed-3", "zed"}; !slices.Equal(names, want) {
 		t.Fatalf("cluster roster %v, want %v", names, want)
 	}
+
+	// A look-alike by a mark, in a room started on b after a's member.
+	amy := a.Dial(t, "/chat/marks?name=amy", "")
+	amy.Expect("* amy joined")
+	hub.Settle()
+	if got := b.Names("marks"); !slices.Equal(got, []string{"amy"}) {
+		t.Fatalf("b's users of a room without a goroutine there: %v", got)
+	}
+	other = b.Dial(t, "/chat/marks?name=%C3%A1my", chat.SubprotocolJSON) // ámy
+	if w := other.ExpectEvent("welcome"); w.Str("user") != "ámy-2" {
+		t.Fatalf("b gave %v, want ámy-2", w)
+	}
 }
 
 // Another node's member is kicked from here through its node (which
