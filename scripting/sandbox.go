@@ -187,9 +187,17 @@ func copyTable(L *lua.LState, t *lua.LTable, names []string) *lua.LTable {
 	return c
 }
 
-// compile compiles a chunk (a script, a console line) for the sandbox:
-// gopher-lua's Load, then every tail call made an ordinary call
-// (noTailCalls). Every piece of Lua the engine runs goes through it.
+// Compile compiles a chunk of Lua as moonchat runs it: gopher-lua's
+// Load, then every tail call made an ordinary call, so that a tail-call
+// loop overflows the call stack at once (see noTailCalls). The engine
+// compiles every script and console line with it; package scripttest
+// compiles the scripts' test files with it, which run in a Lua state of
+// their own.
+func Compile(L *lua.LState, src io.Reader, name string) (*lua.LFunction, error) {
+	return compile(L, src, name)
+}
+
+// compile is Compile.
 func compile(L *lua.LState, src io.Reader, name string) (*lua.LFunction, error) {
 	fn, err := L.Load(src, name)
 	if err != nil {

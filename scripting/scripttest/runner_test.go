@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeFiles makes a directory of scripts and tests.
@@ -208,5 +209,29 @@ end)
 		if f.Line != 12 || f.Test != "unexpected" || !strings.HasPrefix(f.Msg, "script error: l.lua:3: tick failed") {
 			t.Errorf("failure %+v", f)
 		}
+	}
+}
+
+// TestRunnerTailCallLoop: a test file's tail-call loop fails at once with
+// a stack overflow at its line, as in a script (test files are compiled
+// as the engine compiles scripts), rather than running to the test's time
+// limit and building a traceback of a line per tail call (0.9 GB for a
+// 1 s limit).
+func TestRunnerTailCallLoop(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"shout.lua": shout, "shout_test.lua": `test("loops", function()
+  local function f(n) return f(n + 1) end
+  return f(0)
+end)
+`})
+	var out bytes.Buffer
+	// Short: should tail calls come back, the test fails by its time
+	// limit with a traceback of hundreds of megabytes, not tens of
+	// gigabytes.
+	res, err := Run(context.Background(), []string{filepath.Join(dir, "shout.lua")}, Options{Out: &out, TestTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "shout_test.lua") + ":2: loops: "; res.Failed != 1 || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "stack overflow") {
+		t.Fatalf("failed %d, want a stack overflow at %s:\n%s", res.Failed, want, out.String())
 	}
 }
