@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,12 +76,16 @@ func runCluster(t testing.TB, bins benchBinaries, n int, sc scenario) result {
 
 // Counters read from each node's /metrics after a cluster run.
 const (
-	recordsSeries   = "moonchat_cluster_records_published_total"
-	conflictsSeries = "moonchat_cluster_publish_conflicts_total"
+	recordsSeries      = "moonchat_cluster_records_published_total"
+	conflictsSeries    = "moonchat_cluster_publish_conflicts_total"
+	publishSumSeries   = "moonchat_history_append_duration_seconds_sum" // in cluster mode: Broker.Publish
+	publishCountSeries = "moonchat_history_append_duration_seconds_count"
 )
 
-// scrapeCounters adds the node's records and conflicts counters into
-// into.
+// scraped are the series scrapeCounters sums.
+var scraped = []string{recordsSeries, conflictsSeries, publishSumSeries, publishCountSeries}
+
+// scrapeCounters adds the node's scraped series into into.
 func scrapeCounters(addr string, into map[string]float64) error {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -94,7 +99,7 @@ func scrapeCounters(addr string, into map[string]float64) error {
 	found := 0
 	for _, line := range strings.Split(string(body), "\n") {
 		name, val, ok := strings.Cut(line, " ")
-		if !ok || (name != recordsSeries && name != conflictsSeries) {
+		if !ok || !slices.Contains(scraped, name) {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
@@ -104,8 +109,8 @@ func scrapeCounters(addr string, into map[string]float64) error {
 		into[name] += v
 		found++
 	}
-	if found != 2 {
-		return fmt.Errorf("%d of the 2 series %s, %s", found, recordsSeries, conflictsSeries)
+	if found != len(scraped) {
+		return fmt.Errorf("%d of the %d series %v", found, len(scraped), scraped)
 	}
 	return nil
 }
@@ -256,6 +261,15 @@ func renderCluster(b *strings.Builder, results []result, sc scenario) {
 		}
 		fmt.Fprintf(b, " %.0f / %.2f |", r.Counters[recordsSeries], r.Counters[conflictsSeries]/r.Counters[recordsSeries])
 	}
+	b.WriteString(" |\n| publish time per batch (room goroutine waits), mean ms |")
+	for i := range clusterServers {
+		r := resultOf(results, sums[i])
+		if i == 0 || r == nil || r.Counters[publishCountSeries] == 0 {
+			b.WriteString(" — |")
+			continue
+		}
+		fmt.Fprintf(b, " %.2f |", 1e3*r.Counters[publishSumSeries]/r.Counters[publishCountSeries])
+	}
 	b.WriteString(" |\n")
 	for _, r := range results {
 		if r.Scenario == sc.key && r.Err != "" {
@@ -323,7 +337,12 @@ replicas 3 and of ` + "`sync_interval: always`" + `). All the processes share th
 machine's two cores with the load generator, so the added latency includes
 the extra processes' competition for CPU. Latency is per delivery, from the
 send to the arrival, as above; a node's deliveries/s are those to its own
-clients.
+clients. By hand, with three nodes listening on A, B and C:
+
+` + "```" + `
+go run ./cmd/moonchat-bench -url ws://A/chat/bench,ws://B/chat/bench,ws://C/chat/bench \
+    -clients 1000 -senders 10 -rate 10 -duration 10s
+` + "```" + `
 
 `
 
@@ -350,7 +369,7 @@ func TestRenderCluster(t *testing.T) {
 		}}
 	rs := []result{
 		{Server: "moonchat", Scenario: sc.key, Run: 1, Summary: one},
-		{Server: "cluster3", Scenario: sc.key, Run: 1, Summary: three, Counters: map[string]float64{recordsSeries: 400, conflictsSeries: 100}},
+		{Server: "cluster3", Scenario: sc.key, Run: 1, Summary: three, Counters: map[string]float64{recordsSeries: 400, conflictsSeries: 100, publishSumSeries: 2, publishCountSeries: 400}},
 	}
 	var b strings.Builder
 	renderCluster(&b, rs, sc)
@@ -362,6 +381,7 @@ func TestRenderCluster(t *testing.T) {
 		"| nats-server RSS MB | — | — | 22.0 | |",
 		"| records published (stream messages) / publish conflicts per record | — | — | 400 / 0.25 | |",
 		"| node-2 | 333 | 33000 | 11.00 | 31.00 | 31 | 0.0 |",
+		"| publish time per batch (room goroutine waits), mean ms | — | — | 5.00 | |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no line %q in\n%s", want, out)
