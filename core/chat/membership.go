@@ -25,13 +25,16 @@ import (
 //     under mu like members; their names are taken in the room too;
 //   - refused is set only while a name is being claimed for the cluster
 //     (claimName, under mu): the keys of the names the cluster refused,
-//     taken for the next variant.
+//     taken for the next variant; reserved only while a run of joins is
+//     being claimed (joinRun): the keys of the names chosen for them, each
+//     to its joiner, taken too.
 type roster struct {
-	mu      sync.Mutex
-	members []*member
-	names   nameTable
-	remote  remoteRoster
-	refused map[string]bool
+	mu       sync.Mutex
+	members  []*member
+	names    nameTable
+	remote   remoteRoster
+	refused  map[string]bool
+	reserved map[string]*member
 
 	plain, json []*member
 }
@@ -39,11 +42,11 @@ type roster struct {
 // taken reports whether name, or a look-alike, is used in the room (by a
 // member of this node or another); mu must be held.
 func (ro *roster) taken(name string) bool {
-	if len(ro.remote.names) == 0 && ro.refused == nil {
+	if len(ro.remote.names) == 0 && ro.refused == nil && ro.reserved == nil {
 		return ro.names.taken(name)
 	}
 	for _, k := range nameKeys(name) {
-		if _, ok := ro.names[k]; ok || ro.remote.names[k] != nil || ro.refused[k] {
+		if _, ok := ro.names[k]; ok || ro.remote.names[k] != nil || ro.refused[k] || ro.reserved[k] != nil {
 			return true
 		}
 	}
@@ -72,9 +75,18 @@ func (ro *roster) memberNames(names []string) []string {
 // message broadcast so far is in history (and in the replay) and every
 // later one reaches m live.
 func (r *room) join(m *member) {
+	if name, ok := r.admit(m); ok {
+		r.enter(m, name, nil)
+	}
+}
+
+// admit is the first part of a join: the room rules, bans and the join
+// hook. It returns the name m asks for (the hook's), or false when m was
+// refused.
+func (r *room) admit(m *member) (string, bool) {
 	s := r.srv
 	if m.gone.Load() {
-		return
+		return "", false
 	}
 	name := m.requested
 	if name == "" {
@@ -85,20 +97,20 @@ func (r *room) join(m *member) {
 		// rules keep out.
 		s.log.Info("chat: join refused by the room rules", "room", r.name, "remote", m.addr)
 		s.refuse(m, ws.StatusPolicyViolation, reason)
-		return
+		return "", false
 	}
 	if !r.joinAllowed(m, name) {
-		return
+		return "", false
 	}
 	if s.hooks != nil {
 		requested := name
 		var ok bool
 		if name, ok = r.joinHook(m, name); !ok {
-			return
+			return "", false
 		}
 		if name != requested && !r.joinAllowed(m, name) {
 			r.leaveHookAs(m, name) // the join hook accepted m
-			return
+			return "", false
 		}
 	}
 	if r.out.chatMsgs > 0 {
@@ -110,13 +122,22 @@ func (r *room) join(m *member) {
 		// the sweepers before m's add, they do not reach m.)
 		r.flush()
 	}
+	return name, true
+}
 
-	r.releasePending() // names left in this batch are free for the claim
+// enter is the rest of a join, for m admitted asking for name: a name
+// unique in the room (claimed for the cluster with Config.Presence), the
+// welcome, replay and presence list, then membership and the
+// announcement. pre is the claim joinRun made for m already (nil: none).
+func (r *room) enter(m *member, name string, pre *preclaim) {
+	s := r.srv
+	if pre == nil {
+		r.releasePending() // names left in this batch are free for the claim
+	}
 	ro := &r.roster
 	ro.mu.Lock()
 	wanted := name
-	m.joinedAt = nowUTC()
-	name, err := r.claimName(m, name) // for the cluster too (remote.go)
+	name, err := r.claimFor(m, name, pre) // for the cluster too (remote.go)
 	if err != nil {
 		ro.mu.Unlock()
 		s.log.Warn("chat: join refused: the name could not be claimed for the cluster", "room", r.name, "remote", m.addr, "name", wanted, "err", err)

@@ -434,13 +434,27 @@ func (r *room) remoteChanged(o *op) {
 // error refuses the name. roster.mu must be held (the room's Host readers
 // wait for the claim: it happens only at joins, renames and role changes).
 func (r *room) claimName(m *member, wanted string) (string, error) {
+	return r.claimNameAfter(m, wanted, "")
+}
+
+// claimNameAfter is claimName when the cluster already refused the name
+// refused ("": none), which counts as one of the tries.
+func (r *room) claimNameAfter(m *member, wanted, refused string) (string, error) {
 	if r.srv.presence == nil {
 		return r.giveName(m, wanted), nil
 	}
 	ro := &r.roster
 	defer func() { ro.refused = nil }()
-	var err error
-	for range maxClaimTries {
+	err := ErrNameTaken
+	tries := maxClaimTries
+	if refused != "" {
+		ro.refused = make(map[string]bool)
+		for _, k := range nameKeys(refused) {
+			ro.refused[k] = true
+		}
+		tries--
+	}
+	for range tries {
 		name := r.giveName(m, wanted)
 		if err = r.srv.claim(r.name, m, name); err == nil {
 			return name, nil
@@ -456,6 +470,112 @@ func (r *room) claimName(m *member, wanted string) (string, error) {
 		}
 	}
 	return "", err
+}
+
+// preclaim is a claim joinRun made for a joiner: the name it chose (and
+// reserved in the room) and the claim's result.
+type preclaim struct {
+	name string
+	err  error
+}
+
+// claimFor gives m, asking for wanted, its name in the room at its join
+// (enter; roster.mu held, m.joinedAt set): claimName's, or pre's when
+// joinRun claimed one for m (its reservation is dropped; a name the
+// cluster refused counts as one try of claimName).
+func (r *room) claimFor(m *member, wanted string, pre *preclaim) (string, error) {
+	if pre == nil {
+		m.joinedAt = nowUTC()
+		return r.claimName(m, wanted)
+	}
+	r.roster.unreserve(pre.name, m)
+	switch {
+	case pre.err == nil:
+		return pre.name, nil
+	case errors.Is(pre.err, ErrNameTaken):
+		return r.claimNameAfter(m, wanted, pre.name)
+	}
+	return "", pre.err
+}
+
+// joinParallel bounds the claims joinRun has under way at once.
+const joinParallel = 32
+
+// joinRun joins the members of a run of opJoin operations of one batch
+// (cluster presence, more than one): each is admitted in turn (rules,
+// bans, join hook), then each admitted one is given a name in turn,
+// reserved in the room, and the names are claimed for the cluster
+// together, up to joinParallel at once, before each member enters in
+// turn. A burst of joins (the clients of a restarted node coming back)
+// thus costs the room goroutine a few round trips to the cluster rather
+// than one per member. The difference a script can see: the join hooks
+// of a run all run before its first member is in the room. A name the
+// cluster refused is claimed again at the member's turn (claimFor).
+func (r *room) joinRun(ops []op) {
+	s := r.srv
+	type joiner struct {
+		m      *member
+		wanted string
+		pre    preclaim
+	}
+	var js []joiner
+	for i := range ops {
+		if name, ok := r.admit(ops[i].m); ok {
+			js = append(js, joiner{m: ops[i].m, wanted: name})
+		}
+	}
+	if len(js) == 0 {
+		return
+	}
+	r.releasePending()
+	ro := &r.roster
+	ro.mu.Lock()
+	for i := range js {
+		j := &js[i]
+		j.m.joinedAt = nowUTC()
+		j.pre.name = r.giveName(j.m, j.wanted)
+		ro.reserve(j.pre.name, j.m)
+	}
+	ro.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, joinParallel)
+	for i := range js {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			j := &js[i]
+			j.pre.err = s.claim(r.name, j.m, j.pre.name)
+		}()
+	}
+	wg.Wait()
+	for i := range js {
+		r.enter(js[i].m, js[i].wanted, &js[i].pre)
+	}
+}
+
+// reserve holds name for m while joinRun claims it (roster.mu held):
+// taken reports it used.
+func (ro *roster) reserve(name string, m *member) {
+	if ro.reserved == nil {
+		ro.reserved = make(map[string]*member)
+	}
+	for _, k := range nameKeys(name) {
+		ro.reserved[k] = m
+	}
+}
+
+// unreserve drops m's reservation of name (roster.mu held).
+func (ro *roster) unreserve(name string, m *member) {
+	for _, k := range nameKeys(name) {
+		if ro.reserved[k] == m {
+			delete(ro.reserved, k)
+		}
+	}
+	if len(ro.reserved) == 0 {
+		ro.reserved = nil
+	}
 }
 
 // claim records m as name in room for the cluster (Presence.Claim) with

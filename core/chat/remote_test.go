@@ -1,11 +1,13 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -368,5 +370,71 @@ func TestPresenceAdminAndRooms(t *testing.T) {
 	entries, err := b.Chat.Audit("lobby", time.Time{}, 10)
 	if err != nil || len(entries) != 1 || entries[0].By != "admin" || entries[0].Target != "name:bob" {
 		t.Fatalf("b's audit: %+v, %v", entries, err)
+	}
+}
+
+// barrierPresence holds the claims of the names in hold until n of them
+// are under way at once: claims made one after the other never get
+// there (their context ends, and the join is refused).
+type barrierPresence struct {
+	chat.Presence
+	hold map[string]bool
+	n    int
+	mu   sync.Mutex
+	seen int
+	all  chan struct{}
+}
+
+func (p *barrierPresence) Claim(ctx context.Context, room string, e chat.PresenceEntry) error {
+	if p.hold[e.Name] {
+		p.mu.Lock()
+		if p.seen++; p.seen == p.n {
+			close(p.all)
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.all:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return p.Presence.Claim(ctx, room, e)
+}
+
+// A run of joins in one batch is claimed together: each gets a distinct
+// name in the room at once, the claims are under way at the same time,
+// and a name the cluster refuses (held by another node's member this
+// node does not know yet) gets the next variant.
+func TestPresenceJoinRun(t *testing.T) {
+	hub := chattest.NewPresenceHub()
+	b, _ := chattest.StartPresence(t, hub, "b", chat.Config{}, nil, nil)
+	zed := b.Dial(t, "/chat/lobby?name=zed", "")
+	zed.Expect("* zed joined")
+
+	g := newGatedJoins("gate")
+	p := &barrierPresence{Presence: hub.Node("a"), hold: map[string]bool{"bob": true, "bob-2": true, "zed": true}, n: 3, all: make(chan struct{})}
+	a := chattest.Start(t, chat.Config{Presence: p}, &chattest.Hooks{OnJoin: g.join}, nil) // no watcher: a knows nobody of b
+	gate := a.Dial(t, "/chat/lobby?name=gate", "")
+	<-g.entered // the room goroutine waits in gate's join hook
+	var cs []*chattest.Client
+	for _, n := range []string{"bob", "bob", "zed"} {
+		cs = append(cs, a.Dial(t, "/chat/lobby?name="+n, ""))
+	}
+	chattest.Eventually(t, "three joins queued", func() bool { return a.Chat.Queued("lobby") == 3 })
+	close(g.open)
+	gate.Expect("* gate joined")
+	for i, want := range []string{"bob", "bob-2", "zed-2"} {
+		cs[i].SkipUntil("* " + want + " joined")
+	}
+	if got := a.Names("lobby"); !slices.Equal(got, []string{"gate", "bob", "bob-2", "zed-2"}) {
+		t.Fatalf("a's users %v", got)
+	}
+	var names []string
+	for _, e := range hub.Entries("lobby") {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"bob", "bob-2", "gate", "zed", "zed-2"}; !slices.Equal(names, want) {
+		t.Fatalf("cluster roster %v, want %v", names, want)
 	}
 }

@@ -252,6 +252,17 @@ func (r *room) process(batch []op) {
 			i = j
 			continue
 		}
+		if batch[i].kind == opJoin && r.srv.presence != nil {
+			j := i + 1
+			for j < len(batch) && batch[j].kind == opJoin {
+				j++
+			}
+			if j-i > 1 {
+				r.joinRun(batch[i:j]) // claimed together (remote.go)
+				i = j
+				continue
+			}
+		}
 		r.control(&batch[i])
 		i++
 	}
