@@ -188,8 +188,12 @@ func (p *Presence) Run(ctx context.Context) error {
 			reclaim = !p.reclaim(cctx)
 		}
 		p.retryPending(cctx)
-		p.sweep(cctx)
 		ccancel()
+		// A purge of a big node takes seconds (a few thousand members
+		// a second): it gets its own bound.
+		sctx, scancel := context.WithTimeout(ctx, purgeTimeout)
+		p.sweep(sctx)
+		scancel()
 	}
 }
 
@@ -377,23 +381,86 @@ func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc
 	if err != nil {
 		return err
 	}
-	for _, e := range todo {
-		_, room, _, err := parseRosterKey(e.key)
-		if err == nil && e.ok {
-			for i, k := range e.v.Keys {
-				if i >= len(e.v.Revs) {
-					break
-				}
-				err := p.roster.Purge(ctx, nameKey(room, k), jetstream.LastRevision(e.v.Revs[i]), jetstream.PurgeTTL(markerTTL))
-				if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-					return p.l.unreachable("purge", err)
+	// A few requests in flight at once: a node's members are purged in
+	// seconds, not one round trip after the other.
+	work := make(chan entry)
+	errs := make(chan error, purgeWorkers)
+	var wg sync.WaitGroup
+	for range purgeWorkers {
+		wg.Go(func() {
+			for e := range work {
+				if err := p.purgeEntry(ctx, e.key, e.rev, e.v, e.ok); err != nil {
+					errs <- err
+					for range work { // drain: the others stop too
+					}
+					return
 				}
 			}
+		})
+	}
+	for _, e := range todo {
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// purgeTimeout bounds one purge (a purge cut short is done again, from
+// where it stopped, DeadAfter later).
+const purgeTimeout = 2 * time.Minute
+
+// purgeWorkers is how many removals purgeNode has in flight.
+const purgeWorkers = 8
+
+// purgeEntry removes one member's name keys and entry, revision-checked.
+func (p *Presence) purgeEntry(ctx context.Context, key string, rev uint64, v rosterValue, ok bool) error {
+	_, room, _, err := parseRosterKey(key)
+	if err == nil && ok {
+		for i, k := range v.Keys {
+			if i >= len(v.Revs) {
+				break
+			}
+			err := p.roster.Purge(ctx, nameKey(room, k), jetstream.LastRevision(v.Revs[i]), jetstream.PurgeTTL(markerTTL))
+			if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				return p.l.unreachable("purge", err)
+			}
 		}
-		err = p.roster.Purge(ctx, e.key, jetstream.LastRevision(e.rev), jetstream.PurgeTTL(markerTTL))
-		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return p.l.unreachable("purge", err)
-		}
+	}
+	err = p.roster.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return p.l.unreachable("purge", err)
+	}
+	return nil
+}
+
+// Close takes this node out of the cluster's roster at once, for a clean
+// shutdown: it removes every member of this node and its name keys, then
+// its heartbeat, so that the other nodes see them leave now rather than
+// DeadAfter later. Call it after Run has returned (else Run writes the
+// heartbeat again) and after the last Claim; later Releases do nothing.
+// On an error the other nodes purge what is left when the heartbeat goes
+// stale.
+func (p *Presence) Close(ctx context.Context) error {
+	p.mu.Lock()
+	hb := p.hb
+	p.mine = make(map[member]*held)
+	p.pending = make(map[member]*held)
+	p.mu.Unlock()
+	if err := p.ready("presence close"); err != nil {
+		return err
+	}
+	if err := p.purgeNode(ctx, p.nodeTok, func(string) bool { return true }); err != nil {
+		return err
+	}
+	err := p.nodes.Delete(ctx, heartbeatKey(p.nodeTok), jetstream.LastRevision(hb.rev))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return p.l.unreachable("presence close", err)
 	}
 	return nil
 }

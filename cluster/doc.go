@@ -21,4 +21,48 @@
 //
 // docs/cluster.md says what an acknowledged record survives for each
 // setting and what the ids are.
+//
+// # Cluster-wide state
+//
+// Besides the log, a node shares state with the others through JetStream
+// key-value buckets and one more stream, all named after Config.Stream
+// and created with Config.Replicas, opened on the Log's connection:
+//
+//   - Log.OpenState → *State (state.go, audit.go): chat.SharedState on
+//     the bucket <stream>_state (bans and mutes, room settings, name
+//     owners, ignore lists; one key each) and the audit log on the stream
+//     <stream>_audit. State.Watch hands every stored change, this node's
+//     included, to a chat.SharedApplier, in the bucket's order.
+//     DeleteRestriction is revision-checked: of several nodes deleting one
+//     restriction, one is told true.
+//   - Log.OpenPresence → *Presence (presence.go, alive.go, kick.go,
+//     presence_watch.go): chat.Presence on the bucket <stream>_roster (one
+//     entry per member, ~100 bytes, and one key per name key held in a
+//     room), with node heartbeats on <stream>_nodes. Presence.Run keeps
+//     the node alive and purges dead nodes; Presence.Watch hands the
+//     other nodes' members to a chat.PresenceApplier; Presence.ServeKicks
+//     answers Presence.Kick from the other nodes; Presence.Close takes
+//     the node's members out at a clean shutdown.
+//   - Log.OpenScriptKV → *ScriptKV (scriptkv.go): scripting.KV, the Lua
+//     chat.kv storage, on the bucket <stream>_kv.
+//   - Log.OpenLease → *Lease (lease.go): one cluster-wide lease (the
+//     scripts' timers run where Lease.Held), a key of <stream>_nodes.
+//
+// A node is alive while its heartbeat key (h.<node>) keeps changing: it
+// is renewed every PresenceConfig.Heartbeat (2 s). A node whose heartbeat
+// has not changed for DeadAfter (10 s) is dead: the first survivor to
+// notice (one whose own heartbeat keeps coming back, so a node cut off
+// from NATS does not count the others dead) removes its members and name
+// keys, and every node's Watch tells its server they left. A dead node
+// that comes back (it was only cut off) claims its members again; those
+// whose names were taken meanwhile are reported (PresenceConfig.OnLost).
+// Two live processes with one node name cannot both run: the second
+// refuses to start (ErrNodeInUse).
+//
+// Every call that needs NATS and cannot reach it fails at once with an
+// error wrapping both ErrUnavailable and chat.ErrUnavailable (fail
+// closed: a join is refused, not let through unclaimed). Each long-running
+// method (State.Watch, Presence.Run, Presence.Watch, Lease.Run) runs in
+// the caller's goroutine until its context ends, survives NATS outages,
+// and starts no goroutine it does not end before returning.
 package cluster

@@ -355,3 +355,45 @@ func TestCountedDeadReturns(t *testing.T) {
 		t.Fatalf("name of a reclaimed member = %v, want ErrNameTaken", err)
 	}
 }
+
+// TestPresenceClose: a node shutting down cleanly takes its members out
+// of the roster at once (the other node's watch sees them leave, their
+// names are free) and frees its node name for its next process.
+func TestPresenceClose(t *testing.T) {
+	ns := startNATS(t, nil)
+	// DeadAfter long: what happens here is Close's doing, not a purge.
+	cfg := PresenceConfig{Heartbeat: time.Second, DeadAfter: time.Hour}
+	a := openPresence(t, openNode(t, ns.url(), "a"), cfg)
+	b := openPresence(t, openNode(t, ns.url(), "b"), cfg)
+	rec := newRecorder()
+	run(t, func(ctx context.Context) error { return b.Watch(ctx, rec) })
+	ctx := context.Background()
+	stop := run(t, a.Run)
+	for i, name := range []string{"x", "y"} {
+		if err := a.Claim(ctx, "lobby", entry(uint64(i+1), name, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.expect(t, false, "joined lobby a/1 x [x] acct=", "joined lobby a/2 y [y] acct=")
+	stop()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case s := <-rec.ch:
+			got[s] = true
+		case <-time.After(15 * time.Second):
+			t.Fatalf("members not removed: %v", got)
+		}
+	}
+	if !got["left lobby a/1"] || !got["left lobby a/2"] {
+		t.Fatalf("told %v", got)
+	}
+	if err := b.Claim(ctx, "lobby", entry(9, "x", "x")); err != nil {
+		t.Fatalf("name of a member of a closed node: %v", err)
+	}
+	// The next process of node a starts at once: the heartbeat is gone.
+	openPresence(t, openNode(t, ns.url(), "a"), cfg)
+}
