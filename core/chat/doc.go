@@ -34,7 +34,8 @@
 // methods, which make it take effect on this node's members (shared.go).
 // With the cluster's roster (Config.Presence) a room's members are the
 // whole cluster's: a join or rename claims its name for the room before
-// anyone is told (the room goroutine waits for the claim), and the other
+// anyone is told (the room goroutine waits for the claim; a batch's joins
+// are claimed together), and the other
 // nodes' members, handed in by a watcher (PresenceApplier), reach each
 // room as an operation like its own joins and leaves, so that names,
 // presence lists and announcements are the room's on every node

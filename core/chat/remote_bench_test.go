@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -97,4 +98,59 @@ func framesOut(b *testing.B, ts *chattest.Server) float64 {
 	}
 	b.Fatal("no moonchat_frames_out_total")
 	return 0
+}
+
+// slowPresence adds a fixed latency to every claim, as a round trip to
+// the cluster's roster does.
+type slowPresence struct {
+	chat.Presence
+	delay time.Duration
+}
+
+func (p slowPresence) Claim(ctx context.Context, room string, e chat.PresenceEntry) error {
+	time.Sleep(p.delay)
+	return p.Presence.Claim(ctx, room, e)
+}
+
+// BenchmarkJoinsClaimed (issue 15) measures joins into one room when
+// each claim takes 1 ms (a round trip to the cluster's roster): b.N
+// clients dial at once, as the clients of a restarted node come back,
+// and the benchmark ends when all are members. Claimed one after the
+// other, a room would admit at most 1000 joins/s; joinRun claims a
+// batch's joins together.
+func BenchmarkJoinsClaimed(b *testing.B) {
+	hub := chattest.NewPresenceHub()
+	cfg := chat.Config{
+		MaxConnections: b.N + 10, AnnounceBatchMembers: 100, AnnounceInterval: time.Second,
+		Presence: slowPresence{hub.Node("a"), time.Millisecond}, Logger: slog.New(slog.DiscardHandler),
+	}
+	ts := chattest.Start(b, cfg, nil, nil)
+	conns := make([]*websocket.Conn, b.N)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, err := websocket.DefaultDialer.Dial(ts.WS+fmt.Sprintf("/chat/bench?name=m%d", i), nil)
+			if err != nil {
+				b.Errorf("dial %d: %v", i, err)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	for len(ts.Chat.Users("bench")) < b.N {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "joins/s")
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
 }
