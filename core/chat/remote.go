@@ -736,3 +736,24 @@ func (r *room) presenceAccounts(names []string) []accountInfo {
 	}
 	return out
 }
+
+// presenceLostText is what a member whose claim the cluster lost is told
+// before its connection closes (PresenceLost).
+const presenceLostText = "this server was cut off from the cluster and your name went to someone else; reconnect to join again"
+
+// PresenceLost disconnects this node's member session of room whose claim
+// the cluster's roster no longer holds: its name went to another member
+// while this node was counted dead (cut off from the cluster too long;
+// package cluster reports it through PresenceConfig.OnLost). Keeping it
+// would leave two members with one name. It is sent a notice and closed
+// with 1013 (try again later): reconnecting, it claims a name afresh.
+// Unknown sessions, or one in another room, are ignored. It never waits
+// for the room.
+func (s *Server) PresenceLost(room string, session uint64) {
+	m := s.session(session)
+	if m == nil || m.roomName != room || m.room == nil {
+		return
+	}
+	s.log.Warn("chat: a member's name was taken in the cluster while this node was cut off: disconnecting it", "room", room, "session", session, "name", m.currentName())
+	m.room.enqueue(op{kind: opKick, m: m, notice: presenceLostText, closeCode: ws.StatusTryAgainLater})
+}

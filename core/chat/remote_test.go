@@ -438,3 +438,23 @@ func TestPresenceJoinRun(t *testing.T) {
 		t.Fatalf("cluster roster %v, want %v", names, want)
 	}
 }
+
+// A member whose claim the cluster lost (its node counted dead meanwhile)
+// is told and disconnected with 1013; the others stay.
+func TestPresenceLost(t *testing.T) {
+	_, srv := presenceNodes(t, chat.Config{}, "a")
+	a := srv[0]
+	alice := a.Dial(t, "/chat/lobby?name=alice", "")
+	alice.Expect("* alice joined")
+	bob := a.Dial(t, "/chat/lobby?name=bob", "")
+	bob.Expect("* bob joined")
+	sid := userOf(t, a, "lobby", "bob").SessionID
+	a.Chat.PresenceLost("other", sid) // not its room: nothing
+	a.Chat.PresenceLost("lobby", sid)
+	bob.SkipUntil("* this server was cut off from the cluster and your name went to someone else; reconnect to join again")
+	bob.ExpectClose(1013)
+	alice.SkipUntil("* bob left")
+	if got := a.Names("lobby"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("users %v", got)
+	}
+}
