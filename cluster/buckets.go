@@ -26,9 +26,23 @@ const (
 	bucketKV     = "_kv"     // ScriptKV
 )
 
+// markerTTL is how long a bucket keeps the marker of a removed key: a
+// watcher cut off for longer than half of it loads the bucket afresh
+// instead of resuming (follow's reload), as the markers of what was
+// removed meanwhile may be gone.
+const markerTTL = 15 * time.Minute
+
 // openBucket creates the bucket stream+suffix (file storage, the Log's
-// replicas, one value per key), or opens it as it is when it exists.
+// replicas, one value per key), or updates it to these settings. The
+// buckets whose keys come and go (all but <stream>_nodes) remove keys
+// with purges whose markers expire after markerTTL (LimitMarkerTTL lets a
+// marker have a TTL): removed keys do not pile up in the bucket, nor in
+// every node's initial load.
 func (l *Log) openBucket(ctx context.Context, suffix, what string) (jetstream.KeyValue, error) {
+	var markers time.Duration
+	if suffix != bucketNodes {
+		markers = markerTTL
+	}
 	if err := l.usable(); err != nil {
 		return nil, l.unreachable("bucket "+l.cfg.Stream+suffix, err)
 	}
@@ -38,6 +52,9 @@ func (l *Log) openBucket(ctx context.Context, suffix, what string) (jetstream.Ke
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.cfg.Replicas,
+		// The markers of removals expire: a watcher cut off for longer
+		// than markerTTL/2 loads the bucket afresh (follow's reload).
+		LimitMarkerTTL: markers,
 	})
 	if err != nil {
 		return nil, l.unreachable("bucket "+l.cfg.Stream+suffix, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,8 +42,8 @@ type Presence struct {
 	inc     string               // this process's incarnation (alive.go)
 	mine    map[member]*held     // this node's members, as claimed
 	claims  map[member]int       // members with a Claim under way
+	dropped map[member]bool      // released while a Claim was under way: that Claim gives back what it took
 	pending map[member]*held     // releases that failed: retried by Run
-	lost    map[member]struct{}  // members whose names were taken while this node was dead
 	hb      heartbeat            // alive.go
 	seen    map[string]*nodeSeen // other nodes' heartbeats, by node token (alive.go)
 	watchOK time.Time            // when Run's watch last saw this node's own heartbeat
@@ -63,11 +64,6 @@ type PresenceConfig struct {
 	// rename or disconnect it.
 	OnLost func(room string, session uint64)
 }
-
-// markerTTL is how long the bucket keeps the marker of a removed member
-// or name key: a watcher cut off for longer reloads the roster instead of
-// resuming (presence_watch.go).
-const markerTTL = 15 * time.Minute
 
 // member names one of this node's members.
 type member struct {
@@ -114,7 +110,7 @@ func (l *Log) OpenPresence(ctx context.Context, cfg PresenceConfig) (*Presence, 
 	if cfg.DeadAfter < 3*cfg.Heartbeat {
 		return nil, fmt.Errorf("cluster: presence: dead after %v is less than 3 heartbeats (%v)", cfg.DeadAfter, cfg.Heartbeat)
 	}
-	roster, err := l.openRoster(ctx)
+	roster, err := l.openBucket(ctx, bucketRoster, "cluster roster")
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +121,8 @@ func (l *Log) OpenPresence(ctx context.Context, cfg PresenceConfig) (*Presence, 
 	p := &Presence{
 		l: l, cfg: cfg, roster: roster, nodes: nodes,
 		node: l.cfg.Node, nodeTok: tok(l.cfg.Node),
-		mine: make(map[member]*held), claims: make(map[member]int), pending: make(map[member]*held),
-		lost: make(map[member]struct{}), seen: make(map[string]*nodeSeen),
+		mine: make(map[member]*held), claims: make(map[member]int), dropped: make(map[member]bool), pending: make(map[member]*held),
+		seen: make(map[string]*nodeSeen),
 	}
 	if err := p.takeNode(ctx); err != nil {
 		return nil, err
@@ -135,27 +131,6 @@ func (l *Log) OpenPresence(ctx context.Context, cfg PresenceConfig) (*Presence, 
 		return nil, err
 	}
 	return p, nil
-}
-
-// openRoster creates the roster bucket: as openBucket, with markers that
-// expire (LimitMarkerTTL lets a purge's marker have a TTL).
-func (l *Log) openRoster(ctx context.Context) (jetstream.KeyValue, error) {
-	name := l.cfg.Stream + bucketRoster
-	if err := l.usable(); err != nil {
-		return nil, l.unreachable("bucket "+name, err)
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         name,
-		Description:    "moonchat cluster roster (package cluster)",
-		History:        1,
-		Storage:        jetstream.FileStorage,
-		Replicas:       l.cfg.Replicas,
-		LimitMarkerTTL: markerTTL,
-	})
-	if err != nil {
-		return nil, l.unreachable("bucket "+name, err)
-	}
-	return kv, nil
 }
 
 // Node is this node's name.
@@ -243,12 +218,12 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 	}
 	stale := p.pending[m] // a release that failed: its keys are ours to reuse or release
 	delete(p.pending, m)
-	delete(p.lost, m)
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		if p.claims[m]--; p.claims[m] == 0 {
 			delete(p.claims, m)
+			delete(p.dropped, m)
 		}
 		p.mu.Unlock()
 	}()
@@ -301,9 +276,18 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 		}
 	}
 	p.mu.Lock()
-	p.mine[m] = h
+	released := p.dropped[m]
+	delete(p.dropped, m)
+	if !released {
+		p.mine[m] = h
+	}
 	p.mu.Unlock()
-	if len(gone.revs) > 0 {
+	if released {
+		// Released while this Claim ran: nothing of it stays.
+		maps.Copy(gone.revs, h.revs)
+		gone.rev = h.rev
+	}
+	if len(gone.revs) > 0 || gone.rev != 0 {
 		p.giveBack(ctx, m, gone)
 	}
 	return nil
@@ -417,7 +401,9 @@ func (p *Presence) Release(ctx context.Context, room string, session uint64) err
 	p.mu.Lock()
 	h := p.mine[m]
 	delete(p.mine, m)
-	delete(p.lost, m)
+	if p.claims[m] > 0 {
+		p.dropped[m] = true
+	}
 	if h == nil {
 		h = p.pending[m]
 		delete(p.pending, m)

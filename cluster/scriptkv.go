@@ -72,15 +72,15 @@ func (s *ScriptKV) Set(script, key, value string) error {
 }
 
 // Delete removes key from script's namespace (a missing key is no error).
-// The removal is a purge: the bucket keeps one small marker per removed
-// key, not its value.
+// The removal is a purge whose marker expires after markerTTL: nothing of
+// the key stays in the bucket.
 func (s *ScriptKV) Delete(script, key string) error {
 	ctx, cancel, err := s.ctx("chat.kv")
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := s.kv.Purge(ctx, scriptKey(script, key)); err != nil {
+	if err := s.kv.Purge(ctx, scriptKey(script, key), jetstream.PurgeTTL(markerTTL)); err != nil {
 		return s.l.unreachable("chat.kv", err)
 	}
 	return nil

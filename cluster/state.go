@@ -164,7 +164,7 @@ func (s *State) DeleteRestriction(kind chat.RestrictionKind, room string, t chat
 		if err != nil {
 			return false, s.l.unreachable("restriction", err)
 		}
-		err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		err = s.kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
 		if err == nil {
 			return true, nil
 		}
@@ -281,15 +281,16 @@ func (s *State) put(what, key string, value []byte) error {
 	return nil
 }
 
-// del removes key (a removal of a missing key stores a marker all the
-// same: harmless, and watchers apply it idempotently).
+// del removes key with a purge whose marker expires after markerTTL (a
+// removal of a missing key stores a marker all the same: harmless, and
+// watchers apply it idempotently).
 func (s *State) del(what, key string) error {
 	if err := s.ready(what); err != nil {
 		return err
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	if err := s.kv.Delete(ctx, key); err != nil {
+	if err := s.kv.Purge(ctx, key, jetstream.PurgeTTL(markerTTL)); err != nil {
 		return s.l.unreachable(what, err)
 	}
 	return nil
@@ -297,18 +298,51 @@ func (s *State) del(what, key string) error {
 
 // Watch hands every change stored in the bucket, by any node (this one
 // included), to a: first the current value of every key, then each
-// change in the order the bucket stored them. It survives NATS outages
-// (resuming after the last change handed over; one may be repeated, none
-// skipped) and runs until ctx ends (returning ctx.Err()) or the Log is
+// change in the order the bucket stored them. It survives NATS outages:
+// it resumes after the last change handed over (one may be repeated, none
+// skipped), or after an outage longer than half the removal markers' TTL
+// (15 min) loads the bucket afresh and hands over as removals the keys
+// that are gone. It runs until ctx ends (returning ctx.Err()) or the Log is
 // closed (ErrClosed). A value that does not decode is logged and skipped:
 // one bad key must not stop every later change. Run it in one goroutine.
 func (s *State) Watch(ctx context.Context, a chat.SharedApplier) error {
-	return s.l.follow(ctx, s.bucket, []string{">"}, nil, func(c change) error {
-		if err := s.apply(c, a); err != nil {
-			s.l.log.Error("cluster: a stored state change does not decode; skipped", "key", c.Key, "revision", c.Revision, "err", err)
+	// The keys stored now, for a load afresh after a long outage: those
+	// not loaded again were removed meanwhile (their markers may have
+	// expired) and a is told so.
+	known := make(map[string]bool)
+	rl := &reload{
+		after: markerTTL / 2,
+		begin: func() {
+			for k := range known {
+				known[k] = false
+			}
+		},
+		done: func() {
+			for k, seen := range known {
+				if !seen {
+					delete(known, k)
+					s.applyLogged(change{Key: k, Deleted: true}, a)
+				}
+			}
+		},
+	}
+	return s.l.follow(ctx, s.bucket, []string{">"}, rl, func(c change) error {
+		if c.Deleted {
+			delete(known, c.Key)
+		} else {
+			known[c.Key] = true
 		}
+		s.applyLogged(c, a)
 		return nil
 	})
+}
+
+// applyLogged applies c, logging (not returning) a change that does not
+// decode.
+func (s *State) applyLogged(c change, a chat.SharedApplier) {
+	if err := s.apply(c, a); err != nil {
+		s.l.log.Error("cluster: a stored state change does not decode; skipped", "key", c.Key, "revision", c.Revision, "err", err)
+	}
 }
 
 // apply hands one change to a.
