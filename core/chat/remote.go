@@ -20,7 +20,12 @@ import (
 //     (ErrNameTaken) makes the member take the next variant, as a name
 //     used in the room does on a single node; a claim that cannot be made
 //     refuses the join or rename (fail closed). Its leave releases the
-//     name (Presence.Release);
+//     name (Presence.Release). The room goroutine waits for the claims, so
+//     the joins of one batch are claimed together (joinRun) and its
+//     leaves released together after it (releasePending): a burst costs
+//     a few round trips to the cluster, not one per member. A member
+//     whose claim the cluster lost while this node was cut off is
+//     disconnected (PresenceLost);
 //   - the other nodes' members come in through the PresenceApplier
 //     methods (RemoteJoined, RemoteLeft), called by the node's watcher.
 //     They are kept at server level (remoteState), whether or not the room
