@@ -81,9 +81,10 @@
 //   - shared_seams.go: the seams of cluster-wide state (SharedState,
 //     SharedApplier, Presence, PresenceApplier); shared.go: moderation,
 //     name owners and ignore lists in the SharedState, and the
-//     SharedApplier methods; remote.go: cluster presence — names claimed
-//     for the cluster, the other nodes' members (PresenceApplier) in the
-//     rooms' rosters, kicks routed to their node;
+//     SharedApplier methods; remote.go: cluster presence — the other
+//     nodes' members (PresenceApplier), kicks routed to their node;
+//     remote_roster.go: a room's copy of them; remote_claim.go: this
+//     node's members' names claimed for the cluster;
 //   - direct_seams.go: the direct-message seam; direct.go: sending and
 //     delivering direct messages; direct_store.go: the per-conversation
 //     locks, the index of accounts' connections and the in-memory
