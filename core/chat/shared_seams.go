@@ -97,7 +97,11 @@ type PresenceEntry struct {
 }
 
 // Presence is the cluster-wide roster (Config.Presence). Implementations
-// must be safe for concurrent use.
+// must be safe for concurrent use: a room claims the names of a batch of
+// joins, and releases those of a batch of leaves, up to 32 at once
+// (remote_claim.go), and Host.Rename claims from any goroutine. Each call
+// gets a context that ends after 10 s; a claim that has not answered by
+// then refuses the join or rename as ErrUnavailable does.
 type Presence interface {
 	// Node is this node's name, the Node of its own entries.
 	Node() string
@@ -116,13 +120,18 @@ type Presence interface {
 	Release(ctx context.Context, room string, session uint64) error
 	// Kick asks node to kick its member session (Server.KickBy there)
 	// with reason, in the audit log as by; it returns once node has
-	// done it, or an error (unknown node, no answer).
+	// done it, or an error (unknown node, no answer). The chat server
+	// calls it for Host.Kick and the admin API's kick of another node's
+	// member (User.Node).
 	Kick(ctx context.Context, node string, session uint64, reason, by string) error
 }
 
 // PresenceApplier takes in other nodes' members (*Server implements it;
-// a watcher calls it; never with this node's own entries). Both are
-// idempotent.
+// a watcher calls it from one goroutine, in the roster's order: every
+// member first, then each change; never with this node's own entries).
+// Both are idempotent, and never wait for a room: the server keeps the
+// entries and hands each change to the room's goroutine, if the room has
+// one on this node (else a room started later takes them).
 type PresenceApplier interface {
 	// RemoteJoined: e is in room (a newcomer, a rename or new roles of
 	// the same Node and Session).
