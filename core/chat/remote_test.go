@@ -102,12 +102,25 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	alice.SendJSON(map[string]string{"type": "presence"})
 	alice.Expect(`{"type":"presence","room":"lobby","users":["alice","carol","bob"],"accounts":{"bob":{"id":"bo","roles":["user","mod"]}}}`)
 
-	_ = bob.Conn.Close()
-	carol.Expect("* bob left")
-	if e := alice.ExpectEvent("system"); e.Str("text") != "bob left" {
+	// A rename there is announced here.
+	if got, err := b.Chat.Rename(userOf(t, b, "lobby", "bob").SessionID, "robert"); err != nil || got != "robert" {
+		t.Fatalf("rename: %q, %v", got, err)
+	}
+	alice.Expect(`{"type":"rename","room":"lobby","old":"bob","new":"robert"}`)
+	if e := alice.ExpectEvent("system"); e.Str("text") != "bob is now known as robert" {
 		t.Fatalf("system %v", e)
 	}
-	alice.Expect(`{"type":"presence","room":"lobby","left":["bob"]}`)
+	carol.Expect("* bob is now known as robert")
+	if r := userOf(t, a, "lobby", "robert"); r.SessionID != u.SessionID || r.Node != "b" {
+		t.Fatalf("a's robert %+v, was %+v: the same session id across a rename", r, u)
+	}
+
+	_ = bob.Conn.Close()
+	carol.Expect("* robert left")
+	if e := alice.ExpectEvent("system"); e.Str("text") != "robert left" {
+		t.Fatalf("system %v", e)
+	}
+	alice.Expect(`{"type":"presence","room":"lobby","left":["robert"]}`)
 	if got := a.Names("lobby"); !slices.Equal(got, []string{"alice", "carol"}) {
 		t.Fatalf("a's users after bob left: %v", got)
 	}
