@@ -426,13 +426,13 @@ func (p *Presence) purgeEntry(ctx context.Context, key string, rev uint64, v ros
 			if i >= len(v.Revs) {
 				break
 			}
-			err := p.roster.Purge(ctx, nameKey(room, k), jetstream.LastRevision(v.Revs[i]), jetstream.PurgeTTL(markerTTL))
+			err := p.roster.Purge(ctx, nameKey(room, k), jetstream.LastRevision(v.Revs[i]), p.l.purgeTTL())
 			if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return p.l.unreachable("purge", err)
 			}
 		}
 	}
-	err = p.roster.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+	err = p.roster.Purge(ctx, key, jetstream.LastRevision(rev), p.l.purgeTTL())
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return p.l.unreachable("purge", err)
 	}

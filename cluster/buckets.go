@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -32,6 +33,17 @@ const (
 // removed meanwhile may be gone.
 const markerTTL = 15 * time.Minute
 
+// markers is the Log's markerTTL.
+func (l *Log) markers() time.Duration {
+	if l.markerTTL > 0 {
+		return l.markerTTL
+	}
+	return markerTTL
+}
+
+// purgeTTL is the option of every removal that leaves an expiring marker.
+func (l *Log) purgeTTL() jetstream.KVDeleteOpt { return jetstream.PurgeTTL(l.markers()) }
+
 // openBucket creates the bucket stream+suffix (file storage, the Log's
 // replicas, one value per key), or updates it to these settings. The
 // buckets whose keys come and go (all but <stream>_nodes) remove keys
@@ -41,7 +53,7 @@ const markerTTL = 15 * time.Minute
 func (l *Log) openBucket(ctx context.Context, suffix, what string) (jetstream.KeyValue, error) {
 	var markers time.Duration
 	if suffix != bucketNodes {
-		markers = markerTTL
+		markers = l.markers()
 	}
 	if err := l.usable(); err != nil {
 		return nil, l.unreachable("bucket "+l.cfg.Stream+suffix, err)
@@ -200,6 +212,9 @@ func (l *Log) scan(ctx context.Context, bucket string, filters []string, fn func
 	return nil
 }
 
+// connCheck is how often followFrom looks at the connection.
+const connCheck = 250 * time.Millisecond
+
 // reload lets follow load a bucket afresh: begin is called before the
 // current value of every key is handed over, done once they all were.
 // follow loads afresh at its start and, when reload is given, after an
@@ -226,15 +241,17 @@ func (l *Log) follow(ctx context.Context, bucket string, filters []string, rl *r
 		subjects[i] = prefix + f
 	}
 	var last uint64
-	var down time.Time // when the last interruption began
+	var down time.Time // when the current interruption began (zero: none)
 	logged := false
 	for {
-		fresh := last == 0 || (rl != nil && time.Since(down) > rl.after)
-		if fresh {
-			last = 0
+		if rl != nil && !down.IsZero() && time.Since(down) > rl.after {
+			last = 0 // load afresh
 		}
-		err := l.followFrom(ctx, stream, prefix, subjects, &last, rl, fn)
-		down = time.Now()
+		started := false
+		err := l.followFrom(ctx, stream, prefix, subjects, &last, &started, rl, fn)
+		if started || down.IsZero() {
+			down = time.Now() // it followed until now
+		}
 		var fatal fatalError
 		switch {
 		case ctx.Err() != nil:
@@ -258,7 +275,7 @@ func (l *Log) follow(ctx context.Context, bucket string, filters []string, rl *r
 
 // followFrom runs one ordered consumer of follow after *last (0: a fresh
 // load) until it fails.
-func (l *Log) followFrom(ctx context.Context, stream, prefix string, subjects []string, last *uint64, rl *reload, fn func(change) error) error {
+func (l *Log) followFrom(ctx context.Context, stream, prefix string, subjects []string, last *uint64, started *bool, rl *reload, fn func(change) error) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
@@ -277,8 +294,32 @@ func (l *Log) followFrom(ctx context.Context, stream, prefix string, subjects []
 		return err
 	}
 	defer it.Stop()
+	*started = true
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	// The client library recreates an ordered consumer by itself after a
+	// reconnection, from where it was: follow would never know how long
+	// it was cut off. It stops the consumer instead once the connection
+	// is lost, and decides itself how to go on (resume, or load afresh).
+	done := make(chan struct{})
+	defer close(done)
+	var lost atomic.Bool
+	go func() { // ends when followFrom returns
+		t := time.NewTicker(connCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if l.usable() != nil {
+					lost.Store(true)
+					it.Stop()
+					return
+				}
+			}
+		}
+	}()
 	loading := fresh && rl != nil
 	if loading {
 		rl.begin()
@@ -290,6 +331,9 @@ func (l *Log) followFrom(ctx context.Context, stream, prefix string, subjects []
 	for {
 		m, err := it.Next()
 		if err != nil {
+			if lost.Load() {
+				return ErrUnavailable
+			}
 			return err
 		}
 		ch, err := toChange(prefix, m)

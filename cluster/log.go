@@ -43,6 +43,7 @@ type Log struct {
 	stalls     atomic.Uint64
 	applied    atomic.Uint64 // stream sequence of the last record Consume applied
 	stallAfter time.Duration // consume.go
+	markerTTL  time.Duration // buckets.go (0 = markerTTL; tests shorten it)
 	consuming  atomic.Bool
 	connected  atomic.Bool
 	stateMu    sync.Mutex // orders OnState calls with connected's changes

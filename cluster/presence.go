@@ -427,7 +427,7 @@ func (p *Presence) giveBack(ctx context.Context, m member, h *held) error {
 		return err
 	}
 	if h.rev != 0 {
-		err := p.roster.Purge(ctx, rosterKey(p.nodeTok, m.room, m.session), jetstream.PurgeTTL(markerTTL))
+		err := p.roster.Purge(ctx, rosterKey(p.nodeTok, m.room, m.session), p.l.purgeTTL())
 		if err != nil {
 			p.keepPending(m, h)
 			return p.l.unreachable("release", err)
@@ -435,7 +435,7 @@ func (p *Presence) giveBack(ctx context.Context, m member, h *held) error {
 		h.rev = 0
 	}
 	for k, rev := range h.revs {
-		err := p.roster.Purge(ctx, nameKey(m.room, k), jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+		err := p.roster.Purge(ctx, nameKey(m.room, k), jetstream.LastRevision(rev), p.l.purgeTTL())
 		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			p.keepPending(m, h)
 			return p.l.unreachable("release", err)

@@ -24,7 +24,7 @@ import (
 func (p *Presence) Watch(ctx context.Context, a chat.PresenceApplier) error {
 	known := make(map[string]bool) // roster key → seen in the current load
 	rl := &reload{
-		after: markerTTL / 2,
+		after: p.l.markers() / 2,
 		begin: func() {
 			for k := range known {
 				known[k] = false

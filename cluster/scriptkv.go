@@ -80,7 +80,7 @@ func (s *ScriptKV) Delete(script, key string) error {
 		return err
 	}
 	defer cancel()
-	if err := s.kv.Purge(ctx, scriptKey(script, key), jetstream.PurgeTTL(markerTTL)); err != nil {
+	if err := s.kv.Purge(ctx, scriptKey(script, key), s.l.purgeTTL()); err != nil {
 		return s.l.unreachable("chat.kv", err)
 	}
 	return nil

@@ -164,7 +164,7 @@ func (s *State) DeleteRestriction(kind chat.RestrictionKind, room string, t chat
 		if err != nil {
 			return false, s.l.unreachable("restriction", err)
 		}
-		err = s.kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
+		err = s.kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), s.l.purgeTTL())
 		if err == nil {
 			return true, nil
 		}
@@ -290,7 +290,7 @@ func (s *State) del(what, key string) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	if err := s.kv.Purge(ctx, key, jetstream.PurgeTTL(markerTTL)); err != nil {
+	if err := s.kv.Purge(ctx, key, s.l.purgeTTL()); err != nil {
 		return s.l.unreachable(what, err)
 	}
 	return nil
@@ -311,7 +311,7 @@ func (s *State) Watch(ctx context.Context, a chat.SharedApplier) error {
 	// expired) and a is told so.
 	known := make(map[string]bool)
 	rl := &reload{
-		after: markerTTL / 2,
+		after: s.l.markers() / 2,
 		begin: func() {
 			for k := range known {
 				known[k] = false
