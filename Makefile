@@ -19,7 +19,8 @@ build:
 
 # Micro-benchmarks (short runs), then moonchat side by side with the gws
 # baseline (cmd/moonchat-bench/internal/loadgen BenchmarkSideBySide), which rewrites
-# docs/performance.md from the figures. About 6 minutes.
+# docs/performance.md from the figures, with the cluster scenario (one node
+# against three on a nats-server built from go.mod). About 10 minutes.
 bench:
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -timeout 5m ./... | tee bin/microbench.txt

@@ -317,7 +317,8 @@ func clusterText(rs []result) string {
 // clusterMethod says how the cluster scenario is run (before its tables).
 const clusterMethod = `The load of the 1000-client scenario above (10 senders at 10 msg/s each,
 64-byte messages, 100k deliveries/s offered) against moonchat three ways,
-in rotating order, each run on fresh processes and stores:
+in rotating order, each run on fresh processes and stores, measuring half
+the time of the scenarios above after the same warmup:
 
 - **one node**: ` + "`moonchat serve`" + ` as in the other scenarios (no ` + "`[cluster]`" + `).
 - **1 node + NATS**: the same node with ` + "`[cluster] nats_url`" + ` set: every message
