@@ -50,6 +50,7 @@ type options struct {
 	waves      int
 	timeout    time.Duration
 	connectFor time.Duration
+	joinFor    time.Duration
 	concurrent int
 	out        string
 	keep       bool
@@ -59,8 +60,9 @@ type options struct {
 // Bounds of the phases that do not depend on the options.
 const (
 	startTimeout = 90 * time.Second // one process up and listening
-	joinWaves    = 8                // barrier waves before giving up
-	joinWait     = 20 * time.Second // per barrier wave
+	joinWaves    = 12               // barrier waves before giving up
+	joinWait     = 10 * time.Second // the first barrier wave's wait; the next ones wait longer, at most joinWaitMax
+	joinWaitMax  = time.Minute
 	waveTimeout  = 60 * time.Second // one measured broadcast reaches everyone
 	settle       = 2 * time.Second  // between phases, for RSS to settle
 	maxWaves     = 32               // the workers' limit (loadgen.maxWaves)
@@ -86,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.waves, "waves", 5, "timed broadcasts (each from the same client, one after another)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "the whole run at most")
 	fs.DurationVar(&o.connectFor, "connect-timeout", 15*time.Minute, "connecting every client at most")
+	fs.DurationVar(&o.joinFor, "join-timeout", 10*time.Minute, "after that, every client a member of the room at most")
 	fs.IntVar(&o.concurrent, "connect-concurrency", 32, "dials in progress at once per worker")
 	fs.StringVar(&o.out, "out", "bin/scale.json", "the result as JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, logs, stores)")
@@ -189,7 +192,7 @@ func scale(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	}
 	logf(log, "%d of %d connected in %.1fs", res.Connected, o.clients, res.ConnectSec)
 
-	wave, err := c.barrier(ctx, res, log)
+	wave, err := c.barrier(ctx, o.joinFor, res, log)
 	if err != nil {
 		return res, err
 	}

@@ -25,14 +25,22 @@ func (c *cluster) count(n int) (int, error) {
 
 // barrier sends waves from worker 1's first client until one reaches
 // every client (a client is then a member of the room on its node), and
-// returns that wave's number.
-func (c *cluster) barrier(ctx context.Context, res *Result, log io.Writer) (int, error) {
+// returns that wave's number. Wave n waits (n+1) × joinWait, at most
+// joinWaitMax, for everyone (each wave is itself a broadcast to the
+// clients already in, which slows the joins still under way); all of it
+// within timeout and joinWaves waves.
+func (c *cluster) barrier(ctx context.Context, timeout time.Duration, res *Result, log io.Writer) (int, error) {
 	sender := c.workers[0]
+	end := time.Now().Add(timeout)
 	for n := range joinWaves {
 		if _, err := sender.ask(fmt.Sprintf("send %d", n)); err != nil {
 			return 0, err
 		}
-		deadline := time.Now().Add(joinWait)
+		wait := min(time.Duration(n+1)*joinWait, joinWaitMax)
+		deadline := time.Now().Add(wait)
+		if deadline.After(end) {
+			deadline = end
+		}
 		seen := 0
 		for time.Now().Before(deadline) && ctx.Err() == nil {
 			var err error
@@ -48,12 +56,15 @@ func (c *cluster) barrier(ctx context.Context, res *Result, log io.Writer) (int,
 			}
 			sleep(ctx, 500*time.Millisecond)
 		}
-		logf(log, "join check %d reached %d of %d clients in %v", n+1, seen, res.Connected, joinWait)
+		logf(log, "join check %d reached %d of %d clients in %v", n+1, seen, res.Connected, wait)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
+		if !time.Now().Before(end) {
+			return 0, fmt.Errorf("join checks: %d of %d clients in the room after %v", seen, res.Connected, timeout)
+		}
 	}
-	return 0, fmt.Errorf("after %d join checks of %v some clients were still not in the room", joinWaves, joinWait)
+	return 0, fmt.Errorf("after %d join checks some clients were still not in the room", joinWaves)
 }
 
 // broadcast sends wave n and waits until it reached total clients (or
