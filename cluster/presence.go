@@ -76,7 +76,7 @@ type member struct {
 // key another member took over since is left alone).
 type held struct {
 	e    chat.PresenceEntry
-	revs map[string]uint64 // name key → revision
+	revs map[string]uint64 // name key → revision (0: unknown, a claim without an answer)
 	rev  uint64            // the roster entry's revision (0 = not written)
 }
 
@@ -242,6 +242,12 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 		var rev uint64
 		rev, err = p.claimKey(ctx, room, k, holder(p.nodeTok, inc, e.Session))
 		if err != nil {
+			if !errors.Is(err, chat.ErrNameTaken) {
+				// No answer: the key may have been stored all the
+				// same. Given back if it holds this member (rev 0).
+				h.revs[k] = 0
+				fresh = append(fresh, k)
+			}
 			break
 		}
 		h.revs[k] = rev
@@ -435,6 +441,20 @@ func (p *Presence) giveBack(ctx context.Context, m member, h *held) error {
 		h.rev = 0
 	}
 	for k, rev := range h.revs {
+		if rev == 0 {
+			// A claim that got no answer: this member's only if the
+			// key names it.
+			e, err := p.roster.Get(ctx, nameKey(m.room, k))
+			if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+				p.keepPending(m, h)
+				return p.l.unreachable("release", err)
+			}
+			if err != nil || !p.holds(string(e.Value()), m.session) {
+				delete(h.revs, k)
+				continue
+			}
+			rev = e.Revision()
+		}
 		err := p.roster.Purge(ctx, nameKey(m.room, k), jetstream.LastRevision(rev), p.l.purgeTTL())
 		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			p.keepPending(m, h)
@@ -443,6 +463,12 @@ func (p *Presence) giveBack(ctx context.Context, m member, h *held) error {
 		delete(h.revs, k)
 	}
 	return nil
+}
+
+// holds reports whether a name key's value names this node's session.
+func (p *Presence) holds(value string, session uint64) bool {
+	nodeTok, _, s, ok := parseHolder(value)
+	return ok && nodeTok == p.nodeTok && s == session
 }
 
 // keepPending records what giveBack could not do, merged with what was
