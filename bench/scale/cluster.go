@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -238,4 +240,38 @@ func (c *cluster) nodesAlive() error {
 		}
 	}
 	return nil
+}
+
+// nodeStatus is what `moonchat cluster status -json` says of one node (the
+// fields read here).
+type nodeStatus struct {
+	Node  string `json:"node"`
+	Lag   *int64 `json:"lag"`
+	Rooms []struct {
+		Room    string `json:"room"`
+		Members int    `json:"members"`
+	} `json:"rooms"`
+}
+
+// status asks node 1 (`moonchat cluster status -json`, on its local
+// socket) for every node's view: its rooms' members and its lag.
+func (c *cluster) status(bin string) (map[string]nodeStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf := filepath.Join(c.dir, "node-1", "config.toml")
+	out, err := exec.CommandContext(ctx, bin, "cluster", "status", "-config", conf, "-json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("moonchat cluster status: %v", err)
+	}
+	var st struct {
+		Nodes []nodeStatus `json:"nodes"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("moonchat cluster status: %v", err)
+	}
+	m := map[string]nodeStatus{}
+	for _, n := range st.Nodes {
+		m[n.Node] = n
+	}
+	return m, nil
 }

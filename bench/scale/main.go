@@ -202,6 +202,23 @@ func scale(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	sleep(ctx, o.idle)
 	after := c.sampleAll(res)
 	res.memory(before, after, c)
+	if st, err := c.status(bins["moonchat"]); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	} else {
+		for i := range res.PerNode {
+			n, ok := st[res.PerNode[i].Node]
+			if !ok {
+				res.Errors = append(res.Errors, res.PerNode[i].Node+" did not answer moonchat cluster status")
+				continue
+			}
+			for _, r := range n.Rooms {
+				if r.Room == o.room {
+					res.PerNode[i].Members = r.Members
+				}
+			}
+			res.PerNode[i].Lag = n.Lag
+		}
+	}
 
 	for k := range o.waves {
 		if ctx.Err() != nil {

@@ -47,6 +47,11 @@ type NodeMemory struct {
 	RSSEndBytes    int64   `json:"rss_end_bytes"`
 	BytesPerConn   float64 `json:"bytes_per_conn"`
 	FDs            int     `json:"fds"`
+	// Members and Lag are what the node said of itself after the idle
+	// time (moonchat cluster status): its members of the room, and the
+	// stream records it had yet to apply.
+	Members int    `json:"members"`
+	Lag     *int64 `json:"lag"`
 }
 
 // ProcessMemory is the NATS server's RSS at the same moments.
@@ -141,19 +146,19 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "- %d nodes, 1 nats-server, %d load workers; %d of %d clients connected (%d errors) in %.1f s, all in room %q after %.1f s (%d join check waves)\n\n",
 		r.Nodes, r.Workers, r.Connected, r.Clients, r.ConnectErrors, r.ConnectSec, r.Room, r.JoinedSec, r.JoinWaves)
 	if len(r.PerNode) > 0 {
-		fmt.Fprintln(w, "| node | connections | RSS before MB | RSS idle MB | RSS end MB | bytes per connection |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| node | connections | members (cluster status) | RSS before MB | RSS idle MB | RSS end MB | bytes per connection |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 		var conns int
 		var grow int64
 		for _, n := range r.PerNode {
-			fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.0f |\n", n.Node, n.Connections, mb(n.RSSBeforeBytes), mb(n.RSSIdleBytes), mb(n.RSSEndBytes), n.BytesPerConn)
+			fmt.Fprintf(w, "| %s | %d | %d | %.1f | %.1f | %.1f | %.0f |\n", n.Node, n.Connections, n.Members, mb(n.RSSBeforeBytes), mb(n.RSSIdleBytes), mb(n.RSSEndBytes), n.BytesPerConn)
 			conns += n.Connections
 			grow += n.RSSIdleBytes - n.RSSBeforeBytes
 		}
 		if conns > 0 {
-			fmt.Fprintf(w, "| all | %d | | | | %.0f |\n", conns, float64(grow)/float64(conns))
+			fmt.Fprintf(w, "| all | %d | | | | | %.0f |\n", conns, float64(grow)/float64(conns))
 		}
-		fmt.Fprintf(w, "| nats-server | | %.1f | %.1f | %.1f | |\n\n", mb(r.NATS.RSSBeforeBytes), mb(r.NATS.RSSIdleBytes), mb(r.NATS.RSSEndBytes))
+		fmt.Fprintf(w, "| nats-server | | | %.1f | %.1f | %.1f | |\n\n", mb(r.NATS.RSSBeforeBytes), mb(r.NATS.RSSIdleBytes), mb(r.NATS.RSSEndBytes))
 	}
 	if len(r.Broadcasts) > 0 {
 		fmt.Fprintln(w, "| broadcast | reached | p50 ms | p99 ms | max ms | slowest node's p50 / max ms |")
