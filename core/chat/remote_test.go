@@ -471,3 +471,25 @@ func TestPresenceLost(t *testing.T) {
 		t.Fatalf("users %v", got)
 	}
 }
+
+// A name left and asked for again within one batch is free in the
+// cluster too: the leave's release is made before the join's claim.
+func TestPresenceLeaveThenJoinInOneBatch(t *testing.T) {
+	hub := chattest.NewPresenceHub()
+	g := newGatedJoins("gate")
+	a, _ := chattest.StartPresence(t, hub, "a", chat.Config{}, &chattest.Hooks{OnJoin: g.join}, nil)
+	bob := a.Dial(t, "/chat/lobby?name=bob", "")
+	bob.Expect("* bob joined")
+	gate := a.Dial(t, "/chat/lobby?name=gate", "")
+	<-g.entered
+	_ = bob.Conn.Close()
+	chattest.Eventually(t, "bob's leave queued", func() bool { return a.Chat.Queued("lobby") == 1 })
+	again := a.Dial(t, "/chat/lobby?name=bob", "")
+	chattest.Eventually(t, "the new bob's join queued", func() bool { return a.Chat.Queued("lobby") == 2 })
+	close(g.open)
+	gate.SkipUntil("* bob left")
+	again.SkipUntil("* bob joined")
+	if got := a.Names("lobby"); !slices.Equal(got, []string{"gate", "bob"}) {
+		t.Fatalf("users %v", got)
+	}
+}
