@@ -258,14 +258,21 @@ func (p *Presence) reclaim(ctx context.Context) bool {
 	p.mu.Unlock()
 	for i, m := range ms {
 		h := hs[i]
+		unlock := p.lockMember(m)
 		p.mu.Lock()
-		if p.mine[m] != h {
-			p.mu.Unlock()
+		current := p.mine[m] == h
+		p.mu.Unlock()
+		if !current {
+			unlock()
 			continue // released or claimed again meanwhile
 		}
-		delete(p.mine, m) // claimed afresh: no key of the old incarnation is reused as it is
-		p.mu.Unlock()
-		err := p.Claim(ctx, m.room, h.e)
+		err := p.claim(ctx, m.room, h.e, false)
+		if errors.Is(err, chat.ErrNameTaken) {
+			p.mu.Lock()
+			delete(p.mine, m)
+			p.mu.Unlock()
+		}
+		unlock()
 		switch {
 		case err == nil:
 		case errors.Is(err, chat.ErrNameTaken):
@@ -274,11 +281,6 @@ func (p *Presence) reclaim(ctx context.Context) bool {
 				p.cfg.OnLost(m.room, m.session)
 			}
 		default:
-			p.mu.Lock()
-			if _, ok := p.mine[m]; !ok {
-				p.mine[m] = h
-			}
-			p.mu.Unlock()
 			return false
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,14 +38,13 @@ type Presence struct {
 	nodeTok string
 
 	mu      sync.Mutex
-	inc     string               // this process's incarnation (alive.go)
-	mine    map[member]*held     // this node's members, as claimed
-	claims  map[member]int       // members with a Claim under way
-	dropped map[member]bool      // released while a Claim was under way: that Claim gives back what it took
-	pending map[member]*held     // releases that failed: retried by Run
-	hb      heartbeat            // alive.go
-	seen    map[string]*nodeSeen // other nodes' heartbeats, by node token (alive.go)
-	watchOK time.Time            // when Run's watch last saw this node's own heartbeat
+	inc     string                 // this process's incarnation (alive.go)
+	mine    map[member]*held       // this node's members, as claimed
+	busy    map[member]*memberLock // members with a Claim, Release or retried release under way
+	pending map[member]*held       // releases that failed: retried by Run
+	hb      heartbeat              // alive.go
+	seen    map[string]*nodeSeen   // other nodes' heartbeats, by node token (alive.go)
+	watchOK time.Time              // when Run's watch last saw this node's own heartbeat
 }
 
 // PresenceConfig configures OpenPresence. The zero value is usable.
@@ -69,6 +67,34 @@ type PresenceConfig struct {
 type member struct {
 	room    string
 	session uint64
+}
+
+// memberLock orders the Claims and Releases of one member (and the retry
+// of its failed release): each reads what the one before it left.
+type memberLock struct {
+	mu   sync.Mutex
+	refs int // under Presence.mu
+}
+
+// lockMember locks m's memberLock and returns its unlock.
+func (p *Presence) lockMember(m member) (unlock func()) {
+	p.mu.Lock()
+	ml := p.busy[m]
+	if ml == nil {
+		ml = &memberLock{}
+		p.busy[m] = ml
+	}
+	ml.refs++
+	p.mu.Unlock()
+	ml.mu.Lock()
+	return func() {
+		ml.mu.Unlock()
+		p.mu.Lock()
+		if ml.refs--; ml.refs == 0 {
+			delete(p.busy, m)
+		}
+		p.mu.Unlock()
+	}
 }
 
 // held is what one of this node's members holds: its entry and the
@@ -121,7 +147,7 @@ func (l *Log) OpenPresence(ctx context.Context, cfg PresenceConfig) (*Presence, 
 	p := &Presence{
 		l: l, cfg: cfg, roster: roster, nodes: nodes,
 		node: l.cfg.Node, nodeTok: tok(l.cfg.Node),
-		mine: make(map[member]*held), claims: make(map[member]int), dropped: make(map[member]bool), pending: make(map[member]*held),
+		mine: make(map[member]*held), busy: make(map[member]*memberLock), pending: make(map[member]*held),
 		seen: make(map[string]*nodeSeen),
 	}
 	if err := p.takeNode(ctx); err != nil {
@@ -208,25 +234,24 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.l.cfg.PublishTimeout)
 	defer cancel()
+	defer p.lockMember(member{room, e.Session})()
+	return p.claim(ctx, room, e, true)
+}
+
+// claim is Claim with the member locked. reuse: the name keys the member
+// holds already are kept as they are (false: claimed again, as after a
+// new incarnation).
+func (p *Presence) claim(ctx context.Context, room string, e chat.PresenceEntry, reuse bool) error {
 	m := member{room, e.Session}
 	p.mu.Lock()
-	p.claims[m]++
 	inc := p.inc
 	var old map[string]uint64
-	if h := p.mine[m]; h != nil {
+	if h := p.mine[m]; h != nil && reuse {
 		old = h.revs
 	}
 	stale := p.pending[m] // a release that failed: its keys are ours to reuse or release
 	delete(p.pending, m)
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		if p.claims[m]--; p.claims[m] == 0 {
-			delete(p.claims, m)
-			delete(p.dropped, m)
-		}
-		p.mu.Unlock()
-	}()
 
 	h := &held{e: e, revs: make(map[string]uint64, len(e.Keys))}
 	var fresh []string // keys this call took: given back if it fails
@@ -282,18 +307,9 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 		}
 	}
 	p.mu.Lock()
-	released := p.dropped[m]
-	delete(p.dropped, m)
-	if !released {
-		p.mine[m] = h
-	}
+	p.mine[m] = h
 	p.mu.Unlock()
-	if released {
-		// Released while this Claim ran: nothing of it stays.
-		maps.Copy(gone.revs, h.revs)
-		gone.rev = h.rev
-	}
-	if len(gone.revs) > 0 || gone.rev != 0 {
+	if len(gone.revs) > 0 {
 		p.giveBack(ctx, m, gone)
 	}
 	return nil
@@ -356,8 +372,8 @@ func (p *Presence) holderGone(ctx context.Context, room, value string) (bool, er
 		}
 		m := member{room, session}
 		_, mine := p.mine[m]
-		_, claiming := p.claims[m]
-		return !mine && !claiming, nil
+		_, busy := p.busy[m]
+		return !mine && !busy, nil
 	}
 	hb, _, err := p.readHeartbeat(ctx, nodeTok)
 	if err != nil {
@@ -404,12 +420,10 @@ func containsStr(s []string, v string) bool {
 // back; should this node die first, the other nodes purge them.
 func (p *Presence) Release(ctx context.Context, room string, session uint64) error {
 	m := member{room, session}
+	defer p.lockMember(m)()
 	p.mu.Lock()
 	h := p.mine[m]
 	delete(p.mine, m)
-	if p.claims[m] > 0 {
-		p.dropped[m] = true
-	}
 	if h == nil {
 		h = p.pending[m]
 		delete(p.pending, m)
@@ -498,14 +512,17 @@ func (p *Presence) retryPending(ctx context.Context) {
 	}
 	p.mu.Unlock()
 	for _, m := range todo {
+		unlock := p.lockMember(m)
 		p.mu.Lock()
 		h := p.pending[m]
 		delete(p.pending, m)
 		p.mu.Unlock()
-		if h == nil {
-			continue
+		var err error
+		if h != nil {
+			err = p.giveBack(ctx, m, h)
 		}
-		if err := p.giveBack(ctx, m, h); err != nil {
+		unlock()
+		if err != nil {
 			return // still unreachable: next time
 		}
 	}
