@@ -148,9 +148,6 @@ func (s *Server) Rename(sessionID uint64, newName string) (string, error) {
 // its node, asked through Config.Presence: Kick returns once it has (or
 // with the error), and that node audits it.
 func (s *Server) Kick(sessionID uint64, reason string) error {
-	if remote, err := s.kickRemote(sessionID, reason, auditByScript); remote {
-		return err
-	}
 	return s.KickBy(sessionID, reason, auditByScript)
 }
 

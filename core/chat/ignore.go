@@ -152,7 +152,12 @@ func (s *Server) resolveIgnoreTarget(t IgnoreTarget) (IgnoreTarget, error) {
 	case t.Session != 0:
 		tm := s.session(t.Session)
 		if tm == nil {
-			return t, ErrNoSuchUser
+			if rm := s.remoteSession(t.Session); rm != nil && rm.e.Account != "" {
+				// Another node's member with an account: its account
+				// is ignored, on every node (the list is shared).
+				return IgnoreTarget{Account: rm.e.Account}, nil
+			}
+			return t, s.noSession(t.Session)
 		}
 		if tm.account != "" {
 			return IgnoreTarget{Account: tm.account}, nil

@@ -1021,6 +1021,9 @@ func (s *Server) writeAuditLocked(e AuditEntry) {
 // "script"): it closes the member's connection with 1000 after sending
 // reason as a notice, and audits the kick.
 func (s *Server) KickBy(sessionID uint64, reason, by string) error {
+	if remote, err := s.kickRemote(sessionID, reason, by); remote {
+		return err // another node's member: its node kicks and audits
+	}
 	m := s.session(sessionID)
 	if m == nil {
 		return ErrNoSuchUser

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/moonchat/moonchat/core/ws"
@@ -95,21 +94,13 @@ type remoteState struct {
 	sids  map[uint64]*remoteMember
 }
 
-// remoteStates holds each Server's remoteState.
-//
-// TODO(issue 15): this belongs in a Server field (`remote remoteState`,
-// server.go), which another helper owns in this step; remote() is the
-// one accessor to change.
-var remoteStates sync.Map // *Server → *remoteState
-
 // remote returns s's remoteState; Server.mu must be held.
 func (s *Server) remote() *remoteState {
-	if v, ok := remoteStates.Load(s); ok {
-		return v.(*remoteState)
+	if s.remoteSt.rooms == nil {
+		s.remoteSt.rooms = make(map[string]map[remoteKey]*remoteMember)
+		s.remoteSt.sids = make(map[uint64]*remoteMember)
 	}
-	st := &remoteState{rooms: make(map[string]map[remoteKey]*remoteMember), sids: make(map[uint64]*remoteMember)}
-	v, _ := remoteStates.LoadOrStore(s, st)
-	return v.(*remoteState)
+	return &s.remoteSt
 }
 
 var _ PresenceApplier = (*Server)(nil)

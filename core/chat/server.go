@@ -30,6 +30,7 @@ type Server struct {
 	broker   Broker      // Config.Broker: nil on a single node (deliver.go)
 	shared   SharedState // Config.Shared: nil outside a cluster (shared.go)
 	presence Presence    // Config.Presence: nil outside a cluster (remote.go)
+	remoteSt remoteState // other nodes' members, with Config.Presence (remote.go); under mu
 	log      *slog.Logger
 	engine   *ws.Server
 	page     http.Handler
