@@ -59,6 +59,12 @@
 // Two live processes with one node name cannot both run: the second
 // refuses to start (ErrNodeInUse).
 //
+// Keys come and go in every bucket but <stream>_nodes: a removal is a
+// purge whose marker expires after 15 minutes (per-message TTLs: NATS
+// server 2.11 or later), so that members who left and keys removed do not
+// pile up; a watcher cut off for longer than half that loads its bucket
+// afresh and hands over what went as removals.
+//
 // Every call that needs NATS and cannot reach it fails at once with an
 // error wrapping both ErrUnavailable and chat.ErrUnavailable (fail
 // closed: a join is refused, not let through unclaimed). Each long-running
