@@ -490,7 +490,7 @@ func (p *Presence) holds(value string, session uint64) bool {
 func (p *Presence) keepPending(m member, h *held) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if q := p.pending[m]; q != nil {
+	if q := p.pending[m]; q != nil && q != h {
 		for k, rev := range q.revs {
 			if _, ok := h.revs[k]; !ok {
 				h.revs[k] = rev
@@ -514,12 +514,18 @@ func (p *Presence) retryPending(ctx context.Context) {
 	for _, m := range todo {
 		unlock := p.lockMember(m)
 		p.mu.Lock()
-		h := p.pending[m]
-		delete(p.pending, m)
+		h := p.pending[m] // left in pending until done: Pending counts it
 		p.mu.Unlock()
 		var err error
 		if h != nil {
 			err = p.giveBack(ctx, m, h)
+		}
+		if err == nil {
+			p.mu.Lock()
+			if p.pending[m] == h {
+				delete(p.pending, m)
+			}
+			p.mu.Unlock()
 		}
 		unlock()
 		if err != nil {
