@@ -34,7 +34,11 @@
 //     <stream>_audit. State.Watch hands every stored change, this node's
 //     included, to a chat.SharedApplier, in the bucket's order.
 //     DeleteRestriction is revision-checked: of several nodes deleting one
-//     restriction, one is told true.
+//     restriction, one is told true. State.DeleteExpired
+//     (chat.ExpiryDeleter, an expiry's sweep) is too, and removes the
+//     restriction only while the stored one is the expiring one (its
+//     Created, to the millisecond): a ban another node made in its place
+//     stays. State.Stats counts for /metrics.
 //   - Log.OpenPresence → *Presence (presence.go, alive.go, kick.go,
 //     presence_watch.go): chat.Presence on the bucket <stream>_roster (one
 //     entry per member, ~100 bytes, and one key per name key held in a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -33,6 +34,27 @@ type State struct {
 	kv     jetstream.KeyValue
 	audit  jetstream.Stream
 	bucket string
+
+	undecodable atomic.Uint64 // StateStats
+	expiryKept  atomic.Uint64
+}
+
+// StateStats are a State's counters since OpenState, for /metrics.
+type StateStats struct {
+	// Undecodable counts stored changes Watch skipped because they did
+	// not decode (each is logged): a sign of another program, or a newer
+	// moonchat, writing to the bucket.
+	Undecodable uint64
+	// ExpiriesKept counts DeleteExpired calls that found the restriction
+	// replaced by a newer one (another node's ban made in its place) and
+	// left it: the sweeps that, without the check, would have removed a
+	// restriction in force.
+	ExpiriesKept uint64
+}
+
+// Stats returns the State's counters.
+func (s *State) Stats() StateStats {
+	return StateStats{Undecodable: s.undecodable.Load(), ExpiriesKept: s.expiryKept.Load()}
 }
 
 // Compile-time check: State is a chat.SharedState.
@@ -147,9 +169,45 @@ func (s *State) PutRestriction(r chat.Restriction) error {
 
 // DeleteRestriction removes the restriction of kind in room on t and
 // reports whether there was one. The delete is conditional on the
-// revision read: of several nodes deleting the same restriction at once
-// (its expiry), exactly one gets true.
+// revision read: of several nodes deleting the same restriction at once,
+// exactly one gets true. It removes whatever is stored under the key: an
+// expiry goes through DeleteExpired instead.
 func (s *State) DeleteRestriction(kind chat.RestrictionKind, room string, t chat.Target) (bool, error) {
+	return s.deleteRestriction(kind, room, t, nil)
+}
+
+// Compile-time check: State removes expired restrictions only while they
+// are the stored ones.
+var _ chat.ExpiryDeleter = (*State)(nil)
+
+// DeleteExpired removes the restriction of r's Kind, Room and Target only
+// while the stored one was created at r.Created, to the millisecond
+// (chat.ExpiryDeleter): a node whose watcher is behind must not sweep
+// away the ban another node just stored in place of the expiring one.
+// It reports false when the key is gone or holds another restriction;
+// of several nodes sweeping the same expiry at once, exactly one gets
+// true (a delete with the revision read, read again on a mismatch). A
+// stored value that does not decode is left alone, with an error
+// wrapping ErrCorrupt (fail closed: nothing is removed that was not
+// recognised).
+func (s *State) DeleteExpired(r chat.Restriction) (bool, error) {
+	return s.deleteRestriction(r.Kind, r.Room, r.Target, func(value []byte) (bool, error) {
+		var cur chat.Restriction
+		if err := json.Unmarshal(value, &cur); err != nil {
+			return false, fmt.Errorf("%w: restriction %s %q: %v", ErrCorrupt, r.Kind, r.Room, err)
+		}
+		if cur.Created.UnixMilli() != r.Created.UnixMilli() {
+			s.expiryKept.Add(1)
+			return false, nil
+		}
+		return true, nil
+	})
+}
+
+// deleteRestriction is DeleteRestriction and DeleteExpired: the key is
+// purged with the revision read, provided match (nil: any) accepts the
+// value read; on a revision mismatch it reads again.
+func (s *State) deleteRestriction(kind chat.RestrictionKind, room string, t chat.Target, match func([]byte) (bool, error)) (bool, error) {
 	if err := s.ready("restriction"); err != nil {
 		return false, err
 	}
@@ -163,6 +221,11 @@ func (s *State) DeleteRestriction(kind chat.RestrictionKind, room string, t chat
 		}
 		if err != nil {
 			return false, s.l.unreachable("restriction", err)
+		}
+		if match != nil {
+			if ok, err := match(e.Value()); !ok || err != nil {
+				return false, err
+			}
 		}
 		err = s.kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), s.l.purgeTTL())
 		if err == nil {
@@ -341,6 +404,7 @@ func (s *State) Watch(ctx context.Context, a chat.SharedApplier) error {
 // decode.
 func (s *State) applyLogged(c change, a chat.SharedApplier) {
 	if err := s.apply(c, a); err != nil {
+		s.undecodable.Add(1)
 		s.l.log.Error("cluster: a stored state change does not decode; skipped", "key", c.Key, "revision", c.Revision, "err", err)
 	}
 }

@@ -211,3 +211,72 @@ func TestAudit(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteExpiredKeepsReplacement: node A's ban expires while node B
+// has just replaced it with a new ban of the same kind, room and target
+// (A's watcher has not handed the new one in yet): A's sweep leaves B's
+// ban in place and is told false. Then both nodes sweep B's ban when it
+// expires, several goroutines each, with Created as the chat server holds
+// it (nanoseconds) and as read back (milliseconds): exactly one is told
+// true, and the key is gone.
+func TestDeleteExpiredKeepsReplacement(t *testing.T) {
+	ns := startNATS(t, nil)
+	a := openState(t, openNode(t, ns.url(), "a"))
+	b := openState(t, openNode(t, ns.url(), "b"))
+	tg := chat.Target{Name: "troll"}
+	created := time.Date(2026, 12, 3, 7, 0, 0, 123456789, time.UTC)
+	old := chat.Restriction{Kind: chat.KindBan, Room: "lobby", Target: tg, Created: created, Expires: created.Add(time.Minute), By: "mod-a"}
+	if err := a.PutRestriction(old); err != nil {
+		t.Fatal(err)
+	}
+	repl := old
+	repl.Created = created.Add(30 * time.Second)
+	repl.Expires = repl.Created.Add(time.Hour)
+	repl.By = "mod-b"
+	if err := b.PutRestriction(repl); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.DeleteExpired(old); ok || err != nil {
+		t.Fatalf("DeleteExpired of the replaced ban = %v, %v; want false, nil", ok, err)
+	}
+	rs, err := a.Restrictions()
+	if err != nil || len(rs) != 1 || rs[0].By != "mod-b" || !rs[0].Created.Equal(repl.Created) {
+		t.Fatalf("after the stale sweep: %+v, %v; want B's ban", rs, err)
+	}
+	if got := a.Stats().ExpiriesKept; got != 1 {
+		t.Fatalf("ExpiriesKept = %d, want 1", got)
+	}
+	// Gone: false, no error.
+	if ok, err := a.DeleteExpired(chat.Restriction{Kind: chat.KindMute, Room: "lobby", Target: tg, Created: created}); ok || err != nil {
+		t.Fatalf("DeleteExpired of a missing key = %v, %v", ok, err)
+	}
+
+	states := []*State{a, b}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	trues := 0
+	for i := range 8 {
+		wg.Go(func() {
+			r := repl
+			if i%2 == 1 {
+				r.Created = r.Created.Truncate(time.Millisecond) // as a store gives it back
+			}
+			ok, err := states[i%2].DeleteExpired(r)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				trues++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if trues != 1 {
+		t.Fatalf("%d sweepers were told they removed the expired ban, want 1", trues)
+	}
+	if rs, err := b.Restrictions(); err != nil || len(rs) != 0 {
+		t.Fatalf("after the sweep: %+v, %v; want none", rs, err)
+	}
+}
