@@ -45,7 +45,8 @@
 //     room), with node heartbeats on <stream>_nodes. Presence.Run keeps
 //     the node alive and purges dead nodes; Presence.Watch hands the
 //     other nodes' members to a chat.PresenceApplier; Presence.ServeKicks
-//     answers Presence.Kick from the other nodes; Presence.Close takes
+//     answers Presence.Kick from the other nodes (a member that left is
+//     chat.ErrNoSuchUser on the asking node too); Presence.Close takes
 //     the node's members out at a clean shutdown.
 //   - Log.OpenScriptKV → *ScriptKV (scriptkv.go): scripting.KV, the Lua
 //     chat.kv storage, on the bucket <stream>_kv.

@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/moonchat/moonchat/core/chat"
 	"github.com/nats-io/nats.go"
 )
 
 // Kicks across nodes: Presence.Kick sends a core NATS request to the
 // member's node, on <stream>.kick.<node token> (outside every stream:
 // nothing of it is stored); the node answers once it has kicked
-// (ServeKicks). An empty answer is success, any other its error's text.
+// (ServeKicks). An empty answer is success, any other its error's text;
+// an error the asker must recognise carries its code in the header
+// Moonchat-Kick-Error as well (kickCodes): "no-such-user" for
+// chat.ErrNoSuchUser (the member left meanwhile: the admin API answers
+// 404, not 503).
 
 // ErrNoSuchNode: Kick's node does not serve kicks (no such node, or it is
 // gone).
@@ -27,10 +32,31 @@ type kickRequest struct {
 
 func kickSubject(stream, nodeTok string) string { return stream + ".kick." + nodeTok }
 
+// kickErrorHeader carries the code of a kick's error (kickCodes).
+const kickErrorHeader = "Moonchat-Kick-Error"
+
+// kickCodes are the errors a kick's answer carries as codes, so that
+// Kick returns them for errors.Is on the asking node.
+var kickCodes = map[string]error{
+	"no-such-user": chat.ErrNoSuchUser,
+}
+
+// kickCode returns err's code ("" = none: its text only).
+func kickCode(err error) string {
+	for code, e := range kickCodes {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return ""
+}
+
 // Kick asks node to kick its member session with reason, audited as by,
 // and returns once node has (chat.Presence.Kick). It fails with
 // ErrNoSuchNode when node does not answer at all, with chat.ErrUnavailable
-// (wrapped) when NATS cannot be reached, with node's error otherwise.
+// (wrapped) when NATS cannot be reached, with node's error otherwise:
+// wrapping chat.ErrNoSuchUser when node has no such member (it left),
+// else an error with node's error's text.
 func (p *Presence) Kick(ctx context.Context, node string, session uint64, reason, by string) error {
 	if err := p.ready("kick"); err != nil {
 		return err
@@ -44,6 +70,9 @@ func (p *Presence) Kick(ctx context.Context, node string, session uint64, reason
 	}
 	if err != nil {
 		return p.l.unreachable("kick on node "+node, err)
+	}
+	if e := kickCodes[m.Header.Get(kickErrorHeader)]; e != nil {
+		return fmt.Errorf("cluster: kick on node %s: %w", node, e)
 	}
 	if len(m.Data) > 0 {
 		return fmt.Errorf("cluster: kick on node %s: %s", node, m.Data)
@@ -66,11 +95,14 @@ func (p *Presence) ServeKicks(ctx context.Context, kick func(session uint64, rea
 			_ = m.Respond([]byte("bad kick request"))
 			return
 		}
-		answer := []byte(nil)
+		answer := &nats.Msg{Header: nats.Header{}}
 		if err := kick(r.Session, r.Reason, r.By); err != nil {
-			answer = []byte(err.Error())
+			answer.Data = []byte(err.Error())
+			if code := kickCode(err); code != "" {
+				answer.Header.Set(kickErrorHeader, code)
+			}
 		}
-		_ = m.Respond(answer) // the asker may be gone: nothing to do
+		_ = m.RespondMsg(answer) // the asker may be gone: nothing to do
 	})
 	if err != nil {
 		return p.l.unreachable("kicks", err)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -270,7 +271,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // TestKick: a kick sent to another node runs its kick function and
-// returns its answer; a node that serves no kicks is ErrNoSuchNode.
+// returns its answer (chat.ErrNoSuchUser recognisable, other errors as
+// their text); a node that serves no kicks is ErrNoSuchNode.
 func TestKick(t *testing.T) {
 	ns := startNATS(t, nil)
 	a := openPresence(t, openNode(t, ns.url(), "a"), PresenceConfig{})
@@ -279,8 +281,11 @@ func TestKick(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err := b.ServeKicks(ctx, func(session uint64, reason, by string) error {
-		if session == 404 {
+		switch session {
+		case 404:
 			return errors.New("no such session")
+		case 405:
+			return fmt.Errorf("kick: %w", chat.ErrNoSuchUser) // the member left meanwhile
 		}
 		kicked <- reason + "/" + by
 		return nil
@@ -294,8 +299,13 @@ func TestKick(t *testing.T) {
 	if got := <-kicked; got != "spam/mod" {
 		t.Fatalf("kicked with %q", got)
 	}
-	if err := a.Kick(context.Background(), "b", 404, "", ""); err == nil || !strings.Contains(err.Error(), "no such session") {
-		t.Fatalf("kick of an unknown session = %v", err)
+	if err := a.Kick(context.Background(), "b", 404, "", ""); err == nil || !strings.Contains(err.Error(), "no such session") || errors.Is(err, chat.ErrNoSuchUser) {
+		t.Fatalf("kick failing remotely = %v, want its text", err)
+	}
+	// The member left: errors.Is works across the nodes (the admin API
+	// answers 404).
+	if err := a.Kick(context.Background(), "b", 405, "", ""); !errors.Is(err, chat.ErrNoSuchUser) {
+		t.Fatalf("kick of a member that left = %v, want chat.ErrNoSuchUser", err)
 	}
 	if err := a.Kick(context.Background(), "nobody", 1, "", ""); !errors.Is(err, ErrNoSuchNode) {
 		t.Fatalf("kick on an unknown node = %v, want ErrNoSuchNode", err)
