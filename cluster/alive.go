@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -276,6 +277,7 @@ func (p *Presence) reclaim(ctx context.Context) bool {
 		switch {
 		case err == nil:
 		case errors.Is(err, chat.ErrNameTaken):
+			p.stats.membersLost.Add(1)
 			p.l.log.Warn("cluster: a member's name was taken while this node was counted dead", "room", m.room, "session", m.session, "name", h.e.Name)
 			if p.cfg.OnLost != nil {
 				p.cfg.OnLost(m.room, m.session)
@@ -287,7 +289,8 @@ func (p *Presence) reclaim(ctx context.Context) bool {
 	// What a purge of the old incarnation left (it may have been cut
 	// short) goes now.
 	inc := p.incarnation()
-	return p.purgeNode(ctx, p.nodeTok, func(i string) bool { return i != inc }) == nil
+	_, err := p.purgeNode(ctx, p.nodeTok, func(i string) bool { return i != inc })
+	return err == nil
 }
 
 // sawHeartbeat records a heartbeat change (Run's watch).
@@ -352,9 +355,12 @@ func (p *Presence) purgeDead(ctx context.Context, nodeTok string, hb heartbeat) 
 	}
 	node, _ := untok(nodeTok)
 	p.l.log.Warn("cluster: a node stopped renewing its heartbeat; removing its members", "node", node, "after", p.cfg.DeadAfter)
-	if err := p.purgeNode(ctx, nodeTok, func(inc string) bool { return inc == hb.Inc || hb.Inc == "" }); err != nil {
+	n, err := p.purgeNode(ctx, nodeTok, func(inc string) bool { return inc == hb.Inc || hb.Inc == "" })
+	p.stats.membersPurged.Add(uint64(n))
+	if err != nil {
 		return err
 	}
+	p.stats.nodesPurged.Add(1)
 	err = p.nodes.Delete(ctx, heartbeatKey(nodeTok), jetstream.LastRevision(rev))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return p.l.unreachable("node heartbeat", err)
@@ -363,8 +369,9 @@ func (p *Presence) purgeDead(ctx context.Context, nodeTok string, hb heartbeat) 
 }
 
 // purgeNode removes node nodeTok's members whose incarnation match says
-// is gone, with their name keys, each with a revision check.
-func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc string) bool) error {
+// is gone, with their name keys, each with a revision check, and returns
+// how many entries it removed.
+func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc string) bool) (int, error) {
 	type entry struct {
 		key string
 		rev uint64
@@ -381,13 +388,14 @@ func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// A few requests in flight at once: a node's members are purged in
 	// seconds, not one round trip after the other.
 	work := make(chan entry)
 	errs := make(chan error, purgeWorkers)
 	var wg sync.WaitGroup
+	var done atomic.Int64
 	for range purgeWorkers {
 		wg.Go(func() {
 			for e := range work {
@@ -397,6 +405,7 @@ func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc
 					}
 					return
 				}
+				done.Add(1)
 			}
 		})
 	}
@@ -407,9 +416,9 @@ func (p *Presence) purgeNode(ctx context.Context, nodeTok string, match func(inc
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return err
+		return int(done.Load()), err
 	default:
-		return nil
+		return int(done.Load()), nil
 	}
 }
 
@@ -457,7 +466,7 @@ func (p *Presence) Close(ctx context.Context) error {
 	if err := p.ready("presence close"); err != nil {
 		return err
 	}
-	if err := p.purgeNode(ctx, p.nodeTok, func(string) bool { return true }); err != nil {
+	if _, err := p.purgeNode(ctx, p.nodeTok, func(string) bool { return true }); err != nil {
 		return err
 	}
 	err := p.nodes.Delete(ctx, heartbeatKey(p.nodeTok), jetstream.LastRevision(hb.rev))

@@ -76,4 +76,15 @@
 // method (State.Watch, Presence.Run, Presence.Watch, Lease.Run) runs in
 // the caller's goroutine until its context ends, survives NATS outages,
 // and starts no goroutine it does not end before returning.
+//
+// # Counters
+//
+// For /metrics (cmd/moonchat exports them), each part has a Stats method
+// returning plain numbers since it was opened, safe to call at any time:
+// Log.Stats (Stats: records published, conflicts, retries, stalls,
+// applied sequence), State.Stats (StateStats: changes skipped as
+// undecodable, expiries left because the restriction was replaced) and
+// Presence.Stats (PresenceStats: releases pending, dead nodes and their
+// members purged by this node, members lost while it was counted dead,
+// claims refused as unavailable or taken).
 package cluster

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonchat/moonchat/core/chat"
@@ -45,6 +46,50 @@ type Presence struct {
 	hb      heartbeat              // alive.go
 	seen    map[string]*nodeSeen   // other nodes' heartbeats, by node token (alive.go)
 	watchOK time.Time              // when Run's watch last saw this node's own heartbeat
+
+	stats presenceCounters
+}
+
+// presenceCounters are PresenceStats' counters.
+type presenceCounters struct {
+	nodesPurged, membersPurged, membersLost atomic.Uint64
+	claimsUnavailable, claimsTaken          atomic.Uint64
+}
+
+// PresenceStats are a Presence's counters since OpenPresence, for
+// /metrics (cmd/moonchat exports them).
+type PresenceStats struct {
+	// Pending is how many of this node's members' releases wait for NATS
+	// now (a gauge, as Pending returns it): Run retries them once NATS is
+	// back; until then their names stay held in the cluster.
+	Pending int
+	// NodesPurged counts the dead nodes this node purged (it marked their
+	// heartbeat dead first: one survivor per death).
+	NodesPurged uint64
+	// MembersPurged counts the roster entries of dead nodes this node
+	// removed in those purges.
+	MembersPurged uint64
+	// MembersLost counts this node's members whose name another member
+	// took while this node was counted dead (PresenceConfig.OnLost).
+	MembersLost uint64
+	// ClaimsUnavailable counts Claims refused because NATS could not be
+	// reached or did not answer in time (a join or rename refused: fail
+	// closed).
+	ClaimsUnavailable uint64
+	// ClaimsTaken counts Claims refused with chat.ErrNameTaken.
+	ClaimsTaken uint64
+}
+
+// Stats returns the Presence's counters.
+func (p *Presence) Stats() PresenceStats {
+	return PresenceStats{
+		Pending:           p.Pending(),
+		NodesPurged:       p.stats.nodesPurged.Load(),
+		MembersPurged:     p.stats.membersPurged.Load(),
+		MembersLost:       p.stats.membersLost.Load(),
+		ClaimsUnavailable: p.stats.claimsUnavailable.Load(),
+		ClaimsTaken:       p.stats.claimsTaken.Load(),
+	}
 }
 
 // PresenceConfig configures OpenPresence. The zero value is usable.
@@ -153,7 +198,7 @@ func (l *Log) OpenPresence(ctx context.Context, cfg PresenceConfig) (*Presence, 
 	if err := p.takeNode(ctx); err != nil {
 		return nil, err
 	}
-	if err := p.purgeNode(ctx, p.nodeTok, func(inc string) bool { return inc != p.incarnation() }); err != nil {
+	if _, err := p.purgeNode(ctx, p.nodeTok, func(inc string) bool { return inc != p.incarnation() }); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -229,13 +274,20 @@ func (p *Presence) Claim(ctx context.Context, room string, e chat.PresenceEntry)
 		return fmt.Errorf("cluster: claim for node %q on node %q", e.Node, p.node)
 	}
 	e.Node = p.node
-	if err := p.ready("claim"); err != nil {
-		return err
+	err := p.ready("claim")
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, p.l.cfg.PublishTimeout)
+		defer cancel()
+		defer p.lockMember(member{room, e.Session})()
+		err = p.claim(ctx, room, e, true)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.l.cfg.PublishTimeout)
-	defer cancel()
-	defer p.lockMember(member{room, e.Session})()
-	return p.claim(ctx, room, e, true)
+	switch {
+	case errors.Is(err, chat.ErrNameTaken):
+		p.stats.claimsTaken.Add(1)
+	case errors.Is(err, chat.ErrUnavailable):
+		p.stats.claimsUnavailable.Add(1)
+	}
+	return err
 }
 
 // claim is Claim with the member locked. reuse: the name keys the member

@@ -191,6 +191,12 @@ func TestDeadNode(t *testing.T) {
 	if err := b.Claim(ctx, "lobby", entry(9, "x", "x")); err != nil {
 		t.Fatalf("name of a purged member: %v", err)
 	}
+	// b, the one survivor, purged a and its 3 members; its one claim of
+	// a held name was refused.
+	waitFor(t, "the purge counted", func() bool { return b.Stats().NodesPurged == 1 })
+	if st := b.Stats(); st.MembersPurged != 3 || st.ClaimsTaken != 1 || st.ClaimsUnavailable != 0 {
+		t.Fatalf("b's stats = %+v, want 3 members purged, 1 claim taken", st)
+	}
 }
 
 // TestNodeRestart: a process started again under the same node name
@@ -253,8 +259,14 @@ func TestClaimUnavailable(t *testing.T) {
 	if a.Pending() != 1 {
 		t.Fatalf("Pending = %d, want 1", a.Pending())
 	}
+	if st := a.Stats(); st.Pending != 1 || st.ClaimsUnavailable != 1 || st.ClaimsTaken != 0 {
+		t.Fatalf("stats with NATS down = %+v, want 1 pending, 1 claim refused unavailable", st)
+	}
 	ns.start()
 	waitFor(t, "the release done", func() bool { return a.Pending() == 0 })
+	if st := a.Stats(); st.Pending != 0 {
+		t.Fatalf("stats after the release = %+v, want none pending", st)
+	}
 	retry(t, func() error { return b.Claim(ctx, "lobby", entry(5, "x", "x")) })
 }
 
@@ -360,6 +372,12 @@ func TestCountedDeadReturns(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the member whose name was taken was not reported lost")
+	}
+	if st := a.Stats(); st.MembersLost != 1 {
+		t.Fatalf("a's stats = %+v, want 1 member lost", st)
+	}
+	if st := b.Stats(); st.NodesPurged != 1 || st.MembersPurged != 2 {
+		t.Fatalf("b's stats = %+v, want 1 node and its 2 members purged", st)
 	}
 	if err := b.Claim(ctx, "lobby", entry(8, "x", "x")); !errors.Is(err, chat.ErrNameTaken) {
 		t.Fatalf("name of a reclaimed member = %v, want ErrNameTaken", err)
