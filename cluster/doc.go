@@ -19,6 +19,13 @@
 // each record (its store replica, then its local members): the stream's
 // order is the room's order on every node.
 //
+// A room's ids also survive MaxAge dropping all its records: the bucket
+// <stream>_ids (ids.go, opened by Open) holds a bound of every id a
+// room's records carry, raised in blocks of 1000 before a record passes
+// it, and a room the stream no longer knows goes on after the higher of
+// that bound and Config.Floor (Log.Last says which id that is).
+// Stats.Reservations counts the bound's writes.
+//
 // docs/cluster.md says what an acknowledged record survives for each
 // setting and what the ids are.
 //

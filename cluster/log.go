@@ -33,9 +33,12 @@ type Log struct {
 	// stream sequence and the room's last id, from its own
 	// acknowledgements and from Consume. A stale head costs one retry
 	// (the stream refuses the publish), never a wrong id.
-	mu     sync.Mutex
-	heads  map[string]head
-	yields map[string]yield // rooms contended lately (publish.go)
+	mu           sync.Mutex
+	heads        map[string]head
+	yields       map[string]yield       // rooms contended lately (publish.go)
+	reserved     map[string]reservation // rooms' id bounds as this node knows them (ids.go)
+	ids          jetstream.KeyValue     // the id reservations' bucket (ids.go)
+	reservations atomic.Uint64          // Stats (ids.go)
 
 	records    atomic.Uint64 // Stats
 	conflicts  atomic.Uint64
@@ -58,14 +61,15 @@ type head struct {
 }
 
 // Open connects to NATS and creates the stream, or updates its settings
-// (replicas, limits) to cfg's. It fails when NATS cannot be reached
-// (wrapping ErrUnavailable) or refuses the stream.
+// (replicas, limits) to cfg's, and the bucket of the rooms' id
+// reservations (<stream>_ids, ids.go). It fails when NATS cannot be
+// reached (wrapping ErrUnavailable) or refuses the stream.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head), yields: make(map[string]yield), stallAfter: stallAfter}
+	l := &Log{cfg: cfg, log: cfg.Logger, heads: make(map[string]head), yields: make(map[string]yield), reserved: make(map[string]reservation), stallAfter: stallAfter}
 	opts, err := cfg.natsOptions(l)
 	if err != nil {
 		return nil, err
@@ -121,6 +125,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l.stream = s
+	if err := l.openIDs(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -209,7 +217,9 @@ func (l *Log) Close() error {
 
 // Last returns the room's last id and the stream sequence of its last
 // record, as the stream's leader has them now. For a room with no record
-// in the stream, seq is 0 and id is Config.Floor's (0 without one).
+// in the stream, seq is 0 and id is the higher of Config.Floor's (0
+// without one) and the room's id reservation (ids.go): the id after
+// which its next record is numbered.
 func (l *Log) Last(ctx context.Context, key string) (id, seq uint64, err error) {
 	h, err := l.fetchHead(ctx, key)
 	return h.id, h.seq, err
@@ -286,11 +296,15 @@ type Stats struct {
 	Stalls uint64
 	// Applied is the stream sequence of the last record Consume applied.
 	Applied uint64
+	// Reservations counts the id reservations this node wrote (ids.go):
+	// one per room every 1000 ids, each a round trip before a publish.
+	Reservations uint64
 }
 
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{Records: l.records.Load(), Conflicts: l.conflicts.Load(), Retries: l.retries.Load(), Stalls: l.stalls.Load(), Applied: l.applied.Load()}
+	return Stats{Records: l.records.Load(), Conflicts: l.conflicts.Load(), Retries: l.retries.Load(), Stalls: l.stalls.Load(), Applied: l.applied.Load(),
+		Reservations: l.reservations.Load()}
 }
 
 // Applied returns the stream sequence of the last record Consume applied

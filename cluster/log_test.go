@@ -327,13 +327,15 @@ func TestStreamSettings(t *testing.T) {
 
 // TestExpiredRoomKeepsIds: when MaxAge dropped every record of an idle
 // room, the stream no longer knows its last id; the node's replica does
-// (Config.Floor), and the room's ids go on after it instead of starting
-// again at 1.
+// (Config.Floor) and so does the room's id reservation (ids.go): the
+// room's ids go on after the higher of the two instead of starting again
+// at 1. A replica above the reservation (a single node's store that
+// became a cluster's, its ids never reserved) is followed too.
 func TestExpiredRoomKeepsIds(t *testing.T) {
 	ns := startNATS(t, nil)
 	cfg := testConfig(ns.url())
 	cfg.MaxAge = time.Second
-	replica := map[string]uint64{}
+	replica := map[string]uint64{"old": 5000} // a single node's room, never published
 	var mu sync.Mutex
 	cfg.Floor = func(key string) uint64 {
 		mu.Lock()
@@ -351,29 +353,42 @@ func TestExpiredRoomKeepsIds(t *testing.T) {
 	mu.Unlock()
 	// A node that restarted since (no head known) sees the stream empty.
 	l2 := openLog(t, cfg)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		id, seq, err := l2.Last(ctx, "idle")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seq == 0 {
-			if id != 3 {
-				t.Fatalf("Last of an expired room = %d, want the floor 3", id)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the room's records did not expire")
-		}
-		time.Sleep(200 * time.Millisecond)
+	if id := waitExpired(t, l2, "idle"); id != idBlock {
+		t.Fatalf("Last of an expired room = %d, want its reservation %d (floor 3)", id, idBlock)
 	}
 	ms = msgs("a", "new", 2)
 	if err := l2.Publish(ctx, "idle", ms); err != nil {
 		t.Fatal(err)
 	}
-	if ms[0].ID != 4 || ms[1].ID != 5 {
-		t.Fatalf("ids after expiry: %d, %d; want 4, 5", ms[0].ID, ms[1].ID)
+	if ms[0].ID != idBlock+1 || ms[1].ID != idBlock+2 {
+		t.Fatalf("ids after expiry: %d, %d; want %d, %d", ms[0].ID, ms[1].ID, idBlock+1, idBlock+2)
+	}
+	ms = msgs("a", "first", 1)
+	if err := l2.Publish(ctx, "old", ms); err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].ID != 5001 {
+		t.Fatalf("first id of a room the replica held up to 5000: %d", ms[0].ID)
+	}
+}
+
+// waitExpired waits until the stream holds no record of key (MaxAge) and
+// returns its Last id then.
+func waitExpired(t testing.TB, l *Log, key string) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		id, seq, err := l.Last(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq == 0 {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the room's records did not expire")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

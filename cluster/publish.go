@@ -28,6 +28,9 @@ const NodeHeader = "Moonchat-Node"
 // will be delivered by Consume; those with ID 0 were not (or, with
 // ErrUnacknowledged, their fate is unknown until Consume shows them).
 //
+// Before a record is sent, the room's id reservation (ids.go) is raised
+// when the record's ids pass it: one round trip every 1000 ids of a room.
+//
 // Publish does not deliver anything: every node, this one included, sees
 // the batch through Consume. Ordering between nodes is optimistic: the
 // record is sent with the stream sequence of the room's last record as
@@ -67,6 +70,11 @@ func (l *Log) Publish(ctx context.Context, key string, msgs []*chat.Message) err
 		count := uint64(end - start)
 		part := bodies[base:ends[end-1]]
 		last, err := l.write(ctx, key, subj, func(h head) ([]byte, error) {
+			// The room's bound covers these ids before they are sent
+			// (ids.go): usually known already, at once.
+			if err := l.reserve(ctx, key, h.id+count); err != nil {
+				return nil, err
+			}
 			return encodeBatch(h.id+1, int(count), part), nil
 		})
 		if err != nil {
@@ -278,11 +286,18 @@ func (l *Log) fetchHeadOf(ctx context.Context, key, msgID string) (head, bool, e
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		// No record (a new room, or one whose records all expired): the
 		// room must be empty for the next record (expected sequence 0),
-		// and its ids continue after the floor.
+		// and its ids continue after the higher of this node's floor and
+		// the room's reservation, which bounds every id any node ever
+		// published for it (ids.go).
 		var h head
 		if l.cfg.Floor != nil {
 			h.id = l.cfg.Floor(key)
 		}
+		r, err := l.readReservation(ctx, key)
+		if err != nil {
+			return head{}, false, err
+		}
+		h.id = max(h.id, r.upTo)
 		return h, false, nil
 	}
 	if err != nil {
