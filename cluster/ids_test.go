@@ -74,3 +74,42 @@ func TestExpiredRoomFreshNode(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveRace: nodes raising one room's bound at once, from no key
+// (Create races) and from stale revisions (Update races): the bound
+// ends at or above every id any of them reserved, and each reservation
+// was acknowledged at or above its id when reserve returned.
+func TestReserveRace(t *testing.T) {
+	ns := startNATS(t, nil)
+	ls := []*Log{openLog(t, testConfig(ns.url())), openLog(t, testConfig(ns.url()))}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			l := ls[i%2]
+			for j := range 5 {
+				last := uint64(1 + (i*5+j)*337%9000)
+				if err := l.reserve(ctx, "lobby", last); err != nil {
+					t.Error(err)
+					return
+				}
+				// Read by the other node: the bucket holds it already.
+				r, err := ls[(i+1)%2].readReservation(ctx, "lobby")
+				if err != nil || r.upTo < last {
+					t.Errorf("after reserving %d: bound %d, %v", last, r.upTo, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var top uint64
+	for i := range 16 {
+		for j := range 5 {
+			top = max(top, uint64(1+(i*5+j)*337%9000))
+		}
+	}
+	r, err := ls[0].readReservation(ctx, "lobby")
+	if err != nil || r.upTo < top || r.upTo >= top+idBlock+idBlock {
+		t.Fatalf("bound %d, %v; want at least %d", r.upTo, err, top)
+	}
+}
