@@ -30,7 +30,9 @@ type auditFlags struct {
 //
 // Like `moonchat history`, it reads the store file (read-only) when no
 // server runs, and asks a running server's GET /api/audit (with the
-// [admin] token) when one holds the file. Both answer the same question
+// [admin] token) when one holds the file. A cluster node's config reads
+// the cluster's audit log through the running node's local socket
+// (auditFromCluster; -server: its admin API). All answer the same question
 // (the newest -limit entries at or after -since, oldest first), so the
 // same flags print the same lines either way.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,7 +74,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	var entries []chat.AuditEntry
-	if cfg.Store.Path == "" {
+	if cfg.Cluster.enabled() && f.server == "" {
+		// The cluster's log is in NATS, not in this node's store file
+		// (a replica of the rooms' messages only): the running node
+		// reads it (cluster_shared.go).
+		entries, err = auditFromCluster(ctx, cfg, &f, since, limit)
+	} else if cfg.Store.Path == "" {
 		// No store: a running server keeps the log in its memory.
 		entries, err = auditFromServer(ctx, cfg, &f, since, limit, stderr, "[store] path is empty, so the audit log lives in the running server's memory")
 	} else {
@@ -103,6 +110,36 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "audit: %d entries printed; older ones may exist (narrow with -since, or raise -limit)\n", limit)
 	}
 	return nil
+}
+
+// auditFromCluster reads a cluster's audit log through the running
+// node's local socket (GET /cluster/audit): the same trust as reading a
+// single node's store file, no admin token needed.
+func auditFromCluster(ctx context.Context, cfg *Config, f *auditFlags, since time.Time, limit int) ([]chat.AuditEntry, error) {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if f.room != "" {
+		q.Set("room", f.room)
+	}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	var a apiAudit
+	if err := localGet(ctx, localSocketPath(cfg), "/cluster/audit", q, &a); err != nil {
+		if errors.Is(err, errNoLocalSocket) {
+			return nil, fmt.Errorf("%w\n%s is a cluster node: the cluster's audit log is kept in NATS (stream %s_audit), and `moonchat audit` reads it through this node's running server; "+
+				"start it, run `moonchat audit` with the config of a running node, or give a node's admin API with -server HOST:PORT", err, cfg.Source, cfg.Cluster.Stream)
+		}
+		return nil, err
+	}
+	out := make([]chat.AuditEntry, len(a.Entries))
+	for i, e := range a.Entries {
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil {
+			return nil, fmt.Errorf("local socket: audit entry %d: time %q: %w", i, e.Time, err)
+		}
+		out[i] = chat.AuditEntry{Time: t, Room: e.Room, By: e.By, Action: e.Action, Target: e.Target, Reason: e.Reason}
+	}
+	return out, nil
 }
 
 // auditFromServer asks the running server's GET /api/audit, saying on

@@ -90,8 +90,19 @@ func (n *clusterNode) status(ctx context.Context) clusterStatus {
 		s.DownSince = &d
 	}
 	if rl := n.roomLister(); rl != nil {
+		// The chat server lists the cluster's rooms and members: each
+		// node counts its own (User.Node ""), so that the nodes' counts
+		// add up to the room's members.
 		for _, r := range rl.Rooms() {
-			s.Rooms = append(s.Rooms, roomCount{Room: r, Members: len(rl.Users(r))})
+			here := 0
+			for _, u := range rl.Users(r) {
+				if u.Node == "" {
+					here++
+				}
+			}
+			if here > 0 {
+				s.Rooms = append(s.Rooms, roomCount{Room: r, Members: here})
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
@@ -153,6 +164,7 @@ type clusterCollector struct {
 
 	connected, applied, lag                                         *prometheus.Desc
 	published, conflicts, retries, stalls, applyErrors, disconnects *prometheus.Desc
+	releasesPending, leaseHeld                                      *prometheus.Desc
 }
 
 func newClusterCollector(n *clusterNode) *clusterCollector {
@@ -170,12 +182,16 @@ func newClusterCollector(n *clusterNode) *clusterCollector {
 		stalls:      d("consumer_stalls_total", "Stream consumers recreated because they delivered nothing while the stream had more."),
 		applyErrors: d("apply_errors_total", "Stream records the store could not apply (applied again after a pause)."),
 		disconnects: d("disconnects_total", "Times this node lost its connection to NATS."),
+		releasesPending: d("presence_releases_pending",
+			"Members who left this node whose names the cluster's roster still holds: releases that failed while NATS was unreachable, retried until done."),
+		leaseHeld: d("timer_lease_held", "1 while this node holds the cluster's timer lease (the scripts' chat.every timers run here), 0 while not."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.applied, c.lag, c.published, c.conflicts, c.retries, c.stalls, c.applyErrors, c.disconnects} {
+	for _, d := range []*prometheus.Desc{c.connected, c.applied, c.lag, c.published, c.conflicts, c.retries, c.stalls, c.applyErrors, c.disconnects,
+		c.releasesPending, c.leaseHeld} {
 		ch <- d
 	}
 }
@@ -205,6 +221,14 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stalls, st.Stalls)
 	counter(c.applyErrors, n.applyErrors.Load())
 	counter(c.disconnects, n.disconnects.Load())
+	if sh := n.shared; sh != nil {
+		gauge(c.releasesPending, float64(sh.presence.Pending()))
+		held := 0.0
+		if sh.lease.Held() {
+			held = 1
+		}
+		gauge(c.leaseHeld, held)
+	}
 }
 
 // statusJSON renders s for `moonchat cluster status -json`.

@@ -85,6 +85,10 @@ type clusterNode struct {
 	// rooms is the chat server, for the status's rooms (set by start).
 	rooms atomic.Pointer[roomLister]
 
+	// shared is the cluster-wide state (cluster_shared.go); nil until
+	// openShared got as far as the roster.
+	shared *clusterShared
+
 	applyErrors atomic.Uint64 // records the store refused (retried)
 	disconnects atomic.Uint64 // NATS connection losses (OnState false)
 	downMu      sync.Mutex
@@ -138,19 +142,27 @@ func openCluster(ctx context.Context, cfg *Config, log *slog.Logger) (*clusterNo
 	n.log = l
 	log.Info("cluster", "node", n.name, "nats", redactURL(lc.URL), "stream", lc.Stream, "replicas", lc.Replicas,
 		"max_age", lc.MaxAge, "max_per_room", lc.MaxPerRoom)
+	// The cluster-wide state too, before the store: a node whose name
+	// another live process uses stops here (cluster_shared.go).
+	if err := n.openShared(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
 	return n, nil
 }
 
 // wire attaches rep (the store, opened as a replica), hands the chat
-// server the room log as its Broker (*cluster.Log is one: wiring.go),
-// adds the moonchat_cluster_* series to /metrics and GET /cluster/status
-// to the local socket (ls nil: there is none, and `moonchat cluster
-// status` cannot ask; openLocalSocket logged why).
+// server the room log as its Broker (*cluster.Log is one: wiring.go) and
+// the cluster-wide state (wireShared), adds the moonchat_cluster_* series
+// to /metrics and GET /cluster/status and /cluster/audit to the local
+// socket (ls nil: there is none, and `moonchat cluster status` cannot
+// ask; openLocalSocket logged why).
 func (n *clusterNode) wire(c *chat.Config, ls *localSocket, rep replica) {
 	n.rep = rep
 	n.logger.Info("cluster: this node's store is its replica of the stream", "node", n.name, "applied", rep.Applied())
 	c.Broker = n.log
 	c.Collectors = append(c.Collectors, newClusterCollector(n))
+	n.wireShared(c, ls)
 	if ls != nil {
 		ls.handle("GET /cluster/status", n.statusHandler())
 	}
@@ -193,7 +205,8 @@ func (n *clusterNode) down() time.Time {
 // start runs the consume goroutine, which applies the stream from the
 // replica's applied sequence on and hands each record to out (the chat
 // server, which the node's status also lists the rooms of), and answers
-// the other nodes' status gatherings. close stops both.
+// the other nodes' status gatherings. close stops both. (The cluster-wide
+// state's goroutines start with startShared.)
 func (n *clusterNode) start(out deliverer) {
 	if rl, ok := out.(roomLister); ok {
 		n.rooms.Store(&rl)
@@ -205,6 +218,16 @@ func (n *clusterNode) start(out deliverer) {
 		defer close(n.done)
 		n.consume(ctx, out)
 	}()
+}
+
+// stop reports err, which stops the node for good, to serve (fatalErr).
+// Only the first of several is kept: each goroutine that reports returns
+// at once after.
+func (n *clusterNode) stop(err error) {
+	select {
+	case n.fatal <- err:
+	default:
+	}
 }
 
 // consume applies the stream until ctx ends or the Log is closed. A
@@ -224,13 +247,13 @@ func (n *clusterNode) consume(ctx context.Context, out deliverer) {
 		case errors.Is(err, cluster.ErrCorrupt) || errors.Is(err, cluster.ErrVersion):
 			n.logger.Error("cluster: a record of the stream cannot be read; this node stops (upgrade it if the record is of a newer moonchat)",
 				"node", n.name, "after", n.rep.Applied(), "err", err)
-			n.fatal <- fmt.Errorf("cluster: consuming the stream: %w", err)
+			n.stop(fmt.Errorf("cluster: consuming the stream: %w", err))
 			return
 		case errors.Is(err, cluster.ErrStreamReset):
 			n.logger.Error("cluster: the stream was created again (its NATS store lost?) after this node's store applied records of the old one; this node stops rather than skip the new stream's first records "+
 				"(to join the new stream, start this node with a new [store] path: its history is then what the stream holds)",
 				"node", n.name, "applied", n.rep.Applied(), "err", err)
-			n.fatal <- fmt.Errorf("cluster: consuming the stream: %w", err)
+			n.stop(fmt.Errorf("cluster: consuming the stream: %w", err))
 			return
 		case errors.Is(err, store.ErrDiverged) || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrReplica):
 			// Applying it again would fail again: the store and the
@@ -238,7 +261,7 @@ func (n *clusterNode) consume(ctx context.Context, out deliverer) {
 			// store from elsewhere), or the record cannot be stored.
 			n.logger.Error("cluster: a record of the stream cannot be applied to this node's store; this node stops (is [store] path this cluster's replica, and [cluster] stream this cluster's?)",
 				"node", n.name, "after", n.rep.Applied(), "err", err)
-			n.fatal <- fmt.Errorf("cluster: applying the stream: %w", err)
+			n.stop(fmt.Errorf("cluster: applying the stream: %w", err))
 			return
 		}
 		if n.rep.Applied() > from {
@@ -321,6 +344,7 @@ func (n *clusterNode) fatalErr() <-chan error {
 // connection. After it the store may close: nothing applies to it any
 // more.
 func (n *clusterNode) close() {
+	n.closeShared() // after the chat server's shutdown: its rooms released their claims
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done

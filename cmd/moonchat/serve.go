@@ -232,6 +232,12 @@ func (s *server) open(ctx context.Context) error {
 		if s.db != nil {
 			opts.KV = s.db
 		}
+		if s.cluster != nil {
+			// chat.kv is the cluster's, and the timers run on the
+			// node that holds the cluster's lease (cluster_shared.go).
+			opts.KV = s.cluster.shared.kv
+			opts.TimerGate = s.cluster.shared.lease.Held
+		}
 		eng, err := scripting.New(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("load scripts: %w", err)
@@ -308,6 +314,9 @@ func (s *server) open(ctx context.Context) error {
 	s.chat = srv
 	if s.cluster != nil {
 		s.cluster.start(srv)
+		if err := s.cluster.startShared(srv); err != nil {
+			return err
+		}
 		s.cluster.catchUp(ctx) // before the listeners: members find the replica current
 	}
 	if s.lua != nil {
