@@ -465,8 +465,8 @@ func checkClusterMetrics(t *testing.T, addr string) {
 // TestClusterDirect (issue 15): a direct message between two accounts on
 // different nodes goes through the stream: the recipient gets it on its
 // node, the sender on its own, and `moonchat history -direct` reads the
-// same conversation on both nodes. (Names are not cluster-wide yet: the
-// sending node knows "bob" because bob signed in there once.)
+// same conversation on both nodes. (bob signed in on node a once;
+// TestClusterSharedState sends to an account that never did.)
 func TestClusterDirect(t *testing.T) {
 	natsURL := startTestNATS(t)
 	withAuth := func(name string) string {

@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
@@ -113,7 +115,8 @@ func TestClusterNATSUnreachable(t *testing.T) {
 }
 
 // TestClusterNATSLoss (issue 15): while its NATS server is gone a node
-// refuses posts at once with the error code "unavailable" and says so in
+// refuses posts and joins at once with the error code "unavailable" (a
+// join closes with 1013) and says so in
 // `moonchat cluster status` and /metrics; when the server is back the
 // node posts again by itself, with the ids following on.
 func TestClusterNATSLoss(t *testing.T) {
@@ -162,6 +165,22 @@ func TestClusterNATSLoss(t *testing.T) {
 	if e.Type != "error" || e.Code != "unavailable" {
 		t.Fatalf("a post while NATS is down: %+v, want an error with code unavailable", e)
 	}
+	// A join is refused too: its name cannot be claimed for the cluster.
+	bob := dial(t, a.addr, "lobby", "bob", nil)
+	var codes []string
+	for {
+		e, err := bob.next()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) || !slices.Contains(codes, "unavailable") {
+				t.Fatalf("a join while NATS is down: events %v, then %v; want an error unavailable and close 1013", codes, err)
+			}
+			break
+		}
+		if e.Type == "welcome" {
+			t.Fatalf("bob joined while NATS is down: %+v", e)
+		}
+		codes = append(codes, e.Code)
+	}
 
 	nats.start()
 	deadline = time.Now().Add(waitLong)
@@ -174,6 +193,10 @@ func TestClusterNATSLoss(t *testing.T) {
 	alice.send("after")
 	if m := alice.waitFor("her message", func(e event) bool { return e.Type == "message" }); m.ID != 2 || m.Text != "after" {
 		t.Fatalf("after NATS came back: %+v, want \"after\" as 2", m)
+	}
+	bob = dial(t, a.addr, "lobby", "bob", nil)
+	if e := bob.waitFor("welcome", func(e event) bool { return e.Type == "welcome" || e.Type == "error" }); e.Type != "welcome" || e.User != "bob" {
+		t.Fatalf("a join after NATS came back: %+v", e)
 	}
 	if !strings.Contains(a.log.String(), "cluster: this node accepts posts again") {
 		t.Errorf("no recovery in the log:\n%s", a.log)

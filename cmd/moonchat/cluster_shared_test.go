@@ -402,3 +402,27 @@ func metricValue(t *testing.T, body, series string) float64 {
 	t.Fatalf("no %s in /metrics", series)
 	return 0
 }
+
+// TestClusterNodeNameInUse (issue 15): a second process with a running
+// node's name (another config, another store) does not start, and says
+// why; once the first has stopped, it starts.
+func TestClusterNodeNameInUse(t *testing.T) {
+	natsURL := startTestNATS(t)
+	first := startChild(t, sharedNodeConfig(t, natsURL, "node-a", ""))
+	twin := sharedNodeConfig(t, natsURL, "node-a", "")
+	code, stdout, stderr := runCmd(t, "serve", "-config", twin)
+	if code != 1 || !strings.Contains(stderr, `[cluster] node "node-a": another moonchat process of this cluster runs with this node name, so this one does not start`) {
+		t.Fatalf("a second node-a: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "listening") {
+		t.Fatalf("the second node-a listened:\n%s%s", stdout, stderr)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.wait(t); code != 0 {
+		t.Fatalf("node-a exited %d", code)
+	}
+	// Stopped cleanly, it gave its name up at once.
+	startChild(t, twin)
+}
