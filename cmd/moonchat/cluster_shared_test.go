@@ -110,9 +110,9 @@ func whoList(t *testing.T, c *client) []string {
 // whoAnswer is the start of who.lua's answer.
 var whoAnswer = regexp.MustCompile(`^[0-9]+ in [^ ]+: `)
 
-// TestClusterSharedState (issue 15): presence, names, a ban, a direct
-// message and the audit log are the cluster's, not each node's; a killed
-// node's members leave the survivor's presence.
+// TestClusterSharedState (issue 15): presence, names, a ban, a kick, a
+// direct message and the audit log are the cluster's, not each node's; a
+// killed node's members leave the survivor's presence.
 func TestClusterSharedState(t *testing.T) {
 	natsURL := startTestNATS(t)
 	cfgA := sharedNodeConfig(t, natsURL, "node-a", "")
@@ -203,6 +203,23 @@ func TestClusterSharedState(t *testing.T) {
 		}
 	}
 
+	// A kick on node a of node b's member: node b kicks it (close 1000
+	// after the reason) and audits it.
+	kim := dial(t, b.addr, "lobby", "kim", nil)
+	welcomeName(t, kim)
+	await(t, mod, waitLong, "kim joining", func(e sharedEvent) bool { return e.Type == "presence" && slices.Contains(e.Joined, "kim") })
+	mod.send("/kick kim calm down")
+	await(t, kim, waitLong, "the kick's notice", func(e sharedEvent) bool { return e.Type == "system" && strings.Contains(e.Text, "calm down") })
+	_ = kim.conn.SetReadDeadline(time.Now().Add(waitLong))
+	for {
+		if _, _, err := kim.conn.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				t.Fatalf("kim on node b after the kick: %v, want close 1000", err)
+			}
+			break
+		}
+	}
+
 	// A direct message between accounts: carol only ever connected to
 	// node b, yet node a knows her name (the cluster's name owners).
 	carol := dial(t, b.addr, "side", "carol", accountQuery(t, "u-carol", "carol"))
@@ -236,18 +253,24 @@ func TestClusterSharedState(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("audit -config %s: exit %d: %s", cfg, code, stderr)
 		}
-		var bans []jsonAudit
+		var bans, kicks []jsonAudit
 		for line := range strings.SplitSeq(strings.TrimSpace(stdout), "\n") {
 			var e jsonAudit
 			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatalf("audit line %q: %v", line, err)
 			}
-			if e.Action == "ban" {
+			switch e.Action {
+			case "ban":
 				bans = append(bans, e)
+			case "kick":
+				kicks = append(kicks, e)
 			}
 		}
 		if len(bans) != 1 || bans[0].Room != "lobby" || bans[0].Target != "name:eve" || !strings.HasPrefix(bans[0].Reason, "spam") {
 			t.Fatalf("audit of %s: bans %+v\n%s", cfg, bans, stdout)
+		}
+		if len(kicks) != 1 || kicks[0].Room != "lobby" || kicks[0].Target != "name:kim" || !strings.HasSuffix(kicks[0].Reason, "calm down") {
+			t.Fatalf("audit of %s: kicks %+v\n%s", cfg, kicks, stdout)
 		}
 		outs = append(outs, stdout)
 	}
@@ -285,6 +308,12 @@ func TestClusterSharedState(t *testing.T) {
 		return e.Type == "presence" && slices.Contains(e.Left, nameB2)
 	})
 	t.Logf("node b's member left node a's presence %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	// The audit log is in NATS: with node b down, `moonchat audit` of its
+	// config says where it is rather than read the node's file.
+	code, _, stderr = runCmd(t, "audit", "-config", cfgB)
+	if code != 1 || !strings.Contains(stderr, "is a cluster node: the cluster's audit log is kept in NATS (stream moonchat_audit)") {
+		t.Fatalf("audit of the stopped node b: exit %d: %s", code, stderr)
+	}
 	if who := whoList(t, watcher); slices.Contains(who, nameB2) {
 		t.Fatalf("/who on node a still lists %q after node b died: %v", nameB2, who)
 	}
