@@ -35,7 +35,7 @@ type request struct {
 	kv    *kvOp          // Set/Delete
 	name  *nameOp        // SetNameOwner
 	mod   *modOp         // moderation writes (moderation.go)
-	apply *applyOp       // Apply (replica.go)
+	apply []applyOp      // ApplyBatch (replica.go): log records, in order
 	done  chan error     // buffered(1): the committer never blocks on it
 }
 
@@ -50,7 +50,11 @@ func (r *request) size() int {
 		return 1
 	}
 	if r.apply != nil {
-		return max(len(r.apply.msgs), 1)
+		n := 0
+		for i := range r.apply {
+			n += max(len(r.apply[i].msgs), 1)
+		}
+		return n
 	}
 	return len(r.msgs)
 }
@@ -148,8 +152,11 @@ func (db *DB) commit(batch []*request) error {
 		applied = db.applied.Load()
 		for _, r := range batch {
 			if r.apply != nil {
-				if err := applyRecord(rooms, metas, touched, &applied, r.apply); err != nil {
-					return err
+				for i := range r.apply {
+					op := &r.apply[i]
+					if err := applyRecord(rooms, metas, touched, &applied, op); err != nil {
+						return fmt.Errorf("log record %d (%q): %w", op.seq, op.key, err)
+					}
 				}
 				continue
 			}

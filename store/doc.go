@@ -125,19 +125,22 @@
 // In cluster mode (issue 15, docs/cluster.md) ids are assigned by the
 // cluster's log (package cluster) and each node's file is a replica of
 // it (replica.go). Open it with Options{Replica: true}; the node's
-// consumer then hands every log record to Apply, in log order:
+// consumer then hands every log record to ApplyBatch or Apply, in log
+// order:
 //
+//	db.ApplyBatch(recs)            // the records queued up, in one transaction
 //	db.Apply(seq, key, msgs, 0)    // a batch, stored with the ids it carries
 //	db.Apply(seq, key, nil, id)    // a redaction (of an absent id: a no-op)
 //	db.Applied()                   // the log position of the last record applied
 //	db.LastID(key)                 // the room's highest id ever (cluster.Config.Floor)
 //
-// Apply goes through the group committer: the record and its position
-// are one fsynced transaction, so a kill -9 loses nothing applied, and a
-// record at or below Applied (a consumer repeating itself after a crash)
-// is a no-op. An id past the room's LastID+1 leaves a hole that After
-// reports as a gap (recorded as pruned when the room holds no record); an
-// id at or below LastID is refused with ErrDiverged, applying nothing.
+// Both go through the group committer: the records and the last one's
+// position are one fsynced transaction (all of a batch or none of it),
+// so a kill -9 loses nothing applied, and a record at or below Applied
+// (a consumer repeating itself after a crash) is a no-op. An id past
+// the room's LastID+1 leaves a hole that After reports as a gap
+// (recorded as pruned when the room holds no record); an id at or below
+// LastID is refused with ErrDiverged, applying nothing of its batch.
 // Append on a replica fails with ErrReplica: only the log numbers
 // messages, so a wiring mistake cannot fork the ids. Retention, Redact
 // and DeleteUser work on a replica as on any file, on this node's copy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -14,8 +15,9 @@ import (
 //
 // In a cluster, ids are assigned by whoever publishes to the cluster's log
 // (package cluster), and every node's store is a replica of that log: the
-// node's consumer hands each record to Apply, in the log's order, with
-// the ids the log gave. A replica never assigns ids itself, so Append is
+// node's consumer hands the records to ApplyBatch (those it found queued
+// up, in one transaction) or Apply, in the log's order, with the ids the
+// log gave. A replica never assigns ids itself, so Append is
 // refused (ErrReplica): a wiring mistake that appended locally would give
 // the node's members ids that the cluster later gives to other messages.
 //
@@ -37,7 +39,25 @@ import (
 // keyApplied is the meta key of a replica's applied log position.
 var keyApplied = []byte("applied")
 
-// applyOp is one log record for the committer (Apply).
+// LogRecord is one record of the cluster's log for ApplyBatch: the
+// batch of messages Msgs of room (or conversation) Key with the ids they
+// carry, or (Redact != 0) the deletion of message Redact of Key, at log
+// position Seq.
+//
+// Invariants ApplyBatch checks before it touches the file (ErrInvalid
+// otherwise): Seq > 0 and above the previous record's Seq in the same
+// batch; Key a valid room or conversation key; not both Msgs and Redact;
+// every message's Room is Key, its ids increasing and non-zero, within
+// the bounds Append enforces. Neither ApplyBatch nor Apply keeps or
+// changes the caller's slices.
+type LogRecord struct {
+	Seq    uint64
+	Key    string
+	Msgs   []chat.Message
+	Redact uint64
+}
+
+// applyOp is one log record for the committer (ApplyBatch).
 type applyOp struct {
 	seq    uint64
 	key    string
@@ -50,35 +70,60 @@ type applyOp struct {
 // (redact != 0) the deletion of message redact of key, together with seq,
 // the record's log position, in one transaction through the group
 // committer, fsynced before Apply returns. Afterwards Applied() == seq.
+// It is ApplyBatch of one record; see there for what it refuses.
+func (db *DB) Apply(seq uint64, key string, msgs []chat.Message, redact uint64) error {
+	return db.ApplyBatch([]LogRecord{{Seq: seq, Key: key, Msgs: msgs, Redact: redact}})
+}
+
+// ApplyBatch stores records of the cluster's log in a replica, in the
+// order given (the log's), all of them in one transaction through the
+// group committer, fsynced before it returns: one fsync for the records
+// a consumer found queued up instead of one each. Afterwards Applied()
+// is the last record's Seq. It is all or nothing: when any record is
+// refused, nothing of the batch is in the file (not even the records
+// before it) and the error names the refused record's Seq and Key.
+// An empty batch does nothing.
 //
-//   - seq <= Applied(): the record is already in the file (a consumer
-//     repeating records after a crash); Apply does nothing and returns nil.
-//   - Ids must be above the room's LastID and increasing. An id past
-//     LastID+1 leaves the ids in between as a hole (records the log's
-//     retention dropped before this node read them): After reports a
-//     gap there, as for a redacted message, and in a room holding no
-//     record the hole is recorded as pruned (RoomInfo.Pruned).
+// Each record is applied as it would be alone:
+//
+//   - Seq <= Applied(): the record is already in the file (a consumer
+//     repeating records after a crash); it changes nothing, and the
+//     batch's later records still apply.
+//   - Ids must be above the room's LastID (as left by the records
+//     before it, in the file and in the batch) and increasing. An id
+//     past LastID+1 leaves the ids in between as a hole (records the
+//     log's retention dropped before this node read them): After
+//     reports a gap there, as for a redacted message, and in a room
+//     holding no record the hole is recorded as pruned (RoomInfo.Pruned).
 //   - An id at or below LastID means that the log and this replica
 //     disagree about the room (another history under the same file, or a
-//     log that restarted the room's ids): nothing is applied and the error
-//     wraps ErrDiverged. Applying later records would not help: the
-//     caller must stop consuming and say so.
-//   - A redaction of an id not stored (never received, already gone) is
-//     a no-op that still advances Applied.
+//     log that restarted the room's ids): the whole batch is refused
+//     with an error wrapping ErrDiverged. Applying later records would
+//     not help: the caller must stop consuming and say so.
+//   - A redaction of an id not stored (never received, already gone, or
+//     stored by an earlier record of the batch and so removed) is a
+//     no-op that still advances Applied.
 //   - No messages and no redaction: only Applied advances.
 //
-// Messages are stored as given (Room must be key; a zero Time becomes the
-// DB clock's now, every Time is normalised as Append does). Invalid input
-// (an empty key, a malformed conversation key, messages and a redaction
-// together, a message beyond the bounds Append enforces) fails with
-// ErrInvalid and applies nothing. A DB not opened with Options.Replica
-// refuses Apply with ErrReplica.
+// Messages are stored as given (a zero Time becomes the DB clock's now,
+// every Time is normalised as Append does). A record that breaks
+// LogRecord's invariants fails the batch with ErrInvalid before anything
+// is written. A DB not opened with Options.Replica refuses it with
+// ErrReplica.
 //
-// Apply calls are serialised (one record at a time, in the order called):
-// call it from one goroutine in log order, as cluster.Log.Consume does.
-func (db *DB) Apply(seq uint64, key string, msgs []chat.Message, redact uint64) error {
+// ApplyBatch and Apply calls are serialised (one batch at a time, in the
+// order called): call them from one goroutine in log order, as the
+// node's consumer does with cluster.Log.ConsumeBatch.
+func (db *DB) ApplyBatch(recs []LogRecord) error {
 	fail := func(err error) error {
-		return fmt.Errorf("apply log record %d (%q) to history %s: %w", seq, key, db.path, err)
+		if len(recs) == 1 {
+			return fmt.Errorf("apply to history %s: %w", db.path, err)
+		}
+		return fmt.Errorf("apply %d log records (%d to %d) to history %s: %w",
+			len(recs), recs[0].Seq, recs[len(recs)-1].Seq, db.path, err)
+	}
+	if len(recs) == 0 {
+		return nil
 	}
 	if db.readOnly {
 		return fail(ErrReadOnly)
@@ -86,43 +131,60 @@ func (db *DB) Apply(seq uint64, key string, msgs []chat.Message, redact uint64) 
 	if !db.replica {
 		return fail(fmt.Errorf("%w: the database was not opened as a replica (Options.Replica)", ErrReplica))
 	}
-	if seq == 0 {
-		return fail(fmt.Errorf("%w: log position 0", ErrInvalid))
+	ops := make([]applyOp, len(recs))
+	now := db.now()
+	for i := range recs {
+		rec := &recs[i]
+		if err := prepareApply(&ops[i], rec, now); err != nil {
+			return fail(fmt.Errorf("log record %d (%q): %w", rec.Seq, rec.Key, err))
+		}
+		if i > 0 && rec.Seq <= recs[i-1].Seq {
+			return fail(fmt.Errorf("log record %d (%q): %w: log positions not increasing (%d after %d)",
+				rec.Seq, rec.Key, ErrInvalid, rec.Seq, recs[i-1].Seq))
+		}
 	}
-	if err := checkRoomKey(key); err != nil {
+	// One batch at a time: a batch that fails (ErrDiverged) must not be
+	// passed by the next one in the same group commit.
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if err := db.submit(context.Background(), &request{apply: ops}); err != nil {
 		return fail(err)
 	}
-	if len(msgs) > 0 && redact != 0 {
-		return fail(fmt.Errorf("%w: messages and a redaction in one record", ErrInvalid))
+	return nil
+}
+
+// prepareApply checks rec against LogRecord's invariants (all but the
+// order of Seq across records) and fills op with copies of its messages.
+func prepareApply(op *applyOp, rec *LogRecord, now time.Time) error {
+	if rec.Seq == 0 {
+		return fmt.Errorf("%w: log position 0", ErrInvalid)
 	}
-	op := &applyOp{seq: seq, key: key, redact: redact, msgs: make([]chat.Message, len(msgs))}
-	now := db.now()
-	for i := range msgs {
-		m := msgs[i]
+	if err := checkRoomKey(rec.Key); err != nil {
+		return err
+	}
+	if len(rec.Msgs) > 0 && rec.Redact != 0 {
+		return fmt.Errorf("%w: messages and a redaction in one record", ErrInvalid)
+	}
+	*op = applyOp{seq: rec.Seq, key: rec.Key, redact: rec.Redact, msgs: make([]chat.Message, len(rec.Msgs))}
+	for i := range rec.Msgs {
+		m := rec.Msgs[i]
 		switch {
-		case m.Room != key:
-			return fail(fmt.Errorf("%w: message %d of room %q in a record of %q", ErrInvalid, m.ID, m.Room, key))
-		case m.ID == 0 || (i > 0 && m.ID <= msgs[i-1].ID):
-			return fail(fmt.Errorf("%w: message ids not increasing (id %d at position %d)", ErrInvalid, m.ID, i))
+		case m.Room != rec.Key:
+			return fmt.Errorf("%w: message %d of room %q in a record of %q", ErrInvalid, m.ID, m.Room, rec.Key)
+		case m.ID == 0 || (i > 0 && m.ID <= rec.Msgs[i-1].ID):
+			return fmt.Errorf("%w: message ids not increasing (id %d at position %d)", ErrInvalid, m.ID, i)
 		}
 		if err := checkAccount(m.Account); err != nil {
-			return fail(err)
+			return err
 		}
 		if recordSize(&m) > maxValueLen {
-			return fail(fmt.Errorf("%w: message of %d bytes", ErrInvalid, recordSize(&m)))
+			return fmt.Errorf("%w: message of %d bytes", ErrInvalid, recordSize(&m))
 		}
 		if m.Time.IsZero() {
 			m.Time = now
 		}
 		m.Time = m.Time.Round(0).UTC()
 		op.msgs[i] = m
-	}
-	// One record at a time: a record that fails (ErrDiverged) must not be
-	// passed by the next one in the same group commit.
-	db.applyMu.Lock()
-	defer db.applyMu.Unlock()
-	if err := db.submit(context.Background(), &request{apply: op}); err != nil {
-		return fail(err)
 	}
 	return nil
 }
