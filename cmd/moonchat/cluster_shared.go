@@ -103,7 +103,7 @@ func (n *clusterNode) openShared(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel
 	n.shared = sh // from here on close stops what runs
-	n.goShared("presence heartbeat", func() error { return sh.presence.Run(rctx) }, rctx)
+	n.goShared(rctx, "presence heartbeat", func() error { return sh.presence.Run(rctx) })
 	if sh.kv, err = n.log.OpenScriptKV(ctx); err != nil {
 		return fmt.Errorf("[cluster]: the scripts' chat.kv: %w", err)
 	}
@@ -115,7 +115,7 @@ func (n *clusterNode) openShared(ctx context.Context) error {
 
 // goShared runs f in a goroutine of the clusterNode's: when f returns
 // while ctx has not ended, the node stops (logged as what).
-func (n *clusterNode) goShared(what string, f func() error, ctx context.Context) {
+func (n *clusterNode) goShared(ctx context.Context, what string, f func() error) {
 	n.shared.wg.Go(func() {
 		err := f()
 		if ctx.Err() != nil {
@@ -179,9 +179,9 @@ func (n *clusterNode) startShared(srv sharedAPI) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	prev := sh.cancel
 	sh.cancel = func() { cancel(); prev() }
-	n.goShared("the watch of the cluster's moderation state", func() error { return sh.state.Watch(ctx, srv) }, ctx)
-	n.goShared("the watch of the cluster's roster", func() error { return sh.presence.Watch(ctx, srv) }, ctx)
-	n.goShared("the scripts' timer lease", func() error { return sh.lease.Run(ctx) }, ctx)
+	n.goShared(ctx, "the watch of the cluster's moderation state", func() error { return sh.state.Watch(ctx, srv) })
+	n.goShared(ctx, "the watch of the cluster's roster", func() error { return sh.presence.Watch(ctx, srv) })
+	n.goShared(ctx, "the scripts' timer lease", func() error { return sh.lease.Run(ctx) })
 	if err := sh.presence.ServeKicks(ctx, srv.KickBy); err != nil {
 		return fmt.Errorf("[cluster]: serving the other nodes' kicks: %w", err)
 	}
