@@ -151,7 +151,7 @@ func singleNodeState(rep replica) string {
 	if err1 != nil || err2 != nil || len(rs)+len(st) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("cluster: this node's store holds %d bans or mutes and the settings of %d rooms from single-node mode; "+
+	return fmt.Sprintf("cluster: this node's store holds bans, mutes or room settings from single-node mode (restrictions=%d room_settings=%d); "+
 		"a cluster node uses the cluster's moderation state instead, and they are not carried over (make them again in the cluster)", len(rs), len(st))
 }
 

@@ -455,3 +455,48 @@ func TestClusterNodeNameInUse(t *testing.T) {
 	// Stopped cleanly, it gave its name up at once.
 	startChild(t, twin)
 }
+
+// TestClusterSingleNodeState (issue 15): a single node's store that joins
+// a cluster keeps its history, but its bans are not the cluster's: the
+// node says so at start, and the ban is not in force in the cluster.
+func TestClusterSingleNodeState(t *testing.T) {
+	dir := t.TempDir()
+	auth := "[auth]\njwt_secret = \"" + testSecret + "\"\n"
+	single := startChild(t, testConfig(t, dir, map[string]string{"scripting": auth}))
+	mod := dial(t, single.addr, "lobby", "mod", accountQuery(t, "u-mod", "mod", "admin"))
+	welcomeName(t, mod)
+	mod.send("/ban name:eve 1h")
+	deadline := time.Now().Add(waitLong)
+	for {
+		u := url.URL{Scheme: "ws", Host: single.addr, Path: "/chat/lobby", RawQuery: "name=eve"}
+		conn, resp, err := websocket.DefaultDialer.Dial(u.String(), nil)
+		if err != nil && resp != nil && resp.StatusCode == 403 {
+			break // banned on the single node
+		}
+		if conn != nil {
+			conn.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("eve is not banned on the single node: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := single.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := single.wait(t); code != 0 {
+		t.Fatalf("single node exited %d", code)
+	}
+
+	natsURL := startTestNATS(t)
+	node := startChild(t, testConfig(t, dir, map[string]string{
+		"scripting": auth + fmt.Sprintf("[cluster]\nnats_url = %q\nnode = \"node-a\"\n", natsURL),
+	}))
+	if !strings.Contains(node.log.String(), "this node's store holds bans, mutes or room settings from single-node mode (restrictions=1 room_settings=0)") {
+		t.Fatalf("no word of the single node's ban at start:\n%s", node.log)
+	}
+	eve := dial(t, node.addr, "lobby", "eve", nil)
+	if got := welcomeName(t, eve); got != "eve" {
+		t.Fatalf("eve was given %q", got)
+	}
+}
