@@ -17,7 +17,10 @@
 // the record; it delivers nothing itself. Every node runs Consume, an
 // ordered consumer from the stream sequence it last applied, and applies
 // each record (its store replica, then its local members): the stream's
-// order is the room's order on every node.
+// order is the room's order on every node. ConsumeBatch is Consume
+// handing over the records already received (at most BatchMaxEntries,
+// BatchMaxBytes), so that a node behind the stream applies them in one
+// store transaction rather than one each.
 //
 // A room's ids also survive MaxAge dropping all its records: the bucket
 // <stream>_ids (ids.go, opened by Open) holds a bound of every id a

@@ -11,8 +11,8 @@ import (
 
 // A node's life with the room log: open it, apply the stream in order
 // from the sequence the node's replica last applied (kept with the
-// replica), publish accepted batches, and deliver only what Consume
-// returns. (Compiled, not run: it needs a NATS server.)
+// replica), publish accepted batches, and deliver only what
+// ConsumeBatch (or Consume, one record at a time) returns. (Compiled, not run: it needs a NATS server.)
 func Example() {
 	ctx := context.Background()
 	var applied uint64 // read from the node's store at start
@@ -31,10 +31,11 @@ func Example() {
 	defer l.Close()
 
 	go func() {
-		err := l.Consume(ctx, applied, func(e cluster.Entry) error {
-			// Store e.Msgs (with their ids) or apply e.Redact in the
-			// replica, with e.Seq as the new applied sequence in the same
-			// transaction; then fan e out to this node's members of e.Key.
+		err := l.ConsumeBatch(ctx, applied, func(es []cluster.Entry) error {
+			// Store each e.Msgs (with their ids) or apply each e.Redact
+			// in the replica, with the last e.Seq as the new applied
+			// sequence, all in one transaction; then fan each e out, in
+			// order, to this node's members of e.Key.
 			return nil
 		})
 		log.Print(err)
@@ -48,5 +49,5 @@ func Example() {
 		log.Print(err)
 	}
 	// batch[0].ID is now the message's id in room "lobby"; the members
-	// see it when Consume delivers it, on this node as on every other.
+	// see it when ConsumeBatch delivers it, on this node as on every other.
 }

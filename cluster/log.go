@@ -45,6 +45,7 @@ type Log struct {
 	retries    atomic.Uint64
 	stalls     atomic.Uint64
 	applied    atomic.Uint64 // stream sequence of the last record Consume applied
+	received   atomic.Uint64 // records Consume's reader decoded (applied or queued); tests wait on it
 	stallAfter time.Duration // consume.go
 	markerTTL  time.Duration // buckets.go (0 = markerTTL; tests shorten it)
 	consuming  atomic.Bool
