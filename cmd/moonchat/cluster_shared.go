@@ -60,6 +60,7 @@ type sharedAPI interface {
 	chat.PresenceApplier
 	PresenceLost(room string, session uint64)
 	KickBy(sessionID uint64, reason, by string) error
+	Noticed(room, text string)
 	Audit(room string, since time.Time, n int) ([]chat.AuditEntry, error)
 }
 
@@ -171,7 +172,8 @@ func (n *clusterNode) wireShared(c *chat.Config, ls *localSocket) {
 
 // startShared runs, once the chat server srv exists, the watchers that
 // hand it the other nodes' changes, the service of kicks from the other
-// nodes, and the timers' lease. It fails when the kicks cannot be served
+// nodes, the room notices of every node (chat.broadcast) and the timers'
+// lease. It fails when the kicks cannot be served
 // (NATS unreachable at this moment): the node does not start.
 func (n *clusterNode) startShared(srv sharedAPI) error {
 	sh := n.shared
@@ -184,6 +186,9 @@ func (n *clusterNode) startShared(srv sharedAPI) error {
 	n.goShared(ctx, "the scripts' timer lease", func() error { return sh.lease.Run(ctx) })
 	if err := sh.presence.ServeKicks(ctx, srv.KickBy); err != nil {
 		return fmt.Errorf("[cluster]: serving the other nodes' kicks: %w", err)
+	}
+	if err := n.log.ServeNotices(ctx, srv.Noticed); err != nil {
+		return fmt.Errorf("[cluster]: receiving room notices: %w", err)
 	}
 	return nil
 }

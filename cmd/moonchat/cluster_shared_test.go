@@ -338,6 +338,9 @@ end)
 chat.command("kvget", function(user)
   return "kv: " .. tostring(chat.kv.get("shared"))
 end)
+chat.command("announce", function(user, args)
+  assert(chat.broadcast(user.room, args))
+end)
 chat.command("ticks", function(user)
   return "ticks: " .. (chat.kv.get("ticks:node-a") or "0") .. " " .. (chat.kv.get("ticks:node-b") or "0")
 end)
@@ -412,6 +415,15 @@ end)
 		if (skipped > 0) != n.skip {
 			t.Errorf("%s: moonchat_script_timer_skipped_total %v", n.c.addr, skipped)
 		}
+	}
+
+	// chat.broadcast reaches the room's members on every node: a notice
+	// of node b's script comes to ca on node a, and to cb.
+	cb.send("/announce the room closes at ten")
+	for _, c := range []*client{ca, cb} {
+		await(t, c, waitLong, "the notice of node b's script", func(e sharedEvent) bool {
+			return e.Type == "system" && e.Text == "the room closes at ten"
+		})
 	}
 }
 

@@ -62,3 +62,16 @@ var ErrUnavailable = errors.New("this server has lost its cluster connection; tr
 // codeUnavailable is the error code of a post, direct message or deletion
 // refused because the node has lost its cluster connection.
 const codeUnavailable = "unavailable"
+
+// NoticeBroker is an optional interface of a Broker: one that implements
+// it (*cluster.Log) carries room notices to every node, so that
+// Host.Broadcast (a script's chat.broadcast, a timer's announcement on the
+// one node that runs the timers) reaches the room's members on every node.
+// Notices are never stored, in a cluster as on a single node. Without it a
+// cluster node's notices reach its own members only.
+type NoticeBroker interface {
+	// PublishNotice sends text to room's members on every node, this
+	// one included: each node hands it to Server.Noticed. An error says
+	// nobody was told.
+	PublishNotice(room, text string) error
+}

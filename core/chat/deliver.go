@@ -142,6 +142,21 @@ func (s *Server) Redacted(key string, id uint64) {
 	}
 }
 
+// Noticed hands in a room notice published by any node of the cluster,
+// this one included (NoticeBroker, Host.Broadcast): this node's members of
+// room get it, as a single node's broadcast. A room without members here
+// has nobody to tell.
+func (s *Server) Noticed(room, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	if r := s.rooms[room]; r != nil {
+		r.enqueue(op{kind: opBroadcast, notice: text})
+	}
+}
+
 // deliver puts a delivered batch in the outbox (opDeliver): the messages
 // this room's members have not been given yet, as post does after Append.
 func (r *room) deliver(o *op) {

@@ -32,11 +32,26 @@ func (s *Server) Send(sessionID uint64, text string) error {
 }
 
 // Broadcast delivers a system notice to every member of room. It is not
-// stored in history.
+// stored in history. In a cluster whose Broker carries notices
+// (NoticeBroker) it reaches the room's members on every node, and a room
+// whose members are all on other nodes is a room; it fails, wrapping
+// ErrUnavailable, while the node cannot reach the cluster.
 func (s *Server) Broadcast(room, text string) error {
 	s.mu.Lock()
 	r := s.rooms[room]
+	elsewhere := s.presence != nil && len(s.remote().rooms[room]) > 0
 	s.mu.Unlock()
+	if r == nil && !elsewhere {
+		return fmt.Errorf("broadcast to %q: %w", room, ErrNoSuchRoom)
+	}
+	if nb, ok := s.broker.(NoticeBroker); ok {
+		// Every node's members, this node's through Noticed like the
+		// others'.
+		if err := nb.PublishNotice(room, text); err != nil {
+			return fmt.Errorf("broadcast to %q: %w: %w", room, ErrUnavailable, err)
+		}
+		return nil
+	}
 	if r == nil {
 		return fmt.Errorf("broadcast to %q: %w", room, ErrNoSuchRoom)
 	}
