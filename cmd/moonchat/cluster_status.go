@@ -165,6 +165,8 @@ type clusterCollector struct {
 	connected, applied, lag                                         *prometheus.Desc
 	published, conflicts, retries, stalls, applyErrors, disconnects *prometheus.Desc
 	releasesPending, leaseHeld                                      *prometheus.Desc
+	reservations, nodesPurged, membersPurged, membersLost           *prometheus.Desc
+	claimsRefused, undecodable, expiriesKept                        *prometheus.Desc
 }
 
 func newClusterCollector(n *clusterNode) *clusterCollector {
@@ -185,13 +187,24 @@ func newClusterCollector(n *clusterNode) *clusterCollector {
 		releasesPending: d("presence_releases_pending",
 			"Members who left this node whose names the cluster's roster still holds: releases that failed while NATS was unreachable, retried until done."),
 		leaseHeld: d("timer_lease_held", "1 while this node holds the cluster's timer lease (the scripts' chat.every timers run here), 0 while not."),
+		reservations: d("id_reservations_total",
+			"Writes of a room's id bound (<stream>_ids, one per room every 1000 ids) this node made before publishing past it."),
+		nodesPurged:   d("nodes_purged_total", "Dead nodes (heartbeat silent 10 s) whose members this node took out of the cluster's roster."),
+		membersPurged: d("members_purged_total", "Roster entries of dead nodes this node removed."),
+		membersLost: d("members_lost_total",
+			"This node's members whose name another node's member took while this node was counted dead (told and closed with 1013)."),
+		claimsRefused: prometheus.NewDesc("moonchat_cluster_claims_refused_total",
+			"Name claims the cluster's roster refused: reason unavailable (NATS unreachable: the join or rename refused), taken (another node's member holds it: the next variant tried).",
+			[]string{"reason"}, nil),
+		undecodable:  d("state_undecodable_total", "Stored changes of the cluster's moderation state this node could not decode and skipped (each logged)."),
+		expiriesKept: d("expiries_kept_total", "Expiry sweeps that left a restriction in place because another node had replaced it."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.applied, c.lag, c.published, c.conflicts, c.retries, c.stalls, c.applyErrors, c.disconnects,
-		c.releasesPending, c.leaseHeld} {
+		c.releasesPending, c.leaseHeld, c.reservations, c.nodesPurged, c.membersPurged, c.membersLost, c.claimsRefused, c.undecodable, c.expiriesKept} {
 		ch <- d
 	}
 }
@@ -221,8 +234,17 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stalls, st.Stalls)
 	counter(c.applyErrors, n.applyErrors.Load())
 	counter(c.disconnects, n.disconnects.Load())
+	counter(c.reservations, st.Reservations)
 	if sh := n.shared; sh != nil {
-		gauge(c.releasesPending, float64(sh.presence.Pending()))
+		ps, ss := sh.presence.Stats(), sh.state.Stats()
+		gauge(c.releasesPending, float64(ps.Pending))
+		counter(c.nodesPurged, ps.NodesPurged)
+		counter(c.membersPurged, ps.MembersPurged)
+		counter(c.membersLost, ps.MembersLost)
+		ch <- prometheus.MustNewConstMetric(c.claimsRefused, prometheus.CounterValue, float64(ps.ClaimsUnavailable), "unavailable")
+		ch <- prometheus.MustNewConstMetric(c.claimsRefused, prometheus.CounterValue, float64(ps.ClaimsTaken), "taken")
+		counter(c.undecodable, ss.Undecodable)
+		counter(c.expiriesKept, ss.ExpiriesKept)
 		held := 0.0
 		if sh.lease.Held() {
 			held = 1
