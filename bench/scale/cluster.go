@@ -14,12 +14,14 @@ import (
 
 // cluster is what one run started.
 type cluster struct {
-	dir     string
-	nats    *proc
-	natsURL string
-	nodes   []*proc
-	addrs   []string
-	workers []*worker
+	dir      string
+	moonchat string // the binary, for moonchat cluster status
+	room     string
+	nats     *proc
+	natsURL  string
+	nodes    []*proc
+	addrs    []string
+	workers  []*worker
 }
 
 // stopAll stops the workers (their clients close), then the nodes, then

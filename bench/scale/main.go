@@ -63,6 +63,7 @@ const (
 	joinWaves    = 12               // barrier waves before giving up
 	joinWait     = 10 * time.Second // the first barrier wave's wait; the next ones wait longer, at most joinWaitMax
 	joinWaitMax  = time.Minute
+	statusEvery  = 10 * time.Second // members per node while joining
 	waveTimeout  = 60 * time.Second // one measured broadcast reaches everyone
 	settle       = 2 * time.Second  // between phases, for RSS to settle
 	maxWaves     = 32               // the workers' limit (loadgen.maxWaves)
@@ -166,7 +167,7 @@ func scale(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	c := &cluster{dir: dir}
+	c := &cluster{dir: dir, moonchat: bins["moonchat"], room: o.room}
 	defer c.stopAll(log)
 
 	if err := c.startNATS(bins["nats-server"]); err != nil {
@@ -192,7 +193,7 @@ func scale(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	}
 	logf(log, "%d of %d connected in %.1fs", res.Connected, o.clients, res.ConnectSec)
 
-	wave, err := c.barrier(ctx, o.joinFor, res, log)
+	wave, err := c.barrier(ctx, t0, o.joinFor, res, log)
 	if err != nil {
 		return res, err
 	}

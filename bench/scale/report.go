@@ -28,6 +28,11 @@ type Result struct {
 	ConnectSec float64 `json:"connect_s"`
 	JoinedSec  float64 `json:"joined_s"`
 	JoinWaves  int     `json:"join_waves"`
+	// NodeJoinedSec is when each node first counted all its clients as
+	// members of the room, from the first dial (polled every 10 s while
+	// joining and once when every client got a check message, so up to
+	// 10 s late; a node missing never did while polled).
+	NodeJoinedSec map[string]float64 `json:"node_joined_s,omitempty"`
 
 	PerNode    []NodeMemory  `json:"per_node"`
 	NATS       ProcessMemory `json:"nats"`
@@ -145,6 +150,17 @@ func printResult(w io.Writer, r *Result) {
 		r.Commit, r.Machine, r.LoadBefore, r.LoadAfter, r.TookSec)
 	fmt.Fprintf(w, "- %d nodes, 1 nats-server, %d load workers; %d of %d clients connected (%d errors) in %.1f s, all in room %q after %.1f s (%d join check waves)\n\n",
 		r.Nodes, r.Workers, r.Connected, r.Clients, r.ConnectErrors, r.ConnectSec, r.Room, r.JoinedSec, r.JoinWaves)
+	if len(r.NodeJoinedSec) > 0 {
+		var parts []string
+		for _, n := range r.PerNode {
+			if s, ok := r.NodeJoinedSec[n.Node]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.0f s", n.Node, s))
+			} else {
+				parts = append(parts, n.Node+" not seen")
+			}
+		}
+		fmt.Fprintf(w, "Each node had all its clients as members (cluster status, polled every 10 s) after: %s.\n\n", strings.Join(parts, ", "))
+	}
 	if len(r.PerNode) > 0 {
 		fmt.Fprintln(w, "| node | connections | members (cluster status) | RSS before MB | RSS idle MB | RSS end MB | bytes per connection |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")

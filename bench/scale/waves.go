@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -28,10 +29,44 @@ func (c *cluster) count(n int) (int, error) {
 // returns that wave's number. Wave n waits (n+1) × joinWait, at most
 // joinWaitMax, for everyone (each wave is itself a broadcast to the
 // clients already in, which slows the joins still under way); all of it
-// within timeout and joinWaves waves.
-func (c *cluster) barrier(ctx context.Context, timeout time.Duration, res *Result, log io.Writer) (int, error) {
+// within timeout and joinWaves waves. Meanwhile, every statusEvery, it
+// asks the nodes how many members each has (moonchat cluster status) and
+// notes when each had all its clients, counted from start (the first
+// dial).
+func (c *cluster) barrier(ctx context.Context, start time.Time, timeout time.Duration, res *Result, log io.Writer) (int, error) {
 	sender := c.workers[0]
 	end := time.Now().Add(timeout)
+	conns := map[string]int{}
+	for _, w := range c.workers {
+		conns[c.nodes[w.node].name] += w.conns
+	}
+	res.NodeJoinedSec = map[string]float64{}
+	lastStatus := time.Time{}
+	poll := func(force bool) {
+		if (!force && time.Since(lastStatus) < statusEvery) || len(res.NodeJoinedSec) == len(c.nodes) {
+			return
+		}
+		lastStatus = time.Now()
+		st, err := c.status(c.moonchat)
+		if err != nil {
+			logf(log, "%v", err)
+			return
+		}
+		var counts []string
+		for _, p := range c.nodes {
+			n := 0
+			for _, r := range st[p.name].Rooms {
+				if r.Room == c.room {
+					n = r.Members
+				}
+			}
+			counts = append(counts, fmt.Sprint(n))
+			if _, done := res.NodeJoinedSec[p.name]; !done && n >= conns[p.name] {
+				res.NodeJoinedSec[p.name] = time.Since(start).Seconds()
+			}
+		}
+		logf(log, "members per node (cluster status): %s", strings.Join(counts, " "))
+	}
 	for n := range joinWaves {
 		if _, err := sender.ask(fmt.Sprintf("send %d", n)); err != nil {
 			return 0, err
@@ -49,11 +84,13 @@ func (c *cluster) barrier(ctx context.Context, timeout time.Duration, res *Resul
 			}
 			if seen >= res.Connected {
 				res.JoinWaves = n + 1
+				poll(true)
 				return n, nil
 			}
 			if err := c.nodesAlive(); err != nil {
 				return 0, err
 			}
+			poll(false)
 			sleep(ctx, 500*time.Millisecond)
 		}
 		logf(log, "join check %d reached %d of %d clients in %v", n+1, seen, res.Connected, wait)
