@@ -72,11 +72,12 @@ func (l *Log) Consume(ctx context.Context, after uint64, apply func(Entry) error
 // was busy) gets what arrived meanwhile in one call: one store
 // transaction for them instead of one each (store.DB.ApplyBatch).
 //
-// apply applies all of its batch or none: when it returns an error,
-// ConsumeBatch returns that error as is and Applied does not count any
-// entry of the batch (the caller resumes, after its own applied
-// position, with the whole batch again). The slice is reused after
-// apply returns: apply must not keep it (the entries' Msgs it may).
+// When apply returns an error, ConsumeBatch returns that error as is and
+// Applied counts no entry of the batch: a caller whose apply put part of
+// the batch in its store (one by one after the whole failed) resumes
+// after its own applied position, as it always should. The slice is
+// reused after apply returns: apply must not keep it (the entries' Msgs
+// it may).
 // Everything else is as for Consume: the ordering, the errors, the
 // watchdog, resuming after NATS comes back, one consumer per Log.
 func (l *Log) ConsumeBatch(ctx context.Context, after uint64, apply func([]Entry) error) error {
@@ -186,6 +187,15 @@ func (l *Log) consumeFrom(ctx context.Context, maxEntries int, apply func([]Entr
 	batch := make([]Entry, 0, maxEntries)
 	var next *received // taken from reads but not in the last batch
 	for {
+		// Records still queued are not applied once ctx ended or the
+		// Log closed: the caller is stopping, and the next consumer
+		// starts after Applied anyway.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if l.isClosed.Load() {
+			return ErrClosed
+		}
 		r := next
 		if r == nil {
 			rr := <-reads // the reader always ends with an error here

@@ -211,6 +211,40 @@ func TestConsumeBatchCorrupt(t *testing.T) {
 	}
 }
 
+// TestConsumeBatchCancel (issue 15): once ctx ends, ConsumeBatch applies
+// none of the records its reader has queued: it returns at once.
+func TestConsumeBatchCancel(t *testing.T) {
+	ns := startNATS(t, nil)
+	pub := openLog(t, testConfig(ns.url()))
+	ctx := context.Background()
+	for i := range BatchMaxEntries + 20 { // more than a batch: some stay queued
+		if err := pub.Publish(ctx, "r", msgs("u", fmt.Sprint("m", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := openLog(t, testConfig(ns.url()))
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	calls := 0
+	var applied uint64
+	err := node.ConsumeBatch(cctx, 0, func(es []Entry) error {
+		calls++
+		if calls > 1 {
+			t.Errorf("apply called again after ctx ended (records %d to %d)", es[0].Seq, es[len(es)-1].Seq)
+			return nil
+		}
+		applied = es[len(es)-1].Seq
+		if err := waitReceived(node, uint64(len(es))+1); err != nil {
+			return err
+		}
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 1 || node.Applied() != applied {
+		t.Fatalf("ConsumeBatch = %v after %d calls, Applied %d (want %d)", err, calls, node.Applied(), applied)
+	}
+}
+
 func seqRange(from, to uint64) []uint64 {
 	var out []uint64
 	for s := from; s <= to; s++ {
