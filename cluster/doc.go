@@ -50,13 +50,15 @@
 //     Created, to the millisecond): a ban another node made in its place
 //     stays. State.Stats counts for /metrics.
 //   - Log.OpenPresence → *Presence (presence.go, alive.go, kick.go,
-//     presence_watch.go): chat.Presence on the bucket <stream>_roster (one
+//     direct.go, presence_watch.go): chat.Presence on the bucket <stream>_roster (one
 //     entry per member, ~100 bytes, and one key per name key held in a
 //     room), with node heartbeats on <stream>_nodes. Presence.Run keeps
 //     the node alive and purges dead nodes; Presence.Watch hands the
 //     other nodes' members to a chat.PresenceApplier; Presence.ServeKicks
 //     answers Presence.Kick from the other nodes (a member that left is
-//     chat.ErrNoSuchUser on the asking node too); Presence.Close takes
+//     chat.ErrNoSuchUser on the asking node too); Presence.RelayDirect
+//     and ServeDirects carry guests' direct messages between nodes
+//     (chat.DirectRelay: core NATS requests, never stored); Presence.Close takes
 //     the node's members out at a clean shutdown.
 //   - Log.OpenScriptKV → *ScriptKV (scriptkv.go): scripting.KV, the Lua
 //     chat.kv storage, on the bucket <stream>_kv.

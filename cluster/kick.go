@@ -19,9 +19,9 @@ import (
 // chat.ErrNoSuchUser (the member left meanwhile: the admin API answers
 // 404, not 503).
 
-// ErrNoSuchNode: Kick's node does not serve kicks (no such node, or it is
-// gone).
-var ErrNoSuchNode = errors.New("cluster: no such node serving kicks")
+// ErrNoSuchNode: the node Kick or RelayDirect asks does not serve that
+// request (no such node, or it is gone).
+var ErrNoSuchNode = errors.New("cluster: no such node serving the request")
 
 // kickRequest is a kick's request body.
 type kickRequest struct {

@@ -24,7 +24,8 @@ import (
 //   - the roster (cluster.Presence: chat.Config.Presence; Presence.Run
 //     keeps this node alive and purges dead ones, Presence.Watch hands
 //     the other nodes' members in, Presence.ServeKicks answers the other
-//     nodes' kicks of this node's members);
+//     nodes' kicks of this node's members, Presence.ServeDirects the
+//     direct messages they relay to and from this node's guests);
 //   - the scripts' chat.kv (cluster.ScriptKV) and the timers' lease
 //     (cluster.Lease: the scripts' timers run on the node that holds it).
 //
@@ -60,6 +61,7 @@ type sharedAPI interface {
 	chat.PresenceApplier
 	PresenceLost(room string, session uint64)
 	KickBy(sessionID uint64, reason, by string) error
+	ServeDirect(d chat.RelayedDirect) chat.RelayAnswer
 	Noticed(room, text string)
 	Audit(room string, since time.Time, n int) ([]chat.AuditEntry, error)
 }
@@ -171,10 +173,11 @@ func (n *clusterNode) wireShared(c *chat.Config, ls *localSocket) {
 }
 
 // startShared runs, once the chat server srv exists, the watchers that
-// hand it the other nodes' changes, the service of kicks from the other
-// nodes, the room notices of every node (chat.broadcast) and the timers'
-// lease. It fails when the kicks cannot be served
-// (NATS unreachable at this moment): the node does not start.
+// hand it the other nodes' changes, the service of kicks and relayed
+// direct messages from the other nodes, the room notices of every node
+// (chat.broadcast) and the timers' lease. It fails when the kicks or
+// direct messages cannot be served (NATS unreachable at this moment): the
+// node does not start.
 func (n *clusterNode) startShared(srv sharedAPI) error {
 	sh := n.shared
 	sh.srv.Store(&srv)
@@ -186,6 +189,9 @@ func (n *clusterNode) startShared(srv sharedAPI) error {
 	n.goShared(ctx, "the scripts' timer lease", func() error { return sh.lease.Run(ctx) })
 	if err := sh.presence.ServeKicks(ctx, srv.KickBy); err != nil {
 		return fmt.Errorf("[cluster]: serving the other nodes' kicks: %w", err)
+	}
+	if err := sh.presence.ServeDirects(ctx, srv.ServeDirect); err != nil {
+		return fmt.Errorf("[cluster]: serving the direct messages other nodes relay: %w", err)
 	}
 	if err := n.log.ServeNotices(ctx, srv.Noticed); err != nil {
 		return fmt.Errorf("[cluster]: receiving room notices: %w", err)

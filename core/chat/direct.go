@@ -56,10 +56,11 @@ const (
 	dmDropped
 	dmStoreError
 	dmUnavailable
+	dmRelayFailed
 	numDMResults
 )
 
-var dmResultNames = [numDMResults]string{"sent", "no_such_user", "not_delivered", "muted", "dropped", "store_error", "unavailable"}
+var dmResultNames = [numDMResults]string{"sent", "no_such_user", "not_delivered", "muted", "dropped", "store_error", "unavailable", "relay_failed"}
 
 // Error codes of direct messages (docs/protocol.md).
 const (
@@ -71,7 +72,7 @@ const (
 func (s *Server) initDirect() {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moonchat_direct_messages_total",
-		Help: "Direct messages by result (sent: stored and handed to both users' connections, or in cluster mode published; no_such_user, not_delivered: the recipient ignores the sender, muted: muted in every room, dropped: by the message hooks or their failure, store_error, unavailable: cluster mode, the node lost its cluster connection).",
+		Help: "Direct messages by result (sent: stored and handed to both users' connections, or in cluster mode published; no_such_user, not_delivered: the recipient ignores the sender, muted: muted in every room, dropped: by the message hooks or their failure, store_error, unavailable: cluster mode, the node lost its cluster connection; relay_failed: cluster mode, the node of the guest it was sent to did not answer).",
 	}, []string{"result"})
 	s.metrics.reg.MustRegister(vec)
 	for i, name := range dmResultNames {
@@ -176,10 +177,20 @@ func (s *Server) resolveRecipient(from *member, to string) (dmPeer, error) {
 		return dmPeer{side: dmSide{account: acc}, name: owned}, nil
 	}
 	g, n := s.guestNamed(from.room, name)
-	switch {
-	case n == 1:
+	if n == 1 && g.room == from.room {
 		return dmPeer{side: dmSide{guest: g}, name: g.currentName()}, nil
-	case n > 1:
+	}
+	// Another node's guest (direct_relay.go), in the sender's room first.
+	rm, inHome, rn := s.remoteGuestNamed(from.roomName, name)
+	if inHome {
+		return dmPeer{side: remoteGuestSide(rm), name: rm.e.Name}, nil
+	}
+	switch {
+	case n == 1 && rn == 0:
+		return dmPeer{side: dmSide{guest: g}, name: g.currentName()}, nil
+	case n == 0 && rn == 1:
+		return dmPeer{side: remoteGuestSide(rm), name: rm.e.Name}, nil
+	case n+rn > 1:
 		return dmPeer{}, fmt.Errorf("%w: %s (ambiguous: guests in several rooms use it)", ErrNoSuchRecipient, name)
 	}
 	return dmPeer{}, fmt.Errorf("%w: %s", ErrNoSuchRecipient, name)
@@ -314,9 +325,12 @@ func (s *Server) directMuteRefusal(m *member) string {
 // ignoresSender reports whether the recipient side ignores m.
 func (s *Server) ignoresSender(to dmSide, m *member) bool {
 	var set *ignoreSet
-	if to.guest != nil {
+	switch {
+	case to.isRemote():
+		return false // its node checks (ServeDirect)
+	case to.guest != nil:
 		set = to.guest.ign.Load()
-	} else {
+	default:
 		s.ign.mu.Lock()
 		set = s.ign.byAccount[to.account]
 		s.ign.mu.Unlock()
@@ -331,6 +345,10 @@ func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message)
 	s := r.srv
 	if s.broker != nil && s.storedConv(from, peer.side) {
 		r.publishDirect(m, msg)
+		return
+	}
+	if peer.side.isRemote() {
+		r.relayDirect(m, from, peer, msg) // direct_relay.go
 		return
 	}
 	unlock := s.dm.lock(msg.Room)
@@ -351,11 +369,17 @@ func (r *room) deliverDirect(m *member, from dmSide, peer *dmPeer, msg *Message)
 			s.dm.track(from.account, peer.side.account, msg)
 		}
 	case from.guest != nil || peer.side.guest != nil:
+		if s.pushUnavailable(from, peer.side) { // direct_relay.go
+			r.out.notice(m, m.appendError(nil, codeUnavailable, unavailableText))
+			return
+		}
 		if !s.dm.appendMem(from, peer.side, msg, s.cfg.APILimit) {
 			s.dmMetrics[dmNoSuchUser].Add(1)
 			r.out.notice(m, m.appendError(nil, codeNoSuchUser, "message not sent: "+peer.name+" has left"))
 			return
 		}
+		// The account's connections on other nodes (direct_relay.go).
+		s.pushToAccount(from, peer.side, msg, "")
 	}
 	// Without a History, two accounts' messages go out unstored (id 0).
 	s.handOff(from, peer.side, peer.name, msg)

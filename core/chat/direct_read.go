@@ -29,8 +29,11 @@ func (s *Server) ownedName(id string) string {
 // sideName is what a side is called now: an account's owned name, a
 // guest's current name.
 func (s *Server) sideName(d dmSide) string {
-	if d.guest != nil {
+	switch {
+	case d.guest != nil:
 		return d.guest.currentName()
+	case d.isRemote():
+		return s.remoteName(d.remote, d.rname)
 	}
 	return s.ownedName(d.account)
 }
@@ -81,8 +84,22 @@ func (s *Server) readPeer(home *room, name string) (dmSide, error) {
 	if acc, _ := s.accountNamed(given); acc != "" {
 		return dmSide{account: acc}, nil
 	}
-	if g, n := s.guestNamed(home, given); n == 1 {
+	g, n := s.guestNamed(home, given)
+	if n == 1 && g.room == home {
 		return dmSide{guest: g}, nil
+	}
+	homeName := ""
+	if home != nil {
+		homeName = home.name
+	}
+	rm, inHome, rn := s.remoteGuestNamed(homeName, given)
+	switch {
+	case inHome:
+		return remoteGuestSide(rm), nil
+	case n == 1 && rn == 0:
+		return dmSide{guest: g}, nil
+	case n == 0 && rn == 1:
+		return remoteGuestSide(rm), nil
 	}
 	return dmSide{}, ErrNoSuchRecipient
 }
@@ -93,7 +110,7 @@ func (s *Server) directPage(me, peer dmSide, q pageRequest) (historyPage, []dmVi
 	var page historyPage
 	var fromMe []bool
 	switch {
-	case me.guest != nil || peer.guest != nil:
+	case me.isGuest() || peer.isGuest():
 		var err error
 		page, fromMe, err = s.dm.memPage(me, peer, q, s.pageSize(q.limit))
 		if err != nil {

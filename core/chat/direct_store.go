@@ -15,26 +15,43 @@ import (
 // the History cannot list conversations, the ones of the process's life.
 // The engine that uses them is direct.go.
 
-// dmSide is one side of a conversation: an account, or a guest's one
-// connection (a guest's conversations last for its session).
+// dmSide is one side of a conversation: an account, a guest's one
+// connection (a guest's conversations last for its session), or in a
+// cluster a guest connected to another node (remote, named by its node
+// and session there; rname is its name when this node last knew it).
 type dmSide struct {
 	account string
 	guest   *member // nil for an account
+	remote  remoteKey
+	rname   string
 }
 
+// isRemote reports whether d is another node's guest.
+func (d dmSide) isRemote() bool { return d.remote.node != "" }
+
+// isGuest reports whether d is a guest, of this node or another.
+func (d dmSide) isGuest() bool { return d.guest != nil || d.isRemote() }
+
 // key is the side's part of an in-memory conversation key: "a" and the
-// escaped account id, or "g" and the guest's session id.
+// escaped account id, "g" and the guest's session id, or "r", the
+// escaped node and the session there for another node's guest.
 func (d dmSide) key() string {
-	if d.guest != nil {
+	switch {
+	case d.guest != nil:
 		return "g" + strconv.FormatUint(d.guest.id, 10)
+	case d.isRemote():
+		return "r" + url.QueryEscape(d.remote.node) + "." + strconv.FormatUint(d.remote.session, 10)
 	}
 	return "a" + url.QueryEscape(d.account)
 }
 
 // same reports whether d and e are the same user.
 func (d dmSide) same(e dmSide) bool {
-	if d.guest != nil || e.guest != nil {
+	switch {
+	case d.guest != nil || e.guest != nil:
 		return d.guest == e.guest
+	case d.isRemote() || e.isRemote():
+		return d.remote == e.remote
 	}
 	return d.account == e.account
 }
@@ -59,13 +76,13 @@ func memConvKey(a, b dmSide) string {
 // stored reports whether the conversation of a and b is kept by the
 // History: between two accounts, when the server has one.
 func (s *Server) storedConv(a, b dmSide) bool {
-	return a.guest == nil && b.guest == nil && s.history != nil
+	return !a.isGuest() && !b.isGuest() && s.history != nil
 }
 
 // convKey is the conversation key of a and b: ConversationKey for two
 // accounts, memConvKey when a guest takes part.
 func convKey(a, b dmSide) string {
-	if a.guest == nil && b.guest == nil {
+	if !a.isGuest() && !b.isGuest() {
 		return ConversationKey(a.account, b.account)
 	}
 	return memConvKey(a, b)
@@ -107,7 +124,11 @@ type convTrack struct {
 //     is held around Append and the hand-off of its deliveries only;
 //   - a memConv exists only while none of its guests' connections has
 //     closed (member.gone is set before dropGuest takes mu, and append
-//     refuses a gone guest under mu);
+//     refuses a gone guest under mu). One with another node's guest
+//     (direct_relay.go) always has a guest of this node too and ends with
+//     it at the latest; it ends when the other node's guest leaves the
+//     cluster's roster (dropRemote), unless its relayed message raced
+//     with that leave;
 //   - tracks is used only when the History is no ConversationLister.
 type directState struct {
 	byAccount map[string][]*member
@@ -116,6 +137,7 @@ type directState struct {
 	locks   map[string]*convLock
 	mem     map[string]*memConv
 	byGuest map[uint64][]string              // guest session → its in-memory conversations
+	byRem   map[remoteKey][]string           // another node's guest → this node's conversations with it
 	byAcct  map[string][]string              // account → its in-memory conversations
 	tracks  map[string]map[string]*convTrack // account → key → what was stored
 }
@@ -176,11 +198,14 @@ func (d *directState) removeConn(m *member) {
 // conns returns the connections of side (Server.mu must be held): every
 // connection of an account, or the guest's one while it is open.
 func (d *directState) conns(side dmSide, out []*member) []*member {
-	if side.guest != nil {
+	switch {
+	case side.guest != nil:
 		if !side.guest.gone.Load() {
 			out = append(out, side.guest)
 		}
 		return out
+	case side.isRemote():
+		return out // on its own node
 	}
 	return append(out, d.byAccount[side.account]...)
 }
@@ -203,14 +228,18 @@ func (d *directState) appendMem(a, b dmSide, msg *Message, limit int) bool {
 		if d.mem == nil {
 			d.mem = make(map[string]*memConv)
 			d.byGuest = make(map[uint64][]string)
+			d.byRem = make(map[remoteKey][]string)
 			d.byAcct = make(map[string][]string)
 		}
 		c = &memConv{key: key, sides: [2]dmSide{a, b}}
 		d.mem[key] = c
 		for _, side := range dedupSides(a, b) {
-			if side.guest != nil {
+			switch {
+			case side.guest != nil:
 				d.byGuest[side.guest.id] = append(d.byGuest[side.guest.id], key)
-			} else {
+			case side.isRemote():
+				d.byRem[side.remote] = append(d.byRem[side.remote], key)
+			default:
 				d.byAcct[side.account] = append(d.byAcct[side.account], key)
 			}
 		}
@@ -247,7 +276,24 @@ func (d *directState) dropGuest(m *member) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, key := range d.byGuest[m.id] {
+	d.dropConvs(d.byGuest[m.id], dmSide{guest: m})
+	delete(d.byGuest, m.id)
+}
+
+// dropRemote forgets this node's in-memory conversations with another
+// node's guest k, which left the cluster's roster (RemoteLeft).
+func (d *directState) dropRemote(k remoteKey) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropConvs(d.byRem[k], dmSide{remote: k})
+	delete(d.byRem, k)
+}
+
+// dropConvs deletes the conversations keys of gone (whose own index the
+// caller deletes) and takes them out of the other sides' indexes; d.mu
+// is held.
+func (d *directState) dropConvs(keys []string, gone dmSide) {
+	for _, key := range keys {
 		c := d.mem[key]
 		delete(d.mem, key)
 		if c == nil {
@@ -255,12 +301,18 @@ func (d *directState) dropGuest(m *member) {
 		}
 		for _, side := range c.sides {
 			switch {
-			case side.guest != nil && side.guest != m:
+			case side.same(gone):
+			case side.guest != nil:
 				d.byGuest[side.guest.id] = slices.DeleteFunc(d.byGuest[side.guest.id], func(k string) bool { return k == key })
 				if len(d.byGuest[side.guest.id]) == 0 {
 					delete(d.byGuest, side.guest.id)
 				}
-			case side.guest == nil:
+			case side.isRemote():
+				d.byRem[side.remote] = slices.DeleteFunc(d.byRem[side.remote], func(k string) bool { return k == key })
+				if len(d.byRem[side.remote]) == 0 {
+					delete(d.byRem, side.remote)
+				}
+			default:
 				d.byAcct[side.account] = slices.DeleteFunc(d.byAcct[side.account], func(k string) bool { return k == key })
 				if len(d.byAcct[side.account]) == 0 {
 					delete(d.byAcct, side.account)
@@ -268,7 +320,6 @@ func (d *directState) dropGuest(m *member) {
 			}
 		}
 	}
-	delete(d.byGuest, m.id)
 }
 
 // memStats describes the in-memory conversations of side: the peer side

@@ -51,7 +51,7 @@ type metrics struct {
 	authRefused403  counter // ... with 403
 	authRefused503  counter // ... with 503 (the check could not complete)
 	nameOwnerErrors counter // account names that could not be recorded (NameOwners.SetNameOwner failed)
-	presenceErrors  counter // cluster presence calls that failed: claims, releases, remote kicks (remote.go)
+	presenceErrors  counter // cluster presence calls that failed: claims, releases, remote kicks (remote.go), direct deliveries (direct_relay.go)
 	tokenRefreshed  counter // moonchat.v1 token refreshes accepted (expiry.go)
 	tokenRefused    counter // ... refused
 	tokenExpired    counter // connections closed with 4001 "token expired"
@@ -154,7 +154,7 @@ func newMetrics(g gauges, log *slog.Logger, extra ...prometheus.Collector) (metr
 	}
 
 	m.slowConsumers = newCounter("moonchat_slow_consumers_total", "Connections closed because their write queue stayed full (their deliveries were dropped).")
-	m.presenceErrors = newCounter("moonchat_presence_errors_total", "Cluster presence calls that failed: name claims (the join or rename refused), releases (retried by the cluster's roster) and kicks of another node's member.")
+	m.presenceErrors = newCounter("moonchat_presence_errors_total", "Cluster presence calls that failed: name claims (the join or rename refused), releases (retried by the cluster's roster), kicks of another node's member, and deliveries of a guest's direct message to another node of the account it was exchanged with.")
 	m.refused = newCounter("moonchat_connections_refused_total", "Connections turned away after the upgrade (bad name or room, full, refused by a hook).")
 	m.historyRefused = newCounter("moonchat_history_refused_total", "History requests (/api/history, WebSocket history events) refused by the room rules.")
 	m.hostRefused = newCounter("moonchat_host_refused_total", "HTTP requests (page, API, metrics, upgrades) refused with 421 because their Host is not a name this server answers to ([server] hosts).")

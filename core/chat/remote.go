@@ -170,6 +170,9 @@ func (s *Server) RemoteLeft(room, node string, session uint64) {
 		delete(st.rooms, room)
 	}
 	delete(st.sids, rm.sid)
+	if rm.e.Account == "" {
+		s.dm.dropRemote(key) // a guest's conversations end with its session (direct_relay.go)
+	}
 	if r := s.rooms[room]; r != nil {
 		r.enqueue(op{kind: opRemote, remote: rm, remoteGone: true})
 	}

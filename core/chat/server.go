@@ -30,6 +30,7 @@ type Server struct {
 	broker   Broker      // Config.Broker: nil on a single node (deliver.go)
 	shared   SharedState // Config.Shared: nil outside a cluster (shared.go)
 	presence Presence    // Config.Presence: nil outside a cluster (remote.go)
+	relay    DirectRelay // Config.Presence's, when it relays guests' direct messages (direct_relay.go)
 	remoteSt remoteState // other nodes' members, with Config.Presence (remote.go); under mu
 	log      *slog.Logger
 	engine   *ws.Server
@@ -128,6 +129,9 @@ func New(cfg Config, hooks Hooks, history History) (*Server, error) {
 		return nil, err
 	}
 	s.initDirect()
+	if dr, ok := cfg.Presence.(DirectRelay); ok {
+		s.relay = dr
+	}
 	if err := s.initLimits(); err != nil {
 		return nil, fmt.Errorf("chat config: per-address limits: %w", err)
 	}

@@ -18,7 +18,10 @@ import (
 // leaving out the node's own entries, as cmd/moonchat's watcher does. The
 // hub can be made unavailable (SetAvailable): claims, releases and kicks
 // then fail with chat.ErrUnavailable; the releases that failed are made
-// when it is available again, as the real roster reconciles them.
+// when it is available again, as the real roster reconciles them. Each
+// node is also a chat.DirectRelay: a relayed direct message goes to the
+// ServeDirects function of its node (StartPresence gives the server's
+// ServeDirect), on the caller's goroutine.
 type PresenceHub struct {
 	mu   sync.Mutex
 	cond *sync.Cond // signalled on every change, watcher progress and stop
@@ -29,6 +32,8 @@ type PresenceHub struct {
 	down    bool
 	pending []pendingRelease // releases refused while down
 	kicks   map[string]func(session uint64, reason, by string) error
+	directs map[string]func(chat.RelayedDirect) chat.RelayAnswer
+	relayed int // RelayDirect calls that reached a node
 	nodes   []*PresenceNode
 }
 
@@ -57,6 +62,7 @@ func NewPresenceHub() *PresenceHub {
 		keys:    make(map[string]map[string]holder),
 		entries: make(map[string]map[holder]chat.PresenceEntry),
 		kicks:   make(map[string]func(uint64, string, string) error),
+		directs: make(map[string]func(chat.RelayedDirect) chat.RelayAnswer),
 	}
 	h.cond = sync.NewCond(&h.mu)
 	return h
@@ -225,6 +231,50 @@ func (n *PresenceNode) Kick(_ context.Context, node string, session uint64, reas
 	return fn(session, reason, by)
 }
 
+var _ chat.DirectRelay = (*PresenceNode)(nil)
+
+// ServeDirects makes fn answer the direct messages other nodes relay to
+// n (cmd/moonchat gives the server's ServeDirect); nil stops serving
+// them: a relay to n then fails as if n did not answer.
+func (n *PresenceNode) ServeDirects(fn func(chat.RelayedDirect) chat.RelayAnswer) {
+	h := n.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if fn == nil {
+		delete(h.directs, n.name)
+		return
+	}
+	h.directs[n.name] = fn
+}
+
+// RelayDirect implements chat.DirectRelay: node's ServeDirects function,
+// called on the caller's goroutine; chat.ErrUnavailable while the hub is
+// unavailable, an error when node serves none.
+func (n *PresenceNode) RelayDirect(_ context.Context, node string, d chat.RelayedDirect) (chat.RelayAnswer, error) {
+	h := n.hub
+	h.mu.Lock()
+	fn, down := h.directs[node], h.down
+	if !down && fn != nil {
+		h.relayed++
+	}
+	h.mu.Unlock()
+	if down {
+		return chat.RelayAnswer{}, chat.ErrUnavailable
+	}
+	if fn == nil {
+		return chat.RelayAnswer{}, fmt.Errorf("presence: node %q does not answer", node)
+	}
+	d.FromRoles = slices.Clone(d.FromRoles)
+	return fn(d), nil
+}
+
+// Relayed returns how many relayed direct messages reached a node.
+func (h *PresenceHub) Relayed() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.relayed
+}
+
 // Watch starts n's watcher: a goroutine that hands every change of the
 // roster (from the first) made by other nodes to a, in order, until the
 // returned stop is called; stop waits for it.
@@ -290,14 +340,16 @@ func (n *PresenceNode) watch(a chat.PresenceApplier) {
 }
 
 // StartPresence runs a server (Start) as node name of hub: cfg.Presence
-// is the node, its watcher runs until the test ends and the kicks other
-// nodes send it go to its KickBy.
+// is the node, its watcher runs until the test ends, the kicks other
+// nodes send it go to its KickBy and the direct messages they relay to
+// its ServeDirect.
 func StartPresence(t testing.TB, hub *PresenceHub, name string, cfg chat.Config, hooks chat.Hooks, hist chat.History) (*Server, *PresenceNode) {
 	t.Helper()
 	n := hub.Node(name)
 	cfg.Presence = n
 	ts := Start(t, cfg, hooks, hist)
 	n.ServeKicks(ts.Chat.KickBy)
+	n.ServeDirects(ts.Chat.ServeDirect)
 	t.Cleanup(n.Watch(ts.Chat))
 	return ts, n
 }
