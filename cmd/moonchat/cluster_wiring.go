@@ -12,7 +12,6 @@ import (
 
 	"github.com/moonchat/moonchat/cluster"
 	"github.com/moonchat/moonchat/core/chat"
-	"github.com/moonchat/moonchat/store"
 )
 
 // Cluster mode (issue 15, docs/cluster.md): with [cluster] nats_url set,
@@ -216,7 +215,7 @@ func (n *clusterNode) start(out deliverer) {
 	n.cancel, n.done = cancel, make(chan struct{})
 	go func() {
 		defer close(n.done)
-		n.consume(ctx, out)
+		n.consumeBatches(ctx, out)
 	}()
 }
 
@@ -228,70 +227,6 @@ func (n *clusterNode) stop(err error) {
 	case n.fatal <- err:
 	default:
 	}
-}
-
-// consume applies the stream until ctx ends or the Log is closed. A
-// record the store refused is read again after a pause (growing up to
-// applyRetryMax, logged and counted each time): it is never skipped. A
-// record that does not decode (corrupt, or of a newer moonchat) stops
-// consuming for good and goes to fatal: this node can no longer show its
-// rooms as they are, and serve stops rather than serve a stale copy.
-func (n *clusterNode) consume(ctx context.Context, out deliverer) {
-	pause := applyRetryMin
-	for {
-		from := n.rep.Applied()
-		err := n.log.Consume(ctx, from, func(e cluster.Entry) error { return n.apply(e, out) })
-		switch {
-		case ctx.Err() != nil || errors.Is(err, cluster.ErrClosed):
-			return
-		case errors.Is(err, cluster.ErrCorrupt) || errors.Is(err, cluster.ErrVersion):
-			n.logger.Error("cluster: a record of the stream cannot be read; this node stops (upgrade it if the record is of a newer moonchat)",
-				"node", n.name, "after", n.rep.Applied(), "err", err)
-			n.stop(fmt.Errorf("cluster: consuming the stream: %w", err))
-			return
-		case errors.Is(err, cluster.ErrStreamReset):
-			n.logger.Error("cluster: the stream was created again (its NATS store lost?) after this node's store applied records of the old one; this node stops rather than skip the new stream's first records "+
-				"(to join the new stream, start this node with a new [store] path: its history is then what the stream holds)",
-				"node", n.name, "applied", n.rep.Applied(), "err", err)
-			n.stop(fmt.Errorf("cluster: consuming the stream: %w", err))
-			return
-		case errors.Is(err, store.ErrDiverged) || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrReplica):
-			// Applying it again would fail again: the store and the
-			// stream disagree about a room (another cluster's stream, a
-			// store from elsewhere), or the record cannot be stored.
-			n.logger.Error("cluster: a record of the stream cannot be applied to this node's store; this node stops (is [store] path this cluster's replica, and [cluster] stream this cluster's?)",
-				"node", n.name, "after", n.rep.Applied(), "err", err)
-			n.stop(fmt.Errorf("cluster: applying the stream: %w", err))
-			return
-		}
-		if n.rep.Applied() > from {
-			pause = applyRetryMin // it made progress: a new failure
-		}
-		n.logger.Error("cluster: applying the stream stopped; reading it again", "node", n.name,
-			"after", n.rep.Applied(), "err", err, "retry_in", pause)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, applyRetryMax)
-	}
-}
-
-// apply puts one record in the replica, then hands it to the chat
-// server: a member sees a message only once it is in this node's store,
-// so that a replay or history page a moment later holds it too.
-func (n *clusterNode) apply(e cluster.Entry, out deliverer) error {
-	if err := n.rep.Apply(e.Seq, e.Key, e.Msgs, e.Redact); err != nil {
-		n.applyErrors.Add(1)
-		return fmt.Errorf("store: applying stream record %d of %q: %w", e.Seq, e.Key, err)
-	}
-	if e.Redact != 0 {
-		out.Redacted(e.Key, e.Redact)
-	} else {
-		out.Deliver(e.Key, e.Msgs)
-	}
-	return nil
 }
 
 // catchUp waits, at start, until the replica has applied the stream as
