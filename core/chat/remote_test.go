@@ -430,10 +430,13 @@ func TestPresenceJoinRun(t *testing.T) {
 	gate := a.Dial(t, "/chat/lobby?name=gate", "")
 	<-g.entered // the room goroutine waits in gate's join hook
 	var cs []*chattest.Client
-	for _, n := range []string{"bob", "bob", "zed"} {
+	for i, n := range []string{"bob", "bob", "zed"} {
 		cs = append(cs, a.Dial(t, "/chat/lobby?name="+n, ""))
+		// A dial returns with the handshake; its join is queued just
+		// after. Waiting for it keeps the queue in dial order (the two
+		// bobs otherwise may swap).
+		chattest.Eventually(t, "join queued", func() bool { return a.Chat.Queued("lobby") == i+1 })
 	}
-	chattest.Eventually(t, "three joins queued", func() bool { return a.Chat.Queued("lobby") == 3 })
 	close(g.open)
 	gate.Expect("* gate joined")
 	for i, want := range []string{"bob", "bob-2", "zed-2"} {
