@@ -215,6 +215,42 @@ func (l *Log) scan(ctx context.Context, bucket string, filters []string, fn func
 // connCheck is how often followFrom looks at the connection.
 const connCheck = 250 * time.Millisecond
 
+// knownKeys are the keys a watcher has handed over as present, so that
+// a load afresh (reload) can tell which were removed meanwhile: their
+// removal markers may have expired, so the load itself cannot say.
+type knownKeys map[string]bool
+
+// saw records c as handed over.
+func (k knownKeys) saw(c change) {
+	if c.Deleted {
+		delete(k, c.Key)
+	} else {
+		k[c.Key] = true
+	}
+}
+
+// reload is the reload of a watcher whose loads afresh come after
+// interruptions longer than after: gone is called for every known key the
+// load did not hand over again.
+func (k knownKeys) reload(after time.Duration, gone func(key string)) *reload {
+	return &reload{
+		after: after,
+		begin: func() {
+			for key := range k {
+				k[key] = false
+			}
+		},
+		done: func() {
+			for key, seen := range k {
+				if !seen {
+					delete(k, key)
+					gone(key)
+				}
+			}
+		},
+	}
+}
+
 // reload lets follow load a bucket afresh: begin is called before the
 // current value of every key is handed over, done once they all were.
 // follow loads afresh at its start and, when reload is given, after an

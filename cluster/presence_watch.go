@@ -22,25 +22,12 @@ import (
 // Its memory is one map entry per remote member (the roster keys it
 // handed over, for the afresh load); its work per change is constant.
 func (p *Presence) Watch(ctx context.Context, a chat.PresenceApplier) error {
-	known := make(map[string]bool) // roster key → seen in the current load
-	rl := &reload{
-		after: p.l.markers() / 2,
-		begin: func() {
-			for k := range known {
-				known[k] = false
-			}
-		},
-		done: func() {
-			for k, seen := range known {
-				if !seen {
-					delete(known, k)
-					if node, room, session, err := parseRosterKey(k); err == nil {
-						a.RemoteLeft(room, node, session)
-					}
-				}
-			}
-		},
-	}
+	known := knownKeys{} // roster keys handed over (for a load afresh)
+	rl := known.reload(p.l.markers()/2, func(k string) {
+		if node, room, session, err := parseRosterKey(k); err == nil {
+			a.RemoteLeft(room, node, session)
+		}
+	})
 	own := "r." + p.nodeTok + "."
 	return p.l.follow(ctx, p.roster.Bucket(), []string{"r.>"}, rl, func(c change) error {
 		if strings.HasPrefix(c.Key, own) {
@@ -52,7 +39,7 @@ func (p *Presence) Watch(ctx context.Context, a chat.PresenceApplier) error {
 			return nil
 		}
 		if c.Deleted {
-			delete(known, c.Key)
+			known.saw(c)
 			a.RemoteLeft(room, node, session)
 			return nil
 		}
@@ -61,7 +48,7 @@ func (p *Presence) Watch(ctx context.Context, a chat.PresenceApplier) error {
 			p.l.log.Error("cluster: a roster entry does not decode; skipped", "key", c.Key, "err", err)
 			return nil
 		}
-		known[c.Key] = true
+		known.saw(c)
 		e := chat.PresenceEntry{Node: node, Session: session, Name: v.Name, Keys: v.Keys, Account: v.Account, Roles: v.Roles}
 		if v.Joined != 0 {
 			e.Joined = time.UnixMilli(v.Joined).UTC()

@@ -372,29 +372,10 @@ func (s *State) Watch(ctx context.Context, a chat.SharedApplier) error {
 	// The keys stored now, for a load afresh after a long outage: those
 	// not loaded again were removed meanwhile (their markers may have
 	// expired) and a is told so.
-	known := make(map[string]bool)
-	rl := &reload{
-		after: s.l.markers() / 2,
-		begin: func() {
-			for k := range known {
-				known[k] = false
-			}
-		},
-		done: func() {
-			for k, seen := range known {
-				if !seen {
-					delete(known, k)
-					s.applyLogged(change{Key: k, Deleted: true}, a)
-				}
-			}
-		},
-	}
+	known := knownKeys{}
+	rl := known.reload(s.l.markers()/2, func(k string) { s.applyLogged(change{Key: k, Deleted: true}, a) })
 	return s.l.follow(ctx, s.bucket, []string{">"}, rl, func(c change) error {
-		if c.Deleted {
-			delete(known, c.Key)
-		} else {
-			known[c.Key] = true
-		}
+		known.saw(c)
 		s.applyLogged(c, a)
 		return nil
 	})
