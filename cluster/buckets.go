@@ -288,24 +288,10 @@ func (l *Log) follow(ctx context.Context, bucket string, filters []string, rl *r
 		if started || down.IsZero() {
 			down = time.Now() // it followed until now
 		}
-		var fatal fatalError
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case l.isClosed.Load():
-			return ErrClosed
-		case errors.As(err, &fatal):
-			return fatal.err
+		if end, stop := l.retryOrStop(ctx, err, !logged, "cluster: following a bucket paused; retrying", "bucket", bucket, "after", last); stop {
+			return end
 		}
-		if !logged {
-			l.log.Warn("cluster: following a bucket paused; retrying", "bucket", bucket, "after", last, "err", err)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(l.cfg.ReconnectWait):
-		}
+		logged = true
 	}
 }
 

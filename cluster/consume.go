@@ -94,24 +94,10 @@ func (l *Log) consume(ctx context.Context, after uint64, maxEntries int, apply f
 	logged := false
 	for {
 		err := l.consumeFrom(ctx, maxEntries, apply)
-		var fatal fatalError
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case l.isClosed.Load():
-			return ErrClosed
-		case errors.As(err, &fatal):
-			return fatal.err
+		if end, stop := l.retryOrStop(ctx, err, !logged, "cluster: consuming the stream paused; retrying", "after", l.applied.Load()); stop {
+			return end
 		}
-		if !logged {
-			l.log.Warn("cluster: consuming the stream paused; retrying", "after", l.applied.Load(), "err", err)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(l.cfg.ReconnectWait):
-		}
+		logged = true
 	}
 }
 
@@ -120,6 +106,33 @@ func (l *Log) consume(ctx context.Context, after uint64, maxEntries int, apply f
 type fatalError struct{ err error }
 
 func (e fatalError) Error() string { return e.err.Error() }
+
+// retryOrStop is the end of one round of a loop that follows the stream
+// or a bucket (consume, follow) after it failed with err: stop (and
+// return end) when ctx ended, the Log closed or err is a fatalError;
+// otherwise log msg with args and err once (first) and wait
+// Config.ReconnectWait before the next round (stopping if ctx ends
+// meanwhile).
+func (l *Log) retryOrStop(ctx context.Context, err error, first bool, msg string, args ...any) (end error, stop bool) {
+	var fatal fatalError
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err(), true
+	case l.isClosed.Load():
+		return ErrClosed, true
+	case errors.As(err, &fatal):
+		return fatal.err, true
+	}
+	if first {
+		l.log.Warn(msg, append(args, "err", err)...)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err(), true
+	case <-time.After(l.cfg.ReconnectWait):
+		return nil, false
+	}
+}
 
 // received is one record the reader of consumeFrom took from the
 // consumer, decoded, with its size (the stream message's data), or the
