@@ -21,7 +21,8 @@ import (
 type Lease struct {
 	l    *Log
 	kv   jetstream.KeyValue
-	key  string
+	key  string // in the bucket: "l." and the name's token
+	name string // as given to OpenLease, for the logs
 	ttl  time.Duration
 	self string // this holder's id: node and a random id
 
@@ -41,7 +42,7 @@ func (l *Log) OpenLease(ctx context.Context, name string, ttl time.Duration) (*L
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{l: l, kv: kv, key: "l." + tok(name), ttl: ttl, self: tok(l.cfg.Node) + "." + newIncarnation()}, nil
+	return &Lease{l: l, kv: kv, key: "l." + tok(name), name: name, ttl: ttl, self: tok(l.cfg.Node) + "." + newIncarnation()}, nil
 }
 
 // Held reports whether this node holds the lease now.
@@ -89,7 +90,7 @@ func (le *Lease) step(ctx context.Context) {
 			le.rev, le.heldUntil = nrev, sent.Add(le.ttl/2)
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			le.heldUntil = time.Time{} // taken over (this node was too slow)
-			le.l.log.Warn("cluster: lease lost", "lease", le.key)
+			le.l.log.Warn("cluster: lease lost", "lease", le.name)
 		}
 		return
 	}
@@ -126,7 +127,7 @@ func (le *Lease) acquired(rev uint64, sent time.Time) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.rev, le.heldUntil = rev, sent.Add(le.ttl/2)
-	le.l.log.Info("cluster: lease acquired", "lease", le.key)
+	le.l.log.Info("cluster: lease acquired", "lease", le.name)
 }
 
 // giveUp deletes the key if this node still holds it.
