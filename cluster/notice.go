@@ -44,12 +44,16 @@ func (l *Log) PublishNotice(room, text string) error {
 // ServeNotices calls deliver for every room notice published by any node,
 // this one included (on the NATS client's goroutine for the
 // subscription, in the order this node received them), until ctx ends or
-// the Log is closed. It returns once the subscription is in place.
+// the Log is closed: once ctx has ended, deliver is not called again. It
+// returns once the subscription is in place.
 func (l *Log) ServeNotices(ctx context.Context, deliver func(room, text string)) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
 	sub, err := l.nc.Subscribe(noticesSubject(l.cfg.Stream), func(m *nats.Msg) {
+		if ctx.Err() != nil {
+			return // stopped: the unsubscription below may not be done yet
+		}
 		var n notice
 		if json.Unmarshal(m.Data, &n) != nil || n.Room == "" {
 			l.log.Warn("cluster: an undecodable room notice skipped", "bytes", len(m.Data))
