@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,7 +36,12 @@ import (
 // The price: one write per room every idBlock ids (and one read, the
 // first time a node publishes to a room since it started), and a room
 // that comes back after its records expired skips up to idBlock ids
-// (a hole, reported as any pruned history is). Keys are never removed:
+// (a hole, reported as any pruned history is). A room new to the stream
+// does not: each bound also records the one before it and the stream's
+// last sequence when it was written, and while the stream still holds
+// every record since then, a room without records continues after the
+// previous bound (its first publishers racing, one having reserved but
+// not sent, start at 1). Keys are never removed:
 // one short key per room and conversation ever published to.
 
 // bucketIDs is the id reservations' bucket suffix.
@@ -49,6 +55,47 @@ const idBlock = 1000
 // rev (0: no key).
 type reservation struct {
 	upTo, rev uint64
+	// prev is the bound before this one was written, and at the
+	// stream's last sequence when it was (0, 0: unknown). A record
+	// carrying ids above prev was published after the reservation, so
+	// at a sequence above at: while the stream still holds every record
+	// after at, a room without records never published any above prev
+	// (fetchHeadOf: a room's first publishers racing do not skip a
+	// block). 0, 0 with history false: unknown.
+	prev, at uint64
+	history  bool // prev and at are known (the value had them)
+}
+
+// encode is the bucket's value of r: "upTo prev at".
+func (r reservation) encode() []byte {
+	return fmt.Appendf(nil, "%d %d %d", r.upTo, r.prev, r.at)
+}
+
+// decodeReservation parses a bucket value: "upTo prev at", or a bare
+// "upTo" (prev and at unknown).
+func decodeReservation(v []byte) (reservation, error) {
+	var r reservation
+	f := strings.Fields(string(v))
+	if len(f) != 1 && len(f) != 3 {
+		return r, fmt.Errorf("%d fields", len(f))
+	}
+	var err error
+	if r.upTo, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return r, err
+	}
+	if len(f) == 3 {
+		if r.prev, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+			return r, err
+		}
+		if r.at, err = strconv.ParseUint(f[2], 10, 64); err != nil {
+			return r, err
+		}
+		r.history = true
+		if r.prev > r.upTo {
+			return r, fmt.Errorf("previous bound %d above %d", r.prev, r.upTo)
+		}
+	}
+	return r, nil
 }
 
 // openIDs opens (or creates) the reservations' bucket on l's connection:
@@ -79,13 +126,13 @@ func (l *Log) readReservation(ctx context.Context, key string) (reservation, err
 	if err != nil {
 		return reservation{}, l.unavailable("reading the id reservation of "+key, err)
 	}
-	upTo, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	r, err := decodeReservation(e.Value())
 	if err != nil {
 		// Nothing this package wrote: refuse rather than number below
 		// what it may have meant (fail closed).
-		return reservation{}, fmt.Errorf("%w: id reservation of room %q: %q", ErrCorrupt, key, e.Value())
+		return reservation{}, fmt.Errorf("%w: id reservation of room %q: %q: %v", ErrCorrupt, key, e.Value(), err)
 	}
-	r := reservation{upTo: upTo, rev: e.Revision()}
+	r.rev = e.Revision()
 	l.rememberReservation(key, r)
 	return r, nil
 }
@@ -125,9 +172,19 @@ func (l *Log) reserve(ctx context.Context, key string, last uint64) error {
 			}
 		}
 		upTo := (last/idBlock + 1) * idBlock
-		v := []byte(strconv.FormatUint(upTo, 10))
+		// The stream's last sequence before the write: every record
+		// carrying ids above r.upTo comes after the write, so above it.
+		info, err := l.stream.Info(ctx)
+		if err != nil {
+			err = l.unavailable("reserving ids of "+key, err)
+			if l.again(ctx, err) {
+				continue
+			}
+			return err
+		}
+		nr := reservation{upTo: upTo, prev: r.upTo, at: info.State.LastSeq, history: true}
+		v := nr.encode()
 		var rev uint64
-		var err error
 		if r.rev == 0 {
 			rev, err = l.ids.Create(ctx, tok(key), v)
 		} else {
@@ -135,7 +192,8 @@ func (l *Log) reserve(ctx context.Context, key string, last uint64) error {
 		}
 		if err == nil {
 			l.reservations.Add(1)
-			l.rememberReservation(key, reservation{upTo: upTo, rev: rev})
+			nr.rev = rev
+			l.rememberReservation(key, nr)
 			return nil
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {

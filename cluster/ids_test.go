@@ -113,3 +113,33 @@ func TestReserveRace(t *testing.T) {
 		t.Fatalf("bound %d, %v; want at least %d", r.upTo, err, top)
 	}
 }
+
+// TestFirstPublishersRace: a new room's first publishers race — one has
+// reserved its block (written ahead) but not sent its record when another
+// publishes: the room starts at id 1 all the same, not after the block
+// (the reservation's previous bound counts while the stream still holds
+// everything published since it was written), and the first publisher's
+// record follows. (Seen in TestClusterNodeKill: a room whose history
+// started at 1001.)
+func TestFirstPublishersRace(t *testing.T) {
+	ns := startNATS(t, nil)
+	a, b := openLog(t, testConfig(ns.url())), openLog(t, testConfig(ns.url()))
+	ctx := context.Background()
+	if err := a.reserve(ctx, "fresh", 1); err != nil { // a's first record is on its way
+		t.Fatal(err)
+	}
+	mb := msgs("bob", "b", 1)
+	if err := b.Publish(ctx, "fresh", mb); err != nil {
+		t.Fatal(err)
+	}
+	if mb[0].ID != 1 {
+		t.Fatalf("b's first message in a new room: id %d, want 1", mb[0].ID)
+	}
+	ma := msgs("amy", "a", 1)
+	if err := a.Publish(ctx, "fresh", ma); err != nil {
+		t.Fatal(err)
+	}
+	if ma[0].ID != 2 {
+		t.Fatalf("a's message after it: id %d, want 2", ma[0].ID)
+	}
+}

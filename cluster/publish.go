@@ -297,7 +297,22 @@ func (l *Log) fetchHeadOf(ctx context.Context, key, msgID string) (head, bool, e
 		if err != nil {
 			return head{}, false, err
 		}
-		h.id = max(h.id, r.upTo)
+		bound := r.upTo
+		if r.history {
+			// While the stream holds every record after the
+			// reservation's sequence, a room without records never
+			// published above the previous bound: its first
+			// publishers racing (one reserved, not yet sent) must not
+			// make the others skip a block.
+			info, err := l.stream.Info(ctx)
+			if err != nil {
+				return head{}, false, l.unavailable("reading the stream's state for "+key, err)
+			}
+			if info.State.FirstSeq <= r.at+1 {
+				bound = r.prev
+			}
+		}
+		h.id = max(h.id, bound)
 		return h, false, nil
 	}
 	if err != nil {
