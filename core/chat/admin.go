@@ -501,12 +501,9 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 		}
 	}
 	err := ErrNoSuchUser
-	remote := false
 	if session != 0 {
 		// Another node's member is kicked (and audited) by its node.
-		if remote, err = s.kickRemote(session, body.Reason, auditByAdmin); !remote {
-			err = s.KickBy(session, body.Reason, auditByAdmin)
-		}
+		err = s.KickBy(session, body.Reason, auditByAdmin)
 	}
 	switch {
 	case err == nil:
@@ -516,11 +513,11 @@ func (s *Server) adminKick(w http.ResponseWriter, r *http.Request) (adminResult,
 	case errors.Is(err, ErrNoSuchUser):
 		jsonError(w, http.StatusNotFound, "no member named "+strconv.Quote(body.Name)+" in "+room)
 		return adminNotFound, room
-	case remote:
-		jsonError(w, http.StatusServiceUnavailable, err.Error())
-		return adminFailed, room
-	default:
+	case errors.Is(err, ErrServerClosed):
 		jsonError(w, http.StatusServiceUnavailable, "server shutting down")
+		return adminFailed, room
+	default: // another node's member whose node could not be asked
+		jsonError(w, http.StatusServiceUnavailable, err.Error())
 		return adminFailed, room
 	}
 }
